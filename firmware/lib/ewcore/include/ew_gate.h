@@ -1,0 +1,90 @@
+/**
+ * @file ew_gate.h
+ * @brief Block-power impulse gate (after seed paper 000), integer only.
+ *
+ * Once per block of EW_HOP_SAMPLES samples (16 ms):
+ *  1. Block power  e(k) = (1/N) sum x^2(n + kN)            uint32, 0..2^30   (their Eq. 1)
+ *     and its level p(k) = 256 log2(e(k) + 1)              log2 Q8, 0..7680 (7680 = 0 dBFS)
+ *  2. Min-max normalisation over the last L blocks          (their Eq. 2)
+ *        en(i) = (e(i) - min) / (max - min)                 in [0, 1]
+ *  3. Spread = variance of the normalised powers            (their Eq. 3), Q16:
+ *        s(k) = (L sum en^2 - (sum en)^2) / L^2
+ *     A lone impulse in a uniform background gives s ~ (L-1)/L^2 (0.030 for L = 32);
+ *     fluctuating sound (speech, music, traffic) spreads the normalised powers: s ~ 0.05..0.1.
+ *  4. Background b(k): a log-domain tracker that falls fast (2^bg_fall_shift blocks) and
+ *     rises slowly (2^bg_rise_shift blocks) - quiet rooms and slowly changing noise behave.
+ *  5. Decisions on the block, with excess x(k) = p(k) - b(k-1):
+ *        LOUD  = warm && p >= floor && x >= sustain_margin
+ *        ONSET = warm && p >= floor && x >= onset_margin && (s <= spread_max || x >= strong_margin)
+ *     "warm" = more than warmup_blocks seen since reset.  The detector turns ONSET into a
+ *     trigger and re-triggers every recheck_blocks while LOUD (sustained sirens, crying).
+ *
+ * Exact integer evaluation of Eq. 3: with d(i) = (e(i) - min) >> s, R = (max - min) >> s and s
+ * chosen so that R < 2^15:  s(k) = ((L sum d^2 - (sum d)^2) << 16) / (L^2 R^2), all in uint64
+ * (L sum d^2 < 2^41, L^2 R^2 < 2^40).  With max == min the spread is 0.
+ */
+#ifndef EW_GATE_H
+#define EW_GATE_H
+
+#include "ew_fixed.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Gate decision flags returned per block. */
+enum {
+    EW_GATE_WARM = 1u << 0,   /**< past the warm-up blocks */
+    EW_GATE_LOUD = 1u << 1,   /**< sustained-event condition */
+    EW_GATE_ONSET = 1u << 2,  /**< onset condition */
+};
+
+/** Run-time gate parameters (defaults from ew_params.h; changeable by CONFIG frames). */
+typedef struct {
+    int32_t floor_q8;           /**< absolute floor, log2(mean square) Q8 */
+    int32_t onset_margin_q8;    /**< onset excess over background, log2 Q8 */
+    int32_t strong_margin_q8;   /**< excess that opens regardless of spread */
+    int32_t sustain_margin_q8;  /**< excess that keeps an event "on" */
+    uint32_t spread_max_q16;    /**< max normalised variance for an onset */
+    uint16_t recheck_blocks;    /**< re-trigger period while LOUD (used by the detector) */
+    uint16_t warmup_blocks;     /**< blocks after reset that only seed the background */
+    uint8_t bg_fall_shift;      /**< background fall time constant 2^n blocks (1..15) */
+    uint8_t bg_rise_shift;      /**< background rise time constant 2^n blocks (1..15) */
+} ew_gate_config_t;
+
+typedef struct {
+    ew_gate_config_t cfg;
+    uint32_t ring[EW_GATE_WINDOW_BLOCKS];  /**< last L block powers */
+    uint32_t n_seen;       /**< blocks since reset (saturates) */
+    uint16_t head;         /**< next write index in ring */
+    int32_t bg_q16;        /**< background level, log2 Q16 (log2 Q8 << 8) */
+    /* outputs of the last block, for the detector, STATUS and traces */
+    uint32_t power;        /**< e(k) */
+    int32_t level_q8;      /**< p(k) */
+    int32_t bg_used_q8;    /**< b(k-1), the background the decision used */
+    int32_t excess_q8;     /**< p(k) - b(k-1) */
+    uint32_t spread_q16;   /**< s(k) */
+    uint8_t flags;         /**< EW_GATE_* */
+} ew_gate_t;
+
+/** Fill cfg with the generated defaults. */
+void ew_gate_config_default(ew_gate_config_t *cfg);
+/**
+ * @brief Validate cfg and reset the gate with it.
+ * @return EW_OK; EW_ERR_ARG for NULL; EW_ERR_CONFIG if a shift is outside 1..15 or a margin is negative.
+ */
+int ew_gate_init(ew_gate_t *g, const ew_gate_config_t *cfg);
+/** Forget all history (keeps the configuration). */
+void ew_gate_reset(ew_gate_t *g);
+/** Sum of squares of n int16 samples (exact, uint64). */
+uint64_t ew_sum_squares(const int16_t *x, size_t n);
+/**
+ * @brief Process one block given its mean square e(k) = sum x^2 / EW_HOP_SAMPLES.
+ * @return the EW_GATE_* flags (also left in g->flags).
+ */
+uint8_t ew_gate_process_block(ew_gate_t *g, uint32_t power);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EW_GATE_H */

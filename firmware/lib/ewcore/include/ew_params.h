@@ -1,0 +1,63 @@
+/* GENERATED FILE - DO NOT EDIT.
+ * Source: firmware/lib/ewcore/ewcore.toml; regenerate with `python -m tools.gen_params`.
+ * config_hash: 3a33e0ff37e904d55a0e26deea07b3555fe50fd4a29cfcc0e22f4e3bcea0c37a
+ */
+
+#ifndef EW_PARAMS_H
+#define EW_PARAMS_H
+
+#include <stdint.h>
+
+#define EW_PARAMS_SCHEMA_VERSION     1  /* schema of this header (core checks it) */
+#define EW_SAMPLE_RATE_HZ            16000  /* rate of everything after the decimator */
+#define EW_ADC_BITS                  12  /* ADC code width */
+#define EW_DECIM_TAPS_PER_PHASE      16  /* decimator FIR taps per output phase */
+#define EW_DECIM_MAX_FACTOR          3  /* largest supported decimation factor */
+#define EW_DC_POLE_SHIFT             8  /* DC blocker pole = 1 - 2^-shift */
+#define EW_DC_FRAC_BITS              12  /* fractional bits of the DC blocker state */
+#define EW_FRAME_SAMPLES             512  /* analysis frame = FFT size */
+#define EW_FRAME_LOG2                9  /* log2(EW_FRAME_SAMPLES) */
+#define EW_HOP_SAMPLES               256  /* hop = gate block */
+#define EW_HOP_LOG2                  8  /* log2(EW_HOP_SAMPLES) */
+#define EW_FFT_BINS                  257  /* one-sided spectrum bins */
+#define EW_N_MELS                    40  /* mel bands */
+#define EW_MEL_WEIGHTS               488  /* non-zero mel weights */
+#define EW_WINDOW_FRAC_BITS          4  /* fraction bits kept after the window */
+#define EW_POWER_SHIFT               12  /* |2X|^2 >> (POWER_SHIFT + 2) before the mel weights */
+#define EW_FRAMES_PER_WINDOW         64  /* frames per analysis window (model input) */
+#define EW_WINDOW_SAMPLES            16640  /* samples spanned by one analysis window */
+#define EW_LOG2_LUT_BITS             7  /* log2 table: 2^bits segments */
+#define EW_LOG2_LUT_FRAC             14  /* log2 table values in Q14 */
+#define EW_GATE_WINDOW_BLOCKS        32  /* L: sliding window of block powers */
+#define EW_GATE_FLOOR_Q8             1727  /* absolute floor, log2(mean square) Q8 (-70.0 dBFS) */
+#define EW_GATE_ONSET_MARGIN_Q8      765  /* 9.0 dB in log2 Q8 */
+#define EW_GATE_STRONG_MARGIN_Q8     1701  /* 20.0 dB in log2 Q8 */
+#define EW_GATE_SUSTAIN_MARGIN_Q8    510  /* 6.0 dB in log2 Q8 */
+#define EW_GATE_SPREAD_MAX_Q16       2949  /* normalised-power variance 0.045 in Q16 */
+#define EW_GATE_RECHECK_BLOCKS       125  /* re-open period while a sustained event lasts */
+#define EW_GATE_BG_FALL_SHIFT        2  /* background estimate fall time constant 2^n blocks */
+#define EW_GATE_BG_RISE_SHIFT        9  /* background estimate rise time constant 2^n blocks */
+#define EW_GATE_WARMUP_BLOCKS        8  /* blocks after reset that only seed the background */
+#define EW_DET_PREROLL_FRAMES        6  /* window starts this many hops before the trigger */
+#define EW_DET_HOLDOFF_SAMPLES       24000  /* 1500 ms merge/hold-off */
+#define EW_DET_DEFAULT_THRESHOLD_Q8  154  /* score threshold 0.6 (Q0.8) */
+#define EW_DET_CONTINUOUS_STRIDE     1  /* continuous mode: classify every N hops */
+#define EW_QUANT_MULT                263044  /* int8 input: scale 0.75 -> q = zp + (L*mult + 2^(shift-1)) >> shift */
+#define EW_QUANT_SHIFT               24  /* quantiser shift */
+#define EW_QUANT_ZERO_POINT          -128  /* int8 input zero point */
+
+#define EW_CONFIG_HASH_STR "3a33e0ff37e904d55a0e26deea07b3555fe50fd4a29cfcc0e22f4e3bcea0c37a"
+#define EW_CONFIG_HASH8 { 0x3a, 0x33, 0xe0, 0xff, 0x37, 0xe9, 0x04, 0xd5 }  /* first 8 bytes, as in HELLO */
+#define EW_DECIM_FACTORS { 2, 3 }
+
+extern const int16_t ew_hann_q15[EW_FRAME_SAMPLES];
+extern const int16_t ew_twiddle_cos_q15[EW_FRAME_SAMPLES / 2];
+extern const int16_t ew_twiddle_sin_q15[EW_FRAME_SAMPLES / 2];
+extern const uint16_t ew_mel_start[EW_N_MELS];
+extern const uint16_t ew_mel_len[EW_N_MELS];
+extern const uint16_t ew_mel_weights_q15[EW_MEL_WEIGHTS];
+extern const uint16_t ew_log2_lut_q14[(1 << EW_LOG2_LUT_BITS) + 1];
+extern const int16_t ew_decim2_taps_q15[32];
+extern const int16_t ew_decim3_taps_q15[48];
+
+#endif /* EW_PARAMS_H */

@@ -1,0 +1,202 @@
+/* Detector hot path: per-sample buffering, per-block gate/front end/decisions (see ew_node.h). */
+#include <string.h>
+
+#include "ew_node.h"
+
+#define H EW_HOP_SAMPLES
+#define FPW EW_FRAMES_PER_WINDOW
+
+static void emit(ew_node_t *n, const ew_active_event_t *a, uint8_t cls, uint8_t kind) {
+    if (kind == EW_EVENT_ONSET) n->stats.events++;
+    if (n->on_event == NULL) return;
+    ew_event_t ev;
+    const uint64_t dur = a->end - a->onset;
+    ev.onset_sample = a->onset;
+    ev.duration_samples = dur > UINT32_MAX ? UINT32_MAX : (uint32_t)dur;
+    ev.class_index = cls;
+    ev.score = a->score;
+    ev.kind = kind;
+    ev.hits = a->hits;
+    n->on_event(n->ctx, &ev);
+}
+
+/* Scores -> hit of the best class over its threshold -> merge into / open an event. */
+static void decide(ew_node_t *n, const ew_pending_t *p) {
+    int best = -1;
+    for (int c = 0; c < n->cfg.n_classes; c++) {
+        const uint16_t thr = n->cfg.thresholds_q8[c];
+        if (thr < EW_THRESHOLD_OFF && n->scores[c] >= thr && (best < 0 || n->scores[c] > n->scores[best]))
+            best = c;
+    }
+    if (best < 0) return;
+    const uint64_t onset = p->info.trigger_sample;
+    const uint64_t window_end = (p->start_frame + FPW - 1) * H + EW_FRAME_SAMPLES;
+    uint64_t end = onset + H;
+    if (n->has_loud && n->last_loud_block >= p->info.trigger_block) {
+        const uint64_t loud_end = (n->last_loud_block + 1) * H;
+        if (loud_end > end) end = loud_end;
+    }
+    if (end > window_end) end = window_end;
+    ew_active_event_t *a = &n->active[best];
+    const uint8_t score = n->scores[best];
+    if (a->active && onset <= a->end + n->cfg.holdoff_samples) {
+        if (end > a->end) a->end = end;
+        if (score > a->score) a->score = score;
+        if (a->hits < UINT16_MAX) a->hits++;
+        return;
+    }
+    if (a->active) emit(n, a, (uint8_t)best, EW_EVENT_END);
+    a->active = 1;
+    a->onset = onset;
+    a->end = end;
+    a->hits = 1;
+    a->score = score;
+    emit(n, a, (uint8_t)best, EW_EVENT_ONSET);
+}
+
+static void run_window(ew_node_t *n, const ew_pending_t *p) {
+    for (uint32_t i = 0; i < FPW; i++)
+        memcpy(&n->window[i * EW_N_MELS], n->ring[(p->start_frame + i) % FPW], EW_N_MELS);
+    n->stats.windows++;
+    if (n->classify == NULL) return;
+    memset(n->scores, 0, sizeof(n->scores));
+    if (n->classify(n->ctx, &p->info, n->window, n->scores) != 0) {
+        n->stats.classify_errors++;
+        return;
+    }
+    decide(n, p);
+}
+
+/* Onset refinement: first 16-sample sub-block above background + onset margin. */
+static uint64_t refine_onset(const ew_node_t *n, uint64_t block) {
+    const int32_t thr = n->gate.bg_used_q8 + n->cfg.gate.onset_margin_q8;
+    for (uint32_t j = 0; j < EW_SUBBLOCKS; j++) {
+        const uint64_t ms = n->sub_sq[j] / EW_SUBBLOCK_SAMPLES;            /* mean square */
+        if ((int32_t)ew_log2_q8_u64(ms + 1u) >= thr) return block * H + j * EW_SUBBLOCK_SAMPLES;
+    }
+    return block * H;
+}
+
+static void open_window(ew_node_t *n, uint64_t k, uint8_t kind) {
+    ew_pending_t *p = &n->pending[n->n_pending++];
+    p->start_frame = k - n->cfg.preroll_frames;
+    p->info.start_sample = p->start_frame * H;
+    p->info.trigger_block = k;
+    p->info.trigger_sample = kind == EW_TRIGGER_ONSET ? refine_onset(n, k) : k * H;
+    p->info.kind = kind;
+    n->last_trigger_block = k;
+    n->has_triggered = 1;
+    if (kind == EW_TRIGGER_ONSET) n->stats.triggers_onset++;
+    else n->stats.triggers_recheck++;
+}
+
+static void end_block(ew_node_t *n) {
+    const uint64_t k = n->stats.blocks;                   /* index of the block just completed */
+    uint64_t sum = 0;
+    for (uint32_t j = 0; j < EW_SUBBLOCKS; j++) sum += n->sub_sq[j];   /* 38 bits */
+    const uint8_t flags = ew_gate_process_block(&n->gate, (uint32_t)(sum >> EW_HOP_LOG2));
+    if (flags & EW_GATE_LOUD) {
+        n->last_loud_block = k;
+        n->has_loud = 1;
+    }
+
+    if (k >= 1) {                                         /* frame k-1 = blocks k-1 and k */
+        ew_frontend_logmel(&n->fe, n->frame, n->logmel);
+        ew_frontend_quantize(n->logmel, n->ring[(k - 1) % FPW], EW_N_MELS, &n->cfg.quant);
+        n->stats.frames++;
+    }
+    memcpy(n->frame, &n->frame[H], H * sizeof(int16_t));
+    memset(n->sub_sq, 0, sizeof(n->sub_sq));
+    n->stats.blocks++;
+
+    uint8_t trigger = 0;
+    const uint64_t frames = n->stats.frames;
+    if (n->cfg.mode == EW_MODE_GATED) {
+        if (flags & EW_GATE_ONSET) {
+            const int late = n->n_pending > 0 && n->n_pending < EW_MAX_PENDING &&
+                             k - n->cfg.preroll_frames >= n->pending[n->n_pending - 1].start_frame + FPW / 2;
+            if (n->n_pending == 0 || late) {
+                open_window(n, k, EW_TRIGGER_ONSET);
+                trigger = 1 + EW_TRIGGER_ONSET;
+            }
+        } else if ((flags & EW_GATE_LOUD) && n->n_pending == 0 &&
+                   (!n->has_triggered || k - n->last_trigger_block >= n->cfg.gate.recheck_blocks)) {
+            open_window(n, k, EW_TRIGGER_RECHECK);
+            trigger = 1 + EW_TRIGGER_RECHECK;
+        }
+    } else if (frames >= FPW && (frames - FPW) % n->cfg.continuous_stride == 0) {
+        ew_pending_t *p = &n->pending[n->n_pending++];
+        p->start_frame = frames - FPW;
+        p->info.start_sample = p->start_frame * H;
+        p->info.trigger_block = p->start_frame + n->cfg.preroll_frames;
+        p->info.trigger_sample = p->info.trigger_block * H;
+        p->info.kind = EW_TRIGGER_CONTINUOUS;
+        trigger = 1 + EW_TRIGGER_CONTINUOUS;
+    }
+    const uint8_t gate_open = n->n_pending > 0;
+    n->stats.gate_open_blocks += gate_open;
+
+    while (n->n_pending > 0 && frames >= n->pending[0].start_frame + FPW) {
+        const ew_pending_t p = n->pending[0];
+        n->n_pending--;
+        memmove(&n->pending[0], &n->pending[1], n->n_pending * sizeof(ew_pending_t));
+        run_window(n, &p);
+    }
+
+    /* close events that can no longer be extended */
+    const uint64_t now = n->stats.samples;
+    for (int c = 0; c < n->cfg.n_classes; c++) {
+        ew_active_event_t *a = &n->active[c];
+        if (!a->active) continue;
+        const uint64_t limit = a->end + n->cfg.holdoff_samples;
+        if (now > limit && (n->n_pending == 0 || n->pending[0].info.trigger_sample > limit)) {
+            emit(n, a, (uint8_t)c, EW_EVENT_END);
+            a->active = 0;
+        }
+    }
+
+    if (n->on_block != NULL) {
+        ew_block_info_t b;
+        b.block = k;
+        b.level_q8 = n->gate.level_q8;
+        b.bg_q8 = n->gate.bg_used_q8;
+        b.excess_q8 = n->gate.excess_q8;
+        b.spread_q16 = n->gate.spread_q16;
+        b.flags = flags;
+        b.trigger = trigger;
+        b.gate_open = gate_open;
+        n->on_block(n->ctx, &b);
+    }
+}
+
+void ew_node_process(ew_node_t *n, const int16_t *pcm, size_t len) {
+    while (len > 0) {
+        size_t take = (size_t)(H - n->fill);
+        if (take > len) take = len;
+        int16_t *dst = &n->frame[H + n->fill];
+        ew_dcblock_process(&n->dc, pcm, dst, take);
+        for (size_t i = 0; i < take; i++) {
+            const int32_t x = dst[i];
+            n->sub_sq[(n->fill + i) / EW_SUBBLOCK_SAMPLES] += (uint64_t)(x * x);   /* 31 bits */
+        }
+        n->fill = (uint16_t)(n->fill + take);
+        n->stats.samples += take;
+        pcm += take;
+        len -= take;
+        if (n->fill == H) {
+            n->fill = 0;
+            end_block(n);
+        }
+    }
+}
+
+void ew_node_flush(ew_node_t *n) {
+    static const int16_t zeros[H];
+    if (n->n_pending > 0 && n->fill > 0) ew_node_process(n, zeros, (size_t)(H - n->fill));
+    while (n->n_pending > 0) ew_node_process(n, zeros, H);
+    for (int c = 0; c < n->cfg.n_classes; c++) {
+        if (!n->active[c].active) continue;
+        emit(n, &n->active[c], (uint8_t)c, EW_EVENT_END);
+        n->active[c].active = 0;
+    }
+}

@@ -1,0 +1,137 @@
+"""Generate the core's parameter header and tables from firmware/lib/ewcore/ewcore.toml.
+
+    python -m tools.gen_params            # write ew_params.h and ew_tables.c
+    python -m tools.gen_params --check    # exit 1 if the committed files are stale
+
+The output is deterministic (no dates, no paths); the header carries a banner, the schema
+version the core checks at compile time, and the SHA-256 of the canonical configuration
+(reported by the node in its HELLO frame).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tools import params as P
+
+HEADER = P.ROOT / "firmware" / "lib" / "ewcore" / "include" / "ew_params.h"
+TABLES = P.ROOT / "firmware" / "lib" / "ewcore" / "src" / "ew_tables.c"
+BANNER = ("/* GENERATED FILE - DO NOT EDIT.\n"
+          " * Source: firmware/lib/ewcore/ewcore.toml; regenerate with `python -m tools.gen_params`.\n"
+          " * config_hash: {h}\n */\n")
+
+
+def _array(ctype: str, name: str, values, per_line: int = 12) -> str:
+    rows = []
+    for i in range(0, len(values), per_line):
+        rows.append("    " + ", ".join(str(v) for v in values[i:i + per_line]) + ",")
+    return f"const {ctype} {name}[{len(values)}] = {{\n" + "\n".join(rows) + "\n};\n"
+
+
+def render(p: P.Params) -> tuple[str, str]:
+    g, d, q = p.gate_fixed, p.detector_fixed, p.quant
+    starts, lens, weights = p.mel_sparse
+    h = p.config_hash
+    hash_bytes = ", ".join(f"0x{h[i:i + 2]}" for i in range(0, 16, 2))
+    defs = [
+        ("EW_PARAMS_SCHEMA_VERSION", P.SCHEMA_VERSION, "schema of this header (core checks it)"),
+        ("EW_SAMPLE_RATE_HZ", p.sample_rate_hz, "rate of everything after the decimator"),
+        ("EW_ADC_BITS", p.adc_bits, "ADC code width"),
+        ("EW_DECIM_TAPS_PER_PHASE", p.decim_taps_per_phase, "decimator FIR taps per output phase"),
+        ("EW_DECIM_MAX_FACTOR", max(p.decim_factors), "largest supported decimation factor"),
+        ("EW_DC_POLE_SHIFT", p.dc_pole_shift, "DC blocker pole = 1 - 2^-shift"),
+        ("EW_DC_FRAC_BITS", p.dc_frac_bits, "fractional bits of the DC blocker state"),
+        ("EW_FRAME_SAMPLES", p.frame_samples, "analysis frame = FFT size"),
+        ("EW_FRAME_LOG2", p.frame_samples.bit_length() - 1, "log2(EW_FRAME_SAMPLES)"),
+        ("EW_HOP_SAMPLES", p.hop_samples, "hop = gate block"),
+        ("EW_HOP_LOG2", p.hop_log2, "log2(EW_HOP_SAMPLES)"),
+        ("EW_FFT_BINS", p.fft_bins, "one-sided spectrum bins"),
+        ("EW_N_MELS", p.n_mels, "mel bands"),
+        ("EW_MEL_WEIGHTS", len(weights), "non-zero mel weights"),
+        ("EW_WINDOW_FRAC_BITS", p.window_frac_bits, "fraction bits kept after the window"),
+        ("EW_POWER_SHIFT", p.power_shift, "|2X|^2 >> (POWER_SHIFT + 2) before the mel weights"),
+        ("EW_FRAMES_PER_WINDOW", p.frames_per_window, "frames per analysis window (model input)"),
+        ("EW_WINDOW_SAMPLES", p.window_samples, "samples spanned by one analysis window"),
+        ("EW_LOG2_LUT_BITS", P.LOG2_LUT_BITS, "log2 table: 2^bits segments"),
+        ("EW_LOG2_LUT_FRAC", P.LOG2_LUT_FRAC, "log2 table values in Q14"),
+        ("EW_GATE_WINDOW_BLOCKS", g["window_blocks"], "L: sliding window of block powers"),
+        ("EW_GATE_FLOOR_Q8", g["floor_q8"], f"absolute floor, log2(mean square) Q8 ({p.gate['floor_dbfs']} dBFS)"),
+        ("EW_GATE_ONSET_MARGIN_Q8", g["onset_margin_q8"], f"{p.gate['onset_margin_db']} dB in log2 Q8"),
+        ("EW_GATE_STRONG_MARGIN_Q8", g["strong_margin_q8"], f"{p.gate['strong_margin_db']} dB in log2 Q8"),
+        ("EW_GATE_SUSTAIN_MARGIN_Q8", g["sustain_margin_q8"], f"{p.gate['sustain_margin_db']} dB in log2 Q8"),
+        ("EW_GATE_SPREAD_MAX_Q16", g["spread_max_q16"], f"normalised-power variance {p.gate['spread_max']} in Q16"),
+        ("EW_GATE_RECHECK_BLOCKS", g["recheck_blocks"], "re-open period while a sustained event lasts"),
+        ("EW_GATE_BG_FALL_SHIFT", g["bg_fall_shift"], "background estimate fall time constant 2^n blocks"),
+        ("EW_GATE_BG_RISE_SHIFT", g["bg_rise_shift"], "background estimate rise time constant 2^n blocks"),
+        ("EW_GATE_WARMUP_BLOCKS", g["warmup_blocks"], "blocks after reset that only seed the background"),
+        ("EW_DET_PREROLL_FRAMES", d["preroll_frames"], "window starts this many hops before the trigger"),
+        ("EW_DET_HOLDOFF_SAMPLES", d["holdoff_samples"], f"{p.detector['holdoff_ms']} ms merge/hold-off"),
+        ("EW_DET_DEFAULT_THRESHOLD_Q8", d["default_threshold_q8"], f"score threshold {p.detector['default_threshold']} (Q0.8)"),
+        ("EW_DET_CONTINUOUS_STRIDE", d["continuous_stride_frames"], "continuous mode: classify every N hops"),
+        ("EW_QUANT_MULT", q.mult, f"int8 input: scale {q.scale} -> q = zp + (L*mult + 2^(shift-1)) >> shift"),
+        ("EW_QUANT_SHIFT", q.shift, "quantiser shift"),
+        ("EW_QUANT_ZERO_POINT", q.zero_point, "int8 input zero point"),
+    ]
+    width = max(len(n) for n, _, _ in defs) + 1
+    lines = [BANNER.format(h=h), "#ifndef EW_PARAMS_H", "#define EW_PARAMS_H", "",
+             "#include <stdint.h>", ""]
+    for name, value, comment in defs:
+        lines.append(f"#define {name.ljust(width)} {value}  /* {comment} */")
+    lines += [
+        "",
+        f'#define EW_CONFIG_HASH_STR "{h}"',
+        f"#define EW_CONFIG_HASH8 {{ {hash_bytes} }}  /* first 8 bytes, as in HELLO */",
+        f"#define EW_DECIM_FACTORS {{ {', '.join(map(str, p.decim_factors))} }}",
+        "",
+        "extern const int16_t ew_hann_q15[EW_FRAME_SAMPLES];",
+        "extern const int16_t ew_twiddle_cos_q15[EW_FRAME_SAMPLES / 2];",
+        "extern const int16_t ew_twiddle_sin_q15[EW_FRAME_SAMPLES / 2];",
+        "extern const uint16_t ew_mel_start[EW_N_MELS];",
+        "extern const uint16_t ew_mel_len[EW_N_MELS];",
+        "extern const uint16_t ew_mel_weights_q15[EW_MEL_WEIGHTS];",
+        "extern const uint16_t ew_log2_lut_q14[(1 << EW_LOG2_LUT_BITS) + 1];",
+    ]
+    for f in p.decim_factors:
+        lines.append(f"extern const int16_t ew_decim{f}_taps_q15[{f * p.decim_taps_per_phase}];")
+    lines += ["", "#endif /* EW_PARAMS_H */", ""]
+    header = "\n".join(lines)
+
+    cos, sin = p.twiddles_q15
+    parts = [BANNER.format(h=h), '#include "ew_params.h"', "",
+             _array("int16_t", "ew_hann_q15", p.hann_q15),
+             _array("int16_t", "ew_twiddle_cos_q15", cos),
+             _array("int16_t", "ew_twiddle_sin_q15", sin),
+             _array("uint16_t", "ew_mel_start", starts),
+             _array("uint16_t", "ew_mel_len", lens),
+             _array("uint16_t", "ew_mel_weights_q15", weights),
+             _array("uint16_t", "ew_log2_lut_q14", p.log2_lut_q14)]
+    for f in p.decim_factors:
+        parts.append(_array("int16_t", f"ew_decim{f}_taps_q15", p.decim_taps_q15(f)))
+    return header, "\n".join(parts)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tools.gen_params", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true", help="do not write; exit 1 if the files are stale")
+    args = ap.parse_args(argv)
+    try:
+        header, tables = render(P.load())
+    except (KeyError, ValueError) as e:
+        print(f"error: {P.CONFIG_PATH}: {e}", file=sys.stderr)
+        return 2
+    stale = [path for path, text in ((HEADER, header), (TABLES, tables))
+             if not path.exists() or path.read_text() != text]
+    if args.check:
+        for path in stale:
+            print(f"stale: {path.relative_to(P.ROOT)} (run `python -m tools.gen_params`)", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in ((HEADER, header), (TABLES, tables)):
+        path.write_text(text)
+    print(f"wrote {HEADER.relative_to(P.ROOT)}, {TABLES.relative_to(P.ROOT)} (config {P.default().config_hash[:16]})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

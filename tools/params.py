@@ -1,0 +1,256 @@
+"""The node core's parameters, read from the single source `firmware/lib/ewcore/ewcore.toml`.
+
+Everything derived from them (fixed-point constants, window, twiddles, mel filterbank, log table,
+decimator taps) is computed here, once, and used by both the C generator (tools/gen_params.py)
+and the NumPy reference (tools/reference.py).  Tables are plain Python ints so that the
+generated C and the reference can never disagree.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG_PATH = ROOT / "firmware" / "lib" / "ewcore" / "ewcore.toml"
+SCHEMA_VERSION = 1
+DB_PER_LOG2 = 10.0 * math.log10(2.0)   # 3.0103 dB of power per octave of power
+FULL_SCALE_LOG2_POWER = 30             # (2^15)^2: mean square of a full-scale int16 signal
+QUANT_SHIFT = 24                        # q = zp + (L * mult + 2^23) >> 24
+LOG2_LUT_BITS = 7                       # 128-segment interpolated log2 table
+LOG2_LUT_FRAC = 14                      # table values in Q14
+
+
+def db_to_log2_q8(db: float) -> int:
+    """A power ratio in dB as log2 units in Q8 (the gate's and front end's log domain)."""
+    return int(round(db / DB_PER_LOG2 * 256))
+
+
+def hz_to_mel(f):
+    """Slaney mel scale (librosa's default, htk=False)."""
+    f = np.asarray(f, dtype=np.float64)
+    f_sp = 200.0 / 3
+    mels = f / f_sp
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = math.log(6.4) / 27.0
+    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-9) / min_log_hz) / logstep, mels)
+
+
+def mel_to_hz(m):
+    m = np.asarray(m, dtype=np.float64)
+    f_sp = 200.0 / 3
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = math.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
+def mel_weights_float(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """Triangular filters with peak 1 (librosa.filters.mel(..., norm=None)); shape (n_mels, n_fft//2+1)."""
+    fftfreqs = np.arange(n_fft // 2 + 1) * (sr / n_fft)
+    mel_f = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = mel_f[:, None] - fftfreqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    return np.maximum(0.0, np.minimum(lower, upper))
+
+
+def kaiser_lowpass(n_taps: int, cutoff: float, beta: float) -> np.ndarray:
+    """Windowed-sinc low-pass, cutoff as a fraction of the input Nyquist rate, unity DC gain."""
+    m = np.arange(n_taps) - (n_taps - 1) / 2.0
+    h = cutoff * np.sinc(cutoff * m) * np.kaiser(n_taps, beta)
+    return h / h.sum()
+
+
+def q15(values) -> list[int]:
+    return [int(v) for v in np.clip(np.round(np.asarray(values) * 32768.0), -32768, 32767)]
+
+
+@dataclass(frozen=True)
+class Quant:
+    """Integer mapping of the front end's log-mel (log2 Q8) to the model's int8 input."""
+    scale: float
+    zero_point: int
+    mult: int
+    shift: int = QUANT_SHIFT
+
+    @classmethod
+    def from_scale(cls, scale: float, zero_point: int) -> "Quant":
+        if not (scale > 0 and -128 <= zero_point <= 127):
+            raise ValueError(f"bad input quantisation: scale={scale} zero_point={zero_point}")
+        mult = int(round(DB_PER_LOG2 / 256.0 / scale * (1 << QUANT_SHIFT)))
+        if not 0 < mult < (1 << 31):
+            raise ValueError(f"input scale {scale} out of range for the fixed-point quantiser")
+        return cls(scale, zero_point, mult)
+
+
+@dataclass(frozen=True)
+class Params:
+    raw: dict = field(repr=False)
+    sample_rate_hz: int
+    adc_bits: int
+    decim_factors: tuple
+    decim_taps_per_phase: int
+    decim_cutoff_hz: float
+    decim_beta: float
+    dc_pole_shift: int
+    dc_frac_bits: int
+    frame_samples: int
+    hop_samples: int
+    n_mels: int
+    fmin_hz: float
+    fmax_hz: float
+    frames_per_window: int
+    window_frac_bits: int
+    power_shift: int
+    gate: dict
+    detector: dict
+    quant: Quant
+
+    # ---- derived sizes -------------------------------------------------------------------
+    @property
+    def fft_bins(self) -> int:
+        return self.frame_samples // 2 + 1
+
+    @property
+    def window_samples(self) -> int:
+        return (self.frames_per_window - 1) * self.hop_samples + self.frame_samples
+
+    @property
+    def hop_log2(self) -> int:
+        return self.hop_samples.bit_length() - 1
+
+    # ---- fixed-point gate constants ---------------------------------------------------------
+    @property
+    def gate_fixed(self) -> dict:
+        g = self.gate
+        return {
+            "window_blocks": g["window_blocks"],
+            "floor_q8": int(round((g["floor_dbfs"] / DB_PER_LOG2 + FULL_SCALE_LOG2_POWER) * 256)),
+            "onset_margin_q8": db_to_log2_q8(g["onset_margin_db"]),
+            "strong_margin_q8": db_to_log2_q8(g["strong_margin_db"]),
+            "sustain_margin_q8": db_to_log2_q8(g["sustain_margin_db"]),
+            "spread_max_q16": int(round(g["spread_max"] * 65536)),
+            "recheck_blocks": g["recheck_blocks"],
+            "bg_fall_shift": g["bg_fall_shift"],
+            "bg_rise_shift": g["bg_rise_shift"],
+            "warmup_blocks": g["warmup_blocks"],
+        }
+
+    @property
+    def detector_fixed(self) -> dict:
+        d = self.detector
+        return {
+            "preroll_frames": d["preroll_frames"],
+            "holdoff_samples": int(d["holdoff_ms"] * self.sample_rate_hz // 1000),
+            "default_threshold_q8": int(round(d["default_threshold"] * 256)),
+            "continuous_stride_frames": d["continuous_stride_frames"],
+        }
+
+    # ---- tables ----------------------------------------------------------------------------
+    @property
+    def hann_q15(self) -> list[int]:
+        n = np.arange(self.frame_samples)
+        w = 0.5 - 0.5 * np.cos(2 * np.pi * n / self.frame_samples)   # periodic Hann
+        return [min(v, 32767) for v in q15(w)]
+
+    @property
+    def twiddles_q15(self) -> tuple[list[int], list[int]]:
+        """cos / -sin of 2*pi*k/frame_samples for k < frame_samples/2 (Q15, 1.0 -> 32767)."""
+        k = np.arange(self.frame_samples // 2)
+        ang = 2 * np.pi * k / self.frame_samples
+        c = [min(v, 32767) for v in q15(np.cos(ang))]
+        s = [min(v, 32767) for v in q15(-np.sin(ang))]
+        return c, s
+
+    @property
+    def mel_sparse(self) -> tuple[list[int], list[int], list[int]]:
+        """Per band: first FFT bin, number of bins, and the concatenated Q15 weights (uint16)."""
+        w = mel_weights_float(self.sample_rate_hz, self.frame_samples, self.n_mels,
+                              self.fmin_hz, self.fmax_hz)
+        wq = np.round(w * 32768.0).astype(np.int64)
+        starts, lens, weights = [], [], []
+        for band in wq:
+            nz = np.nonzero(band)[0]
+            if len(nz) == 0:
+                raise ValueError("a mel band covers no FFT bin: lower n_mels or raise fmin_hz")
+            lo, hi = int(nz[0]), int(nz[-1]) + 1
+            starts.append(lo)
+            lens.append(hi - lo)
+            weights.extend(int(v) for v in band[lo:hi])
+        return starts, lens, weights
+
+    @property
+    def log2_lut_q14(self) -> list[int]:
+        n = 1 << LOG2_LUT_BITS
+        return [int(round(math.log2(1 + i / n) * (1 << LOG2_LUT_FRAC))) for i in range(n + 1)]
+
+    def decim_taps_q15(self, factor: int) -> list[int]:
+        n = factor * self.decim_taps_per_phase
+        cutoff = self.decim_cutoff_hz / (self.sample_rate_hz * factor / 2)
+        taps = q15(kaiser_lowpass(n, cutoff, self.decim_beta))
+        # make the DC gain exactly 1.0 in Q15 by correcting the centre tap
+        taps[n // 2] += 32768 - sum(taps)
+        if sum(abs(t) for t in taps) >= 65536:
+            raise ValueError("decimator taps could overflow the 32-bit accumulator")
+        return taps
+
+    # ---- identity ----------------------------------------------------------------------------
+    def canonical(self) -> dict:
+        """Everything that affects the node's numbers, as plain JSON (hashed into config_hash)."""
+        return {"schema_version": SCHEMA_VERSION, "config": self.raw}
+
+    @property
+    def config_hash(self) -> str:
+        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+def _check(raw: dict) -> None:
+    if raw.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"ewcore.toml schema_version {raw.get('schema_version')} != {SCHEMA_VERSION}")
+    fe = raw["frontend"]
+    if fe["frame_samples"] & (fe["frame_samples"] - 1) or fe["frame_samples"] < 64:
+        raise ValueError("frame_samples must be a power of two >= 64")
+    if fe["hop_samples"] & (fe["hop_samples"] - 1) or fe["frame_samples"] != 2 * fe["hop_samples"]:
+        raise ValueError("hop_samples must be a power of two and half of frame_samples")
+    if not 0 <= fe["window_frac_bits"] <= 6 or fe["power_shift"] < 2 * fe["window_frac_bits"] + 4:
+        raise ValueError("window_frac_bits must be 0..6 and power_shift >= 2 * window_frac_bits + 4 "
+                         "(64-bit mel accumulator bound)")
+    if raw["detector"]["preroll_frames"] >= fe["frames_per_window"]:
+        raise ValueError("preroll_frames must be smaller than frames_per_window")
+    if raw["detector"]["preroll_frames"] > raw["gate"]["warmup_blocks"]:
+        raise ValueError("warmup_blocks must cover the pre-roll")
+
+
+def load(path: Path | str | None = None, overrides: dict | None = None) -> Params:
+    raw = tomllib.loads(Path(path or CONFIG_PATH).read_text())
+    for section, values in (overrides or {}).items():
+        raw.setdefault(section, {}).update(values)
+    _check(raw)
+    a, dec, dc, fe = raw["audio"], raw["decimator"], raw["dc_block"], raw["frontend"]
+    return Params(
+        raw=raw,
+        sample_rate_hz=a["sample_rate_hz"], adc_bits=a["adc_bits"],
+        decim_factors=tuple(dec["factors"]), decim_taps_per_phase=dec["taps_per_phase"],
+        decim_cutoff_hz=dec["cutoff_hz"], decim_beta=dec["kaiser_beta"],
+        dc_pole_shift=dc["pole_shift"], dc_frac_bits=dc["frac_bits"],
+        frame_samples=fe["frame_samples"], hop_samples=fe["hop_samples"], n_mels=fe["n_mels"],
+        fmin_hz=fe["fmin_hz"], fmax_hz=fe["fmax_hz"], frames_per_window=fe["frames_per_window"],
+        window_frac_bits=fe["window_frac_bits"], power_shift=fe["power_shift"],
+        gate=dict(raw["gate"]), detector=dict(raw["detector"]),
+        quant=Quant.from_scale(raw["quant"]["input_scale"], raw["quant"]["input_zero_point"]),
+    )
+
+
+@lru_cache(maxsize=1)
+def default() -> Params:
+    return load()
