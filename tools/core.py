@@ -47,10 +47,14 @@ i8p = np.ctypeslib.ndpointer(np.int8, flags="C_CONTIGUOUS")
 
 class GateConfig(C.Structure):
     _fields_ = [("floor_q8", C.c_int32), ("onset_margin_q8", C.c_int32),
-                ("strong_margin_q8", C.c_int32), ("sustain_margin_q8", C.c_int32),
-                ("spread_max_q16", C.c_uint32), ("recheck_blocks", C.c_uint16),
+                ("strong_margin_q8", C.c_int32), ("jump_margin_q8", C.c_int32),
+                ("confirm_margin_q8", C.c_int32), ("onset_blocks", C.c_uint8),
+                ("sustain_margin_q8", C.c_int32),
+                ("spread_max_q16", C.c_uint32), ("sustain_blocks", C.c_uint16),
+                ("recheck_blocks", C.c_uint16),
                 ("warmup_blocks", C.c_uint16), ("bg_fall_shift", C.c_uint8),
-                ("bg_rise_shift", C.c_uint8)]
+                ("bg_rise_shift", C.c_uint8), ("nf_fall_shift", C.c_uint8),
+                ("nf_rise_shift", C.c_uint8)]
 
 
 class Quant(C.Structure):
@@ -77,7 +81,8 @@ class Window(C.Structure):
 
 class BlockInfo(C.Structure):
     _fields_ = [("block", C.c_uint64), ("level_q8", C.c_int32), ("bg_q8", C.c_int32),
-                ("excess_q8", C.c_int32), ("spread_q16", C.c_uint32), ("flags", C.c_uint8),
+                ("excess_q8", C.c_int32), ("nf_q8", C.c_int32), ("spread_q16", C.c_uint32),
+                ("flags", C.c_uint8),
                 ("trigger", C.c_uint8), ("gate_open", C.c_uint8)]
 
 
@@ -288,7 +293,7 @@ class Node:
 
     def _on_block(self, _ctx, b) -> None:
         x = b[0]
-        self._trace_rows.append((x.block, x.level_q8, x.bg_q8, x.excess_q8, x.spread_q16,
+        self._trace_rows.append((x.block, x.level_q8, x.bg_q8, x.excess_q8, x.nf_q8, x.spread_q16,
                                  x.flags, x.trigger, x.gate_open))
 
     # API ------------------------------------------------------------------------------------
@@ -317,7 +322,7 @@ class Node:
     def trace(self) -> np.ndarray:
         """Structured array, one row per block."""
         dt = [("block", "u8"), ("level_q8", "i4"), ("bg_q8", "i4"), ("excess_q8", "i4"),
-              ("spread_q16", "u4"), ("flags", "u1"), ("trigger", "u1"), ("gate_open", "u1")]
+              ("nf_q8", "i4"), ("spread_q16", "u4"), ("flags", "u1"), ("trigger", "u1"), ("gate_open", "u1")]
         return np.array(self._trace_rows, dtype=dt)
 
     @property

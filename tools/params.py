@@ -137,11 +137,17 @@ class Params:
             "floor_q8": int(round((g["floor_dbfs"] / DB_PER_LOG2 + FULL_SCALE_LOG2_POWER) * 256)),
             "onset_margin_q8": db_to_log2_q8(g["onset_margin_db"]),
             "strong_margin_q8": db_to_log2_q8(g["strong_margin_db"]),
+            "jump_margin_q8": db_to_log2_q8(g["jump_margin_db"]),
+            "confirm_margin_q8": db_to_log2_q8(g["confirm_margin_db"]),
+            "onset_blocks": g["onset_blocks"],
             "sustain_margin_q8": db_to_log2_q8(g["sustain_margin_db"]),
             "spread_max_q16": int(round(g["spread_max"] * 65536)),
             "recheck_blocks": g["recheck_blocks"],
+            "sustain_blocks": g["sustain_blocks"],
             "bg_fall_shift": g["bg_fall_shift"],
             "bg_rise_shift": g["bg_rise_shift"],
+            "nf_fall_shift": g["nf_fall_shift"],
+            "nf_rise_shift": g["nf_rise_shift"],
             "warmup_blocks": g["warmup_blocks"],
         }
 
@@ -197,8 +203,8 @@ class Params:
         n = factor * self.decim_taps_per_phase
         cutoff = self.decim_cutoff_hz / (self.sample_rate_hz * factor / 2)
         taps = q15(kaiser_lowpass(n, cutoff, self.decim_beta))
-        # make the DC gain exactly 1.0 in Q15 by correcting the centre tap
-        taps[n // 2] += 32768 - sum(taps)
+        if n % 2 or taps != taps[::-1]:
+            raise ValueError("decimator taps must be symmetric and even in number (the C filter folds them)")
         if sum(abs(t) for t in taps) >= 65536:
             raise ValueError("decimator taps could overflow the 32-bit accumulator")
         return taps
@@ -225,6 +231,8 @@ def _check(raw: dict) -> None:
     if not 0 <= fe["window_frac_bits"] <= 6 or fe["power_shift"] < 2 * fe["window_frac_bits"] + 4:
         raise ValueError("window_frac_bits must be 0..6 and power_shift >= 2 * window_frac_bits + 4 "
                          "(64-bit mel accumulator bound)")
+    if not 1 <= raw["gate"]["onset_blocks"] <= 4:
+        raise ValueError("gate.onset_blocks must be 1..4")
     if raw["detector"]["preroll_frames"] >= fe["frames_per_window"]:
         raise ValueError("preroll_frames must be smaller than frames_per_window")
     if raw["detector"]["preroll_frames"] > raw["gate"]["warmup_blocks"]:

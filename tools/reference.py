@@ -63,7 +63,7 @@ def log2_q8(v) -> np.ndarray:
     lut = np.array(P.log2_lut_q14, dtype=np.int64)
     n = bitlen(v) - 1
     nn = np.maximum(n, 0).astype(np.uint64)
-    hi = (v >> np.where(n >= 15, nn - np.uint64(15), 0).astype(np.uint64))
+    hi = v >> (np.maximum(nn, np.uint64(15)) - np.uint64(15))
     lo = (v << np.where(n < 15, np.uint64(15) - np.minimum(nn, 15), 0).astype(np.uint64))
     m = (np.where(n >= 15, hi, lo) & np.uint64(0x7FFF)).astype(np.int64)
     i, r = m >> 8, m & 0xFF
@@ -157,8 +157,9 @@ def quantize(logmel_q8, q: _params.Quant | None = None) -> np.ndarray:
 
 # ---- gate -------------------------------------------------------------------------------------
 
-GATE_FIELDS = ("power", "level_q8", "bg_q8", "excess_q8", "spread_q16", "flags")
-WARM, LOUD, ONSET = 1, 2, 4
+GATE_FIELDS = ("power", "level_q8", "bg_q8", "excess_q8", "spread_q16", "flags", "nf_q8",
+               "jump_q8", "onset_delay")
+WARM, LOUD, ONSET, ABOVE = 1, 2, 4, 8
 
 
 def block_powers(y) -> np.ndarray:
@@ -170,6 +171,7 @@ def block_powers(y) -> np.ndarray:
 
 
 def _spread_q16(window: list[int]) -> int:
+    """Eq. 3: variance of the min-max normalised powers, Q16, evaluated exactly."""
     mn, mx = min(window), max(window)
     rng = mx - mn
     if rng == 0:
@@ -190,27 +192,45 @@ def gate(powers, cfg: dict | None = None) -> dict:
     levels = log2_q8(np.asarray(powers, dtype=np.uint64) + np.uint64(1)).tolist()
     out = {k: [] for k in GATE_FIELDS}
     ring: list[int] = []
-    bg = 0
+    bg = nf = 0
+    above_run = cand_age = cand_bg = 0
+
+    def track(state, p, fall, rise):
+        d = p * 256 - state
+        return state + (-((-d) >> fall) if d < 0 else d >> rise)
+
     for k, (e, p) in enumerate(zip((int(v) for v in powers), levels)):
         ring.append(e)
         if len(ring) > L:
             ring.pop(0)
+        other = max(ring[:-1], default=0)
+        j = p - int(log2_q8(np.uint64(other + 1)))
         if k == 0:
-            bg = p * 256
-        b = bg >> 8
+            bg = nf = p * 256
+        b, fl = bg >> 8, nf >> 8
         x = p - b
         s = _spread_q16(ring)
-        f = 0
+        f, delay, candidate = 0, 0, False
         if k + 1 > c["warmup_blocks"]:
             f |= WARM
             if p >= c["floor_q8"]:
-                if x >= c["sustain_margin_q8"]:
-                    f |= LOUD
-                if x >= c["onset_margin_q8"] and (s <= c["spread_max_q16"] or x >= c["strong_margin_q8"]):
-                    f |= ONSET
-        d = p * 256 - bg
-        bg += -((-d) >> c["bg_fall_shift"]) if d < 0 else d >> c["bg_rise_shift"]
-        for name, v in zip(GATE_FIELDS, (e, p, b, x, s, f)):
+                if p - fl >= c["sustain_margin_q8"]:
+                    f |= ABOVE
+                candidate = (x >= c["onset_margin_q8"] and j >= c["jump_margin_q8"]
+                             and (s <= c["spread_max_q16"] or x >= c["strong_margin_q8"]))
+        if cand_age > 0:
+            cand_age = cand_age + 1 if p - cand_bg >= c["confirm_margin_q8"] else 0
+        if cand_age == 0 and candidate:
+            cand_age, cand_bg = 1, b
+        if cand_age > 0 and cand_age >= c["onset_blocks"]:
+            f |= ONSET
+            delay, cand_age = cand_age - 1, 0
+        above_run = above_run + 1 if f & ABOVE else 0
+        if above_run >= c["sustain_blocks"]:
+            f |= LOUD
+        bg = track(bg, p, c["bg_fall_shift"], c["bg_rise_shift"])
+        nf = track(nf, p, c["nf_fall_shift"], c["nf_rise_shift"])
+        for name, v in zip(GATE_FIELDS, (e, p, b, x, s, f, fl, j, delay)):
             out[name].append(v)
     return {k: np.array(v, dtype=np.int64) for k, v in out.items()}
 

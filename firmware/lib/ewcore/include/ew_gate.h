@@ -11,11 +11,23 @@
  *        s(k) = (L sum en^2 - (sum en)^2) / L^2
  *     A lone impulse in a uniform background gives s ~ (L-1)/L^2 (0.030 for L = 32);
  *     fluctuating sound (speech, music, traffic) spreads the normalised powers: s ~ 0.05..0.1.
- *  4. Background b(k): a log-domain tracker that falls fast (2^bg_fall_shift blocks) and
- *     rises slowly (2^bg_rise_shift blocks) - quiet rooms and slowly changing noise behave.
- *  5. Decisions on the block, with excess x(k) = p(k) - b(k-1):
- *        LOUD  = warm && p >= floor && x >= sustain_margin
- *        ONSET = warm && p >= floor && x >= onset_margin && (s <= spread_max || x >= strong_margin)
+ *  4. Two log-domain trackers, each falling and rising with its own time constant:
+ *     the short-term background b(k) (2^bg_fall_shift / 2^bg_rise_shift blocks: 0.26 s / 1 s)
+ *     follows the room closely, so modulated backgrounds (engines, rain, helicopters) do not
+ *     stand out; the long-term noise floor f(k) (2^nf_fall_shift / 2^nf_rise_shift blocks:
+ *     0.13 s / 16 s) remembers how quiet the place is, so sustained events stay visible.
+ *  5. Novelty j(k) = p(k) - 256 log2(1 + max of the other L-1 powers): in normalised terms the
+ *     new block is 1 and every other block of the window is below 2^(-jump_margin): an impulse
+ *     rises above everything heard in the last 0.5 s; a modulated background does not.
+ *  6. Decisions on the block, with excess x(k) = p(k) - b(k-1), height h(k) = p(k) - f(k-1):
+ *        CANDIDATE = warm && p >= floor && x >= onset_margin && j >= jump_margin
+ *                    && (s <= spread_max || x >= strong_margin)
+ *     A candidate on block c becomes ONSET on block c + onset_blocks - 1 if every block from c
+ *     on stays at least confirm_margin above b(c-1): gunshots, glass, slams and explosions ring
+ *     for tens of milliseconds, the single-block pops of fire crackle and drops do not.  The
+ *     ONSET flag then comes with onset_delay = blocks since the candidate.
+ *        ABOVE = warm && p >= floor && h >= sustain_margin
+ *        LOUD  = ABOVE on this block and the sustain_blocks - 1 before it
  *     "warm" = more than warmup_blocks seen since reset.  The detector turns ONSET into a
  *     trigger and re-triggers every recheck_blocks while LOUD (sustained sirens, crying).
  *
@@ -32,11 +44,14 @@
 extern "C" {
 #endif
 
+#define EW_GATE_MAX_ONSET_BLOCKS 4
+
 /** Gate decision flags returned per block. */
 enum {
     EW_GATE_WARM = 1u << 0,   /**< past the warm-up blocks */
-    EW_GATE_LOUD = 1u << 1,   /**< sustained-event condition */
+    EW_GATE_LOUD = 1u << 1,   /**< sustained event: ABOVE for sustain_blocks blocks in a row */
     EW_GATE_ONSET = 1u << 2,  /**< onset condition */
+    EW_GATE_ABOVE = 1u << 3,  /**< height over the noise floor >= sustain_margin (event still on) */
 };
 
 /** Run-time gate parameters (defaults from ew_params.h; changeable by CONFIG frames). */
@@ -44,34 +59,48 @@ typedef struct {
     int32_t floor_q8;           /**< absolute floor, log2(mean square) Q8 */
     int32_t onset_margin_q8;    /**< onset excess over background, log2 Q8 */
     int32_t strong_margin_q8;   /**< excess that opens regardless of spread */
+    int32_t jump_margin_q8;     /**< onset block over every other block of the window */
+    int32_t confirm_margin_q8;  /**< blocks after a candidate: over the pre-onset background */
+    uint8_t onset_blocks;       /**< blocks an onset must last, 1..4 */
     int32_t sustain_margin_q8;  /**< excess that keeps an event "on" */
     uint32_t spread_max_q16;    /**< max normalised variance for an onset */
+    uint16_t sustain_blocks;    /**< ABOVE blocks in a row that make LOUD (>= 1) */
     uint16_t recheck_blocks;    /**< re-trigger period while LOUD (used by the detector) */
     uint16_t warmup_blocks;     /**< blocks after reset that only seed the background */
     uint8_t bg_fall_shift;      /**< background fall time constant 2^n blocks (1..15) */
     uint8_t bg_rise_shift;      /**< background rise time constant 2^n blocks (1..15) */
+    uint8_t nf_fall_shift;      /**< noise floor fall time constant 2^n blocks (1..15) */
+    uint8_t nf_rise_shift;      /**< noise floor rise time constant 2^n blocks (1..15) */
 } ew_gate_config_t;
 
 typedef struct {
     ew_gate_config_t cfg;
     uint32_t ring[EW_GATE_WINDOW_BLOCKS];  /**< last L block powers */
     uint32_t n_seen;       /**< blocks since reset (saturates) */
+    uint32_t above_run;    /**< consecutive ABOVE blocks (saturates) */
+    uint8_t cand_age;      /**< 0: no candidate; else blocks since the candidate + 1 */
+    int32_t cand_bg_q8;    /**< background before the candidate */
     uint16_t head;         /**< next write index in ring */
-    int32_t bg_q16;        /**< background level, log2 Q16 (log2 Q8 << 8) */
+    int32_t bg_q16;        /**< short-term background, log2 Q16 (log2 Q8 << 8) */
+    int32_t nf_q16;        /**< long-term noise floor, log2 Q16 */
     /* outputs of the last block, for the detector, STATUS and traces */
     uint32_t power;        /**< e(k) */
     int32_t level_q8;      /**< p(k) */
     int32_t bg_used_q8;    /**< b(k-1), the background the decision used */
     int32_t excess_q8;     /**< p(k) - b(k-1) */
+    int32_t nf_used_q8;    /**< f(k-1), the noise floor the decision used */
     uint32_t spread_q16;   /**< s(k) */
+    int32_t jump_q8;       /**< p(k) - level of the loudest other block in the window */
     uint8_t flags;         /**< EW_GATE_* */
+    uint8_t onset_delay;   /**< with EW_GATE_ONSET: the onset block is this many blocks back */
 } ew_gate_t;
 
 /** Fill cfg with the generated defaults. */
 void ew_gate_config_default(ew_gate_config_t *cfg);
 /**
  * @brief Validate cfg and reset the gate with it.
- * @return EW_OK; EW_ERR_ARG for NULL; EW_ERR_CONFIG if a shift is outside 1..15 or a margin is negative.
+ * @return EW_OK; EW_ERR_ARG for NULL; EW_ERR_CONFIG if a shift is outside 1..15, a margin is
+ *         negative or recheck_blocks is 0.
  */
 int ew_gate_init(ew_gate_t *g, const ew_gate_config_t *cfg);
 /** Forget all history (keeps the configuration). */

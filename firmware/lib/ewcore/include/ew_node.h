@@ -7,8 +7,9 @@
  *  - block k covers samples [kH, (k+1)H); frame j covers samples [jH, jH + EW_FRAME_SAMPLES)
  *    and is complete when block j+1 is; features of the last EW_FRAMES_PER_WINDOW frames are
  *    kept in a ring (the pre-trigger buffer: 64 frames = 1.04 s).
- *  - An ONSET flag from the gate on block k (when no analysis window is pending, or when it
- *    falls in the second half of the pending one) opens an analysis window of frames
+ *  - An ONSET from the gate for block k (confirmed onset_delay blocks later; when no analysis
+ *    window is pending, or when it falls in the second half of the pending one) opens an
+ *    analysis window of frames
  *    [k - preroll, k - preroll + EW_FRAMES_PER_WINDOW): its features go to the classifier
  *    when block k - preroll + EW_FRAMES_PER_WINDOW completes.  While the gate says LOUD and no
  *    window is pending, a RECHECK window opens every recheck_blocks blocks.
@@ -68,6 +69,7 @@ typedef struct {
     int32_t level_q8;           /**< log2(mean square) Q8; dBFS = (level_q8/256 - 30) * 3.0103 */
     int32_t bg_q8;              /**< background estimate used for this block */
     int32_t excess_q8;
+    int32_t nf_q8;              /**< long-term noise floor used for this block */
     uint32_t spread_q16;
     uint8_t flags;              /**< EW_GATE_* */
     uint8_t trigger;            /**< 1 + EW_TRIGGER_* if a window opened on this block, else 0 */
@@ -118,7 +120,8 @@ typedef struct {
     ew_gate_t gate;
     ew_frontend_t fe;
     int16_t frame[EW_FRAME_SAMPLES];          /**< previous block + block being filled */
-    uint64_t sub_sq[EW_SUBBLOCKS];            /**< 16-sample sums of squares of this block */
+    uint64_t sub_sq[EW_GATE_MAX_ONSET_BLOCKS][EW_SUBBLOCKS];  /**< 16-sample sums of squares of
+                                                                 the last blocks (index block % 4) */
     uint16_t fill;                            /**< samples in the current block */
     uint16_t logmel[EW_N_MELS];
     int8_t ring[EW_FRAMES_PER_WINDOW][EW_N_MELS];  /**< features of the last 64 frames */

@@ -1,6 +1,6 @@
 /* GENERATED FILE - DO NOT EDIT.
  * Source: firmware/lib/ewcore/ewcore.toml; regenerate with `python -m tools.gen_params`.
- * config_hash: 3a33e0ff37e904d55a0e26deea07b3555fe50fd4a29cfcc0e22f4e3bcea0c37a
+ * config_hash: 5b4bd6603aa6a6919bf199165a713a9480549f8da951a3072682a6bfd3047f96
  */
 
 #ifndef EW_PARAMS_H
@@ -11,7 +11,7 @@
 #define EW_PARAMS_SCHEMA_VERSION     1  /* schema of this header (core checks it) */
 #define EW_SAMPLE_RATE_HZ            16000  /* rate of everything after the decimator */
 #define EW_ADC_BITS                  12  /* ADC code width */
-#define EW_DECIM_TAPS_PER_PHASE      16  /* decimator FIR taps per output phase */
+#define EW_DECIM_TAPS_PER_PHASE      24  /* decimator FIR taps per output phase */
 #define EW_DECIM_MAX_FACTOR          3  /* largest supported decimation factor */
 #define EW_DC_POLE_SHIFT             8  /* DC blocker pole = 1 - 2^-shift */
 #define EW_DC_FRAC_BITS              12  /* fractional bits of the DC blocker state */
@@ -31,12 +31,18 @@
 #define EW_GATE_WINDOW_BLOCKS        32  /* L: sliding window of block powers */
 #define EW_GATE_FLOOR_Q8             1727  /* absolute floor, log2(mean square) Q8 (-70.0 dBFS) */
 #define EW_GATE_ONSET_MARGIN_Q8      765  /* 9.0 dB in log2 Q8 */
+#define EW_GATE_JUMP_MARGIN_Q8       510  /* 6.0 dB in log2 Q8 */
+#define EW_GATE_CONFIRM_MARGIN_Q8    510  /* 6.0 dB in log2 Q8 */
+#define EW_GATE_ONSET_BLOCKS         2  /* blocks an onset must last (1..4) */
 #define EW_GATE_STRONG_MARGIN_Q8     1701  /* 20.0 dB in log2 Q8 */
-#define EW_GATE_SUSTAIN_MARGIN_Q8    510  /* 6.0 dB in log2 Q8 */
+#define EW_GATE_SUSTAIN_MARGIN_Q8    1020  /* 12.0 dB in log2 Q8 */
 #define EW_GATE_SPREAD_MAX_Q16       2949  /* normalised-power variance 0.045 in Q16 */
-#define EW_GATE_RECHECK_BLOCKS       125  /* re-open period while a sustained event lasts */
-#define EW_GATE_BG_FALL_SHIFT        2  /* background estimate fall time constant 2^n blocks */
-#define EW_GATE_BG_RISE_SHIFT        9  /* background estimate rise time constant 2^n blocks */
+#define EW_GATE_SUSTAIN_BLOCKS       24  /* blocks above the sustain margin before LOUD */
+#define EW_GATE_RECHECK_BLOCKS       58  /* re-open period while a sustained event lasts */
+#define EW_GATE_BG_FALL_SHIFT        4  /* background estimate fall time constant 2^n blocks */
+#define EW_GATE_BG_RISE_SHIFT        6  /* background estimate rise time constant 2^n blocks */
+#define EW_GATE_NF_FALL_SHIFT        3  /* noise floor fall time constant 2^n blocks */
+#define EW_GATE_NF_RISE_SHIFT        10  /* noise floor rise time constant 2^n blocks */
 #define EW_GATE_WARMUP_BLOCKS        8  /* blocks after reset that only seed the background */
 #define EW_DET_PREROLL_FRAMES        6  /* window starts this many hops before the trigger */
 #define EW_DET_HOLDOFF_SAMPLES       24000  /* 1500 ms merge/hold-off */
@@ -46,8 +52,8 @@
 #define EW_QUANT_SHIFT               24  /* quantiser shift */
 #define EW_QUANT_ZERO_POINT          -128  /* int8 input zero point */
 
-#define EW_CONFIG_HASH_STR "3a33e0ff37e904d55a0e26deea07b3555fe50fd4a29cfcc0e22f4e3bcea0c37a"
-#define EW_CONFIG_HASH8 { 0x3a, 0x33, 0xe0, 0xff, 0x37, 0xe9, 0x04, 0xd5 }  /* first 8 bytes, as in HELLO */
+#define EW_CONFIG_HASH_STR "5b4bd6603aa6a6919bf199165a713a9480549f8da951a3072682a6bfd3047f96"
+#define EW_CONFIG_HASH8 { 0x5b, 0x4b, 0xd6, 0x60, 0x3a, 0xa6, 0xa6, 0x91 }  /* first 8 bytes, as in HELLO */
 #define EW_DECIM_FACTORS { 2, 3 }
 
 extern const int16_t ew_hann_q15[EW_FRAME_SAMPLES];
@@ -57,7 +63,7 @@ extern const uint16_t ew_mel_start[EW_N_MELS];
 extern const uint16_t ew_mel_len[EW_N_MELS];
 extern const uint16_t ew_mel_weights_q15[EW_MEL_WEIGHTS];
 extern const uint16_t ew_log2_lut_q14[(1 << EW_LOG2_LUT_BITS) + 1];
-extern const int16_t ew_decim2_taps_q15[32];
-extern const int16_t ew_decim3_taps_q15[48];
+extern const int16_t ew_decim2_taps_q15[48];
+extern const int16_t ew_decim3_taps_q15[72];
 
 #endif /* EW_PARAMS_H */

@@ -7,13 +7,16 @@ uint64_t ew_sum_squares(const int16_t *x, size_t n) {
     return acc;
 }
 
-/* Variance of the min-max normalised powers in the ring, Q16 (0..16384). */
-static uint32_t spread_q16(const uint32_t *ring, uint32_t count) {
-    uint32_t mn = ring[0], mx = ring[0];
-    for (uint32_t i = 1; i < count; i++) {
+/* Variance of the min-max normalised powers in the ring, Q16 (0..16384); also the largest
+ * power other than the newest (ring[newest]). */
+static uint32_t spread_q16(const uint32_t *ring, uint32_t count, uint32_t newest, uint32_t *max_other) {
+    uint32_t mn = ring[0], mx = ring[0], mo = 0;
+    for (uint32_t i = 0; i < count; i++) {
         if (ring[i] < mn) mn = ring[i];
         if (ring[i] > mx) mx = ring[i];
+        if (i != newest && ring[i] > mo) mo = ring[i];
     }
+    *max_other = mo;
     const uint32_t range = mx - mn;                     /* 30 bits */
     if (range == 0) return 0;
     int s = ew_bitlen_u64(range) - 15;
@@ -30,36 +33,67 @@ static uint32_t spread_q16(const uint32_t *ring, uint32_t count) {
     return (uint32_t)((num << 16) / den);               /* num < 2^41: << 16 < 2^57 */
 }
 
+/* One step of an asymmetric log-domain tracker, Q16: |d| < 2^22, state stays in 0..2^21.
+ * Steps are truncated toward zero. */
+static int32_t track(int32_t state_q16, int32_t p_q8, uint8_t fall_shift, uint8_t rise_shift) {
+    const int32_t d = p_q8 * 256 - state_q16;
+    return state_q16 + (d < 0 ? -((-d) >> fall_shift) : (d >> rise_shift));
+}
+
 uint8_t ew_gate_process_block(ew_gate_t *g, uint32_t power) {
     const ew_gate_config_t *c = &g->cfg;
     const int32_t p = (int32_t)ew_log2_q8_u64((uint64_t)power + 1u);   /* 0..7681 */
+    const uint32_t newest = g->head;
     g->ring[g->head] = power;
     g->head = (uint16_t)(g->head + 1 == EW_GATE_WINDOW_BLOCKS ? 0 : g->head + 1);
     if (g->n_seen < UINT32_MAX) g->n_seen++;
-    if (g->n_seen == 1) g->bg_q16 = p * 256;            /* seed the background */
+    if (g->n_seen == 1) g->bg_q16 = g->nf_q16 = p * 256;   /* seed both trackers */
     const uint32_t count = g->n_seen < EW_GATE_WINDOW_BLOCKS ? g->n_seen : EW_GATE_WINDOW_BLOCKS;
     const int32_t bg = g->bg_q16 >> 8;                  /* log2 Q8 */
+    const int32_t nf = g->nf_q16 >> 8;
     const int32_t x = p - bg;                           /* excess, signed 14 bits */
-    const uint32_t s = spread_q16(g->ring, count);
+    uint32_t max_other;
+    const uint32_t s = spread_q16(g->ring, count, newest, &max_other);
+    const int32_t j = p - (int32_t)ew_log2_q8_u64((uint64_t)max_other + 1u);
 
-    uint8_t flags = 0;
+    uint8_t flags = 0, delay = 0;
+    int candidate = 0;
     if (g->n_seen > c->warmup_blocks) {
         flags |= EW_GATE_WARM;
         if (p >= c->floor_q8) {
-            if (x >= c->sustain_margin_q8) flags |= EW_GATE_LOUD;
-            if (x >= c->onset_margin_q8 && (s <= c->spread_max_q16 || x >= c->strong_margin_q8))
-                flags |= EW_GATE_ONSET;
+            if (p - nf >= c->sustain_margin_q8) flags |= EW_GATE_ABOVE;
+            candidate = x >= c->onset_margin_q8 && j >= c->jump_margin_q8 &&
+                        (s <= c->spread_max_q16 || x >= c->strong_margin_q8);
         }
     }
-    /* background tracker, log2 Q16: |d| < 2^22, bg_q16 stays in 0..2^21 */
-    const int32_t d = p * 256 - g->bg_q16;
-    g->bg_q16 += d < 0 ? -((-d) >> c->bg_fall_shift) : (d >> c->bg_rise_shift);
+    /* onset confirmation: a pending candidate continues while the level holds */
+    if (g->cand_age > 0) {
+        if (p - g->cand_bg_q8 >= c->confirm_margin_q8) g->cand_age++;
+        else g->cand_age = 0;
+    }
+    if (g->cand_age == 0 && candidate) {
+        g->cand_age = 1;
+        g->cand_bg_q8 = bg;
+    }
+    if (g->cand_age > 0 && g->cand_age >= c->onset_blocks) {
+        flags |= EW_GATE_ONSET;
+        delay = (uint8_t)(g->cand_age - 1);
+        g->cand_age = 0;
+    }
+    if (!(flags & EW_GATE_ABOVE)) g->above_run = 0;
+    else if (g->above_run < UINT32_MAX) g->above_run++;
+    if (g->above_run >= c->sustain_blocks) flags |= EW_GATE_LOUD;
+    g->bg_q16 = track(g->bg_q16, p, c->bg_fall_shift, c->bg_rise_shift);
+    g->nf_q16 = track(g->nf_q16, p, c->nf_fall_shift, c->nf_rise_shift);
 
     g->power = power;
     g->level_q8 = p;
     g->bg_used_q8 = bg;
     g->excess_q8 = x;
+    g->nf_used_q8 = nf;
     g->spread_q16 = s;
+    g->jump_q8 = j;
     g->flags = flags;
+    g->onset_delay = delay;
     return flags;
 }

@@ -69,9 +69,10 @@ static void run_window(ew_node_t *n, const ew_pending_t *p) {
 
 /* Onset refinement: first 16-sample sub-block above background + onset margin. */
 static uint64_t refine_onset(const ew_node_t *n, uint64_t block) {
-    const int32_t thr = n->gate.bg_used_q8 + n->cfg.gate.onset_margin_q8;
+    const int32_t thr = n->gate.cand_bg_q8 + n->cfg.gate.onset_margin_q8;
+    const uint64_t *sub = n->sub_sq[block % EW_GATE_MAX_ONSET_BLOCKS];
     for (uint32_t j = 0; j < EW_SUBBLOCKS; j++) {
-        const uint64_t ms = n->sub_sq[j] / EW_SUBBLOCK_SAMPLES;            /* mean square */
+        const uint64_t ms = sub[j] / EW_SUBBLOCK_SAMPLES;                  /* mean square */
         if ((int32_t)ew_log2_q8_u64(ms + 1u) >= thr) return block * H + j * EW_SUBBLOCK_SAMPLES;
     }
     return block * H;
@@ -92,10 +93,11 @@ static void open_window(ew_node_t *n, uint64_t k, uint8_t kind) {
 
 static void end_block(ew_node_t *n) {
     const uint64_t k = n->stats.blocks;                   /* index of the block just completed */
+    uint64_t *sub = n->sub_sq[k % EW_GATE_MAX_ONSET_BLOCKS];
     uint64_t sum = 0;
-    for (uint32_t j = 0; j < EW_SUBBLOCKS; j++) sum += n->sub_sq[j];   /* 38 bits */
+    for (uint32_t j = 0; j < EW_SUBBLOCKS; j++) sum += sub[j];        /* 38 bits */
     const uint8_t flags = ew_gate_process_block(&n->gate, (uint32_t)(sum >> EW_HOP_LOG2));
-    if (flags & EW_GATE_LOUD) {
+    if (flags & EW_GATE_ABOVE) {
         n->last_loud_block = k;
         n->has_loud = 1;
     }
@@ -106,17 +108,18 @@ static void end_block(ew_node_t *n) {
         n->stats.frames++;
     }
     memcpy(n->frame, &n->frame[H], H * sizeof(int16_t));
-    memset(n->sub_sq, 0, sizeof(n->sub_sq));
+    memset(n->sub_sq[(k + 1) % EW_GATE_MAX_ONSET_BLOCKS], 0, sizeof(n->sub_sq[0]));
     n->stats.blocks++;
 
     uint8_t trigger = 0;
     const uint64_t frames = n->stats.frames;
     if (n->cfg.mode == EW_MODE_GATED) {
         if (flags & EW_GATE_ONSET) {
+            const uint64_t ko = k - n->gate.onset_delay;          /* the onset block */
             const int late = n->n_pending > 0 && n->n_pending < EW_MAX_PENDING &&
-                             k - n->cfg.preroll_frames >= n->pending[n->n_pending - 1].start_frame + FPW / 2;
+                             ko - n->cfg.preroll_frames >= n->pending[n->n_pending - 1].start_frame + FPW / 2;
             if (n->n_pending == 0 || late) {
-                open_window(n, k, EW_TRIGGER_ONSET);
+                open_window(n, ko, EW_TRIGGER_ONSET);
                 trigger = 1 + EW_TRIGGER_ONSET;
             }
         } else if ((flags & EW_GATE_LOUD) && n->n_pending == 0 &&
@@ -161,6 +164,7 @@ static void end_block(ew_node_t *n) {
         b.level_q8 = n->gate.level_q8;
         b.bg_q8 = n->gate.bg_used_q8;
         b.excess_q8 = n->gate.excess_q8;
+        b.nf_q8 = n->gate.nf_used_q8;
         b.spread_q16 = n->gate.spread_q16;
         b.flags = flags;
         b.trigger = trigger;
@@ -174,10 +178,11 @@ void ew_node_process(ew_node_t *n, const int16_t *pcm, size_t len) {
         size_t take = (size_t)(H - n->fill);
         if (take > len) take = len;
         int16_t *dst = &n->frame[H + n->fill];
+        uint64_t *sub = n->sub_sq[n->stats.blocks % EW_GATE_MAX_ONSET_BLOCKS];
         ew_dcblock_process(&n->dc, pcm, dst, take);
         for (size_t i = 0; i < take; i++) {
             const int32_t x = dst[i];
-            n->sub_sq[(n->fill + i) / EW_SUBBLOCK_SAMPLES] += (uint64_t)(x * x);   /* 31 bits */
+            sub[(n->fill + i) / EW_SUBBLOCK_SAMPLES] += (uint64_t)(x * x);   /* 31 bits */
         }
         n->fill = (uint16_t)(n->fill + take);
         n->stats.samples += take;
