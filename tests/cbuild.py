@@ -82,7 +82,8 @@ def run(exe: Path, *, target: str = "host", args=(), stdin: bytes | None = None,
     else:
         cmd = [QEMU, "-M", "virt", "-cpu", "rv32", "-nographic", "-monitor", "none",
                "-serial", "none", "-bios", "none", "-icount", "shift=0",
-               "-kernel", str(exe), "-semihosting-config", "enable=on,target=native"]
+               "-kernel", str(exe), "-chardev", "stdio,id=semihost0",
+               "-semihosting-config", "enable=on,target=native,chardev=semihost0"]
         if args:
             cmd += ["-append", " ".join(args)]
     return subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout)

@@ -1,0 +1,249 @@
+"""Behaviour of the C core through its Python binding: streaming invariance, conditioning,
+detector decisions, configuration errors."""
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tools import audio, core, params
+
+AUDIO = Path(__file__).parent / "audio"
+SR = 16000
+P = params.default()
+
+
+def clip(name):
+    return audio.load(AUDIO / name)
+
+
+def burst_stream(onsets_s, total_s=6.0, burst_ms=60, level=12000, floor=60, seed=1):
+    """Low noise with noise bursts at known onsets (samples)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, floor, int(total_s * SR))
+    onsets = [int(t * SR) for t in onsets_s]
+    for o in onsets:
+        n = int(burst_ms * SR / 1000)
+        x[o:o + n] += rng.normal(0, level, n) * np.exp(-np.arange(n) / (n / 3))
+    return np.clip(np.round(x), -32768, 32767).astype(np.int16), onsets
+
+
+def feature_classifier(window, feats):
+    """Deterministic scores from the features, so decisions depend on every feature value."""
+    s = int(feats.astype(np.int64).sum())
+    return [s % 256, (s // 7) % 256, 255 - s % 256]
+
+
+# ---- streaming invariance ------------------------------------------------------------------------
+
+def _run(x, chunk, mode="gated"):
+    node = core.Node(feature_classifier, 3, thresholds=[0.3, 0.5, 0.7], mode=mode,
+                     keep_features=True, trace=True, continuous_stride=17)
+    if chunk is None:
+        node.process(x)
+    else:
+        for i in range(0, x.size, chunk):
+            node.process(x[i:i + chunk])
+    node.flush()
+    return node
+
+
+@pytest.mark.parametrize("mode", ["gated", "continuous"])
+def test_output_does_not_depend_on_chunk_sizes(mode):
+    x = np.concatenate([clip("background_rain_1.wav"), clip("gunshot_2.wav"), clip("siren_1.wav"),
+                        clip("glass_breaking_1.wav")])
+    ref = _run(x, None, mode)
+    assert len(ref.windows) >= 4 and ref.events, "the stream must exercise windows and events"
+    for chunk in (1, 7, 256, 4096):
+        n = _run(x if chunk != 1 else x[:3 * SR], chunk, mode)
+        r = ref if chunk != 1 else _run(x[:3 * SR], None, mode)
+        assert n.events == r.events
+        assert n.windows == r.windows
+        assert n.stats == r.stats
+        np.testing.assert_array_equal(n.trace, r.trace)
+        for a, b in zip(n.features, r.features):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_window_features_are_the_frame_features():
+    """The window handed to the classifier is exactly the stream's frames start..start+63."""
+    x = np.concatenate([clip("gunshot_1.wav"), clip("dog_bark_1.wav")])
+    node = core.Node(keep_features=True)
+    node.process(x)
+    node.flush()
+    all_feats = core.features(np.concatenate([x, np.zeros(SR * 2, np.int16)]))
+    assert node.windows
+    for w, f in zip(node.windows, node.features):
+        j = w.start_sample // core.HOP
+        np.testing.assert_array_equal(f, all_feats[j:j + core.FRAMES_PER_WINDOW])
+
+
+# ---- conditioning ------------------------------------------------------------------------------------
+
+def _tone(freq, sr, seconds=0.5, amp=16000):
+    t = np.arange(int(sr * seconds)) / sr
+    return np.round(amp * np.sin(2 * np.pi * freq * t)).astype(np.int16)
+
+
+def _gain_db(y):
+    y = y[len(y) // 4:].astype(np.float64)
+    return 20 * np.log10(np.sqrt(np.mean(y * y)) / (16000 / np.sqrt(2)) + 1e-12)
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_decimator_passband_and_alias_rejection(factor):
+    sr = SR * factor
+    for f in (200, 1000, 4000, 6000):
+        assert abs(_gain_db(core.decimate(_tone(f, sr), factor))) < 0.1, f
+    assert -3.0 < _gain_db(core.decimate(_tone(7000, sr), factor)) < -1.0
+    # tones that would fold into the 0-7 kHz band are removed
+    for f in (9000, 9500, 12000, sr / 2 - 500):
+        assert _gain_db(core.decimate(_tone(f, sr), factor)) < -65, f
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_decimator_full_scale_does_not_wrap(factor):
+    """Full-scale square (-32768 included): the integer filter equals the exact filter, saturated."""
+    x = np.tile(np.array([32767] * 8 + [-32768] * 8, np.int16), 600)
+    y = core.decimate(x, factor).astype(np.int64)
+    taps = np.array(P.decim_taps_q15(factor), dtype=np.float64)
+    exact = np.convolve(np.concatenate([np.zeros(taps.size - 1), x]), taps[::-1], "valid")[factor - 1::factor] / 32768
+    np.testing.assert_allclose(y, np.clip(np.round(exact), -32768, 32767), atol=1)
+    assert np.abs(y).max() == 32767 or np.abs(y).max() == 32768
+
+
+def test_adc_codes_to_pcm():
+    np.testing.assert_array_equal(core.adc_to_pcm([0, 2048, 4095, 9999]), [-32768, 0, 32752, 32752])
+
+
+def test_dc_blocker_removes_adc_bias_and_keeps_audio():
+    codes = (2048 + 300 + np.round(200 * np.sin(2 * np.pi * 300 * np.arange(32000 * 2) / 32000))).astype(np.uint16)
+    y = core.dc_block(core.decimate(core.adc_to_pcm(codes), 2))
+    tail = y[SR:].astype(np.float64)
+    assert abs(tail.mean()) < 2.0                       # the bias (300 codes = 4800 LSB) is gone
+    assert abs(20 * np.log10(tail.std() * np.sqrt(2) / (200 * 16))) < 0.5   # 300 Hz passes
+
+
+# ---- detector decisions --------------------------------------------------------------------------
+
+def test_event_onset_is_sample_accurate():
+    x, onsets = burst_stream([2.0])
+    node = core.Node(lambda w, f: [230], 1)
+    node.process(x)
+    node.flush()
+    kinds = [e.kind for e in node.events]
+    assert kinds == ["onset", "end"]
+    ev = node.events[0]
+    assert abs(ev.onset_sample - onsets[0]) <= 16
+    assert ev.class_index == 0 and ev.score == 230
+    assert 0.03 * SR <= ev.duration_samples <= 0.3 * SR
+
+
+def test_threshold_and_disabled_class():
+    x, _ = burst_stream([2.0])
+    for scores, thr, expect in (([150, 0], [0.6, 0.6], 0), ([154, 0], [0.6, 0.6], 1),
+                                ([250, 240], [None, 0.9], 1), ([250, 10], [None, 0.5], 0)):
+        node = core.Node(lambda w, f, s=scores: s, 2, thresholds=thr)
+        node.process(x)
+        node.flush()
+        onsets = [e for e in node.events if e.kind == "onset"]
+        assert len(onsets) == expect, (scores, thr)
+        if expect and thr[0] is None:
+            assert onsets[0].class_index == 1
+
+
+def test_repeated_hits_merge_within_holdoff_and_split_beyond():
+    x, onsets = burst_stream([1.5, 2.7, 6.5], total_s=9.0)
+    node = core.Node(lambda w, f: [220], 1)
+    node.process(x)
+    node.flush()
+    assert len(node.windows) == 3
+    on = [e for e in node.events if e.kind == "onset"]
+    end = [e for e in node.events if e.kind == "end"]
+    assert len(on) == 2 and len(end) == 2
+    assert end[0].hits == 2 and end[1].hits == 1
+    assert abs(end[0].onset_sample - onsets[0]) <= 16
+    assert end[0].onset_sample + end[0].duration_samples >= onsets[1]
+
+
+def test_different_classes_make_separate_events():
+    x, _ = burst_stream([1.5, 2.7], total_s=5.0)
+    node = core.Node(lambda w, f: [220, 0] if w.trigger_sample < 2 * SR else [0, 220], 2)
+    node.process(x)
+    node.flush()
+    assert [(e.class_index, e.kind) for e in node.events] == [(0, "onset"), (1, "onset"), (0, "end"), (1, "end")]
+
+
+def test_continuous_mode_classifies_every_stride():
+    x = clip("background_rain_1.wav")
+    node = core.Node(lambda w, f: [0], 1, mode="continuous", continuous_stride=4)
+    node.process(x)
+    frames = node.stats["frames"]
+    assert len(node.windows) == (frames - core.FRAMES_PER_WINDOW) // 4 + 1
+    assert all(w.kind == "continuous" for w in node.windows)
+    gated = core.Node(lambda w, f: [0], 1)
+    gated.process(x)
+    assert len(gated.windows) == 0                    # the gate stays closed on steady rain
+
+
+def test_sustained_event_is_rechecked_while_it_lasts():
+    x = clip("siren_1.wav")
+    node = core.Node(trace=True)
+    node.process(np.concatenate([audio.lead_in(x), x]))
+    node.flush()
+    kinds = [w.kind for w in node.windows]
+    assert kinds[0] == "onset" and kinds.count("recheck") >= 2
+
+
+def test_classifier_failure_is_counted_and_makes_no_decision():
+    x, _ = burst_stream([2.0])
+
+    def broken(w, f):
+        raise RuntimeError("model exploded")
+
+    node = core.Node(broken, 1)
+    with pytest.raises(RuntimeError, match="model exploded"):
+        node.process(x)
+    assert node.stats["classify_errors"] == 1 and node.events == []
+
+
+@pytest.mark.parametrize("kwargs", [dict(n_classes=17), dict(gate={"bg_fall_shift": 0}),
+                                    dict(gate={"onset_blocks": 5}), dict(continuous_stride=0),
+                                    dict(quant=params.Quant(0.75, 0, 0))])
+def test_invalid_configuration_is_rejected(kwargs):
+    with pytest.raises(ValueError):
+        core.Node(**kwargs)
+
+
+def test_binding_structs_match_generated_defaults():
+    """ctypes mirrors of the C structs: the C defaults read back equal the parameter file."""
+    cfg = core.NodeConfig()
+    core.lib.ew_node_config_default(cfg, 3)
+    for name, value in P.gate_fixed.items():
+        if name != "window_blocks":
+            assert getattr(cfg.gate, name) == value, name
+    assert (cfg.quant.mult, cfg.quant.shift, cfg.quant.zero_point) == (P.quant.mult, P.quant.shift, P.quant.zero_point)
+    d = P.detector_fixed
+    assert cfg.holdoff_samples == d["holdoff_samples"] and cfg.preroll_frames == d["preroll_frames"]
+    assert list(cfg.thresholds_q8[:3]) == [d["default_threshold_q8"]] * 3
+    assert cfg.n_classes == 3 and cfg.continuous_stride == d["continuous_stride_frames"]
+
+
+def test_full_scale_input_is_finite_and_ordered():
+    """-32768 everywhere and a full-scale square: the log-mel is the loudest the node can see."""
+    sq = np.tile(np.array([32767] * 8 + [-32768] * 8, np.int16), 2000)
+    L_sq = core.logmel(sq)
+    L_quiet = core.logmel((sq // 256).astype(np.int16))
+    # 48 dB less input gives 48 dB less output in every band that carries the square's energy
+    band = L_sq.mean(axis=0) > L_sq.mean() - 200
+    diff_db = (L_sq - L_quiet)[10:, band].mean() * params.DB_PER_LOG2 / 256
+    assert abs(diff_db - 48.16) < 0.5
+    assert L_sq.max() < 16384
+
+
+def test_manifest_lists_every_shipped_clip():
+    rows = list(csv.DictReader(open(AUDIO / "manifest.csv")))
+    assert {r["path"] for r in rows} == {p.name for p in AUDIO.glob("*.wav")}
+    for r in rows:   # redistributable: the clip's own licence is CC0 or CC BY
+        lic = r["licence"]
+        assert "unspecified" not in lic and ("CC0" in lic or "NC" not in lic), r["path"]
