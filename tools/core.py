@@ -113,6 +113,7 @@ _sig("ew_dcblock_reset", None, C.c_void_p)
 _sig("ew_dcblock_process", None, C.c_void_p, i16p, i16p, C.c_size_t)
 _sig("ew_log2_q8_u64", C.c_uint32, C.c_uint64)
 _sig("ew_frontend_logmel", None, C.c_void_p, i16p, u16p)
+_sig("ew_frontend_logmel_frames", None, C.c_void_p, i16p, C.c_size_t, C.c_size_t, u16p)
 _sig("ew_frontend_quantize", None, u16p, i8p, C.c_size_t, C.POINTER(Quant))
 _sig("ew_node_config_default", None, C.POINTER(NodeConfig), C.c_uint8)
 _sig("ew_node_init", C.c_int, C.c_void_p, C.POINTER(NodeConfig), CLASSIFY_FN, EVENT_FN, BLOCK_FN,
@@ -171,15 +172,26 @@ def log2_q8(v: int) -> int:
     return lib.ew_log2_q8_u64(v)
 
 
+_FE_BYTES = 8 * (P.frame_samples + P.fft_bins) + 64     # >= sizeof(ew_frontend_t)
+
+
 def logmel_frames(frames) -> np.ndarray:
     """Log-mel (log2 Q8) of already framed, already conditioned audio: (n, frame_samples)."""
     frames = np.ascontiguousarray(frames, dtype=np.int16).reshape(-1, P.frame_samples)
-    fe = C.create_string_buffer(8 * (P.frame_samples + P.fft_bins) + 64)
     out = np.empty((len(frames), N_MELS), np.uint16)
-    row = np.empty(N_MELS, np.uint16)
-    for i, f in enumerate(frames):
-        lib.ew_frontend_logmel(fe, np.ascontiguousarray(f), row)
-        out[i] = row
+    if len(frames):
+        lib.ew_frontend_logmel_frames(C.create_string_buffer(_FE_BYTES), frames.reshape(-1),
+                                      len(frames), P.frame_samples, out)
+    return out
+
+
+def logmel_stream(x) -> np.ndarray:
+    """Log-mel of every frame (hop spacing) of an already conditioned signal."""
+    x = _pcm(x)
+    n = max(0, (x.size - P.frame_samples) // HOP + 1)
+    out = np.empty((n, N_MELS), np.uint16)
+    if n:
+        lib.ew_frontend_logmel_frames(C.create_string_buffer(_FE_BYTES), x, n, HOP, out)
     return out
 
 
@@ -338,23 +350,11 @@ _sig("ew_node_get_stats", None, C.c_void_p, C.POINTER(Stats))
 # ---- convenience for training and tools --------------------------------------------------------
 
 def logmel(pcm) -> np.ndarray:
-    """Log-mel (log2 Q8, uint16) of every frame of a 16 kHz stream, exactly as the node computes."""
-    node = _FeatureNode()
-    node.run(pcm)
-    return node.logmel
+    """Log-mel (log2 Q8, uint16) of every frame of a 16 kHz stream, exactly as the node computes:
+    DC blocker from rest, frame j = samples [j*hop, j*hop + frame)."""
+    return logmel_stream(dc_block(_pcm(pcm)))
 
 
 def features(pcm, q: _params.Quant | None = None) -> np.ndarray:
     """int8 model-input features of every frame of a stream: quantize(logmel(pcm))."""
     return quantize(logmel(pcm), q)
-
-
-class _FeatureNode:
-    def __init__(self):
-        self.logmel = None
-
-    def run(self, pcm) -> None:
-        x = dc_block(_pcm(pcm))
-        n_frames = max(0, (x.size - P.frame_samples) // HOP + 1)
-        idx = np.arange(P.frame_samples)[None, :] + HOP * np.arange(n_frames)[:, None]
-        self.logmel = logmel_frames(x[idx]) if n_frames else np.zeros((0, N_MELS), np.uint16)

@@ -38,8 +38,7 @@ def render(p: P.Params) -> tuple[str, str]:
         ("EW_PARAMS_SCHEMA_VERSION", P.SCHEMA_VERSION, "schema of this header (core checks it)"),
         ("EW_SAMPLE_RATE_HZ", p.sample_rate_hz, "rate of everything after the decimator"),
         ("EW_ADC_BITS", p.adc_bits, "ADC code width"),
-        ("EW_DECIM_TAPS_PER_PHASE", p.decim_taps_per_phase, "decimator FIR taps per output phase"),
-        ("EW_DECIM_MAX_FACTOR", max(p.decim_factors), "largest supported decimation factor"),
+        ("EW_DECIM_MAX_TAPS", max(p.decim_taps), "longest decimator FIR"),
         ("EW_DC_POLE_SHIFT", p.dc_pole_shift, "DC blocker pole = 1 - 2^-shift"),
         ("EW_DC_FRAC_BITS", p.dc_frac_bits, "fractional bits of the DC blocker state"),
         ("EW_FRAME_SAMPLES", p.frame_samples, "analysis frame = FFT size"),
@@ -88,32 +87,47 @@ def render(p: P.Params) -> tuple[str, str]:
         "",
         f'#define EW_CONFIG_HASH_STR "{h}"',
         f"#define EW_CONFIG_HASH8 {{ {hash_bytes} }}  /* first 8 bytes, as in HELLO */",
-        f"#define EW_DECIM_FACTORS {{ {', '.join(map(str, p.decim_factors))} }}",
         "",
         "extern const int16_t ew_hann_q15[EW_FRAME_SAMPLES];",
-        "extern const int16_t ew_twiddle_cos_q15[EW_FRAME_SAMPLES / 2];",
-        "extern const int16_t ew_twiddle_sin_q15[EW_FRAME_SAMPLES / 2];",
+        "extern const int32_t ew_twiddle_cos_q31[EW_FRAME_SAMPLES / 2];",
+        "extern const int32_t ew_twiddle_sin_q31[EW_FRAME_SAMPLES / 2];",
+        "extern const uint16_t ew_bitrev[EW_FRAME_SAMPLES / 2];",
+        "",
+        "/** A symmetric decimation FIR, folded: sum_i coef[i] (x[off[i]] + x[n-1-off[i]]) + centre x[n/2]. */",
+        "typedef struct {",
+        "    uint8_t factor, n_taps, n_pairs;",
+        "    int16_t centre;            /* Q15, 0 for an even length */",
+        "    const uint8_t *off;",
+        "    const int16_t *coef;       /* Q15 */",
+        "} ew_decim_filter_t;",
+        f"#define EW_N_DECIM_FILTERS {len(p.decim_factors)}",
+        "extern const ew_decim_filter_t ew_decim_filters[EW_N_DECIM_FILTERS];",
         "extern const uint16_t ew_mel_start[EW_N_MELS];",
         "extern const uint16_t ew_mel_len[EW_N_MELS];",
         "extern const uint16_t ew_mel_weights_q15[EW_MEL_WEIGHTS];",
         "extern const uint16_t ew_log2_lut_q14[(1 << EW_LOG2_LUT_BITS) + 1];",
     ]
-    for f in p.decim_factors:
-        lines.append(f"extern const int16_t ew_decim{f}_taps_q15[{f * p.decim_taps_per_phase}];")
     lines += ["", "#endif /* EW_PARAMS_H */", ""]
     header = "\n".join(lines)
 
-    cos, sin = p.twiddles_q15
+    cos, sin = p.twiddles_q31
     parts = [BANNER.format(h=h), '#include "ew_params.h"', "",
              _array("int16_t", "ew_hann_q15", p.hann_q15),
-             _array("int16_t", "ew_twiddle_cos_q15", cos),
-             _array("int16_t", "ew_twiddle_sin_q15", sin),
+             _array("int32_t", "ew_twiddle_cos_q31", cos, per_line=6),
+             _array("int32_t", "ew_twiddle_sin_q31", sin, per_line=6),
+             _array("uint16_t", "ew_bitrev", p.bitrev),
              _array("uint16_t", "ew_mel_start", starts),
              _array("uint16_t", "ew_mel_len", lens),
              _array("uint16_t", "ew_mel_weights_q15", weights),
              _array("uint16_t", "ew_log2_lut_q14", p.log2_lut_q14)]
-    for f in p.decim_factors:
-        parts.append(_array("int16_t", f"ew_decim{f}_taps_q15", p.decim_taps_q15(f)))
+    entries = []
+    for f, n in zip(p.decim_factors, p.decim_taps):
+        offs, coefs, centre = p.decim_folded(f)
+        parts.append("static " + _array("uint8_t", f"decim{f}_off", offs))
+        parts.append("static " + _array("int16_t", f"decim{f}_coef_q15", coefs))
+        entries.append(f"    {{{f}, {n}, {len(offs)}, {centre}, decim{f}_off, decim{f}_coef_q15}},")
+    parts.append("const ew_decim_filter_t ew_decim_filters[EW_N_DECIM_FILTERS] = {\n"
+                 + "\n".join(entries) + "\n};\n")
     return header, "\n".join(parts)
 
 

@@ -98,9 +98,9 @@ class Params:
     sample_rate_hz: int
     adc_bits: int
     decim_factors: tuple
-    decim_taps_per_phase: int
-    decim_cutoff_hz: float
-    decim_beta: float
+    decim_taps: tuple
+    decim_cutoff_hz: tuple
+    decim_beta: tuple
     dc_pole_shift: int
     dc_frac_bits: int
     frame_samples: int
@@ -169,13 +169,19 @@ class Params:
         return [min(v, 32767) for v in q15(w)]
 
     @property
-    def twiddles_q15(self) -> tuple[list[int], list[int]]:
-        """cos / -sin of 2*pi*k/frame_samples for k < frame_samples/2 (Q15, 1.0 -> 32767)."""
+    def twiddles_q31(self) -> tuple[list[int], list[int]]:
+        """cos / -sin of 2*pi*k/frame_samples for k < frame_samples/2 (Q31, 1.0 -> 2^31 - 1)."""
         k = np.arange(self.frame_samples // 2)
         ang = 2 * np.pi * k / self.frame_samples
-        c = [min(v, 32767) for v in q15(np.cos(ang))]
-        s = [min(v, 32767) for v in q15(-np.sin(ang))]
-        return c, s
+        q31 = lambda v: [int(min(max(x, -(1 << 31)), (1 << 31) - 1)) for x in np.round(v * 2.0 ** 31)]
+        return q31(np.cos(ang)), q31(-np.sin(ang))
+
+    @property
+    def bitrev(self) -> list[int]:
+        """Bit-reversal permutation of the frame_samples/2-point complex FFT."""
+        m = self.frame_samples // 2
+        bits = m.bit_length() - 1
+        return [int(format(i, f"0{bits}b")[::-1], 2) for i in range(m)]
 
     @property
     def mel_sparse(self) -> tuple[list[int], list[int], list[int]]:
@@ -200,14 +206,22 @@ class Params:
         return [int(round(math.log2(1 + i / n) * (1 << LOG2_LUT_FRAC))) for i in range(n + 1)]
 
     def decim_taps_q15(self, factor: int) -> list[int]:
-        n = factor * self.decim_taps_per_phase
-        cutoff = self.decim_cutoff_hz / (self.sample_rate_hz * factor / 2)
-        taps = q15(kaiser_lowpass(n, cutoff, self.decim_beta))
-        if n % 2 or taps != taps[::-1]:
-            raise ValueError("decimator taps must be symmetric and even in number (the C filter folds them)")
+        i = self.decim_factors.index(factor)
+        n = self.decim_taps[i]
+        cutoff = self.decim_cutoff_hz[i] / (self.sample_rate_hz * factor / 2)
+        taps = q15(kaiser_lowpass(n, cutoff, self.decim_beta[i]))
+        if taps != taps[::-1]:
+            raise ValueError("decimator taps must be symmetric (the C filter folds them)")
         if sum(abs(t) for t in taps) >= 65536:
             raise ValueError("decimator taps could overflow the 32-bit accumulator")
         return taps
+
+    def decim_folded(self, factor: int) -> tuple[list[int], list[int], int]:
+        """Non-zero folded pairs (offset k pairs with n-1-k) and the centre tap (0 if n even)."""
+        taps = self.decim_taps_q15(factor)
+        n = len(taps)
+        offs = [k for k in range(n // 2) if taps[k] != 0]
+        return offs, [taps[k] for k in offs], taps[n // 2] if n % 2 else 0
 
     # ---- identity ----------------------------------------------------------------------------
     def canonical(self) -> dict:
@@ -248,8 +262,8 @@ def load(path: Path | str | None = None, overrides: dict | None = None) -> Param
     return Params(
         raw=raw,
         sample_rate_hz=a["sample_rate_hz"], adc_bits=a["adc_bits"],
-        decim_factors=tuple(dec["factors"]), decim_taps_per_phase=dec["taps_per_phase"],
-        decim_cutoff_hz=dec["cutoff_hz"], decim_beta=dec["kaiser_beta"],
+        decim_factors=tuple(dec["factors"]), decim_taps=tuple(dec["taps"]),
+        decim_cutoff_hz=tuple(dec["cutoff_hz"]), decim_beta=tuple(dec["kaiser_beta"]),
         dc_pole_shift=dc["pole_shift"], dc_frac_bits=dc["frac_bits"],
         frame_samples=fe["frame_samples"], hop_samples=fe["hop_samples"], n_mels=fe["n_mels"],
         fmin_hz=fe["fmin_hz"], fmax_hz=fe["fmax_hz"], frames_per_window=fe["frames_per_window"],

@@ -38,7 +38,8 @@ def dc_block(x) -> np.ndarray:
 
 
 def decimate(x, factor: int) -> np.ndarray:
-    """FIR (Q15) over a zero history; output m is aligned with input m*factor + factor - 1."""
+    """FIR (Q15) over a zero history; output m is aligned with input m*factor + factor - 1.
+    (The C filter folds symmetric taps and skips zeros: the same integer sum.)"""
     taps = np.array(P.decim_taps_q15(factor), dtype=np.int64)
     x = np.asarray(x, dtype=np.int64)
     padded = np.concatenate([np.zeros(taps.size - 1, np.int64), x])
@@ -74,16 +75,12 @@ def log2_q8(v) -> np.ndarray:
 
 # ---- front end -----------------------------------------------------------------------------
 
-def _bitrev(bits: int) -> np.ndarray:
-    idx = np.arange(1 << bits)
-    rev = np.zeros_like(idx)
-    for b in range(bits):
-        rev |= ((idx >> b) & 1) << (bits - 1 - b)
-    return rev
+def _mulq31(a, w):
+    return (2 * a * w) >> 32          # floor(a * w / 2^31): the high word of (2a) * w
 
 
 def _rmul(ar, ai, wr, wi):
-    return (ar * wr - ai * wi + (1 << 14)) >> 15, (ar * wi + ai * wr + (1 << 14)) >> 15
+    return _mulq31(ar, wr) - _mulq31(ai, wi), _mulq31(ar, wi) + _mulq31(ai, wr)
 
 
 def power_spectrum(frames) -> np.ndarray:
@@ -91,10 +88,10 @@ def power_spectrum(frames) -> np.ndarray:
     frames = np.asarray(frames, dtype=np.int64)
     m = P.frame_samples // 2
     w = np.array(P.hann_q15, dtype=np.int64)
-    cos, sin = (np.array(t, dtype=np.int64) for t in P.twiddles_q15)
+    cos, sin = (np.array(t, dtype=np.int64) for t in P.twiddles_q31)
     fb = P.window_frac_bits
     xw = (frames * w + (1 << (14 - fb))) >> (15 - fb)
-    perm = _bitrev(m.bit_length() - 1)
+    perm = np.array(P.bitrev)
     re, im = xw[:, 0::2][:, perm].copy(), xw[:, 1::2][:, perm].copy()
     size = 2
     while size <= m:
@@ -106,6 +103,8 @@ def power_spectrum(frames) -> np.ndarray:
         wr = np.tile(cos[j * 2 * (m // size)], starts.size)
         wi = np.tile(sin[j * 2 * (m // size)], starts.size)
         tr, ti = _rmul(re[:, ib], im[:, ib], wr, wi)
+        one = np.tile(j == 0, starts.size)          # the j = 0 twiddle is exactly 1: no product
+        tr[:, one], ti[:, one] = re[:, ib][:, one], im[:, ib][:, one]
         ar, ai = re[:, ia], im[:, ia]
         re[:, ib], im[:, ib] = ar - tr, ai - ti
         re[:, ia], im[:, ia] = ar + tr, ai + ti

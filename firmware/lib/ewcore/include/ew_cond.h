@@ -33,11 +33,9 @@ void ew_dcblock_reset(ew_dcblock_t *dc);
 /** Filter n samples; in == out is allowed.  Output saturates to int16. */
 void ew_dcblock_process(ew_dcblock_t *dc, const int16_t *in, int16_t *out, size_t n);
 
-#define EW_DECIM_MAX_TAPS (EW_DECIM_TAPS_PER_PHASE * EW_DECIM_MAX_FACTOR)
-
-/** Polyphase-free FIR decimator (computes only the kept outputs). */
+/** FIR decimator that computes only the kept outputs, with the generated folded filters. */
 typedef struct {
-    const int16_t *taps;                  /**< Q15, length factor * EW_DECIM_TAPS_PER_PHASE */
+    const ew_decim_filter_t *f;           /**< generated filter for this factor */
     uint16_t n_taps;
     uint8_t factor;
     uint8_t phase;                        /**< inputs since the last output, 0..factor-1 */
@@ -47,7 +45,7 @@ typedef struct {
 
 /**
  * @brief Prepare a decimator for an ADC rate of factor * EW_SAMPLE_RATE_HZ.
- * @return EW_OK; EW_ERR_ARG if d is NULL; EW_ERR_FACTOR if factor is not in EW_DECIM_FACTORS.
+ * @return EW_OK; EW_ERR_ARG if d is NULL; EW_ERR_FACTOR if no generated filter has this factor.
  */
 int ew_decim_init(ew_decim_t *d, unsigned factor);
 /** Clear the history (keeps factor and taps). */

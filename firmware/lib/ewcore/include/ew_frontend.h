@@ -6,8 +6,9 @@
  *  1. Hann window (Q15), keeping F = EW_WINDOW_FRAC_BITS fraction bits:
  *        xw = (x * w + 2^(14-F)) >> (15-F)                                    20 bits (F = 4)
  *  2. Real FFT of 2M = EW_FRAME_SAMPLES points as an M-point complex radix-2 FFT of
- *     z[n] = xw[2n] + j xw[2n+1] plus a split step.  int32 data, Q15 twiddles, one rounding
- *     per product (64-bit products), no scaling: |Z| <= M 2^19 sqrt2 < 2^28, |2X| < 2^30.
+ *     z[n] = xw[2n] + j xw[2n+1] plus a split step.  int32 data, Q31 twiddles, each real
+ *     product floor(a * w) = high word of (2a) * w (one mulh on RV32), no scaling:
+ *     |Z| <= M 2^19 sqrt2 < 2^28, |2X| < 2^30.
  *  3. Power:  P[k] = |2X[k]|^2 >> (EW_POWER_SHIFT + 2) = |X[k]|^2 / 2^EW_POWER_SHIFT     uint64
  *  4. Mel:    M[m] = sum_k P[k] w_m[k], w Q15 triangles of peak 1 (librosa norm=None, Slaney
  *     scale).  Parseval: sum_k |X[k]|^2 <= 2M sum xw^2 <= 2^56, so sum_k P[k] <= 2^44 and
@@ -55,6 +56,13 @@ int ew_quant_check(const ew_quant_t *q);
  * @param logmel  EW_N_MELS outputs, log2 Q8
  */
 void ew_frontend_logmel(ew_frontend_t *fe, const int16_t *frame, uint16_t *logmel);
+/**
+ * @brief Log-mel of n_frames frames of a conditioned 16 kHz signal, frame j starting at j * hop.
+ * @param x       at least (n_frames - 1) * hop + EW_FRAME_SAMPLES samples
+ * @param logmel  n_frames * EW_N_MELS outputs, frame-major
+ */
+void ew_frontend_logmel_frames(ew_frontend_t *fe, const int16_t *x, size_t n_frames, size_t hop,
+                               uint16_t *logmel);
 /** Quantise n log-mel values to int8 with q. */
 void ew_frontend_quantize(const uint16_t *logmel, int8_t *out, size_t n, const ew_quant_t *q);
 

@@ -1,6 +1,6 @@
 /* GENERATED FILE - DO NOT EDIT.
  * Source: firmware/lib/ewcore/ewcore.toml; regenerate with `python -m tools.gen_params`.
- * config_hash: 5b4bd6603aa6a6919bf199165a713a9480549f8da951a3072682a6bfd3047f96
+ * config_hash: 28ca93ac12e06828ef5035d41608c8b822d6f11e6561a95e4b9e033ff0911eb5
  */
 
 #ifndef EW_PARAMS_H
@@ -11,8 +11,7 @@
 #define EW_PARAMS_SCHEMA_VERSION     1  /* schema of this header (core checks it) */
 #define EW_SAMPLE_RATE_HZ            16000  /* rate of everything after the decimator */
 #define EW_ADC_BITS                  12  /* ADC code width */
-#define EW_DECIM_TAPS_PER_PHASE      24  /* decimator FIR taps per output phase */
-#define EW_DECIM_MAX_FACTOR          3  /* largest supported decimation factor */
+#define EW_DECIM_MAX_TAPS            72  /* longest decimator FIR */
 #define EW_DC_POLE_SHIFT             8  /* DC blocker pole = 1 - 2^-shift */
 #define EW_DC_FRAC_BITS              12  /* fractional bits of the DC blocker state */
 #define EW_FRAME_SAMPLES             512  /* analysis frame = FFT size */
@@ -52,18 +51,26 @@
 #define EW_QUANT_SHIFT               24  /* quantiser shift */
 #define EW_QUANT_ZERO_POINT          -128  /* int8 input zero point */
 
-#define EW_CONFIG_HASH_STR "5b4bd6603aa6a6919bf199165a713a9480549f8da951a3072682a6bfd3047f96"
-#define EW_CONFIG_HASH8 { 0x5b, 0x4b, 0xd6, 0x60, 0x3a, 0xa6, 0xa6, 0x91 }  /* first 8 bytes, as in HELLO */
-#define EW_DECIM_FACTORS { 2, 3 }
+#define EW_CONFIG_HASH_STR "28ca93ac12e06828ef5035d41608c8b822d6f11e6561a95e4b9e033ff0911eb5"
+#define EW_CONFIG_HASH8 { 0x28, 0xca, 0x93, 0xac, 0x12, 0xe0, 0x68, 0x28 }  /* first 8 bytes, as in HELLO */
 
 extern const int16_t ew_hann_q15[EW_FRAME_SAMPLES];
-extern const int16_t ew_twiddle_cos_q15[EW_FRAME_SAMPLES / 2];
-extern const int16_t ew_twiddle_sin_q15[EW_FRAME_SAMPLES / 2];
+extern const int32_t ew_twiddle_cos_q31[EW_FRAME_SAMPLES / 2];
+extern const int32_t ew_twiddle_sin_q31[EW_FRAME_SAMPLES / 2];
+extern const uint16_t ew_bitrev[EW_FRAME_SAMPLES / 2];
+
+/** A symmetric decimation FIR, folded: sum_i coef[i] (x[off[i]] + x[n-1-off[i]]) + centre x[n/2]. */
+typedef struct {
+    uint8_t factor, n_taps, n_pairs;
+    int16_t centre;            /* Q15, 0 for an even length */
+    const uint8_t *off;
+    const int16_t *coef;       /* Q15 */
+} ew_decim_filter_t;
+#define EW_N_DECIM_FILTERS 2
+extern const ew_decim_filter_t ew_decim_filters[EW_N_DECIM_FILTERS];
 extern const uint16_t ew_mel_start[EW_N_MELS];
 extern const uint16_t ew_mel_len[EW_N_MELS];
 extern const uint16_t ew_mel_weights_q15[EW_MEL_WEIGHTS];
 extern const uint16_t ew_log2_lut_q14[(1 << EW_LOG2_LUT_BITS) + 1];
-extern const int16_t ew_decim2_taps_q15[48];
-extern const int16_t ew_decim3_taps_q15[72];
 
 #endif /* EW_PARAMS_H */

@@ -35,12 +35,16 @@ size_t ew_decim_process(ew_decim_t *d, const int16_t *in, size_t n, int16_t *out
         if (++d->phase < d->factor) continue;
         d->phase = 0;
         /* hist[pos .. pos+nt-1] is the last nt inputs, oldest first.  The taps are symmetric
-         * (the generator checks it; nt is even), so pairs share one multiply:
-         * |h[k] + h[nt-1-k]| <= 2^16, and |acc| <= 2^15 * sum|taps| < 2^31 (sum|taps| < 2^16). */
+         * (the generator checks it), so pairs share one multiply and zero taps (every other
+         * one of a half-band) are skipped: |h[k] + h[nt-1-k]| <= 2^16, and
+         * |acc| <= 2^15 * sum|taps| < 2^31 (the generator checks sum|taps| < 2^16). */
         const int16_t *h = &d->hist[d->pos];
-        int32_t acc = 0;
-        for (uint16_t k = 0; k < nt / 2; k++)
-            acc += (int32_t)d->taps[k] * ((int32_t)h[k] + h[nt - 1 - k]);
+        const ew_decim_filter_t *f = d->f;
+        int32_t acc = (int32_t)f->centre * h[nt / 2];       /* 0 for an even length */
+        for (uint16_t i = 0; i < f->n_pairs; i++) {
+            const uint16_t k = f->off[i];
+            acc += (int32_t)f->coef[i] * ((int32_t)h[k] + h[nt - 1 - k]);
+        }
         out[n_out++] = ew_sat16((acc + (1 << 14)) >> 15);
     }
     return n_out;

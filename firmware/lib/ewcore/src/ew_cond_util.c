@@ -11,14 +11,15 @@ void ew_dcblock_reset(ew_dcblock_t *dc) {
 int ew_decim_init(ew_decim_t *d, unsigned factor) {
     if (d == NULL) return EW_ERR_ARG;
     memset(d, 0, sizeof(*d));
-    switch (factor) {
-        case 2: d->taps = ew_decim2_taps_q15; break;
-        case 3: d->taps = ew_decim3_taps_q15; break;
-        default: return EW_ERR_FACTOR;
+    for (int i = 0; i < EW_N_DECIM_FILTERS; i++) {
+        if (ew_decim_filters[i].factor == factor) {
+            d->f = &ew_decim_filters[i];
+            d->factor = (uint8_t)factor;
+            d->n_taps = d->f->n_taps;
+            return EW_OK;
+        }
     }
-    d->factor = (uint8_t)factor;
-    d->n_taps = (uint16_t)(factor * EW_DECIM_TAPS_PER_PHASE);
-    return EW_OK;
+    return EW_ERR_FACTOR;
 }
 
 void ew_decim_reset(ew_decim_t *d) {

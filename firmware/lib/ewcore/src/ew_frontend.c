@@ -3,28 +3,22 @@
 
 #define HALF (EW_FRAME_SAMPLES / 2)   /* M: complex FFT size */
 
-/* (a * w + 2^14) >> 15 for int32 data and Q15 twiddles, products in 64 bits. */
+/* floor(a * w) for |a| < 2^30 and a Q31 twiddle w: the high word of (2a) * w, which is one
+ * `mulh` on RV32 (and one smull-high on Xtensa/ARM). */
+static inline int32_t mulq31(int32_t a, int32_t w) {
+    return (int32_t)(((int64_t)(a * 2) * w) >> 32);
+}
 static inline int32_t cmul_re(int32_t ar, int32_t ai, int32_t wr, int32_t wi) {
-    return (int32_t)(((int64_t)ar * wr - (int64_t)ai * wi + (1 << 14)) >> 15);
+    return mulq31(ar, wr) - mulq31(ai, wi);
 }
 static inline int32_t cmul_im(int32_t ar, int32_t ai, int32_t wr, int32_t wi) {
-    return (int32_t)(((int64_t)ar * wi + (int64_t)ai * wr + (1 << 14)) >> 15);
-}
-
-static uint32_t bit_reverse(uint32_t v, int bits) {
-    uint32_t r = 0;
-    for (int i = 0; i < bits; i++) {
-        r = (r << 1) | (v & 1u);
-        v >>= 1;
-    }
-    return r;
+    return mulq31(ar, wi) + mulq31(ai, wr);
 }
 
 /* In-place radix-2 decimation-in-time FFT of HALF complex points (interleaved). */
 static void fft_complex(int32_t *z) {
-    const int bits = EW_FRAME_LOG2 - 1;
     for (uint32_t i = 0; i < HALF; i++) {
-        const uint32_t j = bit_reverse(i, bits);
+        const uint32_t j = ew_bitrev[i];
         if (j > i) {
             int32_t t = z[2 * i]; z[2 * i] = z[2 * j]; z[2 * j] = t;
             t = z[2 * i + 1]; z[2 * i + 1] = z[2 * j + 1]; z[2 * j + 1] = t;
@@ -33,15 +27,25 @@ static void fft_complex(int32_t *z) {
     for (uint32_t size = 2; size <= HALF; size <<= 1) {
         const uint32_t half = size >> 1;
         const uint32_t tw_step = 2 * (HALF / size);   /* index into the EW_FRAME_SAMPLES-point table */
+        /* j = 0: the twiddle is exactly 1, no multiply */
         for (uint32_t start = 0; start < HALF; start += size) {
-            for (uint32_t j = 0; j < half; j++) {
-                const int32_t wr = ew_twiddle_cos_q15[j * tw_step];
-                const int32_t wi = ew_twiddle_sin_q15[j * tw_step];
+            int32_t *a = &z[2 * start];
+            int32_t *b = &z[2 * (start + half)];
+            const int32_t tr = b[0], ti = b[1];
+            b[0] = a[0] - tr;                        /* |.| at most doubles per stage */
+            b[1] = a[1] - ti;
+            a[0] = a[0] + tr;
+            a[1] = a[1] + ti;
+        }
+        for (uint32_t j = 1; j < half; j++) {        /* each twiddle loaded once per stage */
+            const int32_t wr = ew_twiddle_cos_q31[j * tw_step];
+            const int32_t wi = ew_twiddle_sin_q31[j * tw_step];
+            for (uint32_t start = 0; start < HALF; start += size) {
                 int32_t *a = &z[2 * (start + j)];
                 int32_t *b = &z[2 * (start + j + half)];
                 const int32_t tr = cmul_re(b[0], b[1], wr, wi);
                 const int32_t ti = cmul_im(b[0], b[1], wr, wi);
-                b[0] = a[0] - tr;                    /* |.| at most doubles per stage */
+                b[0] = a[0] - tr;
                 b[1] = a[1] - ti;
                 a[0] = a[0] + tr;
                 a[1] = a[1] + ti;
@@ -70,7 +74,7 @@ void ew_frontend_logmel(ew_frontend_t *fe, const int16_t *frame, uint16_t *logme
         const int32_t cr = z[2 * (HALF - k)], ci = z[2 * (HALF - k) + 1];
         const int32_t er = zr + cr, ei = zi - ci;        /* E[k], 29 bits */
         const int32_t or_ = zi + ci, oi = cr - zr;       /* O[k] = -j (Z[k] - conj Z[M-k]) */
-        const int32_t wr = ew_twiddle_cos_q15[k], wi = ew_twiddle_sin_q15[k];
+        const int32_t wr = ew_twiddle_cos_q31[k], wi = ew_twiddle_sin_q31[k];
         const int64_t xr = (int64_t)er + cmul_re(or_, oi, wr, wi);   /* 2X[k], 30 bits */
         const int64_t xi = (int64_t)ei + cmul_im(or_, oi, wr, wi);
         fe->power[k] = (uint64_t)(xr * xr + xi * xi) >> shift;       /* |2X|^2 < 2^59 */
@@ -84,6 +88,11 @@ void ew_frontend_logmel(ew_frontend_t *fe, const int16_t *frame, uint16_t *logme
         w += ew_mel_len[m];
         logmel[m] = (uint16_t)ew_log2_q8_u64(acc + 1u);
     }
+}
+
+void ew_frontend_logmel_frames(ew_frontend_t *fe, const int16_t *x, size_t n_frames, size_t hop,
+                               uint16_t *logmel) {
+    for (size_t j = 0; j < n_frames; j++) ew_frontend_logmel(fe, x + j * hop, logmel + j * EW_N_MELS);
 }
 
 void ew_frontend_quantize(const uint16_t *logmel, int8_t *out, size_t n, const ew_quant_t *q) {

@@ -1,0 +1,159 @@
+"""Benchmarks: figures, not timed tests.  `make bench` runs this and writes build/bench.json.
+
+    python -m tools.bench [--data ../shared/data] [--out build/bench.json] [--only NAME ...]
+
+Each benchmark returns a dict of figures; keys from earlier runs that a partial run (--only)
+did not recompute are kept in the output file.  Benchmarks that need something missing (the
+RISC-V toolchain, ../shared/data, librosa) report null with a reason under "_skipped".
+
+Figures (issue 2):
+  frontend_rv32_instructions_per_audio_second  conditioning (ADC codes at 32 kHz -> int16 ->
+      decimator) + DC blocker + gate + log-mel front end + detector, instructions per second of
+      16 kHz audio on rv32imc (ESP32-C3 ISA), counted with minstret under QEMU -icount (exact)
+  frontend_host_speedup_vs_librosa  librosa.feature.melspectrogram time / C front end time, same
+      audio, same machine, best of 3
+  gate_duty_cycle_background / gate_recall_impulsive  see tools/gate_eval.py
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tools import audio, core, params
+
+ROOT = params.ROOT
+DEFAULT_OUT = ROOT / "build" / "bench.json"
+DEFAULT_DATA = ROOT.parent / "shared" / "data"
+CLIPS = ROOT / "tests" / "audio"
+BENCH_CLIPS = ["gunshot_2.wav", "siren_1.wav", "background_rain_1.wav", "baby_cry_1.wav",
+               "glass_breaking_1.wav", "background_engine_1.wav"]
+
+
+class Skip(Exception):
+    pass
+
+
+def _bench_audio() -> np.ndarray:
+    return np.concatenate([audio.load(CLIPS / c) for c in BENCH_CLIPS])
+
+
+def frontend_rv32(_args) -> dict:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from cbuild import BUILD, C_TESTS, build, have_rv32, run
+    if not have_rv32():
+        raise Skip("riscv64-unknown-elf-gcc / qemu-system-riscv32 not installed (make setup)")
+    import soxr
+    x16 = _bench_audio()
+    x32 = soxr.resample(x16.astype(np.float64) / 32768, 16000, 32000, quality="VHQ")
+    codes = np.clip(np.round(x32 * 2048) + 2048, 0, 4095).astype(np.uint16)
+    d = BUILD / "bench"
+    d.mkdir(parents=True, exist_ok=True)
+    text = ("#include <stdint.h>\nstatic const uint16_t bench_codes[%d] = {%s};\n"
+            % (codes.size, ",".join(map(str, codes.tolist()))))
+    h = d / "bench_data.h"
+    if not h.exists() or h.read_text() != text:
+        h.write_text(text)
+    exe = build("bench_core", [C_TESTS / "bench_core.c"], target="rv32", include_dirs=[d])
+    res = run(exe, target="rv32", timeout=900)
+    if res.returncode != 0:
+        raise RuntimeError(f"rv32 bench failed: {res.stderr.decode()[-500:]}")
+    f = {k: int(v) for k, v in (line.split() for line in res.stdout.decode().splitlines())}
+    seconds = f["samples_out"] / params.default().sample_rate_hz
+    total = (f["instret_conditioning"] + f["instret_node"]) / seconds
+    return {
+        "frontend_rv32_instructions_per_audio_second": round(total),
+        "frontend_rv32_breakdown": {
+            "conditioning_per_second": round(f["instret_conditioning"] / seconds),
+            "node_per_second": round(f["instret_node"] / seconds),
+            "logmel_per_frame": f["instret_logmel_frame"],
+            "audio_seconds": round(seconds, 2),
+            "analysis_windows": f["windows"],
+            "percent_of_esp32c3_160mhz": round(100 * total / 160e6, 2),
+        },
+    }
+
+
+def frontend_host_speed(_args) -> dict:
+    try:
+        import librosa
+    except ImportError:
+        raise Skip("librosa not installed") from None
+    p = params.default()
+    x = np.tile(_bench_audio(), 3)             # ~66 s of real audio
+    y = x.astype(np.float32) / 32768
+
+    def best(fn, n=3):
+        ts = []
+        for _ in range(n):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+        return min(ts)
+
+    kw = dict(sr=p.sample_rate_hz, n_fft=p.frame_samples, hop_length=p.hop_samples, center=False,
+              n_mels=p.n_mels, fmin=p.fmin_hz, fmax=p.fmax_hz, power=2.0)
+    librosa.feature.melspectrogram(y=y[:16000], **kw)          # warm-up (numba, caches)
+    t_lib = best(lambda: librosa.power_to_db(librosa.feature.melspectrogram(y=y, **kw)))
+    t_c = best(lambda: core.logmel(x))
+    return {"frontend_host_speedup_vs_librosa": round(t_lib / t_c, 2),
+            "frontend_host_realtime_factor": round(x.size / p.sample_rate_hz / t_c)}
+
+
+def gate_figures(args) -> dict:
+    from tools import gate_eval
+    data = Path(args.data)
+    csv_path = data / "all_metadata.csv"
+    if not csv_path.exists():
+        raise Skip(f"{csv_path} not found (the gate figures need ../shared/data)")
+    r = gate_eval.evaluate(data, gate_eval.read_csv(csv_path), progress=sys.stderr.isatty())
+    return {
+        "gate_duty_cycle_background": round(r["gate_duty_cycle_background"], 4),
+        "gate_recall_impulsive": round(r["gate_recall_impulsive"], 4),
+        "gate_recall_impulsive_own_floor": round(r["gate_recall_impulsive_own_floor"], 4),
+        "gate_detail": {"per_label": r["per_label"], "background_seconds": r["background_seconds"],
+                        "impulsive_clips": r["impulsive_clips"]},
+    }
+
+
+BENCHMARKS = {
+    "frontend_rv32": frontend_rv32,
+    "frontend_host": frontend_host_speed,
+    "gate": gate_figures,
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(DEFAULT_DATA), help="real corpus (default ../shared/data)")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output (default build/bench.json)")
+    ap.add_argument("--only", nargs="*", choices=sorted(BENCHMARKS), help="run only these")
+    args = ap.parse_args(argv)
+    out = json.loads(args.out.read_text()) if args.out.exists() else {}
+    skipped = out.get("_skipped", {})
+    for name in args.only or BENCHMARKS:
+        print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        try:
+            figures = BENCHMARKS[name](args)
+            skipped.pop(name, None)
+        except Skip as e:
+            figures = {}
+            skipped[name] = str(e)
+            print(f"bench: {name} skipped: {e}", file=sys.stderr)
+        out.update(figures)
+    out["_skipped"] = skipped
+    out["_config_hash"] = params.default().config_hash
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(out, indent=2, sort_keys=True)
+    args.out.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
