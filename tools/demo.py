@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from tools import audio, core, params
+from tools.gate_eval import window_coverage
 
 P = params.default()
 DB = params.DB_PER_LOG2 / 256          # dB per log2-Q8 LSB
@@ -51,10 +52,7 @@ def main(argv=None) -> int:
         tr = node.trace[pre // core.HOP: (pre + x.size) // core.HOP]
         lv = tr["level_q8"] * DB - 30 * params.DB_PER_LOG2
         nf = tr["nf_q8"] * DB - 30 * params.DB_PER_LOG2
-        covered = np.zeros(x.size, bool)
-        for w in node.windows:
-            a, b = max(w.start_sample - pre, 0), min(w.start_sample - pre + P.window_samples, x.size)
-            covered[max(a, 0):max(b, 0)] = True
+        covered = window_coverage(node.windows, pre, x.size)
         wins = ", ".join(f"{(w.trigger_sample - pre) / P.sample_rate_hz:.2f}: {w.kind}" for w in node.windows)
         print(f"{r['path'][:34]:34} {r['label'][:20]:20} {x.size / P.sample_rate_hz:5.1f} "
               f"{lv.min():5.0f}..{lv.max():<5.0f} {np.median(nf):6.0f} {covered.mean():5.2f}  {wins or '-'}")

@@ -51,6 +51,17 @@ class ClipResult:
         return self.window_seconds / self.seconds if self.seconds else 0.0
 
 
+def window_coverage(windows, offset: int, n: int) -> np.ndarray:
+    """Boolean mask of the n samples after `offset` that some analysis window covers."""
+    covered = np.zeros(n, bool)
+    for w in windows:
+        a = max(w.start_sample - offset, 0)
+        b = min(w.start_sample - offset + WINDOW_SAMPLES, n)
+        if b > a:
+            covered[a:b] = True
+    return covered
+
+
 def run_clip(x: np.ndarray, *, path: str = "", label: str = "", gate: dict | None = None,
              steady: bool = False, room_below_peak_db: float | None = None) -> ClipResult:
     """Stream one clip (after its lead-in; with steady=True twice, measuring the second pass)."""
@@ -61,12 +72,7 @@ def run_clip(x: np.ndarray, *, path: str = "", label: str = "", gate: dict | Non
     node = core.Node(gate=gate)
     node.process(stream)
     node.flush()
-    clip_end = stream.size
-    covered = np.zeros(x.size, bool)
-    for w in node.windows:
-        a, b = max(w.start_sample, pre), min(w.start_sample + WINDOW_SAMPLES, clip_end)
-        if b > a:
-            covered[a - pre:b - pre] = True
+    covered = window_coverage(node.windows, pre, x.size)
     lv = audio.block_levels_db(x)
     pk = int(np.argmax(lv)) if lv.size else 0
     p0, p1 = pre + pk * H, pre + (pk + 1) * H
