@@ -18,6 +18,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -143,7 +144,9 @@ def test_platformio_ini_envs():
 
 def test_pio_project_config():
     """PlatformIO's own reading of platformio.ini (works offline, ~1 s)."""
-    pio = shutil.which("pio") or shutil.which("platformio")
+    venv_bin = Path(sys.executable).parent          # the project's .venv when run by `make test`
+    pio = (shutil.which("pio", path=str(venv_bin)) or shutil.which("pio")
+           or shutil.which("platformio"))
     if pio is None:
         pytest.skip("PlatformIO (pio) not installed")
     res = subprocess.run([pio, "project", "config", "--json-output"], cwd=ROOT,
