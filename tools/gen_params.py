@@ -96,6 +96,7 @@ def render(p: P.Params) -> tuple[str, str]:
         "/** A symmetric decimation FIR, folded: sum_i coef[i] (x[off[i]] + x[n-1-off[i]]) + centre x[n/2]. */",
         "typedef struct {",
         "    uint8_t factor, n_taps, n_pairs;",
+        "    uint8_t off_step;          /* offsets are off[0] + i * off_step (0: irregular) */",
         "    int16_t centre;            /* Q15, 0 for an even length */",
         "    const uint8_t *off;",
         "    const int16_t *coef;       /* Q15 */",
@@ -125,7 +126,9 @@ def render(p: P.Params) -> tuple[str, str]:
         offs, coefs, centre = p.decim_folded(f)
         parts.append("static " + _array("uint8_t", f"decim{f}_off", offs))
         parts.append("static " + _array("int16_t", f"decim{f}_coef_q15", coefs))
-        entries.append(f"    {{{f}, {n}, {len(offs)}, {centre}, decim{f}_off, decim{f}_coef_q15}},")
+        steps = {b - a for a, b in zip(offs, offs[1:])}
+        step = steps.pop() if len(steps) == 1 else 0
+        entries.append(f"    {{{f}, {n}, {len(offs)}, {step}, {centre}, decim{f}_off, decim{f}_coef_q15}},")
     parts.append("const ew_decim_filter_t ew_decim_filters[EW_N_DECIM_FILTERS] = {\n"
                  + "\n".join(entries) + "\n};\n")
     return header, "\n".join(parts)

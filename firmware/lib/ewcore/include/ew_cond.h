@@ -33,14 +33,17 @@ void ew_dcblock_reset(ew_dcblock_t *dc);
 /** Filter n samples; in == out is allowed.  Output saturates to int16. */
 void ew_dcblock_process(ew_dcblock_t *dc, const int16_t *in, int16_t *out, size_t n);
 
-/** FIR decimator that computes only the kept outputs, with the generated folded filters. */
+#define EW_DECIM_CHUNK 64   /**< inputs filtered per pass over the linear buffer */
+
+/** FIR decimator that computes only the kept outputs, with the generated folded filters.
+ *  Inputs are appended to a linear buffer after the last n_taps - 1 samples, filtered, and
+ *  the tail is moved to the front: no per-sample ring bookkeeping. */
 typedef struct {
     const ew_decim_filter_t *f;           /**< generated filter for this factor */
     uint16_t n_taps;
     uint8_t factor;
-    uint8_t phase;                        /**< inputs since the last output, 0..factor-1 */
-    uint16_t pos;                         /**< next write index in hist */
-    int16_t hist[2 * EW_DECIM_MAX_TAPS];  /**< history written twice: a contiguous view */
+    uint8_t next;                         /**< new-sample index that completes the next output */
+    int16_t buf[EW_DECIM_MAX_TAPS - 1 + EW_DECIM_CHUNK];  /**< history, then new samples */
 } ew_decim_t;
 
 /**

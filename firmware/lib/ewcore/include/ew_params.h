@@ -62,6 +62,7 @@ extern const uint16_t ew_bitrev[EW_FRAME_SAMPLES / 2];
 /** A symmetric decimation FIR, folded: sum_i coef[i] (x[off[i]] + x[n-1-off[i]]) + centre x[n/2]. */
 typedef struct {
     uint8_t factor, n_taps, n_pairs;
+    uint8_t off_step;          /* offsets are off[0] + i * off_step (0: irregular) */
     int16_t centre;            /* Q15, 0 for an even length */
     const uint8_t *off;
     const int16_t *coef;       /* Q15 */

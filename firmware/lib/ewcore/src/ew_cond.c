@@ -1,4 +1,6 @@
 /* Input conditioning hot paths: ADC conversion, DC blocker, decimator (see ew_cond.h). */
+#include <string.h>
+
 #include "ew_cond.h"
 
 void ew_adc_to_pcm(const uint16_t *codes, int16_t *out, size_t n) {
@@ -26,26 +28,38 @@ void ew_dcblock_process(ew_dcblock_t *dc, const int16_t *in, int16_t *out, size_
 }
 
 size_t ew_decim_process(ew_decim_t *d, const int16_t *in, size_t n, int16_t *out) {
+    const ew_decim_filter_t *f = d->f;
+    const uint32_t nt = d->n_taps, hist = nt - 1, factor = d->factor;
+    const uint32_t n_pairs = f->n_pairs, step = f->off_step, off0 = f->off[0];
+    const int32_t centre = f->centre;
+    const int16_t *coef = f->coef;
+    const uint8_t *off = f->off;
     size_t n_out = 0;
-    const uint16_t nt = d->n_taps;
-    for (size_t i = 0; i < n; i++) {
-        d->hist[d->pos] = in[i];
-        d->hist[d->pos + nt] = in[i];
-        d->pos = (uint16_t)(d->pos + 1 == nt ? 0 : d->pos + 1);
-        if (++d->phase < d->factor) continue;
-        d->phase = 0;
-        /* hist[pos .. pos+nt-1] is the last nt inputs, oldest first.  The taps are symmetric
-         * (the generator checks it), so pairs share one multiply and zero taps (every other
-         * one of a half-band) are skipped: |h[k] + h[nt-1-k]| <= 2^16, and
-         * |acc| <= 2^15 * sum|taps| < 2^31 (the generator checks sum|taps| < 2^16). */
-        const int16_t *h = &d->hist[d->pos];
-        const ew_decim_filter_t *f = d->f;
-        int32_t acc = (int32_t)f->centre * h[nt / 2];       /* 0 for an even length */
-        for (uint16_t i = 0; i < f->n_pairs; i++) {
-            const uint16_t k = f->off[i];
-            acc += (int32_t)f->coef[i] * ((int32_t)h[k] + h[nt - 1 - k]);
+    while (n > 0) {
+        const size_t take = n < EW_DECIM_CHUNK ? n : EW_DECIM_CHUNK;
+        memcpy(&d->buf[hist], in, take * sizeof(int16_t));
+        uint32_t next = d->next;
+        for (; next < take; next += factor) {
+            /* w[0 .. nt-1]: the nt inputs ending at new sample `next`, oldest first.  The taps
+             * are symmetric (the generator checks it), so pairs share one multiply and zero
+             * taps (every other one of a half-band) are skipped: |w[k] + w[nt-1-k]| <= 2^16,
+             * |acc| <= 2^15 * sum|taps| < 2^31 (the generator checks sum|taps| < 2^16). */
+            const int16_t *w = &d->buf[next];
+            int32_t acc = centre * w[nt / 2];                   /* 0 for an even length */
+            if (step != 0) {
+                const int16_t *lo = w + off0, *hi = w + hist - off0;
+                for (uint32_t i = 0; i < n_pairs; i++, lo += step, hi -= step)
+                    acc += (int32_t)coef[i] * ((int32_t)*lo + *hi);
+            } else {
+                for (uint32_t i = 0; i < n_pairs; i++)
+                    acc += (int32_t)coef[i] * ((int32_t)w[off[i]] + w[hist - off[i]]);
+            }
+            out[n_out++] = ew_sat16((acc + (1 << 14)) >> 15);
         }
-        out[n_out++] = ew_sat16((acc + (1 << 14)) >> 15);
+        d->next = (uint8_t)(next - take);
+        memmove(d->buf, &d->buf[take], hist * sizeof(int16_t));
+        in += take;
+        n -= take;
     }
     return n_out;
 }

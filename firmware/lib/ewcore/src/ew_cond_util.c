@@ -16,6 +16,7 @@ int ew_decim_init(ew_decim_t *d, unsigned factor) {
             d->f = &ew_decim_filters[i];
             d->factor = (uint8_t)factor;
             d->n_taps = d->f->n_taps;
+            ew_decim_reset(d);
             return EW_OK;
         }
     }
@@ -23,7 +24,6 @@ int ew_decim_init(ew_decim_t *d, unsigned factor) {
 }
 
 void ew_decim_reset(ew_decim_t *d) {
-    memset(d->hist, 0, sizeof(d->hist));
-    d->phase = 0;
-    d->pos = 0;
+    memset(d->buf, 0, sizeof(d->buf));
+    d->next = (uint8_t)(d->factor - 1);
 }

@@ -75,9 +75,9 @@ void ew_frontend_logmel(ew_frontend_t *fe, const int16_t *frame, uint16_t *logme
         const int32_t er = zr + cr, ei = zi - ci;        /* E[k], 29 bits */
         const int32_t or_ = zi + ci, oi = cr - zr;       /* O[k] = -j (Z[k] - conj Z[M-k]) */
         const int32_t wr = ew_twiddle_cos_q31[k], wi = ew_twiddle_sin_q31[k];
-        const int64_t xr = (int64_t)er + cmul_re(or_, oi, wr, wi);   /* 2X[k], 30 bits */
-        const int64_t xi = (int64_t)ei + cmul_im(or_, oi, wr, wi);
-        fe->power[k] = (uint64_t)(xr * xr + xi * xi) >> shift;       /* |2X|^2 < 2^59 */
+        const int32_t xr = er + cmul_re(or_, oi, wr, wi);            /* 2X[k], |.| < 2^30 */
+        const int32_t xi = ei + cmul_im(or_, oi, wr, wi);
+        fe->power[k] = (uint64_t)((int64_t)xr * xr + (int64_t)xi * xi) >> shift;  /* < 2^61 */
     }
 
     const uint16_t *w = ew_mel_weights_q15;

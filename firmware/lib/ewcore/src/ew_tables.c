@@ -261,6 +261,6 @@ static const int16_t decim3_coef_q15[35] = {
 };
 
 const ew_decim_filter_t ew_decim_filters[EW_N_DECIM_FILTERS] = {
-    {2, 47, 12, 16385, decim2_off, decim2_coef_q15},
-    {3, 72, 35, 0, decim3_off, decim3_coef_q15},
+    {2, 47, 12, 2, 16385, decim2_off, decim2_coef_q15},
+    {3, 72, 35, 1, 0, decim3_off, decim3_coef_q15},
 };
