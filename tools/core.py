@@ -122,8 +122,15 @@ _sig("ew_node_reset", None, C.c_void_p)
 _sig("ew_node_process", None, C.c_void_p, i16p, C.c_size_t)
 _sig("ew_node_flush", None, C.c_void_p)
 _sig("ew_node_sizeof", C.c_size_t)
+_sig("ew_decim_sizeof", C.c_size_t)
+_sig("ew_dcblock_sizeof", C.c_size_t)
+_sig("ew_frontend_sizeof", C.c_size_t)
 
+# opaque C state is allocated with the sizes the C compiler reports
 _NODE_SIZE = lib.ew_node_sizeof()
+_DECIM_SIZE = lib.ew_decim_sizeof()
+_DCBLOCK_SIZE = lib.ew_dcblock_sizeof()
+_FE_SIZE = lib.ew_frontend_sizeof()
 
 
 def _pcm(x) -> np.ndarray:
@@ -150,7 +157,7 @@ def adc_to_pcm(codes) -> np.ndarray:
 def decimate(x, factor: int) -> np.ndarray:
     """Anti-alias decimation by `factor` (2: 32 kHz -> 16 kHz, 3: 48 kHz -> 16 kHz)."""
     x = _pcm(x)
-    state = C.create_string_buffer(1024)
+    state = C.create_string_buffer(_DECIM_SIZE)
     rc = lib.ew_decim_init(state, factor)
     if rc != 0:
         raise ValueError(f"unsupported decimation factor {factor} (supported: {P.decim_factors})")
@@ -161,7 +168,7 @@ def decimate(x, factor: int) -> np.ndarray:
 
 def dc_block(x) -> np.ndarray:
     x = _pcm(x)
-    state = C.create_string_buffer(16)
+    state = C.create_string_buffer(_DCBLOCK_SIZE)
     lib.ew_dcblock_reset(state)
     out = np.empty_like(x)
     lib.ew_dcblock_process(state, x, out, x.size)
@@ -172,26 +179,13 @@ def log2_q8(v: int) -> int:
     return lib.ew_log2_q8_u64(v)
 
 
-_FE_BYTES = 8 * (P.frame_samples + P.fft_bins) + 64     # >= sizeof(ew_frontend_t)
-
-
-def logmel_frames(frames) -> np.ndarray:
-    """Log-mel (log2 Q8) of already framed, already conditioned audio: (n, frame_samples)."""
-    frames = np.ascontiguousarray(frames, dtype=np.int16).reshape(-1, P.frame_samples)
-    out = np.empty((len(frames), N_MELS), np.uint16)
-    if len(frames):
-        lib.ew_frontend_logmel_frames(C.create_string_buffer(_FE_BYTES), frames.reshape(-1),
-                                      len(frames), P.frame_samples, out)
-    return out
-
-
 def logmel_stream(x) -> np.ndarray:
     """Log-mel of every frame (hop spacing) of an already conditioned signal."""
     x = _pcm(x)
     n = max(0, (x.size - P.frame_samples) // HOP + 1)
     out = np.empty((n, N_MELS), np.uint16)
     if n:
-        lib.ew_frontend_logmel_frames(C.create_string_buffer(_FE_BYTES), x, n, HOP, out)
+        lib.ew_frontend_logmel_frames(C.create_string_buffer(_FE_SIZE), x, n, HOP, out)
     return out
 
 

@@ -30,6 +30,8 @@ typedef struct {
 } ew_dcblock_t;
 
 void ew_dcblock_reset(ew_dcblock_t *dc);
+/** sizeof(ew_dcblock_t), for bindings that allocate it opaquely. */
+size_t ew_dcblock_sizeof(void);
 /** Filter n samples; in == out is allowed.  Output saturates to int16. */
 void ew_dcblock_process(ew_dcblock_t *dc, const int16_t *in, int16_t *out, size_t n);
 
@@ -51,6 +53,8 @@ typedef struct {
  * @return EW_OK; EW_ERR_ARG if d is NULL; EW_ERR_FACTOR if no generated filter has this factor.
  */
 int ew_decim_init(ew_decim_t *d, unsigned factor);
+/** sizeof(ew_decim_t), for bindings that allocate it opaquely. */
+size_t ew_decim_sizeof(void);
 /** Clear the history (keeps factor and taps). */
 void ew_decim_reset(ew_decim_t *d);
 /**

@@ -45,6 +45,8 @@ typedef struct {
     uint64_t power[EW_FFT_BINS];       /**< last power spectrum, P[k] */
 } ew_frontend_t;
 
+/** sizeof(ew_frontend_t), for bindings that allocate it opaquely. */
+size_t ew_frontend_sizeof(void);
 /** The generated default quantisation (EW_QUANT_*). */
 void ew_quant_default(ew_quant_t *q);
 /** @return EW_OK, or EW_ERR_CONFIG if mult <= 0 or shift is outside 1..40. */

@@ -42,7 +42,7 @@ extern "C" {
 #define EW_THRESHOLD_OFF 256u   /**< threshold value that disables a class (e.g. "negative") */
 
 enum { EW_MODE_GATED = 0, EW_MODE_CONTINUOUS = 1 };
-enum { EW_TRIGGER_ONSET = 0, EW_TRIGGER_RECHECK = 1, EW_TRIGGER_CONTINUOUS = 2, EW_TRIGGER_FLUSH = 3 };
+enum { EW_TRIGGER_ONSET = 0, EW_TRIGGER_RECHECK = 1, EW_TRIGGER_CONTINUOUS = 2 };
 enum { EW_EVENT_ONSET = 0, EW_EVENT_END = 1 };
 
 /** An event decision, as sent in EVENT frames. */

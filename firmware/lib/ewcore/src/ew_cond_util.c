@@ -27,3 +27,7 @@ void ew_decim_reset(ew_decim_t *d) {
     memset(d->buf, 0, sizeof(d->buf));
     d->next = (uint8_t)(d->factor - 1);
 }
+
+size_t ew_dcblock_sizeof(void) { return sizeof(ew_dcblock_t); }
+
+size_t ew_decim_sizeof(void) { return sizeof(ew_decim_t); }

@@ -12,3 +12,5 @@ int ew_quant_check(const ew_quant_t *q) {
     if (q->mult <= 0 || q->shift < 1 || q->shift > 40) return EW_ERR_CONFIG;
     return EW_OK;
 }
+
+size_t ew_frontend_sizeof(void) { return sizeof(ew_frontend_t); }
