@@ -233,6 +233,17 @@ class Params:
         blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()
 
+    FEATURE_SECTIONS = ("audio", "decimator", "dc_block", "frontend", "quant")
+
+    @property
+    def feature_hash(self) -> str:
+        """Hash of only what changes the int8 features a model sees (audio, conditioning, front
+        end, input quantisation): a model stays valid when gate/detector defaults change."""
+        raw = {k: self.raw[k] for k in self.FEATURE_SECTIONS}
+        blob = json.dumps({"schema_version": SCHEMA_VERSION, "features": raw}, sort_keys=True,
+                          separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()
+
 
 def _check(raw: dict) -> None:
     if raw.get("schema_version") != SCHEMA_VERSION:
