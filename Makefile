@@ -22,7 +22,7 @@ sysdeps:
 $(STAMP): pyproject.toml setup.py $(wildcard firmware/lib/ewcore/src/*.c firmware/lib/ewcore/include/*.h)
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -e '.[dev]'
+	$(VPY) -m pip install -q -e '.[dev,train]'
 	touch $(STAMP)
 
 test: setup
