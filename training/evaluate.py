@@ -1,0 +1,413 @@
+"""Evaluate an exported int8 model the way the node runs it, and as a plain classifier.
+
+    python -m training.evaluate --csv ../shared/data/all_metadata.csv --root ../shared/data \\
+        --fold 5 --json build/eval/fold5.json [--model firmware/model]
+
+Library (what `python -m training crossval` calls once per fold; keep the signature stable):
+
+    from training import evaluate
+    res = evaluate.evaluate("firmware/model", rows, root, progress=True)   # -> dict (JSON below)
+    evaluate.read_csv(path) -> list[dict]                  # rows with at least path,label
+    evaluate.main(argv=None) -> int                        # the CLI; 2 = bad input
+
+Every clip is streamed as a node that has been listening to the room hears it: 1 s of noise at
+the clip's own floor before it (tools.audio.with_lead_in, as tools/demo.py and tools/gate_eval.py
+do) and 1 s after it (so that a window opened near the end of a short clip is completed with
+room noise, not with digital silence).  Only what overlaps the clip itself counts.
+
+Two systems are scored on the same clips, with the same int8 model run by the real TFLM
+interpreter (tools.model):
+  - `node`: the real C detector (tools.core.Node in gated mode with the manifest's thresholds):
+    gate -> analysis windows -> model -> thresholds -> events (holdoff merging).  The clip's
+    answer is the class of its highest-scoring event (END record: best score over the merged
+    hits); no event = "no target event".  Curve scores: per class, the best score over the gated
+    windows that overlap the clip (0 when the gate never opened).
+  - `classifier`: the model alone, without gate and thresholds.  The node's continuous mode
+    classifies a window every `classifier_stride` hops (default 4 = 64 ms); windows that overlap
+    the clip by at least half of min(clip, window) are candidates.  The best window is the one
+    with the highest target-class score, and the clip's answer is that window's arg-max class
+    (which may be the negative class).  Continuous windows rather than gated ones, so that this
+    figure measures the model and not the gate; the gap between the two is the gate's (and the
+    thresholds') cost.  Curve scores: per class, the best score over the candidate windows.
+
+Labels that are not target classes (background, other, door_slam, car_horn, ...) are negatives:
+the correct answer is "no target event".  `false_alarms_per_hour` counts the node's events on
+negative clips per hour of negative audio (lead-in and tail excluded);
+`false_alarms_per_hour_background` only on clips labelled `background` (stationary ambience).
+
+JSON (top level): schema_version, n_clips, n_unreadable, unreadable [{path, reason}],
+audio_seconds, model_sha256, model {path, name, labels, negative_label, thresholds},
+feature_config_hash, classes, negative_label, settings, node, classifier,
+false_alarms_per_hour, false_alarms_per_hour_background, false_alarms {events, seconds, clips,
+by_label}, clips [per clip: path, label, truth, node, classifier, events, node_scores,
+classifier_scores, windows].  `node` and `classifier` hold training.metrics.summary() (macro_f1,
+accuracy, per_class {label: precision, recall, f1, support, ..., average_precision, roc_auc},
+negative, confusion {labels, matrix}); `node` adds `diagnostics` (gate and event coverage).
+A Markdown report with figures (training.report) is written next to the JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from training import metrics
+
+SCHEMA_VERSION = 1
+BACKGROUND_LABELS = ("background",)
+DEFAULT_STRIDE = 4            # classifier: one continuous window every 4 hops (64 ms)
+DEFAULT_LEAD_IN_S = 1.0
+DEFAULT_TAIL_S = 1.0
+NO_NEGATIVE_LABEL = "none"    # name of the negative when the manifest gives none
+
+
+class EvalError(Exception):
+    """Bad input (CSV, model, options): the CLI prints the reason and exits 2."""
+
+
+# ---- input ------------------------------------------------------------------------------------
+
+def read_csv(path) -> list[dict]:
+    """Rows of a metadata CSV with at least `path` and `label` columns (others are kept)."""
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            cols = reader.fieldnames or []
+            missing = [c for c in ("path", "label") if c not in cols]
+            if missing:
+                raise EvalError(f"{path}: no column {', '.join(missing)} (has: {', '.join(cols) or 'nothing'})")
+            rows = [r for r in reader if (r.get("path") or "").strip()]
+    except FileNotFoundError:
+        raise EvalError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise EvalError(f"{path}: not a readable CSV ({e})") from None
+    if not rows:
+        raise EvalError(f"{path}: no clips listed")
+    return rows
+
+
+def load_model(model_dir):
+    """tools.model.load plus the evaluation's own check: the manifest must name the feature
+    configuration it was trained on, and it must be this core's (else EvalError)."""
+    from tools import model as _model, params
+
+    if isinstance(model_dir, _model.Model):
+        m = model_dir
+    else:
+        try:
+            m = _model.load(model_dir)
+        except _model.ModelError as e:
+            raise EvalError(str(e)) from None
+    fh = m.manifest.get("feature_config_hash")
+    want = params.default().feature_hash
+    if fh is None:
+        raise EvalError(f"{m.path}: manifest has no feature_config_hash: cannot prove the model "
+                        f"was trained on this core's features (re-export it)")
+    if fh != want:
+        raise EvalError(f"{m.path}: model features {fh[:16]} != this core's {want[:16]} "
+                        f"(retrain, or evaluate with the matching firmware/lib)")
+    return m
+
+
+# ---- one clip ---------------------------------------------------------------------------------
+
+@dataclass
+class ClipResult:
+    path: str
+    label: str
+    truth: str
+    seconds: float
+    node: str = ""
+    classifier: str = ""
+    events: list = field(default_factory=list)
+    node_scores: dict = field(default_factory=dict)
+    classifier_scores: dict = field(default_factory=dict)
+    windows: dict = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
+    return max(0, min(a1, b1) - max(a0, b0))
+
+
+def run_clip(m, x: np.ndarray, *, classes: list[str], negative: str, path: str = "",
+             label: str = "", truth: str = "", stride: int = DEFAULT_STRIDE,
+             lead_in_s: float = DEFAULT_LEAD_IN_S, tail_s: float = DEFAULT_TAIL_S,
+             node_kw: dict | None = None) -> ClipResult:
+    """Stream one 16 kHz int16 clip through the gated node and the continuous classifier."""
+    from tools import audio, core
+
+    sr = core.P.sample_rate_hz
+    W = core.P.window_samples
+    stream, pre = audio.with_lead_in(x, seconds=lead_in_s)
+    if tail_s > 0:
+        stream = np.concatenate([stream, audio.lead_in(x, tail_s, seed=1)])
+    c0, c1 = pre, pre + x.size
+    labels = m.labels
+    cls_idx = [labels.index(c) for c in classes]
+
+    def answer(index: int) -> str:
+        lab = labels[index]
+        return lab if lab in classes else negative
+
+    # the node: gate, windows, thresholds, events
+    gated = []
+
+    def on_window(w, f):
+        s = m.scores(f)
+        gated.append((w, s))
+        return s
+
+    node = core.Node(on_window, m.n_classes, thresholds=m.thresholds, **(node_kw or {}))
+    node.process(stream)
+    node.flush()
+    ends = [e for e in node.events if e.kind == "end"
+            and _overlap(e.onset_sample, e.onset_sample + max(e.duration_samples, 1), c0, c1)]
+    best = max(ends, key=lambda e: e.score, default=None)    # first of equal scores
+    node_answer = negative if best is None else answer(best.class_index)
+    g = [s for w, s in gated if _overlap(w.start_sample, w.start_sample + W, c0, c1)]
+    node_best = np.max(g, axis=0) if g else np.zeros(m.n_classes, np.uint8)
+
+    # the classifier: continuous windows over the clip, best target-scoring window
+    cont = []
+
+    def on_cont(w, f):
+        if _overlap(w.start_sample, w.start_sample + W, c0, c1) >= min(W, x.size) / 2:
+            cont.append(m.scores(f))
+        return np.zeros(m.n_classes, np.uint8)
+
+    cnode = core.Node(on_cont, m.n_classes, thresholds=[None] * m.n_classes, mode="continuous",
+                      continuous_stride=stride)
+    cnode.process(stream)
+    cnode.flush()
+    if cont:
+        S = np.array(cont, np.int64)
+        k = int(np.argmax(S[:, cls_idx].max(axis=1))) if cls_idx else 0
+        clf_answer = answer(int(np.argmax(S[k])))
+        clf_best = S.max(axis=0)
+    else:
+        clf_answer = negative
+        clf_best = np.zeros(m.n_classes, np.int64)
+
+    return ClipResult(
+        path=path, label=label, truth=truth, seconds=round(x.size / sr, 4),
+        node=node_answer, classifier=clf_answer,
+        events=[{"label": labels[e.class_index], "score": e.score / 256,
+                 "onset_s": round((e.onset_sample - pre) / sr, 4),
+                 "duration_s": round(e.duration_samples / sr, 4), "hits": e.hits} for e in ends],
+        node_scores={c: int(node_best[i]) / 256 for c, i in zip(classes, cls_idx)},
+        classifier_scores={c: int(clf_best[i]) / 256 for c, i in zip(classes, cls_idx)},
+        windows={"gated": len(g), "continuous": len(cont)})
+
+
+# ---- the whole set ----------------------------------------------------------------------------
+
+def _curves_into(summary: dict, clips: list[ClipResult], key: str, classes: list[str]) -> None:
+    for c in classes:
+        y = [r.truth == c for r in clips]
+        s = [getattr(r, key)[c] for r in clips]
+        cur = metrics.binary_curves(y, s)
+        summary["per_class"][c]["average_precision"] = cur["average_precision"]
+        summary["per_class"][c]["roc_auc"] = cur["roc_auc"]
+
+
+def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
+             label_map: dict | None = None, stride: int = DEFAULT_STRIDE,
+             lead_in_s: float = DEFAULT_LEAD_IN_S, tail_s: float = DEFAULT_TAIL_S,
+             node_kw: dict | None = None, include_clips: bool = True) -> dict:
+    """Evaluate a model folder (or a loaded tools.model.Model) on CSV rows (dicts with at least
+    path, label; paths relative to `root`).  Returns the JSON dict described in the module
+    docstring.  classes: target classes to score (default: the model's labels without its
+    negative); label_map: dataset label -> model label before scoring.  Unreadable clips are
+    skipped with a message on stderr and listed under `unreadable`.  Raises EvalError on bad
+    input (model mismatch, unknown class, no readable clip)."""
+    from tqdm import tqdm
+    from tools import audio
+
+    m = load_model(model_dir)
+    negative = m.manifest.get("negative_label") or NO_NEGATIVE_LABEL
+    targets = [lab for lab in m.labels if lab != negative]
+    classes = list(classes) if classes else targets
+    unknown = [c for c in classes if c not in targets]
+    if unknown:
+        raise EvalError(f"class {', '.join(unknown)} is not a target class of the model "
+                        f"(targets: {', '.join(targets)})")
+    if stride < 1:
+        raise EvalError("the classifier stride is at least 1 hop")
+    label_map = label_map or {}
+    root = Path(root)
+    clips: list[ClipResult] = []
+    unreadable = []
+    for r in tqdm(rows, desc="evaluate", unit="clip", disable=not progress):
+        label = r["label"]
+        mapped = label_map.get(label, label)
+        truth = mapped if mapped in classes else negative
+        try:
+            x = audio.load(root / r["path"])
+        except audio.AudioError as e:
+            print(f"skipped: {e}", file=sys.stderr)
+            unreadable.append({"path": r["path"], "reason": str(e)})
+            continue
+        clips.append(run_clip(m, x, classes=classes, negative=negative, path=r["path"],
+                              label=label, truth=truth, stride=stride, lead_in_s=lead_in_s,
+                              tail_s=tail_s, node_kw=node_kw))
+    if not clips:
+        raise EvalError(f"no readable clip among {len(rows)} (first reason: "
+                        f"{unreadable[0]['reason'] if unreadable else 'none listed'})")
+
+    truth = [c.truth for c in clips]
+    node = metrics.summary(truth, [c.node for c in clips], classes, negative)
+    clf = metrics.summary(truth, [c.classifier for c in clips], classes, negative)
+    _curves_into(node, clips, "node_scores", classes)
+    _curves_into(clf, clips, "classifier_scores", classes)
+    tgt = [c for c in clips if c.truth != negative]
+    node["diagnostics"] = {
+        "target_clips_with_window": (sum(c.windows["gated"] > 0 for c in tgt) / len(tgt)) if tgt else None,
+        "target_clips_with_event": (sum(bool(c.events) for c in tgt) / len(tgt)) if tgt else None,
+        "gated_windows": sum(c.windows["gated"] for c in clips),
+        "events": sum(len(c.events) for c in clips),
+    }
+
+    neg = [c for c in clips if c.truth == negative]
+    by_label = {}
+    for lab in sorted({c.label for c in neg}):
+        cs = [c for c in neg if c.label == lab]
+        ev = sum(len(c.events) for c in cs)
+        sec = sum(c.seconds for c in cs)
+        by_label[lab] = {"clips": len(cs), "events": ev, "seconds": round(sec, 2),
+                         "per_hour": ev * 3600 / sec if sec else None}
+    neg_ev = sum(len(c.events) for c in neg)
+    neg_sec = sum(c.seconds for c in neg)
+    bg = [c for c in neg if c.label in BACKGROUND_LABELS]
+    bg_sec = sum(c.seconds for c in bg)
+    bg_ev = sum(len(c.events) for c in bg)
+
+    res = {
+        "schema_version": SCHEMA_VERSION,
+        "created_by": "python -m training.evaluate",
+        "n_clips": len(clips),
+        "n_unreadable": len(unreadable),
+        "unreadable": unreadable,
+        "audio_seconds": round(sum(c.seconds for c in clips), 2),
+        "model_sha256": m.sha256,
+        "model": {"path": str(m.path), "name": m.manifest.get("name"), "labels": m.labels,
+                  "negative_label": m.manifest.get("negative_label"),
+                  "thresholds": dict(zip(m.labels, m.thresholds))},
+        "feature_config_hash": m.manifest.get("feature_config_hash"),
+        "classes": classes,
+        "negative_label": negative,
+        "settings": {"lead_in_s": lead_in_s, "tail_s": tail_s, "classifier_stride_hops": stride,
+                     "classifier": "best continuous window (highest target score), its arg-max",
+                     "node": "gated C detector, manifest thresholds, highest-scoring event",
+                     "label_map": label_map, "node_overrides": node_kw or {}},
+        "node": node,
+        "classifier": clf,
+        "false_alarms_per_hour": neg_ev * 3600 / neg_sec if neg_sec else None,
+        "false_alarms_per_hour_background": bg_ev * 3600 / bg_sec if bg_sec else None,
+        "false_alarms": {"events": neg_ev, "seconds": round(neg_sec, 2), "clips": len(neg),
+                         "background_events": bg_ev, "background_seconds": round(bg_sec, 2),
+                         "by_label": by_label},
+    }
+    if include_clips:
+        res["clips"] = [c.as_json() for c in clips]
+    return res
+
+
+# ---- CLI --------------------------------------------------------------------------------------
+
+def _label_map(items) -> dict:
+    out = {}
+    for it in items or []:
+        src, sep, dst = it.partition("=")
+        if not sep or not src or not dst:
+            raise EvalError(f"--map {it!r}: expected DATASET_LABEL=MODEL_LABEL")
+        out[src] = dst
+    return out
+
+
+def main(argv=None) -> int:
+    from tools import params
+
+    ap = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--csv", type=Path, required=True, help="metadata CSV with path,label (extra columns ignored)")
+    ap.add_argument("--root", type=Path, help="folder the CSV paths are relative to (default: the CSV's folder)")
+    ap.add_argument("--json", type=Path, required=True, help="write the results here (report files next to it)")
+    ap.add_argument("--model", type=Path, default=params.ROOT / "firmware" / "model",
+                    help="model folder or manifest.json (default: the shipped firmware/model)")
+    ap.add_argument("--classes", nargs="+", metavar="LABEL",
+                    help="target classes to score (default: every model label but the negative)")
+    ap.add_argument("--map", action="append", metavar="DATASET=MODEL",
+                    help="map a dataset label onto a model label (repeatable)")
+    ap.add_argument("--fold", action="append", metavar="K",
+                    help="only rows whose `fold` column is K (repeatable)")
+    ap.add_argument("--limit", type=int, help="only the first N rows (smoke runs)")
+    ap.add_argument("--classifier-stride", type=int, default=DEFAULT_STRIDE,
+                    help=f"hops between classifier windows (default {DEFAULT_STRIDE} = 64 ms)")
+    ap.add_argument("--lead-in", type=float, default=DEFAULT_LEAD_IN_S, metavar="S",
+                    help="seconds of room noise before each clip (default 1)")
+    ap.add_argument("--tail", type=float, default=DEFAULT_TAIL_S, metavar="S",
+                    help="seconds of room noise after each clip (default 1)")
+    ap.add_argument("--no-report", action="store_true", help="JSON only, no Markdown/PNG report")
+    ap.add_argument("--no-clips", action="store_true", help="leave the per-clip list out of the JSON")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    args = ap.parse_args(argv)
+    try:
+        rows = read_csv(args.csv)
+        if args.fold:
+            if "fold" not in rows[0]:
+                raise EvalError(f"{args.csv}: --fold given but the CSV has no fold column")
+            rows = [r for r in rows if str(r.get("fold", "")).strip() in args.fold]
+            if not rows:
+                raise EvalError(f"{args.csv}: no row in fold {', '.join(args.fold)}")
+        if args.limit is not None:
+            rows = rows[: max(args.limit, 0)]
+        if args.lead_in < 0 or args.tail < 0:
+            raise EvalError("--lead-in and --tail are seconds >= 0")
+        root = args.root or args.csv.parent
+        if not root.is_dir():
+            raise EvalError(f"{root}: no such folder")
+        res = evaluate(args.model, rows, root, progress=not args.quiet, classes=args.classes,
+                       label_map=_label_map(args.map), stride=args.classifier_stride,
+                       lead_in_s=args.lead_in, tail_s=args.tail, include_clips=True)
+    except EvalError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    report_src = res
+    if args.no_clips:
+        res = {k: v for k, v in res.items() if k != "clips"}
+    try:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(res, indent=1) + "\n")
+    except OSError as e:
+        print(f"error: {args.json}: cannot write ({e.strerror})", file=sys.stderr)
+        return 2
+    written = [args.json]
+    if not args.no_report:
+        from training import report
+        written += report.write(report_src, args.json)
+    n, c = res["node"], res["classifier"]
+    fa = res["false_alarms_per_hour"]
+    print(f"{res['n_clips']} clips ({res['n_unreadable']} unreadable), model {res['model_sha256'][:12]}")
+    print(f"node:       macro-F1 {_fmt(n['macro_f1'])}  accuracy {_fmt(n['accuracy'])}  "
+          f"false alarms {_fmt(fa, '.1f')}/h of negative audio")
+    print(f"classifier: macro-F1 {_fmt(c['macro_f1'])}  accuracy {_fmt(c['accuracy'])}")
+    for p in written:
+        print(f"wrote {p}")
+    return 0
+
+
+def _fmt(v, spec: str = ".3f") -> str:
+    return "n/a" if v is None else format(v, spec)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""Human report of an evaluation (training.evaluate): Markdown + PNG figures next to the JSON.
+
+    python -m training.report build/eval/fold5.json      # (re)writes fold5.md and fold5_*.png
+
+    from training import report
+    report.write(result_dict, "build/eval/fold5.json") -> [paths written]
+
+Figures (matplotlib, Agg backend; curves from scikit-learn on the per-clip scores in the JSON):
+  <stem>_confusion_node.png, <stem>_confusion_classifier.png   counts, colour = row fraction
+  <stem>_pr_node.png, <stem>_pr_classifier.png                 per-class precision-recall
+  <stem>_roc_node.png, <stem>_roc_classifier.png               per-class ROC
+The per-class table lists precision, recall, F1, support, average precision and ROC AUC of the
+node pipeline and of the pure classifier side by side; then false alarms by negative label.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+SYSTEMS = ("node", "classifier")
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _f(v, spec=".3f") -> str:
+    return "–" if v is None else format(v, spec)
+
+
+def confusion_png(conf: dict, title: str, path: Path) -> Path:
+    plt = _plt()
+    labels = conf["labels"]
+    m = np.array(conf["matrix"], float)
+    rows = m.sum(axis=1, keepdims=True)
+    frac = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
+    n = len(labels)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * n, 0.8 + 0.65 * n), dpi=110)
+    ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    for i in range(n):
+        for j in range(n):
+            if m[i, j]:
+                ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center", fontsize=8,
+                        color="white" if frac[i, j] > 0.6 else "black")
+    ax.set_xticks(range(n), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("truth")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def curves_png(clips: list[dict], key: str, classes: list[str], kind: str, title: str,
+               path: Path) -> Path:
+    """One line per class (one-vs-rest on the clips' truth), kind 'pr' or 'roc'."""
+    from sklearn.metrics import (average_precision_score, precision_recall_curve, roc_auc_score,
+                                 roc_curve)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=110)
+    for c in classes:
+        y = np.array([r["truth"] == c for r in clips])
+        s = np.array([r[key][c] for r in clips], float)
+        if y.sum() == 0 or y.sum() == y.size:
+            continue
+        if kind == "pr":
+            p, r, _ = precision_recall_curve(y, s)
+            ax.step(r, p, where="post", label=f"{c} (AP {average_precision_score(y, s):.2f})")
+        else:
+            fpr, tpr, _ = roc_curve(y, s)
+            ax.plot(fpr, tpr, label=f"{c} (AUC {roc_auc_score(y, s):.2f})")
+    if kind == "pr":
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+    else:
+        ax.plot([0, 1], [0, 1], ":", color="grey", lw=0.8)
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left" if kind == "pr" else "lower right")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def markdown(res: dict, figures: dict[str, Path]) -> str:
+    classes = res["classes"]
+    node, clf = res["node"], res["classifier"]
+    fa = res.get("false_alarms", {})
+    L = [f"# Evaluation: {res['model'].get('name') or 'model'} `{res['model_sha256'][:12]}`", "",
+         f"{res['n_clips']} clips, {res['audio_seconds'] / 60:.1f} min of audio"
+         f" ({res['n_unreadable']} unreadable, skipped). Target classes: {', '.join(classes)};"
+         f" everything else counts as `{res['negative_label']}` (no target event).", "",
+         f"- node: {res['settings']['node']}",
+         f"- classifier: {res['settings']['classifier']}, every "
+         f"{res['settings']['classifier_stride_hops']} hops",
+         f"- each clip is preceded by {res['settings']['lead_in_s']} s and followed by "
+         f"{res['settings']['tail_s']} s of noise at its own floor", "",
+         "| | macro-F1 | accuracy | false alarms / h (negatives) | false alarms / h (background) |",
+         "|---|---|---|---|---|",
+         f"| node | {_f(node['macro_f1'])} | {_f(node['accuracy'])} | "
+         f"{_f(res['false_alarms_per_hour'], '.1f')} | {_f(res['false_alarms_per_hour_background'], '.1f')} |",
+         f"| classifier | {_f(clf['macro_f1'])} | {_f(clf['accuracy'])} | | |", "",
+         f"Negative audio: {fa.get('seconds', 0) / 60:.1f} min in {fa.get('clips', 0)} clips, "
+         f"{fa.get('events', 0)} node events.", ""]
+    d = node.get("diagnostics", {})
+    if d:
+        L += [f"Gate: an analysis window overlapped {_f(d.get('target_clips_with_window'))} of the "
+              f"target clips; an event was reported in {_f(d.get('target_clips_with_event'))}.", ""]
+    L += ["## Per class", "",
+          "| class | support | node P | node R | node F1 | node AP | classifier P | classifier R "
+          "| classifier F1 | classifier AP | classifier ROC AUC |",
+          "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for c in classes:
+        a, b = node["per_class"][c], clf["per_class"][c]
+        L.append(f"| {c} | {a['support']} | {_f(a['precision'])} | {_f(a['recall'])} | "
+                 f"{_f(a['f1'])} | {_f(a.get('average_precision'))} | {_f(b['precision'])} | "
+                 f"{_f(b['recall'])} | {_f(b['f1'])} | {_f(b.get('average_precision'))} | "
+                 f"{_f(b.get('roc_auc'))} |")
+    ng, cg = node["negative"], clf["negative"]
+    L += [f"| *{res['negative_label']}* (negative) | {ng['support']} | {_f(ng['precision'])} | "
+          f"{_f(ng['recall'])} | {_f(ng['f1'])} | | {_f(cg['precision'])} | {_f(cg['recall'])} | "
+          f"{_f(cg['f1'])} | | |", "",
+          "Macro-F1 averages the classes with clips or predictions in this set "
+          f"(node: {', '.join(node['macro_f1_classes'])}). `–`: undefined (nothing to divide by).", ""]
+    if fa.get("by_label"):
+        L += ["## False alarms on negative clips (node)", "",
+              "| dataset label | clips | minutes | events | per hour |", "|---|---|---|---|---|"]
+        for lab, v in fa["by_label"].items():
+            L.append(f"| {lab} | {v['clips']} | {v['seconds'] / 60:.1f} | {v['events']} | "
+                     f"{_f(v['per_hour'], '.1f')} |")
+        L.append("")
+    if figures:
+        L += ["## Figures", ""]
+        for name, p in figures.items():
+            L += [f"![{name}]({p.name})", ""]
+    if res.get("unreadable"):
+        L += ["## Unreadable clips", ""] + [f"- `{u['path']}`: {u['reason']}" for u in res["unreadable"]] + [""]
+    return "\n".join(L)
+
+
+def write(res: dict, json_path) -> list[Path]:
+    """Write <stem>.md and the PNG figures next to `json_path`; return the paths written."""
+    json_path = Path(json_path)
+    out = json_path.parent
+    stem = json_path.stem
+    out.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, Path] = {}
+    for sys_ in SYSTEMS:
+        figures[f"confusion, {sys_}"] = confusion_png(
+            res[sys_]["confusion"], f"{sys_}: confusion (clips)", out / f"{stem}_confusion_{sys_}.png")
+    clips = res.get("clips")
+    if clips:
+        for sys_ in SYSTEMS:
+            for kind in ("pr", "roc"):
+                figures[f"{kind.upper()}, {sys_}"] = curves_png(
+                    clips, f"{sys_}_scores", res["classes"], kind,
+                    f"{sys_}: per-class {'precision-recall' if kind == 'pr' else 'ROC'} (clip scores)",
+                    out / f"{stem}_{kind}_{sys_}.png")
+    md = out / f"{stem}.md"
+    md.write_text(markdown(res, figures) + "\n")
+    return [md, *figures.values()]
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m training.report", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("json", type=Path, help="an evaluation JSON (python -m training.evaluate --json)")
+    args = ap.parse_args(argv)
+    try:
+        res = json.loads(args.json.read_text())
+        for k in ("node", "classifier", "classes", "model_sha256"):
+            if k not in res:
+                raise ValueError(f"no '{k}' key: not an evaluation result")
+    except FileNotFoundError:
+        print(f"error: {args.json}: no such file", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as e:
+        print(f"error: {args.json}: {e}", file=sys.stderr)
+        return 2
+    for p in write(res, args.json):
+        print(f"wrote {p}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
