@@ -112,7 +112,9 @@ enum {
     EW_CFG_CONTINUOUS_STRIDE = 0x0009,    /**< frames */
     EW_CFG_STATUS_PERIOD_MS = 0x000A,     /**< 0 = no periodic STATUS */
     EW_CFG_BAUD = 0x000B,                 /**< takes effect after the CONFIG answer */
-    EW_CFG_AUDIO_STREAM = 0x000C,         /**< 0 off, 1 stream AUDIO frames */
+    EW_CFG_AUDIO_STREAM = 0x000C,         /**< 0 off, 1 stream AUDIO frames, 2 around events */
+    EW_CFG_ALARM_MS = 0x000D,             /**< alarm output pulse on detection, ms; 0 = off */
+    EW_CFG_ALARM_CLASSES = 0x000E,        /**< bit i set: class i drives the alarm output */
     EW_CFG_THRESHOLD_BASE = 0x0100,       /**< + class index: threshold Q0.8, 256 = class off */
     EW_CFG_THRESHOLD_LAST = 0x01FF,
 };
@@ -136,7 +138,7 @@ enum {
 /** CMD.command */
 enum {
     EW_CMD_HELLO = 0, EW_CMD_REBOOT = 1, EW_CMD_STATUS = 2, EW_CMD_START_STREAM = 3,
-    EW_CMD_STOP_STREAM = 4,
+    EW_CMD_STOP_STREAM = 4, EW_CMD_FACTORY_RESET = 5,
 };
 
 /* ------------------------------------------------------------------------------------------ */
