@@ -1,0 +1,292 @@
+"""training.evaluate / training.metrics / training.report: schema, hand-checked metrics, report
+files, bad input.  A tiny int8 model (random weights, low thresholds so that the node reports
+events) is built with TensorFlow in a fixture; the clips are the shipped tests/audio."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tools import params
+from training import evaluate, metrics, report
+
+AUDIO = params.ROOT / "tests" / "audio"
+LABELS = ["gunshot", "glass_breaking", "scream", "siren", "fireworks_explosion", "baby_cry",
+          "dog_bark", "other"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def build_tiny_model(out: Path, labels=LABELS, seed: int = 0, threshold: float = 0.1) -> Path:
+    """Full-int8 keras model with the contract's input/output quantisation + a manifest."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    tf = pytest.importorskip("tensorflow")
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((64, 40, 1), batch_size=1)
+    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(inp)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    o = keras.layers.Dense(len(labels), activation="softmax",
+                           kernel_initializer=keras.initializers.RandomNormal(stddev=0.02, seed=seed))(x)
+    model = keras.Model(inp, o)
+    rng = np.random.default_rng(seed)
+
+    def rep():                   # spans [0, 191.25] dB exactly: input scale 0.75, zero point -128
+        for _ in range(8):
+            a = rng.uniform(0, 191.25, (1, 64, 40, 1)).astype(np.float32)
+            a.flat[0], a.flat[1] = 0.0, 191.25
+            yield [a]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = rep
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    blob = conv.convert()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "model.tflite").write_bytes(blob)
+    P = params.default()
+    manifest = {
+        "schema_version": 1, "name": "tiny-test", "created_by": "tests/test_evaluate.py",
+        "labels": labels, "negative_label": "other",
+        "thresholds": {lab: (None if lab == "other" else threshold) for lab in labels},
+        "input": {"shape": [1, 64, 40, 1], "dtype": "int8", "scale": 0.75, "zero_point": -128},
+        "output": {"shape": [1, len(labels)], "dtype": "int8", "scale": 1 / 256, "zero_point": -128},
+        "feature_config_hash": P.feature_hash, "core_config_hash": P.config_hash,
+        "model_sha256": hashlib.sha256(blob).hexdigest(), "model_bytes": len(blob),
+        "arena_bytes": 16384, "ops": ["CONV_2D", "MEAN", "FULLY_CONNECTED", "SOFTMAX"],
+        "macs": 0, "min_firmware_version": "0.2.0", "training": {}}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict]:
+    return evaluate.read_csv(AUDIO / "manifest.csv")
+
+
+@pytest.fixture(scope="module")
+def result(tiny_model, rows) -> dict:
+    return evaluate.evaluate(tiny_model, rows, AUDIO, progress=False)
+
+
+# ---- metrics: hand-checked, no scikit-learn --------------------------------------------------
+
+def test_summary_hand_example():
+    truth = ["a", "a", "a", "b", "b", "n", "n", "n"]
+    pred = ["a", "a", "b", "b", "n", "n", "a", "n"]
+    s = metrics.summary(truth, pred, ["a", "b", "c", "d"], "n")
+    # c: no clip, no prediction -> undefined, out of the macro average; d: same here
+    assert s["confusion"]["labels"] == ["a", "b", "c", "d", "n"]
+    assert s["confusion"]["matrix"] == [[2, 1, 0, 0, 0], [0, 1, 0, 0, 1], [0] * 5, [0] * 5,
+                                        [1, 0, 0, 0, 2]]
+    a, b = s["per_class"]["a"], s["per_class"]["b"]
+    assert (a["precision"], a["recall"], a["support"]) == (pytest.approx(2 / 3), pytest.approx(2 / 3), 3)
+    assert a["f1"] == pytest.approx(2 / 3)
+    assert (b["precision"], b["recall"], b["f1"], b["support"]) == (0.5, 0.5, 0.5, 2)
+    assert s["per_class"]["c"]["f1"] is None and s["per_class"]["c"]["precision"] is None
+    assert s["macro_f1_classes"] == ["a", "b"]
+    assert s["macro_f1"] == pytest.approx(7 / 12)
+    assert s["accuracy"] == pytest.approx(5 / 8)
+    assert s["negative"]["recall"] == pytest.approx(2 / 3) and s["negative"]["precision"] == pytest.approx(2 / 3)
+
+
+def test_summary_false_alarm_class_counts_zero():
+    # d has no clip but is predicted once: F1 = 0 and it drags the macro average down
+    s = metrics.summary(["a", "n"], ["a", "d"], ["a", "d"], "n")
+    assert s["per_class"]["d"]["f1"] == 0.0 and s["per_class"]["d"]["recall"] is None
+    assert s["per_class"]["d"]["precision"] == 0.0
+    assert s["macro_f1"] == pytest.approx(0.5)
+    assert s["accuracy"] == pytest.approx(0.5)
+
+
+def test_summary_rejects_unknown_labels():
+    with pytest.raises(ValueError):
+        metrics.summary(["a"], ["zzz"], ["a"], "n")
+    with pytest.raises(ValueError):
+        metrics.summary(["a"], ["a"], ["a", "n"], "n")
+
+
+def test_binary_curves_hand_example():
+    c = metrics.binary_curves([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.1])
+    assert c["precision"] == pytest.approx([1, 1 / 2, 2 / 3, 1 / 2])
+    assert c["recall"] == pytest.approx([0.5, 0.5, 1, 1])
+    assert c["average_precision"] == pytest.approx(5 / 6)
+    assert c["roc_auc"] == pytest.approx(0.75)           # 3 of 4 positive/negative pairs ordered
+    tie = metrics.binary_curves([1, 0], [0.5, 0.5])
+    assert tie["roc_auc"] == pytest.approx(0.5) and tie["thresholds"] == [0.5]
+    assert metrics.binary_curves([0, 0], [0.1, 0.2])["average_precision"] is None
+
+
+def test_mean_std():
+    assert metrics.mean_std([1.0, 3.0, None]) == {"mean": 2.0, "std": 1.0, "n": 2}
+    assert metrics.mean_std([None])["mean"] is None
+
+
+# ---- evaluate ------------------------------------------------------------------------------
+
+def _in01(v):
+    return v is None or 0.0 <= v <= 1.0
+
+
+def test_evaluate_schema(result, rows):
+    r = result
+    for k in ("n_clips", "model_sha256", "node", "classifier", "false_alarms_per_hour",
+              "false_alarms_per_hour_background", "false_alarms", "n_unreadable", "clips",
+              "classes", "negative_label", "audio_seconds"):
+        assert k in r, k
+    assert r["n_clips"] == len(rows) and r["n_unreadable"] == 0
+    assert r["classes"] == LABELS[:-1] and r["negative_label"] == "other"
+    assert len(r["model_sha256"]) == 64
+    for system in ("node", "classifier"):
+        s = r[system]
+        assert set(s["per_class"]) == set(r["classes"])
+        assert _in01(s["macro_f1"]) and _in01(s["accuracy"])
+        for c, v in s["per_class"].items():
+            assert {"precision", "recall", "f1", "support"} <= set(v)
+            assert all(_in01(v[m]) for m in ("precision", "recall", "f1", "average_precision", "roc_auc"))
+        m = np.array(s["confusion"]["matrix"])
+        assert s["confusion"]["labels"] == r["classes"] + ["other"]
+        assert m.shape == (8, 8) and m.sum() == r["n_clips"]
+        truth_counts = m.sum(axis=1)
+        for i, c in enumerate(r["classes"]):
+            assert truth_counts[i] == s["per_class"][c]["support"] == sum(x["label"] == c for x in rows)
+        assert s["accuracy"] == pytest.approx(np.trace(m) / m.sum())
+    json.dumps(r)                                        # serialisable as is
+
+
+def test_evaluate_clip_decisions_consistent(result):
+    neg = result["negative_label"]
+    for c in result["clips"]:
+        assert c["truth"] == (c["label"] if c["label"] in result["classes"] else neg)
+        if c["events"]:
+            best = max(c["events"], key=lambda e: e["score"])
+            assert c["node"] == best["label"]
+            assert all(e["score"] >= 0.1 for e in c["events"])      # the manifest's threshold
+        else:
+            assert c["node"] == neg
+        assert c["windows"]["continuous"] > 0
+        assert set(c["classifier_scores"]) == set(result["classes"])
+    # the low thresholds make the random model fire: the test exercises events and false alarms
+    assert result["node"]["diagnostics"]["events"] > 0
+    neg_clips = [c for c in result["clips"] if c["truth"] == neg]
+    fa = result["false_alarms"]
+    assert fa["clips"] == len(neg_clips)
+    assert fa["events"] == sum(len(c["events"]) for c in neg_clips)
+    assert fa["seconds"] == pytest.approx(sum(c["seconds"] for c in neg_clips), abs=0.01)
+    assert result["false_alarms_per_hour"] == pytest.approx(fa["events"] * 3600 / fa["seconds"], rel=1e-3)
+
+
+def test_evaluate_classes_subset_and_label_map(tiny_model, rows):
+    sub = [r for r in rows if r["label"] in ("gunshot", "siren", "background")]
+    res = evaluate.evaluate(tiny_model, sub, AUDIO, progress=False, classes=["gunshot"],
+                            label_map={"siren": "gunshot"}, include_clips=False)
+    assert list(res["node"]["per_class"]) == ["gunshot"]
+    assert res["node"]["confusion"]["labels"] == ["gunshot", "other"]
+    assert res["node"]["per_class"]["gunshot"]["support"] == 3        # 2 gunshots + mapped siren
+    assert "clips" not in res
+    with pytest.raises(evaluate.EvalError, match="not a target class"):
+        evaluate.evaluate(tiny_model, sub, AUDIO, progress=False, classes=["helicopter"])
+
+
+def test_evaluate_skips_unreadable(tiny_model, rows, tmp_path, capsys):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF nonsense")
+    shutil.copy(AUDIO / "gunshot_1.wav", tmp_path / "g.wav")
+    res = evaluate.evaluate(tiny_model, [{"path": "g.wav", "label": "gunshot"},
+                                         {"path": "bad.wav", "label": "gunshot"},
+                                         {"path": "missing.wav", "label": "other"}],
+                            tmp_path, progress=False)
+    assert res["n_clips"] == 1 and res["n_unreadable"] == 2
+    assert {u["path"] for u in res["unreadable"]} == {"bad.wav", "missing.wav"}
+    assert "skipped:" in capsys.readouterr().err
+    with pytest.raises(evaluate.EvalError, match="no readable clip"):
+        evaluate.evaluate(tiny_model, [{"path": "bad.wav", "label": "x"}], tmp_path, progress=False)
+
+
+# ---- CLI and report ---------------------------------------------------------------------------
+
+def test_cli_writes_json_and_report(tiny_model, tmp_path, capsys):
+    out = tmp_path / "eval" / "e.json"
+    rc = evaluate.main(["--csv", str(AUDIO / "manifest.csv"), "--json", str(out), "--model",
+                        str(tiny_model), "--fold", "4", "--fold", "5", "-q"])
+    assert rc == 0, capsys.readouterr().err
+    res = json.loads(out.read_text())
+    assert res["n_clips"] == 7                               # rows of folds 4 and 5
+    md = (out.parent / "e.md").read_text()
+    pngs = sorted(out.parent.glob("e_*.png"))
+    assert {p.name for p in pngs} == {f"e_{k}_{s}.png" for k in ("confusion", "pr", "roc")
+                                      for s in ("node", "classifier")}
+    for p in pngs:
+        assert p.read_bytes()[:8] == PNG_MAGIC and p.stat().st_size > 2000
+        assert f"({p.name})" in md
+    for c in res["classes"]:
+        assert f"| {c} |" in md
+    # the report regenerates from the JSON alone
+    for p in pngs:
+        p.unlink()
+    assert report.main([str(out)]) == 0
+    assert len(list(out.parent.glob("e_*.png"))) == 6
+
+
+def _run_cli(argv, capsys):
+    rc = evaluate.main(argv)
+    err = capsys.readouterr().err
+    return rc, err
+
+
+def test_cli_bad_input(tiny_model, tmp_path, capsys):
+    base = ["--json", str(tmp_path / "o.json"), "-q"]
+    nolabel = tmp_path / "nolabel.csv"
+    nolabel.write_text("path,fold\na.wav,1\n")
+    cases = [
+        (["--csv", str(tmp_path / "none.csv"), "--model", str(tiny_model)], "no such file"),
+        (["--csv", str(nolabel), "--model", str(tiny_model)], "no column label"),
+        (["--csv", str(AUDIO / "manifest.csv"), "--model", str(tmp_path / "nomodel")], "no such file"),
+        (["--csv", str(AUDIO / "manifest.csv"), "--model", str(tiny_model), "--fold", "9"], "no row in fold 9"),
+        (["--csv", str(AUDIO / "manifest.csv"), "--model", str(tiny_model), "--classes", "helicopter"],
+         "not a target class"),
+    ]
+    for argv, reason in cases:
+        rc, err = _run_cli(argv + base, capsys)
+        assert rc == 2, argv
+        assert reason in err and "Traceback" not in err
+        assert err.startswith("error: ") and err.count("\n") == 1
+    assert not (tmp_path / "o.json").exists()
+
+
+@pytest.mark.parametrize("hash_value", ["0" * 64, None])
+def test_cli_model_feature_mismatch(tiny_model, tmp_path, capsys, hash_value):
+    m = tmp_path / "model"
+    shutil.copytree(tiny_model, m)
+    man = json.loads((m / "manifest.json").read_text())
+    if hash_value is None:
+        del man["feature_config_hash"]
+    else:
+        man["feature_config_hash"] = hash_value
+    (m / "manifest.json").write_text(json.dumps(man))
+    rc, err = _run_cli(["--csv", str(AUDIO / "manifest.csv"), "--model", str(m), "--json",
+                        str(tmp_path / "o.json"), "-q"], capsys)
+    assert rc == 2 and "feature" in err and "Traceback" not in err
+
+
+def test_read_csv_ignores_extra_columns_and_blank_rows(tmp_path):
+    p = tmp_path / "m.csv"
+    with open(p, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["corpus", "path", "label", "whatever"])
+        w.writerow(["x", "a.wav", "gunshot", "1"])
+        w.writerow(["x", "", "", ""])
+    assert evaluate.read_csv(p) == [{"corpus": "x", "path": "a.wav", "label": "gunshot", "whatever": "1"}]
