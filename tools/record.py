@@ -320,7 +320,8 @@ class Recorder:
         if isinstance(item, pr.SeqGap):
             self.pending_seq_gap = item
             return
-        if isinstance(item, pr.NodeReset):
+        if isinstance(item, pr.NodeReset) and item.got != item.expected:
+            # (a HELLO that continues the sequence answers a HELLO request: no reset)
             self._boundary("node reset (new HELLO)")
             self.expected = None
             return
@@ -561,7 +562,7 @@ def record(link: lk.NodeLink, opts: RecordOptions, duration_s: float | None = No
                 if limit is not None and rec.samples_received + rec.samples_filled >= limit:
                     reason = f"{duration_s:g} s recorded"
                     break
-            elif isinstance(it, pr.NodeReset):
+            elif isinstance(it, pr.NodeReset) and it.got != it.expected:
                 try:            # a rebooted node forgets the stream setting
                     link.send(pr.ConfigSet(pr.CFG_AUDIO_STREAM, 1))
                 except lk.LinkError:
