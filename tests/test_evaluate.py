@@ -290,3 +290,16 @@ def test_read_csv_ignores_extra_columns_and_blank_rows(tmp_path):
         w.writerow(["x", "a.wav", "gunshot", "1"])
         w.writerow(["x", "", "", ""])
     assert evaluate.read_csv(p) == [{"corpus": "x", "path": "a.wav", "label": "gunshot", "whatever": "1"}]
+
+
+def test_pooled_adds_confusions():
+    a = metrics.summary(["a", "n"], ["a", "a"], ["a", "b"], "n")
+    b = metrics.summary(["b", "a", "n"], ["b", "n", "n"], ["a", "b"], "n")
+    p = metrics.pooled([a, b])
+    assert p["confusion"]["matrix"] == [[1, 0, 1], [0, 1, 0], [1, 0, 1]]
+    assert p["n_clips"] == 5 and p["accuracy"] == pytest.approx(3 / 5)
+    assert p["per_class"]["a"]["precision"] == pytest.approx(0.5)
+    assert p["per_class"]["a"]["recall"] == pytest.approx(0.5)
+    assert p["macro_f1"] == pytest.approx((0.5 + 1.0) / 2)
+    with pytest.raises(ValueError):
+        metrics.pooled([a, metrics.summary(["a"], ["a"], ["a"], "n")])

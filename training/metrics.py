@@ -7,6 +7,8 @@ lists per clip, truth and prediction, over `classes + [negative]`, and is scored
     from training import metrics
     s = metrics.summary(y_true, y_pred, classes=["gunshot", "siren"], negative="other")
     s["macro_f1"], s["accuracy"], s["per_class"]["gunshot"]["recall"], s["confusion"]
+    metrics.pooled([s_fold1, s_fold2, ...])   # cross-validation: confusions added, recomputed
+    metrics.mean_std([f1_fold1, ...])         # {"mean", "std", "n"} over the non-null values
 
 Conventions (documented because the thin classes make them matter):
   - `accuracy` counts every clip, negatives included (a correct "no event" is correct).
@@ -68,8 +70,29 @@ def summary(y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str]
     classes = list(classes)
     if negative in classes:
         raise ValueError(f"the negative label {negative!r} is also a target class")
+    return from_confusion(confusion(y_true, y_pred, classes + [negative]), classes, negative)
+
+
+def pooled(summaries: Iterable[dict]) -> dict:
+    """One summary from several (e.g. the folds of a cross-validation): confusion matrices are
+    added and every figure recomputed, so thin classes count each clip once, not each fold."""
+    summaries = list(summaries)
+    if not summaries:
+        raise ValueError("nothing to pool")
+    labels = summaries[0]["confusion"]["labels"]
+    if any(s["confusion"]["labels"] != labels for s in summaries):
+        raise ValueError("summaries over different labels")
+    m = np.sum([np.array(s["confusion"]["matrix"], np.int64) for s in summaries], axis=0)
+    return from_confusion(m, labels[:-1], labels[-1])
+
+
+def from_confusion(m: np.ndarray, classes: Sequence[str], negative: str) -> dict:
+    """summary() of a confusion matrix over classes + [negative]."""
+    classes = list(classes)
     labels = classes + [negative]
-    m = confusion(y_true, y_pred, labels)
+    m = np.asarray(m, np.int64)
+    if m.shape != (len(labels), len(labels)):
+        raise ValueError(f"confusion matrix {m.shape} for {len(labels)} labels")
     per_class = {c: class_figures(m, i) for i, c in enumerate(classes)}
     scored = [c for c in classes if per_class[c]["f1"] is not None]
     n = int(m.sum())
