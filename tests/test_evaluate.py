@@ -303,3 +303,21 @@ def test_pooled_adds_confusions():
     assert p["macro_f1"] == pytest.approx((0.5 + 1.0) / 2)
     with pytest.raises(ValueError):
         metrics.pooled([a, metrics.summary(["a"], ["a"], ["a"], "n")])
+
+
+def test_run_clip_room_below_peak_opens_the_gate_on_a_chunk(tiny_model):
+    """A 1-s chunk cut from inside a loud event: at its own floor the node hears no onset; with
+    the room 20 dB below its peak it does.  Steady playback scores one clip length only."""
+    from tools import model
+
+    m = model.load(tiny_model)
+    rng = np.random.default_rng(3)
+    chunk = np.clip(rng.normal(0, 6000, 16000), -32768, 32767).astype(np.int16)
+    kw = dict(classes=LABELS[:-1], negative="other")
+    own = evaluate.run_clip(m, chunk, **kw)
+    room = evaluate.run_clip(m, chunk, room_below_peak_db=20, **kw)
+    assert own.windows["gated"] == 0 and own.node == "other" and not own.events
+    assert room.windows["gated"] >= 1
+    steady = evaluate.run_clip(m, chunk, steady=True, **kw)
+    assert steady.seconds == pytest.approx(1.0)
+    assert steady.windows["continuous"] == own.windows["continuous"]

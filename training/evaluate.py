@@ -14,6 +14,13 @@ Every clip is streamed as a node that has been listening to the room hears it: 1
 the clip's own floor before it (tools.audio.with_lead_in, as tools/demo.py and tools/gate_eval.py
 do) and 1 s after it (so that a window opened near the end of a short clip is completed with
 room noise, not with digital silence).  Only what overlaps the clip itself counts.
+Many dataset clips are chunks cut from inside an event (1-s Edge-Impulse glass chunks), whose
+own floor is the event itself, so the gate sees no onset: `room_below_peak_db` (CLI
+`--room-below-peak 20`, the figure tools.gate_eval headlines) puts the room at least that far
+below the clip's loudest block instead (not for `background` clips: stationary ambience has
+no peak to be below).  `steady_background` (`--steady-background`) plays each background clip
+twice and scores only the second pass, so that false alarms are counted in steady state rather
+than at the clip's abrupt start (the way tools.gate_eval measures duty).
 
 Two systems are scored on the same clips, with the same int8 model run by the real TFLM
 interpreter (tools.model):
@@ -141,15 +148,20 @@ def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
 def run_clip(m, x: np.ndarray, *, classes: list[str], negative: str, path: str = "",
              label: str = "", truth: str = "", stride: int = DEFAULT_STRIDE,
              lead_in_s: float = DEFAULT_LEAD_IN_S, tail_s: float = DEFAULT_TAIL_S,
+             room_below_peak_db: float | None = None, steady: bool = False,
              node_kw: dict | None = None) -> ClipResult:
-    """Stream one 16 kHz int16 clip through the gated node and the continuous classifier."""
+    """Stream one 16 kHz int16 clip through the gated node and the continuous classifier.
+    steady=True plays the clip twice (cross-faded) and scores the second pass only."""
     from tools import audio, core
 
     sr = core.P.sample_rate_hz
     W = core.P.window_samples
-    stream, pre = audio.with_lead_in(x, seconds=lead_in_s)
+    body = audio.looped(x) if steady else x
+    stream, pre = audio.with_lead_in(body, seconds=lead_in_s, max_below_peak_db=room_below_peak_db)
+    pre += body.size - x.size
     if tail_s > 0:
-        stream = np.concatenate([stream, audio.lead_in(x, tail_s, seed=1)])
+        tail = audio.lead_in(x, tail_s, seed=1, max_below_peak_db=room_below_peak_db)
+        stream = np.concatenate([stream, tail])
     c0, c1 = pre, pre + x.size
     labels = m.labels
     cls_idx = [labels.index(c) for c in classes]
@@ -222,6 +234,7 @@ def _curves_into(summary: dict, clips: list[ClipResult], key: str, classes: list
 def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
              label_map: dict | None = None, stride: int = DEFAULT_STRIDE,
              lead_in_s: float = DEFAULT_LEAD_IN_S, tail_s: float = DEFAULT_TAIL_S,
+             room_below_peak_db: float | None = None, steady_background: bool = False,
              node_kw: dict | None = None, include_clips: bool = True) -> dict:
     """Evaluate a model folder (or a loaded tools.model.Model) on CSV rows (dicts with at least
     path, label; paths relative to `root`).  Returns the JSON dict described in the module
@@ -256,9 +269,11 @@ def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
             print(f"skipped: {e}", file=sys.stderr)
             unreadable.append({"path": r["path"], "reason": str(e)})
             continue
+        ambience = label in BACKGROUND_LABELS
         clips.append(run_clip(m, x, classes=classes, negative=negative, path=r["path"],
                               label=label, truth=truth, stride=stride, lead_in_s=lead_in_s,
-                              tail_s=tail_s, node_kw=node_kw))
+                              tail_s=tail_s, room_below_peak_db=None if ambience else room_below_peak_db,
+                              steady=ambience and steady_background, node_kw=node_kw))
     if not clips:
         raise EvalError(f"no readable clip among {len(rows)} (first reason: "
                         f"{unreadable[0]['reason'] if unreadable else 'none listed'})")
@@ -305,6 +320,8 @@ def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
         "classes": classes,
         "negative_label": negative,
         "settings": {"lead_in_s": lead_in_s, "tail_s": tail_s, "classifier_stride_hops": stride,
+                     "room_below_peak_db": room_below_peak_db,
+                     "steady_background": steady_background,
                      "classifier": "best continuous window (highest target score), its arg-max",
                      "node": "gated C detector, manifest thresholds, highest-scoring event",
                      "label_map": label_map, "node_overrides": node_kw or {}},
@@ -356,6 +373,13 @@ def main(argv=None) -> int:
                     help="seconds of room noise before each clip (default 1)")
     ap.add_argument("--tail", type=float, default=DEFAULT_TAIL_S, metavar="S",
                     help="seconds of room noise after each clip (default 1)")
+    ap.add_argument("--room-below-peak", type=float, metavar="DB",
+                    help="put the lead-in/tail noise at least DB below the clip's loudest block "
+                         "(tools.gate_eval uses 20 for chunks cut from inside an event; default: "
+                         "the clip's own floor)")
+    ap.add_argument("--steady-background", action="store_true",
+                    help="play background clips twice and score the second pass (steady state, "
+                         "as tools.gate_eval measures duty)")
     ap.add_argument("--no-report", action="store_true", help="JSON only, no Markdown/PNG report")
     ap.add_argument("--no-clips", action="store_true", help="leave the per-clip list out of the JSON")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -377,7 +401,9 @@ def main(argv=None) -> int:
             raise EvalError(f"{root}: no such folder")
         res = evaluate(args.model, rows, root, progress=not args.quiet, classes=args.classes,
                        label_map=_label_map(args.map), stride=args.classifier_stride,
-                       lead_in_s=args.lead_in, tail_s=args.tail, include_clips=True)
+                       lead_in_s=args.lead_in, tail_s=args.tail,
+                       room_below_peak_db=args.room_below_peak,
+                       steady_background=args.steady_background, include_clips=True)
     except EvalError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -107,7 +107,11 @@ def markdown(res: dict, figures: dict[str, Path]) -> str:
          f"- classifier: {res['settings']['classifier']}, every "
          f"{res['settings']['classifier_stride_hops']} hops",
          f"- each clip is preceded by {res['settings']['lead_in_s']} s and followed by "
-         f"{res['settings']['tail_s']} s of noise at its own floor", "",
+         f"{res['settings']['tail_s']} s of noise at its own floor"
+         + (f", at least {res['settings']['room_below_peak_db']:g} dB below its peak"
+            if res["settings"].get("room_below_peak_db") is not None else "")
+         + ("; background clips are played twice and scored on the second pass"
+            if res["settings"].get("steady_background") else ""), "",
          "| | macro-F1 | accuracy | false alarms / h (negatives) | false alarms / h (background) |",
          "|---|---|---|---|---|",
          f"| node | {_f(node['macro_f1'])} | {_f(node['accuracy'])} | "
