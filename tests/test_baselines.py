@@ -108,3 +108,14 @@ def test_cli_bad_input(tmp_path, capsys):
         rc = baselines.main(argv + ["--json", str(tmp_path / "o.json"), "-q"])
         err = capsys.readouterr().err
         assert rc == 2 and reason in err and "Traceback" not in err, (argv, err)
+
+
+def test_crossval_accepts_row_objects(synthetic):
+    """training.data.Row-like objects (fold as int) work like CSV dicts."""
+    from types import SimpleNamespace
+
+    root, rows = synthetic
+    objs = [SimpleNamespace(path=r["path"], label=r["label"], fold=int(r["fold"])) for r in rows]
+    res = baselines.crossval(objs, root, ["gunshot", "siren"], folds=[3])
+    assert list(res["folds"]) == ["3"]
+    assert res["folds"]["3"]["svm"]["accuracy"] == 1.0

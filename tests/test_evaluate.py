@@ -321,3 +321,14 @@ def test_run_clip_room_below_peak_opens_the_gate_on_a_chunk(tiny_model):
     steady = evaluate.run_clip(m, chunk, steady=True, **kw)
     assert steady.seconds == pytest.approx(1.0)
     assert steady.windows["continuous"] == own.windows["continuous"]
+
+
+def test_evaluate_accepts_row_objects(tiny_model, rows):
+    """training.data.Row-like objects (attributes instead of keys) give the same result."""
+    from types import SimpleNamespace
+
+    sub = rows[:3]
+    objs = [SimpleNamespace(path=r["path"], label=r["label"], fold=int(r["fold"])) for r in sub]
+    a = evaluate.evaluate(tiny_model, sub, AUDIO, progress=False, include_clips=False)
+    b = evaluate.evaluate(tiny_model, objs, AUDIO, progress=False, include_clips=False)
+    assert a == b

@@ -9,6 +9,7 @@ Library (what `python -m training crossval` calls once per fold; keep the signat
 
     from training import baselines
     res = baselines.run(train_rows, test_rows, root, classes, negative="other")
+    # rows: CSV dicts (path, label[, fold]) or training.data.Row objects; label_map={alias: class}
     res["logreg"]["macro_f1"], res["svm"]["per_class"]["gunshot"]["recall"], ...
 
 `run` returns {"features", "n_train", "n_test", "unreadable", "logreg": S, "svm": S} where each S
@@ -35,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from training import metrics
+from training.evaluate import field_of
 
 DEFAULT_CLASSES = ["gunshot", "glass_breaking", "scream", "siren", "fireworks_explosion",
                    "baby_cry", "dog_bark"]
@@ -69,13 +71,14 @@ def clip_features(rows, root, progress: bool = False) -> tuple[np.ndarray, list[
     root = Path(root)
     feats, keep, bad = [], [], []
     for i, r in enumerate(tqdm(rows, desc="mfcc", unit="clip", disable=not progress)):
-        key = str((root / r["path"]).resolve())
+        path = str(field_of(r, "path", ""))
+        key = str((root / path).resolve())
         if key not in _cache:
             try:
-                x = audio.load(root / r["path"])
+                x = audio.load(root / path)
             except audio.AudioError as e:
                 print(f"skipped: {e}", file=sys.stderr)
-                bad.append({"path": r["path"], "reason": str(e)})
+                bad.append({"path": path, "reason": str(e)})
                 continue
             _cache[key] = mfcc_stats(x, audio.SR)
         feats.append(_cache[key])
@@ -101,7 +104,8 @@ def pipelines() -> dict:
 def _targets(rows, keep, classes, negative, label_map) -> list[str]:
     out = []
     for i in keep:
-        lab = label_map.get(rows[i]["label"], rows[i]["label"])
+        lab = str(field_of(rows[i], "label", ""))
+        lab = label_map.get(lab, lab)
         out.append(lab if lab in classes else negative)
     return out
 
@@ -130,12 +134,15 @@ def run(train_rows, test_rows, root, classes=None, *, negative: str = DEFAULT_NE
 
 def crossval(rows, root, classes=None, folds=None, **kw) -> dict:
     """run() once per fold (test = that fold, train = the others) and mean ± std per metric."""
-    all_folds = sorted({str(r["fold"]).strip() for r in rows})
+    def fold(r) -> str:
+        return str(field_of(r, "fold", "")).strip()
+
+    all_folds = sorted({fold(r) for r in rows})
     folds = [str(f) for f in (folds or all_folds)]
     per_fold = {}
     for k in folds:
-        test = [r for r in rows if str(r["fold"]).strip() == k]
-        train = [r for r in rows if str(r["fold"]).strip() != k]
+        test = [r for r in rows if fold(r) == k]
+        train = [r for r in rows if fold(r) != k]
         if not test:
             raise ValueError(f"no row in fold {k} (folds: {', '.join(all_folds)})")
         per_fold[k] = run(train, test, root, classes, **kw)

@@ -79,6 +79,15 @@ class EvalError(Exception):
 
 # ---- input ------------------------------------------------------------------------------------
 
+def field_of(row, name: str, default=None):
+    """row[name] for CSV dicts, row.name for objects (training.data.Row); `default` if absent."""
+    if isinstance(row, dict):
+        v = row.get(name, default)
+    else:
+        v = getattr(row, name, default)
+    return default if v is None else v
+
+
 def read_csv(path) -> list[dict]:
     """Rows of a metadata CSV with at least `path` and `label` columns (others are kept)."""
     path = Path(path)
@@ -236,8 +245,8 @@ def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
              lead_in_s: float = DEFAULT_LEAD_IN_S, tail_s: float = DEFAULT_TAIL_S,
              room_below_peak_db: float | None = None, steady_background: bool = False,
              node_kw: dict | None = None, include_clips: bool = True) -> dict:
-    """Evaluate a model folder (or a loaded tools.model.Model) on CSV rows (dicts with at least
-    path, label; paths relative to `root`).  Returns the JSON dict described in the module
+    """Evaluate a model folder (or a loaded tools.model.Model) on rows: CSV dicts with at least
+    path, label, or objects with .path/.label (training.data.Row); paths relative to `root`.  Returns the JSON dict described in the module
     docstring.  classes: target classes to score (default: the model's labels without its
     negative); label_map: dataset label -> model label before scoring.  Unreadable clips are
     skipped with a message on stderr and listed under `unreadable`.  Raises EvalError on bad
@@ -260,17 +269,17 @@ def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
     clips: list[ClipResult] = []
     unreadable = []
     for r in tqdm(rows, desc="evaluate", unit="clip", disable=not progress):
-        label = r["label"]
+        label, path = str(field_of(r, "label", "")), str(field_of(r, "path", ""))
         mapped = label_map.get(label, label)
         truth = mapped if mapped in classes else negative
         try:
-            x = audio.load(root / r["path"])
+            x = audio.load(root / path)
         except audio.AudioError as e:
             print(f"skipped: {e}", file=sys.stderr)
-            unreadable.append({"path": r["path"], "reason": str(e)})
+            unreadable.append({"path": path, "reason": str(e)})
             continue
         ambience = label in BACKGROUND_LABELS
-        clips.append(run_clip(m, x, classes=classes, negative=negative, path=r["path"],
+        clips.append(run_clip(m, x, classes=classes, negative=negative, path=path,
                               label=label, truth=truth, stride=stride, lead_in_s=lead_in_s,
                               tail_s=tail_s, room_below_peak_db=None if ambience else room_below_peak_db,
                               steady=ambience and steady_background, node_kw=node_kw))
