@@ -134,7 +134,7 @@ typedef struct {
 /** Settings that are not detector configuration (all CONFIG-settable, all persisted). */
 typedef struct {
     int32_t gain_db_q8;         /**< GAIN_DB_Q8 */
-    int32_t gain_q12;           /**< derived linear gain, Q12 (4096 = 0 dB) */
+    int32_t gain_q16;           /**< derived linear gain, Q16 (65536 = 0 dB) */
     uint32_t status_period_ms;  /**< STATUS_PERIOD_MS, 0 = off */
     uint32_t baud;              /**< BAUD */
     uint8_t audio_stream;       /**< EW_AUDIO_STREAM_* */
@@ -194,18 +194,19 @@ typedef struct {
     uint64_t a_written;                      /**< stream index after the last ring sample */
     uint64_t a_next;                         /**< next stream index to send */
     uint64_t a_stop;                         /**< AUDIO_STREAM 2: send up to here */
-    uint64_t a_hole_end;                     /**< samples before this index are zero fill of an
-                                                  overrun: not sent */
+    uint64_t a_hole_start, a_hole_end;       /**< zero fill of the last overrun: not sent */
     /* STATUS */
     uint64_t status_t0_us;
     uint64_t status_blocks0, status_open0;
     uint32_t inf_us_max_period;
-    uint32_t overrun_rem;                    /**< ADC samples of overruns not yet converted */
-    uint8_t overrun_pending;                 /**< send ERROR OVERRUN at the next opportunity */
+    uint32_t overrun_rem;                    /**< input samples of overruns not yet converted */
+    uint8_t feed_factor;                     /**< input samples per 16 kHz sample last fed */
+    uint8_t loading;                         /**< applying the persisted blob: do not save */
     /* buffers */
     uint8_t payload[EW_PROTO_MAX_PAYLOAD];
     uint8_t wire[EW_PROTO_MAX_WIRE];
-    int16_t work[EW_APP_AUDIO_FRAME_SAMPLES];
+    int16_t work[EW_APP_AUDIO_FRAME_SAMPLES];   /**< gain output / ADC conversion */
+    int16_t dec_out[EW_APP_AUDIO_FRAME_SAMPLES / 2 + 1];
 } ew_app_t;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -269,7 +270,7 @@ int ew_app_feed_pcm16(ew_app_t *app, const int16_t *pcm, size_t n);
  *        in samples at the rate of the input being fed (ADC codes with feed_adc, 16 kHz with
  *        feed_pcm16).  The detector gets silence for the lost time, so sample indices keep
  *        following real time; AUDIO skips them; STATUS dropped_samples counts them (16 kHz);
- *        one ERROR OVERRUN is sent at the next ew_app_poll.
+ *        one ERROR OVERRUN is sent.  Ignored unless the input is MIC.
  */
 void ew_app_note_overrun(ew_app_t *app, uint32_t n);
 

@@ -1,0 +1,364 @@
+/* Node application: init, CONFIG keys <-> detector configuration, persistence, HELLO
+ * (see ew_app.h; the hot path is ew_app.c). */
+#include <string.h>
+
+#include "ew_app_internal.h"
+
+#define SAMPLES_PER_MS (EW_SAMPLE_RATE_HZ / 1000)
+#define BLOB_MAGIC0 'E'
+#define BLOB_MAGIC1 'W'
+#define BLOB_MAGIC2 'C'
+#define BLOB_VERSION 1u
+#define BLOB_HEADER (4u + EW_PROTO_HASH_BYTES + 1u)
+#define BLOB_RECORD 6u
+
+/* persisted keys besides the thresholds, in the order they are applied */
+#define N_PERSISTED 14u
+static const uint16_t persisted_keys[N_PERSISTED] = {
+    EW_CFG_MODE, EW_CFG_GAIN_DB_Q8, EW_CFG_GATE_ONSET_MARGIN_Q8, EW_CFG_GATE_SPREAD_MAX_Q16,
+    EW_CFG_GATE_STRONG_MARGIN_Q8, EW_CFG_GATE_SUSTAIN_MARGIN_Q8, EW_CFG_GATE_FLOOR_Q8,
+    EW_CFG_HOLDOFF_MS, EW_CFG_CONTINUOUS_STRIDE, EW_CFG_STATUS_PERIOD_MS, EW_CFG_BAUD,
+    EW_CFG_AUDIO_STREAM, EW_CFG_ALARM_MS, EW_CFG_ALARM_CLASSES,
+};
+
+#if BLOB_HEADER + (N_PERSISTED + EW_MAX_CLASSES) * BLOB_RECORD + 4u > EW_PORT_CONFIG_MAX
+#error "EW_PORT_CONFIG_MAX too small for the persisted configuration"
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* Units                                                                                        */
+
+/* dB x 256 -> 256 log2 (mean square): / 3.0103 ~ * 21771 / 2^16 (rounded) */
+static int32_t db_to_l2(int32_t db_q8) { return (int32_t)(((int64_t)db_q8 * 21771 + 32768) >> 16); }
+/* 256 log2 -> dB x 256: * 3.0103 ~ * 197283 / 2^16 (rounded) */
+static int32_t l2_to_db(int32_t l2_q8) { return (int32_t)(((int64_t)l2_q8 * 197283 + 32768) >> 16); }
+
+/* Linear Q16 gain of a dB x 256 gain (|gain| <= 48 dB): 2^(dB / 6.0206). */
+static int32_t gain_q16(int32_t db_q8) {
+    const int32_t l2 = (int32_t)(((int64_t)db_q8 * 43541) >> 10);        /* log2 Q16 */
+    const int32_t i = l2 >> 16;                                          /* floor, -8..7 */
+    const int64_t f = l2 & 0xFFFF;                                       /* Q16 in [0, 1) */
+    /* 2^f ~ 1 + f (0.6957 + f (0.2251 + 0.0792 f)), max relative error ~1e-4 */
+    const int64_t p = 65536 + ((f * (45593 + ((f * (14752 + ((f * 5190) >> 16))) >> 16))) >> 16);
+    return (int32_t)(i >= 0 ? p << i : p >> -i);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Configuration                                                                                */
+
+static void settings_default(ew_app_t *a) {
+    ew_node_config_default(&a->ncfg, a->info.n_classes);
+    a->ncfg.quant = a->info.quant;
+    for (int c = 0; c < a->info.n_classes; c++)
+        a->ncfg.thresholds_q8[c] =
+            a->info.thresholds_q8 != NULL ? a->info.thresholds_q8[c] : EW_DET_DEFAULT_THRESHOLD_Q8;
+    a->set.gain_db_q8 = 0;
+    a->set.gain_q16 = 65536;
+    a->set.status_period_ms = EW_APP_DEFAULT_STATUS_MS;
+    a->set.baud = a->info.default_baud != 0 ? a->info.default_baud : EW_APP_DEFAULT_BAUD;
+    a->set.audio_stream = EW_AUDIO_STREAM_OFF;
+    a->set.alarm_ms = EW_APP_DEFAULT_ALARM_MS;
+    a->set.alarm_classes = 0xFFFFu;
+}
+
+/* Restart the detector with ncfg, keeping the stream's sample indices. */
+static void node_restart(ew_app_t *a) {
+    a->node_base = a->st.samples;
+    (void)ew_app__node_init(a);            /* ncfg was validated key by key */
+    a->status_blocks0 = a->status_open0 = 0;
+}
+
+/* Changes that the detector reads on every block: copy them in place. */
+static void node_update(ew_app_t *a) {
+    a->node.cfg = a->ncfg;
+    a->node.gate.cfg = a->ncfg.gate;
+}
+
+int ew_app_config_get(const ew_app_t *a, uint16_t key, int32_t *value) {
+    if (a == NULL || value == NULL) return EW_ERR_ARG;
+    const ew_gate_config_t *g = &a->ncfg.gate;
+    switch (key) {
+    case EW_CFG_MODE: *value = a->ncfg.mode; break;
+    case EW_CFG_GAIN_DB_Q8: *value = a->set.gain_db_q8; break;
+    case EW_CFG_GATE_ONSET_MARGIN_Q8: *value = l2_to_db(g->onset_margin_q8); break;
+    case EW_CFG_GATE_SPREAD_MAX_Q16: *value = (int32_t)g->spread_max_q16; break;
+    case EW_CFG_GATE_STRONG_MARGIN_Q8: *value = l2_to_db(g->strong_margin_q8); break;
+    case EW_CFG_GATE_SUSTAIN_MARGIN_Q8: *value = l2_to_db(g->sustain_margin_q8); break;
+    case EW_CFG_GATE_FLOOR_Q8: *value = l2_to_db(g->floor_q8 - 30 * 256); break;
+    case EW_CFG_HOLDOFF_MS: *value = (int32_t)(a->ncfg.holdoff_samples / SAMPLES_PER_MS); break;
+    case EW_CFG_CONTINUOUS_STRIDE: *value = a->ncfg.continuous_stride; break;
+    case EW_CFG_STATUS_PERIOD_MS: *value = (int32_t)a->set.status_period_ms; break;
+    case EW_CFG_BAUD: *value = (int32_t)a->set.baud; break;
+    case EW_CFG_AUDIO_STREAM: *value = a->set.audio_stream; break;
+    case EW_CFG_ALARM_MS: *value = (int32_t)a->set.alarm_ms; break;
+    case EW_CFG_ALARM_CLASSES: *value = (int32_t)a->set.alarm_classes; break;
+    default:
+        if (key >= EW_CFG_THRESHOLD_BASE && key <= EW_CFG_THRESHOLD_LAST &&
+            key - EW_CFG_THRESHOLD_BASE < a->info.n_classes) {
+            *value = a->ncfg.thresholds_q8[key - EW_CFG_THRESHOLD_BASE];
+            break;
+        }
+        return EW_APP_ERR_KEY;
+    }
+    return EW_OK;
+}
+
+static int in_range(int32_t v, int32_t lo, int32_t hi) { return v >= lo && v <= hi; }
+
+/* Apply without persisting; see ew_app_config_set for the ranges. */
+int ew_app__config_set(ew_app_t *a, uint16_t key, int32_t v, int32_t *applied) {
+    ew_gate_config_t *g = &a->ncfg.gate;
+    const int32_t max_margin = 90 * 256;
+    switch (key) {
+    case EW_CFG_MODE:
+        if (v != EW_MODE_GATED && v != EW_MODE_CONTINUOUS) return EW_APP_ERR_VALUE;
+        if (a->ncfg.mode != (uint8_t)v) {
+            a->ncfg.mode = (uint8_t)v;
+            node_restart(a);
+        }
+        break;
+    case EW_CFG_GAIN_DB_Q8:
+        if (!in_range(v, -EW_APP_MAX_GAIN_DB_Q8, EW_APP_MAX_GAIN_DB_Q8)) return EW_APP_ERR_VALUE;
+        a->set.gain_db_q8 = v;
+        a->set.gain_q16 = gain_q16(v);
+        break;
+    case EW_CFG_GATE_ONSET_MARGIN_Q8:
+        if (!in_range(v, 0, max_margin)) return EW_APP_ERR_VALUE;
+        g->onset_margin_q8 = db_to_l2(v);
+        break;
+    case EW_CFG_GATE_SPREAD_MAX_Q16:
+        if (!in_range(v, 0, 65536)) return EW_APP_ERR_VALUE;
+        g->spread_max_q16 = (uint32_t)v;
+        break;
+    case EW_CFG_GATE_STRONG_MARGIN_Q8:
+        if (!in_range(v, 0, max_margin)) return EW_APP_ERR_VALUE;
+        g->strong_margin_q8 = db_to_l2(v);
+        break;
+    case EW_CFG_GATE_SUSTAIN_MARGIN_Q8:
+        if (!in_range(v, 0, max_margin)) return EW_APP_ERR_VALUE;
+        g->sustain_margin_q8 = db_to_l2(v);
+        break;
+    case EW_CFG_GATE_FLOOR_Q8:
+        if (!in_range(v, -120 * 256, 0)) return EW_APP_ERR_VALUE;
+        g->floor_q8 = 30 * 256 + db_to_l2(v);
+        break;
+    case EW_CFG_HOLDOFF_MS:
+        if (!in_range(v, 0, 60000)) return EW_APP_ERR_VALUE;
+        a->ncfg.holdoff_samples = (uint32_t)v * SAMPLES_PER_MS;
+        break;
+    case EW_CFG_CONTINUOUS_STRIDE:
+        if (!in_range(v, 1, 64)) return EW_APP_ERR_VALUE;
+        a->ncfg.continuous_stride = (uint16_t)v;
+        break;
+    case EW_CFG_STATUS_PERIOD_MS:
+        if (v != 0 && !in_range(v, 50, 3600000)) return EW_APP_ERR_VALUE;
+        a->set.status_period_ms = (uint32_t)v;
+        break;
+    case EW_CFG_BAUD:
+        if (!in_range(v, EW_APP_MIN_BAUD, EW_APP_MAX_BAUD)) return EW_APP_ERR_VALUE;
+        a->set.baud = (uint32_t)v;
+        break;
+    case EW_CFG_AUDIO_STREAM:
+        if (!in_range(v, EW_AUDIO_STREAM_OFF, EW_AUDIO_STREAM_EVENTS)) return EW_APP_ERR_VALUE;
+        if (a->set.audio_stream != (uint8_t)v) {
+            a->set.audio_stream = (uint8_t)v;
+            ew_app__audio_resync(a);          /* start at the live position */
+        }
+        break;
+    case EW_CFG_ALARM_MS:
+        if (!in_range(v, 0, 60000)) return EW_APP_ERR_VALUE;
+        a->set.alarm_ms = (uint32_t)v;
+        break;
+    case EW_CFG_ALARM_CLASSES:
+        if (!in_range(v, 0, 0xFFFF)) return EW_APP_ERR_VALUE;
+        a->set.alarm_classes = (uint32_t)v;
+        break;
+    default:
+        if (key >= EW_CFG_THRESHOLD_BASE && key <= EW_CFG_THRESHOLD_LAST &&
+            key - EW_CFG_THRESHOLD_BASE < a->info.n_classes) {
+            if (!in_range(v, 0, EW_THRESHOLD_OFF)) return EW_APP_ERR_VALUE;
+            a->ncfg.thresholds_q8[key - EW_CFG_THRESHOLD_BASE] = (uint16_t)v;
+            break;
+        }
+        return EW_APP_ERR_KEY;
+    }
+    node_update(a);
+    return applied != NULL ? ew_app_config_get(a, key, applied) : EW_OK;
+}
+
+int ew_app_config_set(ew_app_t *a, uint16_t key, int32_t value, int32_t *applied) {
+    if (a == NULL) return EW_ERR_ARG;
+    const int rc = ew_app__config_set(a, key, value, applied);
+    if (rc == EW_OK) ew_app__persist(a);
+    return rc;
+}
+
+void ew_app_factory_reset(ew_app_t *a) {
+    if (a == NULL) return;
+    const uint8_t stream = a->set.audio_stream;
+    settings_default(a);
+    node_restart(a);
+    if (a->set.audio_stream != stream) ew_app__audio_resync(a);
+    ew_app__persist(a);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Persistence                                                                                  */
+
+static void put_record(uint8_t *p, uint16_t key, int32_t v) {
+    const uint32_t u = (uint32_t)v;
+    p[0] = (uint8_t)(key & 0xFFu);
+    p[1] = (uint8_t)(key >> 8);
+    for (int i = 0; i < 4; i++) p[2 + i] = (uint8_t)((u >> (8 * i)) & 0xFFu);
+}
+
+static uint32_t get_u32le(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+int ew_app_config_blob(const ew_app_t *a, uint8_t *out, size_t cap) {
+    if (a == NULL || out == NULL) return EW_ERR_ARG;
+    const size_t n_rec = N_PERSISTED + a->info.n_classes;
+    const size_t len = BLOB_HEADER + n_rec * BLOB_RECORD + 4u;
+    if (cap < len) return EW_APP_ERR_VALUE;
+    out[0] = BLOB_MAGIC0;
+    out[1] = BLOB_MAGIC1;
+    out[2] = BLOB_MAGIC2;
+    out[3] = BLOB_VERSION;
+    memcpy(&out[4], a->info.model_hash, EW_PROTO_HASH_BYTES);
+    out[4 + EW_PROTO_HASH_BYTES] = (uint8_t)n_rec;
+    uint8_t *p = &out[BLOB_HEADER];
+    for (size_t i = 0; i < n_rec; i++, p += BLOB_RECORD) {
+        const uint16_t key = i < N_PERSISTED ? persisted_keys[i]
+                                             : (uint16_t)(EW_CFG_THRESHOLD_BASE + (i - N_PERSISTED));
+        int32_t v = 0;
+        (void)ew_app_config_get(a, key, &v);
+        put_record(p, key, v);
+    }
+    const uint32_t crc = ew_crc32(out, (size_t)(p - out));
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)((crc >> (8 * i)) & 0xFFu);
+    return (int)len;
+}
+
+void ew_app__persist(ew_app_t *a) {
+    uint8_t blob[EW_PORT_CONFIG_MAX];
+    if (a->loading || a->port.config_save == NULL) return;
+    const int len = ew_app_config_blob(a, blob, sizeof(blob));
+    if (len < 0 || a->port.config_save(a->port.ctx, blob, (size_t)len) < 0) a->st.persist_errors++;
+}
+
+/* Apply a persisted blob; returns the number of records applied (or -1 if it is invalid). */
+static int load_blob(ew_app_t *a, const uint8_t *b, size_t len) {
+    if (len < BLOB_HEADER + 4u || b[0] != BLOB_MAGIC0 || b[1] != BLOB_MAGIC1 ||
+        b[2] != BLOB_MAGIC2 || b[3] != BLOB_VERSION)
+        return -1;
+    const size_t n_rec = b[4 + EW_PROTO_HASH_BYTES];
+    const size_t body = BLOB_HEADER + n_rec * BLOB_RECORD;
+    if (len < body + 4u || get_u32le(&b[body]) != ew_crc32(b, body)) return -1;
+    const int same_model = memcmp(&b[4], a->info.model_hash, EW_PROTO_HASH_BYTES) == 0;
+    int applied = 0;
+    for (size_t i = 0; i < n_rec; i++) {
+        const uint8_t *p = &b[BLOB_HEADER + i * BLOB_RECORD];
+        const uint16_t key = (uint16_t)(p[0] | (p[1] << 8));
+        const int32_t v = (int32_t)get_u32le(&p[2]);
+        if (key >= EW_CFG_THRESHOLD_BASE && key <= EW_CFG_THRESHOLD_LAST && !same_model) continue;
+        if (ew_app__config_set(a, key, v, NULL) == EW_OK) applied++;
+    }
+    return applied;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* HELLO, init                                                                                  */
+
+void ew_app_send_hello(ew_app_t *a) {
+    if (a == NULL || a->rebooting) return;
+    ew_proto_hello_t h;
+    memset(&h, 0, sizeof(h));
+    h.proto_version = EW_PROTO_VERSION;
+    h.fw_major = a->info.fw_major;
+    h.fw_minor = a->info.fw_minor;
+    h.fw_patch = a->info.fw_patch;
+    h.reset_reason = a->info.reset_reason;
+    h.sample_rate_hz = EW_SAMPLE_RATE_HZ;
+    memcpy(h.model_hash, a->info.model_hash, EW_PROTO_HASH_BYTES);
+    memcpy(h.config_hash, a->info.config_hash, EW_PROTO_HASH_BYTES);
+    memcpy(h.node_id, a->info.node_id, EW_PROTO_NODE_ID_BYTES);
+    h.board = a->info.board;
+    h.board_len = (uint8_t)strlen(a->info.board);
+    h.n_labels = a->info.n_classes;
+    for (int i = 0; i < a->info.n_classes; i++) {
+        h.labels[i] = a->info.labels[i];
+        h.label_lens[i] = (uint8_t)strlen(a->info.labels[i]);
+    }
+    const int len = ew_proto_pack_hello(&h, a->payload, sizeof(a->payload));
+    if (len >= 0) ew_app__send(a, EW_MSG_HELLO, a->payload, (size_t)len);
+}
+
+static int name_ok(const char *s) {
+    size_t n = 0;
+    while (s[n] != '\0' && n <= EW_PROTO_MAX_NAME) n++;
+    return n <= EW_PROTO_MAX_NAME;
+}
+
+int ew_app_init(ew_app_t *a, const ew_app_info_t *info, const ew_port_t *port) {
+    if (a == NULL || info == NULL || port == NULL || port->write == NULL ||
+        port->time_us == NULL || port->classify == NULL || info->labels == NULL ||
+        info->board == NULL)
+        return EW_ERR_ARG;
+    if (info->n_classes == 0 || info->n_classes > EW_MAX_CLASSES || !name_ok(info->board) ||
+        ew_quant_check(&info->quant) != EW_OK)
+        return EW_ERR_CONFIG;
+    for (int c = 0; c < info->n_classes; c++) {
+        if (info->labels[c] == NULL) return EW_ERR_ARG;
+        if (!name_ok(info->labels[c])) return EW_ERR_CONFIG;
+        if (info->thresholds_q8 != NULL && info->thresholds_q8[c] > EW_THRESHOLD_OFF)
+            return EW_ERR_CONFIG;
+    }
+    unsigned factor = 0;
+    if (info->adc_rate_hz != 0) {
+        if (info->adc_rate_hz % EW_SAMPLE_RATE_HZ != 0) return EW_ERR_FACTOR;
+        factor = info->adc_rate_hz / EW_SAMPLE_RATE_HZ;
+    }
+    memset(a, 0, sizeof(*a));
+    if (factor != 0) {
+        const int rc = ew_decim_init(&a->decim, factor);
+        if (rc != EW_OK) return rc;
+        a->has_adc = 1;
+    }
+    a->info = *info;
+    a->port = *port;
+    settings_default(a);
+    int rc = ew_app__node_init(a);
+    if (rc != EW_OK) return rc;
+    if (a->port.config_load != NULL) {
+        uint8_t blob[EW_PORT_CONFIG_MAX];
+        const int len = a->port.config_load(a->port.ctx, blob, sizeof(blob));
+        if (len > 0) {
+            a->loading = 1;
+            if (load_blob(a, blob, (size_t)len) < 0 && a->port.log != NULL)
+                a->port.log(a->port.ctx, "ew_app: persisted configuration invalid, using defaults");
+            a->loading = 0;
+        }
+    }
+    const uint32_t default_baud = info->default_baud != 0 ? info->default_baud : EW_APP_DEFAULT_BAUD;
+    if (a->set.baud != default_baud && a->port.set_baud != NULL &&
+        a->port.set_baud(a->port.ctx, a->set.baud) < 0)
+        a->st.persist_errors++;
+    ew_proto_decoder_init(&a->dec);
+    a->feed_factor = (uint8_t)(factor != 0 ? factor : 1);
+    ew_app__new_stream(a);
+    a->input = EW_APP_INPUT_MIC;
+    a->status_t0_us = a->port.time_us(a->port.ctx);
+    ew_app_send_hello(a);
+    return EW_OK;
+}
+
+size_t ew_app_sizeof(void) { return sizeof(ew_app_t); }
+
+int ew_app_limits(uint32_t *out, int cap) {
+    const uint32_t v[6] = {EW_APP_INJECT_SAMPLES, EW_APP_CREDIT_STEP, EW_APP_AUDIO_RING_SAMPLES,
+                           EW_APP_EVENT_PREROLL_SAMPLES, EW_APP_EVENT_POSTROLL_SAMPLES,
+                           EW_APP_AUDIO_FRAME_SAMPLES};
+    for (int i = 0; i < 6 && i < cap && out != NULL; i++) out[i] = v[i];
+    return 6;
+}
