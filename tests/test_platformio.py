@@ -7,8 +7,8 @@ checked without it:
   * the two CMakeLists.txt files that PlatformIO's espidf builder needs, and that the sources
     registered in firmware/src/CMakeLists.txt exist (and that none is forgotten);
   * library.json of the core, the component manifest, the sdkconfig defaults;
-  * firmware/src/main.c compiles on the host against stub ESP-IDF headers, and the core
-    compiles with the flags library.json gives it on the target.
+  * the core compiles with the flags library.json gives it on the target (main.c and the
+    ESP32 port are compiled against stub ESP-IDF headers in tests/test_firmware.py).
 """
 from __future__ import annotations
 
@@ -182,7 +182,10 @@ def test_src_cmakelists_sources_exist_and_complete():
     cmake_file = ROOT / SRC_DIR / "CMakeLists.txt"
     files = registered_sources(cmake_file)
     assert files, "no sources registered"
+    model_dir = (ROOT / "firmware" / "model").resolve()
     for f in files:
+        if f.resolve().parent == model_dir and not model_dir.is_dir():
+            continue   # the exported model (python -m training export) is not there yet
         assert f.is_file(), f"{cmake_file} registers {f}, which does not exist"
     on_disk = {p.resolve() for p in (ROOT / SRC_DIR).rglob("*") if p.suffix in SOURCE_SUFFIXES}
     missing = on_disk - {f.resolve() for f in files}
@@ -238,16 +241,6 @@ def test_sdkconfig_defaults():
 
 # ----------------------------------------------------------------------------- host compiles
 
-STUB_ESP_LOG = """#pragma once
-#include <stdio.h>
-#define ESP_LOGI(tag, fmt, ...) printf("I %s: " fmt "\\n", tag, ##__VA_ARGS__)
-"""
-STUB_SDKCONFIG = """#pragma once
-#define CONFIG_ESP_DEFAULT_CPU_FREQ_MHZ 240
-#define CONFIG_FREERTOS_HZ 1000
-"""
-
-
 def _cc() -> str:
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
@@ -263,19 +256,6 @@ def test_main_c_uses_core_parameters():
         assert name in main_c
         assert re.search(rf"#define\s+{name}\b", params), f"{name} not in ew_params.h"
     assert re.search(r"\bvoid\s+app_main\s*\(\s*void\s*\)", main_c)
-
-
-def test_main_c_compiles_on_host(tmp_path):
-    """main.c against stub esp_log.h / sdkconfig.h: catches typos and format warnings."""
-    cc = _cc()
-    (tmp_path / "esp_log.h").write_text(STUB_ESP_LOG)
-    (tmp_path / "sdkconfig.h").write_text(STUB_SDKCONFIG)
-    res = subprocess.run(
-        [cc, "-std=gnu17", "-Wall", "-Wextra", "-Werror", "-Wformat=2", "-fsyntax-only",
-         f"-I{tmp_path}", f"-I{ROOT / LIB_DIR / 'ewcore' / 'include'}",
-         str(ROOT / SRC_DIR / "main.c")],
-        capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0, res.stderr
 
 
 def test_core_compiles_with_library_json_flags():

@@ -1,25 +1,185 @@
-/* earwitness node firmware entry point.
+/* earwitness node firmware: wiring only.
  *
- * Placeholder until the node firmware lands: it only reports which core configuration this
- * image was built with, so that a flashed node can be matched to the host tools (which read
- * the same firmware/lib/ewcore/ewcore.toml; see tools/params.py).
+ * Everything the node decides lives in the portable core (firmware/lib/ewcore: ew_app on top
+ * of ew_node and ew_proto), which the host twin runs too.  This file connects it to the ESP32
+ * drivers of port_esp32/ and to the TFLM glue:
+ *
+ *   core 0: ew_capture  (prio max-2)  ADC DMA -> 12-bit codes -> lock-free ring
+ *           ew_rx       (prio max-3)  UART / USB-Serial-JTAG -> stream buffer
+ *   core 1: ew_proc     (prio 5)      ring + stream buffer -> ew_app (features, TFLM, events,
+ *                                     protocol answers, STATUS, AUDIO) -> serial TX
+ *   (single-core ESP32-C3: all on core 0, same priorities)
+ *
+ * Boot: NVS, alarm pin, serial line (logs are routed through the TX lock from then on), TFLM
+ * interpreter with the model check, then the processing task initialises the app (which
+ * applies the persisted configuration and sends HELLO) and starts the ADC.  A model that does
+ * not match ew_model.h is never run: the node still answers the protocol (HELLO carries the
+ * model hash) but stops its input and repeats ERROR MODEL_MISMATCH every 10 s.
  */
+#include <string.h>
+
 #include "esp_log.h"
+#include "esp_task_wdt.h"
+#include "freertos/FreeRTOS.h"
+#include "freertos/task.h"
 #include "sdkconfig.h"
 
+#include "ew_app.h"
+#include "ew_model.h"
 #include "ew_params.h"
+#include "ew_proto.h"
+#include "port_esp32/ew_esp32.h"
+#include "tflm_glue.h"
+
+#define EW_FW_MAJOR 0
+#define EW_FW_MINOR 2
+#define EW_FW_PATCH 0
+
+#if defined(EW_MODEL_MIN_FW_VERSION_MAJOR) && defined(EW_MODEL_MIN_FW_VERSION_MINOR) && \
+    defined(EW_MODEL_MIN_FW_VERSION_PATCH)
+#if (EW_FW_MAJOR * 10000 + EW_FW_MINOR * 100 + EW_FW_PATCH) < \
+    (EW_MODEL_MIN_FW_VERSION_MAJOR * 10000 + EW_MODEL_MIN_FW_VERSION_MINOR * 100 + \
+     EW_MODEL_MIN_FW_VERSION_PATCH)
+#error "firmware/model needs a newer firmware version (EW_MODEL_MIN_FW_VERSION_*)"
+#endif
+#endif
+
+#if CONFIG_FREERTOS_UNICORE || (portNUM_PROCESSORS < 2)
+#define EW_CORE_IO 0
+#define EW_CORE_DSP 0
+#else
+#define EW_CORE_IO 0
+#define EW_CORE_DSP 1
+#endif
+
+#define EW_PROC_STACK 8192
+#define EW_PROC_PRIO 5
+#define EW_FEED_CHUNK 512              /**< ADC codes per ew_app_feed_adc call (16 ms) */
+#define EW_RX_CHUNK 256
+#define EW_MISMATCH_REPEAT_US 10000000
 
 static const char *TAG = "earwitness";
 
+static ew_app_t s_app;                                  /* ~70 KiB, .bss */
+static const char *const s_labels[EW_MODEL_N_CLASSES] = EW_MODEL_LABELS;
+static const uint16_t s_thresholds[EW_MODEL_N_CLASSES] = EW_MODEL_THRESHOLDS_Q8;
+static char s_model_error[EW_PROTO_MAX_ERROR_TEXT + 1];
+static int s_model_status;
+
+static void fill_info(ew_app_info_t *info)
+{
+    static const uint8_t model_hash[EW_PROTO_HASH_BYTES] = EW_MODEL_HASH8;
+    static const uint8_t config_hash[EW_PROTO_HASH_BYTES] = EW_CONFIG_HASH8;
+    memset(info, 0, sizeof *info);
+    info->board = ew_board_name();
+    info->fw_major = EW_FW_MAJOR;
+    info->fw_minor = EW_FW_MINOR;
+    info->fw_patch = EW_FW_PATCH;
+    info->reset_reason = ew_board_reset_reason();
+    memcpy(info->model_hash, model_hash, sizeof model_hash);
+    memcpy(info->config_hash, config_hash, sizeof config_hash);
+    ew_board_node_id(info->node_id);
+    info->n_classes = EW_MODEL_N_CLASSES;
+    info->labels = s_labels;
+    info->thresholds_q8 = s_thresholds;
+    ew_quant_default(&info->quant);       /* = EW_QUANT_*; tflm_glue checks the model's */
+    info->adc_rate_hz = (uint32_t)EW_SAMPLE_RATE_HZ * CONFIG_EW_ADC_DECIM_FACTOR;
+    info->default_baud = CONFIG_EW_SERIAL_BAUD;
+}
+
+static void processing_task(void *arg)
+{
+    (void)arg;
+    static uint16_t codes[EW_FEED_CHUNK];
+    static uint8_t rx[EW_RX_CHUNK];
+    ew_app_info_t info;
+    ew_port_t port;
+
+    ew_esp32_set_consumer(xTaskGetCurrentTaskHandle());
+    fill_info(&info);
+    ew_esp32_port(&port);
+    int rc = ew_app_init(&s_app, &info, &port);           /* sends HELLO */
+    if (rc != EW_OK) {
+        ESP_LOGE(TAG, "ew_app_init failed (%d): check ew_model.h labels / thresholds", rc);
+        vTaskDelete(NULL);
+        return;
+    }
+    const bool model_ok = s_model_status == EW_TFLM_OK;
+    if (!model_ok) {
+        ew_app_set_input(&s_app, EW_APP_INPUT_STOPPED);  /* refuse to run */
+        ew_esp32_send_error(&s_app, s_model_status == EW_TFLM_ERR_MISMATCH ?
+                            EW_ERRC_MODEL_MISMATCH : EW_ERRC_INTERNAL, s_model_error);
+    }
+    esp_err_t err = ew_adc_start(CONFIG_EW_MIC_GPIO, info.adc_rate_hz, EW_CORE_IO);
+    if (err != ESP_OK) {
+        ew_esp32_send_error(&s_app, EW_ERRC_INTERNAL, "ADC capture failed to start");
+    }
+    if (esp_task_wdt_add(NULL) != ESP_OK) {
+        ESP_LOGW(TAG, "task watchdog not available");
+    }
+
+    uint32_t dropped_seen = 0;
+    uint64_t mismatch_t = ew_board_time_us();
+    for (;;) {
+        /* Woken by the capture task (codes) or the RX task (bytes); 10 ms keeps STATUS and
+         * AUDIO timers going when both are quiet. */
+        ulTaskNotifyTake(pdTRUE, pdMS_TO_TICKS(10));
+        esp_task_wdt_reset();
+
+        size_t n;
+        while ((n = ew_serial_read(rx, sizeof rx)) > 0) {
+            ew_app_rx(&s_app, rx, n);
+        }
+
+        ew_adc_stats_t st;
+        ew_adc_get_stats(&st);
+        while ((n = ew_adc_read(codes, EW_FEED_CHUNK)) > 0) {
+            ew_app_feed_adc(&s_app, codes, n);   /* discarded unless the input is MIC */
+            ew_app_poll(&s_app);
+            esp_task_wdt_reset();
+        }
+        /* Codes lost since the last pass (ring full / driver pool overflow) were newer than
+         * the ones just drained: report them now so the detector keeps real time. */
+        if (st.dropped_samples != dropped_seen) {
+            ew_app_note_overrun(&s_app, st.dropped_samples - dropped_seen);
+            dropped_seen = st.dropped_samples;
+        }
+        ew_app_poll(&s_app);
+
+        if (!model_ok && ew_board_time_us() - mismatch_t >= EW_MISMATCH_REPEAT_US) {
+            mismatch_t = ew_board_time_us();
+            ESP_LOGE(TAG, "model not running: %s", s_model_error);
+            ew_esp32_send_error(&s_app, s_model_status == EW_TFLM_ERR_MISMATCH ?
+                                EW_ERRC_MODEL_MISMATCH : EW_ERRC_INTERNAL, s_model_error);
+        }
+    }
+}
+
 void app_main(void)
 {
-    ESP_LOGI(TAG, "core config %s", EW_CONFIG_HASH_STR);
-    ESP_LOGI(TAG, "audio %d Hz, frame %d samples, hop %d samples, %d mel bands",
-             (int)EW_SAMPLE_RATE_HZ, (int)EW_FRAME_SAMPLES, (int)EW_HOP_SAMPLES,
-             (int)EW_N_MELS);
-#ifdef CONFIG_ESP_DEFAULT_CPU_FREQ_MHZ
-    ESP_LOGI(TAG, "cpu %d MHz, FreeRTOS tick %d Hz", (int)CONFIG_ESP_DEFAULT_CPU_FREQ_MHZ,
-             (int)CONFIG_FREERTOS_HZ);
-#endif
-    /* Returning deletes the main task; nothing else runs yet. */
+    esp_err_t err = ew_nvs_init();
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "NVS: %s (configuration will not persist)", esp_err_to_name(err));
+    }
+    ew_board_init();
+    ESP_ERROR_CHECK(ew_serial_start(CONFIG_EW_SERIAL_BAUD, EW_CORE_IO));
+    ew_serial_capture_logs();
+
+    ESP_LOGI(TAG, "firmware %d.%d.%d, board %s, core config %.16s", EW_FW_MAJOR, EW_FW_MINOR,
+             EW_FW_PATCH, ew_board_name(), EW_CONFIG_HASH_STR);
+    ESP_LOGI(TAG, "audio %d Hz (ADC x%d), frame %d, hop %d, %d mel bands, %d classes",
+             (int)EW_SAMPLE_RATE_HZ, (int)CONFIG_EW_ADC_DECIM_FACTOR, (int)EW_FRAME_SAMPLES,
+             (int)EW_HOP_SAMPLES, (int)EW_N_MELS, (int)EW_MODEL_N_CLASSES);
+
+    s_model_status = ew_tflm_init(s_model_error, sizeof s_model_error);
+    if (s_model_status != EW_TFLM_OK) {
+        ESP_LOGE(TAG, "model check failed: %s", s_model_error);
+    }
+
+    if (xTaskCreatePinnedToCore(processing_task, "ew_proc", EW_PROC_STACK, NULL, EW_PROC_PRIO,
+                                NULL, EW_CORE_DSP) != pdPASS) {
+        ESP_LOGE(TAG, "no memory for the processing task");
+        return;
+    }
+    /* app_main returns; its task is deleted.  The node runs in the tasks above. */
 }
