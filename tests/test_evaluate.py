@@ -332,3 +332,19 @@ def test_evaluate_accepts_row_objects(tiny_model, rows):
     a = evaluate.evaluate(tiny_model, sub, AUDIO, progress=False, include_clips=False)
     b = evaluate.evaluate(tiny_model, objs, AUDIO, progress=False, include_clips=False)
     assert a == b
+
+
+def test_report_with_baselines(result, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    out.write_text(json.dumps(result))
+    cls = result["classes"]
+    truth = [c["truth"] for c in result["clips"]]
+    fake = metrics.summary(truth, truth, cls, "other")            # a perfect "baseline"
+    base = tmp_path / "b.json"
+    base.write_text(json.dumps({"folds": {"4": {"svm": fake, "logreg": fake, "n_train": 1,
+                                                "n_test": len(truth)}}}))
+    assert report.main([str(out), "--baselines", str(base)]) == 0
+    md = (tmp_path / "r.md").read_text()
+    assert "| MFCC + SVM |" in md and "| node (int8, gated) |" in md
+    assert report.main([str(out), "--baselines", str(base), "--fold", "2"]) == 2
+    assert "no fold 2" in capsys.readouterr().err

@@ -95,7 +95,25 @@ def curves_png(clips: list[dict], key: str, classes: list[str], kind: str, title
     return path
 
 
-def markdown(res: dict, figures: dict[str, Path]) -> str:
+def baselines_table(res: dict, base: dict) -> list[str]:
+    """Per-class F1 of the node, the classifier and the baselines (one fold of
+    training.baselines' JSON, i.e. the same test clips) side by side."""
+    names = [n for n in ("logreg", "svm") if n in base]
+    classes = res["classes"]
+    L = ["## Against the MFCC baselines (same test clips)", "",
+         "| | " + " | ".join(classes) + " | macro-F1 | accuracy |",
+         "|---" * (len(classes) + 3) + "|"]
+    rows = [("node (int8, gated)", res["node"]), ("classifier (int8)", res["classifier"])]
+    rows += [(f"MFCC + {'logistic regression' if n == 'logreg' else 'SVM'}", base[n]) for n in names]
+    for title, s in rows:
+        f1 = [_f(s["per_class"].get(c, {}).get("f1"), ".2f") for c in classes]
+        L.append(f"| {title} | " + " | ".join(f1) + f" | {_f(s['macro_f1'])} | {_f(s['accuracy'])} |")
+    L += ["", f"Baselines: {base.get('features', '')}; trained on {base.get('n_train', '?')} clips, "
+          f"tested on {base.get('n_test', '?')}.", ""]
+    return L
+
+
+def markdown(res: dict, figures: dict[str, Path], baselines: dict | None = None) -> str:
     classes = res["classes"]
     node, clf = res["node"], res["classifier"]
     fa = res.get("false_alarms", {})
@@ -139,6 +157,8 @@ def markdown(res: dict, figures: dict[str, Path]) -> str:
           f"{_f(cg['f1'])} | | |", "",
           "Macro-F1 averages the classes with clips or predictions in this set "
           f"(node: {', '.join(node['macro_f1_classes'])}). `–`: undefined (nothing to divide by).", ""]
+    if baselines:
+        L += baselines_table(res, baselines)
     if fa.get("by_label"):
         L += ["## False alarms on negative clips (node)", "",
               "| dataset label | clips | minutes | events | per hour |", "|---|---|---|---|---|"]
@@ -155,8 +175,9 @@ def markdown(res: dict, figures: dict[str, Path]) -> str:
     return "\n".join(L)
 
 
-def write(res: dict, json_path) -> list[Path]:
-    """Write <stem>.md and the PNG figures next to `json_path`; return the paths written."""
+def write(res: dict, json_path, baselines: dict | None = None) -> list[Path]:
+    """Write <stem>.md and the PNG figures next to `json_path`; return the paths written.
+    baselines: one fold's result of training.baselines.run() on the same clips (optional)."""
     json_path = Path(json_path)
     out = json_path.parent
     stem = json_path.stem
@@ -174,7 +195,7 @@ def write(res: dict, json_path) -> list[Path]:
                     f"{sys_}: per-class {'precision-recall' if kind == 'pr' else 'ROC'} (clip scores)",
                     out / f"{stem}_{kind}_{sys_}.png")
     md = out / f"{stem}.md"
-    md.write_text(markdown(res, figures) + "\n")
+    md.write_text(markdown(res, figures, baselines) + "\n")
     return [md, *figures.values()]
 
 
@@ -184,7 +205,24 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.report", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("json", type=Path, help="an evaluation JSON (python -m training.evaluate --json)")
+    ap.add_argument("--baselines", type=Path, metavar="JSON",
+                    help="python -m training.baselines output on the same test clips")
+    ap.add_argument("--fold", metavar="K", help="which fold of --baselines (default: its only one)")
     args = ap.parse_args(argv)
+    base = None
+    if args.baselines:
+        try:
+            b = json.loads(args.baselines.read_text())
+            folds = b.get("folds", {})
+            if args.fold is None and len(folds) != 1:
+                raise ValueError(f"holds folds {', '.join(folds)}: choose one with --fold")
+            key = args.fold if args.fold is not None else next(iter(folds))
+            if key not in folds:
+                raise ValueError(f"no fold {key} (has {', '.join(folds)})")
+            base = folds[key]
+        except (OSError, ValueError) as e:
+            print(f"error: {args.baselines}: {e}", file=sys.stderr)
+            return 2
     try:
         res = json.loads(args.json.read_text())
         for k in ("node", "classifier", "classes", "model_sha256"):
@@ -196,7 +234,7 @@ def main(argv=None) -> int:
     except (OSError, ValueError) as e:
         print(f"error: {args.json}: {e}", file=sys.stderr)
         return 2
-    for p in write(res, args.json):
+    for p in write(res, args.json, base):
         print(f"wrote {p}")
     return 0
 
