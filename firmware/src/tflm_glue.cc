@@ -188,14 +188,27 @@ extern "C" int ew_tflm_init(char *why, size_t why_len)
                (double)EW_MODEL_OUTPUT_SCALE);
         return EW_TFLM_ERR_MISMATCH;
     }
-    // The node's features are quantised with the core's EW_QUANT_* (from ewcore.toml);
-    // the model must expect the same zero point (the scale is checked through ew_model.h,
-    // which the exporter writes from the same P.quant).
-    if ((int)EW_MODEL_INPUT_ZERO_POINT != (int)EW_QUANT_ZERO_POINT) {
-        reason(why, why_len, "model input zero point %d, core quantiser %d",
-               (int)EW_MODEL_INPUT_ZERO_POINT, (int)EW_QUANT_ZERO_POINT);
+    // The node quantises its features with the core's EW_QUANT_* (ewcore.toml):
+    // q = zp + (L * mult + 2^(shift-1)) >> shift, L = 256 log2(power), so one step of q is
+    // 2^shift / mult steps of L = 2^shift / mult * 10 log10(2) / 256 dB.  The model must
+    // expect exactly that scale and zero point.
+    const double core_scale = 10.0 * std::log10(2.0) / 256.0 *
+                              std::ldexp(1.0, EW_QUANT_SHIFT) / (double)EW_QUANT_MULT;
+    if ((int)EW_MODEL_INPUT_ZERO_POINT != (int)EW_QUANT_ZERO_POINT ||
+        std::fabs(core_scale - (double)EW_MODEL_INPUT_SCALE) > 1e-4 * core_scale) {
+        reason(why, why_len, "model input scale %g zp %d, core quantiser %g zp %d",
+               (double)EW_MODEL_INPUT_SCALE, (int)EW_MODEL_INPUT_ZERO_POINT, core_scale,
+               (int)EW_QUANT_ZERO_POINT);
         return EW_TFLM_ERR_MISMATCH;
     }
+#ifdef EW_FEATURE_HASH_STR
+    // When the core's generated header names its feature hash, it must be the model's.
+    if (std::strcmp(EW_FEATURE_HASH_STR, EW_MODEL_FEATURE_HASH_STR) != 0) {
+        reason(why, why_len, "model features %.12s, core features %.12s",
+               EW_MODEL_FEATURE_HASH_STR, EW_FEATURE_HASH_STR);
+        return EW_TFLM_ERR_MISMATCH;
+    }
+#endif
     g_interp = interp;
     g_stats.ready = 1;
     ESP_LOGI(TAG, "model %.16s: %u bytes, %d classes, %d ops, arena %u used of %u",
