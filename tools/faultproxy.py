@@ -10,8 +10,9 @@ reliability tests can check that every tool reports and survives what a real cab
         record(px.port, ...)
         px.counts     # {"frames": N, "garbage": k, "crc": k, "truncate": k, "drop": k, ...}
 
-Faults (node -> host direction, decided per frame with one seeded RNG, so the same input gives
-the same faults whatever the read timing):
+Faults (node -> host direction, decided per frame with one seeded RNG; frames are counted
+without the spared types (HELLO answers to the tool's requests come at timing-dependent
+places), so the same node stream gets the same faults whatever the read timing):
   garbage      random non-text bytes (1..64, no 0x00) inserted before a frame: one DecodeError
   truncate     the frame cut to a random shorter length: a COBS/short/CRC error, frame lost
   crc          one payload byte flipped (CRC not updated): a CRC error, frame lost
@@ -83,10 +84,11 @@ class FaultProxy:
         self.rng = random.Random(seed)
         self.counts = {"frames": 0, "bytes_up": 0, "bytes_down": 0, "reset": 0,
                        **{k: 0 for k in FAULTS}}
-        #: (frame index, fault) in order, for tests that want to know exactly what was done
+        #: (index among non-spared frames, fault) in order: the same for the same node stream
         self.log: list[tuple[int, str]] = []
         self._hello_body: bytes | None = None
         self._reset_pending = False
+        self._eligible = 0
         self._renumber: int | None = None        # after a simulated reset: next seq to give
         self._buf = bytearray()
         self._stop = threading.Event()
@@ -216,13 +218,16 @@ class FaultProxy:
         if body is None:                    # text or the node's own garbage: unchanged
             return chunk
         typ, seq = body[1], struct.unpack_from("<H", body, 2)[0]
-        idx = self.counts["frames"]
         self.counts["frames"] += 1
+        spared = typ in self.spare_types
+        idx = self._eligible                # index among the frames that may be damaged
+        if not spared:
+            self._eligible += 1
         prefix = b""
         if typ == pr.HELLO and len(body) > pr.OVERHEAD:
             self._hello_body = body
             self._renumber = None           # a real reset: follow the node's own numbering
-        if self.reset_every and idx and idx % self.reset_every == 0:
+        if self.reset_every and not spared and idx and idx % self.reset_every == 0:
             self._reset_pending = True
         if self._reset_pending and self._hello_body is not None and typ != pr.HELLO:
             self._reset_pending = False
@@ -238,7 +243,7 @@ class FaultProxy:
         if new != seq:
             body = _reseq(body, new)
         enc = pr.cobs_encode(body)
-        if typ in self.spare_types or idx < self.start_after or (
+        if spared or idx < self.start_after or (
                 self.max_faults is not None and self.faults >= self.max_faults):
             return prefix + enc
         # one draw per fault kind, in a fixed order: deterministic for a given stream

@@ -1,0 +1,290 @@
+"""A small scripted node on a pty, for link tests that the real twin cannot stage
+(unknown protocol version, a node that only sends garbage, exact AUDIO streams with events).
+
+    with FakeNode(pcm=x, record=True) as node:
+        link = NodeLink(node.port) ...
+
+It speaks protocol v1 through tools.protocol: HELLO at start and on request, CMD
+(HELLO/STATUS/START_STREAM/STOP_STREAM/REBOOT), CONFIG_GET/SET, INJECT with credits (buffer of
+`buffer` samples, grants every `grant_step` consumed samples), AUDIO frames of `pcm` in record
+mode (512 samples each, as fast as the pty takes them), EVENT frames at given sample indices.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+import tty
+
+import numpy as np
+
+from tools import protocol as pr
+
+LABELS = ["gunshot", "glass_breaking", "scream", "siren", "fireworks_explosion", "baby_cry",
+          "dog_bark", "other"]
+
+
+class FakeNode:
+    def __init__(self, pcm=None, *, record=False, events=(), proto_version=1, garbage_only=False,
+                 buffer=4096, grant_step=1024, labels=LABELS, seq0=0, status_every=0,
+                 on_inject=None, audio_frame=512, hello_at_start=True, pace=None, on_start=None,
+                 on_stop=None):
+        self.pcm = None if pcm is None else np.asarray(pcm, np.int16)
+        self.record = record
+        self.events = sorted(events, key=lambda e: e.onset_sample)
+        self.proto_version = proto_version
+        self.garbage_only = garbage_only
+        self.buffer = buffer
+        self.grant_step = grant_step
+        self.labels = labels
+        self.enc = pr.Encoder(seq0)
+        self.status_every = status_every
+        self.on_inject = on_inject
+        self.on_start = on_start
+        self.on_stop = on_stop
+        self.audio_frame = audio_frame
+        self.hello_at_start = hello_at_start
+        self.pace = pace
+        self.received = []            # (first_sample, np.int16 array) of accepted INJECTs
+        self.host_items = []
+        self.outstanding = 0          # G
+        self.consumed_since_grant = 0
+        self.inject_pos = 0
+        self.audio_done = threading.Event()
+        self.host_seen = threading.Event()
+        self.config = {pr.CFG_MODE: 0, pr.CFG_AUDIO_STREAM: 1 if record else 0,
+                       pr.CFG_STATUS_PERIOD_MS: 0}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = []
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.master)
+        tty.setraw(self.slave)
+        self.port = os.ttyname(self.slave)
+
+    # ---- output ---------------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            view = memoryview(data)
+            while view and not self._stop.is_set():
+                try:
+                    n = os.write(self.master, view)
+                except BlockingIOError:
+                    time.sleep(0.001)
+                    continue
+                except OSError:
+                    return
+                view = view[n:]
+
+    def send(self, msg) -> None:
+        with self._lock:
+            wire = self.enc.encode(msg)
+        self.write(wire)
+
+    def hello(self) -> pr.Hello:
+        return pr.Hello(proto_version=self.proto_version, fw_major=0, fw_minor=2, fw_patch=0,
+                        reset_reason=1, sample_rate_hz=16000, model_hash=bytes(range(8)),
+                        config_hash=bytes(range(8, 16)), node_id=bytes.fromhex("24a1b2c3d4e5"),
+                        board="fake", labels=self.labels)
+
+    def status(self) -> pr.Status:
+        return pr.Status(sample_index=self.inject_pos, level_dbfs_q8=-40 * 256,
+                         noise_floor_dbfs_q8=-60 * 256, gate_duty_q16=6553, inference_count=3,
+                         inference_us_last=12000, inference_us_max=15000, dropped_samples=0,
+                         mode=0, credits=self.outstanding)
+
+    # ---- lifetime -------------------------------------------------------------------------
+    def start(self) -> "FakeNode":
+        for fn in (self._reader, self._talker):
+            t = threading.Thread(target=fn, daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(2.0)
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def vanish(self) -> None:
+        """Close the pty's master: the host's port fails like a pulled cable."""
+        self._stop.set()
+        try:
+            os.close(self.master)
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # ---- threads --------------------------------------------------------------------------
+    def _talker(self) -> None:
+        if self.garbage_only:
+            rng = np.random.default_rng(1)
+            while not self._stop.is_set():
+                self.write(rng.integers(0, 256, 200, dtype=np.uint8).tobytes())
+                time.sleep(0.01)
+            return
+        if self.hello_at_start:
+            self.send(self.hello())
+        if not (self.record and self.pcm is not None):
+            return
+        while not self.host_seen.wait(0.05):      # stream once the host is listening
+            if self._stop.is_set():
+                return
+        ev = list(self.events)
+        n = self.audio_frame
+        t0 = time.monotonic()
+        for i in range(0, self.pcm.size, n):
+            if self._stop.is_set():
+                return
+            while self.config.get(pr.CFG_AUDIO_STREAM, 1) == 0 and not self._stop.is_set():
+                time.sleep(0.01)
+            chunk = self.pcm[i:i + n]
+            self.send(pr.Audio(i, chunk))
+            while ev and ev[0].onset_sample < i + chunk.size:
+                self.send(ev.pop(0))
+            if self.status_every and (i // n) % self.status_every == 0:
+                st = self.status()
+                st.sample_index = i + chunk.size
+                self.send(st)
+            if self.pace:
+                ahead = (i + chunk.size) / 16000 / self.pace - (time.monotonic() - t0)
+                if ahead > 0:
+                    time.sleep(ahead)
+        self.audio_done.set()
+
+    def _reader(self) -> None:
+        dec = pr.FrameDecoder()
+        import select
+        while not self._stop.is_set():
+            try:
+                r, _, _ = select.select([self.master], [], [], 0.05)
+                if not r:
+                    continue
+                data = os.read(self.master, 65536)
+            except OSError:
+                return
+            for it in dec.feed(data):
+                self.host_items.append(it)
+                self.host_seen.set()
+                if isinstance(it, pr.Frame) and it.msg is not None:
+                    self._handle(it)
+
+    def _handle(self, fr: pr.Frame) -> None:
+        m = fr.msg
+        if self.garbage_only:
+            return
+        if isinstance(m, pr.HelloRequest):
+            self.send(self.hello())
+        elif isinstance(m, pr.Cmd):
+            if m.command == pr.CMD_HELLO:
+                self.send(self.hello())
+            elif m.command == pr.CMD_STATUS:
+                self.send(self.status())
+            elif m.command == pr.CMD_START_STREAM:
+                if self.on_start is not None:
+                    self.on_start(m.arg)
+                self.send(pr.Ack(fr.seq, pr.CMD))
+                if m.arg == 1:
+                    self.inject_pos = 0          # a new stream: G = B, all granted
+                    self.consumed_since_grant = 0
+                    self.outstanding = self.buffer
+                    self.send(pr.Credit(self.buffer))
+            elif m.command == pr.CMD_STOP_STREAM:
+                for out in (self.on_stop() if self.on_stop is not None else None) or ():
+                    self.send(out)
+                self.send(pr.Ack(fr.seq, pr.CMD))
+            elif m.command == pr.CMD_REBOOT:
+                self.send(pr.Ack(fr.seq, pr.CMD))
+        elif isinstance(m, pr.ConfigSet):
+            self.config[m.key] = m.value
+            self.send(pr.Config(m.key, m.value))
+        elif isinstance(m, pr.ConfigGet):
+            if m.key in self.config:
+                self.send(pr.Config(m.key, self.config[m.key]))
+            else:
+                self.send(pr.Error(pr.ERRC_BAD_CONFIG_KEY, fr.seq, "no such key"))
+        elif isinstance(m, pr.Inject):
+            n = len(m.samples)
+            if n > self.outstanding:
+                self.send(pr.Error(pr.ERRC_NO_CREDIT, fr.seq, "no credit"))
+                return
+            self.outstanding -= n
+            x = np.frombuffer(m.samples.tobytes(), np.int16).copy()
+            self.received.append((m.first_sample, x))
+            self.inject_pos = m.first_sample + n
+            if self.on_inject is not None:
+                for out in self.on_inject(m.first_sample, x) or ():
+                    self.send(out)
+            self.consumed_since_grant += n
+            while self.consumed_since_grant >= self.grant_step:
+                self.consumed_since_grant -= self.grant_step
+                self.outstanding += self.grant_step
+                self.send(pr.Credit(self.grant_step))
+
+
+# ---- a detector node: the real C detector with a toy classifier, on both sides of a HIL run
+
+def toy_classify(window, feats):
+    """Deterministic stand-in for the model: loud, broadband windows are 'gunshot'."""
+    m = float(np.asarray(feats, np.float64).mean())
+    s = np.zeros(len(LABELS), np.int64)
+    if m > -60:
+        s[0] = 230
+        s[-1] = 25
+    else:
+        s[-1] = 255
+    return s
+
+
+TOY_THRESHOLDS = [0.5] + [None] * (len(LABELS) - 1)
+
+
+def toy_core_node():
+    from tools import core
+    return core.Node(toy_classify, len(LABELS), thresholds=TOY_THRESHOLDS, trace=True)
+
+
+class DetectorHooks:
+    """on_start/on_inject/on_stop for FakeNode: runs toy_core_node on the injected audio and
+    sends its events as EVENT frames (what the real node does with its model)."""
+
+    def __init__(self):
+        self.node = None
+        self.sent = 0
+
+    def on_start(self, arg):
+        self.node = toy_core_node()
+        self.sent = 0
+
+    def _drain(self):
+        out = []
+        for e in self.node.events[self.sent:]:
+            out.append(pr.Event(e.onset_sample, e.duration_samples, e.class_index, e.score,
+                                pr.EVENT_ONSET if e.kind == "onset" else pr.EVENT_END, e.hits))
+        self.sent = len(self.node.events)
+        return out
+
+    def on_inject(self, first, x):
+        self.node.process(x)
+        return self._drain()
+
+    def on_stop(self):
+        if self.node is None:
+            return []
+        self.node.flush()
+        return self._drain()
+
+
+def detector_node(**kw) -> FakeNode:
+    h = DetectorHooks()
+    return FakeNode(on_start=h.on_start, on_inject=h.on_inject, on_stop=h.on_stop, **kw)
