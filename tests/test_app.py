@@ -1,0 +1,235 @@
+"""The node application (ew_app.c): the C test with a fake port on the host and on rv32imc
+under QEMU, and the Python binding (tools/app.py) against the detector run directly."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cbuild import C_TESTS, build, run
+from conftest import requires_rv32
+from tools import app, audio, core
+from tools import protocol as pr
+
+CLIP = "tests/audio/gunshot_1.wav"
+LABELS = ["gunshot", "other"]
+THRESHOLDS = [0.5, None]
+
+
+@pytest.mark.parametrize("target", ["host", pytest.param("rv32", marks=requires_rv32)])
+def test_c_app(target):
+    exe = build("test_app", [C_TESTS / "test_app.c"], target=target)
+    res = run(exe, target=target, timeout=600)
+    out = res.stdout.decode(errors="replace")
+    assert res.returncode == 0 and out.strip().splitlines()[-1].startswith("OK"), out[-3000:]
+    assert "FAIL" not in out
+
+
+def loud_classifier(features_threshold: int = 22):
+    """Class 0 for windows with any loud feature, else the negative class (like test_app.c)."""
+    def classify(window, f):
+        return np.array([230 if (f > features_threshold).any() else 10, 0])
+    return classify
+
+
+class Host:
+    """The host side in-process: an App whose output goes to a FrameDecoder."""
+
+    def __init__(self, **kw):
+        self.dec = pr.FrameDecoder()
+        self.enc = pr.Encoder()
+        self.items: list = []
+        self.saved: bytes | None = kw.pop("saved", None)
+        self.reboots = 0
+        kw.setdefault("classify", loud_classifier())
+        self.app = app.App(labels=LABELS, thresholds=THRESHOLDS, write=self._write,
+                           config_load=lambda: self.saved, config_save=self._save,
+                           reboot=self._reboot, model_hash=bytes(range(8)), **kw)
+
+    def _write(self, b):
+        self.items += self.dec.feed(b)
+
+    def _save(self, blob):
+        self.saved = blob
+
+    def _reboot(self):
+        self.reboots += 1
+
+    def send(self, msg, payload=None):
+        self.app.rx(self.enc.encode(msg, payload))
+        self.app.poll()
+
+    def msgs(self, cls=None):
+        out = [it.msg for it in self.items if isinstance(it, pr.Frame)]
+        return [m for m in out if cls is None or isinstance(m, cls)]
+
+    def take(self, cls=None):
+        m = self.msgs(cls)
+        self.items.clear()
+        return m
+
+
+def test_hello_and_config_round_trip():
+    h = Host()
+    hello = h.take(pr.Hello)
+    assert len(hello) == 1 and hello[0].labels == LABELS and hello[0].model_hash == bytes(range(8))
+    assert hello[0].config_hash == app.config_hash8()
+    h.send(pr.HelloRequest())
+    h.send(pr.Cmd(pr.CMD_HELLO, 0))
+    assert len(h.take(pr.Hello)) == 2
+    h.send(pr.ConfigGet(pr.cfg_threshold(0)))
+    assert h.take(pr.Config) == [pr.Config(pr.cfg_threshold(0), 128)]
+    for key, value, applied in [(pr.cfg_threshold(0), 77, 77), (pr.CFG_HOLDOFF_MS, 800, 800),
+                                (pr.CFG_GATE_STRONG_MARGIN_Q8, 20 * 256, 5121),
+                                (pr.CFG_GAIN_DB_Q8, -6 * 256, -6 * 256),
+                                (pr.CFG_AUDIO_STREAM, 2, 2), (pr.CFG_MODE, 1, 1)]:
+        h.send(pr.ConfigSet(key, value))
+        assert h.take() == [pr.Config(key, applied)]
+        h.send(pr.ConfigGet(key))
+        assert h.take() == [pr.Config(key, applied)]
+    assert app.parse_config_blob(h.saved)[pr.cfg_threshold(0)] == 77
+    # a reboot keeps the persisted values
+    h.send(pr.Cmd(pr.CMD_REBOOT, 0))
+    assert h.reboots == 1 and h.app.rebooting
+    assert [type(m) for m in h.take()] == [pr.Ack]
+    h.app.reinit(3)
+    assert h.take(pr.Hello)[0].reset_reason == 3
+    assert h.app.config_get(pr.cfg_threshold(0)) == 77 and h.app.config_get(pr.CFG_MODE) == 1
+    h.send(pr.Cmd(pr.CMD_FACTORY_RESET, 0))
+    assert h.app.config_get(pr.cfg_threshold(0)) == 128
+
+
+@pytest.mark.parametrize("msg, code", [
+    ((0x42, b"?"), pr.ERRC_UNKNOWN_TYPE),
+    ((pr.STATUS, bytes(35)), pr.ERRC_UNKNOWN_TYPE),
+    ((pr.CMD, b"\x01"), pr.ERRC_BAD_PAYLOAD),
+    ((pr.CONFIG_SET, b"\x01\x00"), pr.ERRC_BAD_PAYLOAD),
+    ((pr.ConfigSet(0x0999, 1), None), pr.ERRC_BAD_CONFIG_KEY),
+    ((pr.ConfigSet(pr.cfg_threshold(2), 1), None), pr.ERRC_BAD_CONFIG_KEY),
+    ((pr.ConfigSet(pr.CFG_BAUD, 1200), None), pr.ERRC_BAD_VALUE),
+    ((pr.ConfigSet(pr.CFG_AUDIO_STREAM, 3), None), pr.ERRC_BAD_VALUE),
+    ((pr.Cmd(77, 0), None), pr.ERRC_BAD_VALUE),
+    ((pr.Inject(0, [1, 2, 3]), None), pr.ERRC_NO_CREDIT),
+])
+def test_errors(msg, code):
+    h = Host()
+    h.take()
+    h.send(*msg)
+    errs = h.take(pr.Error)
+    assert len(errs) == 1 and errs[0].code == code
+    assert errs[0].ref_seq == 0 and errs[0].message
+
+
+def inject_all(h: Host, x: np.ndarray, frame: int = 512) -> None:
+    """Stream x with INJECT, honouring credits, then STOP_STREAM."""
+    h.send(pr.Cmd(pr.CMD_START_STREAM, 1))
+    balance, pos = 0, 0
+    limit = app.LIMITS["inject_samples"]
+    while pos < x.size:
+        for m in h.msgs(pr.Credit):
+            balance += m.credits_samples
+        h.items = [it for it in h.items if not (isinstance(it, pr.Frame) and isinstance(it.msg, pr.Credit))]
+        assert balance > 0, "node granted no credit"
+        while balance > 0 and pos < x.size:
+            n = min(frame, balance, x.size - pos)
+            h.app.rx(h.enc.encode(pr.Inject(pos, x[pos:pos + n])))
+            balance -= n
+            pos += n
+            st = h.app.stats
+            assert st["credits"] + st["inject_queued"] <= limit
+        h.app.poll()
+    h.send(pr.Cmd(pr.CMD_STOP_STREAM, 0))
+
+
+def events_of(msgs):
+    return [(m.onset_sample, m.class_index, m.kind, m.duration_samples, m.hits, m.score)
+            for m in msgs if isinstance(m, pr.Event)]
+
+
+def ref_events(node: core.Node):
+    return [(e.onset_sample, e.class_index, pr.EVENT_ONSET if e.kind == "onset" else pr.EVENT_END,
+             e.duration_samples, e.hits, e.score) for e in node.events]
+
+
+def test_inject_events_equal_detector():
+    x = audio.load(CLIP)
+    x = np.concatenate([x, x[::-1], x])
+    h = Host()
+    h.take()
+    inject_all(h, x, frame=500)
+    msgs = h.take()
+    assert isinstance(msgs[-1], pr.Ack)                     # STOP's ACK comes after every EVENT
+    node = core.Node(loud_classifier(), 2, thresholds=THRESHOLDS)
+    node.process(x)
+    node.flush()
+    want = ref_events(node)
+    assert len(want) >= 2 and events_of(msgs) == want
+    st = h.app.stats
+    assert st["samples"] == x.size and st["inject_no_credit"] == 0 and st["input"] == app.INPUT_STOPPED
+
+
+def test_mic_adc_path_equals_core_stages():
+    """feed_adc = ew_adc_to_pcm + decimator + detector, as the core stages run separately."""
+    x = audio.load(CLIP, sr=32000).astype(np.int32)
+    codes = np.clip((x >> 4) + 2048, 0, 4095).astype(np.uint16)
+    h = Host()
+    h.send(pr.ConfigSet(pr.CFG_AUDIO_STREAM, 1))
+    h.take()
+    for i in range(0, codes.size, 777):
+        assert h.app.feed_adc(codes[i:i + 777]) == 0
+        h.app.poll()
+    h.send(pr.Cmd(pr.CMD_STOP_STREAM, 0))
+    msgs = h.take()
+    pcm = core.decimate(core.adc_to_pcm(codes), 2)
+    node = core.Node(loud_classifier(), 2, thresholds=THRESHOLDS)
+    node.process(pcm)
+    node.flush()
+    assert events_of(msgs) == ref_events(node) and node.events
+    frames = [m for m in msgs if isinstance(m, pr.Audio)]
+    got = np.concatenate([np.asarray(m.samples, np.int16) for m in frames])
+    assert [m.first_sample for m in frames] == list(np.cumsum([0] + [len(m.samples) for m in frames[:-1]]))
+    assert np.array_equal(got, pcm) and all(len(m.samples) <= 512 for m in frames)
+
+
+def test_gain_applies_to_microphone_only():
+    pcm = (np.sin(np.arange(4096) / 10) * 3000).astype(np.int16)
+    h = Host()
+    h.send(pr.ConfigSet(pr.CFG_GAIN_DB_Q8, round(6.0206 * 256)))
+    h.send(pr.ConfigSet(pr.CFG_AUDIO_STREAM, 1))
+    h.take()
+    h.app.feed_pcm16(pcm)
+    got = np.concatenate([np.asarray(m.samples) for m in h.take(pr.Audio)])
+    assert np.abs(got - 2 * pcm[:got.size].astype(np.int32)).max() <= 2
+
+
+def test_status_and_stats():
+    clock = [0]
+    h = Host(time_us=lambda: clock[0])
+    h.take()
+    h.app.feed_pcm16(audio.load(CLIP))
+    clock[0] = 999_999
+    h.app.poll()
+    assert not h.msgs(pr.Status)
+    clock[0] = 1_000_000
+    h.app.poll()
+    (s,) = h.take(pr.Status)
+    st = h.app.stats
+    assert s.sample_index == st["samples"] > 0 and s.inference_count == st["inference_count"] > 0
+    assert 0 < s.gate_duty_q16 <= 65535 and -100 * 256 < s.noise_floor_dbfs_q8 < s.level_dbfs_q8 + 60 * 256
+    assert s.mode == 0 and s.credits == 0
+
+
+def test_classifier_exception_is_raised_not_swallowed():
+    def bad(window, f):
+        raise RuntimeError("model exploded")
+    h = Host(classify=bad)
+    with pytest.raises(RuntimeError, match="exploded"):
+        h.app.feed_pcm16(audio.load(CLIP))
+
+
+def test_init_errors():
+    with pytest.raises(ValueError):
+        app.App(labels=[], write=print, classify=print)
+    with pytest.raises(app.AppError):
+        app.App(labels=["x" * 40, "y"], write=print, classify=print)
+    with pytest.raises(app.AppError):
+        app.App(labels=LABELS, write=print, classify=print, adc_rate_hz=44100)
