@@ -207,6 +207,9 @@ def load_image(path, chip: str | None = None) -> FirmwareImage:
     data = p.read_bytes()
     if not data:
         raise FlashError(f"{p}: empty image", 2)
+    if data[PARTITIONS_OFFSET:PARTITIONS_OFFSET + 2] != PARTITION_TABLE_MAGIC:
+        raise FlashError(f"{p}: not a merged flash image (no partition table at 0x8000; an "
+                         f"app-only firmware.bin goes in with its build dir)", 2)
     found = image_chip(data, 0)
     if found is None or BOOTLOADER_OFFSETS.get(found, 0) != 0:
         found = image_chip(data, 0x1000)
@@ -215,9 +218,6 @@ def load_image(path, chip: str | None = None) -> FirmwareImage:
     if found is None:
         raise FlashError(f"{p}: not a merged flash image (no bootloader image header at 0x0 "
                          f"or 0x1000)", 2)
-    if data[PARTITIONS_OFFSET:PARTITIONS_OFFSET + 2] != PARTITION_TABLE_MAGIC:
-        raise FlashError(f"{p}: not a merged flash image (no partition table at 0x8000; an "
-                         f"app-only firmware.bin goes in with its build dir)", 2)
     if chip and found != chip:
         raise FlashError(f"{p}: image is for {found}, --chip says {chip}", 2)
     return FirmwareImage([Segment(0, data, p.name)], found, str(p))
@@ -799,7 +799,7 @@ def _add_expect(ap: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python tools/flash.py", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=__doc__.split("\n\nLibrary first")[0],
+        description=__doc__,
         epilog="Subcommands: flash (default), list, verify, image; "
                "`python tools/flash.py SUBCOMMAND --help` for each.\n"
                "Dry run without a board: python -m tools.romsim --chip esp32  (prints a pty)")

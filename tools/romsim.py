@@ -489,7 +489,7 @@ class RomSim:
             if data[:4] != b"\x07\x07\x12\x20":
                 return
             val = 0 if self.state == "stub" else 0x20120707
-            for _ in range(8 if rom else 1):
+            for _ in range(8):           # esptool reads 8 answers (ROM: val != 0, stub: 0)
                 self._reply(op, val)
         elif op == READ_REG:
             (addr,) = struct.unpack_from("<I", data)
