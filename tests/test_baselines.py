@@ -95,6 +95,7 @@ def test_cli_folds_loop(synthetic, tmp_path, capsys):
     assert sorted(res["folds"]) == ["1", "2", "3"]
     ms = res["mean_std"]["svm"]["macro_f1"]
     assert ms["n"] == 3 and ms["mean"] == pytest.approx(1.0)
+    assert res["pooled"]["svm"]["n_clips"] == len(rows) and res["pooled"]["svm"]["accuracy"] == 1.0
 
 
 def test_cli_bad_input(tmp_path, capsys):

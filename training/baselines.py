@@ -133,7 +133,8 @@ def run(train_rows, test_rows, root, classes=None, *, negative: str = DEFAULT_NE
 
 
 def crossval(rows, root, classes=None, folds=None, **kw) -> dict:
-    """run() once per fold (test = that fold, train = the others) and mean ± std per metric."""
+    """run() once per fold (test = that fold, train = the others): {"folds": {K: run()},
+    "mean_std": per metric over the folds, "pooled": metrics.pooled() of the fold confusions}."""
     def fold(r) -> str:
         return str(field_of(r, "fold", "")).strip()
 
@@ -156,7 +157,8 @@ def crossval(rows, root, classes=None, folds=None, **kw) -> dict:
             s["per_class"][c] = {m: metrics.mean_std(f[name]["per_class"][c][m] for f in per_fold.values())
                                  for m in ("precision", "recall", "f1")}
         summary[name] = s
-    return {"folds": per_fold, "mean_std": summary}
+    pooled = {name: metrics.pooled(f[name] for f in per_fold.values()) for name in pipelines()}
+    return {"folds": per_fold, "mean_std": summary, "pooled": pooled}
 
 
 def main(argv=None) -> int:
