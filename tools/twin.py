@@ -466,7 +466,10 @@ def start(audio=None, model=None, realtime: bool = False, *, loop: bool = False,
                 break
         elif proc.poll() is not None:
             break
-    rc = proc.poll()
+    try:
+        rc = proc.wait(5 if line == "" else 0.1)   # EOF: the twin is exiting
+    except subprocess.TimeoutExpired:
+        rc = None
     if rc is None:
         proc.kill()
         proc.wait()
