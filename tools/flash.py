@@ -13,7 +13,8 @@ Library first (each step is a function):
 
     from tools import flash
     img = flash.load_image(".pio/build/esp32dev")           # FirmwareImage (segments, chip)
-    res = flash.flash_node("/dev/ttyUSB0", img)             # FlashResult; raises FlashError
+    res = flash.flash_node("/dev/ttyUSB0", img)             # FlashResult (.ok, .error, .hello)
+    results = flash.flash_nodes(ports, img)                 # in parallel, one thread per node
     hello = flash.verify_node("/dev/ttyUSB0")               # protocol.Hello; raises FlashError
 
 Flashing one node (`flash_node`):
@@ -410,8 +411,17 @@ def verify_node(port: str, expected: Expected | None = None, node_baud: int = NO
                 timeouts: Timeouts | None = None, after_boot: bool = False) -> pr.Hello:
     """Open the port at the node baud, get a HELLO (after_boot: first wait passively for the
     one sent at boot), check protocol version and hashes.  Returns the Hello; FlashError."""
-    timeouts = timeouts or Timeouts()
     expected = expected if expected is not None else expected_hashes()
+    hello = get_hello(port, node_baud, timeouts, after_boot)
+    check_identity(hello, expected)
+    return hello
+
+
+def get_hello(port: str, node_baud: int = NODE_BAUD, timeouts: Timeouts | None = None,
+              after_boot: bool = False) -> pr.Hello:
+    """The node's HELLO (protocol version checked, hashes not).  FlashError: silent (1),
+    unknown protocol version (2), port problems (tools.link's exit codes)."""
+    timeouts = timeouts or Timeouts()
     try:
         with _link.NodeLink(port, node_baud, timeouts.link_timeouts()) as nl:
             hello = None
@@ -428,7 +438,6 @@ def verify_node(port: str, expected: Expected | None = None, node_baud: int = NO
         if e.exit_code == 1 and after_boot:
             msg = f"silent after flashing: {msg}"
         raise FlashError(msg, e.exit_code) from None
-    check_identity(hello, expected)
     return hello
 
 
@@ -530,6 +539,7 @@ class FlashOptions:
     before/after  esptool reset modes; "auto" = default-reset/hard-reset, on a pty
                   no-reset/run (the ROM's "run user code": a pty has no DTR/RTS)
     verify_hello  after the reset, wait for HELLO and check the hashes against `expected`
+                  (None: expected_hashes(), i.e. the shipped model and tools.params)
     """
     chip: str | None = None
     baud: int = DEFAULT_BAUD
@@ -541,6 +551,7 @@ class FlashOptions:
     verify_hello: bool = True
     expected: Expected | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
+    verbose: bool = False            # pass esptool's own output to `echo` as it comes
 
 
 @dataclass
@@ -674,6 +685,8 @@ def flash_node(port: str, image: FirmwareImage, opts: FlashOptions | None = None
 
     def keep(line: str) -> None:
         res.log.append(line)
+        if opts.verbose:
+            say(f"esptool: {line}")
 
     from esptool.util import FatalError
     import serial
@@ -697,8 +710,9 @@ def flash_node(port: str, image: FirmwareImage, opts: FlashOptions | None = None
                     say(f"{baud} baud failed ({reason}); retrying at {bauds[i + 1]} baud")
         say(f"wrote {res.bytes_written} bytes, MD5 verified")
         if opts.verify_hello:
-            res.hello = verify_node(port, opts.expected, opts.node_baud, opts.timeouts,
-                                    after_boot=True)
+            res.hello = get_hello(port, opts.node_baud, opts.timeouts, after_boot=True)
+            check_identity(res.hello, opts.expected if opts.expected is not None
+                           else expected_hashes())
             res.hello_checked = True
             h = res.hello
             say(f"HELLO: firmware {h.fw_version}, board {h.board or '?'}, "
@@ -729,7 +743,7 @@ def summary_table(results: Sequence[FlashResult]) -> str:
         h = r.hello
         rows.append((r.port, r.chip or "?", str(r.baud or "-"), str(r.bytes_written or "-"),
                      "ok" if r.md5_verified else "-",
-                     "ok" if r.hello_checked else "-",
+                     "ok" if r.hello_checked else "bad" if h else "-",
                      h.model_hash.hex() if h else "-", h.config_hash.hex() if h else "-",
                      f"{r.seconds:.1f}", "OK" if r.ok else f"FAIL: {r.error}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(head) - 1)]
@@ -805,8 +819,12 @@ def build_parser() -> argparse.ArgumentParser:
                "Dry run without a board: python -m tools.romsim --chip esp32  (prints a pty)")
     sub = ap.add_subparsers(dest="cmd", metavar="{flash,list,verify,image}")
 
-    fl = sub.add_parser("flash", help="build or take an image, flash node(s), check HELLO",
-                        description="Flash one node (or --all) and check its HELLO.")
+    steps = __doc__[__doc__.index("Flashing one node"):__doc__.index("Exit status")]
+    fl = sub.add_parser("flash", help="build or take an image, flash node(s), check HELLO "
+                        "(the default subcommand)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Flash one node (or several: --port A --port B, --all) and "
+                                    "check its HELLO.\n\n" + steps.rstrip())
     src = fl.add_mutually_exclusive_group()
     src.add_argument("--env", choices=sorted(ENV_CHIPS),
                      help="build with `pio run -e ENV` and flash .pio/build/ENV")
@@ -841,13 +859,18 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="serial ports of ESP32 boards (by USB VID:PID)")
     ls.add_argument("--json", action="store_true")
 
-    ve = sub.add_parser("verify", help="HELLO + hash check of running node(s), no flashing")
+    ve = sub.add_parser("verify", help="HELLO + hash check of running node(s), no flashing",
+                        description="Ask running node(s) for HELLO and compare the model and "
+                                    "config hashes with the expected ones (exit 1 on mismatch).")
     _add_ports(ve)
     _add_expect(ve)
     ve.add_argument("--json", action="store_true")
     _add_timeouts(ve, False)
 
-    im = sub.add_parser("image", help="merge a build dir (or --env build) into one image")
+    im = sub.add_parser("image", help="merge a build dir (or --env build) into one image",
+                        description="Merge bootloader.bin, partitions.bin and firmware.bin "
+                                    "at their offsets into one image to write at 0x0 "
+                                    "(0xFF-filled gaps).")
     src = im.add_mutually_exclusive_group(required=True)
     src.add_argument("--env", choices=sorted(ENV_CHIPS))
     src.add_argument("--firmware", metavar="PATH", help="PlatformIO build dir or merged image")
@@ -896,17 +919,12 @@ def _cmd_flash(args) -> int:
                         fallback_baud=args.fallback_baud, stub=not args.no_stub,
                         before=args.before, after=args.after, node_baud=args.node_baud,
                         verify_hello=not args.no_verify_hello, expected=expected,
-                        timeouts=timeouts)
+                        timeouts=timeouts, verbose=args.verbose)
     echo(f"image {image.source}: {image.size} bytes for {image.chip or '?'}, sha256 "
          f"{image.sha256()[:16]}" + (f"; expecting model {expected.model_hash or '-'} "
                                      f"({expected.model_source}), config {expected.config_hash}"
                                      if expected else ""))
-    verbose = getattr(args, "verbose", False)
     results = flash_nodes(ports, image, opts, echo)
-    if verbose:
-        for r in results:
-            for ln in r.log:
-                echo(f"{r.port}: esptool: {ln}")
     return _report(results, args.json)
 
 
@@ -930,7 +948,8 @@ def _cmd_verify(args) -> int:
         r = FlashResult(port)
         t0 = time.monotonic()
         try:
-            r.hello = verify_node(port, expected, args.node_baud, timeouts)
+            r.hello = get_hello(port, args.node_baud, timeouts)
+            check_identity(r.hello, expected)
             r.hello_checked, r.ok, r.exit_code = True, True, 0
         except FlashError as e:
             r.error, r.exit_code = str(e), e.exit_code
