@@ -160,6 +160,23 @@ def test_default_expected_hashes_come_from_the_checkout(tmp_path, sims, capsys):
     assert (exp.model_hash, exp.config_hash) == (MODEL, cfg)
 
 
+def test_flash_then_the_twins_hello(tmp_path, sims, capsys):
+    """The board boots into the real simulated node (tools/twin.py, the firmware's C app):
+    its HELLO carries the config hash of the C core, which must equal tools.params'."""
+    from tools import twin
+    with twin.start(silence=True, stub_scores=[0] * 7 + [255], board="twin-esp32") as tw:
+        sim = sims("esp32", app_port=tw.port)
+        img = merged(tmp_path, "esp32")
+        rc, out, err = run(["--port", sim.port, "--firmware", img,
+                            "--expect-model-hash", "00" * 8], capsys)   # stub scores: no model
+        assert rc == 0, err
+        assert "board twin-esp32" in out and "hashes OK" in out
+        assert sim.read_flash(0, img.stat().st_size) == img.read_bytes()
+        rc, out, err = run(["verify", "--port", sim.port, "--expect-model-hash", "00" * 8,
+                            "--expect-config-hash", "ab" * 8], capsys)
+        assert rc == 1 and "hash mismatch: node reports config" in err
+
+
 @pytest.mark.slow
 def test_baud_fallback(tmp_path, sims, capsys):
     """The adapter cannot do 921600 (the CHANGE_BAUDRATE is lost): reconnect, write at 115200."""
@@ -428,21 +445,21 @@ def test_cli_help():
 
 @pytest.mark.slow
 def test_cli_against_romsim_process(tmp_path):
-    """`python -m tools.romsim` + `python tools/flash.py` as two processes, like a dry run."""
+    """`python -m tools.romsim --twin` + `python tools/flash.py` as processes, like a dry run."""
     img = merged(tmp_path, "esp32s3")
     ff = tmp_path / "flash.img"
     sim = subprocess.Popen([sys.executable, "-m", "tools.romsim", "--chip", "esp32s3",
-                            "--flash-file", str(ff), "--model-hash", MODEL, "--config-hash",
-                            CONFIG], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                            "--flash-file", str(ff), "--twin", "--silence --stub-scores 0,255"],
+                           cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         line = sim.stdout.readline()
         assert line.startswith("earwitness romsim on /dev/pts/"), line
         port = line.split()[3]
         p = subprocess.run([sys.executable, "tools/flash.py", "--port", port, "--firmware",
-                            str(img), *EXPECT], cwd=ROOT, capture_output=True, text=True,
-                           timeout=120)
+                            str(img), "--expect-model-hash", "00" * 8], cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
         assert p.returncode == 0, p.stderr
-        assert "hashes OK" in p.stdout
+        assert "board twin" in p.stdout and "hashes OK" in p.stdout
     finally:
         sim.terminate()
         sim.wait(10)

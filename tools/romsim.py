@@ -9,7 +9,9 @@ written land in an in-memory flash (`RomSim.flash`, optionally saved to a file),
 compare them with the image.  After the loader is left (FLASH_END "run user code" or "reboot"
 from the ROM), the simulated node boots: a ROM boot banner at 115200 baud, then the earwitness
 firmware's HELLO frame (docs/protocol.md) at the node baud, and a HELLO in answer to every HELLO
-request.
+request.  With `app_port` (`--app-port PATH`, `--twin`) the "firmware" is another simulated node,
+e.g. the twin (tools/twin.py): while the firmware runs, the simulator forwards the serial bytes
+both ways between the host and that pty, and asks it for a HELLO when the board boots.
 
     python -m tools.romsim --chip esp32            # prints "earwitness romsim on /dev/pts/N"
     python tools/flash.py --port /dev/pts/N --firmware merged.bin --no-stub
@@ -170,7 +172,7 @@ class RomSim:
                  board: str | None = None, labels=None, fw_version=(0, 2, 0),
                  silent_app: bool = False, corrupt_md5: bool = False, max_baud: int | None = None,
                  boot_delay_s: float = 0.05, reset_on_sync: bool = True, banner: bool = True,
-                 log=None):
+                 app_port: str | None = None, log=None):
         if chip not in CHIPS:
             raise ValueError(f"unknown chip {chip!r} (one of {', '.join(CHIPS)})")
         if flash_size not in FLASH_SIZE_IDS:
@@ -202,6 +204,8 @@ class RomSim:
         self.boot_delay_s = boot_delay_s
         self.reset_on_sync = reset_on_sync
         self.banner = banner
+        self.app_port = app_port
+        self._app_fd = -1
         self._log = log
         # observable state (read by tests)
         self.state = "rom"
@@ -244,6 +248,10 @@ class RomSim:
         self._slave_name = os.ttyname(s)
         os.close(s)           # not held open: a host closing the port is seen (POLLHUP)
         os.set_blocking(m, False)
+        if self.app_port:
+            fd = os.open(self.app_port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+            tty.setraw(fd)
+            self._app_fd = fd
         if self._boot_target == "app":
             self._boot()
         self._thread = threading.Thread(target=self._serve, name=f"romsim {self._slave_name}",
@@ -259,6 +267,9 @@ class RomSim:
         if self._master >= 0:
             os.close(self._master)
             self._master = -1
+        if self._app_fd >= 0:
+            os.close(self._app_fd)
+            self._app_fd = -1
         self.save()
 
     def save(self) -> None:
@@ -364,23 +375,51 @@ class RomSim:
             data = bytes(((b * 7 + 0x55) & 0xFF) or 0x3F for b in data)   # junk at the wrong rate
         self._out += data
 
+    def _app_running(self) -> bool:
+        return self.state == "app" and self._boot_at is None and not self.silent_app
+
+    def _app_write(self, data: bytes) -> None:
+        """Host -> external firmware (app_port); a stalled peer loses bytes, as a UART would."""
+        try:
+            os.write(self._app_fd, data)
+        except (BlockingIOError, InterruptedError, OSError):
+            pass
+
+    def _pump_app(self) -> None:
+        """External firmware -> host while it runs; discarded otherwise (chip in the loader)."""
+        try:
+            data = os.read(self._app_fd, 65536)
+        except (BlockingIOError, InterruptedError, OSError):
+            return
+        if data and self._app_running():
+            self._send(data)
+
     def _serve(self) -> None:
         poller = select.poll()
         m = self._master
         poller.register(m, select.POLLIN | select.POLLOUT)
+        if self._app_fd >= 0:
+            poller.register(self._app_fd, select.POLLIN)
         while not self._stop.is_set():
             with self._lock:
                 if self.state == "app" and self._boot_at is not None and \
                         time.monotonic() >= self._boot_at:
                     self._boot_at = None
                     self.baud = self.node_baud
-                    self._send_hello(reset_reason=3)
+                    if self._app_fd >= 0:        # the external firmware "boots": its HELLO
+                        if not self.silent_app:
+                            self._app_write(pr.Encoder().encode(pr.HelloRequest()))
+                    else:
+                        self._send_hello(reset_reason=3)
                 want = select.POLLIN | (select.POLLOUT if self._out else 0)
             poller.modify(m, want)
-            events = poller.poll(10)
+            events = dict(poller.poll(10))
+            if self._app_fd >= 0 and events.pop(self._app_fd, 0):
+                with self._lock:
+                    self._pump_app()
             if not events:
                 continue
-            ev = events[0][1]
+            ev = events[m]
             if ev & select.POLLHUP and not ev & select.POLLIN:
                 # no host has the port open: what the "board" sends now is lost
                 self._host_open = False
@@ -418,6 +457,10 @@ class RomSim:
                 return
             if not self._link_ok():
                 self.garbled_in += len(data)
+                return
+            if self._app_fd >= 0:
+                if self._app_running():
+                    self._app_write(data)
                 return
             for item in self._app_dec.feed(data):
                 self._app_item(item)
@@ -633,14 +676,33 @@ def main(argv=None) -> int:
     ap.add_argument("--silent-app", action="store_true", help="firmware sends nothing")
     ap.add_argument("--corrupt-md5", action="store_true", help="SPI_FLASH_MD5 answers wrong")
     ap.add_argument("--max-baud", type=int, help="CHANGE_BAUDRATE above this is lost")
+    ap.add_argument("--app-port", metavar="PATH", help="the firmware is this pty's node (e.g. "
+                    "a twin's): forward the serial line to it while the firmware runs")
+    ap.add_argument("--twin", nargs="?", const="", default=None, metavar="'TWIN ARGS'",
+                    help="start `python -m tools.twin TWIN ARGS` as the firmware (one quoted "
+                         "string, e.g. --twin '--stub-scores 0,0,0,0,0,0,0,255')")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every loader command")
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))      # stop cleanly: save, end twin
+    twin = None
+    if args.twin is not None:
+        import shlex
+        import subprocess
+        twin = subprocess.Popen([sys.executable, "-m", "tools.twin", *shlex.split(args.twin)],
+                                stdout=subprocess.PIPE, text=True,
+                                cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        line = twin.stdout.readline()
+        if not line.startswith("earwitness twin on "):
+            print("romsim: error: the twin did not start", file=sys.stderr)
+            twin.wait()
+            return 2
+        args.app_port = line.split()[-1]
     try:
         sim = RomSim(args.chip, mac=args.mac, flash_size=args.flash_size,
                      flash_file=args.flash_file, boot=args.boot, node_baud=args.node_baud,
                      model_hash=args.model_hash, config_hash=args.config_hash,
                      silent_app=args.silent_app, corrupt_md5=args.corrupt_md5,
-                     max_baud=args.max_baud,
+                     max_baud=args.max_baud, app_port=args.app_port,
                      log=(lambda s: print(s, file=sys.stderr)) if args.verbose else None)
     except ValueError as e:
         print(f"romsim: error: {e}", file=sys.stderr)
@@ -656,6 +718,9 @@ def main(argv=None) -> int:
         pass
     finally:
         sim.stop()
+        if twin is not None:
+            twin.terminate()
+            twin.wait(10)
     return 0
 
 
