@@ -52,7 +52,9 @@ static const char *TAG = "ew_serial";
 static SemaphoreHandle_t s_tx_lock;
 static StreamBufferHandle_t s_rx;
 static volatile uint32_t s_rx_dropped;
-static uint32_t s_tx_dropped;
+#if CONFIG_EW_SERIAL_USB_JTAG
+static uint32_t s_tx_dropped;   /* bytes dropped while no host was reading the USB port */
+#endif
 static uint32_t s_baud;
 static char s_log_line[EW_SERIAL_LOG_LINE];   /* guarded by s_tx_lock */
 
