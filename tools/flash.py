@@ -268,13 +268,27 @@ def build(env: str, project_dir=ROOT, pio: str | None = None,
     if echo:
         echo(f"building: {' '.join(cmd)}")
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeouts.build_s)
-    except subprocess.TimeoutExpired:
-        raise FlashError(f"`pio run -e {env}` took longer than {timeouts.build_s:.0f} s "
-                         f"(--build-timeout)", 1) from None
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                errors="replace", stdin=subprocess.DEVNULL)
     except OSError as e:
         raise FlashError(f"cannot run {pio}: {e}", 2) from None
-    out = (proc.stdout or "") + (proc.stderr or "")
+    timer = threading.Timer(timeouts.build_s, proc.kill)      # a first build takes minutes
+    timer.start()
+    lines: list[str] = []
+    try:
+        for ln in proc.stdout:                               # live: the build can be long
+            lines.append(ln.rstrip())
+            if echo:
+                echo(f"pio: {ln.rstrip()}")
+        proc.wait()
+    finally:
+        timed_out = not timer.is_alive() and proc.returncode != 0
+        timer.cancel()
+        proc.stdout.close()
+    if timed_out:
+        raise FlashError(f"`pio run -e {env}` took longer than {timeouts.build_s:.0f} s "
+                         f"(--build-timeout)", 1)
+    out = "\n".join(lines)
     if proc.returncode != 0:
         if any(m.lower() in out.lower() for m in _OFFLINE_MARKERS):
             raise FlashError(f"PlatformIO could not fetch the ESP32 toolchain/ESP-IDF for {env} "
@@ -320,7 +334,7 @@ def is_pty(port: str) -> bool:
     """A pseudo-terminal (the simulators): no DTR/RTS lines to reset the chip with."""
     try:
         real = os.path.realpath(port)
-        if real.startswith("/dev/pts/"):
+        if real.startswith("/dev/pts/") or re.fullmatch(r"/dev/ttys\d+", real):   # Linux, macOS
             return True
         st = os.stat(real)
         return stat.S_ISCHR(st.st_mode) and 136 <= os.major(st.st_rdev) <= 143
@@ -661,7 +675,11 @@ def _flash_once(port: str, image: FirmwareImage, opts: FlashOptions, baud: int,
                     flash_freq="keep", flash_size="keep", no_progress=True)
         res.bytes_written = image.size
         res.md5_verified = True          # write_flash raises when SPI_FLASH_MD5 differs
-        _leave_loader(esp, after)
+        try:
+            _leave_loader(esp, after)
+        except (FatalError, OSError, StopIteration) as e:
+            say(f"could not reset into the firmware ({_one_line(e)}): press the board's "
+                f"reset button")
     finally:
         _close(esp)
 
@@ -720,6 +738,8 @@ def flash_node(port: str, image: FirmwareImage, opts: FlashOptions | None = None
         res.ok, res.exit_code = True, 0
     except FlashError as e:
         res.error, res.exit_code = str(e), e.exit_code
+    except Exception as e:               # noqa: BLE001 - a bug here must not kill the others
+        res.error, res.exit_code = f"unexpected {type(e).__name__}: {_one_line(e)}", 1
     res.seconds = time.monotonic() - t0
     return res
 

@@ -84,6 +84,9 @@ SPI_CMD_USR = 1 << 18
 SPIFLASH_RDID = 0x9F
 
 FLASH_SIZE_IDS = {"1MB": 0x14, "2MB": 0x15, "4MB": 0x16, "8MB": 0x17, "16MB": 0x18}
+#: termios speed constant -> baud
+_SPEEDS = {getattr(termios, n): int(n[1:]) for n in dir(termios)
+           if n.startswith("B") and n[1:].isdigit()}
 
 
 @dataclass(frozen=True)
@@ -356,13 +359,9 @@ class RomSim:
     # ---- I/O -----------------------------------------------------------------------------------
     def _host_baud(self) -> int | None:
         try:
-            speed = termios.tcgetattr(self._master)[4]
+            return _SPEEDS.get(termios.tcgetattr(self._master)[4])
         except termios.error:
             return None
-        for name in dir(termios):
-            if name.startswith("B") and name[1:].isdigit() and getattr(termios, name) == speed:
-                return int(name[1:])
-        return None
 
     def _link_ok(self) -> bool:
         """Host and simulator agree on the baud, and the rate is one the 'adapter' can carry."""
