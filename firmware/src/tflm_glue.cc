@@ -35,11 +35,11 @@
 #include "tensorflow/lite/micro/system_setup.h"
 #include "tensorflow/lite/schema/schema_generated.h"
 
+#include "ew_node.h"        // C header with its own extern "C"
 extern "C" {
-#include "ew_model.h"
-#include "ew_node.h"
+#include "ew_model.h"       // generated; may lack C++ guards
 }
-#include "ew_model_ops.h"
+#include "ew_model_ops.h"   // generated, C++ only
 
 #include "tflm_glue.h"
 

@@ -206,15 +206,73 @@ static void rate_check(rate_check_t *rc, uint32_t target_hz)
     rc->t0_us = 0;
 }
 
+typedef struct {
+    int gpio;
+    uint32_t rate_hz;
+    volatile int state;       /* 0 starting, 1 running, 2 failed */
+    volatile esp_err_t err;
+} capture_start_t;
+
+/* Driver setup, run by the capture task itself so that the ADC interrupt is allocated on
+ * the capture task's core (esp_intr_alloc uses the calling core). */
+static esp_err_t adc_setup(int gpio, uint32_t rate_hz)
+{
+    adc_unit_t unit;
+    esp_err_t err = adc_continuous_io_to_channel(gpio, &unit, &s_channel);
+    if (err != ESP_OK || unit != ADC_UNIT_1) {
+        ESP_LOGE(TAG, "GPIO%d is not an ADC1 pin", gpio);
+        return ESP_ERR_INVALID_ARG;
+    }
+    adc_continuous_handle_cfg_t hcfg = {
+        .max_store_buf_size = EW_ADC_POOL_BYTES,
+        .conv_frame_size = EW_ADC_FRAME_BYTES,
+    };
+    err = adc_continuous_new_handle(&hcfg, &s_adc);
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "adc_continuous_new_handle: %s", esp_err_to_name(err));
+        return err;
+    }
+    err = adc_configure(rate_hz);
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "adc_continuous_config: %s", esp_err_to_name(err));
+        return err;
+    }
+    adc_continuous_evt_cbs_t cbs = {
+        .on_conv_done = on_conv_done,
+        .on_pool_ovf = on_pool_ovf,
+    };
+    err = adc_continuous_register_event_callbacks(s_adc, &cbs, NULL);
+    if (err == ESP_OK) {
+        err = adc_continuous_start(s_adc);
+    }
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "ADC start: %s", esp_err_to_name(err));
+        return err;
+    }
+    ESP_LOGI(TAG, "capturing GPIO%d (ADC1 channel %d) at %u Hz, %u-result frames", gpio,
+             (int)s_channel, (unsigned)rate_hz, (unsigned)EW_ADC_FRAME_RESULTS);
+    return ESP_OK;
+}
+
 static void capture_task(void *arg)
 {
-    const uint32_t target_hz = (uint32_t)(uintptr_t)arg;
+    capture_start_t *start = (capture_start_t *)arg;
+    const uint32_t target_hz = start->rate_hz;
     static uint8_t buf[EW_ADC_FRAME_BYTES];
     rate_check_t rc = {0};
     uint32_t pool_seen = 0;
-    int64_t last_data_us = esp_timer_get_time();
     bool stall_logged = false;
 
+    s_capture_task = xTaskGetCurrentTaskHandle();   /* before the first on_conv_done */
+    esp_err_t err = adc_setup(start->gpio, target_hz);
+    start->err = err;
+    start->state = err == ESP_OK ? 1 : 2;           /* `start` is not ours after this */
+    if (err != ESP_OK) {
+        s_capture_task = NULL;
+        vTaskDelete(NULL);
+        return;
+    }
+    int64_t last_data_us = esp_timer_get_time();
     if (esp_task_wdt_add(NULL) != ESP_OK) {
         ESP_LOGW(TAG, "task watchdog not available");
     }
@@ -224,7 +282,7 @@ static void capture_task(void *arg)
         bool got = false;
         for (;;) {
             uint32_t n = 0;
-            esp_err_t err = adc_continuous_read(s_adc, buf, sizeof buf, &n, 0);
+            err = adc_continuous_read(s_adc, buf, sizeof buf, &n, 0);
             if (err != ESP_OK || n == 0) {
                 break;   /* ESP_ERR_TIMEOUT: pool empty */
             }
@@ -255,12 +313,6 @@ static void capture_task(void *arg)
 
 esp_err_t ew_adc_start(int gpio, uint32_t rate_hz, BaseType_t core)
 {
-    adc_unit_t unit;
-    esp_err_t err = adc_continuous_io_to_channel(gpio, &unit, &s_channel);
-    if (err != ESP_OK || unit != ADC_UNIT_1) {
-        ESP_LOGE(TAG, "GPIO%d is not an ADC1 pin", gpio);
-        return ESP_ERR_INVALID_ARG;
-    }
     if (rate_hz < SOC_ADC_SAMPLE_FREQ_THRES_LOW || rate_hz > SOC_ADC_SAMPLE_FREQ_THRES_HIGH) {
         ESP_LOGE(TAG, "ADC rate %u Hz outside %u..%u", (unsigned)rate_hz,
                  (unsigned)SOC_ADC_SAMPLE_FREQ_THRES_LOW, (unsigned)SOC_ADC_SAMPLE_FREQ_THRES_HIGH);
@@ -269,41 +321,26 @@ esp_err_t ew_adc_start(int gpio, uint32_t rate_hz, BaseType_t core)
     if (ew_spsc_init(&s_ring, s_ring_buf, EW_ADC_RING_SAMPLES) != 0) {
         return ESP_ERR_INVALID_ARG;
     }
-    adc_continuous_handle_cfg_t hcfg = {
-        .max_store_buf_size = EW_ADC_POOL_BYTES,
-        .conv_frame_size = EW_ADC_FRAME_BYTES,
-    };
-    err = adc_continuous_new_handle(&hcfg, &s_adc);
-    if (err != ESP_OK) {
-        ESP_LOGE(TAG, "adc_continuous_new_handle: %s", esp_err_to_name(err));
-        return err;
-    }
-    err = adc_configure(rate_hz);
-    if (err != ESP_OK) {
-        ESP_LOGE(TAG, "adc_continuous_config: %s", esp_err_to_name(err));
-        return err;
-    }
-    /* The task must exist before the first on_conv_done. */
-    if (xTaskCreatePinnedToCore(capture_task, "ew_capture", EW_ADC_TASK_STACK,
-                                (void *)(uintptr_t)rate_hz, EW_ADC_TASK_PRIO, &s_capture_task,
-                                core) != pdPASS) {
+    capture_start_t start = {.gpio = gpio, .rate_hz = rate_hz, .state = 0, .err = ESP_OK};
+    if (xTaskCreatePinnedToCore(capture_task, "ew_capture", EW_ADC_TASK_STACK, &start,
+                                EW_ADC_TASK_PRIO, NULL, core) != pdPASS) {
         return ESP_ERR_NO_MEM;
     }
-    adc_continuous_evt_cbs_t cbs = {
-        .on_conv_done = on_conv_done,
-        .on_pool_ovf = on_pool_ovf,
-    };
-    err = adc_continuous_register_event_callbacks(s_adc, &cbs, NULL);
-    if (err == ESP_OK) {
-        err = adc_continuous_start(s_adc);
+    /* The capture task reports the driver setup; poll (our own task notifications carry
+     * data-ready signals, so they cannot be used for this). */
+    for (int ms = 0; start.state == 0 && ms < 2000; ms++) {
+        vTaskDelay(pdMS_TO_TICKS(1));
     }
-    if (err != ESP_OK) {
-        ESP_LOGE(TAG, "ADC start: %s", esp_err_to_name(err));
-        return err;
+    if (start.state == 0) {
+        ESP_LOGE(TAG, "ADC setup did not finish");   /* `start` must stay valid: never */
+        for (;;) {                                      /* return while the task may use it */
+            vTaskDelay(pdMS_TO_TICKS(1000));
+            if (start.state != 0) {
+                break;
+            }
+        }
     }
-    ESP_LOGI(TAG, "capturing GPIO%d (ADC1 channel %d) at %u Hz, %u-result frames", gpio,
-             (int)s_channel, (unsigned)rate_hz, (unsigned)EW_ADC_FRAME_RESULTS);
-    return ESP_OK;
+    return start.err;
 }
 
 size_t ew_adc_read(uint16_t *dst, size_t max)
