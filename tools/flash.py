@@ -401,7 +401,7 @@ def expected_hashes(model_dir=DEFAULT_MODEL_DIR, model_hash: str | None = None,
                                  f"--expect-model-hash", 2) from None
             src = str(man)
         else:
-            src = f"not checked (no {man})"
+            src = f"no {man}: not checked"
     if config_hash is None:
         from tools import params
         config_hash = params.default().config_hash
@@ -449,6 +449,8 @@ def get_hello(port: str, node_baud: int = NODE_BAUD, timeouts: Timeouts | None =
                 hello = nl.hello()
     except _link.LinkError as e:
         msg = str(e)
+        if msg.startswith(f"{port}: "):
+            msg = msg[len(port) + 2:]       # the port is named once, by the caller
         if e.exit_code == 1 and after_boot:
             msg = f"silent after flashing: {msg}"
         raise FlashError(msg, e.exit_code) from None
@@ -940,10 +942,13 @@ def _cmd_flash(args) -> int:
                         before=args.before, after=args.after, node_baud=args.node_baud,
                         verify_hello=not args.no_verify_hello, expected=expected,
                         timeouts=timeouts, verbose=args.verbose)
+    want = ""
+    if expected:
+        want = (f"; expecting model {expected.model_hash} ({expected.model_source})"
+                if expected.model_hash else f"; model hash: {expected.model_source}")
+        want += f", config {expected.config_hash}"
     echo(f"image {image.source}: {image.size} bytes for {image.chip or '?'}, sha256 "
-         f"{image.sha256()[:16]}" + (f"; expecting model {expected.model_hash or '-'} "
-                                     f"({expected.model_source}), config {expected.config_hash}"
-                                     if expected else ""))
+         f"{image.sha256()[:16]}{want}")
     results = flash_nodes(ports, image, opts, echo)
     return _report(results, args.json)
 
