@@ -461,27 +461,35 @@ STUBS = {
         template <unsigned int tOpCount>
         class MicroMutableOpResolver : public MicroOpResolver {
          public:
+          TfLiteStatus AddAdd() { return kTfLiteOk; }
+          TfLiteStatus AddAveragePool2D() { return kTfLiteOk; }
+          TfLiteStatus AddConcatenation() { return kTfLiteOk; }
           TfLiteStatus AddConv2D() { return kTfLiteOk; }
           TfLiteStatus AddDepthwiseConv2D() { return kTfLiteOk; }
+          TfLiteStatus AddDequantize() { return kTfLiteOk; }
           TfLiteStatus AddFullyConnected() { return kTfLiteOk; }
-          TfLiteStatus AddSoftmax() { return kTfLiteOk; }
-          TfLiteStatus AddReshape() { return kTfLiteOk; }
+          TfLiteStatus AddLogistic() { return kTfLiteOk; }
           TfLiteStatus AddMaxPool2D() { return kTfLiteOk; }
-          TfLiteStatus AddAveragePool2D() { return kTfLiteOk; }
           TfLiteStatus AddMean() { return kTfLiteOk; }
-          TfLiteStatus AddAdd() { return kTfLiteOk; }
           TfLiteStatus AddMul() { return kTfLiteOk; }
+          TfLiteStatus AddPack() { return kTfLiteOk; }
+          TfLiteStatus AddQuantize() { return kTfLiteOk; }
           TfLiteStatus AddRelu() { return kTfLiteOk; }
           TfLiteStatus AddRelu6() { return kTfLiteOk; }
-          TfLiteStatus AddQuantize() { return kTfLiteOk; }
-          TfLiteStatus AddDequantize() { return kTfLiteOk; }
-          TfLiteStatus AddPad() { return kTfLiteOk; }
-          TfLiteStatus AddConcatenation() { return kTfLiteOk; }
-          TfLiteStatus AddLogistic() { return kTfLiteOk; }
-          TfLiteStatus AddHardSwish() { return kTfLiteOk; }
-          TfLiteStatus AddShape() { return kTfLiteOk; }
+          TfLiteStatus AddReshape() { return kTfLiteOk; }
+          TfLiteStatus AddSoftmax() { return kTfLiteOk; }
+          TfLiteStatus AddSplit() { return kTfLiteOk; }
+          TfLiteStatus AddSplitV() { return kTfLiteOk; }
+          TfLiteStatus AddSqueeze() { return kTfLiteOk; }
           TfLiteStatus AddStridedSlice() { return kTfLiteOk; }
-          TfLiteStatus AddPack() { return kTfLiteOk; }
+          TfLiteStatus AddSub() { return kTfLiteOk; }
+          TfLiteStatus AddTanh() { return kTfLiteOk; }
+          TfLiteStatus AddUnpack() { return kTfLiteOk; }
+          TfLiteStatus AddTranspose() { return kTfLiteOk; }
+          TfLiteStatus AddPad() { return kTfLiteOk; }
+          TfLiteStatus AddHardSwish() { return kTfLiteOk; }
+          TfLiteStatus AddUnidirectionalSequenceLSTM() { return kTfLiteOk; }
+          TfLiteStatus AddShape() { return kTfLiteOk; }
         };
         }
     """,

@@ -565,7 +565,14 @@ def node_exe(tmp_path_factory):
     cc, cxx = shutil.which("gcc"), shutil.which("g++")
     if cc is None or cxx is None:
         pytest.skip("no host C/C++ compiler")
-    d = tmp_path_factory.mktemp("fwhost")
+    return build_host_node(tmp_path_factory.mktemp("fwhost"), cc, cxx)
+
+
+def build_host_node(d: Path, cc: str = "gcc", cxx: str = "g++") -> Path:
+    """Compile the firmware + core + fakes into d/earwitness_host (also usable from a shell:
+    `python -c 'import sys; sys.path[:0] = ["tests"]; import test_firmware_host as t;
+    print(t.build_host_node(__import__("pathlib").Path("/tmp/fw")))'`)."""
+    d.mkdir(parents=True, exist_ok=True)
     stubs = tf._stub_dir(d, real_model=False)       # harness always uses the stub model header
     (stubs / "esp_log.h").write_text(textwrap.dedent(HARNESS_LOG_H).lstrip())
     (d / "fake_idf.c").write_text(FAKE_IDF_C)
