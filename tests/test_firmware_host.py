@@ -833,3 +833,42 @@ def test_slow_processing_is_reported_as_overrun(node_exe, tmp_path):
         assert st is not None
     finally:
         node.close()
+
+
+def test_inject_mode_runs_the_same_detector(node_exe, tmp_path):
+    """Hardware-in-the-loop path through the firmware's RX task and stream buffer: START_STREAM
+    1, INJECT a gunshot within the granted credits, STOP_STREAM; the microphone (silence here)
+    is ignored meanwhile; the EVENT comes from the injected audio at its stream position."""
+    import soundfile as sf
+    import soxr
+    x, sr = sf.read(tf.ROOT / "tests" / "audio" / "gunshot_1.wav", dtype="float64", always_2d=True)
+    x = soxr.resample(x.mean(axis=1), sr, 16000)
+    rng = np.random.default_rng(3)
+    quiet = lambda s: rng.normal(0, 10 ** (-60 / 20), int(s * 16000))  # noqa: E731
+    y = np.concatenate([quiet(1.5), x / np.abs(x).max() * 0.5, quiet(1.5)])
+    pcm = np.clip(np.round(y * 32767), -32768, 32767).astype(np.int16)
+
+    node = HostNode(node_exe, tmp_path)
+    try:
+        assert node.wait(is_msg(pr.Hello), 20) is not None
+        seq = node.send(pr.Cmd(pr.CMD_START_STREAM, 1))
+        assert node.wait(is_msg(pr.Ack, acked_seq=seq), 20) is not None
+        credit, pos = 0, 0
+        while pos < len(pcm):
+            while credit < 512 and credit < len(pcm) - pos:
+                c = node.wait(is_msg(pr.Credit), 20)
+                assert c is not None, "no CREDIT"
+                credit += c.msg.credits_samples
+            n = min(512, credit, len(pcm) - pos)
+            node.send(pr.Inject(pos, pcm[pos:pos + n].tolist()))
+            pos += n
+            credit -= n
+        seq = node.send(pr.Cmd(pr.CMD_STOP_STREAM, 0))
+        assert node.wait(is_msg(pr.Ack, acked_seq=seq), 30) is not None
+    finally:
+        node.close()
+    errors = [e for e in node.frames(pr.Error)]
+    assert not errors, errors
+    onsets = [e for e in node.frames(pr.Event) if e.kind == pr.EVENT_ONSET]
+    assert onsets and onsets[0].class_index == 0
+    assert 1.3 <= onsets[0].onset_sample / 16000 <= 1.5 + len(x) / 16000
