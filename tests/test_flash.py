@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import struct
 import subprocess
@@ -20,7 +19,6 @@ from types import SimpleNamespace
 import pytest
 
 from tools import flash
-from tools import protocol as pr
 from tools.romsim import RomSim, FLASH_DEFL_DATA, FLASH_DATA, SPI_FLASH_MD5
 
 ROOT = Path(__file__).resolve().parents[1]
