@@ -13,7 +13,11 @@ can talk to it as to a flashed node.  Library use (tests, `--sim` in the host to
         link = NodeLink(t.port) ...
 
 What differs from the ESP32 firmware is only the host port (HostPort below):
-  - link: a pty (no baud rate: CONFIG BAUD is stored and persisted, nothing else);
+  - link: a pty (no baud rate: CONFIG BAUD is stored and persisted, nothing else).  Output
+    starts HOST_SETTLE_S after a host has opened the pty (so the boot HELLO is not lost to
+    pyserial flushing its input while opening, as if the node booted with the host listening);
+    while nobody has the pty open, output is held and dropped when it piles up (a UART with
+    nothing attached) and a fast (non-paced) microphone waits;
   - microphone: audio files resampled (soxr) to 32 kHz and turned into 12-bit ADC codes (mid-scale
     bias, clipped), fed through ew_app_feed_adc, so conversion and decimation run as on the device;
     paced to real time with --realtime, otherwise as fast as the host reads (the twin stops
@@ -48,6 +52,7 @@ ADC_RATE_HZ = 32000
 ADC_BITS = 12
 CHUNK_CODES = 1024                     # ADC codes fed per step (512 samples at 16 kHz, 32 ms)
 HIGH_WATER = 32 * 1024                 # stop feeding the microphone above this many unsent bytes
+HOST_SETTLE_S = 0.25                   # output starts this long after a host opened the pty
 READY_RE = re.compile(r"earwitness twin on (\S+)")
 AUDIO_EXTS = (".wav", ".flac")
 STUB_LABELS = ["gunshot", "glass_breaking", "scream", "siren", "fireworks_explosion",
@@ -257,10 +262,12 @@ def serve(args) -> int:
     tty.setraw(master)
     tty.setraw(slave)
     os.set_blocking(master, False)
+    path = os.ttyname(slave)
+    os.close(slave)                   # POLLHUP on the master tells whether a host has it open
     port = HostPort(master, args.realtime, Path(args.config) if args.config else None, args.verbose)
     node_id = bytes.fromhex(args.node_id.replace(":", ""))
     a = build_app(port, model, stub, args.board, node_id)
-    print(f"earwitness twin on {os.ttyname(slave)}", flush=True)
+    print(f"earwitness twin on {path}", flush=True)
 
     stop = False
 
@@ -270,17 +277,21 @@ def serve(args) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    poller = select.poll()
     samples_seen = 0                  # detector samples, across streams: the sample clock
     last_stream_samples = 0
     mic_t0, mic_codes = time.monotonic(), 0     # real-time pacing of the microphone
+    connected_at = None               # when a host opened the pty (None: nobody has it open)
     while not stop:
         now = time.monotonic()
+        paced = args.realtime or mic.silent
+        online = connected_at is not None and now - connected_at >= HOST_SETTLE_S
         feed = False
         timeout = 0.02
         if a.input != "mic":
             mic_t0, mic_codes = now, 0
-        elif len(port.out) < HIGH_WATER:
-            if args.realtime or mic.silent:
+        elif (online and len(port.out) < HIGH_WATER) or (not online and paced):
+            if paced:
                 due = mic_t0 + mic_codes / ADC_RATE_HZ
                 if now - due > 1.0:             # the host stalled us: no catch-up burst
                     mic_t0, mic_codes, due = now, 0, now
@@ -288,21 +299,34 @@ def serve(args) -> int:
                 timeout = 0 if feed else min(timeout, due - now)
             else:
                 feed, timeout = True, 0
+        poller.register(master, select.POLLIN | (select.POLLOUT if port.out and online else 0))
         try:
-            r, _, _ = select.select([master], [master] if port.out else [], [], timeout)
+            events = poller.poll(int(timeout * 1000))
         except InterruptedError:
             continue
-        # host -> node
-        if r:
+        ev = events[0][1] if events else 0
+        if ev & select.POLLHUP:                 # no host: hold output, drop it when it piles up
+            connected_at = None
+            if len(port.out) > HIGH_WATER:
+                port.out.clear()
+            if not feed:
+                time.sleep(timeout)
+        elif connected_at is None:
+            connected_at = now                  # a host opened the pty: let it settle (pyserial
+        # host -> node                          # flushes its input while opening)
+        if ev & select.POLLIN and not ev & select.POLLHUP:
             try:
                 data = os.read(master, 65536)
             except (BlockingIOError, InterruptedError):
+                data = b""
+            except OSError as e:
+                if e.errno != errno.EIO:
+                    raise
                 data = b""
             if data:
                 a.rx(data)
         if port.reboot_requested:
             port.reboot_requested = False
-            port.flush()
             a.reinit(RESET_SW)
             last_stream_samples = 0
             feed = False
@@ -310,7 +334,7 @@ def serve(args) -> int:
         if feed and a.input == "mic":
             codes = mic.next()
             a.feed_adc(codes)
-            if args.realtime or mic.silent:
+            if paced:
                 mic_codes += codes.size
             else:
                 mic_t0, mic_codes = time.monotonic(), 0
@@ -320,9 +344,9 @@ def serve(args) -> int:
         last_stream_samples = st
         port.sample_us = samples_seen * 1000 // 16
         a.poll()
-        port.flush()
+        if online:
+            port.flush()
     os.close(master)
-    os.close(slave)
     return 0
 
 
