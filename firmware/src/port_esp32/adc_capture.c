@@ -122,22 +122,24 @@ static esp_err_t adc_configure(uint32_t rate_hz)
     return err;
 }
 
-/* Parse n bytes of conversion results, push our channel's codes.  Capture task only. */
+/* Parse n bytes of conversion results and push one code per result.  A result that names
+ * another channel / unit (ESP-IDF reports them occasionally on the S3, espressif/esp-idf
+ * issue #14690) still stands for one sampling instant: it is replaced by the previous code
+ * and counted in bad_results, so the time base is kept.  Capture task only. */
 static void take_results(const uint8_t *buf, uint32_t n)
 {
+    static uint16_t last = 1u << 11;        /* mid-scale until the first valid result */
     uint16_t codes[EW_ADC_FRAME_RESULTS];
     size_t k = 0;
-    for (uint32_t i = 0; i + SOC_ADC_DIGI_RESULT_BYTES <= n; i += SOC_ADC_DIGI_RESULT_BYTES) {
+    for (uint32_t i = 0; i + SOC_ADC_DIGI_RESULT_BYTES <= n && k < EW_ADC_FRAME_RESULTS;
+         i += SOC_ADC_DIGI_RESULT_BYTES) {
         const adc_digi_output_data_t *p = (const adc_digi_output_data_t *)(const void *)&buf[i];
-        if (EW_ADC_RES_CHANNEL(p) != (uint32_t)s_channel || !EW_ADC_RES_UNIT_OK(p)) {
+        if (EW_ADC_RES_CHANNEL(p) == (uint32_t)s_channel && EW_ADC_RES_UNIT_OK(p)) {
+            last = (uint16_t)(EW_ADC_RES_DATA(p) & 0x0FFFu);   /* 12-bit unsigned code */
+        } else {
             s_stats.bad_results++;
-            s_stats.dropped_samples++;
-            continue;
         }
-        codes[k++] = (uint16_t)(EW_ADC_RES_DATA(p) & 0x0FFFu);   /* 12-bit unsigned code */
-        if (k == EW_ADC_FRAME_RESULTS) {
-            break;   /* cannot happen with reads of one frame; keeps the array in bounds */
-        }
+        codes[k++] = last;
     }
     size_t put = ew_spsc_push(&s_ring, codes, k);
     s_stats.samples += (uint32_t)put;
