@@ -218,6 +218,14 @@ def test_status_and_stats():
     assert s.mode == 0 and s.credits == 0
 
 
+def test_send_error_truncates():
+    h = Host()
+    h.take()
+    h.app.send_error(pr.ERRC_MODEL_MISMATCH, "x" * 300)
+    (e,) = h.take(pr.Error)
+    assert e.code == pr.ERRC_MODEL_MISMATCH and e.message == "x" * pr.MAX_ERROR_TEXT
+
+
 def test_classifier_exception_is_raised_not_swallowed():
     def bad(window, f):
         raise RuntimeError("model exploded")

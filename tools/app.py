@@ -110,6 +110,7 @@ _sig("ew_app_factory_reset", None, C.c_void_p)
 _sig("ew_app_set_input", C.c_int, C.c_void_p, C.c_uint8)
 _sig("ew_app_send_hello", None, C.c_void_p)
 _sig("ew_app_send_status", None, C.c_void_p)
+_sig("ew_app_send_error", None, C.c_void_p, C.c_uint16, C.c_uint16, C.c_char_p)
 _sig("ew_app_get_stats", None, C.c_void_p, C.POINTER(AppStats))
 _sig("ew_app_config_blob", C.c_int, C.c_void_p, C.POINTER(C.c_uint8), C.c_size_t)
 _sig("ew_app_limits", C.c_int, C.POINTER(C.c_uint32), C.c_int)
@@ -350,6 +351,10 @@ class App:
 
     def send_status(self) -> None:
         lib.ew_app_send_status(self._buf)
+        self._raise()
+
+    def send_error(self, code: int, message: str = "", ref_seq: int = 0) -> None:
+        lib.ew_app_send_error(self._buf, code, ref_seq, message.encode("ascii", "replace"))
         self._raise()
 
     def config_blob(self) -> bytes:

@@ -312,9 +312,9 @@ void ew_app_factory_reset(ew_app_t *app);
 
 /**
  * @brief Switch the input source (CMD START_STREAM / STOP_STREAM without the ACK).
- * @param input  EW_APP_INPUT_MIC / _INJECT start a new stream (INJECT also sends the initial
- *               CREDIT); EW_APP_INPUT_STOPPED drains the inject ring, flushes the detector
- *               (END events are sent) and stops.
+ * @param input  EW_APP_INPUT_MIC / _INJECT end the current stream (as STOPPED) and start a
+ *               new one (INJECT also sends the initial CREDIT); EW_APP_INPUT_STOPPED drains the
+ *               inject ring, flushes the detector (END events are sent) and stops.
  * @return EW_OK; EW_ERR_ARG (unknown input); EW_APP_ERR_STATE (rebooting).
  */
 int ew_app_set_input(ew_app_t *app, uint8_t input);
@@ -323,6 +323,13 @@ int ew_app_set_input(ew_app_t *app, uint8_t input);
 void ew_app_send_hello(ew_app_t *app);
 /** @brief Send STATUS now (as on CMD STATUS); starts a new STATUS period. */
 void ew_app_send_status(ew_app_t *app);
+
+/**
+ * @brief Send an ERROR frame in the app's sequence (e.g. MODEL_MISMATCH / INTERNAL from the
+ *        firmware's boot checks).  The message is truncated to EW_PROTO_MAX_ERROR_TEXT bytes;
+ *        NULL sends an empty message.  Nothing is sent after port.reboot() returned.
+ */
+void ew_app_send_error(ew_app_t *app, uint16_t code, uint16_t ref_seq, const char *message);
 
 /** @brief Copy the counters. */
 void ew_app_get_stats(const ew_app_t *app, ew_app_stats_t *out);

@@ -50,11 +50,16 @@ void ew_app__send_error(ew_app_t *a, uint16_t code, uint16_t ref_seq, const char
     ew_proto_error_t e;
     e.code = code;
     e.ref_seq = ref_seq;
+    const size_t n = msg == NULL ? 0 : strlen(msg);
     e.message = msg;
-    e.message_len = (uint8_t)(msg == NULL ? 0 : strlen(msg));
-    if (e.message_len > EW_PROTO_MAX_ERROR_TEXT) e.message_len = EW_PROTO_MAX_ERROR_TEXT;
+    e.message_len = (uint8_t)(n > EW_PROTO_MAX_ERROR_TEXT ? EW_PROTO_MAX_ERROR_TEXT : n);
     const int len = ew_proto_pack_error(&e, a->payload, sizeof(a->payload));
     if (len >= 0) ew_app__send(a, EW_MSG_ERROR, a->payload, (size_t)len);
+}
+
+void ew_app_send_error(ew_app_t *a, uint16_t code, uint16_t ref_seq, const char *message) {
+    if (a == NULL || a->rebooting) return;
+    ew_app__send_error(a, code, ref_seq, message);
 }
 
 static void send_ack(ew_app_t *a, uint16_t seq, uint8_t type) {
