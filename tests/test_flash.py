@@ -253,6 +253,26 @@ def test_image_subcommand_merges_at_the_right_offsets(tmp_path, capsys):
     assert img.chip == "esp32" and hashlib.sha256(m).hexdigest() in out
 
 
+@pytest.mark.parametrize("chip,name", [("esp32", "ESP32-D0WD"), ("esp32s3", "ESP32-S3"),
+                                       ("esp32c3", "ESP32-C3")])
+def test_romsim_speaks_esptools_protocol(tmp_path, sims, capsys, chip, name):
+    """The simulator against esptool's own command line (no tools/flash.py involved)."""
+    import esptool
+    sim = sims(chip, mac="24:0a:c4:aa:bb:cc")
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(bytes(random.Random(5).getrandbits(8) for _ in range(3000)))
+    base = ["--port", sim.port, "--before", "no-reset", "--after", "no-reset", "--no-stub"]
+    esptool.main(base + ["read-mac"])
+    esptool.main(base + ["--baud", "460800", "write-flash", "0x20000", str(blob)])
+    esptool.main(base + ["verify-flash", "0x20000", str(blob)])
+    out = capsys.readouterr().out
+    assert f"Chip type:          {name}" in out or name in out
+    assert "MAC:                24:0a:c4:aa:bb:cc" in out
+    assert "Hash of data verified" in out and "verification successful" in out.lower()
+    assert sim.read_flash(0x20000, 3000) == blob.read_bytes()
+    assert sim.state == "rom"                 # --after no-reset: still in the loader
+
+
 # ---------------------------------------------------------------------------------------------
 # failure paths: exit 2 = bad usage / input, 1 = the node failed; one line on stderr
 

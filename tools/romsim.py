@@ -28,8 +28,9 @@ What a pty cannot carry, and how the simulator stands in for it:
 - **DTR/RTS (EN / GPIO0 auto-reset).** A pty has no modem lines (pyserial's RTS ioctl fails on
   it), so use esptool's `--before no-reset`; to leave the loader use `--after soft-reset`
   (ROM "run user code"; tools/flash.py does this by itself on a pty).  A SYNC packet arriving
-  while the firmware runs, at any baud, stands in for the auto-reset circuit: the simulator
-  restarts in the ROM loader (that SYNC is lost; esptool retries).  `RomSim.reset(bootloader)`
+  while the firmware runs (at any baud), or while the loader runs at another baud than the
+  host's (left at 921600 by an earlier session), stands in for the auto-reset circuit: the
+  simulator restarts in the ROM loader at 115200 (that SYNC is lost; esptool retries).  `RomSim.reset(bootloader)`
   does the same from Python, SIGUSR1 / SIGUSR2 (bootloader / normal boot) from a shell.
 
 Failure injection (all off by default): `wrong chip` is just `--chip`; `silent_app` (firmware
@@ -465,6 +466,9 @@ class RomSim:
                 self._app_item(item)
             return
         if not self._link_ok():
+            if self.reset_on_sync and b"\xc0\x00\x08\x24\x00" in data:
+                self._enter_rom()           # a host syncing at another baud "reset" us
+                return
             self.garbled_in += len(data)
             return
         for b in data:
