@@ -241,3 +241,14 @@ def test_init_errors():
         app.App(labels=["x" * 40, "y"], write=print, classify=print)
     with pytest.raises(app.AppError):
         app.App(labels=LABELS, write=print, classify=print, adc_rate_hz=44100)
+
+
+def test_bench_app_builds_and_runs_on_host():
+    """tests/c/bench_app.c (rv32 figures for make bench) stays compilable and self-consistent."""
+    from tools import app_bench
+    d = app_bench._bench_data_dir()
+    exe = build("bench_app", [C_TESTS / "bench_app.c"], include_dirs=[d])
+    res = run(exe, timeout=600)
+    assert res.returncode == 0 and b"FAIL" not in res.stdout, res.stdout[-2000:]
+    f = dict(line.split() for line in res.stdout.decode().splitlines())
+    assert int(f["samples"]) > 16000 * 10 and int(f["tx_bytes_record"]) > 2 * int(f["samples"])
