@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import serial
 
-from tools import audio, core, twin
+from tools import app, audio, core, twin
 from tools import protocol as pr
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -249,3 +249,34 @@ def test_inject_with_model_equals_reference(model_dir):
     node.process(x)
     node.flush()
     assert node.windows and event_tuples(events) == node_tuples(node)
+
+
+def test_record_on_event_segments():
+    """AUDIO_STREAM 2: AUDIO only around detections, each segment from 0.5 s before the onset,
+    never overlapping, samples in order."""
+    with twin.start(CLIP, stub_scores=STUB, loop=True) as t:
+        lk = Link(t.port)
+        lk.send(pr.ConfigSet(pr.CFG_AUDIO_STREAM, 2))
+        assert lk.wait_type(pr.Config).value == 2
+        seq = lk.send(pr.Cmd(pr.CMD_START_STREAM, 0))
+        lk.wait(lambda m: isinstance(m, pr.Ack) and m.acked_seq == seq)
+        audio_frames, onsets = [], []
+        while len(onsets) < 3:
+            m = lk.wait(lambda m: isinstance(m, (pr.Audio, pr.Event)))
+            if isinstance(m, pr.Audio):
+                audio_frames.append(m)
+            elif m.kind == pr.EVENT_ONSET:
+                onsets.append(m.onset_sample)
+        lk.close()
+    # segments = runs of contiguous frames
+    segments = []
+    for f in audio_frames:
+        if segments and segments[-1][1] == f.first_sample:
+            segments[-1][1] += len(f.samples)
+        else:
+            assert not segments or f.first_sample > segments[-1][1]       # no overlap/repeat
+            segments.append([f.first_sample, f.first_sample + len(f.samples)])
+    pre = app.LIMITS["event_preroll_samples"]
+    for o in onsets[:2]:
+        seg = [s for s in segments if s[0] <= o < s[1] or s[0] == max(0, o - pre)]
+        assert seg and seg[0][0] <= max(0, o - pre) + 512 and seg[0][0] <= o

@@ -293,7 +293,12 @@ def serve(args) -> int:
         elif (online and len(port.out) < HIGH_WATER) or (not online and paced):
             if paced:
                 due = mic_t0 + mic_codes / ADC_RATE_HZ
-                if now - due > 1.0:             # the host stalled us: no catch-up burst
+                if now - due > 1.0:             # stalled (host not reading): like the
+                    lost = int((now - due) * ADC_RATE_HZ) // CHUNK_CODES   # device's DMA,
+                    for _ in range(lost):           # lose that audio and report an overrun
+                        mic.next()
+                    if lost and a.input == "mic":
+                        a.note_overrun(lost * CHUNK_CODES)
                     mic_t0, mic_codes, due = now, 0, now
                 feed = now >= due
                 timeout = 0 if feed else min(timeout, due - now)
