@@ -296,13 +296,17 @@ class NodeLink:
         out += self._poll()
         return out
 
-    def _wait(self, match: Callable, timeout: float):
-        """Read until match(item) is true; non-matching items go to the backlog."""
+    def _wait(self, match: Callable, timeout: float, drop_before: bool = False):
+        """Read until match(item) is true; non-matching items go to the backlog (with
+        drop_before, the items that arrived before the match, backlog included, are dropped:
+        e.g. the old stream's frames before the ACK of START_STREAM)."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             items = self._poll()
             for i, it in enumerate(items):
                 if match(it):
+                    if drop_before:
+                        self._backlog.clear()
                     self._backlog.extend(items[i + 1:])
                     return it
                 self._backlog.append(it)
@@ -361,7 +365,7 @@ class NodeLink:
 
     # ---- requests ---------------------------------------------------------------------------
     def request(self, msg: pr.Message, answer: Callable[[pr.Frame, int], bool] | None = None,
-                timeout: float | None = None) -> pr.Frame:
+                timeout: float | None = None, drop_before: bool = False) -> pr.Frame:
         """Send msg and wait for its answer: an ERROR with ref_seq = its seq raises LinkError;
         `answer(frame, seq)` decides what else answers it (default: an ACK of that seq)."""
         timeout = self.timeouts.reply_s if timeout is None else timeout
@@ -376,7 +380,7 @@ class NodeLink:
                 return answer(it, seq)
             return isinstance(it.msg, pr.Ack) and it.msg.acked_seq == seq
 
-        fr = self._wait(match, timeout)
+        fr = self._wait(match, timeout, drop_before)
         name = pr.TYPE_NAMES.get(msg.TYPE, hex(msg.TYPE))
         if fr is None:
             raise LinkError(f"{self.port_name}: no answer to {name} in {timeout:.1f} s", 1)
@@ -385,13 +389,14 @@ class NodeLink:
                             f"{ERROR_NAMES.get(fr.msg.code, '')} {fr.msg.message}".rstrip(), 1)
         return fr
 
-    def command(self, command: int, arg: int = 0, timeout: float | None = None) -> pr.Frame:
+    def command(self, command: int, arg: int = 0, timeout: float | None = None,
+                drop_before: bool = False) -> pr.Frame:
         """CMD answered by ACK (START_STREAM, STOP_STREAM, REBOOT) or STATUS / HELLO."""
         want = {pr.CMD_STATUS: pr.Status, pr.CMD_HELLO: pr.Hello}.get(command)
         if want is not None:
             return self.request(pr.Cmd(command, arg), lambda f, s: isinstance(f.msg, want),
-                                timeout)
-        return self.request(pr.Cmd(command, arg), None, timeout)
+                                timeout, drop_before)
+        return self.request(pr.Cmd(command, arg), None, timeout, drop_before)
 
     def config_get(self, key: int, timeout: float | None = None) -> int:
         fr = self.request(pr.ConfigGet(key), lambda f, s: isinstance(f.msg, pr.Config) and
@@ -567,7 +572,7 @@ def open_node(port: str | None = None, sim=None, baud: int = DEFAULT_BAUD,
         try:
             twin = _twin_mod.start(audio=None if sim is True else str(sim), model=model,
                                    realtime=realtime, **twin_opts)
-        except (OSError, ValueError, RuntimeError) as e:
+        except (_twin_mod.TwinError, OSError, ValueError, RuntimeError) as e:
             raise LinkError(f"cannot start the simulated node: {e}", 2) from None
         port = twin.port
     elif not port:

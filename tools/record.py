@@ -23,10 +23,17 @@ event, gap and close), so Ctrl-C, a pulled cable or a killed process loses at mo
 Ctrl-C and a vanished port close the file cleanly (exit 0 and 1).  Disk full stops the
 recording, keeps what was written, and exits 1.
 
-`--on-event` keeps only windows around detections: the host keeps a pre-roll ring buffer of the
-continuous AUDIO stream and, for each EVENT (ONSET), writes [onset - pre-roll, onset + post-roll]
-(windows that overlap are merged) to its own file, labelled with the detected class in
-metadata.csv.  (Host-side, so it works with any node that streams AUDIO.)
+`--on-event` keeps only windows around detections.  If the node supports detect +
+record-on-event (CONFIG AUDIO_STREAM 2: it sends AUDIO only from its pre-roll before an EVENT
+onset to its post-roll after the last hit, 0.5 s each in the firmware), each segment it sends
+becomes one file (a jump in sample index without a sequence gap is the end of a segment, not a
+loss).  Otherwise (or with --host-buffer) the node streams continuously and the host keeps a
+pre-roll ring buffer: for each EVENT (ONSET) it writes [onset - pre-roll, onset + post-roll]
+(overlapping windows merged) to its own file.  Either way the file is labelled in metadata.csv
+with the detected class (best score), unless --label is given.
+
+At start the recorder asks the node for a new stream from its microphone (CMD START_STREAM 0:
+sample indices restart at 0, and a node left in INJECT mode listens again).
 
 metadata.csv (in --out; appended, created with its header): path (relative to --out), label
 (--label, or the detected class in --on-event mode), source_label, fold (--fold, default one per
@@ -238,6 +245,9 @@ class RecordOptions:
     fold: int | None = None
     licence: str = "unspecified (own field recording)"
     fmt: str = "WAV"
+    #: --on-event served by the node (AUDIO_STREAM 2): AUDIO comes in segments around events;
+    #: a jump in first_sample without a sequence gap is the end of a segment, not a loss
+    node_segments: bool = False
 
 
 class Recorder:
@@ -270,6 +280,8 @@ class Recorder:
         self._clip_end: int | None = None
         self._clip_label: str | None = None
         self._clip_score = 0.0
+        self._pending_events: list[pr.Event] = []
+        self.host_windows = opts.on_event and not opts.node_segments
         opts.out.mkdir(parents=True, exist_ok=True)
 
     # ---- files ------------------------------------------------------------------------------
@@ -289,13 +301,20 @@ class Recorder:
         while path.exists() or path.with_suffix(".json").exists():
             path = self.o.out / f"{stem}-{k}{ext}"
             k += 1
-        mode = "on-event" if self.o.on_event else "continuous"
+        mode = "on-event (node segments)" if self.o.node_segments else \
+            "on-event" if self.host_windows else "continuous"
         f = AudioFile(path, first_sample, self.info, mode, t, extra, self.o.fmt)
         self.files.append(f)
         return f
 
     def _close(self, f: AudioFile, reason: str, label: str | None = None,
                source_label: str | None = None) -> None:
+        if self.o.node_segments and label is None:
+            evs = [e for e in f.meta["events"] if e["kind"] == "onset"] or f.meta["events"]
+            if evs:
+                best = max(evs, key=lambda e: e["score"])
+                label = self.o.label or best["label"]
+                source_label = f"detected {best['label']} (score {best['score']:.2f})"
         f.close(reason, self.link_stats())
         if f.samples:
             self.meta_csv.append({
@@ -312,7 +331,7 @@ class Recorder:
         if self.file is not None:
             f, self.file = self.file, None
             self._close(f, reason)
-        if self.o.on_event and self._clip_file is not None:
+        if self.host_windows and self._clip_file is not None:
             self._finish_clip(reason)
 
     # ---- items ------------------------------------------------------------------------------
@@ -345,7 +364,7 @@ class Recorder:
                 f.flush(self.link_stats())
 
     def _boundary(self, reason: str) -> None:
-        if self.o.on_event:
+        if self.host_windows:
             if self._clip_file is not None:
                 self._finish_clip(reason)
             self._ring = np.zeros(0, np.int16)
@@ -370,6 +389,9 @@ class Recorder:
                 else:                                  # index went back: node restarted
                     self._boundary(f"sample index went back from {self.expected} to {first}")
                     self.expected = None
+            elif self.o.node_segments and self.pending_seq_gap is None:
+                self._boundary("end of event segment")      # not a loss: between segments
+                self.expected = None
             else:
                 gap = first - self.expected
                 sg = self.pending_seq_gap
@@ -394,25 +416,28 @@ class Recorder:
         self.expected = first + x.size
 
     def _count_dups(self, n: int) -> None:
-        f = self.file if not self.o.on_event else self._clip_file
+        f = self.file if not self.host_windows else self._clip_file
         if f is not None:
             f.meta["duplicate_samples_dropped"] += n
 
     def _gap_note(self, at: int, n: int, reason: str) -> None:
-        f = self.file if not self.o.on_event else self._clip_file
+        f = self.file if not self.host_windows else self._clip_file
         if f is not None:
             f.add_gap(at, n, reason, filled="none")
             f.write_sidecar()
 
     # continuous stream of samples (gaps already filled) from sample index `first`
     def _emit(self, first: int, x: np.ndarray, gap_reason: str | None = None) -> None:
-        if self.o.on_event:
+        if self.host_windows:
             self._emit_event_mode(first, x, gap_reason)
             return
         pos = 0
         while pos < x.size:
             if self.file is None:
                 self.file = self._open(first + pos)
+                for ev in self._pending_events:
+                    self.file.add_event(ev)
+                self._pending_events.clear()
             if gap_reason is not None and pos == 0:
                 self.file.add_gap(first, x.size, gap_reason)
             room = self.roll - self.file.samples
@@ -429,16 +454,32 @@ class Recorder:
         rec = {"label": self.info.label(ev.class_index), "onset_sample": ev.onset_sample,
                "score": ev.score / 256, "kind": "onset" if ev.kind == pr.EVENT_ONSET else "end"}
         self.events.append(rec)
-        if self.o.on_event:
+        if self.host_windows:
             self._event_mode_event(ev)
             return
-        if self.file is not None:
-            self.file.add_event(ev)
-            self.file.write_sidecar()
-        elif self.files:
-            # arrived between files (just rolled): note it in the last one
-            self.files[-1].add_event(ev)
-            self.files[-1].write_sidecar()
+        # the file whose audio holds the onset (an END may refer to a closed file; in node
+        # segment mode an ONSET often arrives before its segment's first AUDIO frame)
+        cur = self.file
+        slack = 0 if self.o.node_segments else self.sr
+        if cur is not None and cur.first_sample <= ev.onset_sample < cur.end_sample + slack:
+            target = cur
+        elif self.o.node_segments and (cur is None or ev.onset_sample >= cur.end_sample):
+            self._pending_events.append(ev)
+            return
+        else:
+            target = next((f for f in reversed(self.files)
+                           if f.first_sample <= ev.onset_sample < f.end_sample), None)
+            target = target or cur or (self.files[-1] if self.files else None)
+        if target is None:
+            self._pending_events.append(ev)
+            return
+        target.add_event(ev)
+        try:
+            target.write_sidecar()
+        except DiskFull:
+            raise
+        except OSError:
+            pass
 
     # ---- on-event mode ------------------------------------------------------------------------
     _clip_file: AudioFile | None = None
@@ -523,7 +564,8 @@ def _link_stats(link: lk.NodeLink) -> dict:
 
 
 def record(link: lk.NodeLink, opts: RecordOptions, duration_s: float | None = None,
-           progress=None, stop_on_idle: bool = True) -> tuple[dict, str | None, int]:
+           progress=None, stop_on_idle: bool = True, restart_stream: bool = True,
+           node_events: bool = True) -> tuple[dict, str | None, int]:
     """Record from an open link until duration_s of audio, Ctrl-C, a link failure, a full disk
     or (stop_on_idle) no AUDIO for Timeouts.idle_s.
 
@@ -536,11 +578,25 @@ def record(link: lk.NodeLink, opts: RecordOptions, duration_s: float | None = No
     except lk.LinkError:
         pass                            # a node without the key: recorded as null
     info = NodeInfo.from_hello(hello, gain)
+    stream = 1
+    if opts.on_event and not opts.node_segments and node_events:
+        try:                            # detect + record-on-event on the node itself
+            link.config_set(pr.CFG_AUDIO_STREAM, 2)
+            stream = 2
+        except lk.LinkError:
+            stream = 1                  # an older node: host-side pre-roll buffer
+    opts.node_segments = stream == 2
     rec = Recorder(opts, info, lambda: _link_stats(link))
     try:
-        link.config_set(pr.CFG_AUDIO_STREAM, 1)
+        if stream == 1:
+            link.config_set(pr.CFG_AUDIO_STREAM, 1)
     except lk.LinkError as e:
         raise lk.LinkError(f"node refused to stream audio: {e}", 1) from None
+    if restart_stream:
+        try:                            # a new stream from the microphone: indices from 0
+            link.command(pr.CMD_START_STREAM, 0, drop_before=True)
+        except lk.LinkError:
+            pass                        # a node without streams: record what comes
     limit = None if duration_s is None else int(round(duration_s * info.sample_rate_hz))
     reason, code = "stopped", 0
     last_audio = time.monotonic()
@@ -549,7 +605,8 @@ def record(link: lk.NodeLink, opts: RecordOptions, duration_s: float | None = No
             if it is None:              # nothing arrived in one poll
                 if time.monotonic() - rec._last_flush >= opts.flush_s:
                     rec.flush()
-                if stop_on_idle and time.monotonic() - last_audio > link.timeouts.idle_s:
+                if stop_on_idle and not opts.node_segments and \
+                        time.monotonic() - last_audio > link.timeouts.idle_s:
                     reason = f"no audio for {link.timeouts.idle_s:g} s"
                     code = 0 if link.twin is not None else 1
                     break
@@ -611,8 +668,14 @@ def main(argv=None) -> int:
                     help="stop after this much audio (default: until Ctrl-C)")
     ap.add_argument("--on-event", action="store_true",
                     help="keep only windows around detections")
-    ap.add_argument("--pre-roll", type=float, default=3.0, metavar="SECONDS")
-    ap.add_argument("--post-roll", type=float, default=2.0, metavar="SECONDS")
+    ap.add_argument("--host-buffer", action="store_true",
+                    help="--on-event with the host's pre-roll buffer even if the node could do it")
+    ap.add_argument("--pre-roll", type=float, default=3.0, metavar="SECONDS",
+                    help="host buffer: audio kept before an event onset (default 3)")
+    ap.add_argument("--post-roll", type=float, default=2.0, metavar="SECONDS",
+                    help="host buffer: audio kept after an event onset (default 2)")
+    ap.add_argument("--no-restart", action="store_true",
+                    help="do not start a new stream (keep the node's sample indices)")
     ap.add_argument("--label", default=None, help="label for metadata.csv (default: "
                     "'unlabelled', or the detected class with --on-event)")
     ap.add_argument("--fold", type=int, default=None)
@@ -643,7 +706,9 @@ def main(argv=None) -> int:
                           file=sys.stderr)
 
             try:
-                summary, reason, code = record(link, opts, args.duration, progress)
+                summary, reason, code = record(link, opts, args.duration, progress,
+                                               restart_stream=not args.no_restart,
+                                               node_events=not args.host_buffer)
             except DiskFull as e:
                 print(f"record: error: {e}", file=sys.stderr)
                 return 1
