@@ -24,6 +24,20 @@ def test_c_app(target):
     assert "FAIL" not in out
 
 
+def test_c_app_sanitizers():
+    """The same test under AddressSanitizer + UBSan (random frames included): the app reads
+    untrusted bytes."""
+    try:
+        exe = build("test_app_asan", [C_TESTS / "test_app.c"],
+                    extra_flags=["-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+                                 "-fno-omit-frame-pointer"])
+    except RuntimeError as e:
+        pytest.skip(f"no sanitizer runtime: {str(e)[-200:]}")
+    res = run(exe, timeout=600)
+    out = (res.stdout + res.stderr).decode(errors="replace")
+    assert res.returncode == 0 and "FAIL" not in out, out[-3000:]
+
+
 def loud_classifier(features_threshold: int = 22):
     """Class 0 for windows with any loud feature, else the negative class (like test_app.c)."""
     def classify(window, f):

@@ -603,6 +603,60 @@ static void test_reboot(void) {
     CHECK(last_error() == EW_ERRC_UNSUPPORTED);
 }
 
+/* Random valid frames of every type (random payloads, lengths, commands, keys, positions):
+ * no crash / sanitizer report, the credit invariant holds, every host frame gets handled. */
+static uint32_t rng_state = 99;
+static uint32_t rnd(uint32_t n) {
+    rng_state = rng_state * 1664525u + 1013904223u;
+    return (rng_state >> 8) % n;
+}
+
+static void test_random_frames(void) {
+    ew_app_info_t i = info();
+    ew_port_t p = port();
+    ew_proto_decoder_init(&out_dec);
+    saved_len = 0;
+    CHECK(ew_app_init(&app, &i, &p) == EW_OK);
+    static uint8_t pl[EW_PROTO_MAX_PAYLOAD];
+    uint64_t pos = 0;
+    int reinits = 0;
+    for (int k = 0; k < 3000; k++) {
+        clear_frames();
+        const uint32_t what = rnd(10);
+        if (what < 3) {                                   /* INJECT near the position */
+            const uint32_t n = rnd(3) == 0 ? rnd(513) : 512;
+            const uint64_t at = rnd(8) == 0 ? pos + rnd(20000) : (rnd(8) == 0 && pos > 600 ? pos - rnd(600) : pos);
+            for (uint32_t j = 0; j < n; j++) sig[j] = (int16_t)(rnd(65536) - 32768);
+            host_inject(at, sig, n);
+            pos = at + n;
+        } else if (what < 5) {                            /* CMD */
+            const uint8_t cmd = (uint8_t)rnd(7);
+            host_cmd(cmd, rnd(3));
+            if (cmd == EW_CMD_START_STREAM) pos = 0;
+        } else if (what < 7) {                            /* CONFIG_SET: keys incl. unknown */
+            static const uint16_t keys[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0x100, 0x101, 0x102, 0x1FF};
+            const int32_t vals[] = {0, 1, 2, -1, 256, 3000, -30000, 65536, 9600, 0x7FFFFFFF, (int32_t)rnd(100000) - 50000};
+            host_set(keys[rnd(sizeof(keys) / sizeof(keys[0]))], vals[rnd(sizeof(vals) / sizeof(vals[0]))]);
+        } else {                                          /* any type, random payload */
+            const size_t n = rnd(3) == 0 ? rnd(EW_PROTO_MAX_PAYLOAD + 1) : rnd(12);
+            for (size_t j = 0; j < n; j++) pl[j] = (uint8_t)rnd(256);
+            host_send((uint8_t)rnd(16), pl, n);
+        }
+        if (rnd(4) == 0) ew_app_feed_pcm16(&app, sig, rnd(2000));
+        if (rnd(50) == 0) ew_app_note_overrun(&app, rnd(5000));
+        ew_app_poll(&app);
+        check_credit_invariant();
+        if (app.rebooting) {
+            CHECK(ew_app_init(&app, &i, &p) == EW_OK);
+            reinits++;
+        }
+    }
+    ew_app_stats_t s;
+    ew_app_get_stats(&app, &s);
+    CHECK(reinits > 0 && s.tx_errors == 0);
+    if (failures) printf("random frames: stats samples %lu\n", (unsigned long)s.samples);
+}
+
 int main(void) {
     make_signal();
     test_hello();
@@ -611,6 +665,7 @@ int main(void) {
     test_inject();
     test_record();
     test_reboot();
+    test_random_frames();
     printf("%s %d checks, %d failures, app %u bytes, classifies %d\n", failures ? "FAILED" : "OK",
            checks, failures, (unsigned)ew_app_sizeof(), classifies);
     return failures ? 1 : 0;

@@ -7,7 +7,8 @@
 #define RING EW_APP_AUDIO_RING_SAMPLES
 #define INJ EW_APP_INJECT_SAMPLES
 #define AFRAME EW_APP_AUDIO_FRAME_SAMPLES
-#define MAX_GAP_SAMPLES (60u * EW_SAMPLE_RATE_HZ)  /* larger INJECT position jumps are refused */
+#define MAX_GAP_SAMPLES EW_SAMPLE_RATE_HZ  /* larger INJECT position jumps (> 1 s) are refused:
+                                               credit bounds a legitimate gap by the buffer */
 #define FULL_SCALE_Q8 (30 * 256)                   /* log2 Q8 of a full-scale mean square (2^30) */
 
 static const int16_t zeros[AFRAME];
@@ -380,7 +381,7 @@ static void handle_inject(ew_app_t *a, uint16_t seq, const uint8_t *p, size_t le
     if (m.first_sample > a->inj_pos) {
         gap = m.first_sample - a->inj_pos;
         if (gap > MAX_GAP_SAMPLES) {
-            ew_app__send_error(a, EW_ERRC_BAD_VALUE, seq, "INJECT: first_sample jumps > 60 s ahead");
+            ew_app__send_error(a, EW_ERRC_BAD_VALUE, seq, "INJECT: first_sample jumps > 1 s ahead");
             return;
         }
     }
