@@ -22,11 +22,15 @@
  *  - INJECT (START_STREAM 1): microphone samples are ignored; INJECT audio is queued by
  *    ew_app_rx and processed by ew_app_poll; credits per docs/protocol.md section 6.
  *  - STOPPED (STOP_STREAM): nothing is processed until the next START_STREAM.
- *  Every START_STREAM starts a new stream: the detector is reset and sample indices (EVENT
- *  onsets, AUDIO first_sample, STATUS sample_index) restart at 0.  STOP_STREAM first processes
+ *  Every START_STREAM ends the current stream as STOP_STREAM does (its last EVENTs precede the
+ *  ACK) and starts a new one: the detector is reset and sample indices (EVENT onsets, AUDIO
+ *  first_sample, STATUS sample_index) restart at 0.  STOP_STREAM first processes
  *  every queued INJECT sample, then flushes the detector (pending windows are completed with
  *  silence, open events are closed: their EVENT END frames are sent) and only then ACKs, so
  *  the ACK tells the host that every EVENT of the stream has been sent.
+ *  INJECT positions: a frame behind the expected position contributes only its new samples; a
+ *  gap (frames lost on the link) is zero-filled and reported with ERROR SEQ_GAP, and lowers the
+ *  outstanding credit by its size; a jump of more than 1 s is refused (ERROR BAD_VALUE).
  *
  * Audio streaming (CONFIG AUDIO_STREAM)
  * -------------------------------------
@@ -34,7 +38,8 @@
  *  EW_APP_AUDIO_FRAME_SAMPLES samples with its stream sample index; 2 around events
  *  (detect + record-on-event): samples are kept in a ring of EW_APP_AUDIO_RING_SAMPLES and an
  *  EVENT ONSET sends from EW_APP_EVENT_PREROLL_SAMPLES before the event's onset until
- *  EW_APP_EVENT_POSTROLL_SAMPLES after the end of its last hit.  AUDIO carries the signal the
+ *  EW_APP_EVENT_POSTROLL_SAMPLES after the detector has closed every event (its END frames
+ *  come a hold-off after the last hit).  AUDIO carries the signal the
  *  detector receives (after decimation and gain, before the DC blocker).  A jump in
  *  first_sample means samples not sent: the gap between event segments (mode 2), samples lost
  *  to an overrun (ew_app_note_overrun; the detector gets silence for them, AUDIO skips them)
