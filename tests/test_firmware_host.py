@@ -832,10 +832,12 @@ def test_adc_rate_correction(node_exe, tmp_path):
     finally:
         node.close()
     assert ok is not None, node.logs()
-    m = re.search(r"reprogramming 32000 -> (\d+) Hz", node.logs())
-    assert m, node.logs()
-    programmed = int(m.group(1))
-    assert abs(programmed - 40000) <= 40000 / 64        # host timing jitter of the measurement
+    steps = [(int(a), int(b)) for a, b in re.findall(r"reprogramming (\d+) -> (\d+) Hz", node.logs())]
+    assert steps and steps[0][0] == 32000, node.logs()
+    # 32000 / 0.8; a loaded test machine can skew the 2-s measurement by a few per cent, and
+    # the firmware then corrects a second time
+    assert abs(steps[0][1] - 40000) <= 40000 * 0.04
+    programmed = steps[-1][1]
     m = re.search(r"ADC rate (\d+) Hz \(target 32000, programmed (\d+)\)", ok.text)
     assert m and int(m.group(2)) == programmed and abs(int(m.group(1)) - 32000) <= 32000 / 64
     assert f"ADC config {programmed} Hz" in node.stderr.decode()

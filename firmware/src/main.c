@@ -60,7 +60,7 @@
 
 static const char *TAG = "earwitness";
 
-static ew_app_t s_app;                                  /* ~70 KiB, .bss */
+static ew_app_t s_app;                                  /* ~74 KiB, .bss */
 static const char *const s_labels[EW_MODEL_N_CLASSES] = EW_MODEL_LABELS;
 static const uint16_t s_thresholds[EW_MODEL_N_CLASSES] = EW_MODEL_THRESHOLDS_Q8;
 static char s_model_error[EW_PROTO_MAX_ERROR_TEXT + 1];
@@ -133,7 +133,13 @@ static void processing_task(void *arg)
 
         ew_adc_stats_t st;
         ew_adc_get_stats(&st);
-        while ((n = ew_adc_read(codes, EW_FEED_CHUNK)) > 0) {
+        /* Drain what is queued now (not what arrives meanwhile, so host commands are never
+         * starved), in 16 ms chunks, sending AUDIO / STATUS between them. */
+        for (size_t left = ew_adc_pending(); left > 0; left -= n) {
+            n = ew_adc_read(codes, left < EW_FEED_CHUNK ? left : EW_FEED_CHUNK);
+            if (n == 0) {
+                break;
+            }
             ew_app_feed_adc(&s_app, codes, n);   /* discarded unless the input is MIC */
             ew_app_poll(&s_app);
             esp_task_wdt_reset();
