@@ -107,12 +107,12 @@ static void processing_task(void *arg)
     const bool model_ok = s_model_status == EW_TFLM_OK;
     if (!model_ok) {
         ew_app_set_input(&s_app, EW_APP_INPUT_STOPPED);  /* refuse to run */
-        ew_esp32_send_error(&s_app, s_model_status == EW_TFLM_ERR_MISMATCH ?
-                            EW_ERRC_MODEL_MISMATCH : EW_ERRC_INTERNAL, s_model_error);
+        ew_app_send_error(&s_app, s_model_status == EW_TFLM_ERR_MISMATCH ?
+                          EW_ERRC_MODEL_MISMATCH : EW_ERRC_INTERNAL, 0, s_model_error);
     }
     esp_err_t err = ew_adc_start(CONFIG_EW_MIC_GPIO, info.adc_rate_hz, EW_CORE_IO);
     if (err != ESP_OK) {
-        ew_esp32_send_error(&s_app, EW_ERRC_INTERNAL, "ADC capture failed to start");
+        ew_app_send_error(&s_app, EW_ERRC_INTERNAL, 0, "ADC capture failed to start");
     }
     if (esp_task_wdt_add(NULL) != ESP_OK) {
         ESP_LOGW(TAG, "task watchdog not available");
@@ -155,8 +155,8 @@ static void processing_task(void *arg)
         if (!model_ok && ew_board_time_us() - mismatch_t >= EW_MISMATCH_REPEAT_US) {
             mismatch_t = ew_board_time_us();
             ESP_LOGE(TAG, "model not running: %s", s_model_error);
-            ew_esp32_send_error(&s_app, s_model_status == EW_TFLM_ERR_MISMATCH ?
-                                EW_ERRC_MODEL_MISMATCH : EW_ERRC_INTERNAL, s_model_error);
+            ew_app_send_error(&s_app, s_model_status == EW_TFLM_ERR_MISMATCH ?
+                              EW_ERRC_MODEL_MISMATCH : EW_ERRC_INTERNAL, 0, s_model_error);
         }
     }
 }

@@ -39,12 +39,6 @@ void ew_esp32_notify_consumer(void);
 /** Fill port with the ESP32 implementation of ew_port_t (port.c). */
 void ew_esp32_port(ew_port_t *port);
 
-/**
- * @brief Send an ERROR frame in the app's sequence (for conditions the app cannot know of,
- *        e.g. MODEL_MISMATCH from the TFLM glue).  Processing task only, like ew_app_*.
- */
-void ew_esp32_send_error(ew_app_t *app, uint16_t code, const char *message);
-
 /* ----------------------------------------------------------------------------- ADC capture */
 
 /** Capture counters.  Written by the capture task / ADC ISR; read from anywhere. */

@@ -21,7 +21,6 @@
 
 #include "ew_esp32.h"
 #include "ew_model.h"
-#include "ew_proto.h"
 #include "tflm_glue.h"
 
 static const char *TAG = "ew_app";
@@ -105,28 +104,4 @@ void ew_esp32_port(ew_port_t *port)
     port->set_baud = port_set_baud;
     port->reboot = port_reboot;
     port->log = port_log;
-}
-
-void ew_esp32_send_error(ew_app_t *app, uint16_t code, const char *message)
-{
-    /* ew_app has no public "send ERROR" entry point; this uses its sequence counter so the
-     * host sees one gap-free sequence (ew_app.h documents tx_seq as internal state). */
-    static uint8_t payload[5 + EW_PROTO_MAX_ERROR_TEXT];
-    static uint8_t wire[EW_PROTO_WIRE_SIZE(5 + EW_PROTO_MAX_ERROR_TEXT)];
-    size_t len = strlen(message);
-    ew_proto_error_t e = {
-        .code = code,
-        .ref_seq = 0,
-        .message_len = (uint8_t)(len > EW_PROTO_MAX_ERROR_TEXT ? EW_PROTO_MAX_ERROR_TEXT : len),
-        .message = message,
-    };
-    int n = ew_proto_pack_error(&e, payload, sizeof payload);
-    if (n < 0) {
-        return;
-    }
-    size_t w = ew_proto_encode(EW_MSG_ERROR, app->tx_seq, payload, (size_t)n, wire, sizeof wire);
-    if (w > 0) {
-        app->tx_seq++;
-        ew_serial_write(wire, w);
-    }
 }
