@@ -1,0 +1,313 @@
+"""Training pipeline: tiny end-to-end run on the shipped clips (features from the C core ->
+tiny CNN -> int8 -> parity -> export), consistency of the manifest and the generated C
+(compiled with gcc/g++), determinism of the generator, augmentation and bad input.
+No ../shared dependency; one small model trained once per module."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from tools import audio, core, params  # noqa: E402
+from training import augment, data, export, features, quantize  # noqa: E402
+from training.__main__ import main  # noqa: E402
+
+ROOT = params.ROOT
+AUDIO = ROOT / "tests" / "audio"
+MANIFEST = AUDIO / "manifest.csv"
+P = params.default()
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return data.read_csv(MANIFEST)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, rows):
+    """One tiny model trained on the shipped clips and exported (val fold 4: thresholds)."""
+    from training import train
+    out = tmp_path_factory.mktemp("model")
+    cache = tmp_path_factory.mktemp("cache")
+    res = train.fit_and_export(rows, AUDIO, out, arch="ds_cnn", seed=1, val_fold=4, epochs=2,
+                               name="test-tiny", created_by="pytest", max_int8_drop=1.0,
+                               cache_dir=cache, progress=False, log=lambda m: None, width=8)
+    return out, res
+
+
+# ---- data --------------------------------------------------------------------------------------
+
+def test_read_csv_and_class_map(rows):
+    assert len(rows) == 12 and {r.fold for r in rows} <= {1, 2, 3, 4, 5}
+    cm = data.ClassMap.default()
+    assert cm.labels[-1] == "other" and cm.n_classes == 8
+    assert cm.index("gunshot") == 0 and cm.index("background") == cm.negative_index
+    assert cm.index("door_slam") == cm.negative_index
+    cm2 = data.ClassMap.parse("gunshot,siren=siren+alarm")
+    assert cm2.labels == ["gunshot", "siren", "other"] and cm2.index("alarm") == 1
+    with pytest.raises(data.DataError):
+        data.ClassMap.parse("gunshot,other")
+
+
+def test_csv_without_path_column(tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_text("file,label\na.wav,gunshot\n")
+    with pytest.raises(data.DataError, match="no path column"):
+        data.read_csv(p)
+
+
+def test_bad_clips_skipped_or_strict(tmp_path, rows):
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunk")
+    shutil.copy(AUDIO / rows[0].path, tmp_path / "ok.wav")
+    bad = [data.Row("ok.wav", "gunshot", 1), data.Row("missing.wav", "gunshot", 1),
+           data.Row("corrupt.wav", "siren", 2)]
+    msgs = []
+    clips, problems = data.load_clips(bad, tmp_path, log=msgs.append)
+    assert [c.row.path for c in clips] == ["ok.wav"]
+    assert len(problems) == 2 and any("missing.wav" in m and "no such file" in m for m in msgs)
+    assert any("corrupt.wav" in m for m in msgs)
+    with pytest.raises(data.DataError, match="missing.wav"):
+        data.load_clips(bad, tmp_path, strict=True, log=msgs.append)
+
+
+# ---- augmentation and features ------------------------------------------------------------------
+
+def test_augmentation_is_deterministic():
+    ev = audio.load(AUDIO / "gunshot_1.wav")
+    bg = audio.load(AUDIO / "background_rain_1.wav")
+    cfg = augment.AugmentConfig()
+    a = augment.mix(ev, bg, augment.rng_for(3, "clip"), cfg)
+    b = augment.mix(ev, bg, augment.rng_for(3, "clip"), cfg)
+    c = augment.mix(ev, bg, augment.rng_for(4, "clip"), cfg)
+    assert np.array_equal(a[0], b[0]) and a[2] == b[2]
+    assert not np.array_equal(a[0], c[0])
+    # the SNR is what was asked for: event vs background over the event's loudest second
+    stream, part, start = augment.mix(ev, bg, augment.rng_for(0, "x"), cfg, snr_db=6.0)
+    bgpart = stream.astype(float) - part
+    pe = augment.active_power(part[start:start + ev.size])
+    pb = float(np.mean(bgpart ** 2))
+    assert abs(10 * np.log10(pe / pb) - 6.0) < 0.5
+    assert stream.dtype == np.int16
+
+
+def test_training_windows_are_the_nodes_windows():
+    """Windows sliced from tools.core.features equal the features the node hands its classifier."""
+    x = audio.load(AUDIO / "gunshot_2.wav")
+    stream, _ = features.eval_stream(x)
+    node = core.Node(keep_features=True)
+    node.process(stream)
+    node.flush()
+    F = core.features(stream)
+    assert node.windows, "the gate opened no window on a gunshot"
+    assert features.node_windows(stream) == [w.start_sample // core.HOP for w in node.windows]
+    for w, f in zip(node.windows, node.features):
+        assert w.start_sample % core.HOP == 0
+        j = w.start_sample // core.HOP
+        assert np.array_equal(F[j:j + features.FRAMES], f)
+
+
+def test_window_labels_from_event_energy():
+    ev = np.zeros(16000 * 4)
+    ev[32000:32000 + 1600] = 10000.0          # a 0.1 s burst at 2 s
+    energy = features.event_window_energy(ev, 240)
+    lab = dict(features.label_windows([0, 120, 126, 180], energy, cls=0, neg=7))
+    assert lab[120] == 0 and lab[0] == 7 and lab[180] == 7
+    assert features.label_windows([5], None, 3, 7) == [(5, 7)]
+
+
+def test_features_cache_and_kinds(tmp_path, rows):
+    cm = data.ClassMap.default()
+    sub = [r for r in rows if r.label in ("gunshot", "background", "other")]
+    a = features.load_or_build(sub, AUDIO, cm, seed=0, cache_dir=tmp_path, progress=False, log=lambda m: None)
+    assert list(tmp_path.glob("features-*.npz"))
+    b = features.load_or_build(sub, AUDIO, cm, seed=0, cache_dir=tmp_path, progress=False, log=lambda m: None)
+    assert np.array_equal(a.X, b.X) and np.array_equal(a.y, b.y)
+    assert a.X.dtype == np.int8 and a.X.shape[1:] == (64, 40)
+    assert set(np.unique(a.y)) <= {0, cm.negative_index} and (a.y == 0).any()
+    assert (a.kind == features.KIND_MIX).any() and (a.kind == features.KIND_CONTINUOUS).any()
+    # the float model input is (q - zero_point) * scale
+    f = features.to_float(np.array([[[-128, 127]]], np.int8))
+    assert f[0, 0, 0, 0] == 0.0 and f[0, 0, 1, 0] == pytest.approx(191.25)
+
+
+# ---- end to end ----------------------------------------------------------------------------------
+
+def test_export_manifest(exported):
+    out, res = exported
+    m = json.loads((out / "manifest.json").read_text())
+    blob = (out / "model.tflite").read_bytes()
+    assert m["schema_version"] == 1 and m["labels"][-1] == "other" and m["negative_label"] == "other"
+    assert m["model_sha256"] == hashlib.sha256(blob).hexdigest() and m["model_bytes"] == len(blob)
+    assert m["input"] == {"shape": [1, 64, 40, 1], "dtype": "int8", "scale": P.quant.scale,
+                          "zero_point": P.quant.zero_point}
+    assert m["output"] == {"shape": [1, 8], "dtype": "int8", "scale": 1 / 256, "zero_point": -128}
+    assert m["feature_config_hash"] == P.feature_hash and m["core_config_hash"] == P.config_hash
+    assert m["min_firmware_version"] == "0.2.0"
+    assert 0 < m["arena_bytes"] <= 48 * 1024 and len(blob) <= 64 * 1024 and 0 < m["macs"] <= 3_000_000
+    assert "CONV_2D" in m["ops"] and "SOFTMAX" in m["ops"]
+    assert m["thresholds"]["other"] is None
+    assert all(0.5 <= m["thresholds"][lab] < 1.0 for lab in m["labels"][:-1])
+    tr = m["training"]
+    assert tr["parity"]["mismatches"] == 0 and tr["parity"]["windows"] > 0
+    assert "macro_f1_drop" in tr["int8"]
+
+
+def test_parity_ref_vs_tflm(exported, rows):
+    out, _ = exported
+    blob = (out / "model.tflite").read_bytes()
+    X = np.concatenate([core.features(features.eval_stream(audio.load(AUDIO / r.path))[0])[:64][None]
+                        for r in rows])
+    rng = np.random.default_rng(0)
+    X = np.concatenate([X, rng.integers(-128, 128, (8, 64, 40), dtype=np.int8)])
+    p = quantize.parity(blob, X)
+    assert p["windows"] == len(X) and p["mismatches"] == 0 and p["max_abs_diff_lsb"] <= 1
+
+
+def test_tools_model_loads_export(exported):
+    from tools import model
+    out, _ = exported
+    m = model.load(out)
+    x = core.features(audio.load(AUDIO / "siren_1.wav"))[:64]
+    s = m.scores(x)
+    assert s.shape == (8,) and s.dtype == np.uint8 and abs(int(s.sum()) - 256) <= 8
+    ref = quantize.run_ref(m.blob, x[None])[0].astype(int) + 128
+    assert np.max(np.abs(ref - s.astype(int))) <= 1
+
+
+def test_input_quant_check_fails_on_mismatch():
+    info = {"input": {"shape": [1, 64, 40, 1], "dtype": "int8", "scale": 0.8, "zero_point": -128},
+            "output": {"shape": [1, 8], "dtype": "int8", "scale": 1 / 256, "zero_point": -128}}
+    with pytest.raises(quantize.ExportError, match="input quantisation"):
+        quantize.check_quant(info)
+    info["input"]["scale"] = 0.75
+    quantize.check_quant(info)
+    info["output"]["zero_point"] = 0
+    with pytest.raises(quantize.ExportError, match="output quantisation"):
+        quantize.check_quant(info)
+
+
+def test_generated_c_is_deterministic_and_checked(exported, tmp_path):
+    out, _ = exported
+    before = {n: (out / n).read_bytes() for n in export.C_FILES}
+    d = tmp_path / "copy"
+    shutil.copytree(out, d)
+    export.generate(d)
+    assert {n: (d / n).read_bytes() for n in export.C_FILES} == before
+    assert export.check(d) == []
+    assert main(["export", "--model-dir", str(d), "--check", "--no-arena"]) == 0
+    text = (d / "ew_model.h").read_text()
+    assert "generated — do not edit" in text and str(tmp_path) not in text
+    (d / "ew_model.h").write_text(text.replace("EW_MODEL_N_CLASSES 8", "EW_MODEL_N_CLASSES 9"))
+    assert any("ew_model.h" in p for p in export.check(d, measure_arena=False))
+    assert main(["export", "--model-dir", str(d), "--check", "--no-arena"]) == 1
+    assert main(["export", "--model-dir", str(d)]) == 0
+    assert (d / "ew_model.h").read_bytes() == before["ew_model.h"]
+    m = json.loads((d / "manifest.json").read_text())
+    m["macs"] += 1
+    (d / "manifest.json").write_text(json.dumps(m))
+    assert any("macs" in p for p in export.check(d, measure_arena=False))
+
+
+C_TEST = r"""
+#include <stdio.h>
+#include <stdint.h>
+#include "ew_model.h"
+#if EW_MODEL_SCHEMA_VERSION != 1
+#error schema
+#endif
+static const char *labels[] = EW_MODEL_LABELS;
+static const unsigned short thr[] = EW_MODEL_THRESHOLDS_Q8;
+static const unsigned char hash8[] = EW_MODEL_HASH8;
+int main(int argc, char **argv) {
+    FILE *f = fopen(argv[1], "wb");
+    fwrite(ew_model_tflite, 1, ew_model_tflite_len, f);
+    fclose(f);
+    printf("aligned %d\n", (int)(((uintptr_t)ew_model_tflite) % 16 == 0));
+    printf("n %d neg %d frames %d bands %d arena %d\n", EW_MODEL_N_CLASSES, EW_MODEL_NEGATIVE_INDEX,
+           EW_MODEL_INPUT_FRAMES, EW_MODEL_INPUT_BANDS, EW_MODEL_ARENA_BYTES);
+    printf("in %g %d out %g %d\n", (double)EW_MODEL_INPUT_SCALE, EW_MODEL_INPUT_ZERO_POINT,
+           (double)EW_MODEL_OUTPUT_SCALE, EW_MODEL_OUTPUT_ZERO_POINT);
+    for (int i = 0; i < EW_MODEL_N_CLASSES; i++) printf("label %s %u\n", labels[i], thr[i]);
+    printf("hash8 "); for (int i = 0; i < 8; i++) printf("%02x", hash8[i]); printf("\n");
+    printf("sha %s\nfw %d.%d.%d\n", EW_MODEL_SHA256_STR, EW_MODEL_MIN_FW_VERSION_MAJOR,
+           EW_MODEL_MIN_FW_VERSION_MINOR, EW_MODEL_MIN_FW_VERSION_PATCH);
+    return 0;
+}
+"""
+
+CXX_TEST = r"""
+#include <cstdio>
+typedef enum { kTfLiteOk = 0, kTfLiteError = 1 } TfLiteStatus;
+struct R {
+    int n = 0;
+#define OP(name) TfLiteStatus name() { n++; std::printf(#name "\n"); return kTfLiteOk; }
+    OP(AddAdd) OP(AddAveragePool2D) OP(AddConcatenation) OP(AddConv2D) OP(AddDepthwiseConv2D)
+    OP(AddDequantize) OP(AddFullyConnected) OP(AddLogistic) OP(AddMaxPool2D) OP(AddMean) OP(AddMul)
+    OP(AddPack) OP(AddQuantize) OP(AddRelu) OP(AddRelu6) OP(AddReshape) OP(AddSoftmax) OP(AddSplit)
+    OP(AddSplitV) OP(AddSqueeze) OP(AddStridedSlice) OP(AddSub) OP(AddTanh) OP(AddUnpack)
+    OP(AddTranspose) OP(AddPad) OP(AddHardSwish) OP(AddUnidirectionalSequenceLSTM)
+};
+#include "ew_model_ops.h"
+int main() { R r; bool ok = ew_model_register_ops(r); std::printf("ok %d n %d count %d\n", ok, r.n, EW_MODEL_OP_COUNT); return 0; }
+"""
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("g++") is None, reason="needs gcc and g++")
+def test_generated_c_compiles_and_matches_manifest(exported, tmp_path):
+    out, _ = exported
+    m = json.loads((out / "manifest.json").read_text())
+    (tmp_path / "t.c").write_text(C_TEST)
+    exe = tmp_path / "t"
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Werror", "-I", str(out), str(tmp_path / "t.c"),
+                    str(out / "ew_model_data.c"), "-o", str(exe)], check=True)
+    dump = tmp_path / "dump.bin"
+    txt = subprocess.run([str(exe), str(dump)], check=True, capture_output=True, text=True).stdout
+    assert dump.read_bytes() == (out / "model.tflite").read_bytes()
+    assert "aligned 1" in txt
+    assert f"n {len(m['labels'])} neg {m['labels'].index('other')} frames 64 bands 40" in txt
+    assert f"in 0.75 -128 out 0.00390625 -128" in txt
+    for lab in m["labels"]:
+        t = m["thresholds"][lab]
+        want = 256 if t is None else round(t * 256)
+        assert f"label {lab} {want}\n" in txt
+    assert f"hash8 {m['model_sha256'][:16]}" in txt and f"sha {m['model_sha256']}" in txt
+    assert "fw 0.2.0" in txt
+    arena = int(re.search(r"arena (\d+)", txt).group(1))
+    assert arena >= m["arena_bytes"] and arena % 1024 == 0
+    (tmp_path / "o.cc").write_text(CXX_TEST)
+    subprocess.run(["g++", "-std=c++14", "-Wall", "-Werror", "-I", str(out), str(tmp_path / "o.cc"),
+                    "-o", str(tmp_path / "o")], check=True)
+    txt = subprocess.run([str(tmp_path / "o")], check=True, capture_output=True, text=True).stdout
+    assert f"ok 1 n {len(m['ops'])} count {len(m['ops'])}" in txt
+    assert {export.OP_METHODS[o] for o in m["ops"]} == set(txt.split("\n")[:-2])
+
+
+# ---- CLI bad input ------------------------------------------------------------------------------
+
+def test_cli_bad_input(tmp_path, capsys):
+    assert main(["features", "--csv", str(tmp_path / "none.csv"), "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no such file" in err[0]
+    p = tmp_path / "nopath.csv"
+    p.write_text("file,label\na.wav,gunshot\n")
+    assert main(["features", "--csv", str(p), "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no path column" in err[0]
+    p = tmp_path / "missing.csv"
+    p.write_text("path,label\nmissing.wav,gunshot\n")
+    assert main(["features", "--csv", str(p), "--root", str(tmp_path), "--strict", "--no-cache", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing.wav" in err[0]
+    assert main(["export", "--model-dir", str(tmp_path), "--check"]) == 1
+    assert "needs manifest.json" in capsys.readouterr().err

@@ -1,0 +1,170 @@
+"""python -m training <command> — the earwitness training pipeline.
+
+Commands
+  features   compute (and cache) the node-aligned training windows of a clip CSV
+  train      features -> train -> int8 -> parity/budget checks -> thresholds -> export to --out
+  ship       `train` with the shipped defaults on ../shared/data, written to firmware/model
+  export     regenerate the C files of a model folder from its model.tflite + manifest.json
+             (--check: exit 1 if the manifest or the C files do not match the .tflite)
+  crossval   train/evaluate per held-out fold (CNN vs CRNN), mean +- std per metric, --json OUT
+
+The CSV needs columns path,label (paths relative to --root); fold, duration_s, source,
+licence are optional, other columns are ignored.  Labels that are not model classes are
+negatives ("other").  Exit status: 0 ok, 1 a check failed, 2 bad input (one line on stderr).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from tools import params
+
+DEFAULT_SHARED = params.ROOT.parent / "shared" / "data"
+DEFAULT_MODEL_DIR = params.ROOT / "firmware" / "model"
+SHIP_VAL_FOLD = 2
+
+
+def _common_data(ap, csv_required=True):
+    ap.add_argument("--csv", type=Path, required=csv_required,
+                    help="clip CSV (path,label[,fold,...]); default for ship: ROOT/all_metadata.csv")
+    ap.add_argument("--root", type=Path, required=csv_required, help="folder the CSV's paths are relative to")
+    ap.add_argument("--classes", default=None,
+                    help="comma-separated target classes in output order (default: gunshot,"
+                         "glass_breaking,scream,siren,fireworks_explosion,baby_cry,dog_bark); "
+                         "'name=label1+label2' maps more dataset labels to a class")
+    ap.add_argument("--seed", type=int, default=0, help="seed of augmentation and training (default 0)")
+    ap.add_argument("--strict", action="store_true", help="stop at the first unreadable clip (default: skip it)")
+    ap.add_argument("--no-augment", action="store_true", help="only the clips as recorded (no mixtures)")
+    ap.add_argument("--no-cache", action="store_true", help="recompute features (do not read/write build/training)")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _train_opts(ap):
+    ap.add_argument("--arch", default="ds_cnn", choices=("ds_cnn", "crnn"), help="model (default ds_cnn)")
+    ap.add_argument("--epochs", type=int, default=None, help="maximum epochs (early stopping on the val fold)")
+    ap.add_argument("--val-fold", type=int, default=SHIP_VAL_FOLD,
+                    help=f"fold for early stopping and thresholds (default {SHIP_VAL_FOLD}; -1: none)")
+    ap.add_argument("--test-fold", type=int, default=None, help="fold left out entirely (optional)")
+    ap.add_argument("--fa-per-hour", type=float, default=1.0,
+                    help="false alarms per hour allowed on the validation background streams (default 1)")
+    ap.add_argument("--fa-streams", choices=("background", "negatives"), default="background",
+                    help="streams the false-alarm rate is measured on (default background)")
+    ap.add_argument("--max-int8-drop", type=float, default=0.05,
+                    help="fail when int8 loses more window macro-F1 than this (default 0.05)")
+    ap.add_argument("--max-parity-rate", type=float, default=0.005,
+                    help="fail when more than this fraction of the evaluation windows differ by more "
+                         "than 1 LSB (or in arg-max) between TFLite BUILTIN_REF and tflite-micro "
+                         "(default 0.005; the count is always reported)")
+    ap.add_argument("--no-budget", action="store_true", help="export even when over 64 KB / 48 KB arena / 3 M MACs")
+    ap.add_argument("--name", default=None, help="model name in the manifest")
+
+
+def _parser():
+    ap = argparse.ArgumentParser(prog="python -m training", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", metavar="command")
+    p = sub.add_parser("features", help="compute and cache training windows")
+    _common_data(p)
+    p = sub.add_parser("train", help="train, quantise, check and export one model")
+    _common_data(p)
+    _train_opts(p)
+    p.add_argument("--out", type=Path, required=True, help="output model folder")
+    p = sub.add_parser("ship", help="train the shipped default model on ../shared/data into firmware/model")
+    _common_data(p, csv_required=False)
+    _train_opts(p)
+    p.add_argument("--out", type=Path, default=DEFAULT_MODEL_DIR, help="output folder (default firmware/model)")
+    p = sub.add_parser("export", help="regenerate (or --check) the C files of a model folder")
+    p.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR, help="model folder (default firmware/model)")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 on any difference")
+    p.add_argument("--no-arena", action="store_true", help="with --check: skip re-measuring the arena")
+    p = sub.add_parser("crossval", help="fold cross-validation, CNN vs CRNN, through the node pipeline")
+    _common_data(p)
+    p.add_argument("--json", type=Path, required=True, help="write the results here")
+    p.add_argument("--archs", default="ds_cnn,crnn", help="architectures (default ds_cnn,crnn)")
+    p.add_argument("--folds", default=None, help="test folds (default: every fold in the CSV)")
+    p.add_argument("--epochs", type=int, default=None, help="maximum epochs per model")
+    p.add_argument("--fa-per-hour", type=float, default=1.0)
+    p.add_argument("--work", type=Path, default=None, help="keep the per-fold models here (default build/crossval)")
+    return ap
+
+
+def _die(msg, code=2):
+    print(f"error: {msg}", file=sys.stderr)
+    return code
+
+
+def main(argv=None) -> int:
+    ap = _parser()
+    args = ap.parse_args(argv)
+    if args.cmd is None:
+        ap.print_help()
+        return 2
+    from training import data, features
+    from training.quantize import ExportError
+    try:
+        if args.cmd == "export":
+            from training import export
+            if args.check:
+                problems = export.check(args.model_dir, measure_arena=not args.no_arena)
+                for p in problems:
+                    print(f"{args.model_dir}: {p}", file=sys.stderr)
+                if not problems:
+                    print(f"{args.model_dir}: manifest and generated C match model.tflite")
+                return 1 if problems else 0
+            for p in export.generate(args.model_dir):
+                print(p)
+            return 0
+        if args.cmd == "ship":
+            args.root = args.root or DEFAULT_SHARED
+            args.csv = args.csv or args.root / "all_metadata.csv"
+        if not args.root.is_dir():
+            return _die(f"{args.root}: no such folder")
+        rows = data.read_csv(args.csv)
+        cmap = data.ClassMap.parse(args.classes)
+        cache = None if args.no_cache else features.CACHE_DIR
+        if args.cmd == "features":
+            ws = features.load_or_build(rows, args.root, cmap, args.seed, augment_data=not args.no_augment,
+                                        strict=args.strict, cache_dir=cache, progress=not args.quiet)
+            print(json.dumps({"windows": len(ws), "per_class": ws.counts(),
+                              "per_kind": {features.KIND_NAMES[k]: int((ws.kind == k).sum())
+                                           for k in range(len(features.KIND_NAMES))}}, indent=1))
+            return 0
+        if args.cmd in ("train", "ship"):
+            from training import train
+            cmd = "python -m training " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+            res = train.fit_and_export(
+                rows, args.root, args.out, cmap=cmap, arch=args.arch, seed=args.seed,
+                val_fold=None if args.val_fold == -1 else args.val_fold, test_fold=args.test_fold,
+                epochs=args.epochs, fa_per_hour=args.fa_per_hour, fa_streams=args.fa_streams,
+                name=args.name or ("earwitness-default" if args.cmd == "ship" else None),
+                created_by=cmd if args.cmd == "train" else "python -m training ship",
+                enforce_budget=not args.no_budget, max_int8_drop=args.max_int8_drop,
+                max_parity_rate=args.max_parity_rate, strict=args.strict,
+                cache_dir=cache, augment_data=not args.no_augment, progress=not args.quiet)
+            m = res["manifest"]
+            print(json.dumps({k: m[k] for k in ("name", "model_sha256", "model_bytes", "arena_bytes", "macs",
+                                                "ops", "thresholds")}, indent=1))
+            return 0
+        if args.cmd == "crossval":
+            from training import crossval
+            res = crossval.run(rows, args.root, args.json, cmap=cmap, archs=args.archs.split(","),
+                               folds=None if args.folds is None else [int(f) for f in args.folds.split(",")],
+                               seed=args.seed, epochs=args.epochs, fa_per_hour=args.fa_per_hour,
+                               work=args.work, cache_dir=cache, strict=args.strict,
+                               augment_data=not args.no_augment, progress=not args.quiet)
+            print(crossval.summary_text(res))
+            return 0
+    except data.DataError as e:
+        return _die(str(e), 2)
+    except ExportError as e:
+        return _die(str(e), 1)
+    except KeyboardInterrupt:
+        return _die("interrupted", 1)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

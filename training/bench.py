@@ -1,0 +1,53 @@
+"""Benchmark figures of the shipped model, read from the committed artefacts (no training):
+firmware/model/manifest.json (size, arena, MACs, int8 drop, parity) and
+firmware/model/crossval.json (node macro-F1 over held-out folds).
+
+    from training import bench
+    bench.bench() -> {"model_flash_bytes": ..., "model_arena_bytes": ..., "model_macs": ...,
+                      "int8_macro_f1_drop": ..., "tflm_parity_mismatches": ...,
+                      "crossval_node_macro_f1": ...}
+Missing artefacts give None for the keys they would provide.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tools import params
+
+MODEL_DIR = params.ROOT / "firmware" / "model"
+
+
+def _read(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def bench(model_dir=None) -> dict:
+    d = Path(model_dir) if model_dir else MODEL_DIR
+    m = _read(d / "manifest.json") or {}
+    cv = _read(d / "crossval.json") or {}
+    tr = m.get("training", {})
+    out = {
+        "model_flash_bytes": m.get("model_bytes"),
+        "model_arena_bytes": m.get("arena_bytes"),
+        "model_macs": m.get("macs"),
+        "int8_macro_f1_drop": tr.get("int8", {}).get("macro_f1_drop"),
+        "tflm_parity_mismatches": tr.get("parity", {}).get("mismatches"),
+        "crossval_node_macro_f1": None,
+    }
+    arch = (tr.get("train") or {}).get("arch", "ds_cnn")
+    s = cv.get("archs", {}).get(arch, {}).get("summary", {})
+    f1 = s.get("node", {}).get("macro_f1", {})
+    if f1.get("mean") is not None:
+        out["crossval_node_macro_f1"] = f1["mean"]
+        out["crossval_node_macro_f1_std"] = f1.get("std")
+        g = s.get("gunshot_recall_node") or {}
+        out["crossval_node_gunshot_recall"] = g.get("mean")
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(bench(), indent=1))

@@ -1,0 +1,152 @@
+"""Fold cross-validation through the node pipeline: for every test fold k, train on the other
+folds (one of them, the next fold cyclically, held back for early stopping and thresholds),
+export an int8 model, and evaluate the held-out fold with training.evaluate (real C node +
+tflite-micro).  CNN and CRNN are trained on exactly the same folds and windows.
+
+Folds come from the CSV's `fold` column.  In ../shared/data the folds are per corpus (1..5;
+ESC-10 only has 1..3 and the ESC-50 subset only 4), so "fold k" means fold k of every corpus;
+clips of one original recording never span folds (see ../shared/data/README.md).
+
+    python -m training crossval --csv ../shared/data/all_metadata.csv --root ../shared/data \\
+        --json firmware/model/crossval.json
+
+The JSON holds per architecture and fold the node and classifier metrics, false alarms per
+hour, size/arena/MACs, int8 drop and parity, and `summary`: mean and std over folds of every
+metric (per-class metrics only over folds where the class has support).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tools import params
+from training import data as _data
+
+WORK_DIR = params.ROOT / "build" / "crossval"
+
+
+def val_fold_for(test_fold: int, folds: list[int]) -> int:
+    i = folds.index(test_fold)
+    return folds[(i + 1) % len(folds)]
+
+
+def _mean_std(vals):
+    v = [float(x) for x in vals if x is not None and not (isinstance(x, float) and np.isnan(x))]
+    if not v:
+        return {"mean": None, "std": None, "n": 0}
+    return {"mean": round(float(np.mean(v)), 4), "std": round(float(np.std(v)), 4), "n": len(v)}
+
+
+def _fold_record(ev: dict, fit: dict, test_fold: int, val_fold: int) -> dict:
+    man = fit["manifest"]
+    rep = man["training"]
+
+    def part(s):
+        return {"macro_f1": s.get("macro_f1"), "accuracy": s.get("accuracy"),
+                "per_class": {c: {k: s["per_class"][c].get(k) for k in ("precision", "recall", "f1", "support")}
+                              for c in s.get("per_class", {})},
+                "confusion": s.get("confusion")}
+
+    return {"test_fold": test_fold, "val_fold": val_fold, "n_clips": ev.get("n_clips"),
+            "node": part(ev["node"]), "classifier": part(ev["classifier"]),
+            "false_alarms_per_hour": ev.get("false_alarms_per_hour"),
+            "false_alarms_per_hour_background": ev.get("false_alarms_per_hour_background"),
+            "model_bytes": man["model_bytes"], "arena_bytes": man["arena_bytes"], "macs": man["macs"],
+            "int8_macro_f1_drop": rep["int8"]["macro_f1_drop"], "parity_mismatches": rep["parity"]["mismatches"],
+            "thresholds": man["thresholds"], "epochs_run": rep["train"]["epochs_run"],
+            "train_seconds": rep["train"]["train_seconds"], "model_sha256": man["model_sha256"]}
+
+
+def summarize(per_fold: list[dict], classes: list[str]) -> dict:
+    s = {}
+    for sysname in ("node", "classifier"):
+        s[sysname] = {"macro_f1": _mean_std([f[sysname]["macro_f1"] for f in per_fold]),
+                      "accuracy": _mean_std([f[sysname]["accuracy"] for f in per_fold]),
+                      "per_class": {}}
+        for c in classes:
+            rows = [f[sysname]["per_class"].get(c, {}) for f in per_fold]
+            rows = [r for r in rows if r.get("support")]
+            s[sysname]["per_class"][c] = {k: _mean_std([r.get(k) for r in rows])
+                                          for k in ("precision", "recall", "f1")}
+            s[sysname]["per_class"][c]["support"] = int(sum(r.get("support", 0) for r in rows))
+    for k in ("false_alarms_per_hour", "false_alarms_per_hour_background", "model_bytes", "arena_bytes",
+              "macs", "int8_macro_f1_drop", "parity_mismatches", "train_seconds"):
+        s[k] = _mean_std([f.get(k) for f in per_fold])
+    try:
+        from training import metrics
+        for sysname in ("node", "classifier"):
+            p = metrics.pooled([f[sysname] for f in per_fold if f[sysname].get("confusion")])
+            s[sysname]["pooled"] = {"macro_f1": p["macro_f1"], "accuracy": p["accuracy"],
+                                    "per_class": {c: {k: p["per_class"][c].get(k)
+                                                      for k in ("precision", "recall", "f1", "support")}
+                                                  for c in p["per_class"]},
+                                    "confusion": p["confusion"]}
+    except (ImportError, ValueError) as e:   # pooled figures are a bonus; mean/std are the result
+        s["pooled_error"] = str(e)
+    s["gunshot_recall_node"] = s["node"]["per_class"].get("gunshot", {}).get("recall")
+    return s
+
+
+def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=None, seed: int = 0,
+        epochs: int | None = None, fa_per_hour: float = 1.0, work=None, cache_dir=None,
+        strict: bool = False, augment_data: bool = True, progress: bool = True, log=None) -> dict:
+    from training import evaluate, features, train
+    log = log or (lambda m: print(m, file=sys.stderr))
+    cmap = cmap or _data.ClassMap.default()
+    all_folds = sorted({r.fold for r in rows if r.fold is not None})
+    if len(all_folds) < 2:
+        raise _data.DataError("crossval needs a fold column with at least two folds")
+    folds = list(folds) if folds else all_folds
+    bad = [f for f in folds if f not in all_folds]
+    if bad:
+        raise _data.DataError(f"fold {bad[0]} is not in the CSV (folds: {all_folds})")
+    work = Path(work) if work else WORK_DIR
+    cache_dir = cache_dir if cache_dir is not None else features.CACHE_DIR
+    json_path = Path(json_path)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    res = {"schema_version": 1, "created_by": "python -m training crossval",
+           "design": ("test fold k = fold k of every corpus; validation (early stopping, thresholds) "
+                      "= the next fold cyclically; training = the remaining folds; evaluation of the "
+                      "test fold through the node pipeline (training.evaluate)"),
+           "folds": folds, "classes": list(cmap.targets), "seed": seed, "epochs_max": epochs,
+           "fa_per_hour_target": fa_per_hour, "feature_config_hash": features.P.feature_hash,
+           "archs": {}}
+    t0 = time.time()
+    for arch in archs:
+        per = []
+        res["archs"][arch] = {"folds": per}
+        for k in folds:
+            v = val_fold_for(k, all_folds)
+            out = work / arch / f"fold{k}"
+            log(f"crossval {arch}: test fold {k}, val fold {v}")
+            fit = train.fit_and_export(rows, root, out, cmap=cmap, arch=arch, seed=seed, val_fold=v,
+                                       test_fold=k, epochs=epochs, fa_per_hour=fa_per_hour,
+                                       name=f"crossval-{arch}-fold{k}",
+                                       created_by="python -m training crossval", enforce_budget=False,
+                                       max_int8_drop=1.0, strict=strict, cache_dir=cache_dir,
+                                       augment_data=augment_data, progress=progress, log=log)
+            test_rows = [r for r in rows if r.fold == k]
+            ev = evaluate.evaluate(out, test_rows, root, progress=progress, include_clips=False)
+            (out / "eval.json").write_text(json.dumps(ev, indent=1, default=float))
+            per.append(_fold_record(ev, fit, k, v))
+            res["archs"][arch]["summary"] = summarize(per, list(cmap.targets))
+            res["seconds"] = round(time.time() - t0, 1)
+            json_path.write_text(json.dumps(res, indent=1, default=float) + "\n")
+            log(f"crossval {arch} fold {k}: node macro-F1 {per[-1]['node']['macro_f1']:.3f}, "
+                f"classifier {per[-1]['classifier']['macro_f1']:.3f}")
+    return res
+
+
+def summary_text(res: dict) -> str:
+    lines = []
+    for arch, a in res["archs"].items():
+        s = a.get("summary", {})
+        f = lambda d: "-" if not d or d.get("mean") is None else f"{d['mean']:.3f} ± {d['std']:.3f}"
+        lines.append(f"{arch}: node macro-F1 {f(s['node']['macro_f1'])}, classifier macro-F1 "
+                     f"{f(s['classifier']['macro_f1'])}, gunshot recall (node) {f(s.get('gunshot_recall_node'))}, "
+                     f"false alarms/h {f(s.get('false_alarms_per_hour'))}")
+    return "\n".join(lines)

@@ -1,0 +1,321 @@
+"""Training: class-weighted, seeded, early-stopped Keras training on int8 feature windows.
+
+    tf_setup(threads=2, seed=0)
+    model, info = train(train_ws, val_ws, arch="ds_cnn", seed=0)
+
+The int8 windows are turned into the model's float input ((q - zp) * scale, dB) inside the
+tf.data pipeline; a random level offset (+-6 dB, clipped to the int8 range) simulates gain.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from training import features, models
+
+DEFAULTS = dict(epochs=30, batch_size=64, lr=2e-3, patience=5, gain_jitter_db=6.0)
+_TF_READY = False
+
+
+def tf_setup(threads: int = 2, seed: int = 0):
+    """Quiet, CPU-friendly, reproducible TensorFlow (call before building models)."""
+    global _TF_READY
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    import tensorflow as tf
+    import keras
+    if not _TF_READY:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:
+            pass  # already initialised by an earlier call in this process
+        try:
+            tf.config.experimental.enable_op_determinism()
+        except Exception:
+            pass
+        _TF_READY = True
+    keras.utils.set_random_seed(seed)
+    return tf
+
+
+def class_weights(y: np.ndarray, n_classes: int, max_ratio: float = 20.0) -> dict:
+    """Balanced weights (N / (K * n_c)), normalised to mean 1 over present classes, capped."""
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    w = np.where(counts > 0, counts.sum() / (n_classes * np.maximum(counts, 1)), 0.0)
+    w = np.minimum(w, max_ratio * w[w > 0].min())
+    w = w / w[counts > 0].mean()
+    return {i: float(v) for i, v in enumerate(w)}
+
+
+def _dataset(ws, batch, shuffle, seed, jitter_db):
+    import tensorflow as tf
+    zp, scale = float(features.P.quant.zero_point), float(features.P.quant.scale)
+    top = (127.0 - zp) * scale
+    ds = tf.data.Dataset.from_tensor_slices((ws.X, ws.y))
+    if shuffle:
+        ds = ds.shuffle(len(ws), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch)
+
+    def to_float(x, y):
+        f = (tf.cast(x, tf.float32) - zp) * scale
+        if jitter_db:
+            off = tf.random.uniform([tf.shape(f)[0], 1, 1], -jitter_db, jitter_db, seed=seed)
+            f = tf.where(f > 0.0, tf.clip_by_value(f + off, 0.0, top), f)
+        return f[..., None], y
+
+    return ds.map(to_float).prefetch(2)
+
+
+def train(train_ws, val_ws, arch: str = "ds_cnn", seed: int = 0, epochs: int | None = None,
+          batch_size: int | None = None, lr: float | None = None, patience: int | None = None,
+          verbose: int = 2, log=None, **arch_kw):
+    """Train one model; returns (keras model with the best validation weights, info dict)."""
+    log = log or (lambda m: print(m, file=sys.stderr))
+    tf = tf_setup(seed=seed)
+    import keras
+    epochs = epochs or DEFAULTS["epochs"]
+    batch_size = batch_size or DEFAULTS["batch_size"]
+    lr = lr or DEFAULTS["lr"]
+    patience = patience if patience is not None else DEFAULTS["patience"]
+    n_classes = len(train_ws.labels)
+    model = models.build(arch, n_classes, **arch_kw)
+    steps = max(1, int(np.ceil(len(train_ws) / batch_size)))
+    sched = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps * epochs, alpha=0.05)
+    model.compile(optimizer=keras.optimizers.Adam(sched),
+                  loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+    cw = class_weights(train_ws.y, n_classes)
+    tr = _dataset(train_ws, batch_size, True, seed, DEFAULTS["gain_jitter_db"])
+    callbacks = []
+    va = None
+    if val_ws is not None and len(val_ws):
+        va = _dataset(val_ws, 256, False, seed, 0.0)
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
+                                                       restore_best_weights=True))
+    t0 = time.time()
+    log(f"train {arch}: {len(train_ws)} windows {train_ws.counts()}, "
+        f"val {0 if val_ws is None else len(val_ws)}, class weights "
+        f"{ {train_ws.labels[k]: round(v, 2) for k, v in cw.items()} }")
+    hist = model.fit(tr, validation_data=va, epochs=epochs, class_weight=cw,
+                     callbacks=callbacks, verbose=verbose)
+    h = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
+    best = int(np.argmin(h["val_loss"])) + 1 if "val_loss" in h else len(h["loss"])
+    info = {"arch": arch, "seed": seed, "epochs_run": len(h["loss"]), "best_epoch": best,
+            "batch_size": batch_size, "lr": lr, "class_weights": {train_ws.labels[k]: v for k, v in cw.items()},
+            "n_train_windows": len(train_ws), "n_val_windows": 0 if val_ws is None else len(val_ws),
+            "train_counts": train_ws.counts(), "train_seconds": round(time.time() - t0, 1),
+            "history": h, "params": int(model.count_params())}
+    return model, info
+
+
+def predict_float(model, X_int8: np.ndarray, batch: int = 512) -> np.ndarray:
+    """Float model probabilities of int8 windows."""
+    out = [model(features.to_float(X_int8[i:i + batch]), training=False).numpy()
+           for i in range(0, len(X_int8), batch)]
+    return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]))
+
+
+def cap_per_class(ws, n: int, seed: int = 0):
+    """At most n windows per class (seeded random subset): the big classes (donated baby cries,
+    'other') would otherwise dominate the epoch time; class weights balance the rest."""
+    rng = np.random.default_rng(seed)
+    keep = np.zeros(len(ws), bool)
+    for c in np.unique(ws.y):
+        idx = np.flatnonzero(ws.y == c)
+        if idx.size > n:
+            idx = rng.choice(idx, n, replace=False)
+        keep[idx] = True
+    return ws.subset(keep)
+
+
+# ---- node-pipeline scoring and thresholds --------------------------------------------------------
+
+def node_scores(blob: bytes, clips, n_classes: int, progress: bool = False) -> list[dict]:
+    """Every clip (lead-in + clip, as the evaluation plays it) through the real node (gate,
+    windows) with the int8 model in tflite-micro; per clip the windows' Q0.8 scores."""
+    from tools import core
+    from training import quantize
+    it = quantize.tflm_interpreter(blob)
+    shape = (1, features.FRAMES, features.N_MELS, 1)
+
+    def classify(_w, f):
+        it.set_input(np.ascontiguousarray(f, np.int8).reshape(shape), 0)
+        it.invoke()
+        return (np.asarray(it.get_output(0)).reshape(-1).astype(np.int32) + 128)
+
+    out = []
+    seq = clips
+    if progress:
+        from tqdm import tqdm
+        seq = tqdm(clips, desc="node", unit="clip", file=sys.stderr, leave=False)
+    for c in seq:
+        stream, pre = features.eval_stream(c.pcm)
+        recs = []
+        node = core.Node(lambda w, f: recs.append(classify(w, f)) or recs[-1], n_classes,
+                         thresholds=[None] * n_classes)
+        node.process(stream)
+        node.flush()
+        out.append({"label": c.label, "seconds": stream.size / features.P.sample_rate_hz,
+                    "starts": [w.start_sample for w in node.windows],
+                    "scores": np.array(recs, np.int32).reshape(-1, n_classes)})
+    return out
+
+
+def _events(starts, hits, holdoff_samples):
+    """Number of events from per-window hits, merging hits within the node's holdoff."""
+    n, last = 0, None
+    for s, h in zip(starts, hits):
+        if not h:
+            continue
+        if last is None or s > last + features.P.window_samples + holdoff_samples:
+            n += 1
+        last = s
+    return n
+
+
+def choose_thresholds(scored, cmap, fa_per_hour: float = 1.0, streams: str = "background",
+                      min_threshold: float = 0.5) -> dict:
+    """Per target class, the lowest Q0.8 threshold >= min_threshold whose false alarms on the
+    validation negative streams stay within fa_per_hour / n_targets per hour (so all classes
+    together stay within fa_per_hour).  streams: 'background' (stationary ambience clips) or
+    'negatives' (every non-target clip)."""
+    from training import data as _data
+    hold = int(features.P.detector["holdoff_ms"] * features.P.sample_rate_hz / 1000)
+    if streams == "background":
+        neg = [s for s in scored if s["label"] in _data.BACKGROUND_LABELS]
+    else:
+        neg = [s for s in scored if not cmap.is_target(s["label"])]
+    hours = sum(s["seconds"] for s in neg) / 3600.0
+    budget = fa_per_hour * hours / max(1, len(cmap.targets))
+    out, report = {}, {}
+    lo = int(round(min_threshold * 256))
+    for ci, lab in enumerate(cmap.targets):
+        chosen, fa = None, None
+        for t in range(lo, 256):
+            n = sum(_events(s["starts"], s["scores"][:, ci] >= t, hold) if len(s["starts"]) else 0
+                    for s in neg)
+            if n <= budget:
+                chosen, fa = t, n
+                break
+        met = chosen is not None
+        if chosen is None:
+            chosen = 255
+            fa = sum(_events(s["starts"], s["scores"][:, ci] >= 255, hold) if len(s["starts"]) else 0
+                     for s in neg)
+        pos = [s for s in scored if cmap.index(s["label"]) == ci]
+        rec = (np.mean([bool(len(s["starts"])) and bool(np.any(s["scores"][:, ci] >= chosen)) for s in pos])
+               if pos else None)
+        out[lab] = round(chosen / 256, 6)
+        report[lab] = {"threshold_q8": chosen, "false_alarms": int(fa),
+                       "false_alarms_per_hour": round(fa / hours, 3) if hours else None,
+                       "fa_target_met": met,
+                       "val_clip_recall": None if rec is None else round(float(rec), 4),
+                       "val_clips": len(pos)}
+    out[cmap.negative] = None
+    return {"thresholds": out, "per_class": report, "negative_hours": round(hours, 4),
+            "fa_per_hour_target": fa_per_hour, "streams": streams}
+
+
+# ---- window-level metrics ---------------------------------------------------------------------
+
+def window_metrics(y_true, y_pred, cmap) -> dict:
+    from sklearn.metrics import f1_score
+    tg = list(range(len(cmap.targets)))
+    return {"accuracy": float(np.mean(y_true == y_pred)) if len(y_true) else None,
+            "macro_f1": float(f1_score(y_true, y_pred, labels=tg, average="macro", zero_division=0))
+            if len(y_true) else None}
+
+
+# ---- the whole pipeline ------------------------------------------------------------------------
+
+def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed: int = 0,
+                   val_fold: int | None = 5, test_fold: int | None = None, epochs: int | None = None,
+                   fa_per_hour: float = 1.0, fa_streams: str = "background",
+                   name: str | None = None, created_by: str = "python -m training train",
+                   enforce_budget: bool = True, max_int8_drop: float = 0.05,
+                   max_parity_rate: float = 0.005, max_per_class: int | None = 4000,
+                   strict: bool = False,
+                   cache_dir=features.CACHE_DIR, augment_data: bool = True, cfg=None,
+                   progress: bool = True, log=None, **arch_kw) -> dict:
+    """Features -> train -> int8 -> parity/budget checks -> thresholds -> export to out_dir.
+    Returns a report dict (also stored under the manifest's "training").  Raises
+    quantize.ExportError when a check fails (nothing is written then)."""
+    from training import augment, data as _data, export, quantize
+    log = log or (lambda m: print(m, file=sys.stderr))
+    cmap = cmap or _data.ClassMap.default()
+    t0 = time.time()
+    ws = features.load_or_build(rows, root, cmap, seed, cfg or augment.AugmentConfig(), augment_data,
+                                strict=strict, cache_dir=cache_dir, progress=progress, log=log)
+    folds = ws.folds()
+    excl = {f for f in (val_fold, test_fold) if f is not None}
+    tr = ws.subset(~np.isin(folds, list(excl))) if excl else ws
+    va_mask = (folds == val_fold) if val_fold is not None else np.zeros(len(ws), bool)
+    va = ws.subset(va_mask & (ws.kind == features.KIND_PLAIN))
+    if max_per_class:
+        tr = cap_per_class(tr, max_per_class, seed)
+    if len(tr) == 0:
+        raise quantize.ExportError("no training windows (check --csv/--root and the folds)")
+    model, info = train(tr, va if len(va) else None, arch=arch, seed=seed, epochs=epochs, log=log, **arch_kw)
+    blob = quantize.convert(model, arch, tr.X, seed=seed, **arch_kw)
+    qi = quantize.inspect(blob)
+    quantize.check_quant(qi)
+    arena = quantize.arena_bytes(blob)
+    budget = {"model_bytes": [len(blob), 64 * 1024], "arena_bytes": [arena, 48 * 1024],
+              "macs": [qi["macs"], 3_000_000]}
+    over = {k: v for k, v in budget.items() if v[0] > v[1]}
+    if over and enforce_budget:
+        raise quantize.ExportError("over the node's budget: " +
+                                   ", ".join(f"{k} {v[0]} > {v[1]}" for k, v in over.items()))
+    # float vs int8 and TFLite-reference vs TFLM on the evaluation (validation) windows
+    ev = va if len(va) else tr.subset(np.arange(len(tr)) < 300)
+    pf = predict_float(model, ev.X)
+    q_ref = quantize.run_ref(blob, ev.X)
+    q_tflm = quantize.run_tflm(blob, ev.X)
+    d = np.abs(q_ref.astype(np.int32) - q_tflm.astype(np.int32))
+    par = {"windows": int(len(ev)), "max_abs_diff_lsb": int(d.max()) if d.size else 0,
+           "mismatches": int(np.sum(np.any(d > 1, axis=1))),
+           "windows_not_identical": int(np.sum(np.any(d > 0, axis=1)))}
+    par["argmax_differs"] = int(np.sum(q_ref.argmax(1) != q_tflm.argmax(1)))
+    allowed = int(max_parity_rate * len(ev))
+    if par["mismatches"] > allowed or par["argmax_differs"] > allowed:
+        bad = Path(cache_dir or features.CACHE_DIR) / "failed-parity.tflite"
+        bad.parent.mkdir(parents=True, exist_ok=True)
+        bad.write_bytes(blob)
+        raise quantize.ExportError(f"TFLite BUILTIN_REF and tflite-micro differ by more than 1 LSB "
+                                   f"on {par['mismatches']} of {par['windows']} windows, arg-max on "
+                                   f"{par['argmax_differs']} (allowed {allowed}); model kept in {bad}")
+    mf = window_metrics(ev.y, pf.argmax(1), cmap)
+    mq = window_metrics(ev.y, q_tflm.argmax(1), cmap)
+    drop = {"float": mf, "int8": mq,
+            "accuracy_drop": round(mf["accuracy"] - mq["accuracy"], 4) if mf["accuracy"] is not None else None,
+            "macro_f1_drop": round(mf["macro_f1"] - mq["macro_f1"], 4) if mf["macro_f1"] is not None else None}
+    if drop["macro_f1_drop"] is not None and drop["macro_f1_drop"] > max_int8_drop:
+        raise quantize.ExportError(f"int8 model loses {drop['macro_f1_drop']:.3f} window macro-F1 "
+                                   f"(> {max_int8_drop}) against the float model")
+    # thresholds from the validation clips through the node pipeline
+    th = {"thresholds": {lab: features.P.detector["default_threshold"] for lab in cmap.targets}}
+    if val_fold is not None:
+        vrows = [r for r in rows if r.fold == val_fold]
+        vclips, _ = _data.load_clips(vrows, root, strict=strict, log=log)
+        scored = node_scores(blob, vclips, cmap.n_classes, progress=progress)
+        th = choose_thresholds(scored, cmap, fa_per_hour, fa_streams)
+    thresholds = dict(th["thresholds"])
+    thresholds[cmap.negative] = None
+    report = {"data": {"n_rows": len(rows), "class_map": cmap.to_json(), "val_fold": val_fold,
+                       "test_fold": test_fold, "windows": {"train": len(tr), "val": len(va)},
+                       "feature_version": features.FEATURE_VERSION, "max_per_class": max_per_class,
+                       "augment": (cfg or augment.AugmentConfig()).to_json() if augment_data else None},
+              "train": {k: v for k, v in info.items() if k != "history"},
+              "history": {k: [round(x, 5) for x in v] for k, v in info["history"].items()},
+              "int8": drop, "parity": par, "budget": budget, "thresholds": th,
+              "seconds": round(time.time() - t0, 1)}
+    manifest = export.build_manifest(blob, cmap.labels, cmap.negative, thresholds,
+                                     name or f"earwitness-{arch}", created_by, report, arena=arena)
+    export.write(out_dir, blob, manifest)
+    log(f"exported {out_dir}: {len(blob)} bytes, arena {arena}, {qi['macs']} MACs, ops {qi['ops']}, "
+        f"int8 drop {drop['macro_f1_drop']}, parity mismatches {par['mismatches']}")
+    return {"manifest": manifest, "model": model, "report": report}
