@@ -680,3 +680,33 @@ def test_spsc_ring_two_threads(tmp_path, cc):
     res = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, (res.returncode, res.stderr)
     assert res.stdout.startswith("ok")
+
+
+# ----------------------------------------------------------------------------- RAM budget
+
+#: static DRAM the firmware + core may use: the ESP32 allows at most 160 KiB of static DRAM
+#: (ESP-IDF Programming Guide, "Memory Types"); ~20 KiB of it is ESP-IDF's own.
+STATIC_RAM_BUDGET = 140 * 1024
+
+
+def test_static_ram_fits_the_esp32_budget(tmp_path):
+    """.data + .bss of main.c, the port and the core, compiled for rv32imc (ILP32, the same
+    type sizes and alignments as the ESP32's Xtensa ABI) against the stub headers."""
+    rv = shutil.which("riscv64-unknown-elf-gcc")
+    size = shutil.which("riscv64-unknown-elf-size")
+    if rv is None or size is None:
+        pytest.skip("riscv64-unknown-elf-gcc not installed (make setup installs it)")
+    stubs = _stub_dir(tmp_path, real_model=_real_model())
+    inc = [f"-I{stubs}", f"-I{SRC}", f"-I{CORE_INC}"] + ([f"-I{MODEL}"] if _real_model() else [])
+    files = [p for p in sources() if p.suffix == ".c"] + sorted((CORE_INC.parent / "src").glob("*.c"))
+    objs = []
+    for p in files:
+        o = tmp_path / f"{p.parent.name}_{p.stem}.o"
+        _compile([rv, "-march=rv32imc", "-mabi=ilp32", "--specs=picolibc.specs", "-O2",
+                  "-std=gnu17", *inc, "-c", str(p), "-o", str(o)])
+        objs.append(str(o))
+    res = subprocess.run([size, "-t", *objs], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    text, data, bss = (int(v) for v in res.stdout.strip().splitlines()[-1].split()[:3])
+    assert bss > 100_000, "the app state and the capture ring are expected in .bss"
+    assert data + bss <= STATIC_RAM_BUDGET, f"static RAM {data + bss} bytes > {STATIC_RAM_BUDGET}"
