@@ -488,9 +488,12 @@ esp_err_t adc_continuous_io_to_channel(int io, adc_unit_t *unit, adc_channel_t *
     return ESP_ERR_NOT_FOUND;
 }
 
-/* ---- the model array (the fake interpreter ignores it) and the entry point */
+/* ---- the model array (the fake interpreter ignores it; the real-model build links the
+ *      generated firmware/model/ew_model_data.c instead) and the entry point */
+#ifndef EW_HARNESS_REAL_MODEL
 const unsigned char ew_model_tflite[16] __attribute__((aligned(16))) = { 0 };
 const unsigned int ew_model_tflite_len = sizeof ew_model_tflite;
+#endif
 
 void app_main(void);
 int main(void) {
@@ -572,23 +575,27 @@ def node_exe(tmp_path_factory):
     return build_host_node(tmp_path_factory.mktemp("fwhost"), cc, cxx)
 
 
-def build_host_node(d: Path, cc: str = "gcc", cxx: str = "g++") -> Path:
+def build_host_node(d: Path, cc: str = "gcc", cxx: str = "g++", real_model: bool = False) -> Path:
     """Compile the firmware + core + fakes into d/earwitness_host (also usable from a shell:
     `python -c 'import sys; sys.path[:0] = ["tests"]; import test_firmware_host as t;
-    print(t.build_host_node(__import__("pathlib").Path("/tmp/fw")))'`)."""
+    print(t.build_host_node(__import__("pathlib").Path("/tmp/fw")))'`).
+    real_model: the generated firmware/model headers and array (identity, labels, thresholds
+    of the shipped model) instead of the stub header; the interpreter stays the fake one."""
     d.mkdir(parents=True, exist_ok=True)
-    stubs = tf._stub_dir(d, real_model=False)       # harness always uses the stub model header
+    stubs = tf._stub_dir(d, real_model=real_model)
     (stubs / "esp_log.h").write_text(textwrap.dedent(HARNESS_LOG_H).lstrip())
     (d / "fake_idf.c").write_text(FAKE_IDF_C)
     (d / "fake_tflm.cc").write_text(FAKE_TFLM_CC)
-    inc = [f"-I{stubs}", f"-I{tf.SRC}", f"-I{tf.CORE_INC}"]
+    inc = [f"-I{stubs}", f"-I{tf.SRC}", f"-I{tf.CORE_INC}"] + ([f"-I{tf.MODEL}"] if real_model else [])
+    defs = ["-DEW_HARNESS_REAL_MODEL=1"] if real_model else []
     c_files = [p for p in tf.sources() if p.suffix == ".c"] + \
-        sorted(tf.CORE_INC.parent.joinpath("src").glob("*.c")) + [d / "fake_idf.c"]
+        sorted(tf.CORE_INC.parent.joinpath("src").glob("*.c")) + [d / "fake_idf.c"] + \
+        ([tf.MODEL / "ew_model_data.c"] if real_model else [])
     objs = []
     for i, src in enumerate(c_files):
         o = d / f"{i:02d}_{src.stem}.o"
         tf._compile([cc, "-std=gnu17", "-O1", "-g", "-pthread", "-Wall", "-Wextra", "-Werror",
-                     "-Wno-unused-parameter", *inc, "-c", str(src), "-o", str(o)])
+                     "-Wno-unused-parameter", *defs, *inc, "-c", str(src), "-o", str(o)])
         objs.append(o)
     for src in (tf.SRC / "tflm_glue.cc", d / "fake_tflm.cc"):
         o = d / f"{src.stem}.o"
@@ -598,6 +605,17 @@ def build_host_node(d: Path, cc: str = "gcc", cxx: str = "g++") -> Path:
     exe = d / "earwitness_host"
     tf._compile([cxx, "-pthread", *map(str, objs), "-o", str(exe)])
     return exe
+
+
+@pytest.fixture(scope="module")
+def node_exe_real_model(tmp_path_factory):
+    cc, cxx = shutil.which("gcc"), shutil.which("g++")
+    if cc is None or cxx is None:
+        pytest.skip("no host C/C++ compiler")
+    if not (tf._real_model() and (tf.MODEL / "ew_model_data.c").is_file()
+            and (tf.MODEL / "manifest.json").is_file()):
+        pytest.skip("firmware/model has no exported model yet")
+    return build_host_node(tmp_path_factory.mktemp("fwhost_real"), cc, cxx, real_model=True)
 
 
 def adc_codes(path: Path, seconds_quiet: float = 2.0, clip: str | None = "gunshot_1.wav",
@@ -898,3 +916,28 @@ def test_inject_mode_runs_the_same_detector(node_exe, tmp_path):
     onsets = [e for e in node.frames(pr.Event) if e.kind == pr.EVENT_ONSET]
     assert onsets and onsets[0].class_index == 0
     assert 1.3 <= onsets[0].onset_sample / 16000 <= 1.5 + len(x) / 16000
+
+
+def test_hello_identity_matches_the_shipped_model(node_exe_real_model, tmp_path):
+    """Built with the generated firmware/model headers: HELLO carries what tools/flash.py
+    verifies (the manifest's model_sha256 and the core's config hash, first 8 bytes), the
+    manifest's labels, and CONFIG_GET THRESHOLD(i) answers the exported thresholds."""
+    import json
+    from tools import params
+    man = json.loads((tf.MODEL / "manifest.json").read_text())
+    node = HostNode(node_exe_real_model, tmp_path)
+    try:
+        hello = node.wait(is_msg(pr.Hello), 20)
+        assert hello is not None, node.stderr.decode(errors="replace")
+        node.send(pr.ConfigGet(pr.cfg_threshold(0)))
+        th0 = node.wait(is_msg(pr.Config, key=pr.cfg_threshold(0)), 20)
+    finally:
+        node.close()
+    h = hello.msg
+    assert h.model_hash.hex() == man["model_sha256"][:16]
+    assert h.config_hash.hex() == params.default().config_hash[:16]
+    assert h.labels == man["labels"]
+    header = (tf.MODEL / "ew_model.h").read_text()
+    q8 = [int(v) for v in re.search(r"EW_MODEL_THRESHOLDS_Q8\s*\{([^}]*)\}", header).group(1).split(",")]
+    assert th0 is not None and th0.msg.value == q8[0]
+    assert not node.frames(pr.Error), node.logs()     # the fake tensors match ew_model.h
