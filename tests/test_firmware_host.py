@@ -332,6 +332,15 @@ int uart_read_bytes(uart_port_t n, void *buf, uint32_t len, TickType_t wait) {
 esp_err_t uart_wait_tx_done(uart_port_t n, TickType_t w) { (void)n; (void)w; return ESP_OK; }
 esp_err_t uart_set_baudrate(uart_port_t n, uint32_t baud) { (void)n; fprintf(stderr, "BAUD %u\n", baud); return ESP_OK; }
 
+/* ---- USB-Serial/JTAG (CONFIG_EW_SERIAL_USB_JTAG builds) = stdin / stdout as well */
+#include "driver/usb_serial_jtag.h"
+esp_err_t usb_serial_jtag_driver_install(usb_serial_jtag_driver_config_t *c) {
+    fprintf(stderr, "USJ install tx %u rx %u\n", (unsigned)c->tx_buffer_size, (unsigned)c->rx_buffer_size);
+    return ESP_OK;
+}
+int usb_serial_jtag_read_bytes(void *buf, uint32_t len, uint32_t wait) { return uart_read_bytes(UART_NUM_0, buf, len, wait); }
+int usb_serial_jtag_write_bytes(const void *src, size_t size, uint32_t wait) { (void)wait; return uart_write_bytes(UART_NUM_0, src, size); }
+
 /* ---- NVS: one blob key in a file ($EW_FAKE_NVS) */
 static uint8_t g_nvs_pending[4096];
 static size_t g_nvs_pending_len;
@@ -575,7 +584,8 @@ def node_exe(tmp_path_factory):
     return build_host_node(tmp_path_factory.mktemp("fwhost"), cc, cxx)
 
 
-def build_host_node(d: Path, cc: str = "gcc", cxx: str = "g++", real_model: bool = False) -> Path:
+def build_host_node(d: Path, cc: str = "gcc", cxx: str = "g++", real_model: bool = False,
+                    usb_jtag: bool = False) -> Path:
     """Compile the firmware + core + fakes into d/earwitness_host (also usable from a shell:
     `python -c 'import sys; sys.path[:0] = ["tests"]; import test_firmware_host as t;
     print(t.build_host_node(__import__("pathlib").Path("/tmp/fw")))'`).
@@ -587,7 +597,8 @@ def build_host_node(d: Path, cc: str = "gcc", cxx: str = "g++", real_model: bool
     (d / "fake_idf.c").write_text(FAKE_IDF_C)
     (d / "fake_tflm.cc").write_text(FAKE_TFLM_CC)
     inc = [f"-I{stubs}", f"-I{tf.SRC}", f"-I{tf.CORE_INC}"] + ([f"-I{tf.MODEL}"] if real_model else [])
-    defs = ["-DEW_HARNESS_REAL_MODEL=1"] if real_model else []
+    defs = (["-DEW_HARNESS_REAL_MODEL=1"] if real_model else []) + \
+        (["-DCONFIG_EW_SERIAL_USB_JTAG=1"] if usb_jtag else [])
     c_files = [p for p in tf.sources() if p.suffix == ".c"] + \
         sorted(tf.CORE_INC.parent.joinpath("src").glob("*.c")) + [d / "fake_idf.c"] + \
         ([tf.MODEL / "ew_model_data.c"] if real_model else [])
@@ -605,6 +616,14 @@ def build_host_node(d: Path, cc: str = "gcc", cxx: str = "g++", real_model: bool
     exe = d / "earwitness_host"
     tf._compile([cxx, "-pthread", *map(str, objs), "-o", str(exe)])
     return exe
+
+
+@pytest.fixture(scope="module")
+def node_exe_usb_jtag(tmp_path_factory):
+    cc, cxx = shutil.which("gcc"), shutil.which("g++")
+    if cc is None or cxx is None:
+        pytest.skip("no host C/C++ compiler")
+    return build_host_node(tmp_path_factory.mktemp("fwhost_usj"), cc, cxx, usb_jtag=True)
 
 
 @pytest.fixture(scope="module")
@@ -941,3 +960,22 @@ def test_hello_identity_matches_the_shipped_model(node_exe_real_model, tmp_path)
     q8 = [int(v) for v in re.search(r"EW_MODEL_THRESHOLDS_Q8\s*\{([^}]*)\}", header).group(1).split(",")]
     assert th0 is not None and th0.msg.value == q8[0]
     assert not node.frames(pr.Error), node.logs()     # the fake tensors match ew_model.h
+
+
+def test_usb_serial_jtag_build_speaks_the_protocol(node_exe_usb_jtag, tmp_path):
+    """CONFIG_EW_SERIAL_USB_JTAG (S3 / C3): the protocol and the logs use the USB-Serial/JTAG
+    driver; BAUD is accepted and stored but changes nothing (no UART to reprogram)."""
+    node = HostNode(node_exe_usb_jtag, tmp_path)
+    try:
+        assert node.wait(is_msg(pr.Hello), 20) is not None
+        node.send(pr.ConfigSet(pr.CFG_BAUD, 460800))
+        ans = node.wait(is_msg(pr.Config, key=pr.CFG_BAUD), 20)
+        node.send(pr.HelloRequest())
+        again = node.wait(is_msg(pr.Hello), 20)
+    finally:
+        node.close()
+    assert ans is not None and ans.msg.value == 460800
+    assert again is not None
+    err = node.stderr.decode()
+    assert "USJ install" in err and "BAUD 460800" not in err
+    assert "earwitness: firmware 0.2.0" in node.logs()
