@@ -55,10 +55,11 @@ typedef struct {
 } ew_adc_stats_t;
 
 /**
- * @brief Start continuous ADC capture of one ADC1 pin at rate_hz and the capture task.
+ * @brief Start the capture task, which sets up ADC1 continuous mode for one pin at rate_hz
+ *        on its own core (so that the ADC interrupt lives there too); waits for the result.
  * @param gpio     ADC1-capable pin (GPIO36 = ADC1_CH0 on ESP32-WROOM)
  * @param rate_hz  conversion rate (EW_SAMPLE_RATE_HZ x decimation factor, e.g. 32000)
- * @param core     core to pin the capture task to (tskNO_AFFINITY on single-core chips)
+ * @param core     core to pin the capture task to (0; the only one on the ESP32-C3)
  * @return ESP_OK; ESP_ERR_INVALID_ARG (not an ADC1 pin, rate out of range); ESP_ERR_NO_MEM;
  *         ESP_ERR_NOT_FOUND (no free DMA / interrupt); other esp_err_t from the driver.
  */
