@@ -122,7 +122,8 @@ def markdown(res: dict, figures: dict[str, Path], baselines: dict | None = None)
          f" ({res['n_unreadable']} unreadable, skipped). Target classes: {', '.join(classes)};"
          f" everything else counts as `{res['negative_label']}` (no target event).", "",
          f"- node: {res['settings']['node']}",
-         f"- classifier: {res['settings']['classifier']}, every "
+         f"- classifier: {res['settings']['classifier']}",
+         f"- classifier (most target-like window): continuous windows every "
          f"{res['settings']['classifier_stride_hops']} hops",
          f"- each clip is preceded by {res['settings']['lead_in_s']} s and followed by "
          f"{res['settings']['tail_s']} s of noise at its own floor"
@@ -134,7 +135,12 @@ def markdown(res: dict, figures: dict[str, Path], baselines: dict | None = None)
          "|---|---|---|---|---|",
          f"| node | {_f(node['macro_f1'])} | {_f(node['accuracy'])} | "
          f"{_f(res['false_alarms_per_hour'], '.1f')} | {_f(res['false_alarms_per_hour_background'], '.1f')} |",
-         f"| classifier | {_f(clf['macro_f1'])} | {_f(clf['accuracy'])} | | |", "",
+         f"| classifier (window on the clip's peak) | {_f(clf['macro_f1'])} | {_f(clf['accuracy'])} | | |"]
+    if "classifier_any_window" in res:
+        anyw = res["classifier_any_window"]
+        L.append(f"| classifier (most target-like window) | {_f(anyw['macro_f1'])} | "
+                 f"{_f(anyw['accuracy'])} | | |")
+    L += ["",
          f"Negative audio: {fa.get('seconds', 0) / 60:.1f} min in {fa.get('clips', 0)} clips, "
          f"{fa.get('events', 0)} node events.", ""]
     d = node.get("diagnostics", {})
