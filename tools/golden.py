@@ -27,7 +27,7 @@ STAGES = {            # name -> (dtype, function of the input)
     "decim3": ("<i2", lambda x: R.decimate(x, 3)),
     "logmel": ("<u2", R.logmel),
     "features": ("<i1", lambda x: R.quantize(R.logmel(x))),
-    "gate": ("<i8", lambda x: np.stack([R.gate_stream(x)[f] for f in R.GATE_FIELDS], axis=1)),
+    "gate": ("<i8", lambda x: (lambda g: np.stack([g[f] for f in R.GATE_FIELDS], axis=1))(R.gate_stream(x))),
 }
 
 

@@ -70,6 +70,11 @@ static void run_case(const char *name, const int16_t *x, size_t n) {
     if (ew_gate_init(&g, &gc) != EW_OK) { printf("gate init failed\n"); return; }
     k = 0;
     for (size_t b = 0; b + EW_HOP_SAMPLES <= n; b += EW_HOP_SAMPLES) {
+        /* as the node does: frame k-1 (blocks k-1, k) updates the tonality before block k */
+        if (b >= EW_HOP_SAMPLES && b - EW_HOP_SAMPLES + EW_FRAME_SAMPLES <= n) {
+            ew_frontend_logmel(&fe, &buf[b - EW_HOP_SAMPLES], mel);
+            ew_gate_spectrum(&g, mel);
+        }
         const uint64_t ss = ew_sum_squares(&buf[b], EW_HOP_SAMPLES);
         ew_gate_process_block(&g, (uint32_t)(ss >> EW_HOP_LOG2));
         tmp[k++] = (long)g.power;
@@ -81,6 +86,8 @@ static void run_case(const char *name, const int16_t *x, size_t n) {
         tmp[k++] = g.nf_used_q8;
         tmp[k++] = g.jump_q8;
         tmp[k++] = g.onset_delay;
+        tmp[k++] = g.novelty_q8;
+        tmp[k++] = g.tonal_used_q8;
     }
     print_i(name, "gate", tmp, k);
 }
