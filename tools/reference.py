@@ -247,15 +247,16 @@ def gate(powers, logmel_q8=None, cfg: dict | None = None) -> dict:
         if cand_age > 0 and cand_age >= c["onset_blocks"]:
             f |= ONSET
             delay, cand_age = cand_age - 1, 0
+        # an impulsive start: an onset or a strong rise before the sound has become sustained
+        start = bool(f & ONSET) or bool(f & ABOVE and x >= c["strong_margin_q8"])
+        if start and above_run < c["sustain_blocks"]:
+            impulsive = True
         if f & ABOVE:
             above_run, quiet_run = above_run + 1, 0
-            impulsive = impulsive or x >= c["strong_margin_q8"]
         else:
             above_run, quiet_run = 0, quiet_run + 1
             if quiet_run >= c["sustain_blocks"]:
                 impulsive = False
-        if f & ONSET:
-            impulsive = True
         if above_run >= c["sustain_blocks"] and (ton >= c["tonal_margin_q8"] or impulsive):
             f |= LOUD
         bg = track(bg, p, c["bg_fall_shift"], c["bg_rise_shift"])

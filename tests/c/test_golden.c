@@ -10,7 +10,7 @@
 #include "ew_gate.h"
 #include "golden_data.h"
 
-#define MAX_IN 40000
+#define MAX_IN 50000
 static int16_t buf[MAX_IN];
 static int16_t out16[MAX_IN];
 static uint16_t mel[EW_N_MELS];
@@ -95,6 +95,7 @@ static void run_case(const char *name, const int16_t *x, size_t n) {
 int main(void) {
     run_case("synthetic", golden_synthetic, sizeof(golden_synthetic) / sizeof(golden_synthetic[0]));
     run_case("real", golden_real, sizeof(golden_real) / sizeof(golden_real[0]));
+    run_case("sustained", golden_sustained, sizeof(golden_sustained) / sizeof(golden_sustained[0]));
     static int16_t pcm[sizeof(golden_adc_codes) / sizeof(golden_adc_codes[0])];
     const size_t n = sizeof(pcm) / sizeof(pcm[0]);
     ew_adc_to_pcm(golden_adc_codes, pcm, n);

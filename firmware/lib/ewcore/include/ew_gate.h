@@ -34,8 +34,9 @@
  *     ONSET flag then comes with onset_delay = blocks since the candidate.
  *        ABOVE = warm && p >= floor && h >= sustain_margin
  *        LOUD  = ABOVE on this block and the sustain_blocks - 1 before it, and the event is
- *                tonal (t(k) >= tonal_margin) or impulsive (an ONSET, or an ABOVE block with
- *                x >= strong_margin, since ABOVE last failed sustain_blocks blocks in a row)
+ *                tonal (t(k) >= tonal_margin) or began impulsively: an ONSET, or an ABOVE
+ *                block with x >= strong_margin, while the ABOVE run was still shorter than
+ *                sustain_blocks, and no sustain_blocks non-ABOVE blocks in a row since
  *     "warm" = more than warmup_blocks seen since reset.  The detector turns ONSET into a
  *     trigger and re-triggers every recheck_blocks while LOUD (sustained sirens, crying, the
  *     rumble of an explosion), not while a noise-like background (rain, sea, engines) that

@@ -106,16 +106,17 @@ uint8_t ew_gate_process_block(ew_gate_t *g, uint32_t power) {
         delay = (uint8_t)(g->cand_age - 1);
         g->cand_age = 0;
     }
+    /* an impulsive start: an onset or a strong rise before the sound has become sustained */
+    const int start = (flags & EW_GATE_ONSET) || ((flags & EW_GATE_ABOVE) && x >= c->strong_margin_q8);
+    if (start && g->above_run < c->sustain_blocks) g->impulsive = 1;
     if (flags & EW_GATE_ABOVE) {
         if (g->above_run < UINT32_MAX) g->above_run++;
         g->quiet_run = 0;
-        if (x >= c->strong_margin_q8) g->impulsive = 1;  /* a strong rise (explosion rumble) */
     } else {
         g->above_run = 0;
         if (g->quiet_run < UINT32_MAX) g->quiet_run++;
         if (g->quiet_run >= c->sustain_blocks) g->impulsive = 0;   /* the episode is over */
     }
-    if (flags & EW_GATE_ONSET) g->impulsive = 1;
     if (g->above_run >= c->sustain_blocks && (ton >= c->tonal_margin_q8 || g->impulsive))
         flags |= EW_GATE_LOUD;
     g->bg_q16 = track(g->bg_q16, p, c->bg_fall_shift, c->bg_rise_shift);
