@@ -17,14 +17,14 @@ def clip(name):
     return audio.load(AUDIO / name)
 
 
-def burst_stream(onsets_s, total_s=6.0, burst_ms=60, level=12000, floor=60, seed=1):
-    """Low noise with noise bursts at known onsets (samples)."""
+def burst_stream(onsets_s, total_s=6.0, burst_ms=60, level=12000, floor=60, seed=1, gains=None):
+    """Low noise with noise bursts at known onsets (samples), each scaled by its gain."""
     rng = np.random.default_rng(seed)
     x = rng.normal(0, floor, int(total_s * SR))
     onsets = [int(t * SR) for t in onsets_s]
-    for o in onsets:
+    for o, g in zip(onsets, gains or [1.0] * len(onsets)):
         n = int(burst_ms * SR / 1000)
-        x[o:o + n] += rng.normal(0, level, n) * np.exp(-np.arange(n) / (n / 3))
+        x[o:o + n] += g * rng.normal(0, level, n) * np.exp(-np.arange(n) / (n / 3))
     return np.clip(np.round(x), -32768, 32767).astype(np.int16), onsets
 
 
@@ -153,7 +153,8 @@ def test_threshold_and_disabled_class():
 
 
 def test_repeated_hits_merge_within_holdoff_and_split_beyond():
-    x, onsets = burst_stream([1.5, 2.7, 6.5], total_s=9.0)
+    # the second burst is 6 dB louder: an equal one 1.2 s later is not new to the gate (peak novelty)
+    x, onsets = burst_stream([1.5, 2.7, 6.5], total_s=9.0, gains=[0.5, 1.0, 1.0])
     node = core.Node(lambda w, f: [220], 1)
     node.process(x)
     node.flush()
@@ -167,7 +168,7 @@ def test_repeated_hits_merge_within_holdoff_and_split_beyond():
 
 
 def test_different_classes_make_separate_events():
-    x, _ = burst_stream([1.5, 2.7], total_s=5.0)
+    x, _ = burst_stream([1.5, 2.7], total_s=5.0, gains=[0.5, 1.0])
     node = core.Node(lambda w, f: [220, 0] if w.trigger_sample < 2 * SR else [0, 220], 2)
     node.process(x)
     node.flush()
@@ -195,6 +196,33 @@ def test_sustained_event_is_rechecked_while_it_lasts():
     assert kinds[0] == "onset" and kinds.count("recheck") >= 2
 
 
+def test_recurring_equal_impulses_are_not_new_but_louder_ones_are():
+    """Peak novelty: a burst as loud as one 0.8 s earlier does not reopen the gate (crackling
+    fire, dripping water); one 6 dB louder does, and so does an equal one 5 s later."""
+    x, _ = burst_stream([1.5, 2.3, 3.1, 8.1], total_s=10.0, gains=[0.5, 0.5, 1.0, 1.0])
+    node = core.Node()
+    node.process(x)
+    node.flush()
+    assert [round(w.trigger_sample / SR, 1) for w in node.windows] == [1.5, 3.1, 8.1]
+
+
+def test_noise_like_sustained_sound_is_not_rechecked():
+    """LOUD needs a tonal sound (siren) or an impulsive start: noise that swells slowly 20 dB
+    (surf, rain coming in) opens no window; the same noise starting abruptly is re-checked."""
+    rng = np.random.default_rng(3)
+    n = 8 * SR
+    env = np.clip((np.arange(n) - 2 * SR) / (2.0 * SR), 0, 1)       # 0 -> 1 over 2 s from t = 2 s
+    slow = rng.normal(0, 30, n) * (1 + 9 * env)
+    node = core.Node(trace=True)
+    node.process(np.clip(np.round(slow), -32768, 32767).astype(np.int16))
+    assert node.windows == [] and (node.trace["flags"] & 2).sum() == 0
+    step = rng.normal(0, 30, n) * np.where(np.arange(n) < 2 * SR, 1, 100)   # +40 dB at once
+    node = core.Node()
+    node.process(np.clip(np.round(step), -32768, 32767).astype(np.int16))
+    node.flush()
+    assert [w.kind for w in node.windows][:2] == ["onset", "recheck"]
+
+
 def test_classifier_failure_is_counted_and_makes_no_decision():
     x, _ = burst_stream([2.0])
 
@@ -208,7 +236,8 @@ def test_classifier_failure_is_counted_and_makes_no_decision():
 
 
 @pytest.mark.parametrize("kwargs", [dict(n_classes=17), dict(gate={"bg_fall_shift": 0}),
-                                    dict(gate={"onset_blocks": 5}), dict(continuous_stride=0),
+                                    dict(gate={"onset_blocks": 5}), dict(gate={"peak_decay_q8": 0}),
+                                    dict(gate={"tonal_shift": 16}), dict(continuous_stride=0),
                                     dict(quant=params.Quant(0.75, 0, 0))])
 def test_invalid_configuration_is_rejected(kwargs):
     with pytest.raises(ValueError):

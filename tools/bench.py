@@ -116,7 +116,9 @@ def gate_figures(args) -> dict:
         "gate_recall_impulsive": round(r["gate_recall_impulsive"], 4),
         "gate_recall_impulsive_own_floor": round(r["gate_recall_impulsive_own_floor"], 4),
         "gate_detail": {"per_label": r["per_label"], "background_seconds": r["background_seconds"],
-                        "impulsive_clips": r["impulsive_clips"]},
+                        "impulsive_clips": r["impulsive_clips"],
+                        "duty_cycle_background_unpadded": round(r["gate_duty_cycle_background_unpadded"], 4),
+                        "per_source_duty": {k: v["duty"] for k, v in r["per_source"].items()}},
     }
 
 

@@ -54,7 +54,9 @@ class GateConfig(C.Structure):
                 ("recheck_blocks", C.c_uint16),
                 ("warmup_blocks", C.c_uint16), ("bg_fall_shift", C.c_uint8),
                 ("bg_rise_shift", C.c_uint8), ("nf_fall_shift", C.c_uint8),
-                ("nf_rise_shift", C.c_uint8)]
+                ("nf_rise_shift", C.c_uint8), ("peak_margin_q8", C.c_int32),
+                ("peak_decay_q8", C.c_int32), ("tonal_margin_q8", C.c_int32),
+                ("tonal_shift", C.c_uint8)]
 
 
 class Quant(C.Structure):

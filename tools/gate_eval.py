@@ -14,6 +14,12 @@ would hear it.  Figures:
     event clip is at its own floor but at least ROOM_BELOW_PEAK_DB below its peak: many dataset
     clips are 1-s chunks cut from inside the event, whose quietest part is the event itself.
     `gate_recall_impulsive_own_floor` is the same figure with the lead-in at the clip's own floor.
+Reported next to the headline, not instead of it:
+  - per-source duty (the CSV's source_label; Edge-Impulse chunks as one source);
+  - `gate_duty_cycle_background_unpadded`: the same measurement with the digital silence that
+    datasets pad short clips with (blocks below -90 dBFS at either end, 10 ESC clips) cut off
+    before looping: looped, the padding becomes "silence, then the background starts again"
+    every 5 s, which a node in a real room never hears.
 """
 from __future__ import annotations
 
@@ -33,6 +39,26 @@ ROOM_BELOW_PEAK_DB = 20.0   # event clips: the room is at least this far below t
 BACKGROUND = ("background",)
 H = core.HOP
 WINDOW_SAMPLES = core.P.window_samples
+
+
+SILENCE_DBFS = -90.0        # digital silence (dataset padding), as in tools.audio.lead_in
+
+
+def source_of(row: dict) -> str:
+    """Background source for the per-source table: the dataset's own class name."""
+    if row.get("corpus") == "glassbreak_ei":
+        return "edge_impulse_background"
+    s = row.get("source_label", "").strip().lower().replace(" ", "_")
+    return {"crackling_fire": "fire_crackling"}.get(s, s or row["label"])
+
+
+def trim_padding(x: np.ndarray) -> np.ndarray:
+    """x without the digital-silence blocks at its start and end (dataset zero padding)."""
+    lv = audio.block_levels_db(x)
+    keep = np.nonzero(lv > SILENCE_DBFS)[0]
+    if keep.size == 0:
+        return x
+    return x[keep[0] * H:min(x.size, (keep[-1] + 1) * H)]
 
 
 @dataclass
@@ -91,7 +117,7 @@ def evaluate(root: Path, rows: list[dict], *, gate: dict | None = None, progress
     from tqdm import tqdm
 
     rows = [r for r in rows if r["label"] in IMPULSIVE + BACKGROUND]
-    results = []
+    results, unpadded, sources = [], [], {}
     for r in tqdm(rows, desc="gate", unit="clip", disable=not progress):
         try:
             x = audio.load(root / r["path"])
@@ -99,7 +125,11 @@ def evaluate(root: Path, rows: list[dict], *, gate: dict | None = None, progress
             print(f"skipped: {e}", file=sys.stderr)
             continue
         if r["label"] in BACKGROUND:
+            sources[r["path"]] = source_of(r)
             results.append(run_clip(x, path=r["path"], label=r["label"], gate=gate, steady=True))
+            t = trim_padding(x)
+            unpadded.append(results[-1] if t.size == x.size else
+                            run_clip(t, path=r["path"], label=r["label"], gate=gate, steady=True))
             continue
         own = run_clip(x, path=r["path"], label=r["label"], gate=gate)
         res = run_clip(x, path=r["path"], label=r["label"], gate=gate,
@@ -115,8 +145,25 @@ def evaluate(root: Path, rows: list[dict], *, gate: dict | None = None, progress
             per_label[lab] = {"clips": len(cs), "recall": sum(c.opened_on_peak for c in cs) / len(cs),
                               "recall_own_floor": sum(c.opened_own_floor for c in cs) / len(cs)}
     bg_time = sum(c.seconds for c in bg)
+    un_time = sum(c.seconds for c in unpadded)
+    per_source = {}
+    for c, u in zip(bg, unpadded):
+        d = per_source.setdefault(sources[c.path], {"clips": 0, "seconds": 0.0, "window_seconds": 0.0,
+                                                    "unpadded_seconds": 0.0, "unpadded_window_seconds": 0.0})
+        d["clips"] += 1
+        d["seconds"] += c.seconds
+        d["window_seconds"] += c.window_seconds
+        d["unpadded_seconds"] += u.seconds
+        d["unpadded_window_seconds"] += u.window_seconds
+    per_source = {k: {"clips": d["clips"], "seconds": round(d["seconds"], 1),
+                      "window_seconds": round(d["window_seconds"], 1),
+                      "duty": round(d["window_seconds"] / d["seconds"], 3),
+                      "duty_unpadded": round(d["unpadded_window_seconds"] / d["unpadded_seconds"], 3)}
+                  for k, d in sorted(per_source.items(), key=lambda kv: -kv[1]["window_seconds"])}
     return {
         "gate_duty_cycle_background": sum(c.window_seconds for c in bg) / bg_time if bg_time else None,
+        "gate_duty_cycle_background_unpadded":
+            sum(c.window_seconds for c in unpadded) / un_time if un_time else None,
         "gate_recall_impulsive": sum(c.opened_on_peak for c in imp) / len(imp) if imp else None,
         "gate_recall_impulsive_own_floor":
             sum(c.opened_own_floor for c in imp) / len(imp) if imp else None,
@@ -124,6 +171,7 @@ def evaluate(root: Path, rows: list[dict], *, gate: dict | None = None, progress
         "background_seconds": round(bg_time, 1),
         "impulsive_clips": len(imp),
         "per_label": per_label,
+        "per_source": per_source,
         "missed": [c.path for c in imp if not c.opened_on_peak],
         "busiest_background": sorted(((round(c.duty, 3), c.path) for c in bg), reverse=True)[:10],
     }

@@ -27,7 +27,7 @@ STAGES = {            # name -> (dtype, function of the input)
     "decim3": ("<i2", lambda x: R.decimate(x, 3)),
     "logmel": ("<u2", R.logmel),
     "features": ("<i1", lambda x: R.quantize(R.logmel(x))),
-    "gate": ("<i8", lambda x: np.stack([R.gate_stream(x)[f] for f in R.GATE_FIELDS], axis=1)),
+    "gate": ("<i8", lambda x: (lambda g: np.stack([g[f] for f in R.GATE_FIELDS], axis=1))(R.gate_stream(x))),
 }
 
 
@@ -46,6 +46,19 @@ def synthetic() -> np.ndarray:
     return np.clip(np.round(np.concatenate(parts)), -32768, 32767).astype(np.int16)
 
 
+def sustained() -> np.ndarray:
+    """3 s for the LOUD rule: noise swelling slowly by 30 dB (not re-checked: no tonality, no
+    impulsive start), quiet, then noise stepping up by 40 dB at once (an impulsive start)."""
+    sr = _params.default().sample_rate_hz
+    rng = np.random.default_rng(20261124)
+    n = 3 * sr
+    t = np.arange(n) / sr
+    swell = np.clip((t - 0.4) / 1.0, 0, 1) * (t < 1.9)                # 0 -> 1 over 1 s, held 0.5 s
+    gain = 10 ** (30 / 20 * swell)
+    gain = np.where(t >= 2.4, 10 ** (40 / 20), gain)
+    return np.clip(np.round(rng.normal(0, 20, n) * gain), -32768, 32767).astype(np.int16)
+
+
 def real() -> np.ndarray:
     import soundfile as sf
     x, sr = sf.read(AUDIO / REAL_CLIP, dtype="int16")
@@ -60,7 +73,7 @@ def adc_codes() -> np.ndarray:
 
 
 def compute() -> dict:
-    cases = {"synthetic": synthetic(), "real": real()}
+    cases = {"synthetic": synthetic(), "real": real(), "sustained": sustained()}
     out = {"cases": {}, "adc": {}}
     for name, x in cases.items():
         out["cases"][name] = {"input": x, **{s: np.asarray(f(x)) for s, (_, f) in STAGES.items()}}

@@ -149,6 +149,12 @@ class Params:
             "nf_fall_shift": g["nf_fall_shift"],
             "nf_rise_shift": g["nf_rise_shift"],
             "warmup_blocks": g["warmup_blocks"],
+            "peak_margin_q8": db_to_log2_q8(g["peak_margin_db"]),
+            # dB per second -> log2 Q8 per block (at least 1: a peak that never decays would mute the gate)
+            "peak_decay_q8": max(1, db_to_log2_q8(g["peak_decay_db_per_s"] * self.hop_samples
+                                                  / self.sample_rate_hz)),
+            "tonal_margin_q8": db_to_log2_q8(g["tonal_margin_db"]),
+            "tonal_shift": g["tonal_shift"],
         }
 
     @property
@@ -258,6 +264,8 @@ def _check(raw: dict) -> None:
                          "(64-bit mel accumulator bound)")
     if not 1 <= raw["gate"]["onset_blocks"] <= 4:
         raise ValueError("gate.onset_blocks must be 1..4")
+    if not 0 <= raw["gate"]["tonal_shift"] <= 15:
+        raise ValueError("gate.tonal_shift must be 0..15")
     if raw["detector"]["preroll_frames"] >= fe["frames_per_window"]:
         raise ValueError("preroll_frames must be smaller than frames_per_window")
     if raw["detector"]["preroll_frames"] > raw["gate"]["warmup_blocks"]:

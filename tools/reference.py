@@ -157,7 +157,7 @@ def quantize(logmel_q8, q: _params.Quant | None = None) -> np.ndarray:
 # ---- gate -------------------------------------------------------------------------------------
 
 GATE_FIELDS = ("power", "level_q8", "bg_q8", "excess_q8", "spread_q16", "flags", "nf_q8",
-               "jump_q8", "onset_delay")
+               "jump_q8", "onset_delay", "novelty_q8", "tonal_q8")
 WARM, LOUD, ONSET, ABOVE = 1, 2, 4, 8
 
 
@@ -183,31 +183,53 @@ def _spread_q16(window: list[int]) -> int:
     return (num << 16) // (L * L * r * r)
 
 
-def gate(powers, cfg: dict | None = None) -> dict:
-    """The gate's outputs for a sequence of block powers (see ew_gate.h)."""
+def _step(d: int, shift: int) -> int:
+    """d / 2^shift truncated toward zero."""
+    return -((-d) >> shift) if d < 0 else d >> shift
+
+
+def tonality(logmel_q8) -> np.ndarray:
+    """Per frame: max over bands b = 2..n-3 of m[b] - (m[b-2] + m[b+2]) // 2, at least 0."""
+    m = np.asarray(logmel_q8, dtype=np.int64)
+    if m.shape[0] == 0:
+        return np.zeros(0, np.int64)
+    t = m[:, 2:-2] - ((m[:, :-4] + m[:, 4:]) >> 1)
+    return np.maximum(t.max(axis=1), 0)
+
+
+def gate(powers, logmel_q8=None, cfg: dict | None = None) -> dict:
+    """The gate's outputs for a sequence of block powers (see ew_gate.h).  logmel_q8: the
+    log-mel frames of the same stream (frame j = blocks j, j+1); frame k-1 updates the tonality
+    before block k is decided.  Without frames the tonality stays 0."""
     c = dict(P.gate_fixed)
     c.update(cfg or {})
     L = c["window_blocks"]
     levels = log2_q8(np.asarray(powers, dtype=np.uint64) + np.uint64(1)).tolist()
+    tonal_frames = tonality(logmel_q8).tolist() if logmel_q8 is not None else []
     out = {k: [] for k in GATE_FIELDS}
     ring: list[int] = []
-    bg = nf = 0
-    above_run = cand_age = cand_bg = 0
+    bg = nf = peak = ton = 0
+    above_run = quiet_run = cand_age = cand_bg = 0
+    impulsive = False
 
     def track(state, p, fall, rise):
         d = p * 256 - state
-        return state + (-((-d) >> fall) if d < 0 else d >> rise)
+        return state + _step(d, fall if d < 0 else rise)
 
     for k, (e, p) in enumerate(zip((int(v) for v in powers), levels)):
+        if 1 <= k <= len(tonal_frames):
+            ton += _step(tonal_frames[k - 1] - ton, c["tonal_shift"])
         ring.append(e)
         if len(ring) > L:
             ring.pop(0)
-        other = max(ring[:-1], default=0)
+        other = max(ring[:-2], default=0)          # every block but this one and the previous
         j = p - int(log2_q8(np.uint64(other + 1)))
         if k == 0:
             bg = nf = p * 256
+            peak = p
         b, fl = bg >> 8, nf >> 8
         x = p - b
+        nov = p - peak
         s = _spread_q16(ring)
         f, delay, candidate = 0, 0, False
         if k + 1 > c["warmup_blocks"]:
@@ -216,6 +238,7 @@ def gate(powers, cfg: dict | None = None) -> dict:
                 if p - fl >= c["sustain_margin_q8"]:
                     f |= ABOVE
                 candidate = (x >= c["onset_margin_q8"] and j >= c["jump_margin_q8"]
+                             and nov >= c["peak_margin_q8"]
                              and (s <= c["spread_max_q16"] or x >= c["strong_margin_q8"]))
         if cand_age > 0:
             cand_age = cand_age + 1 if p - cand_bg >= c["confirm_margin_q8"] else 0
@@ -224,15 +247,26 @@ def gate(powers, cfg: dict | None = None) -> dict:
         if cand_age > 0 and cand_age >= c["onset_blocks"]:
             f |= ONSET
             delay, cand_age = cand_age - 1, 0
-        above_run = above_run + 1 if f & ABOVE else 0
-        if above_run >= c["sustain_blocks"]:
+        # an impulsive start: an onset or a strong rise before the sound has become sustained
+        start = bool(f & ONSET) or bool(f & ABOVE and x >= c["strong_margin_q8"])
+        if start and above_run < c["sustain_blocks"]:
+            impulsive = True
+        if f & ABOVE:
+            above_run, quiet_run = above_run + 1, 0
+        else:
+            above_run, quiet_run = 0, quiet_run + 1
+            if quiet_run >= c["sustain_blocks"]:
+                impulsive = False
+        if above_run >= c["sustain_blocks"] and (ton >= c["tonal_margin_q8"] or impulsive):
             f |= LOUD
         bg = track(bg, p, c["bg_fall_shift"], c["bg_rise_shift"])
         nf = track(nf, p, c["nf_fall_shift"], c["nf_rise_shift"])
-        for name, v in zip(GATE_FIELDS, (e, p, b, x, s, f, fl, j, delay)):
+        peak = max(p, peak - c["peak_decay_q8"])
+        for name, v in zip(GATE_FIELDS, (e, p, b, x, s, f, fl, j, delay, nov, ton)):
             out[name].append(v)
     return {k: np.array(v, dtype=np.int64) for k, v in out.items()}
 
 
 def gate_stream(pcm, cfg: dict | None = None) -> dict:
-    return gate(block_powers(dc_block(pcm)), cfg)
+    """The gate as the node runs it: block powers and log-mel frames of the DC-blocked stream."""
+    return gate(block_powers(dc_block(pcm)), logmel(pcm), cfg)

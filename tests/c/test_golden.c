@@ -10,7 +10,7 @@
 #include "ew_gate.h"
 #include "golden_data.h"
 
-#define MAX_IN 40000
+#define MAX_IN 50000
 static int16_t buf[MAX_IN];
 static int16_t out16[MAX_IN];
 static uint16_t mel[EW_N_MELS];
@@ -70,6 +70,11 @@ static void run_case(const char *name, const int16_t *x, size_t n) {
     if (ew_gate_init(&g, &gc) != EW_OK) { printf("gate init failed\n"); return; }
     k = 0;
     for (size_t b = 0; b + EW_HOP_SAMPLES <= n; b += EW_HOP_SAMPLES) {
+        /* as the node does: frame k-1 (blocks k-1, k) updates the tonality before block k */
+        if (b >= EW_HOP_SAMPLES && b - EW_HOP_SAMPLES + EW_FRAME_SAMPLES <= n) {
+            ew_frontend_logmel(&fe, &buf[b - EW_HOP_SAMPLES], mel);
+            ew_gate_spectrum(&g, mel);
+        }
         const uint64_t ss = ew_sum_squares(&buf[b], EW_HOP_SAMPLES);
         ew_gate_process_block(&g, (uint32_t)(ss >> EW_HOP_LOG2));
         tmp[k++] = (long)g.power;
@@ -81,6 +86,8 @@ static void run_case(const char *name, const int16_t *x, size_t n) {
         tmp[k++] = g.nf_used_q8;
         tmp[k++] = g.jump_q8;
         tmp[k++] = g.onset_delay;
+        tmp[k++] = g.novelty_q8;
+        tmp[k++] = g.tonal_used_q8;
     }
     print_i(name, "gate", tmp, k);
 }
@@ -88,6 +95,7 @@ static void run_case(const char *name, const int16_t *x, size_t n) {
 int main(void) {
     run_case("synthetic", golden_synthetic, sizeof(golden_synthetic) / sizeof(golden_synthetic[0]));
     run_case("real", golden_real, sizeof(golden_real) / sizeof(golden_real[0]));
+    run_case("sustained", golden_sustained, sizeof(golden_sustained) / sizeof(golden_sustained[0]));
     static int16_t pcm[sizeof(golden_adc_codes) / sizeof(golden_adc_codes[0])];
     const size_t n = sizeof(pcm) / sizeof(pcm[0]);
     ew_adc_to_pcm(golden_adc_codes, pcm, n);

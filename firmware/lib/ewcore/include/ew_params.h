@@ -1,6 +1,6 @@
 /* GENERATED FILE - DO NOT EDIT.
  * Source: firmware/lib/ewcore/ewcore.toml; regenerate with `python -m tools.gen_params`.
- * config_hash: 28ca93ac12e06828ef5035d41608c8b822d6f11e6561a95e4b9e033ff0911eb5
+ * config_hash: 4e9cc2bc83a079b0a8fdeaf72f5332db485b50eec8e9463cbb492594cddf5519
  */
 
 #ifndef EW_PARAMS_H
@@ -43,6 +43,10 @@
 #define EW_GATE_NF_FALL_SHIFT        3  /* noise floor fall time constant 2^n blocks */
 #define EW_GATE_NF_RISE_SHIFT        10  /* noise floor rise time constant 2^n blocks */
 #define EW_GATE_WARMUP_BLOCKS        8  /* blocks after reset that only seed the background */
+#define EW_GATE_PEAK_MARGIN_Q8       255  /* 3.0 dB in log2 Q8 */
+#define EW_GATE_PEAK_DECAY_Q8        4  /* 3.0 dB/s, log2 Q8 per block */
+#define EW_GATE_TONAL_MARGIN_Q8      1020  /* 12.0 dB in log2 Q8 */
+#define EW_GATE_TONAL_SHIFT          3  /* tonality smoothing time constant 2^n frames */
 #define EW_DET_PREROLL_FRAMES        6  /* window starts this many hops before the trigger */
 #define EW_DET_HOLDOFF_SAMPLES       24000  /* 1500 ms merge/hold-off */
 #define EW_DET_DEFAULT_THRESHOLD_Q8  154  /* score threshold 0.6 (Q0.8) */
@@ -51,8 +55,8 @@
 #define EW_QUANT_SHIFT               24  /* quantiser shift */
 #define EW_QUANT_ZERO_POINT          -128  /* int8 input zero point */
 
-#define EW_CONFIG_HASH_STR "28ca93ac12e06828ef5035d41608c8b822d6f11e6561a95e4b9e033ff0911eb5"
-#define EW_CONFIG_HASH8 { 0x28, 0xca, 0x93, 0xac, 0x12, 0xe0, 0x68, 0x28 }  /* first 8 bytes, as in HELLO */
+#define EW_CONFIG_HASH_STR "4e9cc2bc83a079b0a8fdeaf72f5332db485b50eec8e9463cbb492594cddf5519"
+#define EW_CONFIG_HASH8 { 0x4e, 0x9c, 0xc2, 0xbc, 0x83, 0xa0, 0x79, 0xb0 }  /* first 8 bytes, as in HELLO */
 
 extern const int16_t ew_hann_q15[EW_FRAME_SAMPLES];
 extern const int32_t ew_twiddle_cos_q31[EW_FRAME_SAMPLES / 2];

@@ -19,6 +19,10 @@ void ew_gate_config_default(ew_gate_config_t *cfg) {
     cfg->bg_rise_shift = EW_GATE_BG_RISE_SHIFT;
     cfg->nf_fall_shift = EW_GATE_NF_FALL_SHIFT;
     cfg->nf_rise_shift = EW_GATE_NF_RISE_SHIFT;
+    cfg->peak_margin_q8 = EW_GATE_PEAK_MARGIN_Q8;
+    cfg->peak_decay_q8 = EW_GATE_PEAK_DECAY_Q8;
+    cfg->tonal_margin_q8 = EW_GATE_TONAL_MARGIN_Q8;
+    cfg->tonal_shift = EW_GATE_TONAL_SHIFT;
 }
 
 int ew_gate_init(ew_gate_t *g, const ew_gate_config_t *cfg) {
@@ -27,7 +31,8 @@ int ew_gate_init(ew_gate_t *g, const ew_gate_config_t *cfg) {
         cfg->bg_rise_shift > 15 || cfg->nf_fall_shift < 1 || cfg->nf_fall_shift > 15 ||
         cfg->nf_rise_shift < 1 || cfg->nf_rise_shift > 15 || cfg->onset_margin_q8 < 0 || cfg->strong_margin_q8 < 0 || cfg->jump_margin_q8 < 0 ||
         cfg->sustain_margin_q8 < 0 || cfg->recheck_blocks == 0 || cfg->sustain_blocks == 0 ||
-        cfg->onset_blocks < 1 || cfg->onset_blocks > EW_GATE_MAX_ONSET_BLOCKS)
+        cfg->onset_blocks < 1 || cfg->onset_blocks > EW_GATE_MAX_ONSET_BLOCKS ||
+        cfg->peak_decay_q8 < 1 || cfg->tonal_shift > 15)
         return EW_ERR_CONFIG;
     g->cfg = *cfg;
     ew_gate_reset(g);

@@ -96,16 +96,16 @@ static void end_block(ew_node_t *n) {
     uint64_t *sub = n->sub_sq[k % EW_GATE_MAX_ONSET_BLOCKS];
     uint64_t sum = 0;
     for (uint32_t j = 0; j < EW_SUBBLOCKS; j++) sum += sub[j];        /* 38 bits */
+    if (k >= 1) {                                         /* frame k-1 = blocks k-1 and k */
+        ew_frontend_logmel(&n->fe, n->frame, n->logmel);
+        ew_frontend_quantize(n->logmel, n->ring[(k - 1) % FPW], EW_N_MELS, &n->cfg.quant);
+        ew_gate_spectrum(&n->gate, n->logmel);            /* tonality for block k's decision */
+        n->stats.frames++;
+    }
     const uint8_t flags = ew_gate_process_block(&n->gate, (uint32_t)(sum >> EW_HOP_LOG2));
     if (flags & EW_GATE_ABOVE) {
         n->last_loud_block = k;
         n->has_loud = 1;
-    }
-
-    if (k >= 1) {                                         /* frame k-1 = blocks k-1 and k */
-        ew_frontend_logmel(&n->fe, n->frame, n->logmel);
-        ew_frontend_quantize(n->logmel, n->ring[(k - 1) % FPW], EW_N_MELS, &n->cfg.quant);
-        n->stats.frames++;
     }
     memcpy(n->frame, &n->frame[H], H * sizeof(int16_t));
     memset(n->sub_sq[(k + 1) % EW_GATE_MAX_ONSET_BLOCKS], 0, sizeof(n->sub_sq[0]));

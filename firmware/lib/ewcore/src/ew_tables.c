@@ -1,6 +1,6 @@
 /* GENERATED FILE - DO NOT EDIT.
  * Source: firmware/lib/ewcore/ewcore.toml; regenerate with `python -m tools.gen_params`.
- * config_hash: 28ca93ac12e06828ef5035d41608c8b822d6f11e6561a95e4b9e033ff0911eb5
+ * config_hash: 4e9cc2bc83a079b0a8fdeaf72f5332db485b50eec8e9463cbb492594cddf5519
  */
 
 #include "ew_params.h"
