@@ -220,7 +220,10 @@ def build(clips: list[data.Clip], cmap: data.ClassMap, seed: int = 0,
 
 
 def cache_key(rows, root, cmap, seed, cfg, augment_data=True) -> str:
-    blob = json.dumps({"feature_hash": P.feature_hash, "data": data.rows_hash(rows, root),
+    # config_hash, not only feature_hash: the gate (whose parameters feature_hash leaves out)
+    # decides where the node-aligned windows start
+    blob = json.dumps({"feature_hash": P.feature_hash, "config_hash": P.config_hash,
+                       "data": data.rows_hash(rows, root),
                        "classes": cmap.to_json(), "seed": seed, "augment": cfg.to_json(),
                        "augment_data": augment_data, "version": FEATURE_VERSION},
                       sort_keys=True).encode()
