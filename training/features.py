@@ -14,7 +14,7 @@ Window labels come from the event's own energy: a window holding at least `TARGE
 best possible window's event energy is the clip's class, one holding less than `NEG_DB` is a
 negative ("other"), anything in between is ambiguous and dropped.
 
-Features are cached in build/training/features-<key>.npz, keyed by P.feature_hash, the data
+Features are cached in build/training/features-<key>.npz, keyed by P.feature_hash and P.config_hash (gate), the data
 (paths, labels, folds, file sizes), the class map, the augmentation config, the seed and
 FEATURE_VERSION.
 """
