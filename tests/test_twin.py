@@ -280,3 +280,40 @@ def test_record_on_event_segments():
     for o in onsets[:2]:
         seg = [s for s in segments if s[0] <= o < s[1] or s[0] == max(0, o - pre)]
         assert seg and seg[0][0] <= max(0, o - pre) + 512 and seg[0][0] <= o
+
+
+def test_uart_log_and_48khz_adc():
+    """--uart-log: boot text before HELLO and log lines between frames (the host decoder keeps
+    both); --adc-rate 48000: the x3 decimator path."""
+    with twin.start(CLIP, stub_scores=STUB, loop=True, uart_log=True, adc_rate=48000) as t:
+        s = serial.Serial(t.port, 921600, timeout=0.05)
+        dec, enc = pr.FrameDecoder(), pr.Encoder()
+        items = []
+        end = time.monotonic() + TIMEOUT
+        while not any(isinstance(i, pr.Frame) and isinstance(i.msg, pr.Hello) for i in items):
+            assert time.monotonic() < end
+            items += dec.feed(s.read(4096))
+        first_hello = next(k for k, i in enumerate(items) if isinstance(i, pr.Frame))
+        assert any("POWERON_RESET" in i.text for i in items[:first_hello] if isinstance(i, pr.LogLine))
+        s.write(enc.encode(pr.ConfigSet(pr.CFG_AUDIO_STREAM, 1)))
+        s.write(enc.encode(pr.Cmd(pr.CMD_START_STREAM, 0)))
+        frames, logs = [], []
+        while sum(len(f.samples) for f in frames) < 3 * 16000:
+            assert time.monotonic() < end
+            for it in dec.feed(s.read(65536)):
+                if isinstance(it, pr.LogLine):
+                    logs.append(it.text)
+                elif isinstance(it.msg if isinstance(it, pr.Frame) else None, pr.Audio) and \
+                        (frames or it.msg.first_sample == 0):
+                    frames.append(it.msg)
+        s.write(enc.encode(pr.Cmd(pr.CMD_REBOOT, 0)))
+        after = []
+        while not any(isinstance(i, pr.Frame) and isinstance(i.msg, pr.Hello) for i in after):
+            assert time.monotonic() < end
+            after += dec.feed(s.read(4096))
+        s.close()
+    assert dec.stats.garbage_bytes == 0
+    assert any("alarm: class 0" in line for line in logs)           # stub: every window fires
+    assert any(isinstance(i, pr.LogLine) and "SW_CPU_RESET" in i.text for i in after)
+    starts = [f.first_sample for f in frames]
+    assert starts == list(np.cumsum([0] + [len(f.samples) for f in frames[:-1]]))

@@ -157,9 +157,11 @@ def stub_classifier(scores: Sequence[int]):
 class HostPort:
     """The host side of ew_port.h for the twin (everything that is not the firmware)."""
 
-    def __init__(self, fd: int, realtime: bool, config_file: Path | None, verbose: bool):
+    def __init__(self, fd: int, realtime: bool, config_file: Path | None, verbose: bool,
+                 uart_log: bool = False):
         self.fd = fd
         self.out = bytearray()
+        self.uart_log = uart_log
         self.realtime = realtime
         self.config_file = config_file
         self.verbose = verbose
@@ -196,7 +198,7 @@ class HostPort:
             os.replace(tmp, self.config_file)
 
     def alarm(self, cls: int, ms: int) -> None:
-        if self.verbose:
+        if self.verbose or self.uart_log:
             self.log(f"alarm: class {cls}, {ms} ms pulse")
 
     def set_baud(self, baud: int) -> None:
@@ -208,7 +210,22 @@ class HostPort:
         self.reboot_requested = True
 
     def log(self, line: str) -> None:
-        print(f"twin: {line}", file=sys.stderr, flush=True)
+        """Diagnostics: on stderr; with uart_log also as an ESP-IDF-style text line on the link
+        (between frames, as the firmware's log output shares the UART)."""
+        if self.uart_log:
+            ms = (time.monotonic_ns() - self.t0) // 1_000_000
+            self.out += f"I ({ms}) twin: {line}\r\n".encode("ascii", "replace")
+        else:
+            print(f"twin: {line}", file=sys.stderr, flush=True)
+
+    def boot_banner(self, reason: str) -> None:
+        """With uart_log: the text a booting ESP32 prints before the application's HELLO."""
+        if self.uart_log:
+            rst = "0x1 (POWERON_RESET)" if reason == "poweron" else "0xc (SW_CPU_RESET)"
+            self.out += (f"ets Jun  8 2016 00:22:57\r\n\r\nrst:{rst},boot:0x13 "
+                         f"(SPI_FAST_FLASH_BOOT)\r\n"
+                         f"I (0) twin: earwitness twin (host port), fw "
+                         f"{'.'.join(map(str, FW_VERSION))}\r\n").encode()
 
     # link I/O
     def flush(self) -> None:
@@ -226,7 +243,7 @@ class HostPort:
 
 
 def build_app(port: HostPort, model, stub_scores, board: str, node_id: bytes,
-              reset_reason: int = RESET_POWERON):
+              reset_reason: int = RESET_POWERON, adc_rate_hz: int = ADC_RATE_HZ):
     from tools import app
     if model is not None:
         labels, thresholds, classify, mhash = model.labels, model.thresholds, model.classify, model.hash8
@@ -237,7 +254,7 @@ def build_app(port: HostPort, model, stub_scores, board: str, node_id: bytes,
         classify, mhash = stub_classifier(stub_scores), bytes(8)
     return app.App(labels=labels, thresholds=thresholds, classify=classify, model_hash=mhash,
                    board=board, fw_version=FW_VERSION, reset_reason=reset_reason, node_id=node_id,
-                   adc_rate_hz=ADC_RATE_HZ, write=port.write, time_us=port.time_us,
+                   adc_rate_hz=adc_rate_hz, write=port.write, time_us=port.time_us,
                    config_load=port.config_load, config_save=port.config_save, alarm=port.alarm,
                    set_baud=port.set_baud, reboot=port.reboot, log=port.log)
 
@@ -254,8 +271,9 @@ def serve(args) -> int:
         stub = None
     else:
         stub = [int(s) for s in args.stub_scores.split(",")]
+    rate = args.adc_rate
     mic = Microphone(audio_files(args.audio) if args.audio and not args.silence else [],
-                     loop=args.loop)
+                     loop=args.loop, rate=rate)
     mic.check()
 
     master, slave = os.openpty()
@@ -264,9 +282,11 @@ def serve(args) -> int:
     os.set_blocking(master, False)
     path = os.ttyname(slave)
     os.close(slave)                   # POLLHUP on the master tells whether a host has it open
-    port = HostPort(master, args.realtime, Path(args.config) if args.config else None, args.verbose)
+    port = HostPort(master, args.realtime, Path(args.config) if args.config else None,
+                    args.verbose, args.uart_log)
     node_id = bytes.fromhex(args.node_id.replace(":", ""))
-    a = build_app(port, model, stub, args.board, node_id)
+    port.boot_banner("poweron")
+    a = build_app(port, model, stub, args.board, node_id, adc_rate_hz=rate)
     print(f"earwitness twin on {path}", flush=True)
 
     stop = False
@@ -292,9 +312,9 @@ def serve(args) -> int:
             mic_t0, mic_codes = now, 0
         elif (online and len(port.out) < HIGH_WATER) or (not online and paced):
             if paced:
-                due = mic_t0 + mic_codes / ADC_RATE_HZ
+                due = mic_t0 + mic_codes / rate
                 if now - due > 1.0:             # stalled (host not reading): like the
-                    lost = int((now - due) * ADC_RATE_HZ) // CHUNK_CODES   # device's DMA,
+                    lost = int((now - due) * rate) // CHUNK_CODES   # device's DMA,
                     for _ in range(lost):           # lose that audio and report an overrun
                         mic.next()
                     if lost and a.input == "mic":
@@ -332,6 +352,7 @@ def serve(args) -> int:
                 a.rx(data)
         if port.reboot_requested:
             port.reboot_requested = False
+            port.boot_banner("sw")
             a.reinit(RESET_SW)
             last_stream_samples = 0
             feed = False
@@ -388,6 +409,11 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--stub-scores", metavar="Q8,Q8,...",
                     help="testing: no model; every window gets these constant Q0.8 scores "
                          "(one per class; labels from the standard class list, last = negative)")
+    ap.add_argument("--adc-rate", type=int, choices=(32000, 48000), default=ADC_RATE_HZ,
+                    help="simulated ADC sample rate (decimation x2 or x3; default 32000)")
+    ap.add_argument("--uart-log", action="store_true",
+                    help="also print text on the link like the firmware: boot messages before "
+                         "HELLO, diagnostics and alarms as ESP-IDF-style log lines")
     ap.add_argument("-v", "--verbose", action="store_true", help="log alarms etc. on stderr")
     return ap
 
@@ -453,7 +479,8 @@ class Twin:
 def start(audio=None, model=None, realtime: bool = False, *, loop: bool = False,
           silence: bool = False, config=None, board: str | None = None,
           node_id: str | None = None, stub_scores: Sequence[int] | None = None,
-          verbose: bool = False, start_timeout: float = 120.0, stderr=None) -> Twin:
+          verbose: bool = False, uart_log: bool = False, adc_rate: int | None = None,
+          start_timeout: float = 120.0, stderr=None) -> Twin:
     """Start `python -m tools.twin` and wait for its pty path.
 
     audio: None (silence), a path, or a list of paths (files / folders); model: folder or
@@ -466,7 +493,7 @@ def start(audio=None, model=None, realtime: bool = False, *, loop: bool = False,
     if model is not None:
         cmd += ["--model", str(model)]
     for flag, on in (("--realtime", realtime), ("--loop", loop), ("--silence", silence),
-                     ("--verbose", verbose)):
+                     ("--verbose", verbose), ("--uart-log", uart_log)):
         if on:
             cmd.append(flag)
     if config is not None:
@@ -475,6 +502,8 @@ def start(audio=None, model=None, realtime: bool = False, *, loop: bool = False,
         cmd += ["--board", board]
     if node_id is not None:
         cmd += ["--node-id", node_id]
+    if adc_rate is not None:
+        cmd += ["--adc-rate", str(adc_rate)]
     if stub_scores is not None:
         cmd += ["--stub-scores", ",".join(str(int(s)) for s in stub_scores)]
     env = dict(os.environ)
