@@ -27,7 +27,9 @@ What differs from the ESP32 firmware is only the host port (HostPort below):
   - inference: tools.model (the tflite-micro interpreter on the exported .tflite);
   - NVS: memory, or a JSON file with --config FILE (survives restarts of the twin);
   - reboot (CMD REBOOT): re-initialisation of the app, a new HELLO with reset reason "sw";
-  - alarm output and diagnostics: lines on stderr (--verbose).
+  - alarm output and diagnostics: lines on stderr (--verbose), or with --uart-log as text on
+    the link like the firmware's log output (plus ROM-style boot text before each HELLO);
+  - ADC rate: 32 kHz (decimation x2), or 48 kHz with --adc-rate 48000 (x3).
 """
 from __future__ import annotations
 
