@@ -170,7 +170,7 @@ def test_record_mode_audio_contiguous_and_faithful():
 def inject_file(lk: Link, x: np.ndarray, frame: int = 512) -> tuple[list, float]:
     """START_STREAM 1, INJECT x with credits, STOP_STREAM; (EVENT msgs, wall seconds)."""
     t0 = time.monotonic()
-    seq = lk.send(pr.Cmd(pr.CMD_START_STREAM, 1))
+    lk.send(pr.Cmd(pr.CMD_START_STREAM, 1))
     balance, pos, events, stop_seq = 0, 0, [], None
     end = time.monotonic() + TIMEOUT + x.size / 16000
     while True:
@@ -193,7 +193,6 @@ def inject_file(lk: Link, x: np.ndarray, frame: int = 512) -> tuple[list, float]
             pos += n
         if pos >= x.size and stop_seq is None:
             stop_seq = lk.send(pr.Cmd(pr.CMD_STOP_STREAM, 0))
-    del seq
 
 
 def event_tuples(events):
