@@ -14,8 +14,9 @@ can talk to it as to a flashed node.  Library use (tests, `--sim` in the host to
 
 What differs from the ESP32 firmware is only the host port (HostPort below):
   - link: a pty (no baud rate: CONFIG BAUD is stored and persisted, nothing else).  Output
-    starts HOST_SETTLE_S after a host has opened the pty (so the boot HELLO is not lost to
-    pyserial flushing its input while opening, as if the node booted with the host listening);
+    starts when a host that opened the pty sends its first bytes, or HOST_SETTLE_S after it
+    opened it (so the boot HELLO is not lost to pyserial flushing its input while opening: as
+    if the node booted with the host listening);
     while nobody has the pty open, output is held and dropped when it piles up (a UART with
     nothing attached) and a fast (non-paced) microphone waits;
   - microphone: audio files resampled (soxr) to 32 kHz and turned into 12-bit ADC codes (mid-scale
@@ -54,7 +55,8 @@ ADC_RATE_HZ = 32000
 ADC_BITS = 12
 CHUNK_CODES = 1024                     # ADC codes fed per step (512 samples at 16 kHz, 32 ms)
 HIGH_WATER = 32 * 1024                 # stop feeding the microphone above this many unsent bytes
-HOST_SETTLE_S = 0.25                   # output starts this long after a host opened the pty
+HOST_SETTLE_S = 0.5                    # output starts this long after a host opened the pty
+                                       # (or as soon as it sends something)
 READY_RE = re.compile(r"earwitness twin on (\S+)")
 AUDIO_EXTS = (".wav", ".flac")
 STUB_LABELS = ["gunshot", "glass_breaking", "scream", "siren", "fireworks_explosion",
@@ -304,10 +306,11 @@ def serve(args) -> int:
     last_stream_samples = 0
     mic_t0, mic_codes = time.monotonic(), 0     # real-time pacing of the microphone
     connected_at = None               # when a host opened the pty (None: nobody has it open)
+    host_spoke = False                # it has sent bytes: its open() (input flush) is over
     while not stop:
         now = time.monotonic()
         paced = args.realtime or mic.silent
-        online = connected_at is not None and now - connected_at >= HOST_SETTLE_S
+        online = connected_at is not None and (host_spoke or now - connected_at >= HOST_SETTLE_S)
         feed = False
         timeout = 0.02
         if a.input != "mic":
@@ -333,7 +336,7 @@ def serve(args) -> int:
             continue
         ev = events[0][1] if events else 0
         if ev & select.POLLHUP:                 # no host: hold output, drop it when it piles up
-            connected_at = None
+            connected_at, host_spoke = None, False
             if len(port.out) > HIGH_WATER:
                 port.out.clear()
             if not feed:
@@ -351,6 +354,7 @@ def serve(args) -> int:
                     raise
                 data = b""
             if data:
+                host_spoke = True
                 a.rx(data)
         if port.reboot_requested:
             port.reboot_requested = False
