@@ -98,7 +98,7 @@ def test_summary_hand_example():
     assert (b["precision"], b["recall"], b["f1"], b["support"]) == (0.5, 0.5, 0.5, 2)
     assert s["per_class"]["c"]["f1"] is None and s["per_class"]["c"]["precision"] is None
     assert s["macro_f1_classes"] == ["a", "b"]
-    assert s["macro_f1"] == pytest.approx(7 / 12)
+    assert s["macro_f1"] == pytest.approx(7 / 12) == s["macro_f1_supported"]
     assert s["accuracy"] == pytest.approx(5 / 8)
     assert s["negative"]["recall"] == pytest.approx(2 / 3) and s["negative"]["precision"] == pytest.approx(2 / 3)
 
@@ -109,6 +109,7 @@ def test_summary_false_alarm_class_counts_zero():
     assert s["per_class"]["d"]["f1"] == 0.0 and s["per_class"]["d"]["recall"] is None
     assert s["per_class"]["d"]["precision"] == 0.0
     assert s["macro_f1"] == pytest.approx(0.5)
+    assert s["macro_f1_supported"] == pytest.approx(1.0)      # only a has clips
     assert s["accuracy"] == pytest.approx(0.5)
 
 

@@ -18,6 +18,8 @@ Conventions (documented because the thin classes make them matter):
     predictions (`macro_f1_classes` lists them).  A class absent from both (e.g. dog_bark in a
     fold that has no dog clip) says nothing about the model and is left out; a class with no
     support but with predictions has F1 = 0 (every prediction is a false alarm).
+  - `macro_f1_supported` averages only the classes with support (clips) in the set: false
+    predictions of an absent class then count only through the recall of the clips' true class.
   - `negative` holds the same figures for the negative class (its recall is the fraction of
     non-target clips the system correctly left alone).
   - `confusion.matrix[i][j]` = clips of truth labels[i] predicted as labels[j]; labels =
@@ -95,10 +97,13 @@ def from_confusion(m: np.ndarray, classes: Sequence[str], negative: str) -> dict
         raise ValueError(f"confusion matrix {m.shape} for {len(labels)} labels")
     per_class = {c: class_figures(m, i) for i, c in enumerate(classes)}
     scored = [c for c in classes if per_class[c]["f1"] is not None]
+    supported = [c for c in classes if per_class[c]["support"] > 0]
     n = int(m.sum())
     return {
         "macro_f1": float(np.mean([per_class[c]["f1"] for c in scored])) if scored else None,
         "macro_f1_classes": scored,
+        "macro_f1_supported": (float(np.mean([per_class[c]["f1"] for c in supported]))
+                               if supported else None),
         "accuracy": _ratio(np.trace(m), n),
         "n_clips": n,
         "per_class": per_class,

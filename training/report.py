@@ -162,7 +162,9 @@ def markdown(res: dict, figures: dict[str, Path], baselines: dict | None = None)
           f"{_f(ng['recall'])} | {_f(ng['f1'])} | | {_f(cg['precision'])} | {_f(cg['recall'])} | "
           f"{_f(cg['f1'])} | | |", "",
           "Macro-F1 averages the classes with clips or predictions in this set "
-          f"(node: {', '.join(node['macro_f1_classes'])}). `–`: undefined (nothing to divide by).", ""]
+          f"(node: {', '.join(node['macro_f1_classes'])}); over the classes with clips only it is "
+          f"{_f(node.get('macro_f1_supported'))} (node) and {_f(clf.get('macro_f1_supported'))} "
+          "(classifier). `–`: undefined (nothing to divide by).", ""]
     if baselines:
         L += baselines_table(res, baselines)
     if fa.get("by_label"):
