@@ -34,6 +34,12 @@ def _f(v, spec=".3f") -> str:
     return "–" if v is None else format(v, spec)
 
 
+def _supported_f1(summary: dict) -> float | None:
+    """Mean F1 over the classes with support (older JSONs lack `macro_f1_supported`)."""
+    f1 = [v["f1"] for v in summary["per_class"].values() if v["support"] and v["f1"] is not None]
+    return float(np.mean(f1)) if f1 else None
+
+
 def confusion_png(conf: dict, title: str, path: Path) -> Path:
     plt = _plt()
     labels = conf["labels"]
@@ -163,7 +169,7 @@ def markdown(res: dict, figures: dict[str, Path], baselines: dict | None = None)
           f"{_f(cg['f1'])} | | |", "",
           "Macro-F1 averages the classes with clips or predictions in this set "
           f"(node: {', '.join(node['macro_f1_classes'])}); over the classes with clips only it is "
-          f"{_f(node.get('macro_f1_supported'))} (node) and {_f(clf.get('macro_f1_supported'))} "
+          f"{_f(_supported_f1(node))} (node) and {_f(_supported_f1(clf))} "
           "(classifier). `–`: undefined (nothing to divide by).", ""]
     if baselines:
         L += baselines_table(res, baselines)
