@@ -17,7 +17,7 @@ import numpy as np
 
 from training import features, models
 
-DEFAULTS = dict(epochs=30, batch_size=64, lr=2e-3, patience=5, gain_jitter_db=6.0)
+DEFAULTS = dict(epochs=20, batch_size=64, lr=2e-3, patience=5, gain_jitter_db=6.0)
 _TF_READY = False
 
 
@@ -43,10 +43,13 @@ def tf_setup(threads: int = 2, seed: int = 0):
     return tf
 
 
-def class_weights(y: np.ndarray, n_classes: int, max_ratio: float = 20.0) -> dict:
-    """Balanced weights (N / (K * n_c)), normalised to mean 1 over present classes, capped."""
+def class_weights(y: np.ndarray, n_classes: int, max_ratio: float = 20.0, power: float = 0.5) -> dict:
+    """Weights (N / (K * n_c)) ** power, normalised to mean 1 over present classes, capped.
+    power 1 = fully balanced; the default 0.5 only half-balances (in log terms): fully
+    balanced weights made the negative class ("other", the majority in the field) so cheap
+    that the model called every loud sound an event."""
     counts = np.bincount(y, minlength=n_classes).astype(np.float64)
-    w = np.where(counts > 0, counts.sum() / (n_classes * np.maximum(counts, 1)), 0.0)
+    w = np.where(counts > 0, (counts.sum() / (n_classes * np.maximum(counts, 1))) ** power, 0.0)
     w = np.minimum(w, max_ratio * w[w > 0].min())
     w = w / w[counts > 0].mean()
     return {i: float(v) for i, v in enumerate(w)}
@@ -260,6 +263,9 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
     if len(tr) == 0:
         raise quantize.ExportError("no training windows (check --csv/--root and the folds)")
     model, info = train(tr, va if len(va) else None, arch=arch, seed=seed, epochs=epochs, log=log, **arch_kw)
+    keep = Path(cache_dir or features.CACHE_DIR) / f"last-{arch}.weights.h5"
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    model.save_weights(keep)              # a failed check below does not lose the training
     blob = quantize.convert(model, arch, tr.X, seed=seed, **arch_kw)
     qi = quantize.inspect(blob)
     quantize.check_quant(qi)

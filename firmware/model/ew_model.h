@@ -1,7 +1,7 @@
 /* generated — do not edit, regenerate with `python -m training export --model-dir <this folder>`
  * (C generated from model.tflite + manifest.json of this folder)
  * model: earwitness-default
- * model_sha256: 1f8d329e71b191f5dc98aa3d9bd23a2fe9edeed231936eb936bc2316702e7430
+ * model_sha256: 032f74864b4795d3e8e81aea4a003ba65817431d7671e6ded6d1e8ff31f63ed5
  * feature_config_hash: 8993307a300a459706028e0dbb942980b5e398b327b43ba1c160cf9c78882ed2
  */
 
@@ -13,21 +13,21 @@
 #define EW_MODEL_N_CLASSES 8
 #define EW_MODEL_LABELS { "gunshot", "glass_breaking", "scream", "siren", "fireworks_explosion", "baby_cry", "dog_bark", "other" }
 #define EW_MODEL_NEGATIVE_INDEX 7  /* never reported as an event */
-#define EW_MODEL_THRESHOLDS_Q8 { 236, 154, 128, 143, 236, 128, 128, 256 }  /* Q0.8, 256 = off */
+#define EW_MODEL_THRESHOLDS_Q8 { 169, 165, 128, 128, 171, 128, 128, 256 }  /* Q0.8, 256 = off */
 #define EW_MODEL_INPUT_SCALE 0.75f  /* dB per LSB */
 #define EW_MODEL_INPUT_ZERO_POINT (-128)
 #define EW_MODEL_OUTPUT_SCALE 0.00390625f  /* softmax: Q0.8 score = q + 128 */
 #define EW_MODEL_OUTPUT_ZERO_POINT (-128)
 #define EW_MODEL_INPUT_FRAMES 64
 #define EW_MODEL_INPUT_BANDS 40
-#define EW_MODEL_ARENA_MEASURED_BYTES 39152  /* tflite-micro, host (64-bit), reference kernels */
-#define EW_MODEL_ARENA_BYTES 49152  /* measured + 25 %, rounded up to 1 KiB */
-#define EW_MODEL_MACS 2007552u  /* multiply-accumulates per window */
-#define EW_MODEL_TFLITE_BYTES 42952u
-#define EW_MODEL_SHA256_STR "1f8d329e71b191f5dc98aa3d9bd23a2fe9edeed231936eb936bc2316702e7430"
-#define EW_MODEL_HASH8 { 0x1f, 0x8d, 0x32, 0x9e, 0x71, 0xb1, 0x91, 0xf5 }  /* first 8 bytes of the SHA-256, as in HELLO */
+#define EW_MODEL_ARENA_MEASURED_BYTES 39920  /* tflite-micro, host (64-bit), reference kernels */
+#define EW_MODEL_ARENA_BYTES 50176  /* measured + 25 %, rounded up to 1 KiB */
+#define EW_MODEL_MACS 2306048u  /* multiply-accumulates per window */
+#define EW_MODEL_TFLITE_BYTES 53352u
+#define EW_MODEL_SHA256_STR "032f74864b4795d3e8e81aea4a003ba65817431d7671e6ded6d1e8ff31f63ed5"
+#define EW_MODEL_HASH8 { 0x03, 0x2f, 0x74, 0x86, 0x4b, 0x47, 0x95, 0xd3 }  /* first 8 bytes of the SHA-256, as in HELLO */
 #define EW_MODEL_FEATURE_HASH_STR "8993307a300a459706028e0dbb942980b5e398b327b43ba1c160cf9c78882ed2"
-#define EW_MODEL_CORE_CONFIG_HASH_STR "28ca93ac12e06828ef5035d41608c8b822d6f11e6561a95e4b9e033ff0911eb5"
+#define EW_MODEL_CORE_CONFIG_HASH_STR "4e9cc2bc83a079b0a8fdeaf72f5332db485b50eec8e9463cbb492594cddf5519"
 #define EW_MODEL_MIN_FW_VERSION_MAJOR 0
 #define EW_MODEL_MIN_FW_VERSION_MINOR 2
 #define EW_MODEL_MIN_FW_VERSION_PATCH 0
