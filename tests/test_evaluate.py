@@ -369,3 +369,24 @@ def test_classifier_window_is_the_nodes_front_end(tiny_model):
     for w, f in zip(node.windows, node.features):
         j = w.start_sample // core.HOP
         assert np.array_equal(feats[j:j + core.FRAMES_PER_WINDOW], f)
+
+
+def test_threshold_override(tiny_model, rows):
+    sub = rows[:4]
+    off = evaluate.evaluate(tiny_model, sub, AUDIO, progress=False,
+                            thresholds={lab: None for lab in LABELS})
+    assert off["node"]["diagnostics"]["events"] == 0
+    assert all(c["node"] == "other" for c in off["clips"])
+    assert off["thresholds"]["gunshot"] is None and off["model"]["thresholds"]["gunshot"] == 0.1
+    low = evaluate.evaluate(tiny_model, sub, AUDIO, progress=False, thresholds={"gunshot": 0.0})
+    assert low["thresholds"]["gunshot"] == 0.0
+    with pytest.raises(evaluate.EvalError, match="not a model label"):
+        evaluate.evaluate(tiny_model, sub, AUDIO, progress=False, thresholds={"helicopter": 0.5})
+    with pytest.raises(evaluate.EvalError, match="not a score"):
+        evaluate.evaluate(tiny_model, sub, AUDIO, progress=False, thresholds={"gunshot": 2})
+
+
+def test_cli_threshold_syntax(tiny_model, tmp_path, capsys):
+    rc, err = _run_cli(["--csv", str(AUDIO / "manifest.csv"), "--model", str(tiny_model), "--json",
+                        str(tmp_path / "o.json"), "--threshold", "gunshot:0.5", "-q"], capsys)
+    assert rc == 2 and "LABEL=SCORE" in err

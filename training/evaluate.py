@@ -50,7 +50,7 @@ negative clips per hour of negative audio (lead-in and tail excluded);
 
 JSON (top level): schema_version, n_clips, n_unreadable, unreadable [{path, reason}],
 audio_seconds, model_sha256, model {path, name, labels, negative_label, thresholds},
-feature_config_hash, classes, negative_label, settings, node, classifier,
+feature_config_hash, classes, negative_label, thresholds (those used), settings, node, classifier,
 classifier_any_window, false_alarms_per_hour, false_alarms_per_hour_background, false_alarms
 {events, seconds, clips, by_label}, clips [per clip: path, label, truth, node, classifier,
 classifier_any_window, events, node_scores, classifier_scores, classifier_any_window_scores,
@@ -199,7 +199,9 @@ def run_clip(m, x: np.ndarray, *, classes: list[str], negative: str, path: str =
         gated.append((w, s))
         return s
 
-    node = core.Node(on_window, m.n_classes, thresholds=m.thresholds, **(node_kw or {}))
+    kw = dict(node_kw or {})
+    kw.setdefault("thresholds", m.thresholds)
+    node = core.Node(on_window, m.n_classes, **kw)
     node.process(stream)
     node.flush()
     ends = [e for e in node.events if e.kind == "end"
@@ -270,13 +272,16 @@ def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
              label_map: dict | None = None, stride: int = DEFAULT_STRIDE,
              lead_in_s: float = DEFAULT_LEAD_IN_S, tail_s: float = DEFAULT_TAIL_S,
              room_below_peak_db: float | None = None, steady_background: bool = False,
-             node_kw: dict | None = None, include_clips: bool = True) -> dict:
+             node_kw: dict | None = None, thresholds: dict | None = None,
+             include_clips: bool = True) -> dict:
     """Evaluate a model folder (or a loaded tools.model.Model) on rows: CSV dicts with at least
-    path, label, or objects with .path/.label (training.data.Row); paths relative to `root`.  Returns the JSON dict described in the module
-    docstring.  classes: target classes to score (default: the model's labels without its
-    negative); label_map: dataset label -> model label before scoring.  Unreadable clips are
-    skipped with a message on stderr and listed under `unreadable`.  Raises EvalError on bad
-    input (model mismatch, unknown class, no readable clip)."""
+    path, label, or objects with .path/.label (training.data.Row); paths relative to `root`.
+    Returns the JSON dict described in the module docstring.
+    classes: target classes to score (default: the model's labels without its negative);
+    label_map: dataset label -> model label before scoring; thresholds: {label: score or None}
+    overriding the manifest's for the node (what-if analysis).  Unreadable clips are skipped
+    with a message on stderr and listed under `unreadable`.  Raises EvalError on bad input
+    (model mismatch, unknown class or threshold, no readable clip)."""
     from tqdm import tqdm
     from tools import audio
 
@@ -291,6 +296,14 @@ def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
     if stride < 1:
         raise EvalError("the classifier stride is at least 1 hop")
     label_map = label_map or {}
+    th = list(m.thresholds)
+    for lab, v in (thresholds or {}).items():
+        if lab not in m.labels:
+            raise EvalError(f"threshold for {lab!r}: not a model label ({', '.join(m.labels)})")
+        if v is not None and not 0.0 <= float(v) <= 1.0:
+            raise EvalError(f"threshold for {lab!r}: {v} is not a score in [0, 1] (or none)")
+        th[m.labels.index(lab)] = None if v is None else float(v)
+    node_kw = dict(node_kw or {}, thresholds=th) if thresholds else node_kw
     root = Path(root)
     clips: list[ClipResult] = []
     unreadable = []
@@ -353,6 +366,7 @@ def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
         "model": {"path": str(m.path), "name": m.manifest.get("name"), "labels": m.labels,
                   "negative_label": m.manifest.get("negative_label"),
                   "thresholds": dict(zip(m.labels, m.thresholds))},
+        "thresholds": dict(zip(m.labels, th)),
         "feature_config_hash": m.manifest.get("feature_config_hash"),
         "classes": classes,
         "negative_label": negative,
@@ -362,7 +376,9 @@ def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
                      "classifier": "window aligned on the clip's loudest block, its arg-max",
                      "classifier_any_window": "most target-like continuous window, its arg-max",
                      "node": "gated C detector, manifest thresholds, highest-scoring event",
-                     "label_map": label_map, "node_overrides": node_kw or {}},
+                     "label_map": label_map,
+                     "node_overrides": {k: v for k, v in (node_kw or {}).items() if k != "thresholds"},
+                     "thresholds_overridden": sorted(thresholds or {})},
         "node": node,
         "classifier": clf,
         "classifier_any_window": clf_any,
@@ -389,6 +405,22 @@ def _label_map(items) -> dict:
     return out
 
 
+def _thresholds(items) -> dict:
+    out = {}
+    for it in items or []:
+        lab, sep, v = it.partition("=")
+        if not sep or not lab:
+            raise EvalError(f"--threshold {it!r}: expected LABEL=SCORE")
+        if v.strip().lower() in ("none", "off", "null"):
+            out[lab] = None
+            continue
+        try:
+            out[lab] = float(v)
+        except ValueError:
+            raise EvalError(f"--threshold {it!r}: {v!r} is not a number") from None
+    return out
+
+
 def main(argv=None) -> int:
     from tools import params
 
@@ -403,6 +435,9 @@ def main(argv=None) -> int:
                     help="target classes to score (default: every model label but the negative)")
     ap.add_argument("--map", action="append", metavar="DATASET=MODEL",
                     help="map a dataset label onto a model label (repeatable)")
+    ap.add_argument("--threshold", action="append", metavar="LABEL=SCORE",
+                    help="override the manifest's threshold of a class (0..1, or 'none' = never "
+                         "report it; repeatable): what-if analysis without re-exporting")
     ap.add_argument("--fold", action="append", metavar="K",
                     help="only rows whose `fold` column is K (repeatable)")
     ap.add_argument("--limit", type=int, help="only the first N rows (smoke runs)")
@@ -442,7 +477,8 @@ def main(argv=None) -> int:
                        label_map=_label_map(args.map), stride=args.classifier_stride,
                        lead_in_s=args.lead_in, tail_s=args.tail,
                        room_below_peak_db=args.room_below_peak,
-                       steady_background=args.steady_background, include_clips=True)
+                       steady_background=args.steady_background,
+                       thresholds=_thresholds(args.threshold), include_clips=True)
     except EvalError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
