@@ -149,6 +149,7 @@ def test_evaluate_schema(result, rows):
               "classes", "negative_label", "audio_seconds"):
         assert k in r, k
     assert r["n_clips"] == len(rows) and r["n_unreadable"] == 0
+    assert r["warnings"] == []                   # the fixture's manifest names this core config
     assert r["classes"] == LABELS[:-1] and r["negative_label"] == "other"
     assert len(r["model_sha256"]) == 64
     for system in ("node", "classifier", "classifier_any_window"):
@@ -390,3 +391,19 @@ def test_cli_threshold_syntax(tiny_model, tmp_path, capsys):
     rc, err = _run_cli(["--csv", str(AUDIO / "manifest.csv"), "--model", str(tiny_model), "--json",
                         str(tmp_path / "o.json"), "--threshold", "gunshot:0.5", "-q"], capsys)
     assert rc == 2 and "LABEL=SCORE" in err
+
+
+def test_core_config_difference_is_a_warning(tiny_model, tmp_path, capsys):
+    m = tmp_path / "model"
+    shutil.copytree(tiny_model, m)
+    man = json.loads((m / "manifest.json").read_text())
+    man["core_config_hash"] = "f" * 64
+    (m / "manifest.json").write_text(json.dumps(man))
+    out = tmp_path / "w.json"
+    rc = evaluate.main(["--csv", str(AUDIO / "manifest.csv"), "--model", str(m), "--json", str(out),
+                        "--limit", "2", "-q"])
+    assert rc == 0
+    assert "warning:" in capsys.readouterr().err
+    res = json.loads(out.read_text())
+    assert len(res["warnings"]) == 1 and "ffffffffffffffff" in res["warnings"][0]
+    assert "**Warning:**" in (tmp_path / "w.md").read_text()

@@ -49,7 +49,7 @@ negative clips per hour of negative audio (lead-in and tail excluded);
 `false_alarms_per_hour_background` only on clips labelled `background` (stationary ambience).
 
 JSON (top level): schema_version, n_clips, n_unreadable, unreadable [{path, reason}],
-audio_seconds, model_sha256, model {path, name, labels, negative_label, thresholds},
+warnings, audio_seconds, model_sha256, model {path, name, labels, negative_label, thresholds},
 feature_config_hash, classes, negative_label, thresholds (those used), settings, node, classifier,
 classifier_any_window, false_alarms_per_hour, false_alarms_per_hour_background, false_alarms
 {events, seconds, clips, by_label}, clips [per clip: path, label, truth, node, classifier,
@@ -136,6 +136,24 @@ def load_model(model_dir):
         raise EvalError(f"{m.path}: model features {fh[:16]} != this core's {want[:16]} "
                         f"(retrain, or evaluate with the matching firmware/lib)")
     return m
+
+
+def config_warnings(m) -> list[str]:
+    """Differences that do not invalidate the model but change what it is shown: the gate and
+    detector parameters (core_config_hash covers them, feature_config_hash does not) decide
+    where analysis windows start, and training aligns its windows the same way."""
+    from tools import params
+
+    ch = m.manifest.get("core_config_hash")
+    now = params.default().config_hash
+    if ch is None:
+        return [f"{m.path}: manifest has no core_config_hash: cannot tell whether the model was "
+                f"trained with this node's window alignment"]
+    if ch != now:
+        return [f"{m.path}: model trained with core configuration {ch[:16]}, the node now runs "
+                f"{now[:16]} (same features, other gate/detector parameters, e.g. pre-roll): "
+                f"retrain for figures that describe the current node"]
+    return []
 
 
 # ---- one clip ---------------------------------------------------------------------------------
@@ -286,6 +304,9 @@ def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
     from tools import audio
 
     m = load_model(model_dir)
+    warnings = config_warnings(m)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
     negative = m.manifest.get("negative_label") or NO_NEGATIVE_LABEL
     targets = [lab for lab in m.labels if lab != negative]
     classes = list(classes) if classes else targets
@@ -360,6 +381,7 @@ def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
         "created_by": "python -m training.evaluate",
         "n_clips": len(clips),
         "n_unreadable": len(unreadable),
+        "warnings": warnings,
         "unreadable": unreadable,
         "audio_seconds": round(sum(c.seconds for c in clips), 2),
         "model_sha256": m.sha256,

@@ -149,6 +149,8 @@ def markdown(res: dict, figures: dict[str, Path], baselines: dict | None = None)
     L += ["",
          f"Negative audio: {fa.get('seconds', 0) / 60:.1f} min in {fa.get('clips', 0)} clips, "
          f"{fa.get('events', 0)} node events.", ""]
+    for w in res.get("warnings", []):
+        L += [f"**Warning:** {w}", ""]
     d = node.get("diagnostics", {})
     if d:
         L += [f"Gate: an analysis window overlapped {_f(d.get('target_clips_with_window'))} of the "
