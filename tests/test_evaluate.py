@@ -407,3 +407,34 @@ def test_core_config_difference_is_a_warning(tiny_model, tmp_path, capsys):
     res = json.loads(out.read_text())
     assert len(res["warnings"]) == 1 and "ffffffffffffffff" in res["warnings"][0]
     assert "**Warning:**" in (tmp_path / "w.md").read_text()
+
+
+def test_crossval_report(tmp_path, capsys):
+    """Markdown + pooled confusion PNG from a crossval JSON as training.crossval writes it."""
+    crossval = pytest.importorskip("training.crossval")
+    cls = ["a", "b"]
+    folds = []
+    for truth, pred in ((["a", "b", "n"], ["a", "n", "n"]), (["a", "a", "n"], ["a", "b", "b"])):
+        s = metrics.summary(truth, pred, cls, "n")
+        folds.append({"node": s, "classifier": s, "false_alarms_per_hour": 3.0,
+                      "false_alarms_per_hour_background": 0.0, "model_bytes": 1000,
+                      "arena_bytes": 2000, "macs": 3000, "int8_macro_f1_drop": 0.01,
+                      "parity_mismatches": 0})
+    cv = {"design": "toy", "folds": [1, 2], "classes": cls,
+          "archs": {"ds_cnn": {"folds": folds, "summary": crossval.summarize(folds, cls)}}}
+    (tmp_path / "cv.json").write_text(json.dumps(cv))
+    base = metrics.summary(["a", "b", "n"], ["a", "b", "n"], cls, "n")
+    (tmp_path / "b.json").write_text(json.dumps({
+        "folds": {"1": {"svm": base}}, "pooled": {"svm": base},
+        "mean_std": {"svm": {"macro_f1": metrics.mean_std([1.0]), "accuracy": metrics.mean_std([1.0]),
+                             "per_class": {c: {"f1": metrics.mean_std([1.0])} for c in cls}}}}))
+    out = tmp_path / "docs" / "cv.md"
+    assert report.main(["--crossval", str(tmp_path / "cv.json"), "--baselines",
+                        str(tmp_path / "b.json"), "--out", str(out)]) == 0
+    md = out.read_text()
+    png = out.parent / "cv_confusion_ds_cnn.png"
+    assert png.read_bytes()[:8] == PNG_MAGIC and f"({png.name})" in md
+    assert "| ds_cnn node (int8) |" in md and "| MFCC + SVM |" in md and "seed paper 000" in md
+    # a: F1 1 in fold 1 and 2/3 in fold 2 -> 0.83 ± 0.17; pooled: 2 of 3 found, none false -> 0.80
+    assert "| a | 3 | 0.83 ± 0.17 (0.80)" in md
+    assert report.main([]) == 2 and "one of them" in capsys.readouterr().err

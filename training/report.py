@@ -1,6 +1,9 @@
 """Human report of an evaluation (training.evaluate): Markdown + PNG figures next to the JSON.
 
     python -m training.report build/eval/fold5.json      # (re)writes fold5.md and fold5_*.png
+    python -m training.report build/eval/fold5.json --baselines build/eval/baselines_cv.json --fold 5
+    python -m training.report --crossval build/crossval/crossval.json \
+        --baselines build/eval/baselines_cv.json --out docs/crossval.md   # per class, mean ± std
 
     from training import report
     report.write(result_dict, "build/eval/fold5.json") -> [paths written]
@@ -215,39 +218,172 @@ def write(res: dict, json_path, baselines: dict | None = None) -> list[Path]:
     return [md, *figures.values()]
 
 
+SEED_FIGURES = [
+    ("seed paper 000", "92 % test accuracy over 8 classes (its own data and split)"),
+    ("seed paper 003", "89.8-91.7 % accuracy (its own data and split)"),
+]
+
+
+def _ms(d, spec=".3f") -> str:
+    if not d or d.get("mean") is None:
+        return "–"
+    return f"{d['mean']:{spec}} ± {d['std']:{spec}}"
+
+
+def crossval_markdown(cv: dict, baselines: dict | None = None, figures: dict | None = None) -> str:
+    """Cross-validation (python -m training crossval JSON) per class, next to the MFCC baselines
+    on the same folds (python -m training.baselines JSON) and the seed papers' figures."""
+    classes = cv.get("classes", [])
+    L = ["# Cross-validation through the node pipeline", "",
+         f"Design: {cv.get('design', '')}. Folds: {', '.join(str(f) for f in cv.get('folds', []))}. "
+         "Mean ± std over the test folds (per class only over the folds where the class has clips); "
+         "`pooled`: one confusion matrix over all test clips.", ""]
+    base_pooled = (baselines or {}).get("pooled", {})
+    base_ms = (baselines or {}).get("mean_std", {})
+    L += ["## Overall", "",
+          "| system | macro-F1 (mean ± std) | accuracy (mean ± std) | macro-F1 pooled | accuracy pooled "
+          "| false alarms / h (negatives) | false alarms / h (background) |",
+          "|---|---|---|---|---|---|---|"]
+    for arch, a in cv.get("archs", {}).items():
+        sm = a.get("summary", {})
+        for sysn in ("node", "classifier"):
+            x = sm.get(sysn, {})
+            pooled = x.get("pooled", {})
+            fa = (f"| {_ms(sm.get('false_alarms_per_hour'), '.1f')} | "
+                  f"{_ms(sm.get('false_alarms_per_hour_background'), '.1f')} |") if sysn == "node" else "| | |"
+            L.append(f"| {arch} {sysn} (int8) | {_ms(x.get('macro_f1'))} | {_ms(x.get('accuracy'))} | "
+                     f"{_f(pooled.get('macro_f1'))} | {_f(pooled.get('accuracy'))} {fa}")
+    for n, title in (("logreg", "MFCC + logistic regression"), ("svm", "MFCC + SVM")):
+        if n in base_ms:
+            L.append(f"| {title} | {_ms(base_ms[n]['macro_f1'])} | {_ms(base_ms[n]['accuracy'])} | "
+                     f"{_f(base_pooled.get(n, {}).get('macro_f1'))} | "
+                     f"{_f(base_pooled.get(n, {}).get('accuracy'))} | | |")
+    for who, what in SEED_FIGURES:
+        L.append(f"| {who} | | {what} | | | | |")
+    L += ["", "## Per class: F1 (mean ± std over folds; pooled in brackets)", "",
+          "| class | clips | " + " | ".join(
+              [f"{arch} node | {arch} classifier" for arch in cv.get("archs", {})]
+              + [t for n, t in (("logreg", "MFCC + LR"), ("svm", "MFCC + SVM")) if n in base_ms]) + " |",
+          "|---|---" + "|---" * (2 * len(cv.get("archs", {})) + sum(n in base_ms for n in ("logreg", "svm"))) + "|"]
+    for c in classes:
+        cells, support = [], None
+        for arch, a in cv.get("archs", {}).items():
+            sm = a.get("summary", {})
+            for sysn in ("node", "classifier"):
+                x = sm.get(sysn, {})
+                pc = x.get("per_class", {}).get(c, {})
+                support = support if support is not None else pc.get("support")
+                pooled = x.get("pooled", {}).get("per_class", {}).get(c, {})
+                cells.append(f"{_ms(pc.get('f1'), '.2f')} ({_f(pooled.get('f1'), '.2f')})")
+        for n in ("logreg", "svm"):
+            if n in base_ms:
+                pc = base_ms[n]["per_class"].get(c, {})
+                pooled = base_pooled.get(n, {}).get("per_class", {}).get(c, {})
+                cells.append(f"{_ms(pc.get('f1'), '.2f')} ({_f(pooled.get('f1'), '.2f')})")
+        L.append(f"| {c} | {support if support is not None else '–'} | " + " | ".join(cells) + " |")
+    L += ["", "## Recall through the node (mean ± std; pooled)", "",
+          "| class | " + " | ".join(cv.get("archs", {})) + " |", "|---" * (1 + len(cv.get("archs", {}))) + "|"]
+    for c in classes:
+        cells = []
+        for arch, a in cv.get("archs", {}).items():
+            x = a.get("summary", {}).get("node", {})
+            pc = x.get("per_class", {}).get(c, {})
+            pooled = x.get("pooled", {}).get("per_class", {}).get(c, {})
+            cells.append(f"{_ms(pc.get('recall'), '.2f')} ({_f(pooled.get('recall'), '.2f')})")
+        L.append(f"| {c} | " + " | ".join(cells) + " |")
+    L += ["", "## Model cost per fold (mean ± std)", "",
+          "| arch | flatbuffer bytes | arena bytes | MACs | int8 macro-F1 drop | TFLM parity mismatches |",
+          "|---|---|---|---|---|---|"]
+    for arch, a in cv.get("archs", {}).items():
+        sm = a.get("summary", {})
+        L.append(f"| {arch} | {_ms(sm.get('model_bytes'), '.0f')} | {_ms(sm.get('arena_bytes'), '.0f')} | "
+                 f"{_ms(sm.get('macs'), '.0f')} | {_ms(sm.get('int8_macro_f1_drop'), '.4f')} | "
+                 f"{_ms(sm.get('parity_mismatches'), '.1f')} |")
+    L.append("")
+    if figures:
+        L += ["## Pooled confusion matrices (node)", ""]
+        for name, p in figures.items():
+            L += [f"![{name}]({p.name})", ""]
+    return "\n".join(L)
+
+
+def write_crossval(cv: dict, md_path, baselines: dict | None = None) -> list[Path]:
+    """<md_path> plus one pooled node confusion PNG per architecture next to it."""
+    md_path = Path(md_path)
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    figures = {}
+    for arch, a in cv.get("archs", {}).items():
+        conf = a.get("summary", {}).get("node", {}).get("pooled", {}).get("confusion")
+        if conf:
+            figures[f"{arch}, node, pooled"] = confusion_png(
+                conf, f"{arch} node: confusion over all test folds (clips)",
+                md_path.parent / f"{md_path.stem}_confusion_{arch}.png")
+    md_path.write_text(crossval_markdown(cv, baselines, figures) + "\n")
+    return [md_path, *figures.values()]
+
+
+def _read_json(path: Path, *keys) -> dict:
+    try:
+        d = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError("no such file") from None
+    except (OSError, ValueError) as e:
+        raise ValueError(f"not readable JSON ({e})") from None
+    missing = [k for k in keys if k not in d]
+    if missing:
+        raise ValueError(f"no '{missing[0]}' key: not the expected result file")
+    return d
+
+
 def main(argv=None) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m training.report", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("json", type=Path, help="an evaluation JSON (python -m training.evaluate --json)")
+    ap.add_argument("json", type=Path, nargs="?",
+                    help="an evaluation JSON (python -m training.evaluate --json)")
+    ap.add_argument("--crossval", type=Path, metavar="JSON",
+                    help="instead: a `python -m training crossval` JSON -> Markdown (see --out)")
+    ap.add_argument("--out", type=Path, metavar="MD",
+                    help="with --crossval: the Markdown to write (default: next to the JSON)")
     ap.add_argument("--baselines", type=Path, metavar="JSON",
-                    help="python -m training.baselines output on the same test clips")
+                    help="python -m training.baselines output on the same clips/folds")
     ap.add_argument("--fold", metavar="K", help="which fold of --baselines (default: its only one)")
     args = ap.parse_args(argv)
-    base = None
+    if (args.json is None) == (args.crossval is None):
+        print("error: give an evaluation JSON or --crossval JSON (one of them)", file=sys.stderr)
+        return 2
+    b = None
     if args.baselines:
         try:
-            b = json.loads(args.baselines.read_text())
-            folds = b.get("folds", {})
-            if args.fold is None and len(folds) != 1:
-                raise ValueError(f"holds folds {', '.join(folds)}: choose one with --fold")
-            key = args.fold if args.fold is not None else next(iter(folds))
-            if key not in folds:
-                raise ValueError(f"no fold {key} (has {', '.join(folds)})")
-            base = folds[key]
-        except (OSError, ValueError) as e:
+            b = _read_json(args.baselines, "folds")
+        except ValueError as e:
             print(f"error: {args.baselines}: {e}", file=sys.stderr)
             return 2
+    if args.crossval:
+        try:
+            cv = _read_json(args.crossval, "archs")
+        except ValueError as e:
+            print(f"error: {args.crossval}: {e}", file=sys.stderr)
+            return 2
+        for p in write_crossval(cv, args.out or args.crossval.with_suffix(".md"), b):
+            print(f"wrote {p}")
+        return 0
+    base = None
+    if b is not None:
+        folds = b["folds"]
+        if args.fold is None and len(folds) != 1:
+            print(f"error: {args.baselines}: holds folds {', '.join(folds)}: choose one with --fold",
+                  file=sys.stderr)
+            return 2
+        key = args.fold if args.fold is not None else next(iter(folds))
+        if key not in folds:
+            print(f"error: {args.baselines}: no fold {key} (has {', '.join(folds)})", file=sys.stderr)
+            return 2
+        base = folds[key]
     try:
-        res = json.loads(args.json.read_text())
-        for k in ("node", "classifier", "classes", "model_sha256"):
-            if k not in res:
-                raise ValueError(f"no '{k}' key: not an evaluation result")
-    except FileNotFoundError:
-        print(f"error: {args.json}: no such file", file=sys.stderr)
-        return 2
-    except (OSError, ValueError) as e:
+        res = _read_json(args.json, "node", "classifier", "classes", "model_sha256")
+    except ValueError as e:
         print(f"error: {args.json}: {e}", file=sys.stderr)
         return 2
     for p in write(res, args.json, base):
