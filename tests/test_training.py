@@ -311,3 +311,49 @@ def test_cli_bad_input(tmp_path, capsys):
     assert len(err) == 1 and "missing.wav" in err[0]
     assert main(["export", "--model-dir", str(tmp_path), "--check"]) == 1
     assert "needs manifest.json" in capsys.readouterr().err
+
+
+# ---- crossval bookkeeping and bench (no training) ---------------------------------------------
+
+def _fold(f1s, support, fa=1.0):
+    pc = {c: {"precision": f, "recall": f, "f1": f, "support": n} for c, f, n in zip("abc", f1s, support)}
+    part = {"macro_f1": float(np.mean(f1s)), "accuracy": 0.9, "per_class": pc}
+    return {"node": dict(part), "classifier": dict(part), "false_alarms_per_hour": fa,
+            "model_bytes": 100, "arena_bytes": 10, "macs": 5, "int8_macro_f1_drop": 0.01,
+            "parity_mismatches": 0, "train_seconds": 1.0}
+
+
+def test_crossval_summary_mean_std():
+    from training import crossval
+    folds = [_fold([0.8, 0.6, 0.0], [5, 5, 0], fa=2.0), _fold([0.6, 0.8, 1.0], [5, 5, 3], fa=4.0)]
+    s = crossval.summarize(folds, ["a", "b", "c"])
+    assert s["node"]["macro_f1"]["mean"] == pytest.approx((np.mean([0.8, 0.6, 0.0]) + 0.8) / 2, abs=1e-4)
+    # classes without clips in a fold are left out of the supported mean and of per-class means
+    assert s["node"]["macro_f1_supported"]["mean"] == pytest.approx(0.75, abs=1e-4)
+    assert s["node"]["per_class"]["c"]["f1"] == {"mean": 1.0, "std": 0.0, "n": 1}
+    assert s["node"]["per_class"]["a"]["f1"]["std"] == pytest.approx(0.1, abs=1e-4)
+    assert s["false_alarms_per_hour"]["mean"] == 3.0
+    assert crossval.val_fold_for(5, [1, 2, 3, 4, 5]) == 1 and crossval.val_fold_for(2, [1, 2, 3, 4, 5]) == 3
+
+
+def test_crossval_needs_folds(tmp_path, capsys):
+    p = tmp_path / "nofold.csv"
+    p.write_text("path,label\ngunshot_1.wav,gunshot\n")
+    assert main(["crossval", "--csv", str(p), "--root", str(AUDIO), "--json", str(tmp_path / "o.json")]) == 2
+    assert "fold" in capsys.readouterr().err
+
+
+def test_bench_reads_artefacts(exported, tmp_path):
+    from training import bench
+    out, _ = exported
+    m = json.loads((out / "manifest.json").read_text())
+    b = bench.bench(out)
+    assert b["model_flash_bytes"] == m["model_bytes"] and b["model_arena_bytes"] == m["arena_bytes"]
+    assert b["model_macs"] == m["macs"] and b["tflm_parity_mismatches"] == 0
+    assert b["crossval_node_macro_f1"] is None
+    cv = {"archs": {"ds_cnn": {"summary": {"node": {"macro_f1": {"mean": 0.5, "std": 0.1}},
+                                           "gunshot_recall_node": {"mean": 0.9}}}}}
+    d = tmp_path / "m"
+    shutil.copytree(out, d)
+    (d / "crossval.json").write_text(json.dumps(cv))
+    assert bench.bench(d)["crossval_node_macro_f1"] == 0.5

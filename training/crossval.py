@@ -61,10 +61,21 @@ def _fold_record(ev: dict, fit: dict, test_fold: int, val_fold: int) -> dict:
             "train_seconds": rep["train"]["train_seconds"], "model_sha256": man["model_sha256"]}
 
 
+def macro_f1_supported(part: dict) -> float | None:
+    """Mean F1 over the target classes that have clips in this fold (training.evaluate's
+    macro_f1 also averages classes without clips, whose F1 is 0 once anything is predicted
+    as them)."""
+    f = [v["f1"] for v in part["per_class"].values() if v.get("support") and v.get("f1") is not None]
+    return float(np.mean(f)) if f else None
+
+
 def summarize(per_fold: list[dict], classes: list[str]) -> dict:
     s = {}
     for sysname in ("node", "classifier"):
+        for f in per_fold:
+            f[sysname]["macro_f1_supported"] = macro_f1_supported(f[sysname])
         s[sysname] = {"macro_f1": _mean_std([f[sysname]["macro_f1"] for f in per_fold]),
+                      "macro_f1_supported": _mean_std([f[sysname]["macro_f1_supported"] for f in per_fold]),
                       "accuracy": _mean_std([f[sysname]["accuracy"] for f in per_fold]),
                       "per_class": {}}
         for c in classes:
@@ -128,7 +139,7 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
                                        test_fold=k, epochs=epochs, fa_per_hour=fa_per_hour,
                                        name=f"crossval-{arch}-fold{k}",
                                        created_by="python -m training crossval", enforce_budget=False,
-                                       max_int8_drop=1.0, strict=strict, cache_dir=cache_dir,
+                                       max_int8_drop=1.0, max_parity_rate=1.0, strict=strict, cache_dir=cache_dir,
                                        augment_data=augment_data, progress=progress, log=log)
             test_rows = [r for r in rows if r.fold == k]
             ev = evaluate.evaluate(out, test_rows, root, progress=progress, include_clips=False,
@@ -143,12 +154,24 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
     return res
 
 
+def resummarize(json_path) -> dict:
+    """Recompute every `summary` of a crossval JSON from its per-fold records (in place)."""
+    p = Path(json_path)
+    res = json.loads(p.read_text())
+    for a in res["archs"].values():
+        if a.get("folds"):
+            a["summary"] = summarize(a["folds"], res["classes"])
+    p.write_text(json.dumps(res, indent=1, default=float) + "\n")
+    return res
+
+
 def summary_text(res: dict) -> str:
     lines = []
     for arch, a in res["archs"].items():
         s = a.get("summary", {})
         f = lambda d: "-" if not d or d.get("mean") is None else f"{d['mean']:.3f} ± {d['std']:.3f}"
-        lines.append(f"{arch}: node macro-F1 {f(s['node']['macro_f1'])}, classifier macro-F1 "
+        lines.append(f"{arch}: node macro-F1 {f(s['node']['macro_f1'])} (classes with clips "
+                     f"{f(s['node'].get('macro_f1_supported'))}), classifier macro-F1 "
                      f"{f(s['classifier']['macro_f1'])}, gunshot recall (node) {f(s.get('gunshot_recall_node'))}, "
                      f"false alarms/h {f(s.get('false_alarms_per_hour'))}")
     return "\n".join(lines)
