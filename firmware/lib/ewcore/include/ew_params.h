@@ -1,6 +1,6 @@
 /* GENERATED FILE - DO NOT EDIT.
  * Source: firmware/lib/ewcore/ewcore.toml; regenerate with `python -m tools.gen_params`.
- * config_hash: db0427797934e1c243dc1d23ffe7a0ce8ac7a5689a4c7267d9e96fa78f84db7b
+ * config_hash: 4e9cc2bc83a079b0a8fdeaf72f5332db485b50eec8e9463cbb492594cddf5519
  */
 
 #ifndef EW_PARAMS_H
@@ -42,12 +42,12 @@
 #define EW_GATE_BG_RISE_SHIFT        6  /* background estimate rise time constant 2^n blocks */
 #define EW_GATE_NF_FALL_SHIFT        3  /* noise floor fall time constant 2^n blocks */
 #define EW_GATE_NF_RISE_SHIFT        10  /* noise floor rise time constant 2^n blocks */
-#define EW_GATE_WARMUP_BLOCKS        40  /* blocks after reset that only seed the background */
+#define EW_GATE_WARMUP_BLOCKS        8  /* blocks after reset that only seed the background */
 #define EW_GATE_PEAK_MARGIN_Q8       255  /* 3.0 dB in log2 Q8 */
 #define EW_GATE_PEAK_DECAY_Q8        4  /* 3.0 dB/s, log2 Q8 per block */
 #define EW_GATE_TONAL_MARGIN_Q8      1020  /* 12.0 dB in log2 Q8 */
 #define EW_GATE_TONAL_SHIFT          3  /* tonality smoothing time constant 2^n frames */
-#define EW_DET_PREROLL_FRAMES        40  /* window starts this many hops before the trigger */
+#define EW_DET_PREROLL_FRAMES        6  /* window starts this many hops before the trigger */
 #define EW_DET_HOLDOFF_SAMPLES       24000  /* 1500 ms merge/hold-off */
 #define EW_DET_DEFAULT_THRESHOLD_Q8  154  /* score threshold 0.6 (Q0.8) */
 #define EW_DET_CONTINUOUS_STRIDE     1  /* continuous mode: classify every N hops */
@@ -55,8 +55,8 @@
 #define EW_QUANT_SHIFT               24  /* quantiser shift */
 #define EW_QUANT_ZERO_POINT          -128  /* int8 input zero point */
 
-#define EW_CONFIG_HASH_STR "db0427797934e1c243dc1d23ffe7a0ce8ac7a5689a4c7267d9e96fa78f84db7b"
-#define EW_CONFIG_HASH8 { 0xdb, 0x04, 0x27, 0x79, 0x79, 0x34, 0xe1, 0xc2 }  /* first 8 bytes, as in HELLO */
+#define EW_CONFIG_HASH_STR "4e9cc2bc83a079b0a8fdeaf72f5332db485b50eec8e9463cbb492594cddf5519"
+#define EW_CONFIG_HASH8 { 0x4e, 0x9c, 0xc2, 0xbc, 0x83, 0xa0, 0x79, 0xb0 }  /* first 8 bytes, as in HELLO */
 
 extern const int16_t ew_hann_q15[EW_FRAME_SAMPLES];
 extern const int32_t ew_twiddle_cos_q31[EW_FRAME_SAMPLES / 2];

@@ -1,6 +1,6 @@
 /* GENERATED FILE - DO NOT EDIT.
  * Source: firmware/lib/ewcore/ewcore.toml; regenerate with `python -m tools.gen_params`.
- * config_hash: db0427797934e1c243dc1d23ffe7a0ce8ac7a5689a4c7267d9e96fa78f84db7b
+ * config_hash: 4e9cc2bc83a079b0a8fdeaf72f5332db485b50eec8e9463cbb492594cddf5519
  */
 
 #include "ew_params.h"
