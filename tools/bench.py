@@ -13,6 +13,16 @@ Figures (issue 2):
   frontend_host_speedup_vs_librosa  librosa.feature.melspectrogram time / C front end time, same
       audio, same machine, best of 3
   gate_duty_cycle_background / gate_recall_impulsive  see tools/gate_eval.py
+
+Figures (issue 3, read from the committed model artefacts, see training/bench.py):
+  model_flash_bytes, model_arena_bytes, model_macs, int8_macro_f1_drop, tflm_parity_mismatches,
+  crossval_node_macro_f1
+Figures (issue 4, through a real pty against the twin, see tools/bench_link.py):
+  twin_realtime_factor, hil_onset_latency_ms, record_soak_lost_samples,
+  link_garbage_recovered_frames
+Figures (node application layer, see tools/app_bench.py):
+  app_rv32_*: rv32imc instructions per audio second of the whole node app (detect / record /
+  inject) under QEMU
 """
 from __future__ import annotations
 
@@ -122,10 +132,31 @@ def gate_figures(args) -> dict:
     }
 
 
+def model_figures(_args) -> dict:
+    from training import bench as model_bench
+    return model_bench.bench()
+
+
+def link_figures(_args) -> dict:
+    from tools import bench_link
+    return bench_link.bench()
+
+
+def app_figures(args) -> dict:
+    from tools import app_bench
+    try:
+        return app_bench.app_rv32(args)
+    except app_bench.Skip as e:
+        raise Skip(str(e)) from None
+
+
 BENCHMARKS = {
     "frontend_rv32": frontend_rv32,
     "frontend_host": frontend_host_speed,
     "gate": gate_figures,
+    "model": model_figures,
+    "link": link_figures,
+    "app_rv32": app_figures,
 }
 
 
