@@ -357,3 +357,25 @@ def test_bench_reads_artefacts(exported, tmp_path):
     shutil.copytree(out, d)
     (d / "crossval.json").write_text(json.dumps(cv))
     assert bench.bench(d)["crossval_node_macro_f1"] == 0.5
+
+
+@pytest.mark.skipif(not (ROOT / "firmware" / "model" / "manifest.json").exists(), reason="no shipped model")
+def test_shipped_model_is_consistent():
+    """firmware/model: the manifest describes model.tflite (hash, size, ops, MACs, quantisation,
+    re-measured arena) and the committed C is byte-identical to what the generator writes."""
+    d = ROOT / "firmware" / "model"
+    assert export.check(d) == []
+    m = json.loads((d / "manifest.json").read_text())
+    assert m["model_bytes"] <= 64 * 1024 and m["arena_bytes"] <= 48 * 1024 and m["macs"] <= 3_000_000
+    assert m["labels"] == data.ClassMap.default().labels
+
+
+def test_training_is_reproducible(exported, rows, tmp_path):
+    """Same data, seed and settings (features recomputed from scratch) -> the same .tflite."""
+    from training import train
+    out, res = exported
+    again = train.fit_and_export(rows, AUDIO, tmp_path / "m", arch="ds_cnn", seed=1, val_fold=4, epochs=2,
+                                 name="test-tiny", created_by="pytest", max_int8_drop=1.0,
+                                 cache_dir=tmp_path / "cache", progress=False, log=lambda m: None, width=8)
+    assert again["manifest"]["model_sha256"] == res["manifest"]["model_sha256"]
+    assert (tmp_path / "m" / "ew_model_data.c").read_bytes() == (out / "ew_model_data.c").read_bytes()
