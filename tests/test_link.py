@@ -38,7 +38,7 @@ def test_items_arriving_during_a_request_are_kept():
     x = np.arange(5000, dtype=np.int16)
     with FakeNode(x, record=True) as node, lk.NodeLink(node.port, timeouts=FAST) as link:
         link.hello()
-        node.audio_done.wait(5)
+        node.audio_done.wait(5)      # 10 frames: they fit in the pty's buffer
         link.status()                # AUDIO frames arrive before the STATUS answer
         frames = audio_frames(link.items(timeout=0.3))
     got = np.concatenate([np.frombuffer(a.samples.tobytes(), np.int16) for a in frames])
@@ -233,7 +233,9 @@ def test_faultproxy_is_deterministic():
                 FaultProxy(node.port, seed=3, crc=0.05, drop=0.05, garbage=0.05) as px:
             with lk.NodeLink(px.port, timeouts=FAST) as link:
                 link.hello()
-                node.audio_done.wait(5)
+                t_end = time.monotonic() + 10
+                while not node.audio_done.is_set() and time.monotonic() < t_end:
+                    link.poll()
                 list(link.items(timeout=0.3))
             logs.append(list(px.log))
     assert logs[0] == logs[1] and logs[0]

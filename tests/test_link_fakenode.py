@@ -28,7 +28,7 @@ class FakeNode:
     def __init__(self, pcm=None, *, record=False, events=(), proto_version=1, garbage_only=False,
                  buffer=4096, grant_step=1024, labels=LABELS, seq0=0, status_every=0,
                  on_inject=None, audio_frame=512, hello_at_start=True, pace=None, on_start=None,
-                 on_stop=None):
+                 on_stop=None, autostart=True):
         self.pcm = None if pcm is None else np.asarray(pcm, np.int16)
         self.record = record
         self.events = sorted(events, key=lambda e: e.onset_sample)
@@ -42,6 +42,8 @@ class FakeNode:
         self.on_inject = on_inject
         self.on_start = on_start
         self.on_stop = on_stop
+        self.autostart = autostart      # record mode: stream before any START_STREAM 0
+        self.started = threading.Event()
         self.audio_frame = audio_frame
         self.hello_at_start = hello_at_start
         self.pace = pace
@@ -55,6 +57,9 @@ class FakeNode:
         self.config = {pr.CFG_MODE: 0, pr.CFG_AUDIO_STREAM: 1 if record else 0,
                        pr.CFG_STATUS_PERIOD_MS: 0}
         self._lock = threading.Lock()
+        self._stream_lock = threading.RLock()
+        self._restart = False
+        self._pos = 0
         self._stop = threading.Event()
         self._threads = []
         self.master, self.slave = os.openpty()
@@ -67,6 +72,8 @@ class FakeNode:
         with self._lock:
             view = memoryview(data)
             while view and not self._stop.is_set():
+                if self.master is None:
+                    return
                 try:
                     n = os.write(self.master, view)
                 except BlockingIOError:
@@ -105,7 +112,14 @@ class FakeNode:
         self._stop.set()
         for t in self._threads:
             t.join(2.0)
-        for fd in (self.master, self.slave):
+        self._close("master")
+        self._close("slave")
+
+    def _close(self, which: str) -> None:
+        """Close one pty end once (a second close could hit a reused descriptor)."""
+        fd = getattr(self, which)
+        if fd is not None:
+            setattr(self, which, None)
             try:
                 os.close(fd)
             except OSError:
@@ -114,10 +128,7 @@ class FakeNode:
     def vanish(self) -> None:
         """Close the pty's master: the host's port fails like a pulled cable."""
         self._stop.set()
-        try:
-            os.close(self.master)
-        except OSError:
-            pass
+        self._close("master")
 
     def __enter__(self):
         return self.start()
@@ -137,25 +148,33 @@ class FakeNode:
             self.send(self.hello())
         if not (self.record and self.pcm is not None):
             return
-        while not self.host_seen.wait(0.05):      # stream once the host is listening
+        ready = self.host_seen if self.autostart else self.started
+        while not ready.wait(0.05):                # stream once the host is listening
             if self._stop.is_set():
                 return
-        ev = list(self.events)
         n = self.audio_frame
         t0 = time.monotonic()
-        for i in range(0, self.pcm.size, n):
-            if self._stop.is_set():
-                return
+        self._pos = 0
+        ev = list(self.events)
+        while not self._stop.is_set():
             while self.config.get(pr.CFG_AUDIO_STREAM, 1) == 0 and not self._stop.is_set():
                 time.sleep(0.01)
-            chunk = self.pcm[i:i + n]
-            self.send(pr.Audio(i, chunk))
-            while ev and ev[0].onset_sample < i + chunk.size:
-                self.send(ev.pop(0))
-            if self.status_every and (i // n) % self.status_every == 0:
-                st = self.status()
-                st.sample_index = i + chunk.size
-                self.send(st)
+            with self._stream_lock:          # START_STREAM restarts the stream atomically
+                if self._restart:
+                    self._restart = False
+                    self._pos, ev, t0 = 0, list(self.events), time.monotonic()
+                i = self._pos
+                if i >= self.pcm.size:
+                    break
+                chunk = self.pcm[i:i + n]
+                self.send(pr.Audio(i, chunk))
+                while ev and ev[0].onset_sample < i + chunk.size:
+                    self.send(ev.pop(0))
+                if self.status_every and (i // n) % self.status_every == 0:
+                    st = self.status()
+                    st.sample_index = i + chunk.size
+                    self.send(st)
+                self._pos = i + chunk.size
             if self.pace:
                 ahead = (i + chunk.size) / 16000 / self.pace - (time.monotonic() - t0)
                 if ahead > 0:
@@ -167,11 +186,14 @@ class FakeNode:
         import select
         while not self._stop.is_set():
             try:
-                r, _, _ = select.select([self.master], [], [], 0.05)
+                fd = self.master
+                if fd is None:
+                    return
+                r, _, _ = select.select([fd], [], [], 0.05)
                 if not r:
                     continue
-                data = os.read(self.master, 65536)
-            except OSError:
+                data = os.read(fd, 65536)
+            except (OSError, ValueError, TypeError):
                 return
             for it in dec.feed(data):
                 self.host_items.append(it)
@@ -193,7 +215,11 @@ class FakeNode:
             elif m.command == pr.CMD_START_STREAM:
                 if self.on_start is not None:
                     self.on_start(m.arg)
-                self.send(pr.Ack(fr.seq, pr.CMD))
+                with self._stream_lock:
+                    if m.arg == 0:
+                        self._restart = True     # record mode: a new stream from sample 0
+                        self.started.set()
+                    self.send(pr.Ack(fr.seq, pr.CMD))
                 if m.arg == 1:
                     self.inject_pos = 0          # a new stream: G = B, all granted
                     self.consumed_since_grant = 0

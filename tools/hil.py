@@ -290,7 +290,7 @@ def stream_file(link: lk.NodeLink, pcm: np.ndarray, labels: list[str]) -> Stream
             res.node_errors.append(f"{lk.ERROR_NAMES.get(m.code, m.code)}: {m.message}")
 
     # START_STREAM: items that arrive with the ACK (the initial CREDIT) are not lost
-    link.command(pr.CMD_START_STREAM, 1)
+    link.command(pr.CMD_START_STREAM, 1, drop_before=True)
     for it in link.poll():
         inj.handle(it)
         on_item(it)

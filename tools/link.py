@@ -71,6 +71,7 @@ class Timeouts:
     credit_s     INJECT: no CREDIT for this long -> ask for STATUS and resync the balance
     stall_s      INJECT: no credit at all for this long -> give up (node stalled)
     idle_s       monitor/record: no frame at all for this long -> report the node as silent
+    retries      requests (CONFIG, CMD) re-sent this many times when their answer is lost
     """
     open_s: float = 2.0
     poll_s: float = 0.05
@@ -82,19 +83,21 @@ class Timeouts:
     credit_s: float = 1.0
     stall_s: float = 10.0
     idle_s: float = 10.0
+    retries: int = 2
 
     def override(self, spec: str) -> None:
         """Apply one `NAME=SECONDS` override (raises LinkError exit 2 on a bad spec)."""
         name, sep, value = spec.partition("=")
         names = [f.name for f in dataclasses.fields(self)]
         key = name.strip()
-        if not key.endswith("_s") and key != "hello_tries" and key + "_s" in names:
+        ints = ("hello_tries", "retries")
+        if not key.endswith("_s") and key not in ints and key + "_s" in names:
             key += "_s"
         if not sep or key not in names:
             raise LinkError(f"bad timeout {spec!r}: use NAME=SECONDS with NAME one of "
                             f"{', '.join(names)}", 2)
         try:
-            v = int(value) if key == "hello_tries" else float(value)
+            v = int(value) if key in ints else float(value)
         except ValueError:
             raise LinkError(f"bad timeout {spec!r}: {value!r} is not a number", 2) from None
         if v < 0:
@@ -369,18 +372,23 @@ class NodeLink:
         """Send msg and wait for its answer: an ERROR with ref_seq = its seq raises LinkError;
         `answer(frame, seq)` decides what else answers it (default: an ACK of that seq)."""
         timeout = self.timeouts.reply_s if timeout is None else timeout
-        seq = self.send(msg)
+        seqs: set[int] = set()
 
         def match(it) -> bool:
             if not isinstance(it, pr.Frame) or it.msg is None:
                 return False
-            if isinstance(it.msg, pr.Error) and it.msg.ref_seq == seq:
+            if isinstance(it.msg, pr.Error) and it.msg.ref_seq in seqs:
                 return True
             if answer is not None:
-                return answer(it, seq)
-            return isinstance(it.msg, pr.Ack) and it.msg.acked_seq == seq
+                return any(answer(it, s) for s in seqs)
+            return isinstance(it.msg, pr.Ack) and it.msg.acked_seq in seqs
 
-        fr = self._wait(match, timeout, drop_before)
+        fr = None
+        for _ in range(1 + max(0, self.timeouts.retries)):
+            seqs.add(self.send(msg))
+            fr = self._wait(match, timeout, drop_before)
+            if fr is not None:
+                break
         name = pr.TYPE_NAMES.get(msg.TYPE, hex(msg.TYPE))
         if fr is None:
             raise LinkError(f"{self.port_name}: no answer to {name} in {timeout:.1f} s", 1)

@@ -592,9 +592,11 @@ def record(link: lk.NodeLink, opts: RecordOptions, duration_s: float | None = No
             link.config_set(pr.CFG_AUDIO_STREAM, 1)
     except lk.LinkError as e:
         raise lk.LinkError(f"node refused to stream audio: {e}", 1) from None
+    pos0 = None                         # stream index where the recording started
     if restart_stream:
         try:                            # a new stream from the microphone: indices from 0
             link.command(pr.CMD_START_STREAM, 0, drop_before=True)
+            pos0 = 0
         except lk.LinkError:
             pass                        # a node without streams: record what comes
     limit = None if duration_s is None else int(round(duration_s * info.sample_rate_hz))
@@ -612,6 +614,17 @@ def record(link: lk.NodeLink, opts: RecordOptions, duration_s: float | None = No
                     break
                 continue
             rec.handle(it)
+            if opts.node_segments and limit is not None and isinstance(it, pr.Frame):
+                # segments: --duration is stream time (AUDIO and STATUS sample indices)
+                m = it.msg
+                idx = m.first_sample + len(m.samples) if isinstance(m, pr.Audio) else \
+                    m.sample_index if isinstance(m, pr.Status) else None
+                if idx is not None:
+                    if pos0 is None:
+                        pos0 = idx - (len(m.samples) if isinstance(m, pr.Audio) else 0)
+                    if idx - pos0 >= limit:
+                        reason = f"{duration_s:g} s of stream time"
+                        break
             if isinstance(it, pr.Frame) and isinstance(it.msg, pr.Audio):
                 last_audio = time.monotonic()
                 if progress is not None:
@@ -621,23 +634,28 @@ def record(link: lk.NodeLink, opts: RecordOptions, duration_s: float | None = No
                     break
             elif isinstance(it, pr.NodeReset) and it.got != it.expected:
                 try:            # a rebooted node forgets the stream setting
-                    link.send(pr.ConfigSet(pr.CFG_AUDIO_STREAM, 1))
+                    link.send(pr.ConfigSet(pr.CFG_AUDIO_STREAM, stream))
                 except lk.LinkError:
                     pass
     except KeyboardInterrupt:
         reason = "interrupted (Ctrl-C)"
     except lk.LinkError as e:
         reason, code = str(e), 1
-    except DiskFull as e:
-        reason, code = f"{e}: recording stopped, what was written is kept", 1
+    except (DiskFull, OSError) as e:
+        if isinstance(e, OSError) and getattr(e, "errno", None) not in (errno.ENOSPC,
+                                                                         errno.EDQUOT):
+            why, closing = f"cannot write the recording ({e})", "write error"
+        else:
+            why = str(e) if isinstance(e, DiskFull) else f"disk full ({e.strerror})"
+            closing = "disk full"
         try:
-            rec.close("disk full")
+            rec.close(closing)
         except (DiskFull, OSError):
             pass
-        return rec.summary(), reason, code
+        return rec.summary(), f"{why}: recording stopped, what was written is kept", 1
     try:
         rec.close(reason)
-    except DiskFull as e:
+    except (DiskFull, OSError) as e:
         return rec.summary(), f"{e}: recording stopped, what was written is kept", 1
     if code == 0 and link.serial is not None:
         try:
@@ -665,7 +683,9 @@ def main(argv=None) -> int:
     ap.add_argument("--roll-minutes", type=float, default=10.0,
                     help="start a new file every N minutes of audio (default 10)")
     ap.add_argument("--duration", type=float, default=None, metavar="SECONDS",
-                    help="stop after this much audio (default: until Ctrl-C)")
+                    help="stop after this much audio (node segments: stream time; default: "
+                    "until Ctrl-C; with --sim give one: the twin's microphone goes on with "
+                    "silence after its file)")
     ap.add_argument("--on-event", action="store_true",
                     help="keep only windows around detections")
     ap.add_argument("--host-buffer", action="store_true",
