@@ -668,6 +668,32 @@ def run(link: lk.NodeLink, clips: list[Clip], truth: dict[str, list[Truth]],
     return metrics, details
 
 
+def summary_text(metrics: dict, details: dict, out: Path) -> str:
+    """The scores as a few lines for people (the JSON has the same numbers)."""
+    def f(v, fmt="{:.3f}"):
+        return "n/a" if v is None else fmt.format(v)
+
+    n_ev = sum(len(x["node_events"]) for x in details["files"])
+    n_tr = sum(sum(t["scored"] for t in x["truth"]) for x in details["files"])
+    lines = [f"HIL: {len(details['files'])} files, {metrics['audio_seconds']:.1f} s of audio at "
+             f"{f(metrics['realtime_factor'], '{:.1f}')}x real time through "
+             f"{details['port']} (model {details['node']['model_hash']})",
+             f"  event F1 {f(metrics['event_f1'])}   error rate "
+             f"{f(metrics['event_error_rate'])}   ({n_ev} node events, {n_tr} ground-truth "
+             f"events, collar {details['collar_s'] * 1000:.0f} ms)",
+             f"  false alarms/h {f(metrics['false_alarms_per_hour'], '{:.1f}')}   gate recall "
+             f"{f(metrics['gate_recall'])}   inference duty {f(metrics['inference_duty_cycle'])}"
+             f"   onset latency {f(metrics['onset_latency_ms'], '{:.0f}')} ms (median)",
+             f"  reference mismatches {f(metrics['reference_mismatches'], '{}')}",
+             f"  {'class':22} {'prec':>6} {'recall':>6} {'f1':>6} {'n':>4}"]
+    for lab, r in metrics["per_class"].items():
+        lines.append(f"  {lab:22} {f(r['precision'], '{:6.2f}'):>6} "
+                     f"{f(r['recall'], '{:6.2f}'):>6} {f(r['f1'], '{:6.2f}'):>6} "
+                     f"{r['support']:4d}")
+    lines.append(f"  scores: {out}   report: {out.with_suffix('.md')}")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python tools/hil.py", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -687,6 +713,7 @@ def main(argv=None) -> int:
     for name in Thresholds.__dataclass_fields__:
         ap.add_argument("--" + name.replace("_", "-"),
                         type=int if name == "max_reference_mismatches" else float, default=None)
+    ap.add_argument("--print-json", action="store_true", help="print the scores as JSON")
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args(argv)
     th = Thresholds(**{n: getattr(args, n) for n in Thresholds.__dataclass_fields__})
@@ -730,7 +757,8 @@ def main(argv=None) -> int:
         try:
             with lk.link_from_args(args) as link:
                 metrics, details = run(link, good, truth, reference, args.collar, plot_dir,
-                                       progress=lambda f: say(f"hil: {f}"))
+                                       progress=(lambda f: say(f"hil: {f}"))
+                                       if sys.stderr.isatty() else None)
         except HilError as e:
             print(f"hil: error: {e}", file=sys.stderr)
             return 2
@@ -741,8 +769,10 @@ def main(argv=None) -> int:
         out.write_text(json.dumps(metrics, indent=1) + "\n")
         out.with_name(out.stem + "_details.json").write_text(json.dumps(details, indent=1) + "\n")
         write_report(out.with_suffix(".md"), metrics, details, details["plots"])
-        if not args.quiet:
+        if args.print_json:
             print(json.dumps(metrics, indent=1))
+        elif not args.quiet:
+            print(summary_text(metrics, details, out))
         if missed:
             print("hil: thresholds missed: " + "; ".join(missed), file=sys.stderr)
             return 1
