@@ -203,3 +203,11 @@ def test_bad_root(tmp_path, capsys):
     assert hil.main(["--port", "x", "--root", str(tmp_path / "none"), "--json",
                      str(tmp_path / "o.json")]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_shipped_scenes_are_reproducible():
+    """tests/audio/scenes is exactly what tools/make_scenes.py builds from the shipped clips."""
+    from tools import make_scenes
+    assert make_scenes.main(["--check"]) == 0
+    rows = (SCENES / "scenes.csv").read_text().splitlines()
+    assert rows[0] == "scene,onset_s,offset_s,label,source" and len(rows) == 11
