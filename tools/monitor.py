@@ -83,6 +83,8 @@ class Monitor:
         self._last_dropped: int | None = None
         self._meter_shown = False
         self.last_status: dict | None = None
+        self._last_hello: pr.Hello | None = None
+        self._reset_seen = False
 
     def label(self, i: int) -> str:
         return self.labels[i] if 0 <= i < len(self.labels) else f"class{i}"
@@ -107,6 +109,7 @@ class Monitor:
         if isinstance(item, pr.NodeReset) and item.got != item.expected:
             # (a HELLO continuing the sequence answers a HELLO request: not a reset)
             self.counts["resets"] += 1
+            self._reset_seen = True
             self._last_dropped = None
             return {"type": "reset", "expected": item.expected, "got": item.got}
         if not isinstance(item, pr.Frame):
@@ -119,6 +122,9 @@ class Monitor:
             return None
         m = item.msg
         if isinstance(m, pr.Hello):
+            if m == self._last_hello and not self._reset_seen:
+                return None                  # the same node announcing itself again
+            self._last_hello, self._reset_seen = m, False
             self.labels = list(m.labels)
             self.sr = m.sample_rate_hz or self.sr
             return {"type": "hello", "proto_version": m.proto_version,
