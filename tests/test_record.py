@@ -219,3 +219,40 @@ def test_bad_arguments(tmp_path, capsys):
     assert record.main(["--port", "/dev/earwitness-none", "--out", str(tmp_path)]) == 2
     assert record.main(["--port", "x", "--out", str(tmp_path), "--roll-minutes", "0"]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_twin_through_fault_proxy(tmp_path):
+    """The real twin behind the fault proxy: every damaged frame becomes a flagged silent gap,
+    every other sample equals what the node's ADC path makes of the source."""
+    from tools import core, twin
+    src = Path("tests/audio/gunshot_2.wav")
+    codes = twin.load_codes(src)
+    P = codes.size // 2
+    period = core.decimate(core.adc_to_pcm(np.concatenate([codes] * 3)), 2)[P:2 * P]
+    with twin.start(str(src), loop=True, stub_scores=bench_link.STUB_SCORES) as t, \
+            FaultProxy(t.port, seed=9, garbage=0.01, crc=0.01, truncate=0.01, drop=0.01,
+                       spare_types=(pr.HELLO, pr.ACK, pr.CONFIG)) as px:
+        with lk.NodeLink(px.port, timeouts=FAST) as link:
+            summary, reason, code = record.record(
+                link, record.RecordOptions(tmp_path, roll_minutes=0.5), 60)
+        c = dict(px.counts)
+    assert code == 0 and c["crc"] + c["truncate"] + c["drop"] > 0
+    metas = sidecars(tmp_path)
+    y = np.concatenate([sf.read(str(tmp_path / m["file"]), dtype="int16")[0] for m in metas])
+    flagged = np.zeros(y.size, bool)
+    base = 0
+    for m in metas:
+        for g in m["gaps"]:
+            assert "sequence gap" in g["reason"] and g["filled"] == "silence"
+            flagged[base + g["offset_samples"]: base + g["offset_samples"] + g["samples"]] = True
+        base += m["samples"]
+    assert y.size == summary["samples_received"] + summary["samples_filled"] >= 60 * 16000
+    assert flagged.sum() == summary["samples_filled"] > 0
+    assert np.all(y[flagged] == 0)
+    p = next(i for i in range(bench_link.WARMUP, y.size) if not flagged[i:i + 40].any())
+    k = bench_link._phase(y[p - bench_link.WARMUP:], period)     # a window clear of gaps
+    assert k is not None
+    idx = (k - (p - bench_link.WARMUP) + np.arange(y.size)) % P
+    good = ~flagged
+    good[:bench_link.WARMUP] = False
+    assert np.array_equal(y[good], period[idx][good])
