@@ -256,3 +256,11 @@ def test_sequence_wrap():
             st = link.stats
     assert 65535 in seqs and 0 in seqs and seqs.index(0) == seqs.index(65535) + 1
     assert st.seq_gaps == 0 and st.seq_backward == 0 and n == x.size
+
+
+def test_faultproxy_cli_errors(capsys):
+    from tools import faultproxy
+    assert faultproxy.main(["--port", "/dev/earwitness-no-such-port", "--duration", "0.1"]) == 2
+    assert faultproxy.main([]) == 2
+    err = capsys.readouterr().err
+    assert "no such serial port" in err and "Traceback" not in err

@@ -294,9 +294,14 @@ def main(argv=None) -> int:
         return 2
     twin = None
     port = args.port
+    from tools import link as lk
     if args.sim:
         from tools import twin as twin_mod
-        twin = twin_mod.start(audio=None if args.sim is True else args.sim)
+        try:
+            twin = twin_mod.start(audio=None if args.sim is True else args.sim)
+        except twin_mod.TwinError as e:
+            print(f"faultproxy: error: cannot start the simulated node: {e}", file=sys.stderr)
+            return 2
         port = twin.port
     try:
         px = FaultProxy(port, seed=args.seed, reset_every=args.reset_every,
@@ -304,8 +309,11 @@ def main(argv=None) -> int:
                         **{k: getattr(args, k) for k in FAULTS})
         px.start()
     except Exception as e:      # serial.SerialException, OSError
-        print(f"faultproxy: error: {port}: {e}", file=sys.stderr)
-        return 1
+        err = lk._serial_error(port, e, "open")
+        print(f"faultproxy: error: {err}", file=sys.stderr)
+        if twin is not None:
+            twin.stop()
+        return err.exit_code
     print(f"earwitness faultproxy on {px.port}", flush=True)
     t0 = time.monotonic()
     try:
