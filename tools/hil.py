@@ -295,6 +295,7 @@ def stream_file(link: lk.NodeLink, pcm: np.ndarray, labels: list[str]) -> Stream
         inj.handle(it)
         on_item(it)
     inj.run(pcm, on_item=on_item)
+    refused_before = sum(e.code == pr.ERRC_NO_CREDIT for e in inj.errors)
     # STOP_STREAM: everything that arrives before its ACK belongs to this stream
     seq = link.send(pr.Cmd(pr.CMD_STOP_STREAM, 0))
     deadline = time.monotonic() + link.timeouts.reply_s + 4.0 * pcm.size / SR / 20.0
@@ -313,6 +314,9 @@ def stream_file(link: lk.NodeLink, pcm: np.ndarray, labels: list[str]) -> Stream
             inj.handle(it)
             on_item(it)
     res.wall_s = time.monotonic() - t0
+    if sum(e.code == pr.ERRC_NO_CREDIT for e in inj.errors) > refused_before:
+        raise lk.LinkError(f"{link.port_name}: the node refused INJECT samples at the end of the "
+                           f"stream (NO_CREDIT): the stream is incomplete", 1)
     try:
         on_item(pr.Frame(pr.STATUS, 0, b"", link.status()))
     except lk.LinkError:
