@@ -13,7 +13,8 @@ from tools import link as lk
 from tools import protocol as pr
 from tools.faultproxy import FaultProxy
 
-FAST = lk.Timeouts(hello_s=0.3, hello_tries=2, reply_s=1.0, credit_s=0.2, stall_s=3.0)
+FAST = lk.Timeouts(hello_s=1.0, hello_tries=2, reply_s=2.0, credit_s=0.2, stall_s=5.0)
+SHORT = lk.Timeouts(hello_s=0.3, hello_tries=2)       # for nodes that never answer
 
 
 def audio_frames(items):
@@ -59,7 +60,7 @@ def test_unknown_protocol_version_exit_2(capsys):
 
 
 def test_wrong_baud_garbage_only():
-    with FakeNode(garbage_only=True) as node, lk.NodeLink(node.port, timeouts=FAST) as link:
+    with FakeNode(garbage_only=True) as node, lk.NodeLink(node.port, timeouts=SHORT) as link:
         with pytest.raises(lk.LinkError) as e:
             link.hello()
     assert e.value.exit_code == 1
@@ -71,7 +72,7 @@ def test_silent_node():
     tty.setraw(m)
     tty.setraw(s)
     try:
-        with lk.NodeLink(os.ttyname(s), timeouts=FAST) as link:
+        with lk.NodeLink(os.ttyname(s), timeouts=SHORT) as link:
             with pytest.raises(lk.LinkError, match="not answering"):
                 link.hello()
     finally:

@@ -16,7 +16,7 @@ from tools import link as lk
 from tools import protocol as pr
 from tools.faultproxy import FaultProxy
 
-FAST = lk.Timeouts(hello_s=0.5, reply_s=2.0, idle_s=2.0)
+FAST = lk.Timeouts(hello_s=1.0, reply_s=2.0, idle_s=3.0)
 
 
 def source(seconds, seed=0):
@@ -118,7 +118,7 @@ def test_pulled_cable_closes_the_file(tmp_path, capsys):
         import threading
         threading.Timer(1.0, node.vanish).start()
         rc = record.main(["--port", node.port, "--out", str(tmp_path), "--quiet",
-                          "--timeout", "hello_s=0.5"])
+                          "--timeout", "hello_s=1"])
     err = capsys.readouterr().err
     assert rc == 1 and "vanished" in err and "Traceback" not in err
     metas = sidecars(tmp_path)
