@@ -1,11 +1,12 @@
 # earwitness: `make demo` (main job), `make test` (everything CI runs), `make bench` (figures).
+# Also: `make twin` (simulated node on a pty), `make flash` (build + flash a board), `make demo-core`.
 PY      ?= python3
 VENV    := .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 APT_PKGS := gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc clang libclang-rt-14-dev libsndfile1
 
-.PHONY: setup sysdeps test bench demo gen check clean
+.PHONY: setup sysdeps test bench demo demo-core twin flash gen check clean
 
 setup: sysdeps $(STAMP)
 
@@ -31,8 +32,22 @@ test: setup
 bench: setup
 	$(VPY) -m tools.bench
 
+# the main job: the simulated node (real C core + shipped int8 model in TFLM) on a pty,
+# validated by tools/hil.py against the shipped reference recordings (report in build/hil/)
 demo: setup
+	$(VPY) -m tools.demo_hil
+
+# what the gate and the front end see on each shipped clip (no model)
+demo-core: setup
 	$(VPY) -m tools.demo
+
+# make twin [AUDIO="tests/audio --loop"]: a simulated node on a pty; tools take --port /dev/pts/N
+twin: setup
+	$(VPY) -m tools.twin $(AUDIO)
+
+# make flash [ENV=esp32dev | FIRMWARE=path] [PORT=/dev/ttyUSB0] [ALL=1]
+flash: setup
+	$(VPY) tools/flash.py $(if $(FIRMWARE),--firmware $(FIRMWARE),--env $(or $(ENV),esp32dev)) $(if $(PORT),--port $(PORT)) $(if $(ALL),--all)
 
 # regenerate the parameter header/tables and check the golden vectors against the reference
 gen: setup
