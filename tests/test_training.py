@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+pytest.importorskip("tensorflow", reason="training needs the [train] extra (tensorflow-cpu)")
+pytest.importorskip("tflite_micro", reason="training needs the [train] extra (tflite-micro)")
 
 from tools import audio, core, params  # noqa: E402
 from training import augment, data, export, features, quantize  # noqa: E402

@@ -36,6 +36,8 @@ def _common_data(ap, csv_required=True):
                          "glass_breaking,scream,siren,fireworks_explosion,baby_cry,dog_bark); "
                          "'name=label1+label2' maps more dataset labels to a class")
     ap.add_argument("--seed", type=int, default=0, help="seed of augmentation and training (default 0)")
+    ap.add_argument("--max-per-class", type=int, default=4000,
+                    help="at most this many training windows per class (seeded subset; 0 = all; default 4000)")
     ap.add_argument("--strict", action="store_true", help="stop at the first unreadable clip (default: skip it)")
     ap.add_argument("--no-augment", action="store_true", help="only the clips as recorded (no mixtures)")
     ap.add_argument("--no-cache", action="store_true", help="recompute features (do not read/write build/training)")
@@ -142,7 +144,7 @@ def main(argv=None) -> int:
                 name=args.name or ("earwitness-default" if args.cmd == "ship" else None),
                 created_by=cmd if args.cmd == "train" else "python -m training ship",
                 enforce_budget=not args.no_budget, max_int8_drop=args.max_int8_drop,
-                max_parity_rate=args.max_parity_rate, strict=args.strict,
+                max_parity_rate=args.max_parity_rate, max_per_class=args.max_per_class or None, strict=args.strict,
                 cache_dir=cache, augment_data=not args.no_augment, progress=not args.quiet)
             m = res["manifest"]
             print(json.dumps({k: m[k] for k in ("name", "model_sha256", "model_bytes", "arena_bytes", "macs",
@@ -154,7 +156,8 @@ def main(argv=None) -> int:
                                folds=None if args.folds is None else [int(f) for f in args.folds.split(",")],
                                seed=args.seed, epochs=args.epochs, fa_per_hour=args.fa_per_hour,
                                work=args.work, cache_dir=cache, strict=args.strict,
-                               augment_data=not args.no_augment, progress=not args.quiet)
+                               augment_data=not args.no_augment, progress=not args.quiet,
+                               max_per_class=args.max_per_class or None)
             print(crossval.summary_text(res))
             return 0
     except data.DataError as e:

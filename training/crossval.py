@@ -105,7 +105,7 @@ def summarize(per_fold: list[dict], classes: list[str]) -> dict:
 def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=None, seed: int = 0,
         epochs: int | None = None, fa_per_hour: float = 1.0, work=None, cache_dir=None,
         strict: bool = False, augment_data: bool = True, progress: bool = True, log=None,
-        classifier_stride: int = 8) -> dict:
+        classifier_stride: int = 8, max_per_class: int | None = 4000) -> dict:
     from training import evaluate, features, train
     log = log or (lambda m: print(m, file=sys.stderr))
     cmap = cmap or _data.ClassMap.default()
@@ -125,7 +125,8 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
                       "= the next fold cyclically; training = the remaining folds; evaluation of the "
                       "test fold through the node pipeline (training.evaluate)"),
            "folds": folds, "classes": list(cmap.targets), "seed": seed, "epochs_max": epochs,
-           "fa_per_hour_target": fa_per_hour, "classifier_stride_hops": classifier_stride, "feature_config_hash": features.P.feature_hash,
+           "fa_per_hour_target": fa_per_hour, "classifier_stride_hops": classifier_stride,
+           "max_per_class": max_per_class, "feature_config_hash": features.P.feature_hash,
            "core_config_hash": features.P.config_hash,
            "archs": {}}
     t0 = time.time()
@@ -140,7 +141,8 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
                                        test_fold=k, epochs=epochs, fa_per_hour=fa_per_hour,
                                        name=f"crossval-{arch}-fold{k}",
                                        created_by="python -m training crossval", enforce_budget=False,
-                                       max_int8_drop=1.0, max_parity_rate=1.0, strict=strict, cache_dir=cache_dir,
+                                       max_int8_drop=1.0, max_parity_rate=1.0,
+                                       max_per_class=max_per_class, strict=strict, cache_dir=cache_dir,
                                        augment_data=augment_data, progress=progress, log=log)
             test_rows = [r for r in rows if r.fold == k]
             ev = evaluate.evaluate(out, test_rows, root, progress=progress, include_clips=False,
