@@ -7,7 +7,7 @@ import pytest
 
 from cbuild import C_TESTS, build, run
 from conftest import requires_rv32
-from tools import app, audio, core
+from tools import app, audio, bench, core
 from tools import protocol as pr
 
 CLIP = "tests/audio/gunshot_1.wav"
@@ -260,7 +260,7 @@ def test_init_errors():
 def test_bench_app_builds_and_runs_on_host():
     """tests/c/bench_app.c (rv32 figures for make bench) stays compilable and self-consistent."""
     from tools import app_bench
-    d = app_bench._bench_data_dir()
+    d = bench.bench_data_dir()
     exe = build("bench_app", [C_TESTS / "bench_app.c"], include_dirs=[d])
     res = run(exe, timeout=600)
     assert res.returncode == 0 and b"FAIL" not in res.stdout, res.stdout[-2000:]

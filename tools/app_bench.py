@@ -18,38 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from tools import audio, params
+from tools.bench import Skip, bench_data_dir
 
 ROOT = params.ROOT
 CLIPS = ROOT / "tests" / "audio"
-BENCH_CLIPS = ["gunshot_2.wav", "siren_1.wav", "background_rain_1.wav", "baby_cry_1.wav",
-               "glass_breaking_1.wav", "background_engine_1.wav"]   # as tools/bench.py
-
-
-class Skip(Exception):
-    pass
-
-
-def _bench_audio() -> np.ndarray:
-    return np.concatenate([audio.load(CLIPS / c) for c in BENCH_CLIPS])
-
-
-def _bench_data_dir() -> Path:
-    """build/bench/bench_data.h with the bench audio as 32 kHz 12-bit ADC codes (the same file
-    tools/bench.py writes)."""
-    import soxr
-    sys.path.insert(0, str(ROOT / "tests"))
-    from cbuild import BUILD
-    x16 = _bench_audio()
-    x32 = soxr.resample(x16.astype(np.float64) / 32768, 16000, 32000, quality="VHQ")
-    codes = np.clip(np.round(x32 * 2048) + 2048, 0, 4095).astype(np.uint16)
-    d = BUILD / "bench"
-    d.mkdir(parents=True, exist_ok=True)
-    text = ("#include <stdint.h>\nstatic const uint16_t bench_codes[%d] = {%s};\n"
-            % (codes.size, ",".join(map(str, codes.tolist()))))
-    h = d / "bench_data.h"
-    if not h.exists() or h.read_text() != text:
-        h.write_text(text)
-    return d
 
 
 def app_rv32(_args=None) -> dict:
@@ -57,7 +29,7 @@ def app_rv32(_args=None) -> dict:
     from cbuild import C_TESTS, build, have_rv32, run
     if not have_rv32():
         raise Skip("riscv64-unknown-elf-gcc / qemu-system-riscv32 not installed (make setup)")
-    d = _bench_data_dir()
+    d = bench_data_dir()
     exe = build("bench_app", [C_TESTS / "bench_app.c"], target="rv32", include_dirs=[d])
     res = run(exe, target="rv32", timeout=900)
     if res.returncode != 0 or b"FAIL" in res.stdout:
