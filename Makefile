@@ -6,7 +6,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 APT_PKGS := gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc clang libclang-rt-14-dev libsndfile1
 
-.PHONY: setup sysdeps test bench demo demo-core twin flash gen check clean
+.PHONY: setup sysdeps test bench demo demo-core twin flash train crossval gen check clean
 
 setup: sysdeps $(STAMP)
 
@@ -49,10 +49,21 @@ twin: setup
 flash: setup
 	$(VPY) tools/flash.py $(if $(FIRMWARE),--firmware $(FIRMWARE),--env $(or $(ENV),esp32dev)) $(if $(PORT),--port $(PORT)) $(if $(ALL),--all)
 
-# regenerate the parameter header/tables and check the golden vectors against the reference
+# the shipped model from ../shared/data (train, quantise, parity checks, export to firmware/model)
+DATA ?= ../shared/data
+train: setup
+	$(VPY) -m training ship --root $(DATA)
+
+# 5-fold cross-validation through the node pipeline, DS-CNN vs CRNN (~50 min on 2 cores)
+crossval: setup
+	$(VPY) -m training crossval --csv $(DATA)/all_metadata.csv --root $(DATA) --json firmware/model/crossval.json --epochs 15
+
+# regenerate the parameter header/tables, check the golden vectors against the reference and
+# the model's generated C against firmware/model/model.tflite + manifest.json
 gen: setup
 	$(VPY) -m tools.gen_params
 	$(VPY) -m tools.golden
+	$(VPY) -m training export --check
 
 clean:
 	rm -rf build $(VENV) tools/_ewcore*.so *.egg-info
