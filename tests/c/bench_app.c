@@ -14,21 +14,8 @@
 #include <string.h>
 
 #include "bench_data.h"
+#include "ew_instret.h"
 #include "ew_app.h"
-
-static uint64_t instret(void) {
-#if defined(__riscv) && __riscv_xlen == 32
-    uint32_t lo, hi, hi2;
-    do {
-        __asm__ volatile("csrr %0, minstreth" : "=r"(hi));
-        __asm__ volatile("csrr %0, minstret" : "=r"(lo));
-        __asm__ volatile("csrr %0, minstreth" : "=r"(hi2));
-    } while (hi != hi2);
-    return ((uint64_t)hi << 32) | lo;
-#else
-    return 0;
-#endif
-}
 
 #define CHUNK 512
 #define N_CODES (sizeof(bench_codes) / sizeof(bench_codes[0]))

@@ -11,22 +11,9 @@
 #include <string.h>
 
 #include "bench_data.h"
+#include "ew_instret.h"
 #include "ew_cond.h"
 #include "ew_node.h"
-
-static uint64_t instret(void) {
-#if defined(__riscv) && __riscv_xlen == 32
-    uint32_t lo, hi, hi2;
-    do {
-        __asm__ volatile("csrr %0, minstreth" : "=r"(hi));
-        __asm__ volatile("csrr %0, minstret" : "=r"(lo));
-        __asm__ volatile("csrr %0, minstreth" : "=r"(hi2));
-    } while (hi != hi2);
-    return ((uint64_t)hi << 32) | lo;
-#else
-    return 0;
-#endif
-}
 
 #define CHUNK 512   /* ADC codes per DMA-sized chunk */
 static ew_node_t node;
