@@ -56,7 +56,7 @@ class FakeNode:
         self.host_seen = threading.Event()
         self.config = {pr.CFG_MODE: 0, pr.CFG_AUDIO_STREAM: 1 if record else 0,
                        pr.CFG_STATUS_PERIOD_MS: 0}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # one frame's encode + write is atomic (seq order)
         self._stream_lock = threading.RLock()
         self._restart = False
         self._pos = 0
@@ -65,6 +65,7 @@ class FakeNode:
         self.master, self.slave = os.openpty()
         tty.setraw(self.master)
         tty.setraw(self.slave)
+        os.set_blocking(self.master, False)   # write() polls _stop instead of blocking
         self.port = os.ttyname(self.slave)
 
     # ---- output ---------------------------------------------------------------------------
@@ -84,9 +85,10 @@ class FakeNode:
                 view = view[n:]
 
     def send(self, msg) -> None:
+        # encode and write under one lock: otherwise the reader's reply (HELLO, CONFIG, ACK)
+        # could take a seq number after an AUDIO frame and reach the wire before it
         with self._lock:
-            wire = self.enc.encode(msg)
-        self.write(wire)
+            self.write(self.enc.encode(msg))
 
     def hello(self) -> pr.Hello:
         return pr.Hello(proto_version=self.proto_version, fw_major=0, fw_minor=2, fw_patch=0,
@@ -108,10 +110,14 @@ class FakeNode:
             self._threads.append(t)
         return self
 
+    def _join(self) -> None:
+        for t in self._threads:
+            if t is not threading.current_thread():
+                t.join(2.0)
+
     def stop(self) -> None:
         self._stop.set()
-        for t in self._threads:
-            t.join(2.0)
+        self._join()
         self._close("master")
         self._close("slave")
 
@@ -128,6 +134,7 @@ class FakeNode:
     def vanish(self) -> None:
         """Close the pty's master: the host's port fails like a pulled cable."""
         self._stop.set()
+        self._join()        # no thread of ours may still use the descriptor number once closed
         self._close("master")
 
     def __enter__(self):
@@ -164,22 +171,29 @@ class FakeNode:
                     self._restart = False
                     self._pos, ev, t0 = 0, list(self.events), time.monotonic()
                 i = self._pos
-                if i >= self.pcm.size:
-                    break
-                chunk = self.pcm[i:i + n]
-                self.send(pr.Audio(i, chunk))
-                while ev and ev[0].onset_sample < i + chunk.size:
-                    self.send(ev.pop(0))
-                if self.status_every and (i // n) % self.status_every == 0:
-                    st = self.status()
-                    st.sample_index = i + chunk.size
-                    self.send(st)
-                self._pos = i + chunk.size
+                at_end = i >= self.pcm.size
+                if not at_end:
+                    chunk = self.pcm[i:i + n]
+                    self.send(pr.Audio(i, chunk))
+                    while ev and ev[0].onset_sample < i + chunk.size:
+                        self.send(ev.pop(0))
+                    if self.status_every and (i // n) % self.status_every == 0:
+                        st = self.status()
+                        st.sample_index = i + chunk.size
+                        self.send(st)
+                    self._pos = i + chunk.size
+            if at_end:
+                # the whole source went out (e.g. while the host was still in its HELLO /
+                # CONFIG handshake): the node stays up, and a START_STREAM that comes now
+                # restarts the stream from sample 0 as it does mid-stream
+                self.audio_done.set()
+                while not self._restart and not self._stop.is_set():
+                    time.sleep(0.01)
+                continue
             if self.pace:
                 ahead = (i + chunk.size) / 16000 / self.pace - (time.monotonic() - t0)
                 if ahead > 0:
                     time.sleep(ahead)
-        self.audio_done.set()
 
     def _reader(self) -> None:
         dec = pr.FrameDecoder()
