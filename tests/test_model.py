@@ -1,12 +1,12 @@
 """tools/model.py: loading an exported model and running it with the TFLM interpreter."""
 from __future__ import annotations
 
-import hashlib
 import json
 
 import numpy as np
 import pytest
 
+from tinymodel import build_tiny_model
 from tools import audio, core, model, params
 
 P = params.default()
@@ -16,53 +16,10 @@ pytest.importorskip("tflite_micro")
 LABELS = ["gunshot", "siren", "other"]
 
 
-def _tiny_tflite(seed: int = 0) -> bytes:
-    """A tiny full-int8 model with the node's input (64 x 40 int8, scale 0.75, zp -128)."""
-    keras = tf.keras
-    keras.utils.set_random_seed(seed)
-    inp = keras.Input((P.frames_per_window, P.n_mels, 1), batch_size=1)
-    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(inp)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    out = keras.layers.Dense(len(LABELS), activation="softmax")(x)
-    m = keras.Model(inp, out)
-    rng = np.random.default_rng(seed)
-    top = (127 - P.quant.zero_point) * P.quant.scale        # 191.25 dB: the int8 range's top
-
-    def rep():
-        lo = np.zeros((1, P.frames_per_window, P.n_mels, 1), np.float32)
-        yield [lo]
-        yield [lo + top]
-        for _ in range(8):
-            yield [rng.uniform(0, top, lo.shape).astype(np.float32)]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(m)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = rep
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    return conv.convert()
-
-
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("model")
-    blob = _tiny_tflite()
-    (d / "model.tflite").write_bytes(blob)
-    it = tf.lite.Interpreter(model_content=blob)
-    i, o = it.get_input_details()[0], it.get_output_details()[0]
-    manifest = {
-        "schema_version": 1, "labels": LABELS, "negative_label": "other",
-        "thresholds": {"gunshot": 0.5, "siren": 0.7, "other": None},
-        "input": {"shape": [int(v) for v in i["shape"]], "dtype": "int8",
-                  "scale": float(i["quantization"][0]), "zero_point": int(i["quantization"][1])},
-        "output": {"shape": [int(v) for v in o["shape"]], "dtype": "int8",
-                   "scale": float(o["quantization"][0]), "zero_point": int(o["quantization"][1])},
-        "feature_config_hash": P.feature_hash, "model_sha256": hashlib.sha256(blob).hexdigest(),
-        "arena_bytes": 0,
-    }
-    (d / "manifest.json").write_text(json.dumps(manifest))
-    return d
+    return build_tiny_model(tmp_path_factory.mktemp("model"), labels=LABELS,
+                            threshold={"gunshot": 0.5, "siren": 0.7})
 
 
 def test_load_and_views(tiny_dir):

@@ -227,7 +227,7 @@ def model_dir(tmp_path_factory) -> Path:
     if (MODEL_DIR / "manifest.json").exists():
         return MODEL_DIR
     pytest.importorskip("tensorflow")
-    from test_evaluate import build_tiny_model
+    from tinymodel import build_tiny_model
     return build_tiny_model(tmp_path_factory.mktemp("model"))
 
 
