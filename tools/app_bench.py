@@ -11,30 +11,20 @@ returns a dict of figures, like the functions in tools/bench.py.
 """
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from tools import audio, params
-from tools.bench import Skip, bench_data_dir
+from tools.bench import run_rv32_bench
 
 ROOT = params.ROOT
 CLIPS = ROOT / "tests" / "audio"
 
 
 def app_rv32(_args=None) -> dict:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from cbuild import C_TESTS, build, have_rv32, run
-    if not have_rv32():
-        raise Skip("riscv64-unknown-elf-gcc / qemu-system-riscv32 not installed (make setup)")
-    d = bench_data_dir()
-    exe = build("bench_app", [C_TESTS / "bench_app.c"], target="rv32", include_dirs=[d])
-    res = run(exe, target="rv32", timeout=900)
-    if res.returncode != 0 or b"FAIL" in res.stdout:
-        raise RuntimeError(f"rv32 app bench failed: {(res.stdout + res.stderr).decode()[-500:]}")
-    f = {k: int(v) for k, v in (line.split() for line in res.stdout.decode().splitlines())}
+    f = run_rv32_bench("bench_app")
     sec = f["samples"] / params.default().sample_rate_hz
     per = {k: round(f[f"instret_{k}"] / sec) for k in ("baseline", "detect", "record", "inject")}
     return {

@@ -71,17 +71,23 @@ def bench_data_dir() -> Path:
     return d
 
 
-def frontend_rv32(_args) -> dict:
+def run_rv32_bench(name: str) -> dict:
+    """Build tests/c/<name>.c for rv32imc with the bench audio, run it under QEMU and return
+    its "key value" output lines as ints (Skip without the cross toolchain)."""
     sys.path.insert(0, str(ROOT / "tests"))
     from cbuild import C_TESTS, build, have_rv32, run
     if not have_rv32():
         raise Skip("riscv64-unknown-elf-gcc / qemu-system-riscv32 not installed (make setup)")
     d = bench_data_dir()
-    exe = build("bench_core", [C_TESTS / "bench_core.c"], target="rv32", include_dirs=[d])
+    exe = build(name, [C_TESTS / f"{name}.c"], target="rv32", include_dirs=[d])
     res = run(exe, target="rv32", timeout=900)
-    if res.returncode != 0:
-        raise RuntimeError(f"rv32 bench failed: {res.stderr.decode()[-500:]}")
-    f = {k: int(v) for k, v in (line.split() for line in res.stdout.decode().splitlines())}
+    if res.returncode != 0 or b"FAIL" in res.stdout:
+        raise RuntimeError(f"rv32 {name} failed: {(res.stdout + res.stderr).decode()[-500:]}")
+    return {k: int(v) for k, v in (line.split() for line in res.stdout.decode().splitlines())}
+
+
+def frontend_rv32(_args) -> dict:
+    f = run_rv32_bench("bench_core")
     seconds = f["samples_out"] / params.default().sample_rate_hz
     total = (f["instret_conditioning"] + f["instret_node"]) / seconds
     return {
