@@ -10,6 +10,7 @@ from tools import audio, core, params
 
 AUDIO = Path(__file__).parent / "audio"
 SR = 16000
+HOP = core.HOP
 P = params.default()
 
 
@@ -158,13 +159,61 @@ def test_repeated_hits_merge_within_holdoff_and_split_beyond():
     node = core.Node(lambda w, f: [220], 1)
     node.process(x)
     node.flush()
-    assert len(node.windows) == 3
+    # 60-ms bursts: each onset's early window only (the sound is over when it completes)
+    assert [w.kind for w in node.windows] == ["early"] * 3
     on = [e for e in node.events if e.kind == "onset"]
     end = [e for e in node.events if e.kind == "end"]
     assert len(on) == 2 and len(end) == 2
     assert end[0].hits == 2 and end[1].hits == 1
     assert abs(end[0].onset_sample - onsets[0]) <= 16
     assert end[0].onset_sample + end[0].duration_samples >= onsets[1]
+
+
+def test_early_window_reports_an_onset_sooner_and_the_main_window_merges():
+    P = core.P
+    early, pre = P.detector["early_preroll_frames"], P.detector["preroll_frames"]
+    assert pre < early < core.FRAMES_PER_WINDOW
+    arrivals = {}
+    for burst_ms, e_pre, kinds in ((60, early, ["early"]), (800, early, ["early", "onset"]),
+                                   (60, 0, ["onset"]), (800, 0, ["onset"])):
+        # a short burst is over when the early window completes; a 0.8-s one is still on
+        x, onsets = burst_stream([2.0], burst_ms=burst_ms)
+        if burst_ms > 100:
+            x, onsets = burst_stream([2.0], burst_ms=60)
+            n = int(0.8 * SR)
+            x[onsets[0]:onsets[0] + n] += np.random.default_rng(5).normal(0, 3000, n).astype(np.int16)
+        seen = []
+        node = core.Node(lambda w, f: (seen.append(w), [230])[1], 1, early_preroll=e_pre)
+        node.process(x)
+        node.flush()
+        assert [w.kind for w in seen] == kinds, (burst_ms, e_pre)
+        on = [e for e in node.events if e.kind == "onset"]
+        assert len(on) == 1 and abs(on[0].onset_sample - onsets[0]) <= 16
+        assert node.events[-1].hits == len(kinds)                 # the main window's hit merged
+        k = seen[0].trigger_block
+        starts = {"early": k - early, "onset": k - pre}
+        assert [w.start_sample // HOP for w in seen] == [starts[c] for c in kinds]
+        assert {w.trigger_sample for w in seen} == {on[0].onset_sample}
+        assert node.stats["windows_dropped"] == (1 if kinds == ["early"] else 0)
+        # the EVENT leaves when the first window is complete
+        arrivals[(burst_ms, e_pre)] = (seen[0].start_sample // HOP + core.FRAMES_PER_WINDOW) * HOP - onsets[0]
+    assert arrivals[(60, 0)] - arrivals[(60, early)] == (early - pre) * HOP
+    assert arrivals[(800, early)] == arrivals[(60, early)]
+    assert arrivals[(60, early)] <= (core.FRAMES_PER_WINDOW - early + 2) * HOP
+
+
+def test_early_window_is_clamped_at_the_stream_start():
+    x, onsets = burst_stream([0.3], total_s=3.0)          # onset block < early pre-roll
+    node = core.Node(lambda w, f: [0], 1)
+    node.process(x)
+    node.flush()
+    assert [(w.kind, w.start_sample) for w in node.windows] == [("early", 0)]
+
+
+def test_early_preroll_is_validated():
+    for bad in (core.P.detector["preroll_frames"], core.FRAMES_PER_WINDOW):
+        with pytest.raises(ValueError):
+            core.Node(early_preroll=bad)
 
 
 def test_different_classes_make_separate_events():
@@ -193,7 +242,7 @@ def test_sustained_event_is_rechecked_while_it_lasts():
     node.process(np.concatenate([audio.lead_in(x), x]))
     node.flush()
     kinds = [w.kind for w in node.windows]
-    assert kinds[0] == "onset" and kinds.count("recheck") >= 2
+    assert kinds[:2] == ["early", "onset"] and kinds.count("recheck") >= 2
 
 
 def test_recurring_equal_impulses_are_not_new_but_louder_ones_are():
@@ -220,7 +269,7 @@ def test_noise_like_sustained_sound_is_not_rechecked():
     node = core.Node()
     node.process(np.clip(np.round(step), -32768, 32767).astype(np.int16))
     node.flush()
-    assert [w.kind for w in node.windows][:2] == ["onset", "recheck"]
+    assert [w.kind for w in node.windows][:3] == ["early", "onset", "recheck"]
 
 
 def test_classifier_failure_is_counted_and_makes_no_decision():

@@ -27,7 +27,7 @@ FRAMES_PER_WINDOW = P.frames_per_window
 HOP = P.hop_samples
 MAX_CLASSES = 16
 THRESHOLD_OFF = 256
-TRIGGER_KINDS = ("onset", "recheck", "continuous")
+TRIGGER_KINDS = ("onset", "recheck", "continuous", "early")
 EVENT_KINDS = ("onset", "end")
 
 
@@ -67,7 +67,8 @@ class NodeConfig(C.Structure):
     _fields_ = [("gate", GateConfig), ("quant", Quant),
                 ("thresholds_q8", C.c_uint16 * MAX_CLASSES), ("holdoff_samples", C.c_uint32),
                 ("n_classes", C.c_uint8), ("preroll_frames", C.c_uint8), ("mode", C.c_uint8),
-                ("continuous_stride", C.c_uint16)]
+                ("continuous_stride", C.c_uint16), ("early_preroll_frames", C.c_uint8),
+                ("early_continue_blocks", C.c_uint8), ("early_continue_margin_q8", C.c_int32)]
 
 
 class Event(C.Structure):
@@ -92,7 +93,8 @@ class Stats(C.Structure):
     _fields_ = [("samples", C.c_uint64), ("blocks", C.c_uint64), ("frames", C.c_uint64),
                 ("gate_open_blocks", C.c_uint64), ("triggers_onset", C.c_uint32),
                 ("triggers_recheck", C.c_uint32), ("windows", C.c_uint32),
-                ("classify_errors", C.c_uint32), ("events", C.c_uint32)]
+                ("classify_errors", C.c_uint32), ("events", C.c_uint32),
+                ("windows_dropped", C.c_uint32)]
 
 
 CLASSIFY_FN = C.CFUNCTYPE(C.c_int, C.c_void_p, C.POINTER(Window), C.POINTER(C.c_int8),
@@ -235,6 +237,7 @@ class Node:
                  thresholds: Sequence[float] | None = None, mode: str = "gated",
                  quant: _params.Quant | None = None, gate: dict | None = None,
                  holdoff_ms: float | None = None, continuous_stride: int | None = None,
+                 early_preroll: int | None = None,
                  keep_features: bool = False, trace: bool = False):
         if n_classes > MAX_CLASSES:
             raise ValueError(f"at most {MAX_CLASSES} classes")
@@ -255,6 +258,8 @@ class Node:
             cfg.holdoff_samples = int(holdoff_ms * P.sample_rate_hz / 1000)
         if continuous_stride is not None:
             cfg.continuous_stride = continuous_stride
+        if early_preroll is not None:
+            cfg.early_preroll_frames = early_preroll      # 0: no early window per onset
         self.config = cfg
         self.n_classes = n_classes
         self._classify = classify

@@ -162,6 +162,9 @@ class Params:
         d = self.detector
         return {
             "preroll_frames": d["preroll_frames"],
+            "early_preroll_frames": d.get("early_preroll_frames", 0),
+            "early_continue_blocks": d.get("early_continue_blocks", 0),
+            "early_continue_margin_q8": db_to_log2_q8(d.get("early_continue_margin_db", 0.0)),
             "holdoff_samples": int(d["holdoff_ms"] * self.sample_rate_hz // 1000),
             "default_threshold_q8": int(round(d["default_threshold"] * 256)),
             "continuous_stride_frames": d["continuous_stride_frames"],
@@ -270,6 +273,11 @@ def _check(raw: dict) -> None:
         raise ValueError("preroll_frames must be smaller than frames_per_window")
     if raw["detector"]["preroll_frames"] > raw["gate"]["warmup_blocks"]:
         raise ValueError("warmup_blocks must cover the pre-roll")
+    early = raw["detector"].get("early_preroll_frames", 0)
+    if early and not raw["detector"]["preroll_frames"] < early < fe["frames_per_window"]:
+        raise ValueError("early_preroll_frames must be 0 (off) or between preroll_frames and frames_per_window")
+    if not 0 <= raw["detector"].get("early_continue_blocks", 0) <= 255:
+        raise ValueError("early_continue_blocks must be 0..255")
 
 
 def load(path: Path | str | None = None, overrides: dict | None = None) -> Params:

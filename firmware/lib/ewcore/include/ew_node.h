@@ -11,8 +11,14 @@
  *    window is pending, or when it falls in the second half of the pending one) opens an
  *    analysis window of frames
  *    [k - preroll, k - preroll + EW_FRAMES_PER_WINDOW): its features go to the classifier
- *    when block k - preroll + EW_FRAMES_PER_WINDOW completes.  While the gate says LOUD and no
- *    window is pending, a RECHECK window opens every recheck_blocks blocks.
+ *    when block k - preroll + EW_FRAMES_PER_WINDOW completes.  With early_preroll_frames E > 0
+ *    the onset also opens an EARLY window of frames [k - E, k - E + EW_FRAMES_PER_WINDOW)
+ *    (clamped to start at frame 0), classified E - preroll blocks sooner: most events are then
+ *    reported ~(EW_FRAMES_PER_WINDOW - E) hops after they begin.  The main window is then kept
+ *    only if the sound is still on: a block early_continue_margin over the noise floor among
+ *    the last early_continue_blocks blocks up to the one that completed the early window (a short impulse is classified once,
+ *    a longer sound twice; a hit of the main window merges into the early one's event).  While the gate says LOUD and no window is
+ *    pending, a RECHECK window opens every recheck_blocks blocks.
  *  - In continuous mode every stride-th frame closes a window over the last 64 frames.
  *  - Scores (Q0.8) at or above a class's threshold make a hit of the best such class.  A hit
  *    of the class of an open event within holdoff samples of its end is merged into it;
@@ -38,11 +44,11 @@ extern "C" {
 #define EW_SUBBLOCK_SAMPLES 16
 #define EW_SUBBLOCKS (EW_HOP_SAMPLES / EW_SUBBLOCK_SAMPLES)
 #define EW_WINDOW_FEATURES (EW_FRAMES_PER_WINDOW * EW_N_MELS)
-#define EW_MAX_PENDING 2
+#define EW_MAX_PENDING 4        /**< two onsets, each with its early and main window */
 #define EW_THRESHOLD_OFF 256u   /**< threshold value that disables a class (e.g. "negative") */
 
 enum { EW_MODE_GATED = 0, EW_MODE_CONTINUOUS = 1 };
-enum { EW_TRIGGER_ONSET = 0, EW_TRIGGER_RECHECK = 1, EW_TRIGGER_CONTINUOUS = 2 };
+enum { EW_TRIGGER_ONSET = 0, EW_TRIGGER_RECHECK = 1, EW_TRIGGER_CONTINUOUS = 2, EW_TRIGGER_EARLY = 3 };
 enum { EW_EVENT_ONSET = 0, EW_EVENT_END = 1 };
 
 /** An event decision, as sent in EVENT frames. */
@@ -60,7 +66,7 @@ typedef struct {
     uint64_t start_sample;      /**< first sample of the window's first frame */
     uint64_t trigger_sample;    /**< refined onset (ONSET), trigger block start otherwise */
     uint64_t trigger_block;
-    uint8_t kind;               /**< EW_TRIGGER_* */
+    uint8_t kind;               /**< EW_TRIGGER_* (EARLY: the early window of an onset) */
 } ew_window_t;
 
 /** Per-block trace (level meter, gate state) for STATUS frames, tests and plots. */
@@ -94,6 +100,9 @@ typedef struct {
     uint8_t preroll_frames;                  /**< <= warmup_blocks, < EW_FRAMES_PER_WINDOW */
     uint8_t mode;                            /**< EW_MODE_* */
     uint16_t continuous_stride;              /**< >= 1 */
+    uint8_t early_preroll_frames;            /**< 0 (off) or preroll_frames < E < EW_FRAMES_PER_WINDOW */
+    uint8_t early_continue_blocks;           /**< main window kept if the sound was on in the early window's last N blocks... */
+    int32_t early_continue_margin_q8;        /**< ...i.e. a block this far over the noise floor (log2 Q8) */
 } ew_node_config_t;
 
 typedef struct {
@@ -101,6 +110,7 @@ typedef struct {
     uint64_t gate_open_blocks;               /**< blocks with an analysis window pending */
     uint32_t triggers_onset, triggers_recheck, windows;
     uint32_t classify_errors, events;
+    uint32_t windows_dropped;                /**< main windows dropped after their early window (sound over) */
 } ew_node_stats_t;
 
 typedef struct {
@@ -133,6 +143,8 @@ typedef struct {
     uint8_t has_triggered;
     uint64_t last_loud_block;
     uint8_t has_loud;
+    uint64_t last_on_block;                   /**< last block early_continue_margin over the noise floor */
+    uint8_t has_on;
     ew_active_event_t active[EW_MAX_CLASSES];
     ew_node_stats_t stats;
     ew_classify_fn classify;
@@ -146,7 +158,8 @@ void ew_node_config_default(ew_node_config_t *cfg, uint8_t n_classes);
 /**
  * @brief Validate cfg, install callbacks (any may be NULL) and reset the node.
  * @return EW_OK; EW_ERR_ARG for NULL node/cfg; EW_ERR_CONFIG for an invalid gate config,
- *         quantiser, n_classes > EW_MAX_CLASSES, preroll too long, stride 0 or unknown mode.
+ *         quantiser, n_classes > EW_MAX_CLASSES, preroll too long, early pre-roll not between
+ *         preroll and EW_FRAMES_PER_WINDOW, stride 0 or unknown mode.
  */
 int ew_node_init(ew_node_t *node, const ew_node_config_t *cfg, ew_classify_fn classify,
                  ew_event_fn on_event, ew_block_fn on_block, void *ctx);

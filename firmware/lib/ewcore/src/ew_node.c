@@ -78,17 +78,45 @@ static uint64_t refine_onset(const ew_node_t *n, uint64_t block) {
     return block * H;
 }
 
-static void open_window(ew_node_t *n, uint64_t k, uint8_t kind) {
-    ew_pending_t *p = &n->pending[n->n_pending++];
-    p->start_frame = k - n->cfg.preroll_frames;
-    p->info.start_sample = p->start_frame * H;
+/* Queue a window of frames [k - preroll, ...) (clamped at frame 0), kept sorted by start frame
+ * (= by completion: every window is FPW frames long). */
+static void queue_window(ew_node_t *n, uint64_t k, uint8_t preroll, uint64_t trigger_sample, uint8_t kind) {
+    const uint64_t start = k > preroll ? k - preroll : 0;
+    uint8_t i = n->n_pending;
+    while (i > 0 && n->pending[i - 1].start_frame > start) {
+        n->pending[i] = n->pending[i - 1];
+        i--;
+    }
+    ew_pending_t *p = &n->pending[i];
+    p->start_frame = start;
+    p->info.start_sample = start * H;
     p->info.trigger_block = k;
-    p->info.trigger_sample = kind == EW_TRIGGER_ONSET ? refine_onset(n, k) : k * H;
+    p->info.trigger_sample = trigger_sample;
     p->info.kind = kind;
+    n->n_pending++;
+}
+
+static void open_window(ew_node_t *n, uint64_t k, uint8_t kind) {
+    const uint64_t trigger_sample = kind == EW_TRIGGER_ONSET ? refine_onset(n, k) : k * H;
+    queue_window(n, k, n->cfg.preroll_frames, trigger_sample, kind);
+    if (kind == EW_TRIGGER_ONSET && n->cfg.early_preroll_frames != 0)
+        queue_window(n, k, n->cfg.early_preroll_frames, trigger_sample, EW_TRIGGER_EARLY);
     n->last_trigger_block = k;
     n->has_triggered = 1;
     if (kind == EW_TRIGGER_ONSET) n->stats.triggers_onset++;
     else n->stats.triggers_recheck++;
+}
+
+/* The sound of an onset is over when its early window completes: forget its main window. */
+static void drop_main_window(ew_node_t *n, uint64_t trigger_block) {
+    for (uint8_t i = 0; i < n->n_pending; i++) {
+        if (n->pending[i].info.kind != EW_TRIGGER_ONSET || n->pending[i].info.trigger_block != trigger_block)
+            continue;
+        n->n_pending--;
+        memmove(&n->pending[i], &n->pending[i + 1], (size_t)(n->n_pending - i) * sizeof(ew_pending_t));
+        n->stats.windows_dropped++;
+        return;
+    }
 }
 
 static void end_block(ew_node_t *n) {
@@ -107,6 +135,10 @@ static void end_block(ew_node_t *n) {
         n->last_loud_block = k;
         n->has_loud = 1;
     }
+    if ((flags & EW_GATE_WARM) && n->gate.level_q8 - n->gate.nf_used_q8 >= n->cfg.early_continue_margin_q8) {
+        n->last_on_block = k;
+        n->has_on = 1;
+    }
     memcpy(n->frame, &n->frame[H], H * sizeof(int16_t));
     memset(n->sub_sq[(k + 1) % EW_GATE_MAX_ONSET_BLOCKS], 0, sizeof(n->sub_sq[0]));
     n->stats.blocks++;
@@ -116,7 +148,9 @@ static void end_block(ew_node_t *n) {
     if (n->cfg.mode == EW_MODE_GATED) {
         if (flags & EW_GATE_ONSET) {
             const uint64_t ko = k - n->gate.onset_delay;          /* the onset block */
-            const int late = n->n_pending > 0 && n->n_pending < EW_MAX_PENDING &&
+            const uint8_t need = n->cfg.early_preroll_frames != 0 ? 2 : 1;
+            /* the last pending window is the main window of the latest trigger */
+            const int late = n->n_pending > 0 && n->n_pending + need <= EW_MAX_PENDING &&
                              ko - n->cfg.preroll_frames >= n->pending[n->n_pending - 1].start_frame + FPW / 2;
             if (n->n_pending == 0 || late) {
                 open_window(n, ko, EW_TRIGGER_ONSET);
@@ -144,6 +178,9 @@ static void end_block(ew_node_t *n) {
         n->n_pending--;
         memmove(&n->pending[0], &n->pending[1], n->n_pending * sizeof(ew_pending_t));
         run_window(n, &p);
+        if (p.info.kind == EW_TRIGGER_EARLY &&
+            !(n->has_on && n->last_on_block + n->cfg.early_continue_blocks > k))
+            drop_main_window(n, p.info.trigger_block);
     }
 
     /* close events that can no longer be extended */

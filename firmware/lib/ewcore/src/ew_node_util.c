@@ -11,6 +11,9 @@ void ew_node_config_default(ew_node_config_t *cfg, uint8_t n_classes) {
     for (int c = 0; c < EW_MAX_CLASSES; c++) cfg->thresholds_q8[c] = EW_DET_DEFAULT_THRESHOLD_Q8;
     cfg->holdoff_samples = EW_DET_HOLDOFF_SAMPLES;
     cfg->preroll_frames = EW_DET_PREROLL_FRAMES;
+    cfg->early_preroll_frames = EW_DET_EARLY_PREROLL_FRAMES;
+    cfg->early_continue_blocks = EW_DET_EARLY_CONTINUE_BLOCKS;
+    cfg->early_continue_margin_q8 = EW_DET_EARLY_CONTINUE_MARGIN_Q8;
     cfg->mode = EW_MODE_GATED;
     cfg->continuous_stride = EW_DET_CONTINUOUS_STRIDE;
 }
@@ -20,6 +23,8 @@ int ew_node_init(ew_node_t *n, const ew_node_config_t *cfg, ew_classify_fn class
     if (n == NULL || cfg == NULL) return EW_ERR_ARG;
     if (cfg->n_classes > EW_MAX_CLASSES || cfg->preroll_frames >= EW_FRAMES_PER_WINDOW ||
         cfg->preroll_frames > cfg->gate.warmup_blocks || cfg->continuous_stride == 0 ||
+        (cfg->early_preroll_frames != 0 && (cfg->early_preroll_frames <= cfg->preroll_frames ||
+                                            cfg->early_preroll_frames >= EW_FRAMES_PER_WINDOW)) ||
         (cfg->mode != EW_MODE_GATED && cfg->mode != EW_MODE_CONTINUOUS))
         return EW_ERR_CONFIG;
     for (int c = 0; c < cfg->n_classes; c++)
@@ -50,6 +55,8 @@ void ew_node_reset(ew_node_t *n) {
     n->n_pending = 0;
     n->has_triggered = 0;
     n->has_loud = 0;
+    n->has_on = 0;
+    n->last_on_block = 0;
     n->last_trigger_block = 0;
     n->last_loud_block = 0;
 }

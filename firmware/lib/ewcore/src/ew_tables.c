@@ -1,6 +1,6 @@
 /* GENERATED FILE - DO NOT EDIT.
  * Source: firmware/lib/ewcore/ewcore.toml; regenerate with `python -m tools.gen_params`.
- * config_hash: 4e9cc2bc83a079b0a8fdeaf72f5332db485b50eec8e9463cbb492594cddf5519
+ * config_hash: fe5f90f17f002a4da44e3cb6bee737c74f0f12f24740eaae15afb212d97908b7
  */
 
 #include "ew_params.h"
