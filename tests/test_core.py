@@ -73,9 +73,11 @@ def test_window_features_are_the_frame_features():
     node.process(x)
     node.flush()
     all_feats = core.features(np.concatenate([x, np.zeros(SR * 2, np.int16)]))
-    assert node.windows
+    pad = core.FRAMES_PER_WINDOW                       # frames before the stream are silence
+    all_feats = np.concatenate([np.full((pad, core.N_MELS), core.P.quant.zero_point, np.int8), all_feats])
+    assert node.windows and min(w.start_sample for w in node.windows) < 0   # gunshot at 0.5 s
     for w, f in zip(node.windows, node.features):
-        j = w.start_sample // core.HOP
+        j = w.start_sample // core.HOP + pad
         np.testing.assert_array_equal(f, all_feats[j:j + core.FRAMES_PER_WINDOW])
 
 
@@ -202,12 +204,18 @@ def test_early_window_reports_an_onset_sooner_and_the_main_window_merges():
     assert arrivals[(60, early)] <= (core.FRAMES_PER_WINDOW - early + 2) * HOP
 
 
-def test_early_window_is_clamped_at_the_stream_start():
+def test_early_window_at_the_stream_start_sees_silence_before_it():
     x, onsets = burst_stream([0.3], total_s=3.0)          # onset block < early pre-roll
-    node = core.Node(lambda w, f: [0], 1)
+    node = core.Node(lambda w, f: [0], 1, keep_features=True)
     node.process(x)
     node.flush()
-    assert [(w.kind, w.start_sample) for w in node.windows] == [("early", 0)]
+    (w,), (f,) = node.windows, node.features
+    k = w.trigger_block
+    assert w.kind == "early" and w.start_sample == (k - core.P.detector["early_preroll_frames"]) * HOP < 0
+    before = -w.start_sample // HOP                       # frames before the stream: the zero point
+    assert (f[:before] == core.P.quant.zero_point).all()
+    assert (f[before:] == core.features(x)[:core.FRAMES_PER_WINDOW - before]).all()
+    assert (f[before:] != core.P.quant.zero_point).any()
 
 
 def test_early_preroll_is_validated():

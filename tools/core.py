@@ -78,7 +78,7 @@ class Event(C.Structure):
 
 
 class Window(C.Structure):
-    _fields_ = [("start_sample", C.c_uint64), ("trigger_sample", C.c_uint64),
+    _fields_ = [("start_sample", C.c_int64), ("trigger_sample", C.c_uint64),
                 ("trigger_block", C.c_uint64), ("kind", C.c_uint8)]
 
 

@@ -133,7 +133,7 @@ class _Builder:
             return
         neg = self.cmap.negative_index
         energy = None if (ev is None or cls == neg) else event_window_energy(ev, nf)
-        gated = [s for s in node_windows(stream) if s + FRAMES <= nf]
+        gated = [s for s in node_windows(stream) if 0 <= s and s + FRAMES <= nf]
         lab = label_windows(gated, energy, cls, neg)
         pos = [t for t in lab if t[1] != neg]
         negs = [t for t in lab if t[1] == neg]

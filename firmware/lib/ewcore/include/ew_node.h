@@ -13,7 +13,7 @@
  *    [k - preroll, k - preroll + EW_FRAMES_PER_WINDOW): its features go to the classifier
  *    when block k - preroll + EW_FRAMES_PER_WINDOW completes.  With early_preroll_frames E > 0
  *    the onset also opens an EARLY window of frames [k - E, k - E + EW_FRAMES_PER_WINDOW)
- *    (clamped to start at frame 0), classified E - preroll blocks sooner: most events are then
+ *    (frames before the stream are digital silence), classified E - preroll blocks sooner: most events are then
  *    reported ~(EW_FRAMES_PER_WINDOW - E) hops after they begin.  The main window is then kept
  *    only if the sound is still on: a block early_continue_margin over the noise floor among
  *    the last early_continue_blocks blocks up to the one that completed the early window (a short impulse is classified once,
@@ -63,7 +63,9 @@ typedef struct {
 
 /** What the classifier is given with each analysis window. */
 typedef struct {
-    uint64_t start_sample;      /**< first sample of the window's first frame */
+    int64_t start_sample;       /**< first sample of the window's first frame (negative for an
+                                     early window at the start of a stream: frames before sample 0
+                                     are digital silence) */
     uint64_t trigger_sample;    /**< refined onset (ONSET), trigger block start otherwise */
     uint64_t trigger_block;
     uint8_t kind;               /**< EW_TRIGGER_* (EARLY: the early window of an onset) */
@@ -120,7 +122,7 @@ typedef struct {
 } ew_active_event_t;
 
 typedef struct {
-    uint64_t start_frame;
+    int64_t start_frame;                      /**< may be < 0 (early window, stream start) */
     ew_window_t info;
 } ew_pending_t;
 
@@ -134,7 +136,8 @@ typedef struct {
                                                                  the last blocks (index block % 4) */
     uint16_t fill;                            /**< samples in the current block */
     uint16_t logmel[EW_N_MELS];
-    int8_t ring[EW_FRAMES_PER_WINDOW][EW_N_MELS];  /**< features of the last 64 frames */
+    int8_t ring[EW_FRAMES_PER_WINDOW][EW_N_MELS];  /**< features of the last 64 frames (silence,
+                                                        i.e. the zero point, after reset) */
     int8_t window[EW_WINDOW_FEATURES];        /**< linearised window handed to the classifier */
     uint8_t scores[EW_MAX_CLASSES];
     ew_pending_t pending[EW_MAX_PENDING];

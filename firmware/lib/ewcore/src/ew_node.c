@@ -30,7 +30,7 @@ static void decide(ew_node_t *n, const ew_pending_t *p) {
     }
     if (best < 0) return;
     const uint64_t onset = p->info.trigger_sample;
-    const uint64_t window_end = (p->start_frame + FPW - 1) * H + EW_FRAME_SAMPLES;
+    const uint64_t window_end = (uint64_t)(p->start_frame + FPW - 1) * H + EW_FRAME_SAMPLES;  /* > 0 */
     uint64_t end = onset + H;
     if (n->has_loud && n->last_loud_block >= p->info.trigger_block) {
         const uint64_t loud_end = (n->last_loud_block + 1) * H;
@@ -55,8 +55,10 @@ static void decide(ew_node_t *n, const ew_pending_t *p) {
 }
 
 static void run_window(ew_node_t *n, const ew_pending_t *p) {
-    for (uint32_t i = 0; i < FPW; i++)
-        memcpy(&n->window[i * EW_N_MELS], n->ring[(p->start_frame + i) % FPW], EW_N_MELS);
+    for (int64_t i = 0; i < FPW; i++) {
+        const int64_t f = p->start_frame + i;             /* ring slot of frame f (f may be < 0) */
+        memcpy(&n->window[i * EW_N_MELS], n->ring[((f % FPW) + FPW) % FPW], EW_N_MELS);
+    }
     n->stats.windows++;
     if (n->classify == NULL) return;
     memset(n->scores, 0, sizeof(n->scores));
@@ -78,10 +80,11 @@ static uint64_t refine_onset(const ew_node_t *n, uint64_t block) {
     return block * H;
 }
 
-/* Queue a window of frames [k - preroll, ...) (clamped at frame 0), kept sorted by start frame
+/* Queue a window of frames [k - preroll, ...) (k - preroll < 0 only for an early window near
+ * the stream start: those frames are the ring's initial silence), kept sorted by start frame
  * (= by completion: every window is FPW frames long). */
 static void queue_window(ew_node_t *n, uint64_t k, uint8_t preroll, uint64_t trigger_sample, uint8_t kind) {
-    const uint64_t start = k > preroll ? k - preroll : 0;
+    const int64_t start = (int64_t)k - preroll;
     uint8_t i = n->n_pending;
     while (i > 0 && n->pending[i - 1].start_frame > start) {
         n->pending[i] = n->pending[i - 1];
@@ -151,7 +154,7 @@ static void end_block(ew_node_t *n) {
             const uint8_t need = n->cfg.early_preroll_frames != 0 ? 2 : 1;
             /* the last pending window is the main window of the latest trigger */
             const int late = n->n_pending > 0 && n->n_pending + need <= EW_MAX_PENDING &&
-                             ko - n->cfg.preroll_frames >= n->pending[n->n_pending - 1].start_frame + FPW / 2;
+                             (int64_t)(ko - n->cfg.preroll_frames) >= n->pending[n->n_pending - 1].start_frame + FPW / 2;
             if (n->n_pending == 0 || late) {
                 open_window(n, ko, EW_TRIGGER_ONSET);
                 trigger = 1 + EW_TRIGGER_ONSET;
@@ -163,9 +166,9 @@ static void end_block(ew_node_t *n) {
         }
     } else if (frames >= FPW && (frames - FPW) % n->cfg.continuous_stride == 0) {
         ew_pending_t *p = &n->pending[n->n_pending++];
-        p->start_frame = frames - FPW;
+        p->start_frame = (int64_t)(frames - FPW);
         p->info.start_sample = p->start_frame * H;
-        p->info.trigger_block = p->start_frame + n->cfg.preroll_frames;
+        p->info.trigger_block = (uint64_t)p->start_frame + n->cfg.preroll_frames;
         p->info.trigger_sample = p->info.trigger_block * H;
         p->info.kind = EW_TRIGGER_CONTINUOUS;
         trigger = 1 + EW_TRIGGER_CONTINUOUS;
@@ -173,7 +176,7 @@ static void end_block(ew_node_t *n) {
     const uint8_t gate_open = n->n_pending > 0;
     n->stats.gate_open_blocks += gate_open;
 
-    while (n->n_pending > 0 && frames >= n->pending[0].start_frame + FPW) {
+    while (n->n_pending > 0 && (int64_t)frames >= n->pending[0].start_frame + FPW) {
         const ew_pending_t p = n->pending[0];
         n->n_pending--;
         memmove(&n->pending[0], &n->pending[1], n->n_pending * sizeof(ew_pending_t));

@@ -47,7 +47,7 @@ void ew_node_reset(ew_node_t *n) {
     ew_gate_reset(&n->gate);
     memset(n->frame, 0, sizeof(n->frame));
     memset(n->sub_sq, 0, sizeof(n->sub_sq));
-    memset(n->ring, 0, sizeof(n->ring));
+    memset(n->ring, n->cfg.quant.zero_point, sizeof(n->ring));     /* silence before the stream */
     memset(n->pending, 0, sizeof(n->pending));
     memset(n->active, 0, sizeof(n->active));
     memset(&n->stats, 0, sizeof(n->stats));
