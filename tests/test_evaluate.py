@@ -210,7 +210,7 @@ def test_cli_bad_input(tiny_model, tmp_path, capsys):
     nolabel.write_text("path,fold\na.wav,1\n")
     cases = [
         (["--csv", str(tmp_path / "none.csv"), "--model", str(tiny_model)], "no such file"),
-        (["--csv", str(nolabel), "--model", str(tiny_model)], "no column label"),
+        (["--csv", str(nolabel), "--model", str(tiny_model)], "no label column"),
         (["--csv", str(AUDIO / "manifest.csv"), "--model", str(tmp_path / "nomodel")], "no such file"),
         (["--csv", str(AUDIO / "manifest.csv"), "--model", str(tiny_model), "--fold", "9"], "no row in fold 9"),
         (["--csv", str(AUDIO / "manifest.csv"), "--model", str(tiny_model), "--classes", "helicopter"],

@@ -94,8 +94,9 @@ class ClassMap:
         return {"targets": list(self.targets), "negative": self.negative, "aliases": self.aliases}
 
 
-def read_csv(path, root=None) -> list[Row]:
-    """Rows of a clip CSV. Requires columns path and label; others are optional/ignored."""
+def read_rows(path) -> list[dict]:
+    """The rows of a clip CSV as dicts (every column kept). Requires the columns path and label
+    and at least one row; raises DataError (one line: file and reason) otherwise."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
@@ -107,29 +108,40 @@ def read_csv(path, root=None) -> list[Row]:
             if missing:
                 raise DataError(f"{path}: CSV has no {' / '.join(missing)} column "
                                 f"(columns: {', '.join(cols) or 'none'})")
-            rows = []
-            for i, r in enumerate(reader, start=2):
-                p, lab = (r.get("path") or "").strip(), (r.get("label") or "").strip()
-                if not p or not lab:
-                    raise DataError(f"{path}:{i}: empty path or label")
-                fold = r.get("fold")
-                try:
-                    fold = int(fold) if fold not in (None, "") else None
-                except ValueError:
-                    raise DataError(f"{path}:{i}: fold '{fold}' is not an integer") from None
-                dur = r.get("duration_s")
-                try:
-                    dur = float(dur) if dur not in (None, "") else None
-                except ValueError:
-                    dur = None
-                rows.append(Row(p, lab, fold, dur, r.get("source") or "", r.get("corpus") or "",
-                                r.get("source_label") or ""))
+            rows = list(reader)
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a CSV") from None
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not a text CSV ({e})") from None
     except csv.Error as e:
         raise DataError(f"{path}: malformed CSV ({e})") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
     if not rows:
         raise DataError(f"{path}: no rows")
+    return rows
+
+
+def read_csv(path, root=None) -> list[Row]:
+    """Rows of a clip CSV (read_rows), checked: every row needs a path and a label, a fold must
+    be an integer; other columns are optional/ignored."""
+    rows = []
+    for i, r in enumerate(read_rows(path), start=2):
+        p, lab = (r.get("path") or "").strip(), (r.get("label") or "").strip()
+        if not p or not lab:
+            raise DataError(f"{path}:{i}: empty path or label")
+        fold = r.get("fold")
+        try:
+            fold = int(fold) if fold not in (None, "") else None
+        except ValueError:
+            raise DataError(f"{path}:{i}: fold '{fold}' is not an integer") from None
+        dur = r.get("duration_s")
+        try:
+            dur = float(dur) if dur not in (None, "") else None
+        except ValueError:
+            dur = None
+        rows.append(Row(p, lab, fold, dur, r.get("source") or "", r.get("corpus") or "",
+                        r.get("source_label") or ""))
     return rows
 
 

@@ -62,7 +62,6 @@ A Markdown report with figures (training.report) is written next to the JSON.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from dataclasses import dataclass, field
@@ -70,7 +69,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training import metrics
+from training import data, metrics
 
 SCHEMA_VERSION = 1
 BACKGROUND_LABELS = ("background",)
@@ -96,20 +95,12 @@ def field_of(row, name: str, default=None):
 
 
 def read_csv(path) -> list[dict]:
-    """Rows of a metadata CSV with at least `path` and `label` columns (others are kept)."""
-    path = Path(path)
+    """Rows of a metadata CSV with at least `path` and `label` columns (others are kept); rows
+    with an empty path are skipped (training.data.read_rows, errors as EvalError)."""
     try:
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            cols = reader.fieldnames or []
-            missing = [c for c in ("path", "label") if c not in cols]
-            if missing:
-                raise EvalError(f"{path}: no column {', '.join(missing)} (has: {', '.join(cols) or 'nothing'})")
-            rows = [r for r in reader if (r.get("path") or "").strip()]
-    except FileNotFoundError:
-        raise EvalError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise EvalError(f"{path}: not a readable CSV ({e})") from None
+        rows = [r for r in data.read_rows(path) if (r.get("path") or "").strip()]
+    except data.DataError as e:
+        raise EvalError(str(e)) from None
     if not rows:
         raise EvalError(f"{path}: no clips listed")
     return rows
