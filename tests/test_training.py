@@ -336,6 +336,20 @@ def test_crossval_summary_mean_std():
     assert s["node"]["per_class"]["a"]["f1"]["std"] == pytest.approx(0.1, abs=1e-4)
     assert s["false_alarms_per_hour"]["mean"] == 3.0
     assert crossval.val_fold_for(5, [1, 2, 3, 4, 5]) == 1 and crossval.val_fold_for(2, [1, 2, 3, 4, 5]) == 3
+    assert "node_room" not in s
+
+
+def test_crossval_summary_of_the_room_evaluation():
+    from training import crossval
+    folds = [_fold([0.8, 0.6, 0.0], [5, 5, 0]), _fold([0.6, 0.8, 1.0], [5, 5, 3])]
+    for f, room in zip(folds, ([0.9, 0.7, 0.0], [0.7, 0.9, 1.0])):
+        f["node_room"] = _fold(room, [5, 5, int(room[2] > 0) * 3])["node"]
+    s = crossval.summarize(folds, ["a", "b", "c"])
+    assert s["node_room"]["macro_f1"]["mean"] == pytest.approx((np.mean([0.9, 0.7, 0.0]) + np.mean([0.7, 0.9, 1.0])) / 2, abs=1e-4)
+    assert s["gunshot_recall_node_room"] is None                  # no class "gunshot" here
+    assert s["node"]["macro_f1"]["mean"] < s["node_room"]["macro_f1"]["mean"]
+    md = crossval.markdown({"archs": {"ds_cnn": {"summary": s, "folds": folds}}})
+    assert "room ≥ 20 dB below" in md
 
 
 def test_crossval_needs_folds(tmp_path, capsys):
@@ -359,6 +373,12 @@ def test_bench_reads_artefacts(exported, tmp_path):
     shutil.copytree(out, d)
     (d / "crossval.json").write_text(json.dumps(cv))
     assert bench.bench(d)["crossval_node_macro_f1"] == 0.5
+    assert "crossval_node_macro_f1_room" not in bench.bench(d)
+    cv["archs"]["ds_cnn"]["summary"]["node_room"] = {"macro_f1": {"mean": 0.7, "std": 0.05}}
+    cv["archs"]["ds_cnn"]["summary"]["gunshot_recall_node_room"] = {"mean": 0.95}
+    (d / "crossval.json").write_text(json.dumps(cv))
+    b = bench.bench(d)
+    assert b["crossval_node_macro_f1_room"] == 0.7 and b["crossval_node_gunshot_recall_room"] == 0.95
 
 
 @pytest.mark.skipif(not (ROOT / "firmware" / "model" / "manifest.json").exists(), reason="no shipped model")

@@ -16,7 +16,8 @@ Figures (issue 2):
 
 Figures (issue 3, read from the committed model artefacts, see training/bench.py):
   model_flash_bytes, model_arena_bytes, model_macs, int8_macro_f1_drop, tflm_parity_mismatches,
-  crossval_node_macro_f1
+  crossval_node_macro_f1 (each clip after 1 s of its own floor), crossval_node_macro_f1_room
+  (the room >= 20 dB below each clip's peak, tools.gate_eval's protocol)
 Figures (issue 4, through a real pty against the twin, see tools/bench_link.py):
   twin_realtime_factor, hil_onset_latency_ms, record_soak_lost_samples,
   link_garbage_recovered_frames

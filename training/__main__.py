@@ -90,6 +90,9 @@ def _parser():
     p.add_argument("--epochs", type=int, default=None, help="maximum epochs per model")
     p.add_argument("--fa-per-hour", type=float, default=1.0)
     p.add_argument("--work", type=Path, default=None, help="keep the per-fold models here (default build/crossval)")
+    p.add_argument("--room-below-peak", type=float, default=20.0, metavar="DB",
+                   help="also evaluate each test fold with the room at least DB below each clip's peak "
+                        "(`node_room`, tools.gate_eval's protocol; default 20; a negative value skips it)")
     return ap
 
 
@@ -157,7 +160,8 @@ def main(argv=None) -> int:
                                seed=args.seed, epochs=args.epochs, fa_per_hour=args.fa_per_hour,
                                work=args.work, cache_dir=cache, strict=args.strict,
                                augment_data=not args.no_augment, progress=not args.quiet,
-                               max_per_class=args.max_per_class or None)
+                               max_per_class=args.max_per_class or None,
+                               room_below_peak_db=args.room_below_peak if args.room_below_peak >= 0 else None)
             print(crossval.summary_text(res))
             return 0
     except data.DataError as e:

@@ -46,6 +46,11 @@ def bench(model_dir=None) -> dict:
         out["crossval_node_macro_f1_std"] = f1.get("std")
         g = s.get("gunshot_recall_node") or {}
         out["crossval_node_gunshot_recall"] = g.get("mean")
+    room = s.get("node_room", {}).get("macro_f1", {})
+    if room.get("mean") is not None:        # the room >= 20 dB below each clip's peak
+        out["crossval_node_macro_f1_room"] = room["mean"]
+        out["crossval_node_macro_f1_room_std"] = room.get("std")
+        out["crossval_node_gunshot_recall_room"] = (s.get("gunshot_recall_node_room") or {}).get("mean")
     return out
 
 

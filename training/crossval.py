@@ -41,7 +41,7 @@ def _mean_std(vals):
     return {"mean": round(float(np.mean(v)), 4), "std": round(float(np.std(v)), 4), "n": len(v)}
 
 
-def _fold_record(ev: dict, fit: dict, test_fold: int, val_fold: int) -> dict:
+def _fold_record(ev: dict, fit: dict, test_fold: int, val_fold: int, ev_room: dict | None = None) -> dict:
     man = fit["manifest"]
     rep = man["training"]
 
@@ -51,7 +51,7 @@ def _fold_record(ev: dict, fit: dict, test_fold: int, val_fold: int) -> dict:
                               for c in s.get("per_class", {})},
                 "confusion": s.get("confusion")}
 
-    return {"test_fold": test_fold, "val_fold": val_fold, "n_clips": ev.get("n_clips"),
+    rec = {"test_fold": test_fold, "val_fold": val_fold, "n_clips": ev.get("n_clips"),
             "node": part(ev["node"]), "classifier": part(ev["classifier"]),
             "false_alarms_per_hour": ev.get("false_alarms_per_hour"),
             "false_alarms_per_hour_background": ev.get("false_alarms_per_hour_background"),
@@ -59,6 +59,10 @@ def _fold_record(ev: dict, fit: dict, test_fold: int, val_fold: int) -> dict:
             "int8_macro_f1_drop": rep["int8"]["macro_f1_drop"], "parity_mismatches": rep["parity"]["mismatches"],
             "thresholds": man["thresholds"], "epochs_run": rep["train"]["epochs_run"],
             "train_seconds": rep["train"]["train_seconds"], "model_sha256": man["model_sha256"]}
+    if ev_room is not None:
+        rec["node_room"] = part(ev_room["node"])
+        rec["room_below_peak_db"] = ev_room.get("room_below_peak_db")
+    return rec
 
 
 def macro_f1_supported(part: dict) -> float | None:
@@ -71,7 +75,8 @@ def macro_f1_supported(part: dict) -> float | None:
 
 def summarize(per_fold: list[dict], classes: list[str]) -> dict:
     s = {}
-    for sysname in ("node", "classifier"):
+    systems = ("node", "classifier") + (("node_room",) if all("node_room" in f for f in per_fold) else ())
+    for sysname in systems:
         for f in per_fold:
             f[sysname]["macro_f1_supported"] = macro_f1_supported(f[sysname])
         s[sysname] = {"macro_f1": _mean_std([f[sysname]["macro_f1"] for f in per_fold]),
@@ -89,7 +94,7 @@ def summarize(per_fold: list[dict], classes: list[str]) -> dict:
         s[k] = _mean_std([f.get(k) for f in per_fold])
     try:
         from training import metrics
-        for sysname in ("node", "classifier"):
+        for sysname in systems:
             p = metrics.pooled([f[sysname] for f in per_fold if f[sysname].get("confusion")])
             s[sysname]["pooled"] = {"macro_f1": p["macro_f1"], "accuracy": p["accuracy"],
                                     "per_class": {c: {k: p["per_class"][c].get(k)
@@ -99,13 +104,19 @@ def summarize(per_fold: list[dict], classes: list[str]) -> dict:
     except (ImportError, ValueError) as e:   # pooled figures are a bonus; mean/std are the result
         s["pooled_error"] = str(e)
     s["gunshot_recall_node"] = s["node"]["per_class"].get("gunshot", {}).get("recall")
+    if "node_room" in s:
+        s["gunshot_recall_node_room"] = s["node_room"]["per_class"].get("gunshot", {}).get("recall")
     return s
 
 
 def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=None, seed: int = 0,
         epochs: int | None = None, fa_per_hour: float = 1.0, work=None, cache_dir=None,
         strict: bool = False, augment_data: bool = True, progress: bool = True, log=None,
-        classifier_stride: int = 8, max_per_class: int | None = 4000) -> dict:
+        classifier_stride: int = 8, max_per_class: int | None = 4000,
+        room_below_peak_db: float | None = 20.0) -> dict:
+    """... room_below_peak_db: also evaluate each test fold through the node with the room at
+    least this far below each clip's peak (`node_room`, tools.gate_eval's headline protocol:
+    1-s chunks cut from inside an event have the event as their own floor); None: skip."""
     from training import evaluate, features, train
     log = log or (lambda m: print(m, file=sys.stderr))
     cmap = cmap or _data.ClassMap.default()
@@ -126,7 +137,8 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
                       "test fold through the node pipeline (training.evaluate)"),
            "folds": folds, "classes": list(cmap.targets), "seed": seed, "epochs_max": epochs,
            "fa_per_hour_target": fa_per_hour, "classifier_stride_hops": classifier_stride,
-           "max_per_class": max_per_class, "feature_config_hash": features.P.feature_hash,
+           "max_per_class": max_per_class, "room_below_peak_db": room_below_peak_db,
+           "feature_config_hash": features.P.feature_hash,
            "core_config_hash": features.P.config_hash,
            "archs": {}}
     t0 = time.time()
@@ -148,7 +160,12 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
             ev = evaluate.evaluate(out, test_rows, root, progress=progress, include_clips=False,
                                    stride=classifier_stride)
             (out / "eval.json").write_text(json.dumps(ev, indent=1, default=float))
-            per.append(_fold_record(ev, fit, k, v))
+            ev_room = None
+            if room_below_peak_db is not None:
+                ev_room = evaluate.evaluate(out, test_rows, root, progress=progress, include_clips=False,
+                                            stride=classifier_stride, room_below_peak_db=room_below_peak_db)
+                (out / "eval_room.json").write_text(json.dumps(ev_room, indent=1, default=float))
+            per.append(_fold_record(ev, fit, k, v, ev_room))
             res["archs"][arch]["summary"] = summarize(per, list(cmap.targets))
             res["seconds"] = round(time.time() - t0, 1)
             json_path.write_text(json.dumps(res, indent=1, default=float) + "\n")
@@ -176,7 +193,10 @@ def summary_text(res: dict) -> str:
         lines.append(f"{arch}: node macro-F1 {f(s['node']['macro_f1'])} (classes with clips "
                      f"{f(s['node'].get('macro_f1_supported'))}), classifier macro-F1 "
                      f"{f(s['classifier']['macro_f1'])}, gunshot recall (node) {f(s.get('gunshot_recall_node'))}, "
-                     f"false alarms/h {f(s.get('false_alarms_per_hour'))}")
+                     f"false alarms/h {f(s.get('false_alarms_per_hour'))}"
+                     + (f"; room {res.get('room_below_peak_db')} dB below the peak: node macro-F1 "
+                        f"{f(s['node_room']['macro_f1'])}, gunshot recall {f(s.get('gunshot_recall_node_room'))}"
+                        if "node_room" in s else ""))
     return "\n".join(lines)
 
 
@@ -203,6 +223,9 @@ def markdown(res: dict, baselines: dict | None = None) -> str:
             ("node macro-F1 pooled over folds", lambda s: pooled(s, "node")),
             ("node accuracy (8 labels)", lambda s: f(s["node"]["accuracy"])),
             ("node gunshot recall", lambda s: f(s["node"]["per_class"]["gunshot"]["recall"])),
+            ("node macro-F1, room ≥ 20 dB below the event (gate_eval's protocol)", lambda s: f(s["node_room"]["macro_f1"])),
+            ("node macro-F1 pooled, room ≥ 20 dB below", lambda s: pooled(s, "node_room")),
+            ("node gunshot recall, room ≥ 20 dB below", lambda s: f(s["node_room"]["per_class"]["gunshot"]["recall"])),
             ("classifier macro-F1", lambda s: f(s["classifier"]["macro_f1"])),
             ("classifier macro-F1 (classes with clips)", lambda s: f(s["classifier"].get("macro_f1_supported"))),
             ("classifier macro-F1 pooled over folds", lambda s: pooled(s, "classifier")),
