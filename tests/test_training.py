@@ -392,6 +392,56 @@ def test_shipped_model_is_consistent():
     assert m["labels"] == data.ClassMap.default().labels
 
 
+def test_mixup_blends_windows_labels_and_weights():
+    """The training pipeline's mixup: each window is a convex blend of itself and one partner
+    of its batch, with the same blend of one-hot labels and class weights; mixup 0 gives the
+    windows, one-hot labels and class weights unchanged."""
+    from training import train
+    train.tf_setup(seed=3)
+    rng = np.random.default_rng(0)
+    n, k = 96, 3
+    X = np.full((n, 64, 40), -128, np.int8)
+    y = rng.integers(0, k, n)
+    for i in range(n):                        # window i: every cell at level 10 + i (distinct)
+        X[i] = np.int8(-128 + 10 + i)
+    ws = features.WindowSet(X, y, np.zeros(n, np.int64), np.zeros(n, np.int8), [], ["a", "b", "c"])
+    w = {0: 0.5, 1: 1.0, 2: 2.0}
+    scale = float(P.quant.scale)
+    lv = (10 + np.arange(n)) * scale           # each window's level in dB
+    for alpha in (0.0, 0.4):
+        f, yh, sw = (np.concatenate(a) for a in zip(*(
+            (b[0].numpy(), b[1].numpy(), b[2].numpy())
+            for b in train._dataset(ws, 32, False, 0, 0.0, k, w, alpha))))
+        assert f.shape == (n, 64, 40, 1) and yh.shape == (n, k)
+        np.testing.assert_allclose(yh.sum(1), 1.0, atol=1e-5)
+        cell = f[:, 0, 0, 0]
+        assert np.allclose(f, cell[:, None, None, None], atol=1e-4)     # a blend of flat windows is flat
+        if alpha == 0:
+            np.testing.assert_allclose(cell, lv, atol=1e-4)
+            np.testing.assert_array_equal(yh.argmax(1), y)
+            np.testing.assert_allclose(sw, [w[c] for c in y])
+            continue
+        mixed = 0
+        for i in range(n):
+            b0 = (i // 32) * 32
+            # partner j in the same batch with cell = lam*lv[i] + (1-lam)*lv[j], labels the same blend
+            lam = None
+            for j in range(b0, b0 + 32):
+                if j == i:
+                    continue
+                den = lv[i] - lv[j]
+                cand = (cell[i] - lv[j]) / den
+                if -1e-4 <= cand <= 1 + 1e-4:
+                    ref = cand * np.eye(k)[y[i]] + (1 - cand) * np.eye(k)[y[j]]
+                    if np.allclose(yh[i], ref, atol=1e-3) and abs(
+                            sw[i] - (cand * w[y[i]] + (1 - cand) * w[y[j]])) < 1e-3:
+                        lam = cand
+                        break
+            assert lam is not None or abs(cell[i] - lv[i]) < 1e-3, i
+            mixed += lam is not None and 0.02 < lam < 0.98
+        assert mixed > n // 4            # Beta(0.4, 0.4) puts most blends away from the ends
+
+
 def test_training_is_reproducible(exported, rows, tmp_path):
     """Same data, seed and settings (features recomputed from scratch) -> the same .tflite."""
     from training import train

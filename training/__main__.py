@@ -60,6 +60,9 @@ def _train_opts(ap):
                     help="fail when more than this fraction of the evaluation windows differ by more "
                          "than 1 LSB (or in arg-max) between TFLite BUILTIN_REF and tflite-micro "
                          "(default 0.005; the count is always reported)")
+    ap.add_argument("--mixup", type=float, default=None, metavar="ALPHA",
+                    help="in-batch mixup of training windows, lam ~ Beta(ALPHA, ALPHA) "
+                         "(default 0.2; 0 = off)")
     ap.add_argument("--no-budget", action="store_true", help="export even when over 64 KB / 48 KB arena / 3 M MACs")
     ap.add_argument("--name", default=None, help="model name in the manifest")
 
@@ -89,6 +92,8 @@ def _parser():
     p.add_argument("--folds", default=None, help="test folds (default: every fold in the CSV)")
     p.add_argument("--epochs", type=int, default=None, help="maximum epochs per model")
     p.add_argument("--fa-per-hour", type=float, default=1.0)
+    p.add_argument("--mixup", type=float, default=None, metavar="ALPHA",
+                   help="in-batch mixup of training windows (default 0.2; 0 = off)")
     p.add_argument("--work", type=Path, default=None, help="keep the per-fold models here (default build/crossval)")
     p.add_argument("--room-below-peak", type=float, default=20.0, metavar="DB",
                    help="also evaluate each test fold with the room at least DB below each clip's peak "
@@ -148,6 +153,7 @@ def main(argv=None) -> int:
                 created_by=cmd if args.cmd == "train" else "python -m training ship",
                 enforce_budget=not args.no_budget, max_int8_drop=args.max_int8_drop,
                 max_parity_rate=args.max_parity_rate, max_per_class=args.max_per_class or None, strict=args.strict,
+                mixup=args.mixup,
                 cache_dir=cache, augment_data=not args.no_augment, progress=not args.quiet)
             m = res["manifest"]
             print(json.dumps({k: m[k] for k in ("name", "model_sha256", "model_bytes", "arena_bytes", "macs",
@@ -160,7 +166,7 @@ def main(argv=None) -> int:
                                seed=args.seed, epochs=args.epochs, fa_per_hour=args.fa_per_hour,
                                work=args.work, cache_dir=cache, strict=args.strict,
                                augment_data=not args.no_augment, progress=not args.quiet,
-                               max_per_class=args.max_per_class or None,
+                               max_per_class=args.max_per_class or None, mixup=args.mixup,
                                room_below_peak_db=args.room_below_peak if args.room_below_peak >= 0 else None)
             print(crossval.summary_text(res))
             return 0

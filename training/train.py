@@ -17,7 +17,7 @@ import numpy as np
 
 from training import features, models
 
-DEFAULTS = dict(epochs=20, batch_size=64, lr=2e-3, patience=5, gain_jitter_db=6.0)
+DEFAULTS = dict(epochs=20, batch_size=64, lr=2e-3, patience=5, gain_jitter_db=6.0, mixup=0.2)
 _TF_READY = False
 
 
@@ -55,7 +55,14 @@ def class_weights(y: np.ndarray, n_classes: int, max_ratio: float = 20.0, power:
     return {i: float(v) for i, v in enumerate(w)}
 
 
-def _dataset(ws, batch, shuffle, seed, jitter_db):
+def _dataset(ws, batch, shuffle, seed, jitter_db, n_classes=None, weights=None, mixup=0.0):
+    """tf.data pipeline of (float log-mel window, label[, sample weight]).
+
+    With n_classes the labels are one-hot and each batch carries per-window sample weights
+    from `weights` (the class weights).  mixup > 0 (training only): every window is blended
+    with a random partner of the same batch, x = lam*x1 + (1-lam)*x2 and the same for the
+    one-hot label and the weight, lam ~ Beta(mixup, mixup) per window (Zhang et al. 2018;
+    the blend is of the dB feature cells, as is usual for log-mel mixup)."""
     import tensorflow as tf
     zp, scale = float(features.P.quant.zero_point), float(features.P.quant.scale)
     top = (127.0 - zp) * scale
@@ -63,21 +70,42 @@ def _dataset(ws, batch, shuffle, seed, jitter_db):
     if shuffle:
         ds = ds.shuffle(len(ws), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch)
+    w_table = None
+    if n_classes is not None:
+        w = np.ones(n_classes, np.float32)
+        for k, v in (weights or {}).items():
+            w[k] = v
+        w_table = tf.constant(w)
 
     def to_float(x, y):
         f = (tf.cast(x, tf.float32) - zp) * scale
         if jitter_db:
             off = tf.random.uniform([tf.shape(f)[0], 1, 1], -jitter_db, jitter_db, seed=seed)
             f = tf.where(f > 0.0, tf.clip_by_value(f + off, 0.0, top), f)
-        return f[..., None], y
+        f = f[..., None]
+        if w_table is None:
+            return f, y
+        yh = tf.one_hot(tf.cast(y, tf.int32), n_classes)
+        sw = tf.gather(w_table, tf.cast(y, tf.int32))
+        if mixup:
+            n = tf.shape(f)[0]
+            g1 = tf.random.gamma([n], mixup, seed=seed)
+            g2 = tf.random.gamma([n], mixup, seed=seed + 1)
+            lam = g1 / tf.maximum(g1 + g2, 1e-12)
+            perm = tf.random.shuffle(tf.range(n), seed=seed)
+            f = lam[:, None, None, None] * f + (1.0 - lam[:, None, None, None]) * tf.gather(f, perm)
+            yh = lam[:, None] * yh + (1.0 - lam[:, None]) * tf.gather(yh, perm)
+            sw = lam * sw + (1.0 - lam) * tf.gather(sw, perm)
+        return f, yh, sw
 
     return ds.map(to_float).prefetch(2)
 
 
 def train(train_ws, val_ws, arch: str = "ds_cnn", seed: int = 0, epochs: int | None = None,
           batch_size: int | None = None, lr: float | None = None, patience: int | None = None,
-          verbose: int = 2, log=None, **arch_kw):
-    """Train one model; returns (keras model with the best validation weights, info dict)."""
+          mixup: float | None = None, verbose: int = 2, log=None, **arch_kw):
+    """Train one model; returns (keras model with the best validation weights, info dict).
+    mixup: Beta parameter of in-batch mixup (default DEFAULTS["mixup"]; 0 = off)."""
     log = log or (lambda m: print(m, file=sys.stderr))
     tf = tf_setup(seed=seed)
     import keras
@@ -85,30 +113,33 @@ def train(train_ws, val_ws, arch: str = "ds_cnn", seed: int = 0, epochs: int | N
     batch_size = batch_size or DEFAULTS["batch_size"]
     lr = lr or DEFAULTS["lr"]
     patience = patience if patience is not None else DEFAULTS["patience"]
+    mixup = float(mixup if mixup is not None else DEFAULTS["mixup"])
     n_classes = len(train_ws.labels)
     model = models.build(arch, n_classes, **arch_kw)
     steps = max(1, int(np.ceil(len(train_ws) / batch_size)))
     sched = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps * epochs, alpha=0.05)
     model.compile(optimizer=keras.optimizers.Adam(sched),
-                  loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+                  loss=keras.losses.CategoricalCrossentropy(),
+                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
     cw = class_weights(train_ws.y, n_classes)
-    tr = _dataset(train_ws, batch_size, True, seed, DEFAULTS["gain_jitter_db"])
+    # one-hot labels with the class weights as sample weights (so that mixup can blend both)
+    tr = _dataset(train_ws, batch_size, True, seed, DEFAULTS["gain_jitter_db"], n_classes, cw, mixup)
     callbacks = []
     va = None
     if val_ws is not None and len(val_ws):
-        va = _dataset(val_ws, 256, False, seed, 0.0)
+        va = _dataset(val_ws, 256, False, seed, 0.0, n_classes)
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
                                                        restore_best_weights=True))
     t0 = time.time()
     log(f"train {arch}: {len(train_ws)} windows {train_ws.counts()}, "
-        f"val {0 if val_ws is None else len(val_ws)}, class weights "
+        f"val {0 if val_ws is None else len(val_ws)}, mixup {mixup}, class weights "
         f"{ {train_ws.labels[k]: round(v, 2) for k, v in cw.items()} }")
-    hist = model.fit(tr, validation_data=va, epochs=epochs, class_weight=cw,
+    hist = model.fit(tr, validation_data=va, epochs=epochs,
                      callbacks=callbacks, verbose=verbose)
     h = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
     best = int(np.argmin(h["val_loss"])) + 1 if "val_loss" in h else len(h["loss"])
     info = {"arch": arch, "seed": seed, "epochs_run": len(h["loss"]), "best_epoch": best,
-            "batch_size": batch_size, "lr": lr, "class_weights": {train_ws.labels[k]: v for k, v in cw.items()},
+            "batch_size": batch_size, "lr": lr, "mixup": mixup, "class_weights": {train_ws.labels[k]: v for k, v in cw.items()},
             "n_train_windows": len(train_ws), "n_val_windows": 0 if val_ws is None else len(val_ws),
             "train_counts": train_ws.counts(), "train_seconds": round(time.time() - t0, 1),
             "history": h, "params": int(model.count_params())}
@@ -241,7 +272,7 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
                    name: str | None = None, created_by: str = "python -m training train",
                    enforce_budget: bool = True, max_int8_drop: float = 0.05,
                    max_parity_rate: float = 0.005, max_per_class: int | None = 4000,
-                   strict: bool = False,
+                   strict: bool = False, mixup: float | None = None,
                    cache_dir=features.CACHE_DIR, augment_data: bool = True, cfg=None,
                    progress: bool = True, log=None, **arch_kw) -> dict:
     """Features -> train -> int8 -> parity/budget checks -> thresholds -> export to out_dir.
@@ -262,7 +293,8 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
         tr = cap_per_class(tr, max_per_class, seed)
     if len(tr) == 0:
         raise quantize.ExportError("no training windows (check --csv/--root and the folds)")
-    model, info = train(tr, va if len(va) else None, arch=arch, seed=seed, epochs=epochs, log=log, **arch_kw)
+    model, info = train(tr, va if len(va) else None, arch=arch, seed=seed, epochs=epochs, mixup=mixup,
+                        log=log, **arch_kw)
     keep = Path(cache_dir or features.CACHE_DIR) / f"last-{arch}.weights.h5"
     keep.parent.mkdir(parents=True, exist_ok=True)
     model.save_weights(keep)              # a failed check below does not lose the training
