@@ -95,6 +95,10 @@ def test_hello_and_config_round_trip():
     for key, value, applied in [(pr.cfg_threshold(0), 77, 77), (pr.CFG_HOLDOFF_MS, 800, 800),
                                 (pr.CFG_GATE_STRONG_MARGIN_Q8, 20 * 256, 5121),
                                 (pr.CFG_GAIN_DB_Q8, -6 * 256, -6 * 256),
+                                (pr.CFG_GATE_PEAK_MARGIN_Q8, 4 * 256, 1024),
+                                (pr.CFG_GATE_TONAL_MARGIN_Q8, 10 * 256, 2559),
+                                (pr.CFG_EARLY_PREROLL_FRAMES, 30, 30),
+                                (pr.CFG_EARLY_CONTINUE_MARGIN_Q8, 9 * 256, 2303),
                                 (pr.CFG_AUDIO_STREAM, 2, 2), (pr.CFG_MODE, 1, 1)]:
         h.send(pr.ConfigSet(key, value))
         assert h.take() == [pr.Config(key, applied)]
@@ -108,6 +112,8 @@ def test_hello_and_config_round_trip():
     h.app.reinit(3)
     assert h.take(pr.Hello)[0].reset_reason == 3
     assert h.app.config_get(pr.cfg_threshold(0)) == 77 and h.app.config_get(pr.CFG_MODE) == 1
+    assert h.app.config_get(pr.CFG_EARLY_PREROLL_FRAMES) == 30
+    assert h.app.config_get(pr.CFG_GATE_PEAK_MARGIN_Q8) == 1024
     h.send(pr.Cmd(pr.CMD_FACTORY_RESET, 0))
     assert h.app.config_get(pr.cfg_threshold(0)) == 128
 
@@ -121,6 +127,9 @@ def test_hello_and_config_round_trip():
     ((pr.ConfigSet(pr.cfg_threshold(2), 1), None), pr.ERRC_BAD_CONFIG_KEY),
     ((pr.ConfigSet(pr.CFG_BAUD, 1200), None), pr.ERRC_BAD_VALUE),
     ((pr.ConfigSet(pr.CFG_AUDIO_STREAM, 3), None), pr.ERRC_BAD_VALUE),
+    ((pr.ConfigSet(pr.CFG_EARLY_PREROLL_FRAMES, 6), None), pr.ERRC_BAD_VALUE),    # <= pre-roll
+    ((pr.ConfigSet(pr.CFG_EARLY_PREROLL_FRAMES, 64), None), pr.ERRC_BAD_VALUE),   # a whole window
+    ((pr.ConfigSet(pr.CFG_GATE_PEAK_MARGIN_Q8, -1), None), pr.ERRC_BAD_VALUE),
     ((pr.Cmd(77, 0), None), pr.ERRC_BAD_VALUE),
     ((pr.Inject(0, [1, 2, 3]), None), pr.ERRC_NO_CREDIT),
 ])
@@ -179,6 +188,32 @@ def test_inject_events_equal_detector():
     assert len(want) >= 2 and events_of(msgs) == want
     st = h.app.stats
     assert st["samples"] == x.size and st["inject_no_credit"] == 0 and st["input"] == app.INPUT_STOPPED
+
+
+def test_early_window_config_changes_the_detector():
+    """CONFIG EARLY_PREROLL_FRAMES restarts the detector with the new early window: the app
+    classifies the same windows and emits the same events as core.Node with that early
+    pre-roll, and the windows differ from those without an early window."""
+    x = audio.load(CLIP)
+    x = np.concatenate([x, x[::-1], x])
+    windows = {}
+    for early in (0, 30):
+        app_calls, ref_calls = [], []
+        classify = loud_classifier()
+        h = Host(classify=lambda w, f: app_calls.append((w.start_sample, w.kind)) or classify(w, f))
+        h.take()
+        h.send(pr.ConfigSet(pr.CFG_EARLY_PREROLL_FRAMES, early))
+        assert h.take() == [pr.Config(pr.CFG_EARLY_PREROLL_FRAMES, early)]
+        inject_all(h, x, frame=500)
+        node = core.Node(lambda w, f: ref_calls.append((w.start_sample, w.kind)) or classify(w, f), 2,
+                         thresholds=THRESHOLDS, early_preroll=early)
+        node.process(x)
+        node.flush()
+        assert events_of(h.take()) == ref_events(node) and node.events
+        assert app_calls == ref_calls and app_calls
+        windows[early] = app_calls
+    assert windows[0] != windows[30] and any(k == "early" for _, k in windows[30])
+    assert not any(k == "early" for _, k in windows[0])
 
 
 def test_mic_adc_path_equals_core_stages():

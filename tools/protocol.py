@@ -76,6 +76,10 @@ CFG_BAUD = 0x000B
 CFG_AUDIO_STREAM = 0x000C                        # 0 off, 1 continuous, 2 around events
 CFG_ALARM_MS = 0x000D                            # alarm output pulse, ms (0 = off)
 CFG_ALARM_CLASSES = 0x000E                       # bit mask of classes driving the alarm
+CFG_GATE_PEAK_MARGIN_Q8 = 0x000F                 # dB x 256 over the gate's decaying peak
+CFG_GATE_TONAL_MARGIN_Q8 = 0x0010                # dB x 256 of tonality that re-checks a sound
+CFG_EARLY_PREROLL_FRAMES = 0x0011                # early window start, hops before the onset (0 = off)
+CFG_EARLY_CONTINUE_MARGIN_Q8 = 0x0012            # dB x 256 over the floor that keeps the main window
 CFG_THRESHOLD_BASE = 0x0100                      # + class index, 0x0100..0x01FF
 CFG_THRESHOLD_LAST = 0x01FF
 

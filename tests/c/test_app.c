@@ -280,6 +280,10 @@ static void test_config(void) {
     host_set(EW_CFG_GAIN_DB_Q8, 6 * 256);
     CHECK(last_config(&k, &v) && v == 6 * 256);
     CHECK(app.set.gain_q16 > 130000 && app.set.gain_q16 < 131500);  /* 2.0 x 65536 */
+    host_set(EW_CFG_GATE_PEAK_MARGIN_Q8, 4 * 256);
+    CHECK(last_config(&k, &v) && v == 1024 && app.node.gate.cfg.peak_margin_q8 == 340);
+    host_set(EW_CFG_EARLY_PREROLL_FRAMES, 30);
+    CHECK(last_config(&k, &v) && v == 30 && app.node.cfg.early_preroll_frames == 30);
     host_set(EW_CFG_HOLDOFF_MS, 700);
     host_set(EW_CFG_AUDIO_STREAM, 2);
     host_set(EW_CFG_ALARM_MS, 0);
@@ -296,6 +300,8 @@ static void test_config(void) {
     CHECK(last_error() == EW_ERRC_BAD_VALUE);
     host_set(EW_CFG_MODE, 5);
     CHECK(last_error() == EW_ERRC_BAD_VALUE);
+    host_set(EW_CFG_EARLY_PREROLL_FRAMES, EW_FRAMES_PER_WINDOW);
+    CHECK(last_error() == EW_ERRC_BAD_VALUE && app.node.cfg.early_preroll_frames == 30);
     host_get(0x0055);
     CHECK(last_error() == EW_ERRC_BAD_CONFIG_KEY);
     CHECK(count(EW_MSG_CONFIG) == 0);

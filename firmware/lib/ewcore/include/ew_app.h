@@ -298,14 +298,15 @@ int ew_app_config_get(const ew_app_t *app, uint16_t key, int32_t *value);
 
 /**
  * @brief Apply a CONFIG value (the CONFIG_SET path, without the answer frame): takes effect
- *        at once (MODE and CONTINUOUS_STRIDE restart the detector, keeping sample indices;
+ *        at once (MODE and EARLY_PREROLL_FRAMES restart the detector, keeping sample indices;
  *        BAUD is only stored; ew_app_rx calls port.set_baud after the answer) and is persisted.
  * @param applied  out (may be NULL): the value now in effect, after rounding
  * @return EW_OK; EW_APP_ERR_KEY (unknown key, THRESHOLD of a class >= n_classes);
  *         EW_APP_ERR_VALUE (out of range: MODE not 0/1, |GAIN| > 48 dB, margins < 0 or
  *         > 90 dB, spread > 65536, floor outside -120..0 dBFS, HOLDOFF > 60000 ms, STRIDE not
  *         1..64, STATUS_PERIOD not 0 or 50..3600000 ms, BAUD not 9600..5000000,
- *         AUDIO_STREAM not 0..2, ALARM_MS > 60000, threshold not 0..256).
+ *         AUDIO_STREAM not 0..2, ALARM_MS > 60000, EARLY_PREROLL_FRAMES not 0 and not
+ *         between the pre-roll and EW_FRAMES_PER_WINDOW (exclusive), threshold not 0..256).
  */
 int ew_app_config_set(ew_app_t *app, uint16_t key, int32_t value, int32_t *applied);
 

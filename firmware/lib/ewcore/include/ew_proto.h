@@ -115,6 +115,10 @@ enum {
     EW_CFG_AUDIO_STREAM = 0x000C,         /**< 0 off, 1 stream AUDIO frames, 2 around events */
     EW_CFG_ALARM_MS = 0x000D,             /**< alarm output pulse on detection, ms; 0 = off */
     EW_CFG_ALARM_CLASSES = 0x000E,        /**< bit i set: class i drives the alarm output */
+    EW_CFG_GATE_PEAK_MARGIN_Q8 = 0x000F,  /**< dB x 256: onset over the decaying peak */
+    EW_CFG_GATE_TONAL_MARGIN_Q8 = 0x0010, /**< dB x 256: tonality that re-checks a sound */
+    EW_CFG_EARLY_PREROLL_FRAMES = 0x0011, /**< hops before an onset the early window starts; 0 = off */
+    EW_CFG_EARLY_CONTINUE_MARGIN_Q8 = 0x0012, /**< dB x 256 over the noise floor that keeps the main window */
     EW_CFG_THRESHOLD_BASE = 0x0100,       /**< + class index: threshold Q0.8, 256 = class off */
     EW_CFG_THRESHOLD_LAST = 0x01FF,
 };

@@ -13,12 +13,13 @@
 #define BLOB_RECORD 6u
 
 /* persisted keys besides the thresholds, in the order they are applied */
-#define N_PERSISTED 14u
+#define N_PERSISTED 18u
 static const uint16_t persisted_keys[N_PERSISTED] = {
     EW_CFG_MODE, EW_CFG_GAIN_DB_Q8, EW_CFG_GATE_ONSET_MARGIN_Q8, EW_CFG_GATE_SPREAD_MAX_Q16,
     EW_CFG_GATE_STRONG_MARGIN_Q8, EW_CFG_GATE_SUSTAIN_MARGIN_Q8, EW_CFG_GATE_FLOOR_Q8,
     EW_CFG_HOLDOFF_MS, EW_CFG_CONTINUOUS_STRIDE, EW_CFG_STATUS_PERIOD_MS, EW_CFG_BAUD,
-    EW_CFG_AUDIO_STREAM, EW_CFG_ALARM_MS, EW_CFG_ALARM_CLASSES,
+    EW_CFG_AUDIO_STREAM, EW_CFG_ALARM_MS, EW_CFG_ALARM_CLASSES, EW_CFG_GATE_PEAK_MARGIN_Q8,
+    EW_CFG_GATE_TONAL_MARGIN_Q8, EW_CFG_EARLY_PREROLL_FRAMES, EW_CFG_EARLY_CONTINUE_MARGIN_Q8,
 };
 
 #if BLOB_HEADER + (N_PERSISTED + EW_MAX_CLASSES) * BLOB_RECORD + 4u > EW_PORT_CONFIG_MAX
@@ -92,6 +93,10 @@ int ew_app_config_get(const ew_app_t *a, uint16_t key, int32_t *value) {
     case EW_CFG_AUDIO_STREAM: *value = a->set.audio_stream; break;
     case EW_CFG_ALARM_MS: *value = (int32_t)a->set.alarm_ms; break;
     case EW_CFG_ALARM_CLASSES: *value = (int32_t)a->set.alarm_classes; break;
+    case EW_CFG_GATE_PEAK_MARGIN_Q8: *value = l2_to_db(g->peak_margin_q8); break;
+    case EW_CFG_GATE_TONAL_MARGIN_Q8: *value = l2_to_db(g->tonal_margin_q8); break;
+    case EW_CFG_EARLY_PREROLL_FRAMES: *value = a->ncfg.early_preroll_frames; break;
+    case EW_CFG_EARLY_CONTINUE_MARGIN_Q8: *value = l2_to_db(a->ncfg.early_continue_margin_q8); break;
     default:
         if (key >= EW_CFG_THRESHOLD_BASE && key <= EW_CFG_THRESHOLD_LAST &&
             key - EW_CFG_THRESHOLD_BASE < a->info.n_classes) {
@@ -172,6 +177,27 @@ int ew_app__config_set(ew_app_t *a, uint16_t key, int32_t v, int32_t *applied) {
     case EW_CFG_ALARM_CLASSES:
         if (!in_range(v, 0, 0xFFFF)) return EW_APP_ERR_VALUE;
         a->set.alarm_classes = (uint32_t)v;
+        break;
+    case EW_CFG_GATE_PEAK_MARGIN_Q8:
+        if (!in_range(v, 0, max_margin)) return EW_APP_ERR_VALUE;
+        g->peak_margin_q8 = db_to_l2(v);
+        break;
+    case EW_CFG_GATE_TONAL_MARGIN_Q8:
+        if (!in_range(v, 0, max_margin)) return EW_APP_ERR_VALUE;
+        g->tonal_margin_q8 = db_to_l2(v);
+        break;
+    case EW_CFG_EARLY_PREROLL_FRAMES:
+        /* the pending windows are laid out for the old value: restart the detector */
+        if (v != 0 && !in_range(v, a->ncfg.preroll_frames + 1, EW_FRAMES_PER_WINDOW - 1))
+            return EW_APP_ERR_VALUE;
+        if (a->ncfg.early_preroll_frames != (uint8_t)v) {
+            a->ncfg.early_preroll_frames = (uint8_t)v;
+            node_restart(a);
+        }
+        break;
+    case EW_CFG_EARLY_CONTINUE_MARGIN_Q8:
+        if (!in_range(v, 0, max_margin)) return EW_APP_ERR_VALUE;
+        a->ncfg.early_continue_margin_q8 = db_to_l2(v);
         break;
     default:
         if (key >= EW_CFG_THRESHOLD_BASE && key <= EW_CFG_THRESHOLD_LAST &&

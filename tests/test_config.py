@@ -1,0 +1,84 @@
+"""tools.config end to end against the twin through its pty: read every setting, change some by
+name in their units, persistence across a reboot of the node, factory reset, refused and
+malformed values."""
+import json
+
+import pytest
+
+from tools import config
+from tools import link as lk
+from tools import protocol as pr
+
+
+def run_main(capsys, argv):
+    rc = config.main(argv)
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def twin_port():
+    from tools import twin
+    t = twin.start()
+    try:
+        yield t.port
+    finally:
+        t.stop()
+
+
+def test_read_all_and_change_by_name(capsys, twin_port):
+    rc, out, err = run_main(capsys, ["--port", twin_port, "--json", "--factory-reset"])
+    assert rc == 0 and err == ""
+    recs = {r["name"]: r for r in map(json.loads, out.splitlines())}
+    labels = [n[len("threshold."):] for n in recs if n.startswith("threshold.")]
+    assert set(config.SETTINGS) <= set(recs) and "gunshot" in labels and "other" in labels
+    assert recs["early-preroll-frames"]["value"] == 44 and recs["mode"]["value"] == 0
+    assert recs["gate-peak-margin-db"]["unit"] == "dB" and 2.9 < recs["gate-peak-margin-db"]["value"] < 3.1
+    assert recs["threshold.other"]["value"] == "off"
+    assert recs["threshold.gunshot"]["value"] != "off" and 0.5 <= recs["threshold.gunshot"]["value"] < 1
+
+    rc, out, err = run_main(capsys, ["--port", twin_port, "gate-onset-margin-db=9", "early-preroll-frames=0",
+                                     "threshold.gunshot=off", "threshold.siren=0.75", "holdoff-ms"])
+    assert rc == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0] == "gate-onset-margin-db -> 8.9961 dB"       # the nearest value the node holds
+    assert lines[1:] == ["early-preroll-frames -> 0 hops", "threshold.gunshot -> off",
+                         "threshold.siren -> 0.75", f"holdoff-ms = {lines[4].split()[-2]} ms"]
+    with lk.open_node(twin_port) as link:                       # the node itself holds them
+        assert link.config_get(pr.CFG_EARLY_PREROLL_FRAMES) == 0
+        assert link.config_get(pr.cfg_threshold(0)) == 256
+        assert link.config_get(pr.cfg_threshold(3)) == 192
+        link.command(pr.CMD_REBOOT, 0)                          # persisted across a reboot
+    with lk.open_node(twin_port) as link:
+        assert link.config_get(pr.CFG_EARLY_PREROLL_FRAMES) == 0
+    rc, out, _ = run_main(capsys, ["--port", twin_port, "--factory-reset", "early-preroll-frames"])
+    assert rc == 0 and out == "early-preroll-frames = 44 hops\n"
+
+
+@pytest.mark.parametrize("argv, code, msg", [
+    (["no-such-setting"], 2, "unknown setting 'no-such-setting'"),
+    (["threshold.cat=0.5"], 2, "the node's classes are gunshot"),
+    (["threshold.gunshot=1.5"], 2, "0..1 (or off)"),
+    (["gain-db=loud"], 2, "not a number"),
+    (["early-preroll-frames=64"], 1, "BAD_VALUE"),
+    (["gate-peak-margin-db=-3"], 1, "BAD_VALUE"),
+])
+def test_bad_values(capsys, twin_port, argv, code, msg):
+    rc, out, err = run_main(capsys, ["--port", twin_port] + argv)
+    assert rc == code and msg in err and err.startswith("config: error:") and "Traceback" not in err
+    assert err.count("\n") == 1
+
+
+def test_names_are_checked_before_anything_changes(capsys, twin_port):
+    rc, _, err = run_main(capsys, ["--port", twin_port, "--factory-reset"])
+    rc, _, err = run_main(capsys, ["--port", twin_port, "holdoff-ms=900", "bogus=1"])
+    assert rc == 2 and "bogus" in err
+    with lk.open_node(twin_port) as link:
+        assert link.config_get(pr.CFG_HOLDOFF_MS) != 900
+
+
+def test_list_and_no_port(capsys, tmp_path):
+    rc, out, _ = run_main(capsys, ["--list"])
+    assert rc == 0 and "gate-peak-margin-db" in out and "threshold.<label>" in out
+    rc, _, err = run_main(capsys, ["--port", str(tmp_path / "nope")])
+    assert rc != 0 and err.startswith("config: error:") and "Traceback" not in err

@@ -1,0 +1,168 @@
+"""python -m tools.config — read and change a node's settings (CONFIG keys) by name.
+
+    python -m tools.config --port /dev/ttyUSB0                     # every setting, with units
+    python -m tools.config --port /dev/ttyUSB0 gate-peak-margin-db threshold.gunshot
+    python -m tools.config --port /dev/ttyUSB0 gate-peak-margin-db=4 threshold.gunshot=0.8
+    python -m tools.config --sim early-preroll-frames=0 --json    # against a simulated node
+    python -m tools.config --port /dev/ttyUSB0 --factory-reset
+
+Values are given and printed in the unit of the name (dB, dBFS, ms, a 0..1 score; `off`
+disables a class threshold); the node answers every change with the value now in effect
+(margins are held as 256·log2 of a power, so 9 dB comes back as 8.9961).  The node persists
+every change (NVS) until `--factory-reset`.  Key numbers and ranges: docs/protocol.md.
+
+Exit status: 0 ok; 1 the node refused a value (out of range) or did not answer; 2 bad usage
+(unknown name, malformed value, no port).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+
+from tools import link as lk
+from tools import protocol as pr
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: int
+    scale: float          # raw = round(value * scale)
+    unit: str
+    help: str
+
+
+SETTINGS: dict[str, Setting] = {
+    "mode": Setting(pr.CFG_MODE, 1, "", "0 gated (the block-power gate opens windows), 1 continuous"),
+    "gain-db": Setting(pr.CFG_GAIN_DB_Q8, 256, "dB", "digital microphone gain (-48..48)"),
+    "gate-onset-margin-db": Setting(pr.CFG_GATE_ONSET_MARGIN_Q8, 256, "dB",
+                                    "block power over the background that starts an onset"),
+    "gate-spread-max": Setting(pr.CFG_GATE_SPREAD_MAX_Q16, 65536, "",
+                               "max variance of the normalised block powers for an impulse (0..1)"),
+    "gate-strong-margin-db": Setting(pr.CFG_GATE_STRONG_MARGIN_Q8, 256, "dB",
+                                     "a rise this large opens whatever the spread"),
+    "gate-sustain-margin-db": Setting(pr.CFG_GATE_SUSTAIN_MARGIN_Q8, 256, "dB",
+                                      "over the noise floor: a sound that is still on"),
+    "gate-floor-dbfs": Setting(pr.CFG_GATE_FLOOR_Q8, 256, "dBFS", "absolute floor (-120..0)"),
+    "gate-peak-margin-db": Setting(pr.CFG_GATE_PEAK_MARGIN_Q8, 256, "dB",
+                                   "an onset must beat the decaying peak of earlier blocks by this"),
+    "gate-tonal-margin-db": Setting(pr.CFG_GATE_TONAL_MARGIN_Q8, 256, "dB",
+                                    "tonality that re-checks a sustained loud sound"),
+    "early-preroll-frames": Setting(pr.CFG_EARLY_PREROLL_FRAMES, 1, "hops",
+                                    "early window start before an onset (0 = none; 16 ms hops)"),
+    "early-continue-margin-db": Setting(pr.CFG_EARLY_CONTINUE_MARGIN_Q8, 256, "dB",
+                                        "over the noise floor: keep the main window after the early one"),
+    "holdoff-ms": Setting(pr.CFG_HOLDOFF_MS, 1, "ms", "same-class hits this close merge into one event"),
+    "continuous-stride": Setting(pr.CFG_CONTINUOUS_STRIDE, 1, "hops", "window stride in continuous mode"),
+    "status-period-ms": Setting(pr.CFG_STATUS_PERIOD_MS, 1, "ms", "periodic STATUS (0 = only on request)"),
+    "baud": Setting(pr.CFG_BAUD, 1, "baud", "serial rate, applied after the answer"),
+    "audio-stream": Setting(pr.CFG_AUDIO_STREAM, 1, "", "0 off, 1 AUDIO frames, 2 AUDIO around events"),
+    "alarm-ms": Setting(pr.CFG_ALARM_MS, 1, "ms", "alarm output pulse on a detection (0 = off)"),
+    "alarm-classes": Setting(pr.CFG_ALARM_CLASSES, 1, "", "bit i: class i drives the alarm output"),
+}
+THRESHOLD_PREFIX = "threshold."
+THRESHOLD_OFF = 256
+
+
+class ConfigError(lk.LinkError):
+    def __init__(self, msg: str):
+        super().__init__(msg, 2)
+
+
+def _threshold_index(name: str, labels: list[str]) -> int:
+    label = name[len(THRESHOLD_PREFIX):]
+    if label not in labels:
+        raise ConfigError(f"{name}: the node's classes are {', '.join(labels)}")
+    return labels.index(label)
+
+
+def resolve(name: str, labels: list[str]) -> tuple[int, Setting]:
+    """CONFIG key and unit of a setting name (threshold.<label> uses the node's labels)."""
+    if name.startswith(THRESHOLD_PREFIX):
+        i = _threshold_index(name, labels)
+        return pr.cfg_threshold(i), Setting(pr.cfg_threshold(i), 256, "", f"score threshold of {labels[i]}")
+    s = SETTINGS.get(name)
+    if s is None:
+        raise ConfigError(f"unknown setting {name!r}; known: {', '.join(SETTINGS)}, threshold.<label>")
+    return s.key, s
+
+
+def to_raw(name: str, s: Setting, text: str) -> int:
+    if name.startswith(THRESHOLD_PREFIX) and text.strip().lower() == "off":
+        return THRESHOLD_OFF
+    try:
+        v = float(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text}: not a number") from None
+    if name.startswith(THRESHOLD_PREFIX) and not 0.0 <= v <= 1.0:
+        raise ConfigError(f"{name}={text}: a score threshold is 0..1 (or off)")
+    return int(round(v * s.scale))
+
+
+def to_value(name: str, s: Setting, raw: int):
+    if name.startswith(THRESHOLD_PREFIX) and raw >= THRESHOLD_OFF:
+        return "off"
+    if s.scale == 1:
+        return raw
+    return round(raw / s.scale, 4)
+
+
+def all_names(labels: list[str]) -> list[str]:
+    return list(SETTINGS) + [THRESHOLD_PREFIX + lab for lab in labels]
+
+
+def run(link: lk.NodeLink, requests: list[str], factory_reset: bool = False) -> list[dict]:
+    """Apply `name=value` and read `name` requests (all settings when empty) on an open link;
+    returns one record per setting: name, value (in its unit), unit, raw, changed."""
+    labels = list(link.hello().labels)
+    if factory_reset:
+        link.command(pr.CMD_FACTORY_RESET, 0)
+    parsed = []
+    for r in requests:                  # check every name and value before changing anything
+        name, _, text = r.partition("=")
+        name = name.strip()
+        key, s = resolve(name, labels)
+        parsed.append((name, key, s, to_raw(name, s, text) if "=" in r else None))
+    if not parsed:
+        parsed = [(n, *resolve(n, labels), None) for n in all_names(labels)]
+    out = []
+    for name, key, s, raw in parsed:
+        got = link.config_get(key) if raw is None else link.config_set(key, raw)
+        out.append({"name": name, "value": to_value(name, s, got), "unit": s.unit, "raw": got,
+                    "changed": raw is not None})
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tools.config", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    lk.add_link_args(ap)
+    ap.add_argument("settings", nargs="*", metavar="NAME[=VALUE]",
+                    help="settings to read (NAME) or change (NAME=VALUE); none: read them all")
+    ap.add_argument("--factory-reset", action="store_true",
+                    help="restore the firmware's and model's defaults first")
+    ap.add_argument("--json", action="store_true", help="one JSON object per setting")
+    ap.add_argument("--list", action="store_true", help="list the setting names and exit")
+    args = ap.parse_args(argv)
+    if args.list:
+        for n, s in SETTINGS.items():
+            print(f"{n:26s} {s.unit:5s} {s.help}")
+        print(f"{'threshold.<label>':26s} {'':5s} score threshold of a class, 0..1 or off")
+        return 0
+
+    def body() -> int:
+        with lk.link_from_args(args) as link:
+            for rec in run(link, args.settings, args.factory_reset):
+                if args.json:
+                    print(json.dumps(rec))
+                else:
+                    unit = f" {rec['unit']}" if rec["unit"] and rec["value"] != "off" else ""
+                    print(f"{rec['name']} {'->' if rec['changed'] else '='} {rec['value']}{unit}")
+        return 0
+
+    return lk.run_cli(body, "config")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
