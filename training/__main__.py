@@ -46,7 +46,7 @@ def _common_data(ap, csv_required=True):
 
 def _train_opts(ap):
     ap.add_argument("--arch", default="ds_cnn", choices=("ds_cnn", "crnn"), help="model (default ds_cnn)")
-    ap.add_argument("--epochs", type=int, default=None, help="maximum epochs (early stopping on the val fold)")
+    ap.add_argument("--epochs", type=int, default=None, help="maximum epochs (default 15; early stopping on the val fold)")
     ap.add_argument("--val-fold", type=int, default=SHIP_VAL_FOLD,
                     help=f"fold for early stopping and thresholds (default {SHIP_VAL_FOLD}; -1: none)")
     ap.add_argument("--test-fold", type=int, default=None, help="fold left out entirely (optional)")
@@ -90,7 +90,7 @@ def _parser():
     p.add_argument("--json", type=Path, required=True, help="write the results here")
     p.add_argument("--archs", default="ds_cnn,crnn", help="architectures (default ds_cnn,crnn)")
     p.add_argument("--folds", default=None, help="test folds (default: every fold in the CSV)")
-    p.add_argument("--epochs", type=int, default=None, help="maximum epochs per model")
+    p.add_argument("--epochs", type=int, default=None, help="maximum epochs per model (default 15)")
     p.add_argument("--fa-per-hour", type=float, default=1.0)
     p.add_argument("--mixup", type=float, default=None, metavar="ALPHA",
                    help="in-batch mixup of training windows (default 0.2; 0 = off)")

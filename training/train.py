@@ -17,7 +17,7 @@ import numpy as np
 
 from training import features, models
 
-DEFAULTS = dict(epochs=20, batch_size=64, lr=2e-3, patience=5, gain_jitter_db=6.0, mixup=0.2)
+DEFAULTS = dict(epochs=15, batch_size=64, lr=2e-3, patience=5, gain_jitter_db=6.0, mixup=0.2)
 _TF_READY = False
 
 

@@ -1,7 +1,7 @@
 /* generated — do not edit, regenerate with `python -m training export --model-dir <this folder>`
  * (C generated from model.tflite + manifest.json of this folder)
  * model: earwitness-default
- * model_sha256: 890d8e107af1ec0ea5cf5d9f261c93d7b363c0c917f030ee3c6b2badccef9b29
+ * model_sha256: 6d8828ca646295f61f7c02aa6a9d19ae95c1c66c196cd9e2132ed129d1c6a2ea
  * feature_config_hash: 8993307a300a459706028e0dbb942980b5e398b327b43ba1c160cf9c78882ed2
  */
 
