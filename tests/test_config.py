@@ -75,6 +75,13 @@ def test_names_are_checked_before_anything_changes(capsys, twin_port):
     assert rc == 2 and "bogus" in err
     with lk.open_node(twin_port) as link:
         assert link.config_get(pr.CFG_HOLDOFF_MS) != 900
+    # nor is the node reset when a name is wrong
+    rc, _, _ = run_main(capsys, ["--port", twin_port, "holdoff-ms=900"])
+    assert rc == 0
+    rc, _, err = run_main(capsys, ["--port", twin_port, "--factory-reset", "bogus=1"])
+    assert rc == 2 and "bogus" in err
+    with lk.open_node(twin_port) as link:
+        assert link.config_get(pr.CFG_HOLDOFF_MS) == 900
 
 
 def test_list_and_no_port(capsys, tmp_path):

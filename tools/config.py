@@ -31,6 +31,7 @@ class Setting:
     scale: float          # raw = round(value * scale)
     unit: str
     help: str
+    threshold: bool = False   # a class's score threshold: 0..1, or "off"
 
 
 SETTINGS: dict[str, Setting] = {
@@ -62,7 +63,6 @@ SETTINGS: dict[str, Setting] = {
     "alarm-classes": Setting(pr.CFG_ALARM_CLASSES, 1, "", "bit i: class i drives the alarm output"),
 }
 THRESHOLD_PREFIX = "threshold."
-THRESHOLD_OFF = 256
 
 
 class ConfigError(lk.LinkError):
@@ -70,38 +70,34 @@ class ConfigError(lk.LinkError):
         super().__init__(msg, 2)
 
 
-def _threshold_index(name: str, labels: list[str]) -> int:
-    label = name[len(THRESHOLD_PREFIX):]
-    if label not in labels:
-        raise ConfigError(f"{name}: the node's classes are {', '.join(labels)}")
-    return labels.index(label)
-
-
-def resolve(name: str, labels: list[str]) -> tuple[int, Setting]:
-    """CONFIG key and unit of a setting name (threshold.<label> uses the node's labels)."""
+def resolve(name: str, labels: list[str]) -> Setting:
+    """The setting of a name (threshold.<label> uses the node's labels)."""
     if name.startswith(THRESHOLD_PREFIX):
-        i = _threshold_index(name, labels)
-        return pr.cfg_threshold(i), Setting(pr.cfg_threshold(i), 256, "", f"score threshold of {labels[i]}")
+        label = name[len(THRESHOLD_PREFIX):]
+        if label not in labels:
+            raise ConfigError(f"{name}: the node's classes are {', '.join(labels)}")
+        return Setting(pr.cfg_threshold(labels.index(label)), 256, "", f"score threshold of {label}",
+                       threshold=True)
     s = SETTINGS.get(name)
     if s is None:
         raise ConfigError(f"unknown setting {name!r}; known: {', '.join(SETTINGS)}, threshold.<label>")
-    return s.key, s
+    return s
 
 
 def to_raw(name: str, s: Setting, text: str) -> int:
-    if name.startswith(THRESHOLD_PREFIX) and text.strip().lower() == "off":
-        return THRESHOLD_OFF
+    if s.threshold and text.strip().lower() == "off":
+        return pr.THRESHOLD_OFF
     try:
         v = float(text)
     except ValueError:
         raise ConfigError(f"{name}={text}: not a number") from None
-    if name.startswith(THRESHOLD_PREFIX) and not 0.0 <= v <= 1.0:
+    if s.threshold and not 0.0 <= v <= 1.0:
         raise ConfigError(f"{name}={text}: a score threshold is 0..1 (or off)")
     return int(round(v * s.scale))
 
 
-def to_value(name: str, s: Setting, raw: int):
-    if name.startswith(THRESHOLD_PREFIX) and raw >= THRESHOLD_OFF:
+def to_value(s: Setting, raw: int):
+    if s.threshold and raw >= pr.THRESHOLD_OFF:
         return "off"
     if s.scale == 1:
         return raw
@@ -116,20 +112,20 @@ def run(link: lk.NodeLink, requests: list[str], factory_reset: bool = False) -> 
     """Apply `name=value` and read `name` requests (all settings when empty) on an open link;
     returns one record per setting: name, value (in its unit), unit, raw, changed."""
     labels = list(link.hello().labels)
-    if factory_reset:
-        link.command(pr.CMD_FACTORY_RESET, 0)
     parsed = []
     for r in requests:                  # check every name and value before changing anything
         name, _, text = r.partition("=")
         name = name.strip()
-        key, s = resolve(name, labels)
-        parsed.append((name, key, s, to_raw(name, s, text) if "=" in r else None))
+        s = resolve(name, labels)
+        parsed.append((name, s, to_raw(name, s, text) if "=" in r else None))
     if not parsed:
-        parsed = [(n, *resolve(n, labels), None) for n in all_names(labels)]
+        parsed = [(n, resolve(n, labels), None) for n in all_names(labels)]
+    if factory_reset:
+        link.command(pr.CMD_FACTORY_RESET, 0)
     out = []
-    for name, key, s, raw in parsed:
-        got = link.config_get(key) if raw is None else link.config_set(key, raw)
-        out.append({"name": name, "value": to_value(name, s, got), "unit": s.unit, "raw": got,
+    for name, s, raw in parsed:
+        got = link.config_get(s.key) if raw is None else link.config_set(s.key, raw)
+        out.append({"name": name, "value": to_value(s, got), "unit": s.unit, "raw": got,
                     "changed": raw is not None})
     return out
 

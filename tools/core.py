@@ -20,13 +20,13 @@ from typing import Callable, Sequence
 import numpy as np
 
 from tools import params as _params
+from tools.protocol import THRESHOLD_OFF  # the detector's EW_THRESHOLD_OFF is the wire value
 
 P = _params.default()
 N_MELS = P.n_mels
 FRAMES_PER_WINDOW = P.frames_per_window
 HOP = P.hop_samples
 MAX_CLASSES = 16
-THRESHOLD_OFF = 256
 TRIGGER_KINDS = ("onset", "recheck", "continuous", "early")
 EVENT_KINDS = ("onset", "end")
 

@@ -82,6 +82,7 @@ CFG_EARLY_PREROLL_FRAMES = 0x0011                # early window start, hops befo
 CFG_EARLY_CONTINUE_MARGIN_Q8 = 0x0012            # dB x 256 over the floor that keeps the main window
 CFG_THRESHOLD_BASE = 0x0100                      # + class index, 0x0100..0x01FF
 CFG_THRESHOLD_LAST = 0x01FF
+THRESHOLD_OFF = 256                              # THRESHOLD value: class disabled
 
 
 def cfg_threshold(class_index: int) -> int:

@@ -55,14 +55,14 @@ def class_weights(y: np.ndarray, n_classes: int, max_ratio: float = 20.0, power:
     return {i: float(v) for i, v in enumerate(w)}
 
 
-def _dataset(ws, batch, shuffle, seed, jitter_db, n_classes=None, weights=None, mixup=0.0):
-    """tf.data pipeline of (float log-mel window, label[, sample weight]).
+def _dataset(ws, batch, shuffle, seed, jitter_db, n_classes, weights=None, mixup=0.0):
+    """tf.data pipeline of (float log-mel window, one-hot label, sample weight).
 
-    With n_classes the labels are one-hot and each batch carries per-window sample weights
-    from `weights` (the class weights).  mixup > 0 (training only): every window is blended
-    with a random partner of the same batch, x = lam*x1 + (1-lam)*x2 and the same for the
-    one-hot label and the weight, lam ~ Beta(mixup, mixup) per window (Zhang et al. 2018;
-    the blend is of the dB feature cells, as is usual for log-mel mixup)."""
+    The sample weight of a window is its class's weight in `weights` (default 1).  mixup > 0
+    (training only): every window is blended with a random partner of the same batch,
+    x = lam*x1 + (1-lam)*x2 and the same for the one-hot label and the weight,
+    lam ~ Beta(mixup, mixup) per window (Zhang et al. 2018; the blend is of the dB feature
+    cells, as is usual for log-mel mixup)."""
     import tensorflow as tf
     zp, scale = float(features.P.quant.zero_point), float(features.P.quant.scale)
     top = (127.0 - zp) * scale
@@ -70,12 +70,7 @@ def _dataset(ws, batch, shuffle, seed, jitter_db, n_classes=None, weights=None, 
     if shuffle:
         ds = ds.shuffle(len(ws), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch)
-    w_table = None
-    if n_classes is not None:
-        w = np.ones(n_classes, np.float32)
-        for k, v in (weights or {}).items():
-            w[k] = v
-        w_table = tf.constant(w)
+    w_table = tf.constant([float((weights or {}).get(c, 1.0)) for c in range(n_classes)], tf.float32)
 
     def to_float(x, y):
         f = (tf.cast(x, tf.float32) - zp) * scale
@@ -83,8 +78,6 @@ def _dataset(ws, batch, shuffle, seed, jitter_db, n_classes=None, weights=None, 
             off = tf.random.uniform([tf.shape(f)[0], 1, 1], -jitter_db, jitter_db, seed=seed)
             f = tf.where(f > 0.0, tf.clip_by_value(f + off, 0.0, top), f)
         f = f[..., None]
-        if w_table is None:
-            return f, y
         yh = tf.one_hot(tf.cast(y, tf.int32), n_classes)
         sw = tf.gather(w_table, tf.cast(y, tf.int32))
         if mixup:
