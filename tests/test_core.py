@@ -333,3 +333,73 @@ def test_manifest_lists_every_shipped_clip():
     for r in rows:   # redistributable: the clip's own licence is CC0 or CC BY
         lic = r["licence"]
         assert "unspecified" not in lic and ("CC0" in lic or "NC" not in lic), r["path"]
+
+
+# ---- habituation: the classifier's confident rejections quiet the gate ---------------------------
+
+def _onset_triggers(node):
+    return sorted({w.trigger_block for w in node.windows if w.kind in ("onset", "early")})
+
+
+def _habituation_run(scores, gains, habituate=None, thresholds=(0.5, None), spacing_s=2.0,
+                     onsets_s=None):
+    """Bursts every spacing_s from 1 s (or at onsets_s), each scaled by its gain; the classifier
+    answers scores(window) for classes [target, negative]; returns (node, trigger times in s,
+    onsets in samples)."""
+    onsets_s = onsets_s or [1.0 + spacing_s * i for i in range(len(gains))]
+    x, onsets = burst_stream(onsets_s, total_s=onsets_s[-1] + 2.0, gains=gains)
+    node = core.Node(lambda w, f: scores(w), 2, thresholds=list(thresholds), habituate=habituate)
+    node.process(x)
+    node.flush()
+    return node, [round(k * HOP / SR) for k in _onset_triggers(node)], onsets
+
+
+def test_habituation_stops_windows_on_repeated_rejected_impulses():
+    reject = lambda w: [0, 255]                  # confidently "not a target"
+    gains = [1.0] * 6
+    off, t_off, _ = _habituation_run(reject, gains, habituate=0)
+    on, t_on, _ = _habituation_run(reject, gains)
+    assert t_off == [1, 3, 5, 7, 9, 11]          # without habituation every burst is classified
+    assert t_on == [1]                           # with it, the first one only
+    assert on.stats["onsets_habituated"] == 5 and off.stats["onsets_habituated"] == 0
+    assert P.detector["habituate_onsets"] == 1   # the shipped default is on
+    # N = 2: two rejected onsets before the node habituates
+    two, t_two, _ = _habituation_run(reject, gains, habituate=2)
+    assert t_two == [1, 3]
+
+
+def test_habituated_node_still_opens_on_a_louder_impulse_and_a_hit_ends_it():
+    target_at = {}
+
+    def scores(w):                               # the burst at target_at["s"] is a target
+        return [230, 20] if abs(w.trigger_sample / SR - target_at.get("s", -9)) < 0.1 else [0, 255]
+    # 12 dB louder (at 5 s) opens a habituated node: 1, 3 (suppressed), 5
+    at = [1.0, 3.0, 5.0, 11.0]                   # 11 s: 8 s after the last suppressed onset
+    for hit in (False, True):
+        target_at["s"] = 5.0 if hit else -9
+        node, t, onsets = _habituation_run(scores, [0.5, 0.5, 2.0, 0.5], onsets_s=at)
+        # a rejected loud burst raises the habituation level: the quiet one at 11 s stays
+        # suppressed; a hit ends the habituation: it is classified again
+        assert t == ([1, 5, 11] if hit else [1, 5]), hit
+        assert node.stats["onsets_habituated"] == (1 if hit else 2)
+        ev = [e for e in node.events if e.kind == "onset"]
+        assert len(ev) == hit and (not hit or abs(ev[0].onset_sample - onsets[2]) <= 16)
+
+
+def test_habituation_needs_a_confident_rejection_and_enabled_classes():
+    unsure = lambda w: [100, 155]                # 0.39: below the 0.5 threshold, not confident
+    node, t, _ = _habituation_run(unsure, [1.0] * 4)
+    assert t == [1, 3, 5, 7] and node.stats["onsets_habituated"] == 0
+    # no enabled class (training's feature extraction, gate-only measurements): never habituates
+    node, t, _ = _habituation_run(lambda w: [0, 255], [1.0] * 4, thresholds=(None, None))
+    assert t == [1, 3, 5, 7]
+
+
+def test_habituation_expires_after_quiet_time():
+    hold_s = P.detector["habituate_s"]
+    reject = lambda w: [0, 255]
+    # second burst within the hold time: suppressed; third one after more than the hold: classified
+    node, t, _ = _habituation_run(reject, [1.0, 1.0], spacing_s=hold_s - 2)
+    assert t == [1]
+    node, t, _ = _habituation_run(reject, [1.0, 1.0], spacing_s=hold_s + 2)
+    assert t == [1, 1 + int(hold_s + 2)]

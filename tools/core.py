@@ -68,7 +68,9 @@ class NodeConfig(C.Structure):
                 ("thresholds_q8", C.c_uint16 * MAX_CLASSES), ("holdoff_samples", C.c_uint32),
                 ("n_classes", C.c_uint8), ("preroll_frames", C.c_uint8), ("mode", C.c_uint8),
                 ("continuous_stride", C.c_uint16), ("early_preroll_frames", C.c_uint8),
-                ("early_continue_blocks", C.c_uint8), ("early_continue_margin_q8", C.c_int32)]
+                ("early_continue_blocks", C.c_uint8), ("early_continue_margin_q8", C.c_int32),
+                ("habituate_onsets", C.c_uint8), ("habituate_max_score_q8", C.c_uint8),
+                ("habituate_blocks", C.c_uint16), ("habituate_margin_q8", C.c_int32)]
 
 
 class Event(C.Structure):
@@ -94,7 +96,7 @@ class Stats(C.Structure):
                 ("gate_open_blocks", C.c_uint64), ("triggers_onset", C.c_uint32),
                 ("triggers_recheck", C.c_uint32), ("windows", C.c_uint32),
                 ("classify_errors", C.c_uint32), ("events", C.c_uint32),
-                ("windows_dropped", C.c_uint32)]
+                ("windows_dropped", C.c_uint32), ("onsets_habituated", C.c_uint32)]
 
 
 CLASSIFY_FN = C.CFUNCTYPE(C.c_int, C.c_void_p, C.POINTER(Window), C.POINTER(C.c_int8),
@@ -237,7 +239,7 @@ class Node:
                  thresholds: Sequence[float] | None = None, mode: str = "gated",
                  quant: _params.Quant | None = None, gate: dict | None = None,
                  holdoff_ms: float | None = None, continuous_stride: int | None = None,
-                 early_preroll: int | None = None,
+                 early_preroll: int | None = None, habituate: int | None = None,
                  keep_features: bool = False, trace: bool = False):
         if n_classes > MAX_CLASSES:
             raise ValueError(f"at most {MAX_CLASSES} classes")
@@ -260,6 +262,8 @@ class Node:
             cfg.continuous_stride = continuous_stride
         if early_preroll is not None:
             cfg.early_preroll_frames = early_preroll      # 0: no early window per onset
+        if habituate is not None:
+            cfg.habituate_onsets = habituate              # 0: no habituation
         self.config = cfg
         self.n_classes = n_classes
         self._classify = classify

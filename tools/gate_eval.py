@@ -14,6 +14,11 @@ would hear it.  Figures:
     event clip is at its own floor but at least ROOM_BELOW_PEAK_DB below its peak: many dataset
     clips are 1-s chunks cut from inside the event, whose quietest part is the event itself.
     `gate_recall_impulsive_own_floor` is the same figure with the lead-in at the clip's own floor.
+With a model (--model, or --fold-models: fold k's clips classified by DIR/fold<k>, the
+cross-validation's held-out models) the node runs as it does on a board: the classifier's
+verdicts feed the detector's habituation (docs/core.md), so an impulsive background that the
+model rejects stops opening windows.  Without one, the gate alone (no habituation: the node
+has no enabled class), reported as `*_gate_only` next to the model figures when both are run.
 Reported next to the headline, not instead of it:
   - per-source duty (the CSV's source_label; Edge-Impulse chunks as one source);
   - `gate_duty_cycle_background_unpadded`: the same measurement with the digital silence that
@@ -89,13 +94,15 @@ def window_coverage(windows, offset: int, n: int) -> np.ndarray:
 
 
 def run_clip(x: np.ndarray, *, path: str = "", label: str = "", gate: dict | None = None,
-             steady: bool = False, room_below_peak_db: float | None = None) -> ClipResult:
-    """Stream one clip (after its lead-in; with steady=True twice, measuring the second pass)."""
+             steady: bool = False, room_below_peak_db: float | None = None,
+             model=None) -> ClipResult:
+    """Stream one clip (after its lead-in; with steady=True twice, measuring the second pass).
+    model: a tools.model.Model classifying the windows (habituation), or None (gate alone)."""
     body = audio.looped(x) if steady else x
     stream, pre = audio.with_lead_in(body, max_below_peak_db=room_below_peak_db)
     if steady:
         pre += body.size - x.size
-    node = core.Node(gate=gate)
+    node = core.Node(gate=gate) if model is None else model.node(gate=gate)
     node.process(stream)
     node.flush()
     covered = window_coverage(node.windows, pre, x.size)
@@ -113,27 +120,34 @@ def read_csv(csv_path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def evaluate(root: Path, rows: list[dict], *, gate: dict | None = None, progress: bool = True) -> dict:
+def evaluate(root: Path, rows: list[dict], *, gate: dict | None = None, progress: bool = True,
+             model=None, fold_models: dict | None = None) -> dict:
+    """model: classify every clip's windows with this tools.model.Model; fold_models: {fold:
+    Model} for the clips of each fold (held-out models); neither: the gate alone."""
     from tqdm import tqdm
 
     rows = [r for r in rows if r["label"] in IMPULSIVE + BACKGROUND]
     results, unpadded, sources = [], [], {}
     for r in tqdm(rows, desc="gate", unit="clip", disable=not progress):
+        m = model
+        if fold_models is not None:
+            m = fold_models.get(str(r.get("fold", "")).strip())
+            if m is None:
+                continue
         try:
             x = audio.load(root / r["path"])
         except audio.AudioError as e:
             print(f"skipped: {e}", file=sys.stderr)
             continue
+        kw = dict(path=r["path"], label=r["label"], gate=gate, model=m)
         if r["label"] in BACKGROUND:
             sources[r["path"]] = source_of(r)
-            results.append(run_clip(x, path=r["path"], label=r["label"], gate=gate, steady=True))
+            results.append(run_clip(x, steady=True, **kw))
             t = trim_padding(x)
-            unpadded.append(results[-1] if t.size == x.size else
-                            run_clip(t, path=r["path"], label=r["label"], gate=gate, steady=True))
+            unpadded.append(results[-1] if t.size == x.size else run_clip(t, steady=True, **kw))
             continue
-        own = run_clip(x, path=r["path"], label=r["label"], gate=gate)
-        res = run_clip(x, path=r["path"], label=r["label"], gate=gate,
-                       room_below_peak_db=ROOM_BELOW_PEAK_DB)
+        own = run_clip(x, **kw)
+        res = run_clip(x, room_below_peak_db=ROOM_BELOW_PEAK_DB, **kw)
         res.opened_own_floor = own.opened_on_peak
         results.append(res)
     bg = [c for c in results if c.label in BACKGROUND]
@@ -177,18 +191,107 @@ def evaluate(root: Path, rows: list[dict], *, gate: dict | None = None, progress
     }
 
 
+IMPULSIVE_BACKGROUNDS = ("fire_crackling", "water_drops")   # sequences of real impulses
+MIX_SNRS_DB = (0.0, 3.0, 6.0, 10.0)
+MIX_LEAD_S = 6.0
+
+
+def mixed_recall(root: Path, rows: list[dict], *, model=None, fold_models: dict | None = None,
+                 habituate: int | None = None, snrs_db=MIX_SNRS_DB, progress: bool = True) -> dict:
+    """Recall of impulsive events heard *inside* an impulsive background (crackling fire,
+    dripping water): each event clip is mixed into MIX_LEAD_S s of a background clip of the
+    same fold (looped, so the node has heard it long enough to habituate), its loudest block
+    snr dB above the background's loudest block; detected = an analysis window covers the
+    event's loudest block.  The cost of habituation shows here, not on isolated clips."""
+    from tqdm import tqdm
+    bgs = [r for r in rows if r["label"] in BACKGROUND and source_of(r) in IMPULSIVE_BACKGROUNDS]
+    evs = [r for r in rows if r["label"] in IMPULSIVE]
+    by_fold: dict[str, list] = {}
+    for r in bgs:
+        by_fold.setdefault(str(r.get("fold", "")).strip(), []).append(r)
+    hits = {snr: [0, 0] for snr in snrs_db}
+    rng = np.random.default_rng(0)
+    for r in tqdm(evs, desc="mixed", unit="clip", disable=not progress):
+        f = str(r.get("fold", "")).strip()
+        m = fold_models.get(f) if fold_models is not None else model
+        if (fold_models is not None and m is None) or not by_fold.get(f):
+            continue
+        b = by_fold[f][int(rng.integers(len(by_fold[f])))]
+        try:
+            x, y = audio.load(root / r["path"]), audio.load(root / b["path"])
+        except audio.AudioError as e:
+            print(f"skipped: {e}", file=sys.stderr)
+            continue
+        y = trim_padding(y)
+        reps = int(np.ceil((MIX_LEAD_S * audio.SR + x.size) / max(y.size, 1)))
+        bg = np.concatenate([y] * max(reps, 1))[: int(MIX_LEAD_S * audio.SR) + x.size].astype(np.float64)
+        lx, ly = audio.block_levels_db(x), audio.block_levels_db(y)
+        if lx.size == 0 or ly.size == 0:
+            continue
+        pk = int(np.argmax(lx))
+        off = int(MIX_LEAD_S * audio.SR)
+        p0, p1 = off + pk * H, off + (pk + 1) * H
+        for snr in snrs_db:
+            g = 10 ** ((ly.max() + snr - lx.max()) / 20)
+            mix = bg.copy()
+            mix[off:off + x.size] += g * x
+            mix = np.clip(np.round(mix), -32768, 32767).astype(np.int16)
+            stream, pre = audio.with_lead_in(mix)
+            node = core.Node() if m is None else m.node(habituate=habituate)
+            node.process(stream)
+            node.flush()
+            ok = any(w.start_sample <= pre + p0 and w.start_sample + WINDOW_SAMPLES >= pre + p1
+                     for w in node.windows)
+            hits[snr][0] += ok
+            hits[snr][1] += 1
+    return {f"{snr:g}": round(h / n, 4) if n else None for snr, (h, n) in hits.items()} | \
+        {"clips": hits[snrs_db[0]][1], "backgrounds": list(IMPULSIVE_BACKGROUNDS)}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.gate_eval", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", type=Path, required=True, help="folder the CSV paths are relative to")
     ap.add_argument("--csv", type=Path, help="metadata CSV with path,label (default ROOT/all_metadata.csv)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--model", type=Path, default=None,
+                     help="classify the windows with this model folder (the node as deployed: "
+                          "rejected onsets habituate the detector); default: the gate alone")
+    src.add_argument("--fold-models", type=Path, default=None, metavar="DIR",
+                     help="held-out models: clips of fold k are classified by DIR/fold<k> "
+                          "(e.g. build/crossval/ds_cnn after `make crossval`); other folds are skipped")
+    ap.add_argument("--mixed", action="store_true",
+                    help="also measure recall of impulsive events mixed into impulsive backgrounds "
+                         "(fire, dripping water) at 0/3/6/10 dB over their loudest pops, with the "
+                         "node habituating and without (needs --model or --fold-models)")
     args = ap.parse_args(argv)
     csv_path = args.csv or args.root / "all_metadata.csv"
     if not csv_path.exists():
         print(f"error: {csv_path}: no such file (give --csv)", file=sys.stderr)
         return 2
-    res = evaluate(args.root, read_csv(csv_path))
+    from tools import model as _model
+    try:
+        model = _model.load(args.model) if args.model else None
+        folds = None
+        if args.fold_models:
+            dirs = sorted(args.fold_models.glob("fold*/manifest.json"))
+            if not dirs:
+                print(f"error: {args.fold_models}: no fold<k>/manifest.json in it", file=sys.stderr)
+                return 2
+            folds = {d.parent.name[4:]: _model.load(d.parent) for d in dirs}
+    except _model.ModelError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    rows = read_csv(csv_path)
+    res = evaluate(args.root, rows, model=model, fold_models=folds)
+    if args.mixed:
+        if model is None and folds is None:
+            print("error: --mixed needs --model or --fold-models", file=sys.stderr)
+            return 2
+        res["mixed_recall_impulsive"] = {
+            "habituating": mixed_recall(args.root, rows, model=model, fold_models=folds),
+            "not_habituating": mixed_recall(args.root, rows, model=model, fold_models=folds, habituate=0)}
     text = json.dumps(res, indent=2)
     print(text)
     if args.json:

@@ -165,6 +165,10 @@ class Params:
             "early_preroll_frames": d.get("early_preroll_frames", 0),
             "early_continue_blocks": d.get("early_continue_blocks", 0),
             "early_continue_margin_q8": db_to_log2_q8(d.get("early_continue_margin_db", 0.0)),
+            "habituate_onsets": d.get("habituate_onsets", 0),
+            "habituate_max_score_q8": int(round(d.get("habituate_max_score", 0.0) * 256)),
+            "habituate_margin_q8": db_to_log2_q8(d.get("habituate_margin_db", 0.0)),
+            "habituate_blocks": int(round(d.get("habituate_s", 0.0) * self.sample_rate_hz / self.hop_samples)),
             "holdoff_samples": int(d["holdoff_ms"] * self.sample_rate_hz // 1000),
             "default_threshold_q8": int(round(d["default_threshold"] * 256)),
             "continuous_stride_frames": d["continuous_stride_frames"],
@@ -278,6 +282,13 @@ def _check(raw: dict) -> None:
         raise ValueError("early_preroll_frames must be 0 (off) or between preroll_frames and frames_per_window")
     if not 0 <= raw["detector"].get("early_continue_blocks", 0) <= 255:
         raise ValueError("early_continue_blocks must be 0..255")
+    det = raw["detector"]
+    if not 0 <= det.get("habituate_onsets", 0) <= 255:
+        raise ValueError("habituate_onsets must be 0..255")
+    if not 0.0 <= det.get("habituate_max_score", 0.0) <= 1.0:
+        raise ValueError("habituate_max_score must be a score in 0..1")
+    if not 0.0 <= det.get("habituate_s", 0.0) <= 600.0:
+        raise ValueError("habituate_s must be 0..600 s")
 
 
 def load(path: Path | str | None = None, overrides: dict | None = None) -> Params:

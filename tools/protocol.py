@@ -80,6 +80,8 @@ CFG_GATE_PEAK_MARGIN_Q8 = 0x000F                 # dB x 256 over the gate's deca
 CFG_GATE_TONAL_MARGIN_Q8 = 0x0010                # dB x 256 of tonality that re-checks a sound
 CFG_EARLY_PREROLL_FRAMES = 0x0011                # early window start, hops before the onset (0 = off)
 CFG_EARLY_CONTINUE_MARGIN_Q8 = 0x0012            # dB x 256 over the floor that keeps the main window
+CFG_HABITUATE_ONSETS = 0x0013                    # rejected onsets before the node habituates (0 = off)
+CFG_HABITUATE_MARGIN_Q8 = 0x0014                 # dB x 256: a habituated node opens on onsets this much louder
 CFG_THRESHOLD_BASE = 0x0100                      # + class index, 0x0100..0x01FF
 CFG_THRESHOLD_LAST = 0x01FF
 THRESHOLD_OFF = 256                              # THRESHOLD value: class disabled

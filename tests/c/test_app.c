@@ -284,6 +284,10 @@ static void test_config(void) {
     CHECK(last_config(&k, &v) && v == 1024 && app.node.gate.cfg.peak_margin_q8 == 340);
     host_set(EW_CFG_EARLY_PREROLL_FRAMES, 30);
     CHECK(last_config(&k, &v) && v == 30 && app.node.cfg.early_preroll_frames == 30);
+    host_set(EW_CFG_HABITUATE_ONSETS, 2);
+    CHECK(last_config(&k, &v) && v == 2 && app.node.cfg.habituate_onsets == 2);
+    host_set(EW_CFG_HABITUATE_MARGIN_Q8, 6 * 256);
+    CHECK(last_config(&k, &v) && v == 1535 && app.node.cfg.habituate_margin_q8 == 510);
     host_set(EW_CFG_HOLDOFF_MS, 700);
     host_set(EW_CFG_AUDIO_STREAM, 2);
     host_set(EW_CFG_ALARM_MS, 0);
@@ -302,6 +306,10 @@ static void test_config(void) {
     CHECK(last_error() == EW_ERRC_BAD_VALUE);
     host_set(EW_CFG_EARLY_PREROLL_FRAMES, EW_FRAMES_PER_WINDOW);
     CHECK(last_error() == EW_ERRC_BAD_VALUE && app.node.cfg.early_preroll_frames == 30);
+    host_set(EW_CFG_HABITUATE_ONSETS, 256);
+    CHECK(last_error() == EW_ERRC_BAD_VALUE && app.node.cfg.habituate_onsets == 2);
+    host_set(EW_CFG_HABITUATE_MARGIN_Q8, -1);
+    CHECK(last_error() == EW_ERRC_BAD_VALUE && app.node.cfg.habituate_margin_q8 == 510);
     host_get(0x0055);
     CHECK(last_error() == EW_ERRC_BAD_CONFIG_KEY);
     CHECK(count(EW_MSG_CONFIG) == 0);
@@ -315,6 +323,8 @@ static void test_config(void) {
     CHECK(ew_app_config_get(&app, EW_CFG_MODE, &v) == EW_OK && v == 1);
     CHECK(ew_app_config_get(&app, EW_CFG_BAUD, &v) == EW_OK && v == 460800);
     CHECK(ew_app_config_get(&app, EW_CFG_AUDIO_STREAM, &v) == EW_OK && v == 2);
+    CHECK(ew_app_config_get(&app, EW_CFG_HABITUATE_ONSETS, &v) == EW_OK && v == 2);
+    CHECK(ew_app_config_get(&app, EW_CFG_HABITUATE_MARGIN_Q8, &v) == EW_OK && v == 1535);
     /* another model: thresholds are not taken over, the rest is */
     i.model_hash[0] ^= 1;
     ew_proto_decoder_init(&out_dec);

@@ -19,6 +19,17 @@
  *    the last early_continue_blocks blocks up to the one that completed the early window (a short impulse is classified once,
  *    a longer sound twice; a hit of the main window merges into the early one's event).  While the gate says LOUD and no window is
  *    pending, a RECHECK window opens every recheck_blocks blocks.
+ *  - Habituation (habituate_onsets N > 0, gated mode): an onset whose windows the classifier
+ *    rejects with confidence (no hit, and every enabled class scored below habituate_max_score;
+ *    early and main window of one onset count once) is remembered with its level (the loudest
+ *    gate block from the onset block to its confirmation).  After N such onsets, each within
+ *    habituate_blocks of the previous, a new onset no louder than the loudest of them plus
+ *    habituate_margin opens no window (counted in onsets_habituated) and extends the
+ *    habituation by habituate_blocks.  Any hit ends it; so does habituate_blocks without a
+ *    rejected or suppressed onset.  RECHECK windows are never suppressed.  A crackling fire or
+ *    a dripping tap is then classified once per episode, not once per pop; a louder impulse
+ *    still opens the gate.  A node without enabled classes (threshold OFF everywhere) never
+ *    habituates.
  *  - In continuous mode every stride-th frame closes a window over the last 64 frames.
  *  - Scores (Q0.8) at or above a class's threshold make a hit of the best such class.  A hit
  *    of the class of an open event within holdoff samples of its end is merged into it;
@@ -105,6 +116,10 @@ typedef struct {
     uint8_t early_preroll_frames;            /**< 0 (off) or preroll_frames < E < EW_FRAMES_PER_WINDOW */
     uint8_t early_continue_blocks;           /**< main window kept if the sound was on in the early window's last N blocks... */
     int32_t early_continue_margin_q8;        /**< ...i.e. a block this far over the noise floor (log2 Q8) */
+    uint8_t habituate_onsets;                /**< habituate after this many rejected onsets (0 = off) */
+    uint8_t habituate_max_score_q8;          /**< rejected: every enabled class scored below this (Q0.8) */
+    uint16_t habituate_blocks;               /**< habituation lasts this long after the last rejected/suppressed onset */
+    int32_t habituate_margin_q8;             /**< suppressed: onset level <= habituation level + this (log2 Q8) */
 } ew_node_config_t;
 
 typedef struct {
@@ -113,6 +128,7 @@ typedef struct {
     uint32_t triggers_onset, triggers_recheck, windows;
     uint32_t classify_errors, events;
     uint32_t windows_dropped;                /**< main windows dropped after their early window (sound over) */
+    uint32_t onsets_habituated;              /**< onsets that opened no window (habituation) */
 } ew_node_stats_t;
 
 typedef struct {
@@ -124,6 +140,7 @@ typedef struct {
 typedef struct {
     int64_t start_frame;                      /**< may be < 0 (early window, stream start) */
     ew_window_t info;
+    int32_t level_q8;                         /**< ONSET/EARLY: the onset's level (habituation) */
 } ew_pending_t;
 
 typedef struct {
@@ -148,6 +165,11 @@ typedef struct {
     uint8_t has_loud;
     uint64_t last_on_block;                   /**< last block early_continue_margin over the noise floor */
     uint8_t has_on;
+    int32_t recent_level_q8[EW_GATE_MAX_ONSET_BLOCKS];  /**< gate level of the last blocks (index block % 4) */
+    uint8_t hab_count;                        /**< rejected onsets in the current habituation episode */
+    int32_t hab_level_q8;                     /**< loudest of them */
+    uint64_t hab_last_block;                  /**< block of the last rejected or suppressed onset */
+    uint64_t hab_last_trigger;                /**< trigger block of the last counted onset */
     ew_active_event_t active[EW_MAX_CLASSES];
     ew_node_stats_t stats;
     ew_classify_fn classify;
@@ -162,7 +184,8 @@ void ew_node_config_default(ew_node_config_t *cfg, uint8_t n_classes);
  * @brief Validate cfg, install callbacks (any may be NULL) and reset the node.
  * @return EW_OK; EW_ERR_ARG for NULL node/cfg; EW_ERR_CONFIG for an invalid gate config,
  *         quantiser, n_classes > EW_MAX_CLASSES, preroll too long, early pre-roll not between
- *         preroll and EW_FRAMES_PER_WINDOW, stride 0 or unknown mode.
+ *         preroll and EW_FRAMES_PER_WINDOW, stride 0, unknown mode, or habituate_onsets > 0
+ *         with habituate_blocks 0 or a negative habituate_margin.
  */
 int ew_node_init(ew_node_t *node, const ew_node_config_t *cfg, ew_classify_fn classify,
                  ew_event_fn on_event, ew_block_fn on_block, void *ctx);

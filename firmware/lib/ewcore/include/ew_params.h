@@ -1,6 +1,6 @@
 /* GENERATED FILE - DO NOT EDIT.
  * Source: firmware/lib/ewcore/ewcore.toml; regenerate with `python -m tools.gen_params`.
- * config_hash: fe5f90f17f002a4da44e3cb6bee737c74f0f12f24740eaae15afb212d97908b7
+ * config_hash: 4d992f7b2ef9bbd488120da7436942dd918d0db148905feac7dd8e8648a88ce1
  */
 
 #ifndef EW_PARAMS_H
@@ -51,6 +51,10 @@
 #define EW_DET_EARLY_PREROLL_FRAMES      44  /* an onset also opens a window this many hops before it (0 = off) */
 #define EW_DET_EARLY_CONTINUE_BLOCKS     4  /* keep the main window if the sound is on in the early window's last N blocks... */
 #define EW_DET_EARLY_CONTINUE_MARGIN_Q8  510  /* ...i.e. 6.0 dB over the noise floor (log2 Q8) */
+#define EW_DET_HABITUATE_ONSETS          1  /* habituation after this many confidently rejected onsets (0 = off) */
+#define EW_DET_HABITUATE_MAX_SCORE_Q8    32  /* ...rejected: every enabled class scored below 0.125 (Q0.8) */
+#define EW_DET_HABITUATE_MARGIN_Q8       255  /* ...onsets up to 3.0 dB over them open no window (log2 Q8)... */
+#define EW_DET_HABITUATE_BLOCKS          625  /* ...for 10.0 s after the last one (blocks) */
 #define EW_DET_HOLDOFF_SAMPLES           24000  /* 1500 ms merge/hold-off */
 #define EW_DET_DEFAULT_THRESHOLD_Q8      154  /* score threshold 0.6 (Q0.8) */
 #define EW_DET_CONTINUOUS_STRIDE         1  /* continuous mode: classify every N hops */
@@ -58,8 +62,8 @@
 #define EW_QUANT_SHIFT                   24  /* quantiser shift */
 #define EW_QUANT_ZERO_POINT              -128  /* int8 input zero point */
 
-#define EW_CONFIG_HASH_STR "fe5f90f17f002a4da44e3cb6bee737c74f0f12f24740eaae15afb212d97908b7"
-#define EW_CONFIG_HASH8 { 0xfe, 0x5f, 0x90, 0xf1, 0x7f, 0x00, 0x2a, 0x4d }  /* first 8 bytes, as in HELLO */
+#define EW_CONFIG_HASH_STR "4d992f7b2ef9bbd488120da7436942dd918d0db148905feac7dd8e8648a88ce1"
+#define EW_CONFIG_HASH8 { 0x4d, 0x99, 0x2f, 0x7b, 0x2e, 0xf9, 0xbb, 0xd4 }  /* first 8 bytes, as in HELLO */
 
 extern const int16_t ew_hann_q15[EW_FRAME_SAMPLES];
 extern const int32_t ew_twiddle_cos_q31[EW_FRAME_SAMPLES / 2];

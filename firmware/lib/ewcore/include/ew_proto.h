@@ -119,6 +119,8 @@ enum {
     EW_CFG_GATE_TONAL_MARGIN_Q8 = 0x0010, /**< dB x 256: tonality that re-checks a sound */
     EW_CFG_EARLY_PREROLL_FRAMES = 0x0011, /**< hops before an onset the early window starts; 0 = off */
     EW_CFG_EARLY_CONTINUE_MARGIN_Q8 = 0x0012, /**< dB x 256 over the noise floor that keeps the main window */
+    EW_CFG_HABITUATE_ONSETS = 0x0013,     /**< rejected onsets before habituation; 0 = off */
+    EW_CFG_HABITUATE_MARGIN_Q8 = 0x0014,  /**< dB x 256: a habituated node opens on onsets this much louder */
     EW_CFG_THRESHOLD_BASE = 0x0100,       /**< + class index: threshold Q0.8, 256 = class off */
     EW_CFG_THRESHOLD_LAST = 0x01FF,
 };

@@ -13,13 +13,14 @@
 #define BLOB_RECORD 6u
 
 /* persisted keys besides the thresholds, in the order they are applied */
-#define N_PERSISTED 18u
+#define N_PERSISTED 20u
 static const uint16_t persisted_keys[N_PERSISTED] = {
     EW_CFG_MODE, EW_CFG_GAIN_DB_Q8, EW_CFG_GATE_ONSET_MARGIN_Q8, EW_CFG_GATE_SPREAD_MAX_Q16,
     EW_CFG_GATE_STRONG_MARGIN_Q8, EW_CFG_GATE_SUSTAIN_MARGIN_Q8, EW_CFG_GATE_FLOOR_Q8,
     EW_CFG_HOLDOFF_MS, EW_CFG_CONTINUOUS_STRIDE, EW_CFG_STATUS_PERIOD_MS, EW_CFG_BAUD,
     EW_CFG_AUDIO_STREAM, EW_CFG_ALARM_MS, EW_CFG_ALARM_CLASSES, EW_CFG_GATE_PEAK_MARGIN_Q8,
     EW_CFG_GATE_TONAL_MARGIN_Q8, EW_CFG_EARLY_PREROLL_FRAMES, EW_CFG_EARLY_CONTINUE_MARGIN_Q8,
+    EW_CFG_HABITUATE_ONSETS, EW_CFG_HABITUATE_MARGIN_Q8,
 };
 
 #if BLOB_HEADER + (N_PERSISTED + EW_MAX_CLASSES) * BLOB_RECORD + 4u > EW_PORT_CONFIG_MAX
@@ -97,6 +98,8 @@ int ew_app_config_get(const ew_app_t *a, uint16_t key, int32_t *value) {
     case EW_CFG_GATE_TONAL_MARGIN_Q8: *value = l2_to_db(g->tonal_margin_q8); break;
     case EW_CFG_EARLY_PREROLL_FRAMES: *value = a->ncfg.early_preroll_frames; break;
     case EW_CFG_EARLY_CONTINUE_MARGIN_Q8: *value = l2_to_db(a->ncfg.early_continue_margin_q8); break;
+    case EW_CFG_HABITUATE_ONSETS: *value = a->ncfg.habituate_onsets; break;
+    case EW_CFG_HABITUATE_MARGIN_Q8: *value = l2_to_db(a->ncfg.habituate_margin_q8); break;
     default:
         if (key >= EW_CFG_THRESHOLD_BASE && key <= EW_CFG_THRESHOLD_LAST &&
             key - EW_CFG_THRESHOLD_BASE < a->info.n_classes) {
@@ -198,6 +201,15 @@ int ew_app__config_set(ew_app_t *a, uint16_t key, int32_t v, int32_t *applied) {
     case EW_CFG_EARLY_CONTINUE_MARGIN_Q8:
         if (!in_range(v, 0, max_margin)) return EW_APP_ERR_VALUE;
         a->ncfg.early_continue_margin_q8 = db_to_l2(v);
+        break;
+    case EW_CFG_HABITUATE_ONSETS:
+        if (!in_range(v, 0, 255)) return EW_APP_ERR_VALUE;
+        a->ncfg.habituate_onsets = (uint8_t)v;
+        a->node.hab_count = 0;                /* a new rule starts a new episode */
+        break;
+    case EW_CFG_HABITUATE_MARGIN_Q8:
+        if (!in_range(v, 0, max_margin)) return EW_APP_ERR_VALUE;
+        a->ncfg.habituate_margin_q8 = db_to_l2(v);
         break;
     default:
         if (key >= EW_CFG_THRESHOLD_BASE && key <= EW_CFG_THRESHOLD_LAST &&

@@ -20,15 +20,16 @@ static void emit(ew_node_t *n, const ew_active_event_t *a, uint8_t cls, uint8_t 
     n->on_event(n->ctx, &ev);
 }
 
-/* Scores -> hit of the best class over its threshold -> merge into / open an event. */
-static void decide(ew_node_t *n, const ew_pending_t *p) {
+/* Scores -> hit of the best class over its threshold -> merge into / open an event.
+ * Returns 1 on a hit, 0 otherwise. */
+static int decide(ew_node_t *n, const ew_pending_t *p) {
     int best = -1;
     for (int c = 0; c < n->cfg.n_classes; c++) {
         const uint16_t thr = n->cfg.thresholds_q8[c];
         if (thr < EW_THRESHOLD_OFF && n->scores[c] >= thr && (best < 0 || n->scores[c] > n->scores[best]))
             best = c;
     }
-    if (best < 0) return;
+    if (best < 0) return 0;
     const uint64_t onset = p->info.trigger_sample;
     const uint64_t window_end = (uint64_t)(p->start_frame + FPW - 1) * H + EW_FRAME_SAMPLES;  /* > 0 */
     uint64_t end = onset + H;
@@ -43,7 +44,7 @@ static void decide(ew_node_t *n, const ew_pending_t *p) {
         if (end > a->end) a->end = end;
         if (score > a->score) a->score = score;
         if (a->hits < UINT16_MAX) a->hits++;
-        return;
+        return 1;
     }
     if (a->active) emit(n, a, (uint8_t)best, EW_EVENT_END);
     a->active = 1;
@@ -52,9 +53,45 @@ static void decide(ew_node_t *n, const ew_pending_t *p) {
     a->hits = 1;
     a->score = score;
     emit(n, a, (uint8_t)best, EW_EVENT_ONSET);
+    return 1;
 }
 
-static void run_window(ew_node_t *n, const ew_pending_t *p) {
+/* Habituation (see ew_node.h): is block k inside an episode of N rejected onsets? */
+static int habituated(const ew_node_t *n, uint64_t k) {
+    return n->cfg.habituate_onsets != 0 && n->hab_count >= n->cfg.habituate_onsets &&
+           k - n->hab_last_block <= n->cfg.habituate_blocks;
+}
+
+/* Habituation feedback from a classified window, at block k. */
+static void habituate(ew_node_t *n, const ew_pending_t *p, int hit, uint64_t k) {
+    if (hit) {                                            /* a target: be alert again */
+        n->hab_count = 0;
+        return;
+    }
+    if (n->cfg.habituate_onsets == 0 ||
+        (p->info.kind != EW_TRIGGER_ONSET && p->info.kind != EW_TRIGGER_EARLY))
+        return;
+    int enabled = 0;
+    for (int c = 0; c < n->cfg.n_classes; c++) {
+        if (n->cfg.thresholds_q8[c] >= EW_THRESHOLD_OFF) continue;
+        enabled = 1;
+        if (n->scores[c] >= n->cfg.habituate_max_score_q8) return;      /* not a confident rejection */
+    }
+    if (!enabled) return;
+    if (n->hab_count == 0 || k - n->hab_last_block > n->cfg.habituate_blocks) {   /* new episode */
+        n->hab_count = 0;
+        n->hab_level_q8 = p->level_q8;
+    } else if (p->info.trigger_block == n->hab_last_trigger) {
+        n->hab_last_block = k;                            /* second window of a counted onset */
+        return;
+    }
+    if (n->hab_count < UINT8_MAX) n->hab_count++;
+    if (p->level_q8 > n->hab_level_q8) n->hab_level_q8 = p->level_q8;
+    n->hab_last_block = k;
+    n->hab_last_trigger = p->info.trigger_block;
+}
+
+static void run_window(ew_node_t *n, const ew_pending_t *p, uint64_t k) {
     for (int64_t i = 0; i < FPW; i++) {
         const int64_t f = p->start_frame + i;             /* ring slot of frame f (f may be < 0) */
         memcpy(&n->window[i * EW_N_MELS], n->ring[((f % FPW) + FPW) % FPW], EW_N_MELS);
@@ -66,7 +103,7 @@ static void run_window(ew_node_t *n, const ew_pending_t *p) {
         n->stats.classify_errors++;
         return;
     }
-    decide(n, p);
+    habituate(n, p, decide(n, p), k);
 }
 
 /* Onset refinement: first 16-sample sub-block above background + onset margin. */
@@ -83,7 +120,8 @@ static uint64_t refine_onset(const ew_node_t *n, uint64_t block) {
 /* Queue a window of frames [k - preroll, ...) (k - preroll < 0 only for an early window near
  * the stream start: those frames are the ring's initial silence), kept sorted by start frame
  * (= by completion: every window is FPW frames long). */
-static void queue_window(ew_node_t *n, uint64_t k, uint8_t preroll, uint64_t trigger_sample, uint8_t kind) {
+static void queue_window(ew_node_t *n, uint64_t k, uint8_t preroll, uint64_t trigger_sample, uint8_t kind,
+                         int32_t level_q8) {
     const int64_t start = (int64_t)k - preroll;
     uint8_t i = n->n_pending;
     while (i > 0 && n->pending[i - 1].start_frame > start) {
@@ -96,14 +134,15 @@ static void queue_window(ew_node_t *n, uint64_t k, uint8_t preroll, uint64_t tri
     p->info.trigger_block = k;
     p->info.trigger_sample = trigger_sample;
     p->info.kind = kind;
+    p->level_q8 = level_q8;
     n->n_pending++;
 }
 
-static void open_window(ew_node_t *n, uint64_t k, uint8_t kind) {
+static void open_window(ew_node_t *n, uint64_t k, uint8_t kind, int32_t level_q8) {
     const uint64_t trigger_sample = kind == EW_TRIGGER_ONSET ? refine_onset(n, k) : k * H;
-    queue_window(n, k, n->cfg.preroll_frames, trigger_sample, kind);
+    queue_window(n, k, n->cfg.preroll_frames, trigger_sample, kind, level_q8);
     if (kind == EW_TRIGGER_ONSET && n->cfg.early_preroll_frames != 0)
-        queue_window(n, k, n->cfg.early_preroll_frames, trigger_sample, EW_TRIGGER_EARLY);
+        queue_window(n, k, n->cfg.early_preroll_frames, trigger_sample, EW_TRIGGER_EARLY, level_q8);
     n->last_trigger_block = k;
     n->has_triggered = 1;
     if (kind == EW_TRIGGER_ONSET) n->stats.triggers_onset++;
@@ -134,6 +173,7 @@ static void end_block(ew_node_t *n) {
         n->stats.frames++;
     }
     const uint8_t flags = ew_gate_process_block(&n->gate, (uint32_t)(sum >> EW_HOP_LOG2));
+    n->recent_level_q8[k % EW_GATE_MAX_ONSET_BLOCKS] = n->gate.level_q8;
     if (flags & EW_GATE_ABOVE) {
         n->last_loud_block = k;
         n->has_loud = 1;
@@ -156,12 +196,22 @@ static void end_block(ew_node_t *n) {
             const int late = n->n_pending > 0 && n->n_pending + need <= EW_MAX_PENDING &&
                              (int64_t)(ko - n->cfg.preroll_frames) >= n->pending[n->n_pending - 1].start_frame + FPW / 2;
             if (n->n_pending == 0 || late) {
-                open_window(n, ko, EW_TRIGGER_ONSET);
-                trigger = 1 + EW_TRIGGER_ONSET;
+                int32_t level = n->recent_level_q8[k % EW_GATE_MAX_ONSET_BLOCKS];  /* loudest block */
+                for (uint64_t j = 1; j <= n->gate.onset_delay && j < EW_GATE_MAX_ONSET_BLOCKS; j++) {
+                    const int32_t l = n->recent_level_q8[(k - j) % EW_GATE_MAX_ONSET_BLOCKS];
+                    if (l > level) level = l;
+                }
+                if (habituated(n, k) && level <= n->hab_level_q8 + n->cfg.habituate_margin_q8) {
+                    n->hab_last_block = k;                /* the same kind of sound goes on */
+                    n->stats.onsets_habituated++;
+                } else {
+                    open_window(n, ko, EW_TRIGGER_ONSET, level);
+                    trigger = 1 + EW_TRIGGER_ONSET;
+                }
             }
         } else if ((flags & EW_GATE_LOUD) && n->n_pending == 0 &&
                    (!n->has_triggered || k - n->last_trigger_block >= n->cfg.gate.recheck_blocks)) {
-            open_window(n, k, EW_TRIGGER_RECHECK);
+            open_window(n, k, EW_TRIGGER_RECHECK, n->gate.level_q8);
             trigger = 1 + EW_TRIGGER_RECHECK;
         }
     } else if (frames >= FPW && (frames - FPW) % n->cfg.continuous_stride == 0) {
@@ -180,7 +230,7 @@ static void end_block(ew_node_t *n) {
         const ew_pending_t p = n->pending[0];
         n->n_pending--;
         memmove(&n->pending[0], &n->pending[1], n->n_pending * sizeof(ew_pending_t));
-        run_window(n, &p);
+        run_window(n, &p, k);
         if (p.info.kind == EW_TRIGGER_EARLY &&
             !(n->has_on && n->last_on_block + n->cfg.early_continue_blocks > k))
             drop_main_window(n, p.info.trigger_block);

@@ -14,6 +14,10 @@ void ew_node_config_default(ew_node_config_t *cfg, uint8_t n_classes) {
     cfg->early_preroll_frames = EW_DET_EARLY_PREROLL_FRAMES;
     cfg->early_continue_blocks = EW_DET_EARLY_CONTINUE_BLOCKS;
     cfg->early_continue_margin_q8 = EW_DET_EARLY_CONTINUE_MARGIN_Q8;
+    cfg->habituate_onsets = EW_DET_HABITUATE_ONSETS;
+    cfg->habituate_max_score_q8 = EW_DET_HABITUATE_MAX_SCORE_Q8;
+    cfg->habituate_blocks = EW_DET_HABITUATE_BLOCKS;
+    cfg->habituate_margin_q8 = EW_DET_HABITUATE_MARGIN_Q8;
     cfg->mode = EW_MODE_GATED;
     cfg->continuous_stride = EW_DET_CONTINUOUS_STRIDE;
 }
@@ -25,7 +29,8 @@ int ew_node_init(ew_node_t *n, const ew_node_config_t *cfg, ew_classify_fn class
         cfg->preroll_frames > cfg->gate.warmup_blocks || cfg->continuous_stride == 0 ||
         (cfg->early_preroll_frames != 0 && (cfg->early_preroll_frames <= cfg->preroll_frames ||
                                             cfg->early_preroll_frames >= EW_FRAMES_PER_WINDOW)) ||
-        (cfg->mode != EW_MODE_GATED && cfg->mode != EW_MODE_CONTINUOUS))
+        (cfg->mode != EW_MODE_GATED && cfg->mode != EW_MODE_CONTINUOUS) ||
+        (cfg->habituate_onsets != 0 && (cfg->habituate_blocks == 0 || cfg->habituate_margin_q8 < 0)))
         return EW_ERR_CONFIG;
     for (int c = 0; c < cfg->n_classes; c++)
         if (cfg->thresholds_q8[c] > EW_THRESHOLD_OFF) return EW_ERR_CONFIG;
@@ -59,6 +64,11 @@ void ew_node_reset(ew_node_t *n) {
     n->last_on_block = 0;
     n->last_trigger_block = 0;
     n->last_loud_block = 0;
+    memset(n->recent_level_q8, 0, sizeof(n->recent_level_q8));
+    n->hab_count = 0;
+    n->hab_level_q8 = 0;
+    n->hab_last_block = 0;
+    n->hab_last_trigger = 0;
 }
 
 void ew_node_get_stats(const ew_node_t *n, ew_node_stats_t *out) { *out = n->stats; }

@@ -1,6 +1,6 @@
 /* GENERATED FILE - DO NOT EDIT.
  * Source: firmware/lib/ewcore/ewcore.toml; regenerate with `python -m tools.gen_params`.
- * config_hash: fe5f90f17f002a4da44e3cb6bee737c74f0f12f24740eaae15afb212d97908b7
+ * config_hash: 4d992f7b2ef9bbd488120da7436942dd918d0db148905feac7dd8e8648a88ce1
  */
 
 #include "ew_params.h"
