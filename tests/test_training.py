@@ -451,3 +451,41 @@ def test_training_is_reproducible(exported, rows, tmp_path):
                                  cache_dir=tmp_path / "cache", progress=False, log=lambda m: None, width=8)
     assert again["manifest"]["model_sha256"] == res["manifest"]["model_sha256"]
     assert (tmp_path / "m" / "ew_model_data.c").read_bytes() == (out / "ew_model_data.c").read_bytes()
+
+
+def test_frequency_shift_and_spec_masks():
+    """Training-time augmentation of the dB windows: a frequency shift moves every window by
+    one whole number of mel bands in -k..k (edge bands repeated); SpecAugment masks whole time
+    rows and band columns with the window's mean; both off leave the windows as they were."""
+    from training import train
+    tf = train.tf_setup(seed=1)
+    rng = np.random.default_rng(0)
+    n, T, F = 64, 64, 40
+    x = rng.uniform(10, 90, (n, T, F)).astype(np.float32)
+    f = tf.constant(x)
+    k = 2
+    s = train._freq_shift(tf, f, 0, k).numpy()
+    shifts = []
+    for i in range(n):
+        match = [d for d in range(-k, k + 1)
+                 if np.array_equal(s[i], x[i][:, np.clip(np.arange(F) - d, 0, F - 1)])]
+        assert len(match) == 1, i
+        shifts.append(match[0])
+    assert set(shifts) == set(range(-k, k + 1))          # every shift occurs
+    m = train._spec_augment(tf, f, 0, 2, t_max=8, f_max=5).numpy()
+    for i in range(n):
+        changed = m[i] != x[i]
+        mean = x[i].mean()
+        np.testing.assert_allclose(m[i][changed], mean, rtol=1e-5)
+        rows = np.flatnonzero(changed.all(axis=1))          # masked time rows: whole rows
+        cols = np.flatnonzero(changed.all(axis=0))          # masked bands: whole columns
+        assert len(rows) <= 16 and len(cols) <= 10
+        expect = np.zeros((T, F), bool)
+        expect[rows, :] = True
+        expect[:, cols] = True
+        assert np.array_equal(changed, expect), i
+    assert 0.02 < (m != x).mean() < 0.4
+    ws = features.WindowSet(np.full((8, T, F), -100, np.int8), np.zeros(8, np.int64),
+                            np.zeros(8, np.int64), np.zeros(8, np.int8), [], ["a", "b"])
+    plain = np.concatenate([b[0].numpy() for b in train._dataset(ws, 4, False, 0, 0.0, 2)])
+    np.testing.assert_allclose(plain[..., 0], (-100 - P.quant.zero_point) * P.quant.scale)

@@ -63,8 +63,19 @@ def _train_opts(ap):
     ap.add_argument("--mixup", type=float, default=None, metavar="ALPHA",
                     help="in-batch mixup of training windows, lam ~ Beta(ALPHA, ALPHA) "
                          "(default 0.2; 0 = off)")
+    _augment_opts(ap)
     ap.add_argument("--no-budget", action="store_true", help="export even when over 64 KB / 48 KB arena / 3 M MACs")
     ap.add_argument("--name", default=None, help="model name in the manifest")
+
+
+def _augment_opts(ap):
+    from training.train import DEFAULTS
+    ap.add_argument("--freq-shift", type=int, default=None, metavar="BANDS",
+                    help="shift each training window by a random -BANDS..+BANDS mel bands "
+                         f"(default {DEFAULTS['freq_shift']}; 0 = off)")
+    ap.add_argument("--spec-masks", type=int, default=None, metavar="N",
+                    help="SpecAugment: N time masks (<= 8 frames) and N frequency masks (<= 5 bands) "
+                         f"per training window (default {DEFAULTS['spec_masks']}; 0 = off)")
 
 
 def _parser():
@@ -94,6 +105,7 @@ def _parser():
     p.add_argument("--fa-per-hour", type=float, default=1.0)
     p.add_argument("--mixup", type=float, default=None, metavar="ALPHA",
                    help="in-batch mixup of training windows (default 0.2; 0 = off)")
+    _augment_opts(p)
     p.add_argument("--work", type=Path, default=None, help="keep the per-fold models here (default build/crossval)")
     p.add_argument("--room-below-peak", type=float, default=20.0, metavar="DB",
                    help="also evaluate each test fold with the room at least DB below each clip's peak "
@@ -153,7 +165,7 @@ def main(argv=None) -> int:
                 created_by=cmd if args.cmd == "train" else "python -m training ship",
                 enforce_budget=not args.no_budget, max_int8_drop=args.max_int8_drop,
                 max_parity_rate=args.max_parity_rate, max_per_class=args.max_per_class or None, strict=args.strict,
-                mixup=args.mixup,
+                mixup=args.mixup, freq_shift=args.freq_shift, spec_masks=args.spec_masks,
                 cache_dir=cache, augment_data=not args.no_augment, progress=not args.quiet)
             m = res["manifest"]
             print(json.dumps({k: m[k] for k in ("name", "model_sha256", "model_bytes", "arena_bytes", "macs",
@@ -167,6 +179,7 @@ def main(argv=None) -> int:
                                work=args.work, cache_dir=cache, strict=args.strict,
                                augment_data=not args.no_augment, progress=not args.quiet,
                                max_per_class=args.max_per_class or None, mixup=args.mixup,
+                               freq_shift=args.freq_shift, spec_masks=args.spec_masks,
                                room_below_peak_db=args.room_below_peak if args.room_below_peak >= 0 else None)
             print(crossval.summary_text(res))
             return 0

@@ -17,7 +17,8 @@ import numpy as np
 
 from training import features, models
 
-DEFAULTS = dict(epochs=15, batch_size=64, lr=2e-3, patience=5, gain_jitter_db=6.0, mixup=0.2)
+DEFAULTS = dict(epochs=15, batch_size=64, lr=2e-3, patience=5, gain_jitter_db=6.0, mixup=0.2,
+                spec_masks=0, freq_shift=2, stop_from_epoch=8)
 _TF_READY = False
 
 
@@ -55,7 +56,36 @@ def class_weights(y: np.ndarray, n_classes: int, max_ratio: float = 20.0, power:
     return {i: float(v) for i, v in enumerate(w)}
 
 
-def _dataset(ws, batch, shuffle, seed, jitter_db, n_classes, weights=None, mixup=0.0):
+def _spec_augment(tf, f, seed, n_masks, t_max=8, f_max=5):
+    """SpecAugment-style masks (Park et al. 2019) on a batch [B, T, F] of dB windows: n_masks
+    time stripes of 0..t_max frames and n_masks frequency stripes of 0..f_max bands per
+    window, filled with the window's mean level."""
+    n, T, F = tf.shape(f)[0], tf.shape(f)[1], tf.shape(f)[2]
+    mean = tf.reduce_mean(f, axis=[1, 2], keepdims=True)
+    keep = tf.ones_like(f, dtype=tf.bool)
+    for i in range(n_masks):
+        for axis, size, wmax in ((1, T, t_max), (2, F, f_max)):
+            w = tf.random.uniform([n], 0, wmax + 1, tf.int32, seed=seed + 10 + 2 * i + axis)
+            u = tf.random.uniform([n], 0.0, 1.0, seed=seed + 20 + 2 * i + axis)
+            start = tf.cast(u * tf.cast(size - w + 1, tf.float32), tf.int32)
+            pos = tf.range(size)[None, :]
+            stripe = (pos >= start[:, None]) & (pos < (start + w)[:, None])   # [B, size]
+            stripe = stripe[:, :, None] if axis == 1 else stripe[:, None, :]
+            keep = keep & ~stripe
+    return tf.where(keep, f, mean)
+
+
+def _freq_shift(tf, f, seed, max_bands):
+    """Shift each window by -max_bands..+max_bands mel bands (edge band repeated): a crude
+    pitch/brightness change between recordings of the same kind of sound."""
+    n, F = tf.shape(f)[0], tf.shape(f)[2]
+    s = tf.random.uniform([n], -max_bands, max_bands + 1, tf.int32, seed=seed + 30)
+    idx = tf.clip_by_value(tf.range(F)[None, :] - s[:, None], 0, F - 1)          # [B, F]
+    return tf.gather(f, idx, axis=2, batch_dims=1)
+
+
+def _dataset(ws, batch, shuffle, seed, jitter_db, n_classes, weights=None, mixup=0.0,
+             spec_masks=0, freq_shift=0):
     """tf.data pipeline of (float log-mel window, one-hot label, sample weight).
 
     The sample weight of a window is its class's weight in `weights` (default 1).  mixup > 0
@@ -77,6 +107,10 @@ def _dataset(ws, batch, shuffle, seed, jitter_db, n_classes, weights=None, mixup
         if jitter_db:
             off = tf.random.uniform([tf.shape(f)[0], 1, 1], -jitter_db, jitter_db, seed=seed)
             f = tf.where(f > 0.0, tf.clip_by_value(f + off, 0.0, top), f)
+        if freq_shift:
+            f = _freq_shift(tf, f, seed, freq_shift)
+        if spec_masks:
+            f = _spec_augment(tf, f, seed, spec_masks)
         f = f[..., None]
         yh = tf.one_hot(tf.cast(y, tf.int32), n_classes)
         sw = tf.gather(w_table, tf.cast(y, tf.int32))
@@ -96,9 +130,13 @@ def _dataset(ws, batch, shuffle, seed, jitter_db, n_classes, weights=None, mixup
 
 def train(train_ws, val_ws, arch: str = "ds_cnn", seed: int = 0, epochs: int | None = None,
           batch_size: int | None = None, lr: float | None = None, patience: int | None = None,
-          mixup: float | None = None, verbose: int = 2, log=None, **arch_kw):
+          mixup: float | None = None, freq_shift: int | None = None, spec_masks: int | None = None,
+          verbose: int = 2, log=None, **arch_kw):
     """Train one model; returns (keras model with the best validation weights, info dict).
-    mixup: Beta parameter of in-batch mixup (default DEFAULTS["mixup"]; 0 = off)."""
+    mixup: Beta parameter of in-batch mixup (default DEFAULTS["mixup"]; 0 = off);
+    freq_shift: shift training windows by up to this many mel bands (default
+    DEFAULTS["freq_shift"]; 0 = off); spec_masks: time and frequency masks per window
+    (default DEFAULTS["spec_masks"]; 0 = off)."""
     log = log or (lambda m: print(m, file=sys.stderr))
     tf = tf_setup(seed=seed)
     import keras
@@ -107,6 +145,8 @@ def train(train_ws, val_ws, arch: str = "ds_cnn", seed: int = 0, epochs: int | N
     lr = lr or DEFAULTS["lr"]
     patience = patience if patience is not None else DEFAULTS["patience"]
     mixup = float(mixup if mixup is not None else DEFAULTS["mixup"])
+    freq_shift = int(freq_shift if freq_shift is not None else DEFAULTS["freq_shift"])
+    spec_masks = int(spec_masks if spec_masks is not None else DEFAULTS["spec_masks"])
     n_classes = len(train_ws.labels)
     model = models.build(arch, n_classes, **arch_kw)
     steps = max(1, int(np.ceil(len(train_ws) / batch_size)))
@@ -116,23 +156,33 @@ def train(train_ws, val_ws, arch: str = "ds_cnn", seed: int = 0, epochs: int | N
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
     cw = class_weights(train_ws.y, n_classes)
     # one-hot labels with the class weights as sample weights (so that mixup can blend both)
-    tr = _dataset(train_ws, batch_size, True, seed, DEFAULTS["gain_jitter_db"], n_classes, cw, mixup)
+    tr = _dataset(train_ws, batch_size, True, seed, DEFAULTS["gain_jitter_db"], n_classes, cw, mixup,
+                  spec_masks, freq_shift)
     callbacks = []
     va = None
+    stop_from = 0
     if val_ws is not None and len(val_ws):
         va = _dataset(val_ws, 256, False, seed, 0.0, n_classes)
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
-                                                       restore_best_weights=True))
+        # early stopping only watches the second half of the cosine schedule: in the first
+        # epochs (high learning rate) the validation loss wanders, and a plateau there once
+        # stopped `ship` at epoch 8 with the weights of epoch 3
+        stop_from = min(DEFAULTS["stop_from_epoch"], max(0, epochs - patience - 1))
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=patience, restore_best_weights=True,
+            start_from_epoch=stop_from))
     t0 = time.time()
     log(f"train {arch}: {len(train_ws)} windows {train_ws.counts()}, "
-        f"val {0 if val_ws is None else len(val_ws)}, mixup {mixup}, class weights "
+        f"val {0 if val_ws is None else len(val_ws)}, mixup {mixup}, frequency shift ±{freq_shift}, "
+        f"{spec_masks} masks, class weights "
         f"{ {train_ws.labels[k]: round(v, 2) for k, v in cw.items()} }")
     hist = model.fit(tr, validation_data=va, epochs=epochs,
                      callbacks=callbacks, verbose=verbose)
     h = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
-    best = int(np.argmin(h["val_loss"])) + 1 if "val_loss" in h else len(h["loss"])
+    best = (stop_from + int(np.argmin(h["val_loss"][stop_from:])) + 1
+            if "val_loss" in h and len(h["val_loss"]) > stop_from else len(h["loss"]))
     info = {"arch": arch, "seed": seed, "epochs_run": len(h["loss"]), "best_epoch": best,
-            "batch_size": batch_size, "lr": lr, "mixup": mixup, "class_weights": {train_ws.labels[k]: v for k, v in cw.items()},
+            "batch_size": batch_size, "lr": lr, "mixup": mixup, "freq_shift": freq_shift,
+            "spec_masks": spec_masks, "class_weights": {train_ws.labels[k]: v for k, v in cw.items()},
             "n_train_windows": len(train_ws), "n_val_windows": 0 if val_ws is None else len(val_ws),
             "train_counts": train_ws.counts(), "train_seconds": round(time.time() - t0, 1),
             "history": h, "params": int(model.count_params())}
@@ -266,6 +316,7 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
                    enforce_budget: bool = True, max_int8_drop: float = 0.05,
                    max_parity_rate: float = 0.005, max_per_class: int | None = 4000,
                    strict: bool = False, mixup: float | None = None,
+                   freq_shift: int | None = None, spec_masks: int | None = None,
                    cache_dir=features.CACHE_DIR, augment_data: bool = True, cfg=None,
                    progress: bool = True, log=None, **arch_kw) -> dict:
     """Features -> train -> int8 -> parity/budget checks -> thresholds -> export to out_dir.
@@ -287,7 +338,7 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
     if len(tr) == 0:
         raise quantize.ExportError("no training windows (check --csv/--root and the folds)")
     model, info = train(tr, va if len(va) else None, arch=arch, seed=seed, epochs=epochs, mixup=mixup,
-                        log=log, **arch_kw)
+                        freq_shift=freq_shift, spec_masks=spec_masks, log=log, **arch_kw)
     keep = Path(cache_dir or features.CACHE_DIR) / f"last-{arch}.weights.h5"
     keep.parent.mkdir(parents=True, exist_ok=True)
     model.save_weights(keep)              # a failed check below does not lose the training
