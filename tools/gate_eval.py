@@ -18,7 +18,7 @@ With a model (--model, or --fold-models: fold k's clips classified by DIR/fold<k
 cross-validation's held-out models) the node runs as it does on a board: the classifier's
 verdicts feed the detector's habituation (docs/core.md), so an impulsive background that the
 model rejects stops opening windows.  Without one, the gate alone (no habituation: the node
-has no enabled class), reported as `*_gate_only` next to the model figures when both are run.
+has no enabled class); `make bench` reports both (`*_gate_only` for the gate alone).
 Reported next to the headline, not instead of it:
   - per-source duty (the CSV's source_label; Edge-Impulse chunks as one source);
   - `gate_duty_cycle_background_unpadded`: the same measurement with the digital silence that
@@ -270,6 +270,9 @@ def main(argv=None) -> int:
     if not csv_path.exists():
         print(f"error: {csv_path}: no such file (give --csv)", file=sys.stderr)
         return 2
+    if args.mixed and args.model is None and args.fold_models is None:
+        print("error: --mixed needs --model or --fold-models", file=sys.stderr)
+        return 2
     from tools import model as _model
     try:
         model = _model.load(args.model) if args.model else None
@@ -286,9 +289,6 @@ def main(argv=None) -> int:
     rows = read_csv(csv_path)
     res = evaluate(args.root, rows, model=model, fold_models=folds)
     if args.mixed:
-        if model is None and folds is None:
-            print("error: --mixed needs --model or --fold-models", file=sys.stderr)
-            return 2
         res["mixed_recall_impulsive"] = {
             "habituating": mixed_recall(args.root, rows, model=model, fold_models=folds),
             "not_habituating": mixed_recall(args.root, rows, model=model, fold_models=folds, habituate=0)}
