@@ -120,6 +120,15 @@ def read_csv(csv_path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def _model_of(row: dict, model, fold_models: dict | None):
+    """(use the row?, the model that classifies its windows): with fold_models, the model of
+    the row's fold, and rows of folds without one are skipped."""
+    if fold_models is None:
+        return True, model
+    m = fold_models.get(str(row.get("fold", "")).strip())
+    return m is not None, m
+
+
 def evaluate(root: Path, rows: list[dict], *, gate: dict | None = None, progress: bool = True,
              model=None, fold_models: dict | None = None) -> dict:
     """model: classify every clip's windows with this tools.model.Model; fold_models: {fold:
@@ -129,11 +138,9 @@ def evaluate(root: Path, rows: list[dict], *, gate: dict | None = None, progress
     rows = [r for r in rows if r["label"] in IMPULSIVE + BACKGROUND]
     results, unpadded, sources = [], [], {}
     for r in tqdm(rows, desc="gate", unit="clip", disable=not progress):
-        m = model
-        if fold_models is not None:
-            m = fold_models.get(str(r.get("fold", "")).strip())
-            if m is None:
-                continue
+        use, m = _model_of(r, model, fold_models)
+        if not use:
+            continue
         try:
             x = audio.load(root / r["path"])
         except audio.AudioError as e:
@@ -213,8 +220,8 @@ def mixed_recall(root: Path, rows: list[dict], *, model=None, fold_models: dict 
     rng = np.random.default_rng(0)
     for r in tqdm(evs, desc="mixed", unit="clip", disable=not progress):
         f = str(r.get("fold", "")).strip()
-        m = fold_models.get(f) if fold_models is not None else model
-        if (fold_models is not None and m is None) or not by_fold.get(f):
+        use, m = _model_of(r, model, fold_models)
+        if not use or not by_fold.get(f):
             continue
         b = by_fold[f][int(rng.integers(len(by_fold[f])))]
         try:

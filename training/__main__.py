@@ -60,9 +60,6 @@ def _train_opts(ap):
                     help="fail when more than this fraction of the evaluation windows differ by more "
                          "than 1 LSB (or in arg-max) between TFLite BUILTIN_REF and tflite-micro "
                          "(default 0.005; the count is always reported)")
-    ap.add_argument("--mixup", type=float, default=None, metavar="ALPHA",
-                    help="in-batch mixup of training windows, lam ~ Beta(ALPHA, ALPHA) "
-                         "(default 0.2; 0 = off)")
     _augment_opts(ap)
     ap.add_argument("--no-budget", action="store_true", help="export even when over 64 KB / 48 KB arena / 3 M MACs")
     ap.add_argument("--name", default=None, help="model name in the manifest")
@@ -70,6 +67,9 @@ def _train_opts(ap):
 
 def _augment_opts(ap):
     from training.train import DEFAULTS
+    ap.add_argument("--mixup", type=float, default=None, metavar="ALPHA",
+                    help="in-batch mixup of training windows, lam ~ Beta(ALPHA, ALPHA) "
+                         f"(default {DEFAULTS['mixup']}; 0 = off)")
     ap.add_argument("--freq-shift", type=int, default=None, metavar="BANDS",
                     help="shift each training window by a random -BANDS..+BANDS mel bands "
                          f"(default {DEFAULTS['freq_shift']}; 0 = off)")
@@ -103,8 +103,6 @@ def _parser():
     p.add_argument("--folds", default=None, help="test folds (default: every fold in the CSV)")
     p.add_argument("--epochs", type=int, default=None, help="maximum epochs per model (default 15)")
     p.add_argument("--fa-per-hour", type=float, default=1.0)
-    p.add_argument("--mixup", type=float, default=None, metavar="ALPHA",
-                   help="in-batch mixup of training windows (default 0.2; 0 = off)")
     _augment_opts(p)
     p.add_argument("--work", type=Path, default=None, help="keep the per-fold models here (default build/crossval)")
     p.add_argument("--room-below-peak", type=float, default=20.0, metavar="DB",
