@@ -403,3 +403,88 @@ def test_habituation_expires_after_quiet_time():
     assert t == [1]
     node, t, _ = _habituation_run(reject, [1.0, 1.0], spacing_s=hold_s + 2)
     assert t == [1, 1 + int(hold_s + 2)]
+
+
+# ---- re-check habituation: a sustained sound the classifier keeps rejecting is looked at less often
+
+RECHECK_BLOCKS = P.gate_fixed["recheck_blocks"]
+SLOW_BLOCKS = P.detector_fixed["habituate_recheck_blocks"]
+N_RECHECKS = P.detector["habituate_rechecks"]
+
+
+def _noise_episodes(spans_s, total_s, seed=5):
+    """Noise at +40 dB over a quiet floor during each (start_s, end_s): abrupt starts, so the
+    gate calls it a sustained event (LOUD) and re-checks it."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(total_s * SR)) / SR
+    on = np.zeros(t.size, bool)
+    for a, b in spans_s:
+        on |= (t >= a) & (t < b)
+    x = rng.normal(0, 30, t.size) * np.where(on, 100, 1)
+    return np.clip(np.round(x), -32768, 32767).astype(np.int16)
+
+
+def _recheck_run(x, scores, **kw):
+    kw.setdefault("thresholds", [0.5, None])
+    node = core.Node(lambda w, f: scores(w), 2, **kw)
+    node.process(x)
+    node.flush()
+    return node, [w.trigger_block for w in node.windows if w.kind == "recheck"]
+
+
+def test_rejected_rechecks_slow_down_and_a_hit_restores_them():
+    assert N_RECHECKS >= 1 and SLOW_BLOCKS > 2 * RECHECK_BLOCKS     # the shipped default is on
+    x = _noise_episodes([(2.0, 30.0)], 31.0)
+    unsure = lambda w: [100, 155]                # no hit, not a confident rejection either
+    off, r_off = _recheck_run(x, unsure, habituate_rechecks=0)
+    (fast,) = set(np.diff(r_off))                # back to back: the gate's period (+1: the
+    assert fast - RECHECK_BLOCKS in (0, 1) and len(r_off) >= 20  # window completes first)
+    on, r_on = _recheck_run(x, unsure)
+    gaps = np.diff(r_on)
+    assert list(gaps[:N_RECHECKS - 1]) == [fast] * (N_RECHECKS - 1)
+    assert set(gaps[N_RECHECKS - 1:]) == {SLOW_BLOCKS}
+    assert on.stats["rechecks_slowed"] == len(gaps) - (N_RECHECKS - 1) > 0
+    assert off.stats["rechecks_slowed"] == 0
+    # the classifier recognises the sound from 8 s on: a hit brings the re-checks back
+    hit_from = int(8.0 * SR / HOP)
+    late = lambda w: [230, 20] if w.trigger_block >= hit_from else [100, 155]
+    node, r = _recheck_run(x, late)
+    first_hit = next(b for b in r if b >= hit_from)
+    after = np.diff([b for b in r if b >= first_hit])
+    assert len(after) >= 4 and set(after) == {fast}     # until the floor has caught up (~21 s)
+    assert [e.class_index for e in node.events if e.kind == "onset"] == [0]
+    # a node with no enabled class (training, gate-only measurements) never slows down
+    _, r_none = _recheck_run(x, unsure, thresholds=[None, None])
+    assert r_none == r_off
+    # nor does a near miss: no hit, but a class scored at least habituate_recheck_max_score
+    near = P.detector["habituate_recheck_max_score"]
+    _, r_near = _recheck_run(x, lambda w: [int(near * 256) + 10, 20], thresholds=[0.9, None])
+    assert r_near == r_off
+
+
+def test_a_louder_sustained_sound_is_rechecked_at_once():
+    """Re-checks slowed on a rejected sound speed up again for a block louder than it + margin."""
+    margin_db = P.detector["habituate_margin_db"]
+    x = _noise_episodes([(2.0, 30.0)], 31.0).astype(np.float64)
+    t_step = 12.0
+    x[int(t_step * SR):] *= 10 ** ((margin_db + 6) / 20)          # 6 dB over the margin
+    x = np.clip(np.round(x), -32768, 32767).astype(np.int16)
+    _, r = _recheck_run(x, lambda w: [100, 155])
+    step = int(t_step * SR / HOP)
+    before = [b for b in r if b < step]
+    after = [b for b in r if b >= step]
+    assert before[-1] - before[-2] == SLOW_BLOCKS                  # slowed before the step
+    assert after[0] - before[-1] < SLOW_BLOCKS and after[0] - step <= RECHECK_BLOCKS + 1
+
+
+def test_recheck_habituation_expires():
+    hold_s = P.detector["habituate_s"]
+    unsure = lambda w: [100, 155]
+    for gap_s, slowed in ((2.0, True), (hold_s + 3.0, False)):
+        x = _noise_episodes([(2.0, 10.0), (10.0 + gap_s, 18.0 + gap_s)], 19.0 + gap_s)
+        node, r = _recheck_run(x, unsure)
+        onset = max(w.trigger_block for w in node.windows if w.kind == "onset")   # second episode
+        first = min(b for b in r if b > onset)
+        # the second episode is re-checked as soon as its onset window is done, unless the node
+        # still remembers rejecting the first one
+        assert (first - onset == SLOW_BLOCKS) if slowed else (first - onset <= RECHECK_BLOCKS + 1), gap_s

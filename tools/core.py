@@ -70,7 +70,9 @@ class NodeConfig(C.Structure):
                 ("continuous_stride", C.c_uint16), ("early_preroll_frames", C.c_uint8),
                 ("early_continue_blocks", C.c_uint8), ("early_continue_margin_q8", C.c_int32),
                 ("habituate_onsets", C.c_uint8), ("habituate_max_score_q8", C.c_uint8),
-                ("habituate_blocks", C.c_uint16), ("habituate_margin_q8", C.c_int32)]
+                ("habituate_blocks", C.c_uint16), ("habituate_margin_q8", C.c_int32),
+                ("habituate_rechecks", C.c_uint8), ("habituate_recheck_max_score_q8", C.c_uint8),
+                ("habituate_recheck_blocks", C.c_uint16)]
 
 
 class Event(C.Structure):
@@ -96,7 +98,8 @@ class Stats(C.Structure):
                 ("gate_open_blocks", C.c_uint64), ("triggers_onset", C.c_uint32),
                 ("triggers_recheck", C.c_uint32), ("windows", C.c_uint32),
                 ("classify_errors", C.c_uint32), ("events", C.c_uint32),
-                ("windows_dropped", C.c_uint32), ("onsets_habituated", C.c_uint32)]
+                ("windows_dropped", C.c_uint32), ("onsets_habituated", C.c_uint32),
+                ("rechecks_slowed", C.c_uint32)]
 
 
 CLASSIFY_FN = C.CFUNCTYPE(C.c_int, C.c_void_p, C.POINTER(Window), C.POINTER(C.c_int8),
@@ -240,6 +243,8 @@ class Node:
                  quant: _params.Quant | None = None, gate: dict | None = None,
                  holdoff_ms: float | None = None, continuous_stride: int | None = None,
                  early_preroll: int | None = None, habituate: int | None = None,
+                 habituate_rechecks: int | None = None, habituate_recheck_s: float | None = None,
+                 habituate_recheck_max_score: float | None = None,
                  keep_features: bool = False, trace: bool = False):
         if n_classes > MAX_CLASSES:
             raise ValueError(f"at most {MAX_CLASSES} classes")
@@ -264,6 +269,12 @@ class Node:
             cfg.early_preroll_frames = early_preroll      # 0: no early window per onset
         if habituate is not None:
             cfg.habituate_onsets = habituate              # 0: no habituation
+        if habituate_rechecks is not None:
+            cfg.habituate_rechecks = habituate_rechecks   # 0: re-checks never slow down
+        if habituate_recheck_max_score is not None:
+            cfg.habituate_recheck_max_score_q8 = int(round(habituate_recheck_max_score * 256))
+        if habituate_recheck_s is not None:
+            cfg.habituate_recheck_blocks = int(round(habituate_recheck_s * P.sample_rate_hz / HOP))
         self.config = cfg
         self.n_classes = n_classes
         self._classify = classify

@@ -201,15 +201,17 @@ def evaluate(root: Path, rows: list[dict], *, gate: dict | None = None, progress
 IMPULSIVE_BACKGROUNDS = ("fire_crackling", "water_drops")   # sequences of real impulses
 MIX_SNRS_DB = (0.0, 3.0, 6.0, 10.0)
 MIX_LEAD_S = 6.0
+NO_HABITUATION = dict(habituate=0, habituate_rechecks=0)    # tools.core.Node settings
 
 
 def mixed_recall(root: Path, rows: list[dict], *, model=None, fold_models: dict | None = None,
-                 habituate: int | None = None, snrs_db=MIX_SNRS_DB, progress: bool = True) -> dict:
+                 node_kw: dict | None = None, snrs_db=MIX_SNRS_DB, progress: bool = True) -> dict:
     """Recall of impulsive events heard *inside* an impulsive background (crackling fire,
     dripping water): each event clip is mixed into MIX_LEAD_S s of a background clip of the
     same fold (looped, so the node has heard it long enough to habituate), its loudest block
     snr dB above the background's loudest block; detected = an analysis window covers the
-    event's loudest block.  The cost of habituation shows here, not on isolated clips."""
+    event's loudest block.  The cost of habituation shows here, not on isolated clips.
+    node_kw: tools.core.Node settings, e.g. NO_HABITUATION."""
     from tqdm import tqdm
     bgs = [r for r in rows if r["label"] in BACKGROUND and source_of(r) in IMPULSIVE_BACKGROUNDS]
     evs = [r for r in rows if r["label"] in IMPULSIVE]
@@ -244,7 +246,7 @@ def mixed_recall(root: Path, rows: list[dict], *, model=None, fold_models: dict 
             mix[off:off + x.size] += g * x
             mix = np.clip(np.round(mix), -32768, 32767).astype(np.int16)
             stream, pre = audio.with_lead_in(mix)
-            node = core.Node() if m is None else m.node(habituate=habituate)
+            node = core.Node() if m is None else m.node(**(node_kw or {}))
             node.process(stream)
             node.flush()
             ok = any(w.start_sample <= pre + p0 and w.start_sample + WINDOW_SAMPLES >= pre + p1
@@ -298,7 +300,8 @@ def main(argv=None) -> int:
     if args.mixed:
         res["mixed_recall_impulsive"] = {
             "habituating": mixed_recall(args.root, rows, model=model, fold_models=folds),
-            "not_habituating": mixed_recall(args.root, rows, model=model, fold_models=folds, habituate=0)}
+            "not_habituating": mixed_recall(args.root, rows, model=model, fold_models=folds,
+                                            node_kw=NO_HABITUATION)}
     text = json.dumps(res, indent=2)
     print(text)
     if args.json:

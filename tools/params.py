@@ -169,6 +169,9 @@ class Params:
             "habituate_max_score_q8": int(round(d.get("habituate_max_score", 0.0) * 256)),
             "habituate_margin_q8": db_to_log2_q8(d.get("habituate_margin_db", 0.0)),
             "habituate_blocks": int(round(d.get("habituate_s", 0.0) * self.sample_rate_hz / self.hop_samples)),
+            "habituate_rechecks": d.get("habituate_rechecks", 0),
+            "habituate_recheck_max_score_q8": int(round(d.get("habituate_recheck_max_score", 0.0) * 256)),
+            "habituate_recheck_blocks": int(round(d.get("habituate_recheck_s", 0.0) * self.sample_rate_hz / self.hop_samples)),
             "holdoff_samples": int(d["holdoff_ms"] * self.sample_rate_hz // 1000),
             "default_threshold_q8": int(round(d["default_threshold"] * 256)),
             "continuous_stride_frames": d["continuous_stride_frames"],
@@ -289,6 +292,14 @@ def _check(raw: dict) -> None:
         raise ValueError("habituate_max_score must be a score in 0..1")
     if not 0.0 <= det.get("habituate_s", 0.0) <= 600.0:
         raise ValueError("habituate_s must be 0..600 s")
+    if not 0 <= det.get("habituate_rechecks", 0) <= 255:
+        raise ValueError("habituate_rechecks must be 0..255")
+    if not 0.0 <= det.get("habituate_recheck_max_score", 0.0) < 1.0:
+        raise ValueError("habituate_recheck_max_score must be a score in 0..1 (below 1)")
+    rb = det.get("habituate_recheck_s", 0.0) * raw["audio"]["sample_rate_hz"] / raw["frontend"]["hop_samples"]
+    if det.get("habituate_rechecks", 0) and not raw["gate"]["recheck_blocks"] <= round(rb) <= 65535:
+        raise ValueError("habituate_recheck_s must be at least the gate's recheck period "
+                         "(recheck_blocks) and at most 65535 blocks")
 
 
 def load(path: Path | str | None = None, overrides: dict | None = None) -> Params:

@@ -82,6 +82,8 @@ CFG_EARLY_PREROLL_FRAMES = 0x0011                # early window start, hops befo
 CFG_EARLY_CONTINUE_MARGIN_Q8 = 0x0012            # dB x 256 over the floor that keeps the main window
 CFG_HABITUATE_ONSETS = 0x0013                    # rejected onsets before the node habituates (0 = off)
 CFG_HABITUATE_MARGIN_Q8 = 0x0014                 # dB x 256: a habituated node opens on onsets this much louder
+CFG_HABITUATE_RECHECKS = 0x0015                  # rejected re-checks in a row before re-checks slow down (0 = off)
+CFG_HABITUATE_RECHECK_MS = 0x0016                # ms: the slowed re-check period
 CFG_THRESHOLD_BASE = 0x0100                      # + class index, 0x0100..0x01FF
 CFG_THRESHOLD_LAST = 0x01FF
 THRESHOLD_OFF = 256                              # THRESHOLD value: class disabled

@@ -100,6 +100,7 @@ extern "C" {
 #define EW_APP_MIN_BAUD 9600
 #define EW_APP_MAX_BAUD 5000000
 #define EW_APP_MAX_GAIN_DB_Q8 (48 * 256)   /**< |GAIN_DB_Q8| limit (+-48 dB) */
+#define EW_APP_RECHECK_MS_MAX 60000        /**< HABITUATE_RECHECK_MS limit (1 min) */
 
 #if EW_APP_AUDIO_RING_SAMPLES < EW_APP_AUDIO_FRAME_SAMPLES * (EW_APP_AUDIO_BURST + 1)
 #error "EW_APP_AUDIO_RING_SAMPLES too small"
@@ -306,8 +307,9 @@ int ew_app_config_get(const ew_app_t *app, uint16_t key, int32_t *value);
  *         > 90 dB, spread > 65536, floor outside -120..0 dBFS, HOLDOFF > 60000 ms, STRIDE not
  *         1..64, STATUS_PERIOD not 0 or 50..3600000 ms, BAUD not 9600..5000000,
  *         AUDIO_STREAM not 0..2, ALARM_MS > 60000, EARLY_PREROLL_FRAMES not 0 and not
- *         between the pre-roll and EW_FRAMES_PER_WINDOW (exclusive), HABITUATE_ONSETS not
- *         0..255, threshold not 0..256).
+ *         between the pre-roll and EW_FRAMES_PER_WINDOW (exclusive), HABITUATE_ONSETS or
+ *         HABITUATE_RECHECKS not 0..255, HABITUATE_RECHECK_MS shorter than the gate's re-check
+ *         period or longer than EW_APP_RECHECK_MS_MAX, threshold not 0..256).
  */
 int ew_app_config_set(ew_app_t *app, uint16_t key, int32_t value, int32_t *applied);
 

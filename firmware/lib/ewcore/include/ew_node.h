@@ -28,8 +28,17 @@
  *    habituation by habituate_blocks.  Any hit ends it; so does habituate_blocks without a
  *    rejected or suppressed onset.  RECHECK windows are never suppressed.  A crackling fire or
  *    a dripping tap is then classified once per episode, not once per pop; a louder impulse
- *    still opens the gate.  A node without enabled classes (threshold OFF everywhere) never
- *    habituates.
+ *    still opens the gate.
+ *  - Re-check habituation (habituate_rechecks R > 0, gated mode): after R RECHECK windows in a
+ *    row without a hit, the next RECHECK opens habituate_recheck_blocks after the previous
+ *    trigger instead of recheck_blocks (such windows are counted in rechecks_slowed).  Any
+ *    hit ends it; so does habituate_blocks without a rejected re-check, and a block louder
+ *    than every block of the rejected re-check windows plus habituate_margin re-checks at the
+ *    normal period again (a louder burst inside a sustained sound, a new sound on top).  An engine, a
+ *    helicopter or a chorus of birds is then looked at every few seconds, not continuously; a
+ *    siren or a cry that the first re-checks recognise is followed window after window, and
+ *    onsets open windows as before.
+ *  - A node without enabled classes (threshold OFF everywhere) never habituates.
  *  - In continuous mode every stride-th frame closes a window over the last 64 frames.
  *  - Scores (Q0.8) at or above a class's threshold make a hit of the best such class.  A hit
  *    of the class of an open event within holdoff samples of its end is merged into it;
@@ -120,6 +129,9 @@ typedef struct {
     uint8_t habituate_max_score_q8;          /**< rejected: every enabled class scored below this (Q0.8) */
     uint16_t habituate_blocks;               /**< habituation lasts this long after the last rejected/suppressed onset */
     int32_t habituate_margin_q8;             /**< suppressed: onset level <= habituation level + this (log2 Q8) */
+    uint8_t habituate_rechecks;              /**< slow re-checks after this many rejected RECHECK windows in a row (0 = off)... */
+    uint8_t habituate_recheck_max_score_q8;  /**< ...rejected: every enabled class scored below this (Q0.8)... */
+    uint16_t habituate_recheck_blocks;       /**< ...to one every this many blocks (>= gate.recheck_blocks) */
 } ew_node_config_t;
 
 typedef struct {
@@ -129,6 +141,7 @@ typedef struct {
     uint32_t classify_errors, events;
     uint32_t windows_dropped;                /**< main windows dropped after their early window (sound over) */
     uint32_t onsets_habituated;              /**< onsets that opened no window (habituation) */
+    uint32_t rechecks_slowed;                /**< RECHECK windows opened at the slowed period */
 } ew_node_stats_t;
 
 typedef struct {
@@ -170,6 +183,10 @@ typedef struct {
     int32_t hab_level_q8;                     /**< loudest of them */
     uint64_t hab_last_block;                  /**< block of the last rejected or suppressed onset */
     uint64_t hab_last_trigger;                /**< trigger block of the last counted onset */
+    uint8_t hab_rechecks;                     /**< RECHECK windows rejected in a row */
+    uint64_t hab_recheck_block;               /**< block of the last of them */
+    int32_t hab_recheck_level_q8;             /**< loudest gate level seen while they were classified */
+    int32_t level_since_trigger_q8;           /**< loudest gate level since the last trigger */
     ew_active_event_t active[EW_MAX_CLASSES];
     ew_node_stats_t stats;
     ew_classify_fn classify;
@@ -184,8 +201,9 @@ void ew_node_config_default(ew_node_config_t *cfg, uint8_t n_classes);
  * @brief Validate cfg, install callbacks (any may be NULL) and reset the node.
  * @return EW_OK; EW_ERR_ARG for NULL node/cfg; EW_ERR_CONFIG for an invalid gate config,
  *         quantiser, n_classes > EW_MAX_CLASSES, preroll too long, early pre-roll not between
- *         preroll and EW_FRAMES_PER_WINDOW, stride 0, unknown mode, or habituate_onsets > 0
- *         with habituate_blocks 0 or a negative habituate_margin.
+ *         preroll and EW_FRAMES_PER_WINDOW, stride 0, unknown mode, habituate_onsets > 0
+ *         with habituate_blocks 0 or a negative habituate_margin, or habituate_rechecks > 0
+ *         with habituate_blocks 0 or habituate_recheck_blocks < gate.recheck_blocks.
  */
 int ew_node_init(ew_node_t *node, const ew_node_config_t *cfg, ew_classify_fn classify,
                  ew_event_fn on_event, ew_block_fn on_block, void *ctx);

@@ -121,6 +121,8 @@ enum {
     EW_CFG_EARLY_CONTINUE_MARGIN_Q8 = 0x0012, /**< dB x 256 over the noise floor that keeps the main window */
     EW_CFG_HABITUATE_ONSETS = 0x0013,     /**< rejected onsets before habituation; 0 = off */
     EW_CFG_HABITUATE_MARGIN_Q8 = 0x0014,  /**< dB x 256: a habituated node opens on onsets this much louder */
+    EW_CFG_HABITUATE_RECHECKS = 0x0015,   /**< rejected re-checks in a row before re-checks slow down; 0 = off */
+    EW_CFG_HABITUATE_RECHECK_MS = 0x0016, /**< ms: the slowed re-check period */
     EW_CFG_THRESHOLD_BASE = 0x0100,       /**< + class index: threshold Q0.8, 256 = class off */
     EW_CFG_THRESHOLD_LAST = 0x01FF,
 };

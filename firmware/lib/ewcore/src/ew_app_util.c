@@ -5,6 +5,9 @@
 #include "ew_app_internal.h"
 
 #define SAMPLES_PER_MS (EW_SAMPLE_RATE_HZ / 1000)
+
+static uint32_t ms_to_blocks(uint32_t ms) { return (ms * SAMPLES_PER_MS + EW_HOP_SAMPLES / 2) / EW_HOP_SAMPLES; }
+static uint32_t blocks_to_ms(uint32_t blocks) { return blocks * EW_HOP_SAMPLES / SAMPLES_PER_MS; }
 #define BLOB_MAGIC0 'E'
 #define BLOB_MAGIC1 'W'
 #define BLOB_MAGIC2 'C'
@@ -13,14 +16,15 @@
 #define BLOB_RECORD 6u
 
 /* persisted keys besides the thresholds, in the order they are applied */
-#define N_PERSISTED 20u
+#define N_PERSISTED 22u
 static const uint16_t persisted_keys[N_PERSISTED] = {
     EW_CFG_MODE, EW_CFG_GAIN_DB_Q8, EW_CFG_GATE_ONSET_MARGIN_Q8, EW_CFG_GATE_SPREAD_MAX_Q16,
     EW_CFG_GATE_STRONG_MARGIN_Q8, EW_CFG_GATE_SUSTAIN_MARGIN_Q8, EW_CFG_GATE_FLOOR_Q8,
     EW_CFG_HOLDOFF_MS, EW_CFG_CONTINUOUS_STRIDE, EW_CFG_STATUS_PERIOD_MS, EW_CFG_BAUD,
     EW_CFG_AUDIO_STREAM, EW_CFG_ALARM_MS, EW_CFG_ALARM_CLASSES, EW_CFG_GATE_PEAK_MARGIN_Q8,
     EW_CFG_GATE_TONAL_MARGIN_Q8, EW_CFG_EARLY_PREROLL_FRAMES, EW_CFG_EARLY_CONTINUE_MARGIN_Q8,
-    EW_CFG_HABITUATE_ONSETS, EW_CFG_HABITUATE_MARGIN_Q8,
+    EW_CFG_HABITUATE_ONSETS, EW_CFG_HABITUATE_MARGIN_Q8, EW_CFG_HABITUATE_RECHECKS,
+    EW_CFG_HABITUATE_RECHECK_MS,
 };
 
 #if BLOB_HEADER + (N_PERSISTED + EW_MAX_CLASSES) * BLOB_RECORD + 4u > EW_PORT_CONFIG_MAX
@@ -100,6 +104,8 @@ int ew_app_config_get(const ew_app_t *a, uint16_t key, int32_t *value) {
     case EW_CFG_EARLY_CONTINUE_MARGIN_Q8: *value = l2_to_db(a->ncfg.early_continue_margin_q8); break;
     case EW_CFG_HABITUATE_ONSETS: *value = a->ncfg.habituate_onsets; break;
     case EW_CFG_HABITUATE_MARGIN_Q8: *value = l2_to_db(a->ncfg.habituate_margin_q8); break;
+    case EW_CFG_HABITUATE_RECHECKS: *value = a->ncfg.habituate_rechecks; break;
+    case EW_CFG_HABITUATE_RECHECK_MS: *value = (int32_t)blocks_to_ms(a->ncfg.habituate_recheck_blocks); break;
     default:
         if (key >= EW_CFG_THRESHOLD_BASE && key <= EW_CFG_THRESHOLD_LAST &&
             key - EW_CFG_THRESHOLD_BASE < a->info.n_classes) {
@@ -211,6 +217,18 @@ int ew_app__config_set(ew_app_t *a, uint16_t key, int32_t v, int32_t *applied) {
         if (!in_range(v, 0, max_margin)) return EW_APP_ERR_VALUE;
         a->ncfg.habituate_margin_q8 = db_to_l2(v);
         break;
+    case EW_CFG_HABITUATE_RECHECKS:
+        if (!in_range(v, 0, 255)) return EW_APP_ERR_VALUE;
+        a->ncfg.habituate_rechecks = (uint8_t)v;
+        a->node.hab_rechecks = 0;             /* a new rule starts a new episode */
+        break;
+    case EW_CFG_HABITUATE_RECHECK_MS: {
+        if (!in_range(v, 0, EW_APP_RECHECK_MS_MAX)) return EW_APP_ERR_VALUE;
+        const uint32_t blocks = ms_to_blocks((uint32_t)v);
+        if (blocks < a->ncfg.gate.recheck_blocks) return EW_APP_ERR_VALUE;   /* faster than the gate's own period */
+        a->ncfg.habituate_recheck_blocks = (uint16_t)blocks;
+        break;
+    }
     default:
         if (key >= EW_CFG_THRESHOLD_BASE && key <= EW_CFG_THRESHOLD_LAST &&
             key - EW_CFG_THRESHOLD_BASE < a->info.n_classes) {

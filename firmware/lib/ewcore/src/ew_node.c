@@ -66,18 +66,31 @@ static int habituated(const ew_node_t *n, uint64_t k) {
 static void habituate(ew_node_t *n, const ew_pending_t *p, int hit, uint64_t k) {
     if (hit) {                                            /* a target: be alert again */
         n->hab_count = 0;
+        n->hab_rechecks = 0;
         return;
     }
-    if (n->cfg.habituate_onsets == 0 ||
-        (p->info.kind != EW_TRIGGER_ONSET && p->info.kind != EW_TRIGGER_EARLY))
-        return;
-    int enabled = 0;
+    int enabled = 0, confident = 1, clear = 1;
     for (int c = 0; c < n->cfg.n_classes; c++) {
         if (n->cfg.thresholds_q8[c] >= EW_THRESHOLD_OFF) continue;
         enabled = 1;
-        if (n->scores[c] >= n->cfg.habituate_max_score_q8) return;      /* not a confident rejection */
+        if (n->scores[c] >= n->cfg.habituate_max_score_q8) confident = 0;
+        if (n->scores[c] >= n->cfg.habituate_recheck_max_score_q8) clear = 0;
     }
     if (!enabled) return;
+    if (p->info.kind == EW_TRIGGER_RECHECK) {             /* the sustained sound is not a target */
+        if (n->cfg.habituate_rechecks == 0 || !clear) return;   /* a near miss: keep looking */
+        if (n->hab_rechecks == 0 || k - n->hab_recheck_block > n->cfg.habituate_blocks) {   /* new episode */
+            n->hab_rechecks = 0;
+            n->hab_recheck_level_q8 = n->level_since_trigger_q8;
+        }
+        if (n->hab_rechecks < UINT8_MAX) n->hab_rechecks++;
+        if (n->level_since_trigger_q8 > n->hab_recheck_level_q8) n->hab_recheck_level_q8 = n->level_since_trigger_q8;
+        n->hab_recheck_block = k;
+        return;
+    }
+    if (n->cfg.habituate_onsets == 0 || !confident ||
+        (p->info.kind != EW_TRIGGER_ONSET && p->info.kind != EW_TRIGGER_EARLY))
+        return;
     if (n->hab_count == 0 || k - n->hab_last_block > n->cfg.habituate_blocks) {   /* new episode */
         n->hab_count = 0;
         n->hab_level_q8 = p->level_q8;
@@ -89,6 +102,17 @@ static void habituate(ew_node_t *n, const ew_pending_t *p, int hit, uint64_t k) 
     if (p->level_q8 > n->hab_level_q8) n->hab_level_q8 = p->level_q8;
     n->hab_last_block = k;
     n->hab_last_trigger = p->info.trigger_block;
+}
+
+/* Blocks between RECHECK triggers at block k: recheck_blocks, or habituate_recheck_blocks
+ * after habituate_rechecks rejected re-checks in a row, the last within habituate_blocks,
+ * while block k is no louder than the loudest of them + habituate_margin. */
+static uint32_t recheck_period(const ew_node_t *n, uint64_t k) {
+    if (n->cfg.habituate_rechecks != 0 && n->hab_rechecks >= n->cfg.habituate_rechecks &&
+        k - n->hab_recheck_block <= n->cfg.habituate_blocks &&
+        n->gate.level_q8 <= n->hab_recheck_level_q8 + n->cfg.habituate_margin_q8)
+        return n->cfg.habituate_recheck_blocks;
+    return n->cfg.gate.recheck_blocks;
 }
 
 static void run_window(ew_node_t *n, const ew_pending_t *p, uint64_t k) {
@@ -145,6 +169,7 @@ static void open_window(ew_node_t *n, uint64_t k, uint8_t kind, int32_t level_q8
         queue_window(n, k, n->cfg.early_preroll_frames, trigger_sample, EW_TRIGGER_EARLY, level_q8);
     n->last_trigger_block = k;
     n->has_triggered = 1;
+    n->level_since_trigger_q8 = n->gate.level_q8;
     if (kind == EW_TRIGGER_ONSET) n->stats.triggers_onset++;
     else n->stats.triggers_recheck++;
 }
@@ -174,6 +199,7 @@ static void end_block(ew_node_t *n) {
     }
     const uint8_t flags = ew_gate_process_block(&n->gate, (uint32_t)(sum >> EW_HOP_LOG2));
     n->recent_level_q8[k % EW_GATE_MAX_ONSET_BLOCKS] = n->gate.level_q8;
+    if (n->gate.level_q8 > n->level_since_trigger_q8) n->level_since_trigger_q8 = n->gate.level_q8;
     if (flags & EW_GATE_ABOVE) {
         n->last_loud_block = k;
         n->has_loud = 1;
@@ -211,8 +237,12 @@ static void end_block(ew_node_t *n) {
             }
         } else if ((flags & EW_GATE_LOUD) && n->n_pending == 0 &&
                    (!n->has_triggered || k - n->last_trigger_block >= n->cfg.gate.recheck_blocks)) {
-            open_window(n, k, EW_TRIGGER_RECHECK, n->gate.level_q8);
-            trigger = 1 + EW_TRIGGER_RECHECK;
+            const uint32_t period = recheck_period(n, k);
+            if (!n->has_triggered || k - n->last_trigger_block >= period) {
+                if (period != n->cfg.gate.recheck_blocks) n->stats.rechecks_slowed++;
+                open_window(n, k, EW_TRIGGER_RECHECK, n->gate.level_q8);
+                trigger = 1 + EW_TRIGGER_RECHECK;
+            }
         }
     } else if (frames >= FPW && (frames - FPW) % n->cfg.continuous_stride == 0) {
         ew_pending_t *p = &n->pending[n->n_pending++];

@@ -18,6 +18,9 @@ void ew_node_config_default(ew_node_config_t *cfg, uint8_t n_classes) {
     cfg->habituate_max_score_q8 = EW_DET_HABITUATE_MAX_SCORE_Q8;
     cfg->habituate_blocks = EW_DET_HABITUATE_BLOCKS;
     cfg->habituate_margin_q8 = EW_DET_HABITUATE_MARGIN_Q8;
+    cfg->habituate_rechecks = EW_DET_HABITUATE_RECHECKS;
+    cfg->habituate_recheck_max_score_q8 = EW_DET_HABITUATE_RECHECK_MAX_SCORE_Q8;
+    cfg->habituate_recheck_blocks = EW_DET_HABITUATE_RECHECK_BLOCKS;
     cfg->mode = EW_MODE_GATED;
     cfg->continuous_stride = EW_DET_CONTINUOUS_STRIDE;
 }
@@ -30,7 +33,9 @@ int ew_node_init(ew_node_t *n, const ew_node_config_t *cfg, ew_classify_fn class
         (cfg->early_preroll_frames != 0 && (cfg->early_preroll_frames <= cfg->preroll_frames ||
                                             cfg->early_preroll_frames >= EW_FRAMES_PER_WINDOW)) ||
         (cfg->mode != EW_MODE_GATED && cfg->mode != EW_MODE_CONTINUOUS) ||
-        (cfg->habituate_onsets != 0 && (cfg->habituate_blocks == 0 || cfg->habituate_margin_q8 < 0)))
+        (cfg->habituate_onsets != 0 && (cfg->habituate_blocks == 0 || cfg->habituate_margin_q8 < 0)) ||
+        (cfg->habituate_rechecks != 0 &&
+         (cfg->habituate_blocks == 0 || cfg->habituate_recheck_blocks < cfg->gate.recheck_blocks)))
         return EW_ERR_CONFIG;
     for (int c = 0; c < cfg->n_classes; c++)
         if (cfg->thresholds_q8[c] > EW_THRESHOLD_OFF) return EW_ERR_CONFIG;
@@ -69,6 +74,10 @@ void ew_node_reset(ew_node_t *n) {
     n->hab_level_q8 = 0;
     n->hab_last_block = 0;
     n->hab_last_trigger = 0;
+    n->hab_rechecks = 0;
+    n->hab_recheck_block = 0;
+    n->hab_recheck_level_q8 = 0;
+    n->level_since_trigger_q8 = 0;
 }
 
 void ew_node_get_stats(const ew_node_t *n, ew_node_stats_t *out) { *out = n->stats; }

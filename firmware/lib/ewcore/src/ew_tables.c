@@ -1,6 +1,6 @@
 /* GENERATED FILE - DO NOT EDIT.
  * Source: firmware/lib/ewcore/ewcore.toml; regenerate with `python -m tools.gen_params`.
- * config_hash: 4d992f7b2ef9bbd488120da7436942dd918d0db148905feac7dd8e8648a88ce1
+ * config_hash: 5c5c62b121ae49f4fd1d5afd13bfe29982660cd8209e585b6e949975127ad5d6
  */
 
 #include "ew_params.h"
