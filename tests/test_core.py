@@ -462,6 +462,19 @@ def test_rejected_rechecks_slow_down_and_a_hit_restores_them():
     assert r_near == r_off
 
 
+def test_rechecks_stay_back_to_back_for_a_while_after_a_hit():
+    """A hit (here: the onset's windows) keeps the node alert: re-checks rejected within
+    habituate_s of it do not count, so they follow each other until then, and slow down after."""
+    hold_blocks = P.detector_fixed["habituate_blocks"]
+    x = _noise_episodes([(2.0, 30.0)], 31.0)
+    node, r = _recheck_run(x, lambda w: [230, 20] if w.kind in ("onset", "early") else [100, 155])
+    hit_block = max(w.trigger_block for w in node.windows if w.kind == "onset") + core.FRAMES_PER_WINDOW
+    gaps = np.diff(r)
+    alert = [g for b, g in zip(r[1:], gaps) if b < hit_block + hold_blocks]
+    assert len(alert) >= 8 and set(alert) == {gaps[0]} and gaps[0] <= RECHECK_BLOCKS + 1
+    assert gaps[-1] == SLOW_BLOCKS
+
+
 def test_a_louder_sustained_sound_is_rechecked_at_once():
     """Re-checks slowed on a rejected sound speed up again for a block louder than it + margin."""
     margin_db = P.detector["habituate_margin_db"]

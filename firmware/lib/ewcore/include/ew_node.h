@@ -30,14 +30,16 @@
  *    a dripping tap is then classified once per episode, not once per pop; a louder impulse
  *    still opens the gate.
  *  - Re-check habituation (habituate_rechecks R > 0, gated mode): after R RECHECK windows in a
- *    row without a hit, the next RECHECK opens habituate_recheck_blocks after the previous
- *    trigger instead of recheck_blocks (such windows are counted in rechecks_slowed).  Any
- *    hit ends it; so does habituate_blocks without a rejected re-check, and a block louder
- *    than every block of the rejected re-check windows plus habituate_margin re-checks at the
- *    normal period again (a louder burst inside a sustained sound, a new sound on top).  An engine, a
- *    helicopter or a chorus of birds is then looked at every few seconds, not continuously; a
- *    siren or a cry that the first re-checks recognise is followed window after window, and
- *    onsets open windows as before.
+ *    row that the classifier clearly rejects (no hit, every enabled class below
+ *    habituate_recheck_max_score), the next RECHECK opens habituate_recheck_blocks after the
+ *    previous trigger instead of recheck_blocks (such windows are counted in rechecks_slowed).
+ *    It ends with any hit, with habituate_blocks without such a rejection, and, for as long as
+ *    it lasts, with a gate block louder than every block of the rejected windows plus
+ *    habituate_margin (a louder burst inside the sound, a new sound on top).  Rejections within
+ *    habituate_blocks after a hit do not count (a fireworks display goes on).  An engine, a
+ *    helicopter or a long crackling fire is then looked at every few seconds, not
+ *    continuously; a siren or a cry that the re-checks recognise is followed window after
+ *    window, and onsets open windows as before.
  *  - A node without enabled classes (threshold OFF everywhere) never habituates.
  *  - In continuous mode every stride-th frame closes a window over the last 64 frames.
  *  - Scores (Q0.8) at or above a class's threshold make a hit of the best such class.  A hit
@@ -187,6 +189,8 @@ typedef struct {
     uint64_t hab_recheck_block;               /**< block of the last of them */
     int32_t hab_recheck_level_q8;             /**< loudest gate level seen while they were classified */
     int32_t level_since_trigger_q8;           /**< loudest gate level since the last trigger */
+    uint64_t last_hit_block;                  /**< block of the last window with a hit */
+    uint8_t has_hit;
     ew_active_event_t active[EW_MAX_CLASSES];
     ew_node_stats_t stats;
     ew_classify_fn classify;

@@ -67,6 +67,8 @@ static void habituate(ew_node_t *n, const ew_pending_t *p, int hit, uint64_t k) 
     if (hit) {                                            /* a target: be alert again */
         n->hab_count = 0;
         n->hab_rechecks = 0;
+        n->last_hit_block = k;
+        n->has_hit = 1;
         return;
     }
     int enabled = 0, confident = 1, clear = 1;
@@ -79,6 +81,7 @@ static void habituate(ew_node_t *n, const ew_pending_t *p, int hit, uint64_t k) 
     if (!enabled) return;
     if (p->info.kind == EW_TRIGGER_RECHECK) {             /* the sustained sound is not a target */
         if (n->cfg.habituate_rechecks == 0 || !clear) return;   /* a near miss: keep looking */
+        if (n->has_hit && k - n->last_hit_block <= n->cfg.habituate_blocks) return;   /* targets about */
         if (n->hab_rechecks == 0 || k - n->hab_recheck_block > n->cfg.habituate_blocks) {   /* new episode */
             n->hab_rechecks = 0;
             n->hab_recheck_level_q8 = n->level_since_trigger_q8;

@@ -78,6 +78,8 @@ void ew_node_reset(ew_node_t *n) {
     n->hab_recheck_block = 0;
     n->hab_recheck_level_q8 = 0;
     n->level_since_trigger_q8 = 0;
+    n->last_hit_block = 0;
+    n->has_hit = 0;
 }
 
 void ew_node_get_stats(const ew_node_t *n, ew_node_stats_t *out) { *out = n->stats; }
