@@ -295,7 +295,8 @@ def test_classifier_failure_is_counted_and_makes_no_decision():
 @pytest.mark.parametrize("kwargs", [dict(n_classes=17), dict(gate={"bg_fall_shift": 0}),
                                     dict(gate={"onset_blocks": 5}), dict(gate={"peak_decay_q8": 0}),
                                     dict(gate={"tonal_shift": 16}), dict(continuous_stride=0),
-                                    dict(quant=params.Quant(0.75, 0, 0))])
+                                    dict(quant=params.Quant(0.75, 0, 0)),
+                                    dict(habituate_recheck_s=0.5)])         # faster than the gate's re-checks
 def test_invalid_configuration_is_rejected(kwargs):
     with pytest.raises(ValueError):
         core.Node(**kwargs)

@@ -207,7 +207,8 @@ void ew_node_config_default(ew_node_config_t *cfg, uint8_t n_classes);
  *         quantiser, n_classes > EW_MAX_CLASSES, preroll too long, early pre-roll not between
  *         preroll and EW_FRAMES_PER_WINDOW, stride 0, unknown mode, habituate_onsets > 0
  *         with habituate_blocks 0 or a negative habituate_margin, or habituate_rechecks > 0
- *         with habituate_blocks 0 or habituate_recheck_blocks < gate.recheck_blocks.
+ *         with habituate_blocks 0, a negative habituate_margin or habituate_recheck_blocks <
+ *         gate.recheck_blocks.
  */
 int ew_node_init(ew_node_t *node, const ew_node_config_t *cfg, ew_classify_fn classify,
                  ew_event_fn on_event, ew_block_fn on_block, void *ctx);

@@ -5,15 +5,16 @@
 #include "ew_app_internal.h"
 
 #define SAMPLES_PER_MS (EW_SAMPLE_RATE_HZ / 1000)
-
-static uint32_t ms_to_blocks(uint32_t ms) { return (ms * SAMPLES_PER_MS + EW_HOP_SAMPLES / 2) / EW_HOP_SAMPLES; }
-static uint32_t blocks_to_ms(uint32_t blocks) { return blocks * EW_HOP_SAMPLES / SAMPLES_PER_MS; }
 #define BLOB_MAGIC0 'E'
 #define BLOB_MAGIC1 'W'
 #define BLOB_MAGIC2 'C'
 #define BLOB_VERSION 1u
 #define BLOB_HEADER (4u + EW_PROTO_HASH_BYTES + 1u)
 #define BLOB_RECORD 6u
+
+/* ms <-> 16-ms blocks (HABITUATE_RECHECK_MS; ms <= EW_APP_RECHECK_MS_MAX: 24 bits) */
+static uint32_t ms_to_blocks(uint32_t ms) { return (ms * SAMPLES_PER_MS + EW_HOP_SAMPLES / 2) / EW_HOP_SAMPLES; }
+static uint32_t blocks_to_ms(uint32_t blocks) { return blocks * EW_HOP_SAMPLES / SAMPLES_PER_MS; }
 
 /* persisted keys besides the thresholds, in the order they are applied */
 #define N_PERSISTED 22u

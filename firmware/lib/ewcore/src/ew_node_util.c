@@ -35,7 +35,8 @@ int ew_node_init(ew_node_t *n, const ew_node_config_t *cfg, ew_classify_fn class
         (cfg->mode != EW_MODE_GATED && cfg->mode != EW_MODE_CONTINUOUS) ||
         (cfg->habituate_onsets != 0 && (cfg->habituate_blocks == 0 || cfg->habituate_margin_q8 < 0)) ||
         (cfg->habituate_rechecks != 0 &&
-         (cfg->habituate_blocks == 0 || cfg->habituate_recheck_blocks < cfg->gate.recheck_blocks)))
+         (cfg->habituate_blocks == 0 || cfg->habituate_margin_q8 < 0 ||
+          cfg->habituate_recheck_blocks < cfg->gate.recheck_blocks)))
         return EW_ERR_CONFIG;
     for (int c = 0; c < cfg->n_classes; c++)
         if (cfg->thresholds_q8[c] > EW_THRESHOLD_OFF) return EW_ERR_CONFIG;
