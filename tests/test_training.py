@@ -489,3 +489,24 @@ def test_frequency_shift_and_spec_masks():
                             np.zeros(8, np.int64), np.zeros(8, np.int8), [], ["a", "b"])
     plain = np.concatenate([b[0].numpy() for b in train._dataset(ws, 4, False, 0, 0.0, 2)])
     np.testing.assert_allclose(plain[..., 0], (-100 - P.quant.zero_point) * P.quant.scale)
+
+
+def test_time_stretch_keeps_the_onset_frame_and_scales_time_about_it():
+    """Speed perturbation of the dB windows: each window is resampled in time by one factor in
+    1-r..1+r about the anchor frame (linear interpolation, edge frame repeated); a window that
+    is a linear ramp in time stays a ramp through the anchor, with the window's factor as slope."""
+    from training import train
+    tf = train.tf_setup(seed=1)
+    n, T, F, r, anchor = 32, 64, 40, 0.1, 6.0
+    ramp = np.tile(np.arange(T, dtype=np.float32)[None, :, None], (n, 1, F))
+    s = train._time_stretch(tf, tf.constant(ramp), 0, r, anchor).numpy()
+    np.testing.assert_allclose(s[:, int(anchor), :], anchor, atol=1e-4)      # the onset stays put
+    slopes = []
+    for i in range(n):
+        inner = np.flatnonzero((s[i, :, 0] > 0) & (s[i, :, 0] < T - 1))      # not clipped at an edge
+        k = np.polyfit(inner, s[i, inner, 0], 1)[0]
+        np.testing.assert_allclose(s[i, inner, 0], anchor + (inner - anchor) * k, atol=1e-3)
+        np.testing.assert_allclose(s[i], s[i, :, :1].repeat(F, axis=1))     # same for every band
+        slopes.append(k)
+    assert 1 - r <= min(slopes) and max(slopes) <= 1 + r and max(slopes) - min(slopes) > r
+    assert s[:, -1, 0].max() <= T - 1 and s.min() >= 0                      # edge frames repeated

@@ -76,6 +76,10 @@ def _augment_opts(ap):
     ap.add_argument("--spec-masks", type=int, default=None, metavar="N",
                     help="SpecAugment: N time masks (<= 8 frames) and N frequency masks (<= 5 bands) "
                          f"per training window (default {DEFAULTS['spec_masks']}; 0 = off)")
+    ap.add_argument("--time-stretch", type=float, default=None, metavar="FRACTION",
+                    help="stretch or squeeze each training window in time by a random factor "
+                         "1-FRACTION..1+FRACTION about the onset frame (speed perturbation; "
+                         f"default {DEFAULTS['time_stretch']}; 0 = off)")
 
 
 def _parser():
@@ -164,7 +168,7 @@ def main(argv=None) -> int:
                 enforce_budget=not args.no_budget, max_int8_drop=args.max_int8_drop,
                 max_parity_rate=args.max_parity_rate, max_per_class=args.max_per_class or None, strict=args.strict,
                 mixup=args.mixup, freq_shift=args.freq_shift, spec_masks=args.spec_masks,
-                cache_dir=cache, augment_data=not args.no_augment, progress=not args.quiet)
+                time_stretch=args.time_stretch, cache_dir=cache, augment_data=not args.no_augment, progress=not args.quiet)
             m = res["manifest"]
             print(json.dumps({k: m[k] for k in ("name", "model_sha256", "model_bytes", "arena_bytes", "macs",
                                                 "ops", "thresholds")}, indent=1))
@@ -178,6 +182,7 @@ def main(argv=None) -> int:
                                augment_data=not args.no_augment, progress=not args.quiet,
                                max_per_class=args.max_per_class or None, mixup=args.mixup,
                                freq_shift=args.freq_shift, spec_masks=args.spec_masks,
+                               time_stretch=args.time_stretch,
                                room_below_peak_db=args.room_below_peak if args.room_below_peak >= 0 else None)
             print(crossval.summary_text(res))
             return 0

@@ -114,7 +114,8 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
         strict: bool = False, augment_data: bool = True, progress: bool = True, log=None,
         classifier_stride: int = 8, max_per_class: int | None = 4000,
         room_below_peak_db: float | None = 20.0, mixup: float | None = None,
-        freq_shift: int | None = None, spec_masks: int | None = None) -> dict:
+        freq_shift: int | None = None, spec_masks: int | None = None,
+        time_stretch: float | None = None) -> dict:
     """... room_below_peak_db: also evaluate each test fold through the node with the room at
     least this far below each clip's peak (`node_room`, tools.gate_eval's headline protocol:
     1-s chunks cut from inside an event have the event as their own floor); None: skip."""
@@ -141,6 +142,7 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
            "max_per_class": max_per_class, "mixup": train.DEFAULTS["mixup"] if mixup is None else mixup,
            "freq_shift": train.DEFAULTS["freq_shift"] if freq_shift is None else freq_shift,
            "spec_masks": train.DEFAULTS["spec_masks"] if spec_masks is None else spec_masks,
+           "time_stretch": train.DEFAULTS["time_stretch"] if time_stretch is None else time_stretch,
            "room_below_peak_db": room_below_peak_db,
            "feature_config_hash": features.P.feature_hash,
            "core_config_hash": features.P.config_hash,
@@ -160,6 +162,7 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
                                        max_int8_drop=1.0, max_parity_rate=1.0,
                                        max_per_class=max_per_class, strict=strict, cache_dir=cache_dir,
                                        mixup=mixup, freq_shift=freq_shift, spec_masks=spec_masks,
+                                       time_stretch=time_stretch,
                                        augment_data=augment_data, progress=progress, log=log)
             test_rows = [r for r in rows if r.fold == k]
             ev = evaluate.evaluate(out, test_rows, root, progress=progress, include_clips=False,

@@ -18,7 +18,7 @@ import numpy as np
 from training import features, models
 
 DEFAULTS = dict(epochs=15, batch_size=64, lr=2e-3, patience=5, gain_jitter_db=6.0, mixup=0.2,
-                spec_masks=0, freq_shift=2, stop_from_epoch=8)
+                spec_masks=0, freq_shift=2, time_stretch=0.0, stop_from_epoch=8)
 _TF_READY = False
 
 
@@ -84,8 +84,22 @@ def _freq_shift(tf, f, seed, max_bands):
     return tf.gather(f, idx, axis=2, batch_dims=1)
 
 
+def _time_stretch(tf, f, seed, max_rel, anchor):
+    """Stretch or squeeze each window in time by a factor 1 - max_rel .. 1 + max_rel about
+    frame `anchor` (where the node puts an onset), linear interpolation between frames, edge
+    frame repeated: a sound played a little faster or slower (speed perturbation)."""
+    n, T = tf.shape(f)[0], tf.shape(f)[1]
+    r = tf.random.uniform([n], 1.0 - max_rel, 1.0 + max_rel, seed=seed + 40)
+    t = tf.cast(tf.range(T), tf.float32)[None, :]
+    src = tf.clip_by_value(anchor + (t - anchor) * r[:, None], 0.0, tf.cast(T - 1, tf.float32))  # [B, T]
+    lo = tf.cast(tf.floor(src), tf.int32)
+    hi = tf.minimum(lo + 1, T - 1)
+    w = (src - tf.floor(src))[:, :, None]
+    return (1.0 - w) * tf.gather(f, lo, axis=1, batch_dims=1) + w * tf.gather(f, hi, axis=1, batch_dims=1)
+
+
 def _dataset(ws, batch, shuffle, seed, jitter_db, n_classes, weights=None, mixup=0.0,
-             spec_masks=0, freq_shift=0):
+             spec_masks=0, freq_shift=0, time_stretch=0.0):
     """tf.data pipeline of (float log-mel window, one-hot label, sample weight).
 
     The sample weight of a window is its class's weight in `weights` (default 1).  mixup > 0
@@ -109,6 +123,8 @@ def _dataset(ws, batch, shuffle, seed, jitter_db, n_classes, weights=None, mixup
             f = tf.where(f > 0.0, tf.clip_by_value(f + off, 0.0, top), f)
         if freq_shift:
             f = _freq_shift(tf, f, seed, freq_shift)
+        if time_stretch:
+            f = _time_stretch(tf, f, seed, time_stretch, float(features.P.detector["preroll_frames"]))
         if spec_masks:
             f = _spec_augment(tf, f, seed, spec_masks)
         f = f[..., None]
@@ -131,12 +147,13 @@ def _dataset(ws, batch, shuffle, seed, jitter_db, n_classes, weights=None, mixup
 def train(train_ws, val_ws, arch: str = "ds_cnn", seed: int = 0, epochs: int | None = None,
           batch_size: int | None = None, lr: float | None = None, patience: int | None = None,
           mixup: float | None = None, freq_shift: int | None = None, spec_masks: int | None = None,
-          verbose: int = 2, log=None, **arch_kw):
+          time_stretch: float | None = None, verbose: int = 2, log=None, **arch_kw):
     """Train one model; returns (keras model with the best validation weights, info dict).
     mixup: Beta parameter of in-batch mixup (default DEFAULTS["mixup"]; 0 = off);
     freq_shift: shift training windows by up to this many mel bands (default
     DEFAULTS["freq_shift"]; 0 = off); spec_masks: time and frequency masks per window
-    (default DEFAULTS["spec_masks"]; 0 = off)."""
+    (default DEFAULTS["spec_masks"]; 0 = off); time_stretch: stretch windows in time by up to
+    this fraction (default DEFAULTS["time_stretch"]; 0 = off)."""
     log = log or (lambda m: print(m, file=sys.stderr))
     tf = tf_setup(seed=seed)
     import keras
@@ -147,6 +164,7 @@ def train(train_ws, val_ws, arch: str = "ds_cnn", seed: int = 0, epochs: int | N
     mixup = float(mixup if mixup is not None else DEFAULTS["mixup"])
     freq_shift = int(freq_shift if freq_shift is not None else DEFAULTS["freq_shift"])
     spec_masks = int(spec_masks if spec_masks is not None else DEFAULTS["spec_masks"])
+    time_stretch = float(time_stretch if time_stretch is not None else DEFAULTS["time_stretch"])
     n_classes = len(train_ws.labels)
     model = models.build(arch, n_classes, **arch_kw)
     steps = max(1, int(np.ceil(len(train_ws) / batch_size)))
@@ -157,7 +175,7 @@ def train(train_ws, val_ws, arch: str = "ds_cnn", seed: int = 0, epochs: int | N
     cw = class_weights(train_ws.y, n_classes)
     # one-hot labels with the class weights as sample weights (so that mixup can blend both)
     tr = _dataset(train_ws, batch_size, True, seed, DEFAULTS["gain_jitter_db"], n_classes, cw, mixup,
-                  spec_masks, freq_shift)
+                  spec_masks, freq_shift, time_stretch)
     callbacks = []
     va = None
     stop_from = 0
@@ -173,7 +191,7 @@ def train(train_ws, val_ws, arch: str = "ds_cnn", seed: int = 0, epochs: int | N
     t0 = time.time()
     log(f"train {arch}: {len(train_ws)} windows {train_ws.counts()}, "
         f"val {0 if val_ws is None else len(val_ws)}, mixup {mixup}, frequency shift ±{freq_shift}, "
-        f"{spec_masks} masks, class weights "
+        f"time stretch ±{time_stretch:.0%}, {spec_masks} masks, class weights "
         f"{ {train_ws.labels[k]: round(v, 2) for k, v in cw.items()} }")
     hist = model.fit(tr, validation_data=va, epochs=epochs,
                      callbacks=callbacks, verbose=verbose)
@@ -182,7 +200,7 @@ def train(train_ws, val_ws, arch: str = "ds_cnn", seed: int = 0, epochs: int | N
             if "val_loss" in h and len(h["val_loss"]) > stop_from else len(h["loss"]))
     info = {"arch": arch, "seed": seed, "epochs_run": len(h["loss"]), "best_epoch": best,
             "batch_size": batch_size, "lr": lr, "mixup": mixup, "freq_shift": freq_shift,
-            "spec_masks": spec_masks, "class_weights": {train_ws.labels[k]: v for k, v in cw.items()},
+            "spec_masks": spec_masks, "time_stretch": time_stretch, "class_weights": {train_ws.labels[k]: v for k, v in cw.items()},
             "n_train_windows": len(train_ws), "n_val_windows": 0 if val_ws is None else len(val_ws),
             "train_counts": train_ws.counts(), "train_seconds": round(time.time() - t0, 1),
             "history": h, "params": int(model.count_params())}
@@ -317,7 +335,8 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
                    max_parity_rate: float = 0.005, max_per_class: int | None = 4000,
                    strict: bool = False, mixup: float | None = None,
                    freq_shift: int | None = None, spec_masks: int | None = None,
-                   cache_dir=features.CACHE_DIR, augment_data: bool = True, cfg=None,
+                   time_stretch: float | None = None, cache_dir=features.CACHE_DIR,
+                   augment_data: bool = True, cfg=None,
                    progress: bool = True, log=None, **arch_kw) -> dict:
     """Features -> train -> int8 -> parity/budget checks -> thresholds -> export to out_dir.
     Returns a report dict (also stored under the manifest's "training").  Raises
@@ -338,7 +357,8 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
     if len(tr) == 0:
         raise quantize.ExportError("no training windows (check --csv/--root and the folds)")
     model, info = train(tr, va if len(va) else None, arch=arch, seed=seed, epochs=epochs, mixup=mixup,
-                        freq_shift=freq_shift, spec_masks=spec_masks, log=log, **arch_kw)
+                        freq_shift=freq_shift, spec_masks=spec_masks, time_stretch=time_stretch, log=log,
+                        **arch_kw)
     keep = Path(cache_dir or features.CACHE_DIR) / f"last-{arch}.weights.h5"
     keep.parent.mkdir(parents=True, exist_ok=True)
     model.save_weights(keep)              # a failed check below does not lose the training
