@@ -158,6 +158,19 @@ typedef struct {
     int32_t level_q8;                         /**< ONSET/EARLY: the onset's level (habituation) */
 } ew_pending_t;
 
+/** Habituation state (see the file comment); all zero after reset. */
+typedef struct {
+    uint8_t count;                            /**< rejected onsets in the current episode */
+    int32_t level_q8;                         /**< loudest of them */
+    uint64_t last_block;                      /**< block of the last rejected or suppressed onset */
+    uint64_t last_trigger;                    /**< trigger block of the last counted onset */
+    uint8_t rechecks;                         /**< RECHECK windows clearly rejected in a row */
+    uint64_t recheck_block;                   /**< block of the last of them */
+    int32_t recheck_level_q8;                 /**< loudest gate level while they were classified */
+    uint64_t last_hit_block;                  /**< block of the last window with a hit */
+    uint8_t has_hit;
+} ew_habituation_t;
+
 typedef struct {
     ew_node_config_t cfg;
     ew_dcblock_t dc;
@@ -181,16 +194,8 @@ typedef struct {
     uint64_t last_on_block;                   /**< last block early_continue_margin over the noise floor */
     uint8_t has_on;
     int32_t recent_level_q8[EW_GATE_MAX_ONSET_BLOCKS];  /**< gate level of the last blocks (index block % 4) */
-    uint8_t hab_count;                        /**< rejected onsets in the current habituation episode */
-    int32_t hab_level_q8;                     /**< loudest of them */
-    uint64_t hab_last_block;                  /**< block of the last rejected or suppressed onset */
-    uint64_t hab_last_trigger;                /**< trigger block of the last counted onset */
-    uint8_t hab_rechecks;                     /**< RECHECK windows rejected in a row */
-    uint64_t hab_recheck_block;               /**< block of the last of them */
-    int32_t hab_recheck_level_q8;             /**< loudest gate level seen while they were classified */
+    ew_habituation_t hab;
     int32_t level_since_trigger_q8;           /**< loudest gate level since the last trigger */
-    uint64_t last_hit_block;                  /**< block of the last window with a hit */
-    uint8_t has_hit;
     ew_active_event_t active[EW_MAX_CLASSES];
     ew_node_stats_t stats;
     ew_classify_fn classify;

@@ -212,7 +212,7 @@ int ew_app__config_set(ew_app_t *a, uint16_t key, int32_t v, int32_t *applied) {
     case EW_CFG_HABITUATE_ONSETS:
         if (!in_range(v, 0, 255)) return EW_APP_ERR_VALUE;
         a->ncfg.habituate_onsets = (uint8_t)v;
-        a->node.hab_count = 0;                /* a new rule starts a new episode */
+        a->node.hab.count = 0;                /* a new rule starts a new episode */
         break;
     case EW_CFG_HABITUATE_MARGIN_Q8:
         if (!in_range(v, 0, max_margin)) return EW_APP_ERR_VALUE;
@@ -221,7 +221,7 @@ int ew_app__config_set(ew_app_t *a, uint16_t key, int32_t v, int32_t *applied) {
     case EW_CFG_HABITUATE_RECHECKS:
         if (!in_range(v, 0, 255)) return EW_APP_ERR_VALUE;
         a->ncfg.habituate_rechecks = (uint8_t)v;
-        a->node.hab_rechecks = 0;             /* a new rule starts a new episode */
+        a->node.hab.rechecks = 0;             /* a new rule starts a new episode */
         break;
     case EW_CFG_HABITUATE_RECHECK_MS: {
         if (!in_range(v, 0, EW_APP_RECHECK_MS_MAX)) return EW_APP_ERR_VALUE;

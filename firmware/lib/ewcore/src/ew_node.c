@@ -58,17 +58,17 @@ static int decide(ew_node_t *n, const ew_pending_t *p) {
 
 /* Habituation (see ew_node.h): is block k inside an episode of N rejected onsets? */
 static int habituated(const ew_node_t *n, uint64_t k) {
-    return n->cfg.habituate_onsets != 0 && n->hab_count >= n->cfg.habituate_onsets &&
-           k - n->hab_last_block <= n->cfg.habituate_blocks;
+    return n->cfg.habituate_onsets != 0 && n->hab.count >= n->cfg.habituate_onsets &&
+           k - n->hab.last_block <= n->cfg.habituate_blocks;
 }
 
 /* Habituation feedback from a classified window, at block k. */
 static void habituate(ew_node_t *n, const ew_pending_t *p, int hit, uint64_t k) {
     if (hit) {                                            /* a target: be alert again */
-        n->hab_count = 0;
-        n->hab_rechecks = 0;
-        n->last_hit_block = k;
-        n->has_hit = 1;
+        n->hab.count = 0;
+        n->hab.rechecks = 0;
+        n->hab.last_hit_block = k;
+        n->hab.has_hit = 1;
         return;
     }
     int enabled = 0, confident = 1, clear = 1;
@@ -81,39 +81,39 @@ static void habituate(ew_node_t *n, const ew_pending_t *p, int hit, uint64_t k) 
     if (!enabled) return;
     if (p->info.kind == EW_TRIGGER_RECHECK) {             /* the sustained sound is not a target */
         if (n->cfg.habituate_rechecks == 0 || !clear) return;   /* a near miss: keep looking */
-        if (n->has_hit && k - n->last_hit_block <= n->cfg.habituate_blocks) return;   /* targets about */
-        if (n->hab_rechecks == 0 || k - n->hab_recheck_block > n->cfg.habituate_blocks) {   /* new episode */
-            n->hab_rechecks = 0;
-            n->hab_recheck_level_q8 = n->level_since_trigger_q8;
+        if (n->hab.has_hit && k - n->hab.last_hit_block <= n->cfg.habituate_blocks) return;   /* targets about */
+        if (n->hab.rechecks == 0 || k - n->hab.recheck_block > n->cfg.habituate_blocks) {   /* new episode */
+            n->hab.rechecks = 0;
+            n->hab.recheck_level_q8 = n->level_since_trigger_q8;
         }
-        if (n->hab_rechecks < UINT8_MAX) n->hab_rechecks++;
-        if (n->level_since_trigger_q8 > n->hab_recheck_level_q8) n->hab_recheck_level_q8 = n->level_since_trigger_q8;
-        n->hab_recheck_block = k;
+        if (n->hab.rechecks < UINT8_MAX) n->hab.rechecks++;
+        if (n->level_since_trigger_q8 > n->hab.recheck_level_q8) n->hab.recheck_level_q8 = n->level_since_trigger_q8;
+        n->hab.recheck_block = k;
         return;
     }
     if (n->cfg.habituate_onsets == 0 || !confident ||
         (p->info.kind != EW_TRIGGER_ONSET && p->info.kind != EW_TRIGGER_EARLY))
         return;
-    if (n->hab_count == 0 || k - n->hab_last_block > n->cfg.habituate_blocks) {   /* new episode */
-        n->hab_count = 0;
-        n->hab_level_q8 = p->level_q8;
-    } else if (p->info.trigger_block == n->hab_last_trigger) {
-        n->hab_last_block = k;                            /* second window of a counted onset */
+    if (n->hab.count == 0 || k - n->hab.last_block > n->cfg.habituate_blocks) {   /* new episode */
+        n->hab.count = 0;
+        n->hab.level_q8 = p->level_q8;
+    } else if (p->info.trigger_block == n->hab.last_trigger) {
+        n->hab.last_block = k;                            /* second window of a counted onset */
         return;
     }
-    if (n->hab_count < UINT8_MAX) n->hab_count++;
-    if (p->level_q8 > n->hab_level_q8) n->hab_level_q8 = p->level_q8;
-    n->hab_last_block = k;
-    n->hab_last_trigger = p->info.trigger_block;
+    if (n->hab.count < UINT8_MAX) n->hab.count++;
+    if (p->level_q8 > n->hab.level_q8) n->hab.level_q8 = p->level_q8;
+    n->hab.last_block = k;
+    n->hab.last_trigger = p->info.trigger_block;
 }
 
 /* Blocks between RECHECK triggers at block k: recheck_blocks, or habituate_recheck_blocks
  * after habituate_rechecks rejected re-checks in a row, the last within habituate_blocks,
  * while block k is no louder than the loudest of them + habituate_margin. */
 static uint32_t recheck_period(const ew_node_t *n, uint64_t k) {
-    if (n->cfg.habituate_rechecks != 0 && n->hab_rechecks >= n->cfg.habituate_rechecks &&
-        k - n->hab_recheck_block <= n->cfg.habituate_blocks &&
-        n->gate.level_q8 <= n->hab_recheck_level_q8 + n->cfg.habituate_margin_q8)
+    if (n->cfg.habituate_rechecks != 0 && n->hab.rechecks >= n->cfg.habituate_rechecks &&
+        k - n->hab.recheck_block <= n->cfg.habituate_blocks &&
+        n->gate.level_q8 <= n->hab.recheck_level_q8 + n->cfg.habituate_margin_q8)
         return n->cfg.habituate_recheck_blocks;
     return n->cfg.gate.recheck_blocks;
 }
@@ -230,8 +230,8 @@ static void end_block(ew_node_t *n) {
                     const int32_t l = n->recent_level_q8[(k - j) % EW_GATE_MAX_ONSET_BLOCKS];
                     if (l > level) level = l;
                 }
-                if (habituated(n, k) && level <= n->hab_level_q8 + n->cfg.habituate_margin_q8) {
-                    n->hab_last_block = k;                /* the same kind of sound goes on */
+                if (habituated(n, k) && level <= n->hab.level_q8 + n->cfg.habituate_margin_q8) {
+                    n->hab.last_block = k;                /* the same kind of sound goes on */
                     n->stats.onsets_habituated++;
                 } else {
                     open_window(n, ko, EW_TRIGGER_ONSET, level);

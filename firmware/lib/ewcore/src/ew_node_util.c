@@ -71,16 +71,8 @@ void ew_node_reset(ew_node_t *n) {
     n->last_trigger_block = 0;
     n->last_loud_block = 0;
     memset(n->recent_level_q8, 0, sizeof(n->recent_level_q8));
-    n->hab_count = 0;
-    n->hab_level_q8 = 0;
-    n->hab_last_block = 0;
-    n->hab_last_trigger = 0;
-    n->hab_rechecks = 0;
-    n->hab_recheck_block = 0;
-    n->hab_recheck_level_q8 = 0;
+    memset(&n->hab, 0, sizeof(n->hab));
     n->level_since_trigger_q8 = 0;
-    n->last_hit_block = 0;
-    n->has_hit = 0;
 }
 
 void ew_node_get_stats(const ew_node_t *n, ew_node_stats_t *out) { *out = n->stats; }
