@@ -59,7 +59,7 @@ SETTINGS: dict[str, Setting] = {
     "habituate-margin-db": Setting(pr.CFG_HABITUATE_MARGIN_Q8, 256, "dB",
                                    "a habituated node still opens on onsets this much louder"),
     "habituate-rechecks": Setting(pr.CFG_HABITUATE_RECHECKS, 1, "",
-                                  "re-checks of one sustained sound without a hit before they slow down (0 = off)"),
+                                  "clearly rejected re-checks of a sustained sound before they slow down (0 = off)"),
     "habituate-recheck-ms": Setting(pr.CFG_HABITUATE_RECHECK_MS, 1, "ms",
                                     "the slowed re-check period (>= the gate's 928 ms)"),
     "holdoff-ms": Setting(pr.CFG_HOLDOFF_MS, 1, "ms", "same-class hits this close merge into one event"),

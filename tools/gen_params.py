@@ -82,7 +82,7 @@ def render(p: P.Params) -> tuple[str, str]:
         ("EW_DET_HABITUATE_MAX_SCORE_Q8", d["habituate_max_score_q8"], f"...rejected: every enabled class scored below {p.detector.get('habituate_max_score', 0.0)} (Q0.8)"),
         ("EW_DET_HABITUATE_MARGIN_Q8", d["habituate_margin_q8"], f"...onsets up to {p.detector.get('habituate_margin_db', 0.0)} dB over them open no window (log2 Q8)..."),
         ("EW_DET_HABITUATE_BLOCKS", d["habituate_blocks"], f"...for {p.detector.get('habituate_s', 0.0)} s after the last one (blocks)"),
-        ("EW_DET_HABITUATE_RECHECKS", d["habituate_rechecks"], "slow re-checks after this many without a hit in a row (0 = off)..."),
+        ("EW_DET_HABITUATE_RECHECKS", d["habituate_rechecks"], "slow re-checks after this many clearly rejected in a row (0 = off)..."),
         ("EW_DET_HABITUATE_RECHECK_MAX_SCORE_Q8", d["habituate_recheck_max_score_q8"], f"...rejected: every enabled class scored below {p.detector.get('habituate_recheck_max_score', 0.0)} (Q0.8)..."),
         ("EW_DET_HABITUATE_RECHECK_BLOCKS", d["habituate_recheck_blocks"], f"...to one per {p.detector.get('habituate_recheck_s', 0.0)} s (blocks)"),
         ("EW_DET_HOLDOFF_SAMPLES", d["holdoff_samples"], f"{p.detector['holdoff_ms']} ms merge/hold-off"),

@@ -55,7 +55,7 @@
 #define EW_DET_HABITUATE_MAX_SCORE_Q8          32  /* ...rejected: every enabled class scored below 0.125 (Q0.8) */
 #define EW_DET_HABITUATE_MARGIN_Q8             255  /* ...onsets up to 3.0 dB over them open no window (log2 Q8)... */
 #define EW_DET_HABITUATE_BLOCKS                625  /* ...for 10.0 s after the last one (blocks) */
-#define EW_DET_HABITUATE_RECHECKS              1  /* slow re-checks after this many without a hit in a row (0 = off)... */
+#define EW_DET_HABITUATE_RECHECKS              1  /* slow re-checks after this many clearly rejected in a row (0 = off)... */
 #define EW_DET_HABITUATE_RECHECK_MAX_SCORE_Q8  128  /* ...rejected: every enabled class scored below 0.5 (Q0.8)... */
 #define EW_DET_HABITUATE_RECHECK_BLOCKS        375  /* ...to one per 6.0 s (blocks) */
 #define EW_DET_HOLDOFF_SAMPLES                 24000  /* 1500 ms merge/hold-off */
