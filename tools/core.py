@@ -274,7 +274,7 @@ class Node:
         if habituate_recheck_max_score is not None:
             cfg.habituate_recheck_max_score_q8 = int(round(habituate_recheck_max_score * 256))
         if habituate_recheck_s is not None:
-            cfg.habituate_recheck_blocks = int(round(habituate_recheck_s * P.sample_rate_hz / HOP))
+            cfg.habituate_recheck_blocks = P.seconds_to_blocks(habituate_recheck_s)
         self.config = cfg
         self.n_classes = n_classes
         self._classify = classify

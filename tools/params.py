@@ -128,6 +128,10 @@ class Params:
     def hop_log2(self) -> int:
         return self.hop_samples.bit_length() - 1
 
+    def seconds_to_blocks(self, seconds: float) -> int:
+        """A duration in gate blocks (hops), rounded."""
+        return int(round(seconds * self.sample_rate_hz / self.hop_samples))
+
     # ---- fixed-point gate constants ---------------------------------------------------------
     @property
     def gate_fixed(self) -> dict:
@@ -168,10 +172,10 @@ class Params:
             "habituate_onsets": d.get("habituate_onsets", 0),
             "habituate_max_score_q8": int(round(d.get("habituate_max_score", 0.0) * 256)),
             "habituate_margin_q8": db_to_log2_q8(d.get("habituate_margin_db", 0.0)),
-            "habituate_blocks": int(round(d.get("habituate_s", 0.0) * self.sample_rate_hz / self.hop_samples)),
+            "habituate_blocks": self.seconds_to_blocks(d.get("habituate_s", 0.0)),
             "habituate_rechecks": d.get("habituate_rechecks", 0),
             "habituate_recheck_max_score_q8": int(round(d.get("habituate_recheck_max_score", 0.0) * 256)),
-            "habituate_recheck_blocks": int(round(d.get("habituate_recheck_s", 0.0) * self.sample_rate_hz / self.hop_samples)),
+            "habituate_recheck_blocks": self.seconds_to_blocks(d.get("habituate_recheck_s", 0.0)),
             "holdoff_samples": int(d["holdoff_ms"] * self.sample_rate_hz // 1000),
             "default_threshold_q8": int(round(d["default_threshold"] * 256)),
             "continuous_stride_frames": d["continuous_stride_frames"],

@@ -98,6 +98,16 @@ def _time_stretch(tf, f, seed, max_rel, anchor):
     return (1.0 - w) * tf.gather(f, lo, axis=1, batch_dims=1) + w * tf.gather(f, hi, axis=1, batch_dims=1)
 
 
+AUGMENT_KEYS = ("mixup", "freq_shift", "spec_masks", "time_stretch")
+
+
+def augment_settings(**overrides) -> dict:
+    """The training-time augmentation settings (AUGMENT_KEYS): DEFAULTS, with every override
+    that is not None, each of its default's type."""
+    return {k: type(DEFAULTS[k])(DEFAULTS[k] if overrides.get(k) is None else overrides[k])
+            for k in AUGMENT_KEYS}
+
+
 def _dataset(ws, batch, shuffle, seed, jitter_db, n_classes, weights=None, mixup=0.0,
              spec_masks=0, freq_shift=0, time_stretch=0.0):
     """tf.data pipeline of (float log-mel window, one-hot label, sample weight).
@@ -161,10 +171,8 @@ def train(train_ws, val_ws, arch: str = "ds_cnn", seed: int = 0, epochs: int | N
     batch_size = batch_size or DEFAULTS["batch_size"]
     lr = lr or DEFAULTS["lr"]
     patience = patience if patience is not None else DEFAULTS["patience"]
-    mixup = float(mixup if mixup is not None else DEFAULTS["mixup"])
-    freq_shift = int(freq_shift if freq_shift is not None else DEFAULTS["freq_shift"])
-    spec_masks = int(spec_masks if spec_masks is not None else DEFAULTS["spec_masks"])
-    time_stretch = float(time_stretch if time_stretch is not None else DEFAULTS["time_stretch"])
+    mixup, freq_shift, spec_masks, time_stretch = augment_settings(
+        mixup=mixup, freq_shift=freq_shift, spec_masks=spec_masks, time_stretch=time_stretch).values()
     n_classes = len(train_ws.labels)
     model = models.build(arch, n_classes, **arch_kw)
     steps = max(1, int(np.ceil(len(train_ws) / batch_size)))

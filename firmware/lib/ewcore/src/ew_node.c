@@ -238,9 +238,8 @@ static void end_block(ew_node_t *n) {
                     trigger = 1 + EW_TRIGGER_ONSET;
                 }
             }
-        } else if ((flags & EW_GATE_LOUD) && n->n_pending == 0 &&
-                   (!n->has_triggered || k - n->last_trigger_block >= n->cfg.gate.recheck_blocks)) {
-            const uint32_t period = recheck_period(n, k);
+        } else if ((flags & EW_GATE_LOUD) && n->n_pending == 0) {
+            const uint32_t period = recheck_period(n, k);       /* >= recheck_blocks (init checks) */
             if (!n->has_triggered || k - n->last_trigger_block >= period) {
                 if (period != n->cfg.gate.recheck_blocks) n->stats.rechecks_slowed++;
                 open_window(n, k, EW_TRIGGER_RECHECK, n->gate.level_q8);
