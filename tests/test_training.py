@@ -411,7 +411,7 @@ def test_mixup_blends_windows_labels_and_weights():
     for alpha in (0.0, 0.4):
         f, yh, sw = (np.concatenate(a) for a in zip(*(
             (b[0].numpy(), b[1].numpy(), b[2].numpy())
-            for b in train._dataset(ws, 32, False, 0, 0.0, k, w, alpha))))
+            for b in train._dataset(ws, 32, False, 0, 0.0, k, w, {"mixup": alpha}))))
         assert f.shape == (n, 64, 40, 1) and yh.shape == (n, k)
         np.testing.assert_allclose(yh.sum(1), 1.0, atol=1e-5)
         cell = f[:, 0, 0, 0]
@@ -510,3 +510,49 @@ def test_time_stretch_keeps_the_onset_frame_and_scales_time_about_it():
         slopes.append(k)
     assert 1 - r <= min(slopes) and max(slopes) <= 1 + r and max(slopes) - min(slopes) > r
     assert s[:, -1, 0].max() <= T - 1 and s.min() >= 0                      # edge frames repeated
+
+
+def test_equalisation_adds_one_smooth_curve_per_window_and_keeps_the_floor():
+    """Random equalisation (--eq-db): every sounding cell of a window gets the same per-band
+    offset, a tilt plus a mid bump of at most +-DB each (so at most 2*DB, the same in every
+    frame), cells at the floor (0 dB) stay there, and the curves differ between windows."""
+    from training import train
+    train.tf_setup(seed=2)
+    rng = np.random.default_rng(1)
+    n, T, F, db = 64, 64, 40, 6.0
+    X = rng.integers(-60, 60, (n, T, F)).astype(np.int8)
+    X[:, :4, :] = -128                                     # a silent stretch: the 0-dB floor
+    ws = features.WindowSet(X, np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int8),
+                            [], ["a", "b"])
+    base = (X.astype(np.float32) - P.quant.zero_point) * P.quant.scale
+    out = np.concatenate([b[0].numpy()[..., 0] for b in train._dataset(
+        ws, 16, False, 0, 0.0, 2, None, train.augment_settings(mixup=0, freq_shift=0, eq_db=db))])
+    d = out - base
+    np.testing.assert_array_equal(out[:, :4, :], 0.0)
+    np.testing.assert_allclose(d[:, 4:, :], np.broadcast_to(d[:, 4:5, :], d[:, 4:, :].shape), atol=1e-4)
+    curves = d[:, 4, :]
+    assert np.abs(curves).max() <= 2 * db + 1e-4
+    b = np.arange(F) / (F - 1)
+    basis = np.stack([np.cos(np.pi * b), np.cos(2 * np.pi * b)], 1)
+    coef, *_ = np.linalg.lstsq(basis, curves.T, rcond=None)    # each curve: tilt + bump
+    np.testing.assert_allclose(basis @ coef, curves.T, atol=1e-3)
+    assert np.abs(coef).max() <= db + 1e-4 and coef.std(axis=1).min() > db / 4
+    same = np.concatenate([b[0].numpy()[..., 0] for b in train._dataset(
+        ws, 16, False, 0, 0.0, 2, None, train.augment_settings(mixup=0, freq_shift=0))])
+    np.testing.assert_allclose(same, base, atol=1e-5)          # eq_db 0 (default): untouched
+    with pytest.raises(TypeError):
+        train.augment_settings(eq=3)
+
+
+def test_augmentation_options_reach_the_training_settings():
+    """train/ship/crossval's augmentation options become one overrides dict: given options
+    override DEFAULTS, the others keep them; an option left out is not an override."""
+    from training import train
+    from training.__main__ import _augment_of, _parser
+    for cmd in (["train", "--csv", "c", "--root", "r", "--out", "o"], ["ship"],
+                ["crossval", "--csv", "c", "--root", "r", "--json", "j"]):
+        args = _parser().parse_args(cmd + ["--eq-db", "4", "--mixup", "0"])
+        assert _augment_of(args) == {"mixup": 0.0, "eq_db": 4.0}
+        s = train.augment_settings(**_augment_of(args))
+        assert s == {**{k: train.DEFAULTS[k] for k in train.AUGMENT_KEYS}, "mixup": 0.0, "eq_db": 4.0}
+        assert _augment_of(_parser().parse_args(cmd)) == {}

@@ -80,6 +80,16 @@ def _augment_opts(ap):
                     help="stretch or squeeze each training window in time by a random factor "
                          "1-FRACTION..1+FRACTION about the onset frame (speed perturbation; "
                          f"default {DEFAULTS['time_stretch']}; 0 = off)")
+    ap.add_argument("--eq-db", type=float, default=None, metavar="DB",
+                    help="random smooth equalisation of each training window: a tilt and a mid "
+                         "bump/dip across the mel bands, each up to +-DB dB (another microphone's "
+                         f"colour; default {DEFAULTS['eq_db']}; 0 = off)")
+
+
+def _augment_of(args) -> dict:
+    """The augmentation overrides given on the command line (train.augment_settings)."""
+    from training.train import AUGMENT_KEYS
+    return {k: getattr(args, k) for k in AUGMENT_KEYS if getattr(args, k) is not None}
 
 
 def _parser():
@@ -167,8 +177,7 @@ def main(argv=None) -> int:
                 created_by=cmd if args.cmd == "train" else "python -m training ship",
                 enforce_budget=not args.no_budget, max_int8_drop=args.max_int8_drop,
                 max_parity_rate=args.max_parity_rate, max_per_class=args.max_per_class or None, strict=args.strict,
-                mixup=args.mixup, freq_shift=args.freq_shift, spec_masks=args.spec_masks,
-                time_stretch=args.time_stretch, cache_dir=cache, augment_data=not args.no_augment, progress=not args.quiet)
+                augment=_augment_of(args), cache_dir=cache, augment_data=not args.no_augment, progress=not args.quiet)
             m = res["manifest"]
             print(json.dumps({k: m[k] for k in ("name", "model_sha256", "model_bytes", "arena_bytes", "macs",
                                                 "ops", "thresholds")}, indent=1))
@@ -180,9 +189,7 @@ def main(argv=None) -> int:
                                seed=args.seed, epochs=args.epochs, fa_per_hour=args.fa_per_hour,
                                work=args.work, cache_dir=cache, strict=args.strict,
                                augment_data=not args.no_augment, progress=not args.quiet,
-                               max_per_class=args.max_per_class or None, mixup=args.mixup,
-                               freq_shift=args.freq_shift, spec_masks=args.spec_masks,
-                               time_stretch=args.time_stretch,
+                               max_per_class=args.max_per_class or None, augment=_augment_of(args),
                                room_below_peak_db=args.room_below_peak if args.room_below_peak >= 0 else None)
             print(crossval.summary_text(res))
             return 0

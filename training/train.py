@@ -18,7 +18,7 @@ import numpy as np
 from training import features, models
 
 DEFAULTS = dict(epochs=15, batch_size=64, lr=2e-3, patience=5, gain_jitter_db=6.0, mixup=0.2,
-                spec_masks=0, freq_shift=2, time_stretch=0.0, stop_from_epoch=8)
+                spec_masks=0, freq_shift=2, time_stretch=0.0, eq_db=0.0, stop_from_epoch=8)
 _TF_READY = False
 
 
@@ -98,26 +98,43 @@ def _time_stretch(tf, f, seed, max_rel, anchor):
     return (1.0 - w) * tf.gather(f, lo, axis=1, batch_dims=1) + w * tf.gather(f, hi, axis=1, batch_dims=1)
 
 
-AUGMENT_KEYS = ("mixup", "freq_shift", "spec_masks", "time_stretch")
+def _equalise(tf, f, seed, max_db):
+    """A random smooth equalisation of each window: two cosine curves across the mel bands
+    (a tilt, cos(pi b/(F-1)), and a bump or dip in the middle, cos(2 pi b/(F-1))), each with a
+    random amplitude of -max_db..+max_db dB, added to every sounding cell (cells at the floor
+    stay there): the colour of another microphone, housing or room."""
+    n, F = tf.shape(f)[0], tf.shape(f)[2]
+    b = tf.cast(tf.range(F), tf.float32) / tf.cast(F - 1, tf.float32)
+    a = tf.random.uniform([n, 2], -max_db, max_db, seed=seed + 50)
+    curve = a[:, 0:1] * tf.cos(np.pi * b)[None, :] + a[:, 1:2] * tf.cos(2.0 * np.pi * b)[None, :]
+    return curve[:, None, :]                                                      # [B, 1, F]
+
+
+AUGMENT_KEYS = ("mixup", "freq_shift", "spec_masks", "time_stretch", "eq_db")
 
 
 def augment_settings(**overrides) -> dict:
     """The training-time augmentation settings (AUGMENT_KEYS): DEFAULTS, with every override
     that is not None, each of its default's type."""
+    bad = set(overrides) - set(AUGMENT_KEYS)
+    if bad:
+        raise TypeError(f"unknown augmentation setting(s) {sorted(bad)}; known: {AUGMENT_KEYS}")
     return {k: type(DEFAULTS[k])(DEFAULTS[k] if overrides.get(k) is None else overrides[k])
             for k in AUGMENT_KEYS}
 
 
-def _dataset(ws, batch, shuffle, seed, jitter_db, n_classes, weights=None, mixup=0.0,
-             spec_masks=0, freq_shift=0, time_stretch=0.0):
+def _dataset(ws, batch, shuffle, seed, jitter_db, n_classes, weights=None, augment=None):
     """tf.data pipeline of (float log-mel window, one-hot label, sample weight).
 
+    augment: {AUGMENT_KEYS: value}, a missing key or None = off (training: augment_settings()).
     The sample weight of a window is its class's weight in `weights` (default 1).  mixup > 0
     (training only): every window is blended with a random partner of the same batch,
     x = lam*x1 + (1-lam)*x2 and the same for the one-hot label and the weight,
     lam ~ Beta(mixup, mixup) per window (Zhang et al. 2018; the blend is of the dB feature
     cells, as is usual for log-mel mixup)."""
     import tensorflow as tf
+    aug = {k: v for k, v in (augment or {}).items() if v}
+    mixup, freq_shift, spec_masks, time_stretch, eq_db = (aug.get(k, 0) for k in AUGMENT_KEYS)
     zp, scale = float(features.P.quant.zero_point), float(features.P.quant.scale)
     top = (127.0 - zp) * scale
     ds = tf.data.Dataset.from_tensor_slices((ws.X, ws.y))
@@ -128,8 +145,13 @@ def _dataset(ws, batch, shuffle, seed, jitter_db, n_classes, weights=None, mixup
 
     def to_float(x, y):
         f = (tf.cast(x, tf.float32) - zp) * scale
+        off = None
         if jitter_db:
             off = tf.random.uniform([tf.shape(f)[0], 1, 1], -jitter_db, jitter_db, seed=seed)
+        if eq_db:
+            eq = _equalise(tf, f, seed, eq_db)
+            off = eq if off is None else off + eq
+        if off is not None:
             f = tf.where(f > 0.0, tf.clip_by_value(f + off, 0.0, top), f)
         if freq_shift:
             f = _freq_shift(tf, f, seed, freq_shift)
@@ -156,14 +178,13 @@ def _dataset(ws, batch, shuffle, seed, jitter_db, n_classes, weights=None, mixup
 
 def train(train_ws, val_ws, arch: str = "ds_cnn", seed: int = 0, epochs: int | None = None,
           batch_size: int | None = None, lr: float | None = None, patience: int | None = None,
-          mixup: float | None = None, freq_shift: int | None = None, spec_masks: int | None = None,
-          time_stretch: float | None = None, verbose: int = 2, log=None, **arch_kw):
+          augment: dict | None = None, verbose: int = 2, log=None, **arch_kw):
     """Train one model; returns (keras model with the best validation weights, info dict).
-    mixup: Beta parameter of in-batch mixup (default DEFAULTS["mixup"]; 0 = off);
-    freq_shift: shift training windows by up to this many mel bands (default
-    DEFAULTS["freq_shift"]; 0 = off); spec_masks: time and frequency masks per window
-    (default DEFAULTS["spec_masks"]; 0 = off); time_stretch: stretch windows in time by up to
-    this fraction (default DEFAULTS["time_stretch"]; 0 = off)."""
+    augment: overrides of the augmentation settings (augment_settings; a missing key or None
+    = DEFAULTS, 0 = off): mixup (Beta parameter of in-batch mixup), freq_shift (shift windows
+    by up to this many mel bands), spec_masks (time and frequency masks per window),
+    time_stretch (stretch windows in time by up to this fraction), eq_db (random smooth
+    equalisation of up to this many dB per curve, _equalise)."""
     log = log or (lambda m: print(m, file=sys.stderr))
     tf = tf_setup(seed=seed)
     import keras
@@ -171,8 +192,7 @@ def train(train_ws, val_ws, arch: str = "ds_cnn", seed: int = 0, epochs: int | N
     batch_size = batch_size or DEFAULTS["batch_size"]
     lr = lr or DEFAULTS["lr"]
     patience = patience if patience is not None else DEFAULTS["patience"]
-    mixup, freq_shift, spec_masks, time_stretch = augment_settings(
-        mixup=mixup, freq_shift=freq_shift, spec_masks=spec_masks, time_stretch=time_stretch).values()
+    aug = augment_settings(**(augment or {}))
     n_classes = len(train_ws.labels)
     model = models.build(arch, n_classes, **arch_kw)
     steps = max(1, int(np.ceil(len(train_ws) / batch_size)))
@@ -182,8 +202,7 @@ def train(train_ws, val_ws, arch: str = "ds_cnn", seed: int = 0, epochs: int | N
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
     cw = class_weights(train_ws.y, n_classes)
     # one-hot labels with the class weights as sample weights (so that mixup can blend both)
-    tr = _dataset(train_ws, batch_size, True, seed, DEFAULTS["gain_jitter_db"], n_classes, cw, mixup,
-                  spec_masks, freq_shift, time_stretch)
+    tr = _dataset(train_ws, batch_size, True, seed, DEFAULTS["gain_jitter_db"], n_classes, cw, aug)
     callbacks = []
     va = None
     stop_from = 0
@@ -198,8 +217,9 @@ def train(train_ws, val_ws, arch: str = "ds_cnn", seed: int = 0, epochs: int | N
             start_from_epoch=stop_from))
     t0 = time.time()
     log(f"train {arch}: {len(train_ws)} windows {train_ws.counts()}, "
-        f"val {0 if val_ws is None else len(val_ws)}, mixup {mixup}, frequency shift ±{freq_shift}, "
-        f"time stretch ±{time_stretch:.0%}, {spec_masks} masks, class weights "
+        f"val {0 if val_ws is None else len(val_ws)}, mixup {aug['mixup']}, frequency shift "
+        f"±{aug['freq_shift']}, time stretch ±{aug['time_stretch']:.0%}, {aug['spec_masks']} masks, "
+        f"equalisation ±{aug['eq_db']} dB, class weights "
         f"{ {train_ws.labels[k]: round(v, 2) for k, v in cw.items()} }")
     hist = model.fit(tr, validation_data=va, epochs=epochs,
                      callbacks=callbacks, verbose=verbose)
@@ -207,8 +227,7 @@ def train(train_ws, val_ws, arch: str = "ds_cnn", seed: int = 0, epochs: int | N
     best = (stop_from + int(np.argmin(h["val_loss"][stop_from:])) + 1
             if "val_loss" in h and len(h["val_loss"]) > stop_from else len(h["loss"]))
     info = {"arch": arch, "seed": seed, "epochs_run": len(h["loss"]), "best_epoch": best,
-            "batch_size": batch_size, "lr": lr, "mixup": mixup, "freq_shift": freq_shift,
-            "spec_masks": spec_masks, "time_stretch": time_stretch, "class_weights": {train_ws.labels[k]: v for k, v in cw.items()},
+            "batch_size": batch_size, "lr": lr, **aug, "class_weights": {train_ws.labels[k]: v for k, v in cw.items()},
             "n_train_windows": len(train_ws), "n_val_windows": 0 if val_ws is None else len(val_ws),
             "train_counts": train_ws.counts(), "train_seconds": round(time.time() - t0, 1),
             "history": h, "params": int(model.count_params())}
@@ -341,19 +360,17 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
                    name: str | None = None, created_by: str = "python -m training train",
                    enforce_budget: bool = True, max_int8_drop: float = 0.05,
                    max_parity_rate: float = 0.005, max_per_class: int | None = 4000,
-                   strict: bool = False, mixup: float | None = None,
-                   freq_shift: int | None = None, spec_masks: int | None = None,
-                   time_stretch: float | None = None, cache_dir=features.CACHE_DIR,
+                   strict: bool = False, augment: dict | None = None, cache_dir=features.CACHE_DIR,
                    augment_data: bool = True, cfg=None,
                    progress: bool = True, log=None, **arch_kw) -> dict:
     """Features -> train -> int8 -> parity/budget checks -> thresholds -> export to out_dir.
     Returns a report dict (also stored under the manifest's "training").  Raises
     quantize.ExportError when a check fails (nothing is written then)."""
-    from training import augment, data as _data, export, quantize
+    from training import augment as _augment, data as _data, export, quantize
     log = log or (lambda m: print(m, file=sys.stderr))
     cmap = cmap or _data.ClassMap.default()
     t0 = time.time()
-    ws = features.load_or_build(rows, root, cmap, seed, cfg or augment.AugmentConfig(), augment_data,
+    ws = features.load_or_build(rows, root, cmap, seed, cfg or _augment.AugmentConfig(), augment_data,
                                 strict=strict, cache_dir=cache_dir, progress=progress, log=log)
     folds = ws.folds()
     excl = {f for f in (val_fold, test_fold) if f is not None}
@@ -364,9 +381,8 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
         tr = cap_per_class(tr, max_per_class, seed)
     if len(tr) == 0:
         raise quantize.ExportError("no training windows (check --csv/--root and the folds)")
-    model, info = train(tr, va if len(va) else None, arch=arch, seed=seed, epochs=epochs, mixup=mixup,
-                        freq_shift=freq_shift, spec_masks=spec_masks, time_stretch=time_stretch, log=log,
-                        **arch_kw)
+    model, info = train(tr, va if len(va) else None, arch=arch, seed=seed, epochs=epochs,
+                        augment=augment, log=log, **arch_kw)
     keep = Path(cache_dir or features.CACHE_DIR) / f"last-{arch}.weights.h5"
     keep.parent.mkdir(parents=True, exist_ok=True)
     model.save_weights(keep)              # a failed check below does not lose the training
@@ -418,7 +434,7 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
     report = {"data": {"n_rows": len(rows), "class_map": cmap.to_json(), "val_fold": val_fold,
                        "test_fold": test_fold, "windows": {"train": len(tr), "val": len(va)},
                        "feature_version": features.FEATURE_VERSION, "max_per_class": max_per_class,
-                       "augment": (cfg or augment.AugmentConfig()).to_json() if augment_data else None},
+                       "augment": (cfg or _augment.AugmentConfig()).to_json() if augment_data else None},
               "train": {k: v for k, v in info.items() if k != "history"},
               "history": {k: [round(x, 5) for x in v] for k, v in info["history"].items()},
               "int8": drop, "parity": par, "budget": budget, "thresholds": th,
