@@ -101,6 +101,7 @@ def test_hello_and_config_round_trip():
                                 (pr.CFG_EARLY_CONTINUE_MARGIN_Q8, 9 * 256, 2303),
                                 (pr.CFG_HABITUATE_ONSETS, 3, 3), (pr.CFG_HABITUATE_MARGIN_Q8, 6 * 256, 1535),
                                 (pr.CFG_HABITUATE_RECHECKS, 0, 0), (pr.CFG_HABITUATE_RECHECK_MS, 8000, 8000),
+                                (pr.CFG_HABITUATE_MAX_SCORE_Q8, 64, 64),
                                 (pr.CFG_AUDIO_STREAM, 2, 2), (pr.CFG_MODE, 1, 1)]:
         h.send(pr.ConfigSet(key, value))
         assert h.take() == [pr.Config(key, applied)]

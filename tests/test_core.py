@@ -388,9 +388,14 @@ def test_habituated_node_still_opens_on_a_louder_impulse_and_a_hit_ends_it():
 
 
 def test_habituation_needs_a_confident_rejection_and_enabled_classes():
-    unsure = lambda w: [100, 155]                # 0.39: below the 0.5 threshold, not confident
+    at = int(P.detector["habituate_max_score"] * 256)
+    assert 0 < at < 128                          # the shipped rule: below the 0.5 threshold
+    unsure = lambda w: [at, 255 - at]            # below the threshold, but not below the max score
     node, t, _ = _habituation_run(unsure, [1.0] * 4)
     assert t == [1, 3, 5, 7] and node.stats["onsets_habituated"] == 0
+    sure = lambda w: [at - 1, 256 - at]          # one step below the max score: rejected with confidence
+    node, t, _ = _habituation_run(sure, [1.0] * 4)
+    assert t == [1] and node.stats["onsets_habituated"] == 3
     # no enabled class (training's feature extraction, gate-only measurements): never habituates
     node, t, _ = _habituation_run(lambda w: [0, 255], [1.0] * 4, thresholds=(None, None))
     assert t == [1, 3, 5, 7]

@@ -56,6 +56,8 @@ SETTINGS: dict[str, Setting] = {
                                         "over the noise floor: keep the main window after the early one"),
     "habituate-onsets": Setting(pr.CFG_HABITUATE_ONSETS, 1, "",
                                 "confidently rejected onsets before the node habituates (0 = off)"),
+    "habituate-max-score": Setting(pr.CFG_HABITUATE_MAX_SCORE_Q8, 256, "",
+                                   "an onset counts as rejected when every class scored below this (0..1)"),
     "habituate-margin-db": Setting(pr.CFG_HABITUATE_MARGIN_Q8, 256, "dB",
                                    "a habituated node still opens on onsets this much louder"),
     "habituate-rechecks": Setting(pr.CFG_HABITUATE_RECHECKS, 1, "",

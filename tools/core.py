@@ -243,6 +243,7 @@ class Node:
                  quant: _params.Quant | None = None, gate: dict | None = None,
                  holdoff_ms: float | None = None, continuous_stride: int | None = None,
                  early_preroll: int | None = None, habituate: int | None = None,
+                 habituate_max_score: float | None = None,
                  habituate_rechecks: int | None = None, habituate_recheck_s: float | None = None,
                  habituate_recheck_max_score: float | None = None,
                  keep_features: bool = False, trace: bool = False):
@@ -269,6 +270,8 @@ class Node:
             cfg.early_preroll_frames = early_preroll      # 0: no early window per onset
         if habituate is not None:
             cfg.habituate_onsets = habituate              # 0: no habituation
+        if habituate_max_score is not None:
+            cfg.habituate_max_score_q8 = min(255, int(round(habituate_max_score * 256)))
         if habituate_rechecks is not None:
             cfg.habituate_rechecks = habituate_rechecks   # 0: re-checks never slow down
         if habituate_recheck_max_score is not None:

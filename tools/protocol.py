@@ -84,6 +84,7 @@ CFG_HABITUATE_ONSETS = 0x0013                    # rejected onsets before the no
 CFG_HABITUATE_MARGIN_Q8 = 0x0014                 # dB x 256: a habituated node opens on onsets this much louder
 CFG_HABITUATE_RECHECKS = 0x0015                  # rejected re-checks in a row before re-checks slow down (0 = off)
 CFG_HABITUATE_RECHECK_MS = 0x0016                # ms: the slowed re-check period
+CFG_HABITUATE_MAX_SCORE_Q8 = 0x0017              # Q0.8: onsets rejected with every enabled class below this count
 CFG_THRESHOLD_BASE = 0x0100                      # + class index, 0x0100..0x01FF
 CFG_THRESHOLD_LAST = 0x01FF
 THRESHOLD_OFF = 256                              # THRESHOLD value: class disabled

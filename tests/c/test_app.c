@@ -292,6 +292,8 @@ static void test_config(void) {
     CHECK(last_config(&k, &v) && v == 3 && app.node.cfg.habituate_rechecks == 3);
     host_set(EW_CFG_HABITUATE_RECHECK_MS, 5000);            /* 312.5 blocks: rounds to 313 */
     CHECK(last_config(&k, &v) && v == 5008 && app.node.cfg.habituate_recheck_blocks == 313);
+    host_set(EW_CFG_HABITUATE_MAX_SCORE_Q8, 32);
+    CHECK(last_config(&k, &v) && v == 32 && app.node.cfg.habituate_max_score_q8 == 32);
     host_set(EW_CFG_HOLDOFF_MS, 700);
     host_set(EW_CFG_AUDIO_STREAM, 2);
     host_set(EW_CFG_ALARM_MS, 0);
@@ -320,6 +322,8 @@ static void test_config(void) {
     CHECK(last_error() == EW_ERRC_BAD_VALUE && app.node.cfg.habituate_recheck_blocks == 313);
     host_set(EW_CFG_HABITUATE_RECHECK_MS, EW_APP_RECHECK_MS_MAX + 1);
     CHECK(last_error() == EW_ERRC_BAD_VALUE && app.node.cfg.habituate_recheck_blocks == 313);
+    host_set(EW_CFG_HABITUATE_MAX_SCORE_Q8, 256);
+    CHECK(last_error() == EW_ERRC_BAD_VALUE && app.node.cfg.habituate_max_score_q8 == 32);
     host_get(0x0055);
     CHECK(last_error() == EW_ERRC_BAD_CONFIG_KEY);
     CHECK(count(EW_MSG_CONFIG) == 0);
@@ -337,6 +341,7 @@ static void test_config(void) {
     CHECK(ew_app_config_get(&app, EW_CFG_HABITUATE_MARGIN_Q8, &v) == EW_OK && v == 1535);
     CHECK(ew_app_config_get(&app, EW_CFG_HABITUATE_RECHECKS, &v) == EW_OK && v == 3);
     CHECK(ew_app_config_get(&app, EW_CFG_HABITUATE_RECHECK_MS, &v) == EW_OK && v == 5008);
+    CHECK(ew_app_config_get(&app, EW_CFG_HABITUATE_MAX_SCORE_Q8, &v) == EW_OK && v == 32);
     /* another model: thresholds are not taken over, the rest is */
     i.model_hash[0] ^= 1;
     ew_proto_decoder_init(&out_dec);

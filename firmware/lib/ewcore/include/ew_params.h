@@ -1,6 +1,6 @@
 /* GENERATED FILE - DO NOT EDIT.
  * Source: firmware/lib/ewcore/ewcore.toml; regenerate with `python -m tools.gen_params`.
- * config_hash: 5c5c62b121ae49f4fd1d5afd13bfe29982660cd8209e585b6e949975127ad5d6
+ * config_hash: bc4ee5d86aff936b79f8f32e77e15a032a976114470e3c83be2fd4bae3e38cee
  */
 
 #ifndef EW_PARAMS_H
@@ -52,7 +52,7 @@
 #define EW_DET_EARLY_CONTINUE_BLOCKS           4  /* keep the main window if the sound is on in the early window's last N blocks... */
 #define EW_DET_EARLY_CONTINUE_MARGIN_Q8        510  /* ...i.e. 6.0 dB over the noise floor (log2 Q8) */
 #define EW_DET_HABITUATE_ONSETS                1  /* habituation after this many confidently rejected onsets (0 = off) */
-#define EW_DET_HABITUATE_MAX_SCORE_Q8          32  /* ...rejected: every enabled class scored below 0.125 (Q0.8) */
+#define EW_DET_HABITUATE_MAX_SCORE_Q8          96  /* ...rejected: every enabled class scored below 0.375 (Q0.8) */
 #define EW_DET_HABITUATE_MARGIN_Q8             255  /* ...onsets up to 3.0 dB over them open no window (log2 Q8)... */
 #define EW_DET_HABITUATE_BLOCKS                625  /* ...for 10.0 s after the last one (blocks) */
 #define EW_DET_HABITUATE_RECHECKS              1  /* slow re-checks after this many clearly rejected in a row (0 = off)... */
@@ -65,8 +65,8 @@
 #define EW_QUANT_SHIFT                         24  /* quantiser shift */
 #define EW_QUANT_ZERO_POINT                    -128  /* int8 input zero point */
 
-#define EW_CONFIG_HASH_STR "5c5c62b121ae49f4fd1d5afd13bfe29982660cd8209e585b6e949975127ad5d6"
-#define EW_CONFIG_HASH8 { 0x5c, 0x5c, 0x62, 0xb1, 0x21, 0xae, 0x49, 0xf4 }  /* first 8 bytes, as in HELLO */
+#define EW_CONFIG_HASH_STR "bc4ee5d86aff936b79f8f32e77e15a032a976114470e3c83be2fd4bae3e38cee"
+#define EW_CONFIG_HASH8 { 0xbc, 0x4e, 0xe5, 0xd8, 0x6a, 0xff, 0x93, 0x6b }  /* first 8 bytes, as in HELLO */
 
 extern const int16_t ew_hann_q15[EW_FRAME_SAMPLES];
 extern const int32_t ew_twiddle_cos_q31[EW_FRAME_SAMPLES / 2];

@@ -123,6 +123,7 @@ enum {
     EW_CFG_HABITUATE_MARGIN_Q8 = 0x0014,  /**< dB x 256: a habituated node opens on onsets this much louder */
     EW_CFG_HABITUATE_RECHECKS = 0x0015,   /**< rejected re-checks in a row before re-checks slow down; 0 = off */
     EW_CFG_HABITUATE_RECHECK_MS = 0x0016, /**< ms: the slowed re-check period */
+    EW_CFG_HABITUATE_MAX_SCORE_Q8 = 0x0017, /**< Q0.8: an onset is rejected with confidence when every enabled class scored below this */
     EW_CFG_THRESHOLD_BASE = 0x0100,       /**< + class index: threshold Q0.8, 256 = class off */
     EW_CFG_THRESHOLD_LAST = 0x01FF,
 };

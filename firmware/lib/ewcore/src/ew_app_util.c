@@ -17,7 +17,7 @@ static uint32_t ms_to_blocks(uint32_t ms) { return (ms * SAMPLES_PER_MS + EW_HOP
 static uint32_t blocks_to_ms(uint32_t blocks) { return blocks * EW_HOP_SAMPLES / SAMPLES_PER_MS; }
 
 /* persisted keys besides the thresholds, in the order they are applied */
-#define N_PERSISTED 22u
+#define N_PERSISTED 23u
 static const uint16_t persisted_keys[N_PERSISTED] = {
     EW_CFG_MODE, EW_CFG_GAIN_DB_Q8, EW_CFG_GATE_ONSET_MARGIN_Q8, EW_CFG_GATE_SPREAD_MAX_Q16,
     EW_CFG_GATE_STRONG_MARGIN_Q8, EW_CFG_GATE_SUSTAIN_MARGIN_Q8, EW_CFG_GATE_FLOOR_Q8,
@@ -25,7 +25,7 @@ static const uint16_t persisted_keys[N_PERSISTED] = {
     EW_CFG_AUDIO_STREAM, EW_CFG_ALARM_MS, EW_CFG_ALARM_CLASSES, EW_CFG_GATE_PEAK_MARGIN_Q8,
     EW_CFG_GATE_TONAL_MARGIN_Q8, EW_CFG_EARLY_PREROLL_FRAMES, EW_CFG_EARLY_CONTINUE_MARGIN_Q8,
     EW_CFG_HABITUATE_ONSETS, EW_CFG_HABITUATE_MARGIN_Q8, EW_CFG_HABITUATE_RECHECKS,
-    EW_CFG_HABITUATE_RECHECK_MS,
+    EW_CFG_HABITUATE_RECHECK_MS, EW_CFG_HABITUATE_MAX_SCORE_Q8,
 };
 
 #if BLOB_HEADER + (N_PERSISTED + EW_MAX_CLASSES) * BLOB_RECORD + 4u > EW_PORT_CONFIG_MAX
@@ -107,6 +107,7 @@ int ew_app_config_get(const ew_app_t *a, uint16_t key, int32_t *value) {
     case EW_CFG_HABITUATE_MARGIN_Q8: *value = l2_to_db(a->ncfg.habituate_margin_q8); break;
     case EW_CFG_HABITUATE_RECHECKS: *value = a->ncfg.habituate_rechecks; break;
     case EW_CFG_HABITUATE_RECHECK_MS: *value = (int32_t)blocks_to_ms(a->ncfg.habituate_recheck_blocks); break;
+    case EW_CFG_HABITUATE_MAX_SCORE_Q8: *value = a->ncfg.habituate_max_score_q8; break;
     default:
         if (key >= EW_CFG_THRESHOLD_BASE && key <= EW_CFG_THRESHOLD_LAST &&
             key - EW_CFG_THRESHOLD_BASE < a->info.n_classes) {
@@ -230,6 +231,11 @@ int ew_app__config_set(ew_app_t *a, uint16_t key, int32_t v, int32_t *applied) {
         a->ncfg.habituate_recheck_blocks = (uint16_t)blocks;
         break;
     }
+    case EW_CFG_HABITUATE_MAX_SCORE_Q8:
+        if (!in_range(v, 0, 255)) return EW_APP_ERR_VALUE;
+        a->ncfg.habituate_max_score_q8 = (uint8_t)v;
+        a->node.hab.count = 0;                /* a new rule starts a new episode */
+        break;
     default:
         if (key >= EW_CFG_THRESHOLD_BASE && key <= EW_CFG_THRESHOLD_LAST &&
             key - EW_CFG_THRESHOLD_BASE < a->info.n_classes) {

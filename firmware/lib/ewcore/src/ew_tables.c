@@ -1,6 +1,6 @@
 /* GENERATED FILE - DO NOT EDIT.
  * Source: firmware/lib/ewcore/ewcore.toml; regenerate with `python -m tools.gen_params`.
- * config_hash: 5c5c62b121ae49f4fd1d5afd13bfe29982660cd8209e585b6e949975127ad5d6
+ * config_hash: bc4ee5d86aff936b79f8f32e77e15a032a976114470e3c83be2fd4bae3e38cee
  */
 
 #include "ew_params.h"
