@@ -556,3 +556,30 @@ def test_augmentation_options_reach_the_training_settings():
         s = train.augment_settings(**_augment_of(args))
         assert s == {**{k: train.DEFAULTS[k] for k in train.AUGMENT_KEYS}, "mixup": 0.0, "eq_db": 4.0}
         assert _augment_of(_parser().parse_args(cmd)) == {}
+        assert _parser().parse_args(cmd + ["--aligned-negatives-first"]).aligned_negatives_first
+
+
+def test_cap_per_class_can_fill_the_negative_class_with_gate_aligned_windows_first():
+    """--max-per-class keeps a seeded uniform subset of each big class; with
+    --aligned-negatives-first the negative class (last label) takes every window the gate placed
+    before any continuous (fixed-stride) one, while target classes stay uniform."""
+    from training import train
+    K = features.KIND_CONTINUOUS
+    y = np.array([0] * 50 + [1] * 100)
+    kind = np.array([K] * 25 + [features.KIND_PLAIN] * 25 + [K] * 70 + [features.KIND_PLAIN] * 20
+                    + [features.KIND_MIX] * 10, np.int8)
+    n = len(y)
+    ws = features.WindowSet(np.zeros((n, 1, 1), np.int8), y, np.arange(n), kind, [], ["a", "other"])
+    for prefer in (False, True):
+        t = train.cap_per_class(ws, 40, seed=3, prefer_aligned=prefer)
+        assert t.counts() == {"a": 40, "other": 40}
+        neg_aligned = int(np.sum((t.y == 1) & (t.kind != K)))
+        if prefer:
+            assert neg_aligned == 30                     # all 30 gate-aligned negatives, then 10 continuous
+        else:
+            assert neg_aligned < 30                      # a uniform subset: 40 of 100, ~12 of them aligned
+        assert 0 < np.sum((t.y == 0) & (t.kind == K)) < 40   # the target class: uniform either way
+    again = train.cap_per_class(ws, 40, seed=3, prefer_aligned=False)
+    np.testing.assert_array_equal(again.clip, train.cap_per_class(ws, 40, seed=3).clip)   # default: off
+    small = train.cap_per_class(ws, 20, seed=3, prefer_aligned=True)
+    assert np.all(small.kind[small.y == 1] != K)        # more aligned negatives than room: aligned only

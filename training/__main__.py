@@ -38,6 +38,9 @@ def _common_data(ap, csv_required=True):
     ap.add_argument("--seed", type=int, default=0, help="seed of augmentation and training (default 0)")
     ap.add_argument("--max-per-class", type=int, default=4000,
                     help="at most this many training windows per class (seeded subset; 0 = all; default 4000)")
+    ap.add_argument("--aligned-negatives-first", action="store_true",
+                    help="with --max-per-class: fill the negative class with the windows the node's gate "
+                         "placed before the fixed-stride (continuous) ones (default: a uniform subset)")
     ap.add_argument("--strict", action="store_true", help="stop at the first unreadable clip (default: skip it)")
     ap.add_argument("--no-augment", action="store_true", help="only the clips as recorded (no mixtures)")
     ap.add_argument("--no-cache", action="store_true", help="recompute features (do not read/write build/training)")
@@ -177,6 +180,7 @@ def main(argv=None) -> int:
                 created_by=cmd if args.cmd == "train" else "python -m training ship",
                 enforce_budget=not args.no_budget, max_int8_drop=args.max_int8_drop,
                 max_parity_rate=args.max_parity_rate, max_per_class=args.max_per_class or None, strict=args.strict,
+                cap_prefer_aligned=args.aligned_negatives_first or None,
                 augment=_augment_of(args), cache_dir=cache, augment_data=not args.no_augment, progress=not args.quiet)
             m = res["manifest"]
             print(json.dumps({k: m[k] for k in ("name", "model_sha256", "model_bytes", "arena_bytes", "macs",
@@ -190,6 +194,7 @@ def main(argv=None) -> int:
                                work=args.work, cache_dir=cache, strict=args.strict,
                                augment_data=not args.no_augment, progress=not args.quiet,
                                max_per_class=args.max_per_class or None, augment=_augment_of(args),
+                               cap_prefer_aligned=args.aligned_negatives_first or None,
                                room_below_peak_db=args.room_below_peak if args.room_below_peak >= 0 else None)
             print(crossval.summary_text(res))
             return 0

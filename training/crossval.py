@@ -113,10 +113,11 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
         epochs: int | None = None, fa_per_hour: float = 1.0, work=None, cache_dir=None,
         strict: bool = False, augment_data: bool = True, progress: bool = True, log=None,
         classifier_stride: int = 8, max_per_class: int | None = 4000,
-        room_below_peak_db: float | None = 20.0, augment: dict | None = None) -> dict:
-    """augment: augmentation overrides (train.augment_settings).  room_below_peak_db: also
-    evaluate each test fold through the node with the room at
-    least this far below each clip's peak (`node_room`, tools.gate_eval's headline protocol:
+        room_below_peak_db: float | None = 20.0, augment: dict | None = None,
+        cap_prefer_aligned: bool | None = None) -> dict:
+    """augment: augmentation overrides (train.augment_settings); cap_prefer_aligned: see
+    train.cap_per_class.  room_below_peak_db: also evaluate each test fold through the node
+    with the room at least this far below each clip's peak (`node_room`, tools.gate_eval's headline protocol:
     1-s chunks cut from inside an event have the event as their own floor); None: skip."""
     from training import evaluate, features, train
     log = log or (lambda m: print(m, file=sys.stderr))
@@ -139,6 +140,8 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
            "folds": folds, "classes": list(cmap.targets), "seed": seed, "epochs_max": epochs,
            "fa_per_hour_target": fa_per_hour, "classifier_stride_hops": classifier_stride,
            "max_per_class": max_per_class,
+           "aligned_negatives_first": bool(train.DEFAULTS["cap_prefer_aligned"] if cap_prefer_aligned is None
+                                           else cap_prefer_aligned),
            **train.augment_settings(**(augment or {})),
            "room_below_peak_db": room_below_peak_db,
            "feature_config_hash": features.P.feature_hash,
@@ -158,7 +161,7 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
                                        created_by="python -m training crossval", enforce_budget=False,
                                        max_int8_drop=1.0, max_parity_rate=1.0,
                                        max_per_class=max_per_class, strict=strict, cache_dir=cache_dir,
-                                       augment=augment,
+                                       augment=augment, cap_prefer_aligned=cap_prefer_aligned,
                                        augment_data=augment_data, progress=progress, log=log)
             test_rows = [r for r in rows if r.fold == k]
             ev = evaluate.evaluate(out, test_rows, root, progress=progress, include_clips=False,
