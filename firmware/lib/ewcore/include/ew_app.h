@@ -308,8 +308,9 @@ int ew_app_config_get(const ew_app_t *app, uint16_t key, int32_t *value);
  *         1..64, STATUS_PERIOD not 0 or 50..3600000 ms, BAUD not 9600..5000000,
  *         AUDIO_STREAM not 0..2, ALARM_MS > 60000, EARLY_PREROLL_FRAMES not 0 and not
  *         between the pre-roll and EW_FRAMES_PER_WINDOW (exclusive), HABITUATE_ONSETS,
- *         HABITUATE_RECHECKS or HABITUATE_MAX_SCORE not 0..255, HABITUATE_RECHECK_MS shorter than the gate's re-check
- *         period or longer than EW_APP_RECHECK_MS_MAX, threshold not 0..256).
+ *         HABITUATE_RECHECKS or HABITUATE_MAX_SCORE not 0..255, HABITUATE_RECHECK_MS
+ *         shorter than the gate's re-check period or longer than EW_APP_RECHECK_MS_MAX,
+ *         threshold not 0..256).
  */
 int ew_app_config_set(ew_app_t *app, uint16_t key, int32_t value, int32_t *applied);
 
