@@ -296,10 +296,22 @@ def test_classifier_failure_is_counted_and_makes_no_decision():
                                     dict(gate={"onset_blocks": 5}), dict(gate={"peak_decay_q8": 0}),
                                     dict(gate={"tonal_shift": 16}), dict(continuous_stride=0),
                                     dict(quant=params.Quant(0.75, 0, 0)),
-                                    dict(habituate_recheck_s=0.5)])         # faster than the gate's re-checks
+                                    dict(habituate_recheck_s=0.5),          # faster than the gate's re-checks
+                                    dict(habituate_max_score=1.0),          # Q0.8 256 would wrap to 0
+                                    dict(habituate_recheck_max_score=0.999),
+                                    dict(habituate_max_score=-0.01)])
 def test_invalid_configuration_is_rejected(kwargs):
     with pytest.raises(ValueError):
         core.Node(**kwargs)
+
+
+def test_scores_become_q8_bytes_or_a_clear_error():
+    assert params.score_q8(0.375) == 96 and params.score_q8(0.0) == 0 and params.score_q8(0.996) == 255
+    for bad in (1.0, 0.999, -0.01):
+        with pytest.raises(ValueError, match="habituate_max_score"):
+            params.score_q8(bad, "habituate_max_score")
+    with pytest.raises(ValueError, match="habituate_max_score"):       # ewcore.toml is checked the same way
+        params.load(overrides={"detector": {"habituate_max_score": 1.0}})
 
 
 def test_binding_structs_match_generated_defaults():

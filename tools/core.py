@@ -271,11 +271,12 @@ class Node:
         if habituate is not None:
             cfg.habituate_onsets = habituate              # 0: no habituation
         if habituate_max_score is not None:
-            cfg.habituate_max_score_q8 = min(255, int(round(habituate_max_score * 256)))
+            cfg.habituate_max_score_q8 = _params.score_q8(habituate_max_score, "habituate_max_score")
         if habituate_rechecks is not None:
             cfg.habituate_rechecks = habituate_rechecks   # 0: re-checks never slow down
         if habituate_recheck_max_score is not None:
-            cfg.habituate_recheck_max_score_q8 = int(round(habituate_recheck_max_score * 256))
+            cfg.habituate_recheck_max_score_q8 = _params.score_q8(habituate_recheck_max_score,
+                                                                  "habituate_recheck_max_score")
         if habituate_recheck_s is not None:
             cfg.habituate_recheck_blocks = P.seconds_to_blocks(habituate_recheck_s)
         self.config = cfg

@@ -32,6 +32,15 @@ def db_to_log2_q8(db: float) -> int:
     return int(round(db / DB_PER_LOG2 * 256))
 
 
+def score_q8(score: float, name: str = "score") -> int:
+    """A 0..1 classifier score as the node's Q0.8 byte (round(score * 256)); ValueError when it
+    does not fit 0..255 (a score of 1.0, or above 255.5/256, would wrap to 0 in the uint8)."""
+    q = int(round(score * 256))
+    if not 0 <= q <= 255:
+        raise ValueError(f"{name} must be a score in 0..1 below 1 (Q0.8 0..255), not {score}")
+    return q
+
+
 def hz_to_mel(f):
     """Slaney mel scale (librosa's default, htk=False)."""
     f = np.asarray(f, dtype=np.float64)
@@ -170,11 +179,11 @@ class Params:
             "early_continue_blocks": d.get("early_continue_blocks", 0),
             "early_continue_margin_q8": db_to_log2_q8(d.get("early_continue_margin_db", 0.0)),
             "habituate_onsets": d.get("habituate_onsets", 0),
-            "habituate_max_score_q8": int(round(d.get("habituate_max_score", 0.0) * 256)),
+            "habituate_max_score_q8": score_q8(d.get("habituate_max_score", 0.0)),
             "habituate_margin_q8": db_to_log2_q8(d.get("habituate_margin_db", 0.0)),
             "habituate_blocks": self.seconds_to_blocks(d.get("habituate_s", 0.0)),
             "habituate_rechecks": d.get("habituate_rechecks", 0),
-            "habituate_recheck_max_score_q8": int(round(d.get("habituate_recheck_max_score", 0.0) * 256)),
+            "habituate_recheck_max_score_q8": score_q8(d.get("habituate_recheck_max_score", 0.0)),
             "habituate_recheck_blocks": self.seconds_to_blocks(d.get("habituate_recheck_s", 0.0)),
             "holdoff_samples": int(d["holdoff_ms"] * self.sample_rate_hz // 1000),
             "default_threshold_q8": int(round(d["default_threshold"] * 256)),
@@ -292,14 +301,12 @@ def _check(raw: dict) -> None:
     det = raw["detector"]
     if not 0 <= det.get("habituate_onsets", 0) <= 255:
         raise ValueError("habituate_onsets must be 0..255")
-    if not 0.0 <= det.get("habituate_max_score", 0.0) <= 1.0:
-        raise ValueError("habituate_max_score must be a score in 0..1")
+    score_q8(det.get("habituate_max_score", 0.0), "habituate_max_score")
     if not 0.0 <= det.get("habituate_s", 0.0) <= 600.0:
         raise ValueError("habituate_s must be 0..600 s")
     if not 0 <= det.get("habituate_rechecks", 0) <= 255:
         raise ValueError("habituate_rechecks must be 0..255")
-    if not 0.0 <= det.get("habituate_recheck_max_score", 0.0) < 1.0:
-        raise ValueError("habituate_recheck_max_score must be a score in 0..1 (below 1)")
+    score_q8(det.get("habituate_recheck_max_score", 0.0), "habituate_recheck_max_score")
     rb = det.get("habituate_recheck_s", 0.0) * raw["audio"]["sample_rate_hz"] / raw["frontend"]["hop_samples"]
     if det.get("habituate_rechecks", 0) and not raw["gate"]["recheck_blocks"] <= round(rb) <= 65535:
         raise ValueError("habituate_recheck_s must be at least the gate's recheck period "
