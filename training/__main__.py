@@ -180,7 +180,7 @@ def main(argv=None) -> int:
                 created_by=cmd if args.cmd == "train" else "python -m training ship",
                 enforce_budget=not args.no_budget, max_int8_drop=args.max_int8_drop,
                 max_parity_rate=args.max_parity_rate, max_per_class=args.max_per_class or None, strict=args.strict,
-                cap_prefer_aligned=args.aligned_negatives_first or None,
+                cap_prefer_aligned=args.aligned_negatives_first,
                 augment=_augment_of(args), cache_dir=cache, augment_data=not args.no_augment, progress=not args.quiet)
             m = res["manifest"]
             print(json.dumps({k: m[k] for k in ("name", "model_sha256", "model_bytes", "arena_bytes", "macs",
@@ -194,7 +194,7 @@ def main(argv=None) -> int:
                                work=args.work, cache_dir=cache, strict=args.strict,
                                augment_data=not args.no_augment, progress=not args.quiet,
                                max_per_class=args.max_per_class or None, augment=_augment_of(args),
-                               cap_prefer_aligned=args.aligned_negatives_first or None,
+                               cap_prefer_aligned=args.aligned_negatives_first,
                                room_below_peak_db=args.room_below_peak if args.room_below_peak >= 0 else None)
             print(crossval.summary_text(res))
             return 0

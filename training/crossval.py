@@ -114,11 +114,12 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
         strict: bool = False, augment_data: bool = True, progress: bool = True, log=None,
         classifier_stride: int = 8, max_per_class: int | None = 4000,
         room_below_peak_db: float | None = 20.0, augment: dict | None = None,
-        cap_prefer_aligned: bool | None = None) -> dict:
+        cap_prefer_aligned: bool = False) -> dict:
     """augment: augmentation overrides (train.augment_settings); cap_prefer_aligned: see
     train.cap_per_class.  room_below_peak_db: also evaluate each test fold through the node
-    with the room at least this far below each clip's peak (`node_room`, tools.gate_eval's headline protocol:
-    1-s chunks cut from inside an event have the event as their own floor); None: skip."""
+    with the room at least this far below each clip's peak (`node_room`, tools.gate_eval's
+    headline protocol: 1-s chunks cut from inside an event have the event as their own
+    floor); None: skip."""
     from training import evaluate, features, train
     log = log or (lambda m: print(m, file=sys.stderr))
     cmap = cmap or _data.ClassMap.default()
@@ -140,8 +141,7 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
            "folds": folds, "classes": list(cmap.targets), "seed": seed, "epochs_max": epochs,
            "fa_per_hour_target": fa_per_hour, "classifier_stride_hops": classifier_stride,
            "max_per_class": max_per_class,
-           "aligned_negatives_first": bool(train.DEFAULTS["cap_prefer_aligned"] if cap_prefer_aligned is None
-                                           else cap_prefer_aligned),
+           "aligned_negatives_first": cap_prefer_aligned,
            **train.augment_settings(**(augment or {})),
            "room_below_peak_db": room_below_peak_db,
            "feature_config_hash": features.P.feature_hash,

@@ -18,8 +18,7 @@ import numpy as np
 from training import features, models
 
 DEFAULTS = dict(epochs=15, batch_size=64, lr=2e-3, patience=5, gain_jitter_db=6.0, mixup=0.2,
-                spec_masks=0, freq_shift=2, time_stretch=0.0, eq_db=0.0, stop_from_epoch=8,
-                cap_prefer_aligned=False)
+                spec_masks=0, freq_shift=2, time_stretch=0.0, eq_db=0.0, stop_from_epoch=8)
 _TF_READY = False
 
 
@@ -242,16 +241,14 @@ def predict_float(model, X_int8: np.ndarray, batch: int = 512) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]))
 
 
-def cap_per_class(ws, n: int, seed: int = 0, prefer_aligned: bool | None = None):
+def cap_per_class(ws, n: int, seed: int = 0, prefer_aligned: bool = False):
     """At most n windows per class (seeded random subset): the big classes (donated baby cries,
     'other') would otherwise dominate the epoch time; class weights balance the rest.
-    prefer_aligned (default DEFAULTS["cap_prefer_aligned"]): fill the negative class's (the
+    prefer_aligned (--aligned-negatives-first): fill the negative class's (the
     last label's) n with windows the node's gate placed (every kind but the fixed-stride
     continuous windows) before continuous ones: the node classifies gate-aligned windows, so
     those are the negatives that matter (target classes keep a uniform subset: their
     continuous windows are time-shifted targets)."""
-    if prefer_aligned is None:
-        prefer_aligned = DEFAULTS["cap_prefer_aligned"]
     rng = np.random.default_rng(seed)
     keep = np.zeros(len(ws), bool)
     for c in np.unique(ws.y):
@@ -376,7 +373,7 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
                    name: str | None = None, created_by: str = "python -m training train",
                    enforce_budget: bool = True, max_int8_drop: float = 0.05,
                    max_parity_rate: float = 0.005, max_per_class: int | None = 4000,
-                   cap_prefer_aligned: bool | None = None,
+                   cap_prefer_aligned: bool = False,
                    strict: bool = False, augment: dict | None = None, cache_dir=features.CACHE_DIR,
                    augment_data: bool = True, cfg=None,
                    progress: bool = True, log=None, **arch_kw) -> dict:
@@ -451,8 +448,7 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
     report = {"data": {"n_rows": len(rows), "class_map": cmap.to_json(), "val_fold": val_fold,
                        "test_fold": test_fold, "windows": {"train": len(tr), "val": len(va)},
                        "feature_version": features.FEATURE_VERSION, "max_per_class": max_per_class,
-                       "aligned_negatives_first": bool(DEFAULTS["cap_prefer_aligned"] if cap_prefer_aligned is None
-                                                       else cap_prefer_aligned),
+                       "aligned_negatives_first": cap_prefer_aligned,
                        "augment": (cfg or _augment.AugmentConfig()).to_json() if augment_data else None},
               "train": {k: v for k, v in info.items() if k != "history"},
               "history": {k: [round(x, 5) for x in v] for k, v in info["history"].items()},
