@@ -556,6 +556,8 @@ def test_augmentation_options_reach_the_training_settings():
         s = train.augment_settings(**_augment_of(args))
         assert s == {**{k: train.DEFAULTS[k] for k in train.AUGMENT_KEYS}, "mixup": 0.0, "eq_db": 4.0}
         assert _augment_of(_parser().parse_args(cmd)) == {}
+        assert _parser().parse_args(cmd).aligned_negatives_first              # the recipe's default
+        assert not _parser().parse_args(cmd + ["--no-aligned-negatives-first"]).aligned_negatives_first
         assert _parser().parse_args(cmd + ["--aligned-negatives-first"]).aligned_negatives_first
 
 

@@ -38,9 +38,10 @@ def _common_data(ap, csv_required=True):
     ap.add_argument("--seed", type=int, default=0, help="seed of augmentation and training (default 0)")
     ap.add_argument("--max-per-class", type=int, default=4000,
                     help="at most this many training windows per class (seeded subset; 0 = all; default 4000)")
-    ap.add_argument("--aligned-negatives-first", action="store_true",
+    ap.add_argument("--aligned-negatives-first", action=argparse.BooleanOptionalAction, default=True,
                     help="with --max-per-class: fill the negative class with the windows the node's gate "
-                         "placed before the fixed-stride (continuous) ones (default: a uniform subset)")
+                         "placed before the fixed-stride (continuous) ones (default: on; "
+                         "--no-aligned-negatives-first: a uniform subset, the recipe before session 8)")
     ap.add_argument("--strict", action="store_true", help="stop at the first unreadable clip (default: skip it)")
     ap.add_argument("--no-augment", action="store_true", help="only the clips as recorded (no mixtures)")
     ap.add_argument("--no-cache", action="store_true", help="recompute features (do not read/write build/training)")

@@ -114,7 +114,7 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
         strict: bool = False, augment_data: bool = True, progress: bool = True, log=None,
         classifier_stride: int = 8, max_per_class: int | None = 4000,
         room_below_peak_db: float | None = 20.0, augment: dict | None = None,
-        cap_prefer_aligned: bool = False) -> dict:
+        cap_prefer_aligned: bool = True) -> dict:
     """augment: augmentation overrides (train.augment_settings); cap_prefer_aligned: see
     train.cap_per_class.  room_below_peak_db: also evaluate each test fold through the node
     with the room at least this far below each clip's peak (`node_room`, tools.gate_eval's
