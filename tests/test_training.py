@@ -585,3 +585,50 @@ def test_cap_per_class_can_fill_the_negative_class_with_gate_aligned_windows_fir
     np.testing.assert_array_equal(again.clip, train.cap_per_class(ws, 40, seed=3).clip)   # default: off
     small = train.cap_per_class(ws, 20, seed=3, prefer_aligned=True)
     assert np.all(small.kind[small.y == 1] != K)        # more aligned negatives than room: aligned only
+
+
+def test_thresholds_hold_the_background_and_the_negatives_budget_together():
+    """choose_thresholds: the lowest threshold (>= 0.5) whose events on the validation
+    background stay within fa_per_hour / n_targets per hour, and, with negatives_fa_per_hour,
+    whose events on every non-target clip stay within that budget as well, unless the
+    threshold is already at negatives_max_threshold; each window far enough from the next to
+    be its own event (holdoff merging is the node's)."""
+    from training import train
+    cmap = data.ClassMap.default()
+    n, gap = cmap.n_classes, 10 * P.sample_rate_hz
+
+    def clip(label, gunshot_scores, seconds=3600.0):
+        s = np.zeros((len(gunshot_scores), n), np.int32)
+        s[:, 0] = gunshot_scores
+        return {"label": label, "seconds": seconds, "starts": [i * gap for i in range(len(s))], "scores": s}
+
+    scored = [clip("background", [140, 150]),             # 1 h of ambience
+              clip("speech", [200, 210, 220, 230]),      # 1 h of a hard negative
+              clip("gunshot", [240], seconds=5.0)]
+    bg = train.choose_thresholds(scored, cmap, 1.0, "background")
+    assert bg["per_class"]["gunshot"]["threshold_q8"] == 151  # budget 1/7 event on 1 h: none above 150
+    assert bg["thresholds"]["scream"] == 0.5               # nothing scores: the floor
+    assert bg["thresholds"]["other"] is None
+    assert "negatives_fa_per_hour_target" not in bg and "negatives_false_alarms" not in bg["per_class"]["gunshot"]
+    for rate, want in ((14.0, 151), (7.0, 211), (3.5, 221), (1.0, 231)):
+        both = train.choose_thresholds(scored, cmap, 1.0, "background", negatives_fa_per_hour=rate,
+                                       negatives_max_threshold=1.0)
+        g = both["per_class"]["gunshot"]
+        assert g["threshold_q8"] == want, rate             # budget rate * 2 h / 7 events on all negatives
+        assert g["false_alarms"] == 0 and g["negatives_false_alarms"] <= rate * 2 / 7
+        assert g["val_clip_recall"] == 1.0 and g["fa_target_met"]
+        assert both["negatives_hours"] == 2.0 and both["negative_hours"] == 1.0
+    capped = train.choose_thresholds(scored, cmap, 1.0, "background", negatives_fa_per_hour=1.0,
+                                     negatives_max_threshold=220 / 256)
+    g = capped["per_class"]["gunshot"]                     # the negatives budget wants 231: the cap holds it at 220
+    assert g["threshold_q8"] == 220 and g["negatives_capped"] and g["negatives_false_alarms"] == 2
+    assert not both["per_class"]["gunshot"]["negatives_capped"] and capped["negatives_max_threshold"] == 220 / 256
+    dflt = train.choose_thresholds(scored, cmap, 1.0, "background", negatives_fa_per_hour=1.0)
+    assert dflt["per_class"]["gunshot"]["threshold_q8"] == round(train.NEGATIVES_MAX_THRESHOLD * 256) == 230
+    low_cap = train.choose_thresholds(scored, cmap, 1.0, "background", negatives_fa_per_hour=1.0,
+                                      negatives_max_threshold=140 / 256)
+    assert low_cap["per_class"]["gunshot"]["threshold_q8"] == 151  # the background budget is never capped
+    alone = train.choose_thresholds(scored, cmap, 7.0, "negatives")
+    assert alone["thresholds"]["gunshot"] == round(211 / 256, 6)  # the same budget as the only rule
+    never = train.choose_thresholds([clip("speech", [255])], cmap, 1.0, "negatives")
+    assert never["per_class"]["gunshot"]["threshold_q8"] == 255 and not never["per_class"]["gunshot"]["fa_target_met"]

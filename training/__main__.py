@@ -54,8 +54,7 @@ def _train_opts(ap):
     ap.add_argument("--val-fold", type=int, default=SHIP_VAL_FOLD,
                     help=f"fold for early stopping and thresholds (default {SHIP_VAL_FOLD}; -1: none)")
     ap.add_argument("--test-fold", type=int, default=None, help="fold left out entirely (optional)")
-    ap.add_argument("--fa-per-hour", type=float, default=1.0,
-                    help="false alarms per hour allowed on the validation background streams (default 1)")
+    _threshold_opts(ap)
     ap.add_argument("--fa-streams", choices=("background", "negatives"), default="background",
                     help="streams the false-alarm rate is measured on (default background)")
     ap.add_argument("--max-int8-drop", type=float, default=0.05,
@@ -67,6 +66,17 @@ def _train_opts(ap):
     _augment_opts(ap)
     ap.add_argument("--no-budget", action="store_true", help="export even when over 64 KB / 48 KB arena / 3 M MACs")
     ap.add_argument("--name", default=None, help="model name in the manifest")
+
+
+def _threshold_opts(ap):
+    from training.train import FA_PER_HOUR, NEGATIVES_FA_PER_HOUR
+    ap.add_argument("--fa-per-hour", type=float, default=FA_PER_HOUR,
+                    help=f"false alarms per hour allowed on the validation background streams, all "
+                         f"classes together (default {FA_PER_HOUR:g})")
+    ap.add_argument("--negatives-fa-per-hour", type=float, default=NEGATIVES_FA_PER_HOUR, metavar="RATE",
+                    help=f"and at the same time on every non-target validation clip (speech, knocks, "
+                         f"engines, other events; default {NEGATIVES_FA_PER_HOUR:g}; 0 = off): a budget of "
+                         f"a few events per class instead of none on minutes of ambience")
 
 
 def _augment_opts(ap):
@@ -120,7 +130,7 @@ def _parser():
     p.add_argument("--archs", default="ds_cnn,crnn", help="architectures (default ds_cnn,crnn)")
     p.add_argument("--folds", default=None, help="test folds (default: every fold in the CSV)")
     p.add_argument("--epochs", type=int, default=None, help="maximum epochs per model (default 15)")
-    p.add_argument("--fa-per-hour", type=float, default=1.0)
+    _threshold_opts(p)
     _augment_opts(p)
     p.add_argument("--work", type=Path, default=None, help="keep the per-fold models here (default build/crossval)")
     p.add_argument("--room-below-peak", type=float, default=20.0, metavar="DB",
@@ -177,6 +187,7 @@ def main(argv=None) -> int:
                 rows, args.root, args.out, cmap=cmap, arch=args.arch, seed=args.seed,
                 val_fold=None if args.val_fold == -1 else args.val_fold, test_fold=args.test_fold,
                 epochs=args.epochs, fa_per_hour=args.fa_per_hour, fa_streams=args.fa_streams,
+                negatives_fa_per_hour=args.negatives_fa_per_hour,
                 name=args.name or ("earwitness-default" if args.cmd == "ship" else None),
                 created_by=cmd if args.cmd == "train" else "python -m training ship",
                 enforce_budget=not args.no_budget, max_int8_drop=args.max_int8_drop,
@@ -192,6 +203,7 @@ def main(argv=None) -> int:
             res = crossval.run(rows, args.root, args.json, cmap=cmap, archs=args.archs.split(","),
                                folds=None if args.folds is None else [int(f) for f in args.folds.split(",")],
                                seed=args.seed, epochs=args.epochs, fa_per_hour=args.fa_per_hour,
+                               negatives_fa_per_hour=args.negatives_fa_per_hour,
                                work=args.work, cache_dir=cache, strict=args.strict,
                                augment_data=not args.no_augment, progress=not args.quiet,
                                max_per_class=args.max_per_class or None, augment=_augment_of(args),

@@ -110,17 +110,24 @@ def summarize(per_fold: list[dict], classes: list[str]) -> dict:
 
 
 def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=None, seed: int = 0,
-        epochs: int | None = None, fa_per_hour: float = 1.0, work=None, cache_dir=None,
+        epochs: int | None = None, fa_per_hour: float | None = None,
+        negatives_fa_per_hour: float | None = None, work=None, cache_dir=None,
         strict: bool = False, augment_data: bool = True, progress: bool = True, log=None,
         classifier_stride: int = 8, max_per_class: int | None = 4000,
         room_below_peak_db: float | None = 20.0, augment: dict | None = None,
         cap_prefer_aligned: bool = True) -> dict:
     """augment: augmentation overrides (train.augment_settings); cap_prefer_aligned: see
-    train.cap_per_class.  room_below_peak_db: also evaluate each test fold through the node
+    train.cap_per_class.  fa_per_hour / negatives_fa_per_hour: the threshold rule's budgets
+    (train.choose_thresholds; None: train.FA_PER_HOUR / train.NEGATIVES_FA_PER_HOUR; a
+    negatives budget of 0 turns that rule off).  room_below_peak_db: also evaluate each test fold through the node
     with the room at least this far below each clip's peak (`node_room`, tools.gate_eval's
     headline protocol: 1-s chunks cut from inside an event have the event as their own
     floor); None: skip."""
     from training import evaluate, features, train
+    fa_per_hour = train.FA_PER_HOUR if fa_per_hour is None else fa_per_hour
+    if negatives_fa_per_hour is None:
+        negatives_fa_per_hour = train.NEGATIVES_FA_PER_HOUR
+    negatives_fa_per_hour = negatives_fa_per_hour or None          # 0: off
     log = log or (lambda m: print(m, file=sys.stderr))
     cmap = cmap or _data.ClassMap.default()
     all_folds = sorted({r.fold for r in rows if r.fold is not None})
@@ -139,7 +146,10 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
                       "= the next fold cyclically; training = the remaining folds; evaluation of the "
                       "test fold through the node pipeline (training.evaluate)"),
            "folds": folds, "classes": list(cmap.targets), "seed": seed, "epochs_max": epochs,
-           "fa_per_hour_target": fa_per_hour, "classifier_stride_hops": classifier_stride,
+           "fa_per_hour_target": fa_per_hour,
+           "negatives_fa_per_hour_target": negatives_fa_per_hour,
+           "negatives_max_threshold": train.NEGATIVES_MAX_THRESHOLD if negatives_fa_per_hour else None,
+           "classifier_stride_hops": classifier_stride,
            "max_per_class": max_per_class,
            "aligned_negatives_first": cap_prefer_aligned,
            **train.augment_settings(**(augment or {})),
@@ -157,6 +167,7 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
             log(f"crossval {arch}: test fold {k}, val fold {v}")
             fit = train.fit_and_export(rows, root, out, cmap=cmap, arch=arch, seed=seed, val_fold=v,
                                        test_fold=k, epochs=epochs, fa_per_hour=fa_per_hour,
+                                       negatives_fa_per_hour=negatives_fa_per_hour,
                                        name=f"crossval-{arch}-fold{k}",
                                        created_by="python -m training crossval", enforce_budget=False,
                                        max_int8_drop=1.0, max_parity_rate=1.0,

@@ -19,6 +19,13 @@ from training import features, models
 
 DEFAULTS = dict(epochs=15, batch_size=64, lr=2e-3, patience=5, gain_jitter_db=6.0, mixup=0.2,
                 spec_masks=0, freq_shift=2, time_stretch=0.0, eq_db=0.0, stop_from_epoch=8)
+# thresholds: false alarms per hour allowed on the validation fold's background (ambience)
+# streams, and on all of its non-target clips (hard negatives too); both budgets hold at once
+# (never above NEGATIVES_MAX_THRESHOLD because of the second: a few hard negatives that score
+# ~1.0 would otherwise switch a class off)
+FA_PER_HOUR = 1.0
+NEGATIVES_FA_PER_HOUR = 35.0
+NEGATIVES_MAX_THRESHOLD = 0.9
 _TF_READY = False
 
 
@@ -313,46 +320,71 @@ def _events(starts, hits, holdoff_samples):
 
 
 def choose_thresholds(scored, cmap, fa_per_hour: float = 1.0, streams: str = "background",
-                      min_threshold: float = 0.5) -> dict:
-    """Per target class, the lowest Q0.8 threshold >= min_threshold whose false alarms on the
-    validation negative streams stay within fa_per_hour / n_targets per hour (so all classes
-    together stay within fa_per_hour).  streams: 'background' (stationary ambience clips) or
-    'negatives' (every non-target clip)."""
+                      min_threshold: float = 0.5,
+                      negatives_fa_per_hour: float | None = None,
+                      negatives_max_threshold: float = NEGATIVES_MAX_THRESHOLD) -> dict:
+    """Per target class, the lowest Q0.8 threshold >= min_threshold whose false alarms (events
+    after holdoff merging) on the validation negative streams stay within fa_per_hour /
+    n_targets per hour (so all classes together stay within fa_per_hour).  streams:
+    'background' (stationary ambience clips) or 'negatives' (every non-target clip).
+    negatives_fa_per_hour (None or 0: off): a second budget, held at the same time, on every
+    non-target clip (speech, knocks, engines, other events as well as ambience), again split
+    evenly over the classes.  A budget of a few events per class sets the threshold at a
+    quantile of the negatives' scores; a budget below one event (minutes of ambience at 1/h)
+    sets it just above the single highest-scoring negative window.  The second budget never
+    raises a threshold above negatives_max_threshold (hard negatives that the model scores
+    ~1.0 would switch the class off); the first one may."""
     from training import data as _data
     hold = int(features.P.detector["holdoff_ms"] * features.P.sample_rate_hz / 1000)
+    neg_all = [s for s in scored if not cmap.is_target(s["label"])]
     if streams == "background":
         neg = [s for s in scored if s["label"] in _data.BACKGROUND_LABELS]
     else:
-        neg = [s for s in scored if not cmap.is_target(s["label"])]
-    hours = sum(s["seconds"] for s in neg) / 3600.0
-    budget = fa_per_hour * hours / max(1, len(cmap.targets))
+        neg = neg_all
+    negatives_fa_per_hour = negatives_fa_per_hour or None          # 0: off
+    rules = [(neg, fa_per_hour)]
+    if negatives_fa_per_hour is not None:
+        rules.append((neg_all, negatives_fa_per_hour))
+    hours = [sum(s["seconds"] for s in ss) / 3600.0 for ss, _ in rules]
+    budgets = [f * h / max(1, len(cmap.targets)) for (_, f), h in zip(rules, hours)]
+    caps = [256, int(round(negatives_max_threshold * 256))][:len(rules)]      # a rule holds at t >= cap
+
+    def count(ss, ci, t):
+        return sum(_events(s["starts"], s["scores"][:, ci] >= t, hold) if len(s["starts"]) else 0
+                   for s in ss)
+
     out, report = {}, {}
     lo = int(round(min_threshold * 256))
     for ci, lab in enumerate(cmap.targets):
-        chosen, fa = None, None
+        chosen = None
         for t in range(lo, 256):
-            n = sum(_events(s["starts"], s["scores"][:, ci] >= t, hold) if len(s["starts"]) else 0
-                    for s in neg)
-            if n <= budget:
-                chosen, fa = t, n
+            if all(t >= cap or count(ss, ci, t) <= b for (ss, _), b, cap in zip(rules, budgets, caps)):
+                chosen = t
                 break
         met = chosen is not None
         if chosen is None:
             chosen = 255
-            fa = sum(_events(s["starts"], s["scores"][:, ci] >= 255, hold) if len(s["starts"]) else 0
-                     for s in neg)
+        fa = [count(ss, ci, chosen) for ss, _ in rules]
         pos = [s for s in scored if cmap.index(s["label"]) == ci]
         rec = (np.mean([bool(len(s["starts"])) and bool(np.any(s["scores"][:, ci] >= chosen)) for s in pos])
                if pos else None)
         out[lab] = round(chosen / 256, 6)
-        report[lab] = {"threshold_q8": chosen, "false_alarms": int(fa),
-                       "false_alarms_per_hour": round(fa / hours, 3) if hours else None,
+        report[lab] = {"threshold_q8": chosen, "false_alarms": int(fa[0]),
+                       "false_alarms_per_hour": round(fa[0] / hours[0], 3) if hours[0] else None,
                        "fa_target_met": met,
                        "val_clip_recall": None if rec is None else round(float(rec), 4),
                        "val_clips": len(pos)}
+        if negatives_fa_per_hour is not None:
+            report[lab]["negatives_false_alarms"] = int(fa[1])
+            report[lab]["negatives_false_alarms_per_hour"] = round(fa[1] / hours[1], 3) if hours[1] else None
+            report[lab]["negatives_capped"] = bool(fa[1] > budgets[1])   # the cap, not the budget, set it
     out[cmap.negative] = None
-    return {"thresholds": out, "per_class": report, "negative_hours": round(hours, 4),
-            "fa_per_hour_target": fa_per_hour, "streams": streams}
+    res = {"thresholds": out, "per_class": report, "negative_hours": round(hours[0], 4),
+           "fa_per_hour_target": fa_per_hour, "streams": streams}
+    if negatives_fa_per_hour is not None:
+        res.update(negatives_hours=round(hours[1], 4), negatives_fa_per_hour_target=negatives_fa_per_hour,
+                   negatives_max_threshold=negatives_max_threshold)
+    return res
 
 
 # ---- window-level metrics ---------------------------------------------------------------------
@@ -369,7 +401,8 @@ def window_metrics(y_true, y_pred, cmap) -> dict:
 
 def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed: int = 0,
                    val_fold: int | None = 5, test_fold: int | None = None, epochs: int | None = None,
-                   fa_per_hour: float = 1.0, fa_streams: str = "background",
+                   fa_per_hour: float = FA_PER_HOUR, fa_streams: str = "background",
+                   negatives_fa_per_hour: float | None = NEGATIVES_FA_PER_HOUR,
                    name: str | None = None, created_by: str = "python -m training train",
                    enforce_budget: bool = True, max_int8_drop: float = 0.05,
                    max_parity_rate: float = 0.005, max_per_class: int | None = 4000,
@@ -442,7 +475,8 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
         vrows = [r for r in rows if r.fold == val_fold]
         vclips, _ = _data.load_clips(vrows, root, strict=strict, log=log)
         scored = node_scores(blob, vclips, cmap.n_classes, progress=progress)
-        th = choose_thresholds(scored, cmap, fa_per_hour, fa_streams)
+        th = choose_thresholds(scored, cmap, fa_per_hour, fa_streams,
+                                negatives_fa_per_hour=negatives_fa_per_hour)
     thresholds = dict(th["thresholds"])
     thresholds[cmap.negative] = None
     report = {"data": {"n_rows": len(rows), "class_map": cmap.to_json(), "val_fold": val_fold,
