@@ -119,10 +119,10 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
     """augment: augmentation overrides (train.augment_settings); cap_prefer_aligned: see
     train.cap_per_class.  fa_per_hour / negatives_fa_per_hour: the threshold rule's budgets
     (train.choose_thresholds; None: train.FA_PER_HOUR / train.NEGATIVES_FA_PER_HOUR; a
-    negatives budget of 0 turns that rule off).  room_below_peak_db: also evaluate each test fold through the node
-    with the room at least this far below each clip's peak (`node_room`, tools.gate_eval's
-    headline protocol: 1-s chunks cut from inside an event have the event as their own
-    floor); None: skip."""
+    negatives budget of 0 turns that rule off).  room_below_peak_db: also evaluate each test
+    fold through the node with the room at least this far below each clip's peak
+    (`node_room`, tools.gate_eval's headline protocol: 1-s chunks cut from inside an event
+    have the event as their own floor); None: skip."""
     from training import evaluate, features, train
     fa_per_hour = train.FA_PER_HOUR if fa_per_hour is None else fa_per_hour
     if negatives_fa_per_hour is None:
