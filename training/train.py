@@ -319,7 +319,7 @@ def _events(starts, hits, holdoff_samples):
     return n
 
 
-def choose_thresholds(scored, cmap, fa_per_hour: float = 1.0, streams: str = "background",
+def choose_thresholds(scored, cmap, fa_per_hour: float = FA_PER_HOUR, streams: str = "background",
                       min_threshold: float = 0.5,
                       negatives_fa_per_hour: float | None = None,
                       negatives_max_threshold: float = NEGATIVES_MAX_THRESHOLD) -> dict:
@@ -342,12 +342,11 @@ def choose_thresholds(scored, cmap, fa_per_hour: float = 1.0, streams: str = "ba
     else:
         neg = neg_all
     negatives_fa_per_hour = negatives_fa_per_hour or None          # 0: off
-    rules = [(neg, fa_per_hour)]
+    rules = [(neg, fa_per_hour, 256)]                  # (streams, rate, Q0.8 threshold that always holds)
     if negatives_fa_per_hour is not None:
-        rules.append((neg_all, negatives_fa_per_hour))
-    hours = [sum(s["seconds"] for s in ss) / 3600.0 for ss, _ in rules]
-    budgets = [f * h / max(1, len(cmap.targets)) for (_, f), h in zip(rules, hours)]
-    caps = [256, int(round(negatives_max_threshold * 256))][:len(rules)]      # a rule holds at t >= cap
+        rules.append((neg_all, negatives_fa_per_hour, int(round(negatives_max_threshold * 256))))
+    hours = [sum(s["seconds"] for s in ss) / 3600.0 for ss, _, _ in rules]
+    budgets = [f * h / max(1, len(cmap.targets)) for (_, f, _), h in zip(rules, hours)]
 
     def count(ss, ci, t):
         return sum(_events(s["starts"], s["scores"][:, ci] >= t, hold) if len(s["starts"]) else 0
@@ -358,13 +357,13 @@ def choose_thresholds(scored, cmap, fa_per_hour: float = 1.0, streams: str = "ba
     for ci, lab in enumerate(cmap.targets):
         chosen = None
         for t in range(lo, 256):
-            if all(t >= cap or count(ss, ci, t) <= b for (ss, _), b, cap in zip(rules, budgets, caps)):
+            if all(t >= cap or count(ss, ci, t) <= b for (ss, _, cap), b in zip(rules, budgets)):
                 chosen = t
                 break
         met = chosen is not None
         if chosen is None:
             chosen = 255
-        fa = [count(ss, ci, chosen) for ss, _ in rules]
+        fa = [count(ss, ci, chosen) for ss, _, _ in rules]
         pos = [s for s in scored if cmap.index(s["label"]) == ci]
         rec = (np.mean([bool(len(s["starts"])) and bool(np.any(s["scores"][:, ci] >= chosen)) for s in pos])
                if pos else None)
