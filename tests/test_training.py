@@ -313,6 +313,11 @@ def test_cli_bad_input(tmp_path, capsys):
     assert len(err) == 1 and "missing.wav" in err[0]
     assert main(["export", "--model-dir", str(tmp_path), "--check"]) == 1
     assert "needs manifest.json" in capsys.readouterr().err
+    for opt in ("--fa-per-hour", "--negatives-fa-per-hour"):    # a negative budget no threshold meets
+        assert main(["train", "--csv", str(p), "--root", str(tmp_path), "--out", str(tmp_path / "o"),
+                     opt, "-1"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and opt in err[0] and "0 or more" in err[0]
 
 
 # ---- crossval bookkeeping and bench (no training) ---------------------------------------------

@@ -165,6 +165,10 @@ def main(argv=None) -> int:
             for p in export.generate(args.model_dir):
                 print(p)
             return 0
+        for opt in ("fa_per_hour", "negatives_fa_per_hour"):
+            if getattr(args, opt, 0) < 0:
+                return _die(f"--{opt.replace('_', '-')} must be 0 or more false alarms per hour, "
+                            f"not {getattr(args, opt)}")
         if args.cmd == "ship":
             args.root = args.root or DEFAULT_SHARED
             args.csv = args.csv or args.root / "all_metadata.csv"
