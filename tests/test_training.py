@@ -637,3 +637,32 @@ def test_thresholds_hold_the_background_and_the_negatives_budget_together():
     assert alone["thresholds"]["gunshot"] == round(211 / 256, 6)  # the same budget as the only rule
     never = train.choose_thresholds([clip("speech", [255])], cmap, 1.0, "negatives")
     assert never["per_class"]["gunshot"]["threshold_q8"] == 255 and not never["per_class"]["gunshot"]["fa_target_met"]
+
+
+def test_train_on_val_trains_on_the_validation_fold_and_still_thresholds_there(exported, rows, tmp_path):
+    """--train-on-val: the validation fold's windows join the training set (every fold but the
+    test fold), training runs all epochs (no early stopping), and the thresholds are still
+    chosen on the validation fold's clips through the node."""
+    from training import augment as _augment, train
+    _, res = exported
+    cache = tmp_path / "cache"
+    got = train.fit_and_export(rows, AUDIO, tmp_path / "m", arch="ds_cnn", seed=1, val_fold=4, epochs=2,
+                               train_on_val=True, name="test-tiny-tov", created_by="pytest",
+                               max_int8_drop=1.0, cache_dir=cache, progress=False, log=lambda m: None,
+                               width=8)
+    ws = features.load_or_build(rows, AUDIO, data.ClassMap.default(), 1, _augment.AugmentConfig(), True,
+                                cache_dir=cache, progress=False, log=lambda m: None)
+    n_val_fold = int(np.sum(ws.folds() == 4))
+    rep, rep0 = got["report"], res["report"]
+    assert n_val_fold > 0
+    assert rep0["data"]["trained_on_val"] is False and rep["data"]["trained_on_val"] is True
+    assert rep["data"]["windows"]["train"] == rep0["data"]["windows"]["train"] + n_val_fold
+    assert rep["data"]["windows"]["val"] == rep0["data"]["windows"]["val"] > 0
+    assert "val_loss" not in rep["history"] and rep["train"]["epochs_run"] == 2
+    assert "val_loss" in rep0["history"]
+    per = rep["thresholds"]["per_class"]
+    assert set(per) == set(data.ClassMap.default().targets)
+    th = got["manifest"]["thresholds"]
+    assert all(0.5 <= th[c] <= 1.0 for c in per) and th["other"] is None
+    man = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert man["training"]["data"]["trained_on_val"] is True

@@ -55,6 +55,7 @@ def _train_opts(ap):
                     help=f"fold for early stopping and thresholds (default {SHIP_VAL_FOLD}; -1: none)")
     ap.add_argument("--test-fold", type=int, default=None, help="fold left out entirely (optional)")
     _threshold_opts(ap)
+    _train_on_val_opt(ap)
     ap.add_argument("--fa-streams", choices=("background", "negatives"), default="background",
                     help="streams the false-alarm rate is measured on (default background)")
     ap.add_argument("--max-int8-drop", type=float, default=0.05,
@@ -77,6 +78,13 @@ def _threshold_opts(ap):
                     help=f"and at the same time on every non-target validation clip (speech, knocks, "
                          f"engines, other events; default {NEGATIVES_FA_PER_HOUR:g}; 0 = off): a budget of "
                          f"a few events per class instead of none on minutes of ambience")
+
+
+def _train_on_val_opt(ap):
+    ap.add_argument("--train-on-val", action=argparse.BooleanOptionalAction, default=False,
+                    help="train on the validation fold as well (every fold but the test fold), all "
+                         "--epochs without early stopping; the thresholds are still chosen on the "
+                         "validation fold's clips, which the model has then heard (default: off)")
 
 
 def _augment_opts(ap):
@@ -131,6 +139,7 @@ def _parser():
     p.add_argument("--folds", default=None, help="test folds (default: every fold in the CSV)")
     p.add_argument("--epochs", type=int, default=None, help="maximum epochs per model (default 15)")
     _threshold_opts(p)
+    _train_on_val_opt(p)
     _augment_opts(p)
     p.add_argument("--work", type=Path, default=None, help="keep the per-fold models here (default build/crossval)")
     p.add_argument("--room-below-peak", type=float, default=20.0, metavar="DB",
@@ -196,7 +205,7 @@ def main(argv=None) -> int:
                 created_by=cmd if args.cmd == "train" else "python -m training ship",
                 enforce_budget=not args.no_budget, max_int8_drop=args.max_int8_drop,
                 max_parity_rate=args.max_parity_rate, max_per_class=args.max_per_class or None, strict=args.strict,
-                cap_prefer_aligned=args.aligned_negatives_first,
+                cap_prefer_aligned=args.aligned_negatives_first, train_on_val=args.train_on_val,
                 augment=_augment_of(args), cache_dir=cache, augment_data=not args.no_augment, progress=not args.quiet)
             m = res["manifest"]
             print(json.dumps({k: m[k] for k in ("name", "model_sha256", "model_bytes", "arena_bytes", "macs",
@@ -212,6 +221,7 @@ def main(argv=None) -> int:
                                augment_data=not args.no_augment, progress=not args.quiet,
                                max_per_class=args.max_per_class or None, augment=_augment_of(args),
                                cap_prefer_aligned=args.aligned_negatives_first,
+                               train_on_val=args.train_on_val,
                                room_below_peak_db=args.room_below_peak if args.room_below_peak >= 0 else None)
             print(crossval.summary_text(res))
             return 0

@@ -115,9 +115,10 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
         strict: bool = False, augment_data: bool = True, progress: bool = True, log=None,
         classifier_stride: int = 8, max_per_class: int | None = 4000,
         room_below_peak_db: float | None = 20.0, augment: dict | None = None,
-        cap_prefer_aligned: bool = True) -> dict:
+        cap_prefer_aligned: bool = True, train_on_val: bool = False) -> dict:
     """augment: augmentation overrides (train.augment_settings); cap_prefer_aligned: see
-    train.cap_per_class.  fa_per_hour / negatives_fa_per_hour: the threshold rule's budgets
+    train.cap_per_class; train_on_val: see train.fit_and_export (the validation fold is trained
+    on too, and still chooses the thresholds; the test fold stays held out).  fa_per_hour / negatives_fa_per_hour: the threshold rule's budgets
     (train.choose_thresholds; None: train.FA_PER_HOUR / train.NEGATIVES_FA_PER_HOUR; a
     negatives budget of 0 turns that rule off).  room_below_peak_db: also evaluate each test
     fold through the node with the room at least this far below each clip's peak
@@ -144,6 +145,10 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
     res = {"schema_version": 1, "created_by": "python -m training crossval",
            "design": ("test fold k = fold k of every corpus; validation (early stopping, thresholds) "
                       "= the next fold cyclically; training = the remaining folds; evaluation of the "
+                      "test fold through the node pipeline (training.evaluate)"
+                      if not train_on_val else
+                      "test fold k = fold k of every corpus; training = every other fold, all epochs; "
+                      "thresholds on the next fold cyclically (trained on); evaluation of the "
                       "test fold through the node pipeline (training.evaluate)"),
            "folds": folds, "classes": list(cmap.targets), "seed": seed, "epochs_max": epochs,
            "fa_per_hour_target": fa_per_hour,
@@ -152,6 +157,7 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
            "classifier_stride_hops": classifier_stride,
            "max_per_class": max_per_class,
            "aligned_negatives_first": cap_prefer_aligned,
+           "train_on_val": train_on_val,
            **train.augment_settings(**(augment or {})),
            "room_below_peak_db": room_below_peak_db,
            "feature_config_hash": features.P.feature_hash,
@@ -173,7 +179,7 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
                                        max_int8_drop=1.0, max_parity_rate=1.0,
                                        max_per_class=max_per_class, strict=strict, cache_dir=cache_dir,
                                        augment=augment, cap_prefer_aligned=cap_prefer_aligned,
-                                       augment_data=augment_data, progress=progress, log=log)
+                                       train_on_val=train_on_val, augment_data=augment_data, progress=progress, log=log)
             test_rows = [r for r in rows if r.fold == k]
             ev = evaluate.evaluate(out, test_rows, root, progress=progress, include_clips=False,
                                    stride=classifier_stride)

@@ -405,13 +405,19 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
                    name: str | None = None, created_by: str = "python -m training train",
                    enforce_budget: bool = True, max_int8_drop: float = 0.05,
                    max_parity_rate: float = 0.005, max_per_class: int | None = 4000,
-                   cap_prefer_aligned: bool = True,
+                   cap_prefer_aligned: bool = True, train_on_val: bool = False,
                    strict: bool = False, augment: dict | None = None, cache_dir=features.CACHE_DIR,
                    augment_data: bool = True, cfg=None,
                    progress: bool = True, log=None, **arch_kw) -> dict:
     """Features -> train -> int8 -> parity/budget checks -> thresholds -> export to out_dir.
     Returns a report dict (also stored under the manifest's "training").  Raises
-    quantize.ExportError when a check fails (nothing is written then)."""
+    quantize.ExportError when a check fails (nothing is written then).
+    train_on_val (--train-on-val): the validation fold's windows are trained on as well (every
+    fold but the test fold), for all `epochs` (no early stopping: nothing unseen is left to
+    watch); the thresholds are still chosen on the validation fold's clips through the node,
+    which the model has now heard (its scores there sit lower than on unseen clips, so the
+    thresholds do too: `crossval --train-on-val` measures the whole procedure on held-out
+    folds)."""
     from training import augment as _augment, data as _data, export, quantize
     log = log or (lambda m: print(m, file=sys.stderr))
     cmap = cmap or _data.ClassMap.default()
@@ -419,7 +425,7 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
     ws = features.load_or_build(rows, root, cmap, seed, cfg or _augment.AugmentConfig(), augment_data,
                                 strict=strict, cache_dir=cache_dir, progress=progress, log=log)
     folds = ws.folds()
-    excl = {f for f in (val_fold, test_fold) if f is not None}
+    excl = {f for f in ((None if train_on_val else val_fold), test_fold) if f is not None}
     tr = ws.subset(~np.isin(folds, list(excl))) if excl else ws
     va_mask = (folds == val_fold) if val_fold is not None else np.zeros(len(ws), bool)
     va = ws.subset(va_mask & (ws.kind == features.KIND_PLAIN))
@@ -427,8 +433,8 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
         tr = cap_per_class(tr, max_per_class, seed, cap_prefer_aligned)
     if len(tr) == 0:
         raise quantize.ExportError("no training windows (check --csv/--root and the folds)")
-    model, info = train(tr, va if len(va) else None, arch=arch, seed=seed, epochs=epochs,
-                        augment=augment, log=log, **arch_kw)
+    model, info = train(tr, va if len(va) and not train_on_val else None, arch=arch, seed=seed,
+                        epochs=epochs, augment=augment, log=log, **arch_kw)
     keep = Path(cache_dir or features.CACHE_DIR) / f"last-{arch}.weights.h5"
     keep.parent.mkdir(parents=True, exist_ok=True)
     model.save_weights(keep)              # a failed check below does not lose the training
@@ -479,7 +485,8 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
     thresholds = dict(th["thresholds"])
     thresholds[cmap.negative] = None
     report = {"data": {"n_rows": len(rows), "class_map": cmap.to_json(), "val_fold": val_fold,
-                       "test_fold": test_fold, "windows": {"train": len(tr), "val": len(va)},
+                       "test_fold": test_fold, "trained_on_val": bool(train_on_val and val_fold is not None),
+                       "windows": {"train": len(tr), "val": len(va)},
                        "feature_version": features.FEATURE_VERSION, "max_per_class": max_per_class,
                        "aligned_negatives_first": cap_prefer_aligned,
                        "augment": (cfg or _augment.AugmentConfig()).to_json() if augment_data else None},
