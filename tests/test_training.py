@@ -43,7 +43,7 @@ def exported(tmp_path_factory, rows):
     out = tmp_path_factory.mktemp("model")
     cache = tmp_path_factory.mktemp("cache")
     res = train.fit_and_export(rows, AUDIO, out, arch="ds_cnn", seed=1, val_fold=4, epochs=2,
-                               name="test-tiny", created_by="pytest", max_int8_drop=1.0,
+                               train_on_val=False, name="test-tiny", created_by="pytest", max_int8_drop=1.0,
                                cache_dir=cache, progress=False, log=lambda m: None, width=8)
     return out, res
 
@@ -452,7 +452,7 @@ def test_training_is_reproducible(exported, rows, tmp_path):
     from training import train
     out, res = exported
     again = train.fit_and_export(rows, AUDIO, tmp_path / "m", arch="ds_cnn", seed=1, val_fold=4, epochs=2,
-                                 name="test-tiny", created_by="pytest", max_int8_drop=1.0,
+                                 train_on_val=False, name="test-tiny", created_by="pytest", max_int8_drop=1.0,
                                  cache_dir=tmp_path / "cache", progress=False, log=lambda m: None, width=8)
     assert again["manifest"]["model_sha256"] == res["manifest"]["model_sha256"]
     assert (tmp_path / "m" / "ew_model_data.c").read_bytes() == (out / "ew_model_data.c").read_bytes()
@@ -564,6 +564,8 @@ def test_augmentation_options_reach_the_training_settings():
         assert _parser().parse_args(cmd).aligned_negatives_first              # the recipe's default
         assert not _parser().parse_args(cmd + ["--no-aligned-negatives-first"]).aligned_negatives_first
         assert _parser().parse_args(cmd + ["--aligned-negatives-first"]).aligned_negatives_first
+        assert _parser().parse_args(cmd).train_on_val == train.TRAIN_ON_VAL is True   # the recipe
+        assert not _parser().parse_args(cmd + ["--no-train-on-val"]).train_on_val
 
 
 def test_cap_per_class_can_fill_the_negative_class_with_gate_aligned_windows_first():

@@ -50,9 +50,9 @@ def _common_data(ap, csv_required=True):
 
 def _train_opts(ap):
     ap.add_argument("--arch", default="ds_cnn", choices=("ds_cnn", "crnn"), help="model (default ds_cnn)")
-    ap.add_argument("--epochs", type=int, default=None, help="maximum epochs (default 15; early stopping on the val fold)")
+    ap.add_argument("--epochs", type=int, default=None, help="maximum epochs (default 15; early stopping on the val fold with --no-train-on-val)")
     ap.add_argument("--val-fold", type=int, default=SHIP_VAL_FOLD,
-                    help=f"fold for early stopping and thresholds (default {SHIP_VAL_FOLD}; -1: none)")
+                    help=f"fold for thresholds (and early stopping with --no-train-on-val; default {SHIP_VAL_FOLD}; -1: none)")
     ap.add_argument("--test-fold", type=int, default=None, help="fold left out entirely (optional)")
     _threshold_opts(ap)
     _train_on_val_opt(ap)
@@ -81,10 +81,13 @@ def _threshold_opts(ap):
 
 
 def _train_on_val_opt(ap):
-    ap.add_argument("--train-on-val", action=argparse.BooleanOptionalAction, default=False,
+    from training.train import TRAIN_ON_VAL
+    ap.add_argument("--train-on-val", action=argparse.BooleanOptionalAction, default=TRAIN_ON_VAL,
                     help="train on the validation fold as well (every fold but the test fold), all "
                          "--epochs without early stopping; the thresholds are still chosen on the "
-                         "validation fold's clips, which the model has then heard (default: off)")
+                         "validation fold's clips, which the model has then heard (default: "
+                         f"{'on' if TRAIN_ON_VAL else 'off'}; --no-train-on-val holds the fold back for "
+                         "early stopping, the recipe before session 9)")
 
 
 def _augment_opts(ap):

@@ -115,10 +115,11 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
         strict: bool = False, augment_data: bool = True, progress: bool = True, log=None,
         classifier_stride: int = 8, max_per_class: int | None = 4000,
         room_below_peak_db: float | None = 20.0, augment: dict | None = None,
-        cap_prefer_aligned: bool = True, train_on_val: bool = False) -> dict:
+        cap_prefer_aligned: bool = True, train_on_val: bool | None = None) -> dict:
     """augment: augmentation overrides (train.augment_settings); cap_prefer_aligned: see
     train.cap_per_class; train_on_val: see train.fit_and_export (the validation fold is trained
-    on too, and still chooses the thresholds; the test fold stays held out).  fa_per_hour / negatives_fa_per_hour: the threshold rule's budgets
+    on too, and still chooses the thresholds; the test fold stays held out; None:
+    train.TRAIN_ON_VAL, the recipe).  fa_per_hour / negatives_fa_per_hour: the threshold rule's budgets
     (train.choose_thresholds; None: train.FA_PER_HOUR / train.NEGATIVES_FA_PER_HOUR; a
     negatives budget of 0 turns that rule off).  room_below_peak_db: also evaluate each test
     fold through the node with the room at least this far below each clip's peak
@@ -126,6 +127,7 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
     have the event as their own floor); None: skip."""
     from training import evaluate, features, train
     fa_per_hour = train.FA_PER_HOUR if fa_per_hour is None else fa_per_hour
+    train_on_val = train.TRAIN_ON_VAL if train_on_val is None else bool(train_on_val)
     if negatives_fa_per_hour is None:
         negatives_fa_per_hour = train.NEGATIVES_FA_PER_HOUR
     negatives_fa_per_hour = negatives_fa_per_hour or None          # 0: off
