@@ -1,7 +1,7 @@
 /* generated — do not edit, regenerate with `python -m training export --model-dir <this folder>`
  * (C generated from model.tflite + manifest.json of this folder)
  * model: earwitness-default
- * model_sha256: 9f035a24734db4bc5437ba0d0d590431c6eaa2b7a704546999dbe12977fe005b
+ * model_sha256: 6bd086487913b60c1d9dfda03a519748e201a0c9a41619793313d2282c978129
  * feature_config_hash: 8993307a300a459706028e0dbb942980b5e398b327b43ba1c160cf9c78882ed2
  */
 
