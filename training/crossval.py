@@ -1,6 +1,6 @@
 """Fold cross-validation through the node pipeline: for every test fold k, train on the other
-folds (one of them, the next fold cyclically, held back for early stopping and thresholds),
-export an int8 model, and evaluate the held-out fold with training.evaluate (real C node +
+folds (one of them, the next fold cyclically, sets the thresholds; it is trained on too,
+train.TRAIN_ON_VAL, or held back for early stopping with train_on_val=False), export an int8 model, and evaluate the held-out fold with training.evaluate (real C node +
 tflite-micro).  CNN and CRNN are trained on exactly the same folds and windows.
 
 Folds come from the CSV's `fold` column.  In ../shared/data the folds are per corpus (1..5;
