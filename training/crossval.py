@@ -1,7 +1,8 @@
 """Fold cross-validation through the node pipeline: for every test fold k, train on the other
 folds (one of them, the next fold cyclically, sets the thresholds; it is trained on too,
-train.TRAIN_ON_VAL, or held back for early stopping with train_on_val=False), export an int8 model, and evaluate the held-out fold with training.evaluate (real C node +
-tflite-micro).  CNN and CRNN are trained on exactly the same folds and windows.
+train.TRAIN_ON_VAL, or held back for early stopping with train_on_val=False), export an int8
+model, and evaluate the held-out fold with training.evaluate (real C node + tflite-micro).
+CNN and CRNN are trained on exactly the same folds and windows.
 
 Folds come from the CSV's `fold` column.  In ../shared/data the folds are per corpus (1..5;
 ESC-10 only has 1..3 and the ESC-50 subset only 4), so "fold k" means fold k of every corpus;
@@ -119,9 +120,9 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
     """augment: augmentation overrides (train.augment_settings); cap_prefer_aligned: see
     train.cap_per_class; train_on_val: see train.fit_and_export (the validation fold is trained
     on too, and still chooses the thresholds; the test fold stays held out; None:
-    train.TRAIN_ON_VAL, the recipe).  fa_per_hour / negatives_fa_per_hour: the threshold rule's budgets
-    (train.choose_thresholds; None: train.FA_PER_HOUR / train.NEGATIVES_FA_PER_HOUR; a
-    negatives budget of 0 turns that rule off).  room_below_peak_db: also evaluate each test
+    train.TRAIN_ON_VAL, the recipe).  fa_per_hour / negatives_fa_per_hour: the threshold
+    rule's budgets (train.choose_thresholds; None: train.FA_PER_HOUR /
+    train.NEGATIVES_FA_PER_HOUR; a negatives budget of 0 turns that rule off).  room_below_peak_db: also evaluate each test
     fold through the node with the room at least this far below each clip's peak
     (`node_room`, tools.gate_eval's headline protocol: 1-s chunks cut from inside an event
     have the event as their own floor); None: skip."""
