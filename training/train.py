@@ -436,6 +436,9 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
         tr = cap_per_class(tr, max_per_class, seed, cap_prefer_aligned)
     if len(tr) == 0:
         raise quantize.ExportError("no training windows (check --csv/--root and the folds)")
+    if train_on_val and val_fold is not None:
+        log(f"validation fold {val_fold} is trained on too (--train-on-val): no early stopping; "
+            f"it still sets the thresholds")
     model, info = train(tr, va if len(va) and not train_on_val else None, arch=arch, seed=seed,
                         epochs=epochs, augment=augment, log=log, **arch_kw)
     keep = Path(cache_dir or features.CACHE_DIR) / f"last-{arch}.weights.h5"
