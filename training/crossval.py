@@ -122,10 +122,10 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
     on too, and still chooses the thresholds; the test fold stays held out; None:
     train.TRAIN_ON_VAL, the recipe).  fa_per_hour / negatives_fa_per_hour: the threshold
     rule's budgets (train.choose_thresholds; None: train.FA_PER_HOUR /
-    train.NEGATIVES_FA_PER_HOUR; a negatives budget of 0 turns that rule off).  room_below_peak_db: also evaluate each test
-    fold through the node with the room at least this far below each clip's peak
-    (`node_room`, tools.gate_eval's headline protocol: 1-s chunks cut from inside an event
-    have the event as their own floor); None: skip."""
+    train.NEGATIVES_FA_PER_HOUR; a negatives budget of 0 turns that rule off).
+    room_below_peak_db: also evaluate each test fold through the node with the room at least
+    this far below each clip's peak (`node_room`, tools.gate_eval's headline protocol: 1-s
+    chunks cut from inside an event have the event as their own floor); None: skip."""
     from training import evaluate, features, train
     fa_per_hour = train.FA_PER_HOUR if fa_per_hour is None else fa_per_hour
     train_on_val = train.TRAIN_ON_VAL if train_on_val is None else bool(train_on_val)
@@ -146,13 +146,12 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
     json_path = Path(json_path)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     res = {"schema_version": 1, "created_by": "python -m training crossval",
-           "design": ("test fold k = fold k of every corpus; validation (early stopping, thresholds) "
-                      "= the next fold cyclically; training = the remaining folds; evaluation of the "
-                      "test fold through the node pipeline (training.evaluate)"
-                      if not train_on_val else
-                      "test fold k = fold k of every corpus; training = every other fold, all epochs; "
-                      "thresholds on the next fold cyclically (trained on); evaluation of the "
-                      "test fold through the node pipeline (training.evaluate)"),
+           "design": ("test fold k = fold k of every corpus; "
+                      + ("training = every other fold, all epochs; thresholds on the next fold "
+                         "cyclically (trained on); " if train_on_val else
+                         "validation (early stopping, thresholds) = the next fold cyclically; "
+                         "training = the remaining folds; ")
+                      + "evaluation of the test fold through the node pipeline (training.evaluate)"),
            "folds": folds, "classes": list(cmap.targets), "seed": seed, "epochs_max": epochs,
            "fa_per_hour_target": fa_per_hour,
            "negatives_fa_per_hour_target": negatives_fa_per_hour,

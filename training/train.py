@@ -428,7 +428,8 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
     ws = features.load_or_build(rows, root, cmap, seed, cfg or _augment.AugmentConfig(), augment_data,
                                 strict=strict, cache_dir=cache_dir, progress=progress, log=log)
     folds = ws.folds()
-    excl = {f for f in ((None if train_on_val else val_fold), test_fold) if f is not None}
+    trained_on_val = bool(train_on_val and val_fold is not None)
+    excl = {f for f in ((None if trained_on_val else val_fold), test_fold) if f is not None}
     tr = ws.subset(~np.isin(folds, list(excl))) if excl else ws
     va_mask = (folds == val_fold) if val_fold is not None else np.zeros(len(ws), bool)
     va = ws.subset(va_mask & (ws.kind == features.KIND_PLAIN))
@@ -436,10 +437,10 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
         tr = cap_per_class(tr, max_per_class, seed, cap_prefer_aligned)
     if len(tr) == 0:
         raise quantize.ExportError("no training windows (check --csv/--root and the folds)")
-    if train_on_val and val_fold is not None:
+    if trained_on_val:
         log(f"validation fold {val_fold} is trained on too (--train-on-val): no early stopping; "
             f"it still sets the thresholds")
-    model, info = train(tr, va if len(va) and not train_on_val else None, arch=arch, seed=seed,
+    model, info = train(tr, va if len(va) and not trained_on_val else None, arch=arch, seed=seed,
                         epochs=epochs, augment=augment, log=log, **arch_kw)
     keep = Path(cache_dir or features.CACHE_DIR) / f"last-{arch}.weights.h5"
     keep.parent.mkdir(parents=True, exist_ok=True)
@@ -491,7 +492,7 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
     thresholds = dict(th["thresholds"])
     thresholds[cmap.negative] = None
     report = {"data": {"n_rows": len(rows), "class_map": cmap.to_json(), "val_fold": val_fold,
-                       "test_fold": test_fold, "trained_on_val": bool(train_on_val and val_fold is not None),
+                       "test_fold": test_fold, "trained_on_val": trained_on_val,
                        "windows": {"train": len(tr), "val": len(va)},
                        "feature_version": features.FEATURE_VERSION, "max_per_class": max_per_class,
                        "aligned_negatives_first": cap_prefer_aligned,
