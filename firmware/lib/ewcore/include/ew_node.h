@@ -155,7 +155,8 @@ typedef struct {
 typedef struct {
     int64_t start_frame;                      /**< may be < 0 (early window, stream start) */
     ew_window_t info;
-    int32_t level_q8;                         /**< ONSET/EARLY: the onset's level (habituation) */
+    int32_t level_q8;                         /**< ONSET/EARLY: the onset's level (habituation);
+                                                   RECHECK/CONTINUOUS: the gate level at the trigger */
 } ew_pending_t;
 
 /** Habituation state (see the file comment); all zero after reset. */

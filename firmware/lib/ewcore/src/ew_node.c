@@ -253,6 +253,7 @@ static void end_block(ew_node_t *n) {
         p->info.trigger_block = (uint64_t)p->start_frame + n->cfg.preroll_frames;
         p->info.trigger_sample = p->info.trigger_block * H;
         p->info.kind = EW_TRIGGER_CONTINUOUS;
+        p->level_q8 = n->gate.level_q8;
         trigger = 1 + EW_TRIGGER_CONTINUOUS;
     }
     const uint8_t gate_open = n->n_pending > 0;
