@@ -146,6 +146,40 @@ def test_evaluate_clip_decisions_consistent(result):
     assert result["false_alarms_per_hour"] == pytest.approx(fa["events"] * 3600 / fa["seconds"], rel=1e-3)
 
 
+def test_gate_ceiling_is_a_perfect_model_behind_the_gate(tiny_model, rows):
+    """gate_ceiling answers every target clip with a gated window right, the others with "no
+    target event", every negative right: no false positive, recall = window coverage, and the
+    node (any model behind the same gate) cannot beat it.  The three steady background clips,
+    relabelled siren, are target clips on which the gate opens no window."""
+    result = evaluate.evaluate(tiny_model, rows, AUDIO, progress=False, label_map={"background": "siren"})
+    siren = [c for c in result["clips"] if c["truth"] == "siren"]
+    assert [c["windows"]["gated"] > 0 for c in siren] == [True, False, False, False]   # siren_1 first
+    assert result["gate_ceiling"]["per_class"]["siren"] == pytest.approx(
+        {"precision": 1.0, "recall": 0.25, "f1": 0.4, "support": 4, "tp": 1, "fp": 0, "fn": 3})
+    neg = result["negative_label"]
+    ceil = result["gate_ceiling"]
+    labels = ceil["confusion"]["labels"]
+    m = np.array(ceil["confusion"]["matrix"])
+    expect = np.zeros_like(m)
+    for c in result["clips"]:
+        answer = c["truth"] if c["truth"] == neg or c["windows"]["gated"] > 0 else neg
+        expect[labels.index(c["truth"]), labels.index(answer)] += 1
+    np.testing.assert_array_equal(m, expect)
+    tgt = [c for c in result["clips"] if c["truth"] != neg]
+    assert ceil["per_class"]  # every target class is listed
+    for cls, v in ceil["per_class"].items():
+        mine = [c for c in tgt if c["truth"] == cls]
+        with_window = sum(c["windows"]["gated"] > 0 for c in mine)
+        assert v["support"] == len(mine)
+        if with_window:
+            assert v["precision"] == 1.0 and v["recall"] == pytest.approx(with_window / len(mine))
+    covered = sum(c["windows"]["gated"] > 0 for c in tgt) / len(tgt)
+    assert covered == pytest.approx(result["node"]["diagnostics"]["target_clips_with_window"])
+    assert ceil["macro_f1"] >= result["node"]["macro_f1"]
+    assert ceil["accuracy"] >= result["node"]["accuracy"]
+    assert "perfect model" in result["settings"]["gate_ceiling"]
+
+
 def test_evaluate_classes_subset_and_label_map(tiny_model, rows):
     sub = [r for r in rows if r["label"] in ("gunshot", "siren", "background")]
     res = evaluate.evaluate(tiny_model, sub, AUDIO, progress=False, classes=["gunshot"],
@@ -182,7 +216,10 @@ def test_cli_writes_json_and_report(tiny_model, tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     res = json.loads(out.read_text())
     assert res["n_clips"] == 7                               # rows of folds 4 and 5
+    printed = capsys.readouterr().out
+    assert f"ceiling:    macro-F1 {res['gate_ceiling']['macro_f1']:.3f}" in printed
     md = (out.parent / "e.md").read_text()
+    assert f"| ceiling: a perfect model behind this gate | {res['gate_ceiling']['macro_f1']:.3f} |" in md
     pngs = sorted(out.parent.glob("e_*.png"))
     assert {p.name for p in pngs} == {f"e_{k}_{s}.png" for k in ("confusion", "pr", "roc")
                                       for s in ("node", "classifier")}
@@ -368,7 +405,8 @@ def test_crossval_report(tmp_path, capsys):
     folds = []
     for truth, pred in ((["a", "b", "n"], ["a", "n", "n"]), (["a", "a", "n"], ["a", "b", "b"])):
         s = metrics.summary(truth, pred, cls, "n")
-        folds.append({"node": s, "classifier": s, "false_alarms_per_hour": 3.0,
+        ceil = metrics.summary(truth, [t if t == "n" or i else "n" for i, t in enumerate(truth)], cls, "n")
+        folds.append({"node": s, "classifier": s, "gate_ceiling": ceil, "false_alarms_per_hour": 3.0,
                       "false_alarms_per_hour_background": 0.0, "model_bytes": 1000,
                       "arena_bytes": 2000, "macs": 3000, "int8_macro_f1_drop": 0.01,
                       "parity_mismatches": 0})
@@ -389,4 +427,14 @@ def test_crossval_report(tmp_path, capsys):
     assert "| ds_cnn node (int8) |" in md and "| MFCC + SVM |" in md and "seed paper 000" in md
     # a: F1 1 in fold 1 and 2/3 in fold 2 -> 0.83 ± 0.17; pooled: 2 of 3 found, none false -> 0.80
     assert "| a | 3 | 0.83 ± 0.17 (0.80)" in md
+    # the toy ceiling misses the first clip of each fold (an a both times): pooled a 1 of 3 found,
+    # none false (F1 0.5), b 1 of 1 (F1 1) -> 0.75
+    # per fold: a missed, b found (0.5) / one a of two found, no b (0.667); accuracy 2/3 twice
+    assert ("| ds_cnn gate ceiling (a perfect model behind the gate) | 0.583 ± 0.083 | 0.667 ± 0.000 "
+            "| 0.750 | 0.667 |") in md
+    assert "| a | 0.75 ± 0.25 (0.67) | 0.25 ± 0.25 (0.33) |" in md     # node recall | clips with a window
+    md_cv = crossval.markdown(cv)                      # the crossval module's own table (docs)
+    assert "| ceiling pooled over folds | 0.750 |" in md_cv
+    assert "| ceiling pooled, room ≥ 20 dB below | – |" in md_cv     # not evaluated: a dash
+    assert "| a | 3 |" in md_cv and md_cv.split("| a | 3 |")[1].split("\n")[0].endswith("| 0.333 |")
     assert report.main([]) == 2 and "one of them" in capsys.readouterr().err

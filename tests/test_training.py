@@ -355,6 +355,24 @@ def test_crossval_summary_of_the_room_evaluation():
     assert s["node"]["macro_f1"]["mean"] < s["node_room"]["macro_f1"]["mean"]
     md = crossval.markdown({"archs": {"ds_cnn": {"summary": s, "folds": folds}}})
     assert "room ≥ 20 dB below" in md
+    assert "gate_ceiling" not in s and "ceiling" not in crossval.summary_text(
+        {"archs": {"ds_cnn": {"summary": s}}})
+
+
+def test_crossval_summary_of_the_gate_ceiling():
+    """Fold records with `gate_ceiling` (training.evaluate) get a summary of it like the node's;
+    without it in every fold, none (old runs)."""
+    from training import crossval
+    folds = [_fold([0.8, 0.6, 0.0], [5, 5, 0]), _fold([0.6, 0.8, 1.0], [5, 5, 3])]
+    for f, ceil in zip(folds, ([1.0, 0.9, 0.0], [0.9, 1.0, 1.0])):
+        f["gate_ceiling"] = _fold(ceil, [5, 5, int(ceil[2] > 0) * 3])["node"]
+    s = crossval.summarize(folds, ["a", "b", "c"])
+    assert s["gate_ceiling"]["macro_f1"]["mean"] == pytest.approx((np.mean([1.0, 0.9, 0.0]) + np.mean([0.9, 1.0, 1.0])) / 2, abs=1e-4)
+    assert s["gate_ceiling"]["per_class"]["a"]["f1"]["mean"] == pytest.approx(0.95)
+    assert "a perfect model behind the gate would score 0.800 ± 0.167" in crossval.summary_text(
+        {"archs": {"ds_cnn": {"summary": s}}})
+    del folds[1]["gate_ceiling"]
+    assert "gate_ceiling" not in crossval.summarize(folds, ["a", "b", "c"])
 
 
 def test_crossval_needs_folds(tmp_path, capsys):
@@ -384,6 +402,12 @@ def test_bench_reads_artefacts(exported, tmp_path):
     (d / "crossval.json").write_text(json.dumps(cv))
     b = bench.bench(d)
     assert b["crossval_node_macro_f1_room"] == 0.7 and b["crossval_node_gunshot_recall_room"] == 0.95
+    assert "crossval_gate_ceiling_macro_f1" not in b
+    cv["archs"]["ds_cnn"]["summary"]["gate_ceiling"] = {"macro_f1": {"mean": 0.93, "std": 0.02},
+                                                        "pooled": {"macro_f1": 0.94}}
+    (d / "crossval.json").write_text(json.dumps(cv))
+    b = bench.bench(d)
+    assert b["crossval_gate_ceiling_macro_f1"] == 0.93 and b["crossval_gate_ceiling_macro_f1_pooled"] == 0.94
 
 
 @pytest.mark.skipif(not (ROOT / "firmware" / "model" / "manifest.json").exists(), reason="no shipped model")

@@ -1,6 +1,7 @@
 """Benchmark figures of the shipped model, read from the committed artefacts (no training):
 firmware/model/manifest.json (size, arena, MACs, int8 drop, parity) and
-firmware/model/crossval.json (node macro-F1 over held-out folds).
+firmware/model/crossval.json (node macro-F1 over held-out folds; the gate ceiling: what a
+perfect model behind the node's gate would score on them).
 
     from training import bench
     bench.bench() -> {"model_flash_bytes": ..., "model_arena_bytes": ..., "model_macs": ...,
@@ -51,6 +52,10 @@ def bench(model_dir=None) -> dict:
         out["crossval_node_macro_f1_room"] = room["mean"]
         out["crossval_node_macro_f1_room_std"] = room.get("std")
         out["crossval_node_gunshot_recall_room"] = (s.get("gunshot_recall_node_room") or {}).get("mean")
+    ceil = s.get("gate_ceiling", {})
+    if (ceil.get("macro_f1") or {}).get("mean") is not None:   # a perfect model behind the gate
+        out["crossval_gate_ceiling_macro_f1"] = ceil["macro_f1"]["mean"]
+        out["crossval_gate_ceiling_macro_f1_pooled"] = (ceil.get("pooled") or {}).get("macro_f1")
     return out
 
 

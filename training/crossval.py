@@ -11,7 +11,8 @@ clips of one original recording never span folds (see ../shared/data/README.md).
     python -m training crossval --csv ../shared/data/all_metadata.csv --root ../shared/data \\
         --json firmware/model/crossval.json
 
-The JSON holds per architecture and fold the node and classifier metrics, false alarms per
+The JSON holds per architecture and fold the node and classifier metrics (and `gate_ceiling`:
+a perfect model behind the gate, training.evaluate), false alarms per
 hour, size/arena/MACs, int8 drop and parity, and `summary`: mean and std over folds of every
 metric (per-class metrics only over folds where the class has support).
 """
@@ -60,8 +61,12 @@ def _fold_record(ev: dict, fit: dict, test_fold: int, val_fold: int, ev_room: di
             "int8_macro_f1_drop": rep["int8"]["macro_f1_drop"], "parity_mismatches": rep["parity"]["mismatches"],
             "thresholds": man["thresholds"], "epochs_run": rep["train"]["epochs_run"],
             "train_seconds": rep["train"]["train_seconds"], "model_sha256": man["model_sha256"]}
+    if "gate_ceiling" in ev:
+        rec["gate_ceiling"] = part(ev["gate_ceiling"])
     if ev_room is not None:
         rec["node_room"] = part(ev_room["node"])
+        if "gate_ceiling" in ev_room:
+            rec["gate_ceiling_room"] = part(ev_room["gate_ceiling"])
         rec["room_below_peak_db"] = ev_room.get("room_below_peak_db")
     return rec
 
@@ -76,7 +81,8 @@ def macro_f1_supported(part: dict) -> float | None:
 
 def summarize(per_fold: list[dict], classes: list[str]) -> dict:
     s = {}
-    systems = ("node", "classifier") + (("node_room",) if all("node_room" in f for f in per_fold) else ())
+    systems = ("node", "classifier") + tuple(
+        k for k in ("node_room", "gate_ceiling", "gate_ceiling_room") if all(k in f for f in per_fold))
     for sysname in systems:
         for f in per_fold:
             f[sysname]["macro_f1_supported"] = macro_f1_supported(f[sysname])
@@ -222,7 +228,9 @@ def summary_text(res: dict) -> str:
                      f"false alarms/h {f(s.get('false_alarms_per_hour'))}"
                      + (f"; room {res.get('room_below_peak_db')} dB below the peak: node macro-F1 "
                         f"{f(s['node_room']['macro_f1'])}, gunshot recall {f(s.get('gunshot_recall_node_room'))}"
-                        if "node_room" in s else ""))
+                        if "node_room" in s else "")
+                     + (f"; a perfect model behind the gate would score {f(s['gate_ceiling']['macro_f1'])}"
+                        if "gate_ceiling" in s else ""))
     return "\n".join(lines)
 
 
@@ -252,6 +260,9 @@ def markdown(res: dict, baselines: dict | None = None) -> str:
             ("node macro-F1, room ≥ 20 dB below the event (gate_eval's protocol)", lambda s: f(s["node_room"]["macro_f1"])),
             ("node macro-F1 pooled, room ≥ 20 dB below", lambda s: pooled(s, "node_room")),
             ("node gunshot recall, room ≥ 20 dB below", lambda s: f(s["node_room"]["per_class"]["gunshot"]["recall"])),
+            ("ceiling: a perfect model behind the gate, macro-F1", lambda s: f(s["gate_ceiling"]["macro_f1"])),
+            ("ceiling pooled over folds", lambda s: pooled(s, "gate_ceiling")),
+            ("ceiling pooled, room ≥ 20 dB below", lambda s: pooled(s, "gate_ceiling_room")),
             ("classifier macro-F1", lambda s: f(s["classifier"]["macro_f1"])),
             ("classifier macro-F1 (classes with clips)", lambda s: f(s["classifier"].get("macro_f1_supported"))),
             ("classifier macro-F1 pooled over folds", lambda s: pooled(s, "classifier")),
@@ -279,12 +290,18 @@ def markdown(res: dict, baselines: dict | None = None) -> str:
         out.append(f"**{a}**, per class ({n} folds; mean ± std over folds with clips of the class; "
                    f"pooled = confusion matrices summed over folds)")
         out.append("")
-        out.append("| class | clips | node P | node R | node F1 | node F1 pooled | classifier F1 | classifier F1 pooled |")
-        out.append("|---|---|---|---|---|---|---|---|")
+        ceil = s.get("gate_ceiling", {}).get("pooled", {}).get("per_class")
+        out.append("| class | clips | node P | node R | node F1 | node F1 pooled | classifier F1 | classifier F1 pooled |"
+                   + (" clips with an analysis window (gate ceiling's recall, pooled) |" if ceil else ""))
+        out.append("|---|---|---|---|---|---|---|---|" + ("---|" if ceil else ""))
         for c, v in s["node"]["per_class"].items():
             pn = s["node"].get("pooled", {}).get("per_class", {}).get(c, {}).get("f1")
             pc = s["classifier"].get("pooled", {}).get("per_class", {}).get(c, {}).get("f1")
-            out.append(f"| {c} | {v['support']} | {f(v['precision'])} | {f(v['recall'])} | {f(v['f1'])} | "
-                       f"{'–' if pn is None else f'{pn:.3f}'} | {f(s['classifier']['per_class'][c]['f1'])} | "
-                       f"{'–' if pc is None else f'{pc:.3f}'} |")
+            row = (f"| {c} | {v['support']} | {f(v['precision'])} | {f(v['recall'])} | {f(v['f1'])} | "
+                   f"{'–' if pn is None else f'{pn:.3f}'} | {f(s['classifier']['per_class'][c]['f1'])} | "
+                   f"{'–' if pc is None else f'{pc:.3f}'} |")
+            if ceil:
+                r = ceil.get(c, {}).get("recall")
+                row += f" {'–' if r is None else f'{r:.3f}'} |"
+            out.append(row)
     return "\n".join(out)

@@ -42,6 +42,11 @@ interpreter (tools.model):
     (highest target-class score).  An upper bound on target recall that is biased against long
     negative clips (many chances for one window to look like a target).  Curve scores: per
     class, the best score over the candidate windows.
+  - `gate_ceiling` (extra, no curves): what the node would score with a perfect model behind
+    its gate: a target clip is answered right when the gate placed at least one analysis window
+    on it and "no target event" when it placed none; negatives never fire.  The node's figures
+    cannot exceed it whatever the model, so `gate_ceiling` minus `node` is what the model and
+    its thresholds lose, 1 minus `gate_ceiling` what the gate loses.
 
 Labels that are not target classes (background, other, door_slam, car_horn, ...) are negatives:
 the correct answer is "no target event".  `false_alarms_per_hour` counts the node's events on
@@ -51,8 +56,8 @@ negative clips per hour of negative audio (lead-in and tail excluded);
 JSON (top level): schema_version, n_clips, n_unreadable, unreadable [{path, reason}],
 warnings, audio_seconds, model_sha256, model {path, name, labels, negative_label, thresholds},
 feature_config_hash, classes, negative_label, thresholds (those used), settings, node, classifier,
-classifier_any_window, false_alarms_per_hour, false_alarms_per_hour_background, false_alarms
-{events, seconds, clips, by_label}, clips [per clip: path, label, truth, node, classifier,
+classifier_any_window, gate_ceiling, false_alarms_per_hour, false_alarms_per_hour_background,
+false_alarms {events, seconds, clips, by_label}, clips [per clip: path, label, truth, node, classifier,
 classifier_any_window, events, node_scores, classifier_scores, classifier_any_window_scores,
 windows].  `node` and `classifier` hold training.metrics.summary() (macro_f1,
 accuracy, per_class {label: precision, recall, f1, support, ..., average_precision, roc_auc},
@@ -345,6 +350,10 @@ def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
     _curves_into(node, clips, "node_scores", classes)
     _curves_into(clf, clips, "classifier_scores", classes)
     _curves_into(clf_any, clips, "classifier_any_window_scores", classes)
+    # the ceiling of the node behind its gate: a perfect model is right on every target clip the
+    # gate placed an analysis window on (and misses the others) and never fires on a negative
+    ceiling = metrics.summary(truth, [c.truth if c.truth == negative or c.windows["gated"] else negative
+                                      for c in clips], classes, negative)
     tgt = [c for c in clips if c.truth != negative]
     node["diagnostics"] = {
         "target_clips_with_window": (sum(c.windows["gated"] > 0 for c in tgt) / len(tgt)) if tgt else None,
@@ -388,6 +397,8 @@ def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
                      "steady_background": steady_background,
                      "classifier": "window aligned on the clip's loudest block, its arg-max",
                      "classifier_any_window": "most target-like continuous window, its arg-max",
+                     "gate_ceiling": "a perfect model behind the node's gate: right on every target "
+                                     "clip with an analysis window, no event on negatives",
                      "node": "gated C detector, manifest thresholds, highest-scoring event",
                      "label_map": label_map,
                      "node_overrides": {k: v for k, v in (node_kw or {}).items() if k != "thresholds"},
@@ -395,6 +406,7 @@ def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
         "node": node,
         "classifier": clf,
         "classifier_any_window": clf_any,
+        "gate_ceiling": ceiling,
         "false_alarms_per_hour": neg_ev * 3600 / neg_sec if neg_sec else None,
         "false_alarms_per_hour_background": bg_ev * 3600 / bg_sec if bg_sec else None,
         "false_alarms": {"events": neg_ev, "seconds": round(neg_sec, 2), "clips": len(neg),
@@ -515,6 +527,10 @@ def main(argv=None) -> int:
           f"false alarms {_fmt(fa, '.1f')}/h of negative audio")
     print(f"classifier: macro-F1 {_fmt(c['macro_f1'])}  accuracy {_fmt(c['accuracy'])}  "
           f"(window on each clip's peak)")
+    g = res["gate_ceiling"]
+    print(f"ceiling:    macro-F1 {_fmt(g['macro_f1'])}  accuracy {_fmt(g['accuracy'])}  "
+          f"(a perfect model behind this gate; target clips with an analysis window: "
+          f"{_fmt(n['diagnostics']['target_clips_with_window'])})")
     for p in written:
         print(f"wrote {p}")
     return 0

@@ -149,6 +149,10 @@ def markdown(res: dict, figures: dict[str, Path], baselines: dict | None = None)
         anyw = res["classifier_any_window"]
         L.append(f"| classifier (most target-like window) | {_f(anyw['macro_f1'])} | "
                  f"{_f(anyw['accuracy'])} | | |")
+    if "gate_ceiling" in res:
+        ceil = res["gate_ceiling"]
+        L.append(f"| ceiling: a perfect model behind this gate | {_f(ceil['macro_f1'])} | "
+                 f"{_f(ceil['accuracy'])} | 0 | 0 |")
     L += ["",
          f"Negative audio: {fa.get('seconds', 0) / 60:.1f} min in {fa.get('clips', 0)} clips, "
          f"{fa.get('events', 0)} node events.", ""]
@@ -246,12 +250,16 @@ def crossval_markdown(cv: dict, baselines: dict | None = None, figures: dict | N
           "|---|---|---|---|---|---|---|"]
     for arch, a in cv.get("archs", {}).items():
         sm = a.get("summary", {})
-        for sysn in ("node", "classifier"):
-            x = sm.get(sysn, {})
+        for sysn in ("node", "classifier", "gate_ceiling"):
+            if sysn not in sm:
+                continue
+            x = sm[sysn]
             pooled = x.get("pooled", {})
             fa = (f"| {_ms(sm.get('false_alarms_per_hour'), '.1f')} | "
                   f"{_ms(sm.get('false_alarms_per_hour_background'), '.1f')} |") if sysn == "node" else "| | |"
-            L.append(f"| {arch} {sysn} (int8) | {_ms(x.get('macro_f1'))} | {_ms(x.get('accuracy'))} | "
+            name = (f"{arch} gate ceiling (a perfect model behind the gate)" if sysn == "gate_ceiling"
+                    else f"{arch} {sysn} (int8)")
+            L.append(f"| {name} | {_ms(x.get('macro_f1'))} | {_ms(x.get('accuracy'))} | "
                      f"{_f(pooled.get('macro_f1'))} | {_f(pooled.get('accuracy'))} {fa}")
     for n, title in (("logreg", "MFCC + logistic regression"), ("svm", "MFCC + SVM")):
         if n in base_ms:
@@ -281,12 +289,17 @@ def crossval_markdown(cv: dict, baselines: dict | None = None, figures: dict | N
                 pooled = base_pooled.get(n, {}).get("per_class", {}).get(c, {})
                 cells.append(f"{_ms(pc.get('f1'), '.2f')} ({_f(pooled.get('f1'), '.2f')})")
         L.append(f"| {c} | {support if support is not None else '–'} | " + " | ".join(cells) + " |")
+    # recall through the node, and (where evaluated) the gate's share: the ceiling's recall is the
+    # fraction of the class's clips that got an analysis window at all
+    cols = [(arch, sysn) for arch, a in cv.get("archs", {}).items()
+            for sysn in ("node", "gate_ceiling") if sysn in a.get("summary", {})]
     L += ["", "## Recall through the node (mean ± std; pooled)", "",
-          "| class | " + " | ".join(cv.get("archs", {})) + " |", "|---" * (1 + len(cv.get("archs", {}))) + "|"]
+          "| class | " + " | ".join(arch if sysn == "node" else f"{arch}: clips with a window (gate ceiling)"
+                                   for arch, sysn in cols) + " |", "|---" * (1 + len(cols)) + "|"]
     for c in classes:
         cells = []
-        for arch, a in cv.get("archs", {}).items():
-            x = a.get("summary", {}).get("node", {})
+        for arch, sysn in cols:
+            x = cv["archs"][arch]["summary"][sysn]
             pc = x.get("per_class", {}).get(c, {})
             pooled = x.get("pooled", {}).get("per_class", {}).get(c, {})
             cells.append(f"{_ms(pc.get('recall'), '.2f')} ({_f(pooled.get('recall'), '.2f')})")
