@@ -427,9 +427,9 @@ def test_crossval_report(tmp_path, capsys):
     assert "| ds_cnn node (int8) |" in md and "| MFCC + SVM |" in md and "seed paper 000" in md
     # a: F1 1 in fold 1 and 2/3 in fold 2 -> 0.83 ± 0.17; pooled: 2 of 3 found, none false -> 0.80
     assert "| a | 3 | 0.83 ± 0.17 (0.80)" in md
-    # the toy ceiling misses the first clip of each fold (an a both times): pooled a 1 of 3 found,
+    # the toy ceiling misses the first clip of each fold (an a both times): per fold a missed, b
+    # found (0.5) / one a of two found, no b (0.667), accuracy 2/3 twice; pooled a 1 of 3 found,
     # none false (F1 0.5), b 1 of 1 (F1 1) -> 0.75
-    # per fold: a missed, b found (0.5) / one a of two found, no b (0.667); accuracy 2/3 twice
     assert ("| ds_cnn gate ceiling (a perfect model behind the gate) | 0.583 ± 0.083 | 0.667 ± 0.000 "
             "| 0.750 | 0.667 |") in md
     assert "| a | 0.75 ± 0.25 (0.67) | 0.25 ± 0.25 (0.33) |" in md     # node recall | clips with a window

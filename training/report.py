@@ -292,14 +292,14 @@ def crossval_markdown(cv: dict, baselines: dict | None = None, figures: dict | N
     # recall through the node, and (where evaluated) the gate's share: the ceiling's recall is the
     # fraction of the class's clips that got an analysis window at all
     cols = [(arch, sysn) for arch, a in cv.get("archs", {}).items()
-            for sysn in ("node", "gate_ceiling") if sysn in a.get("summary", {})]
+            for sysn in ("node", "gate_ceiling") if sysn == "node" or sysn in a.get("summary", {})]
     L += ["", "## Recall through the node (mean ± std; pooled)", "",
           "| class | " + " | ".join(arch if sysn == "node" else f"{arch}: clips with a window (gate ceiling)"
                                    for arch, sysn in cols) + " |", "|---" * (1 + len(cols)) + "|"]
     for c in classes:
         cells = []
         for arch, sysn in cols:
-            x = cv["archs"][arch]["summary"][sysn]
+            x = cv["archs"][arch].get("summary", {}).get(sysn, {})
             pc = x.get("per_class", {}).get(c, {})
             pooled = x.get("pooled", {}).get("per_class", {}).get(c, {})
             cells.append(f"{_ms(pc.get('recall'), '.2f')} ({_f(pooled.get('recall'), '.2f')})")
