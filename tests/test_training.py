@@ -163,6 +163,7 @@ def test_export_manifest(exported):
     tr = m["training"]
     assert tr["parity"]["mismatches"] == 0 and tr["parity"]["windows"] > 0
     assert "macro_f1_drop" in tr["int8"]
+    assert (tr["data"]["max_per_class"], tr["data"]["max_negatives"]) == (4000, 4000)   # the recipe's caps
 
 
 def test_parity_ref_vs_tflm(exported, rows):
@@ -590,6 +591,9 @@ def test_augmentation_options_reach_the_training_settings():
         assert _parser().parse_args(cmd + ["--aligned-negatives-first"]).aligned_negatives_first
         assert _parser().parse_args(cmd).train_on_val == train.TRAIN_ON_VAL is True   # the recipe
         assert not _parser().parse_args(cmd + ["--no-train-on-val"]).train_on_val
+        a = _parser().parse_args(cmd)
+        assert (a.max_per_class, a.max_negatives) == (train.MAX_PER_CLASS, train.MAX_NEGATIVES) == (4000, 4000)
+        assert _parser().parse_args(cmd + ["--max-negatives", "0"]).max_negatives == 0    # 0 = all
 
 
 def test_cap_per_class_can_fill_the_negative_class_with_gate_aligned_windows_first():
@@ -616,6 +620,23 @@ def test_cap_per_class_can_fill_the_negative_class_with_gate_aligned_windows_fir
     np.testing.assert_array_equal(again.clip, train.cap_per_class(ws, 40, seed=3).clip)   # default: off
     small = train.cap_per_class(ws, 20, seed=3, prefer_aligned=True)
     assert np.all(small.kind[small.y == 1] != K)        # more aligned negatives than room: aligned only
+
+
+def test_cap_per_class_caps_the_negative_class_on_its_own():
+    """--max-negatives: the negative class (last label) has its own cap; the target classes'
+    subsets do not change with it (one generator, classes drawn in label order); None = no cap."""
+    from training import train
+    y = np.array([0] * 50 + [1] * 30 + [2] * 100)
+    n = len(y)
+    ws = features.WindowSet(np.zeros((n, 1, 1), np.int8), y, np.arange(n),
+                            np.full(n, features.KIND_PLAIN, np.int8), [], ["a", "b", "other"])
+    same = train.cap_per_class(ws, 20, seed=5)
+    assert same.counts() == {"a": 20, "b": 20, "other": 20}            # default: the same cap
+    more = train.cap_per_class(ws, 20, seed=5, n_negative=60)
+    assert more.counts() == {"a": 20, "b": 20, "other": 60}
+    np.testing.assert_array_equal(more.clip[more.y < 2], same.clip[same.y < 2])
+    assert train.cap_per_class(ws, 20, seed=5, n_negative=None).counts() == {"a": 20, "b": 20, "other": 100}
+    assert train.cap_per_class(ws, None, seed=5, n_negative=40).counts() == {"a": 50, "b": 30, "other": 40}
 
 
 def test_thresholds_hold_the_background_and_the_negatives_budget_together():

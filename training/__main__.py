@@ -36,10 +36,15 @@ def _common_data(ap, csv_required=True):
                          "glass_breaking,scream,siren,fireworks_explosion,baby_cry,dog_bark); "
                          "'name=label1+label2' maps more dataset labels to a class")
     ap.add_argument("--seed", type=int, default=0, help="seed of augmentation and training (default 0)")
-    ap.add_argument("--max-per-class", type=int, default=4000,
-                    help="at most this many training windows per class (seeded subset; 0 = all; default 4000)")
+    from training.train import MAX_NEGATIVES, MAX_PER_CLASS
+    ap.add_argument("--max-per-class", type=int, default=MAX_PER_CLASS,
+                    help="at most this many training windows per target class (seeded subset; 0 = all; "
+                         f"default {MAX_PER_CLASS})")
+    ap.add_argument("--max-negatives", type=int, default=MAX_NEGATIVES, metavar="N",
+                    help="at most this many training windows of the negative class (background, other "
+                         f"sounds; seeded subset; 0 = all; default {MAX_NEGATIVES})")
     ap.add_argument("--aligned-negatives-first", action=argparse.BooleanOptionalAction, default=True,
-                    help="with --max-per-class: fill the negative class with the windows the node's gate "
+                    help="with --max-negatives: fill the negative class with the windows the node's gate "
                          "placed before the fixed-stride (continuous) ones (default: on; "
                          "--no-aligned-negatives-first: a uniform subset, the recipe before session 8)")
     ap.add_argument("--strict", action="store_true", help="stop at the first unreadable clip (default: skip it)")
@@ -207,7 +212,8 @@ def main(argv=None) -> int:
                 name=args.name or ("earwitness-default" if args.cmd == "ship" else None),
                 created_by=cmd if args.cmd == "train" else "python -m training ship",
                 enforce_budget=not args.no_budget, max_int8_drop=args.max_int8_drop,
-                max_parity_rate=args.max_parity_rate, max_per_class=args.max_per_class or None, strict=args.strict,
+                max_parity_rate=args.max_parity_rate, max_per_class=args.max_per_class or None,
+                max_negatives=args.max_negatives or None, strict=args.strict,
                 cap_prefer_aligned=args.aligned_negatives_first, train_on_val=args.train_on_val,
                 augment=_augment_of(args), cache_dir=cache, augment_data=not args.no_augment, progress=not args.quiet)
             m = res["manifest"]
@@ -222,7 +228,8 @@ def main(argv=None) -> int:
                                negatives_fa_per_hour=args.negatives_fa_per_hour,
                                work=args.work, cache_dir=cache, strict=args.strict,
                                augment_data=not args.no_augment, progress=not args.quiet,
-                               max_per_class=args.max_per_class or None, augment=_augment_of(args),
+                               max_per_class=args.max_per_class or None,
+                               max_negatives=args.max_negatives, augment=_augment_of(args),
                                cap_prefer_aligned=args.aligned_negatives_first,
                                train_on_val=args.train_on_val,
                                room_below_peak_db=args.room_below_peak if args.room_below_peak >= 0 else None)

@@ -120,11 +120,12 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
         epochs: int | None = None, fa_per_hour: float | None = None,
         negatives_fa_per_hour: float | None = None, work=None, cache_dir=None,
         strict: bool = False, augment_data: bool = True, progress: bool = True, log=None,
-        classifier_stride: int = 8, max_per_class: int | None = 4000,
+        classifier_stride: int = 8, max_per_class: int | None = 4000, max_negatives: int | None = None,
         room_below_peak_db: float | None = 20.0, augment: dict | None = None,
         cap_prefer_aligned: bool = True, train_on_val: bool | None = None) -> dict:
-    """augment: augmentation overrides (train.augment_settings); cap_prefer_aligned: see
-    train.cap_per_class; train_on_val: see train.fit_and_export (the validation fold is trained
+    """augment: augmentation overrides (train.augment_settings); max_per_class / max_negatives:
+    training windows per target class / of the negative class (train.fit_and_export; max_negatives
+    None: train.MAX_NEGATIVES, 0: all); cap_prefer_aligned: see train.cap_per_class; train_on_val: see train.fit_and_export (the validation fold is trained
     on too, and still chooses the thresholds; the test fold stays held out; None:
     train.TRAIN_ON_VAL, the recipe).  fa_per_hour / negatives_fa_per_hour: the threshold
     rule's budgets (train.choose_thresholds; None: train.FA_PER_HOUR /
@@ -135,6 +136,7 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
     from training import evaluate, features, train
     fa_per_hour = train.FA_PER_HOUR if fa_per_hour is None else fa_per_hour
     train_on_val = train.TRAIN_ON_VAL if train_on_val is None else bool(train_on_val)
+    max_negatives = train.MAX_NEGATIVES if max_negatives is None else (max_negatives or None)
     if negatives_fa_per_hour is None:
         negatives_fa_per_hour = train.NEGATIVES_FA_PER_HOUR
     negatives_fa_per_hour = negatives_fa_per_hour or None          # 0: off
@@ -164,6 +166,7 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
            "negatives_max_threshold": train.NEGATIVES_MAX_THRESHOLD if negatives_fa_per_hour else None,
            "classifier_stride_hops": classifier_stride,
            "max_per_class": max_per_class,
+           "max_negatives": max_negatives,
            "aligned_negatives_first": cap_prefer_aligned,
            "train_on_val": train_on_val,
            **train.augment_settings(**(augment or {})),
@@ -185,7 +188,8 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
                                        name=f"crossval-{arch}-fold{k}",
                                        created_by="python -m training crossval", enforce_budget=False,
                                        max_int8_drop=1.0, max_parity_rate=1.0,
-                                       max_per_class=max_per_class, strict=strict, cache_dir=cache_dir,
+                                       max_per_class=max_per_class, max_negatives=max_negatives,
+                                       strict=strict, cache_dir=cache_dir,
                                        augment=augment, cap_prefer_aligned=cap_prefer_aligned,
                                        train_on_val=train_on_val, augment_data=augment_data, progress=progress, log=log)
             test_rows = [r for r in rows if r.fold == k]

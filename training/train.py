@@ -26,6 +26,10 @@ DEFAULTS = dict(epochs=15, batch_size=64, lr=2e-3, patience=5, gain_jitter_db=6.
 FA_PER_HOUR = 1.0
 NEGATIVES_FA_PER_HOUR = 35.0
 NEGATIVES_MAX_THRESHOLD = 0.9
+# training windows: at most MAX_PER_CLASS per target class (CLI --max-per-class) and
+# MAX_NEGATIVES of the negative class (--max-negatives)
+MAX_PER_CLASS = 4000
+MAX_NEGATIVES = 4000
 # the recipe trains on the validation fold too (session 9: held-out gunshot recall 0.96 on two
 # seeds instead of 0.90-0.93 with it held back, macro-F1 the same); it still sets the thresholds
 TRAIN_ON_VAL = True
@@ -251,28 +255,33 @@ def predict_float(model, X_int8: np.ndarray, batch: int = 512) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]))
 
 
-def cap_per_class(ws, n: int, seed: int = 0, prefer_aligned: bool = False):
-    """At most n windows per class (seeded random subset): the big classes (donated baby cries,
-    'other') would otherwise dominate the epoch time; class weights balance the rest.
-    prefer_aligned (--aligned-negatives-first): fill the negative class's (the
-    last label's) n with windows the node's gate placed (every kind but the fixed-stride
+def cap_per_class(ws, n: int | None, seed: int = 0, prefer_aligned: bool = False,
+                  n_negative: int | None = -1):
+    """At most n windows per target class and n_negative of the negative class (the last label)
+    (seeded random subsets; None = no cap; n_negative -1 = n): the big classes (donated baby
+    cries, 'other') would otherwise dominate the epoch time; class weights balance the rest.
+    prefer_aligned (--aligned-negatives-first): fill the negative class's
+    n_negative with windows the node's gate placed (every kind but the fixed-stride
     continuous windows) before continuous ones: the node classifies gate-aligned windows, so
     those are the negatives that matter (target classes keep a uniform subset: their
-    continuous windows are time-shifted targets)."""
+    continuous windows are time-shifted targets).  The classes are drawn in label order from
+    one generator, so a different n_negative leaves the target classes' subsets as they were."""
     rng = np.random.default_rng(seed)
     keep = np.zeros(len(ws), bool)
+    neg = len(ws.labels) - 1
     for c in np.unique(ws.y):
         idx = np.flatnonzero(ws.y == c)
-        if idx.size > n:
-            if prefer_aligned and c == len(ws.labels) - 1:
+        m = (n if n_negative == -1 else n_negative) if c == neg else n
+        if m is not None and idx.size > m:
+            if prefer_aligned and c == neg:
                 first = idx[ws.kind[idx] != features.KIND_CONTINUOUS]
                 rest = idx[ws.kind[idx] == features.KIND_CONTINUOUS]
-                if first.size >= n:
-                    idx = rng.choice(first, n, replace=False)
+                if first.size >= m:
+                    idx = rng.choice(first, m, replace=False)
                 else:
-                    idx = np.concatenate([first, rng.choice(rest, n - first.size, replace=False)])
+                    idx = np.concatenate([first, rng.choice(rest, m - first.size, replace=False)])
             else:
-                idx = rng.choice(idx, n, replace=False)
+                idx = rng.choice(idx, m, replace=False)
         keep[idx] = True
     return ws.subset(keep)
 
@@ -407,14 +416,16 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
                    negatives_fa_per_hour: float | None = NEGATIVES_FA_PER_HOUR,
                    name: str | None = None, created_by: str = "python -m training train",
                    enforce_budget: bool = True, max_int8_drop: float = 0.05,
-                   max_parity_rate: float = 0.005, max_per_class: int | None = 4000,
-                   cap_prefer_aligned: bool = True, train_on_val: bool = TRAIN_ON_VAL,
+                   max_parity_rate: float = 0.005, max_per_class: int | None = MAX_PER_CLASS,
+                   max_negatives: int | None = MAX_NEGATIVES, cap_prefer_aligned: bool = True, train_on_val: bool = TRAIN_ON_VAL,
                    strict: bool = False, augment: dict | None = None, cache_dir=features.CACHE_DIR,
                    augment_data: bool = True, cfg=None,
                    progress: bool = True, log=None, **arch_kw) -> dict:
     """Features -> train -> int8 -> parity/budget checks -> thresholds -> export to out_dir.
     Returns a report dict (also stored under the manifest's "training").  Raises
     quantize.ExportError when a check fails (nothing is written then).
+    max_per_class / max_negatives: at most this many training windows per target class / of the
+    negative class (cap_per_class; None or 0 = all).
     train_on_val (--train-on-val): the validation fold's windows are trained on as well (every
     fold but the test fold), for all `epochs` (no early stopping: nothing unseen is left to
     watch); the thresholds are still chosen on the validation fold's clips through the node,
@@ -433,8 +444,8 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
     tr = ws.subset(~np.isin(folds, list(excl))) if excl else ws
     va_mask = (folds == val_fold) if val_fold is not None else np.zeros(len(ws), bool)
     va = ws.subset(va_mask & (ws.kind == features.KIND_PLAIN))
-    if max_per_class:
-        tr = cap_per_class(tr, max_per_class, seed, cap_prefer_aligned)
+    if max_per_class or max_negatives:
+        tr = cap_per_class(tr, max_per_class or None, seed, cap_prefer_aligned, max_negatives or None)
     if len(tr) == 0:
         raise quantize.ExportError("no training windows (check --csv/--root and the folds)")
     if trained_on_val:
@@ -495,6 +506,7 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
                        "test_fold": test_fold, "trained_on_val": trained_on_val,
                        "windows": {"train": len(tr), "val": len(va)},
                        "feature_version": features.FEATURE_VERSION, "max_per_class": max_per_class,
+                       "max_negatives": max_negatives,
                        "aligned_negatives_first": cap_prefer_aligned,
                        "augment": (cfg or _augment.AugmentConfig()).to_json() if augment_data else None},
               "train": {k: v for k, v in info.items() if k != "history"},
