@@ -163,7 +163,7 @@ def test_export_manifest(exported):
     tr = m["training"]
     assert tr["parity"]["mismatches"] == 0 and tr["parity"]["windows"] > 0
     assert "macro_f1_drop" in tr["int8"]
-    assert (tr["data"]["max_per_class"], tr["data"]["max_negatives"]) == (4000, 4000)   # the recipe's caps
+    assert (tr["data"]["max_per_class"], tr["data"]["max_negatives"]) == (4000, 8000)   # the recipe's caps
 
 
 def test_parity_ref_vs_tflm(exported, rows):
@@ -592,7 +592,7 @@ def test_augmentation_options_reach_the_training_settings():
         assert _parser().parse_args(cmd).train_on_val == train.TRAIN_ON_VAL is True   # the recipe
         assert not _parser().parse_args(cmd + ["--no-train-on-val"]).train_on_val
         a = _parser().parse_args(cmd)
-        assert (a.max_per_class, a.max_negatives) == (train.MAX_PER_CLASS, train.MAX_NEGATIVES) == (4000, 4000)
+        assert (a.max_per_class, a.max_negatives) == (train.MAX_PER_CLASS, train.MAX_NEGATIVES) == (4000, 8000)
         assert _parser().parse_args(cmd + ["--max-negatives", "0"]).max_negatives == 0    # 0 = all
 
 

@@ -42,7 +42,8 @@ def _common_data(ap, csv_required=True):
                          f"default {MAX_PER_CLASS})")
     ap.add_argument("--max-negatives", type=int, default=MAX_NEGATIVES, metavar="N",
                     help="at most this many training windows of the negative class (background, other "
-                         f"sounds; seeded subset; 0 = all; default {MAX_NEGATIVES})")
+                         f"sounds; seeded subset; 0 = all; default {MAX_NEGATIVES}; 4000, the targets' cap, "
+                         "before session 10)")
     ap.add_argument("--aligned-negatives-first", action=argparse.BooleanOptionalAction, default=True,
                     help="with --max-negatives: fill the negative class with the windows the node's gate "
                          "placed before the fixed-stride (continuous) ones (default: on; "
