@@ -1,7 +1,7 @@
 /* generated — do not edit, regenerate with `python -m training export --model-dir <this folder>`
  * (C generated from model.tflite + manifest.json of this folder)
  * model: earwitness-default
- * model_sha256: 6bd086487913b60c1d9dfda03a519748e201a0c9a41619793313d2282c978129
+ * model_sha256: 9308af202c40ff1d4bc1978d16caeaf2eb4b29431d77228f69be16d2866b6a6e
  * feature_config_hash: 8993307a300a459706028e0dbb942980b5e398b327b43ba1c160cf9c78882ed2
  */
 
