@@ -124,8 +124,9 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
         room_below_peak_db: float | None = 20.0, augment: dict | None = None,
         cap_prefer_aligned: bool = True, train_on_val: bool | None = None) -> dict:
     """augment: augmentation overrides (train.augment_settings); max_per_class / max_negatives:
-    training windows per target class / of the negative class (train.fit_and_export; max_negatives
-    None: train.MAX_NEGATIVES, 0: all); cap_prefer_aligned: see train.cap_per_class; train_on_val: see train.fit_and_export (the validation fold is trained
+    training windows per target class / of the negative class (train.fit_and_export; max_per_class
+    None: all; max_negatives None: train.MAX_NEGATIVES, 0: all); cap_prefer_aligned: see
+    train.cap_per_class; train_on_val: see train.fit_and_export (the validation fold is trained
     on too, and still chooses the thresholds; the test fold stays held out; None:
     train.TRAIN_ON_VAL, the recipe).  fa_per_hour / negatives_fa_per_hour: the threshold
     rule's budgets (train.choose_thresholds; None: train.FA_PER_HOUR /
