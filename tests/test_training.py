@@ -376,6 +376,20 @@ def test_crossval_summary_of_the_gate_ceiling():
     assert "gate_ceiling" not in crossval.summarize(folds, ["a", "b", "c"])
 
 
+def test_crossval_cli_passes_the_window_caps(monkeypatch, tmp_path):
+    """crossval's --max-per-class / --max-negatives reach crossval.run as train/ship pass them to
+    fit_and_export: the number, or None for 0 (all windows)."""
+    from training import crossval, train
+    seen = []
+    monkeypatch.setattr(crossval, "run", lambda *a, **kw: seen.append(kw) or {"archs": {}})
+    cmd = ["crossval", "--csv", str(AUDIO / "manifest.csv"), "--root", str(AUDIO), "--json", str(tmp_path / "o.json")]
+    assert main(cmd) == 0
+    assert main(cmd + ["--max-negatives", "0", "--max-per-class", "0"]) == 0
+    assert main(cmd + ["--max-negatives", "100"]) == 0
+    assert [(kw["max_per_class"], kw["max_negatives"]) for kw in seen] == [
+        (train.MAX_PER_CLASS, train.MAX_NEGATIVES), (None, None), (train.MAX_PER_CLASS, 100)]
+
+
 def test_crossval_needs_folds(tmp_path, capsys):
     p = tmp_path / "nofold.csv"
     p.write_text("path,label\ngunshot_1.wav,gunshot\n")

@@ -230,7 +230,7 @@ def main(argv=None) -> int:
                                work=args.work, cache_dir=cache, strict=args.strict,
                                augment_data=not args.no_augment, progress=not args.quiet,
                                max_per_class=args.max_per_class or None,
-                               max_negatives=args.max_negatives, augment=_augment_of(args),
+                               max_negatives=args.max_negatives or None, augment=_augment_of(args),
                                cap_prefer_aligned=args.aligned_negatives_first,
                                train_on_val=args.train_on_val,
                                room_below_peak_db=args.room_below_peak if args.room_below_peak >= 0 else None)

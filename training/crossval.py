@@ -27,6 +27,7 @@ import numpy as np
 
 from tools import params
 from training import data as _data
+from training.train import MAX_NEGATIVES, MAX_PER_CLASS
 
 WORK_DIR = params.ROOT / "build" / "crossval"
 
@@ -120,15 +121,15 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
         epochs: int | None = None, fa_per_hour: float | None = None,
         negatives_fa_per_hour: float | None = None, work=None, cache_dir=None,
         strict: bool = False, augment_data: bool = True, progress: bool = True, log=None,
-        classifier_stride: int = 8, max_per_class: int | None = 4000, max_negatives: int | None = None,
+        classifier_stride: int = 8, max_per_class: int | None = MAX_PER_CLASS,
+        max_negatives: int | None = MAX_NEGATIVES,
         room_below_peak_db: float | None = 20.0, augment: dict | None = None,
         cap_prefer_aligned: bool = True, train_on_val: bool | None = None) -> dict:
     """augment: augmentation overrides (train.augment_settings); max_per_class / max_negatives:
-    training windows per target class / of the negative class (train.fit_and_export; max_per_class
-    None: all; max_negatives None: train.MAX_NEGATIVES, 0: all); cap_prefer_aligned: see
-    train.cap_per_class; train_on_val: see train.fit_and_export (the validation fold is trained
-    on too, and still chooses the thresholds; the test fold stays held out; None:
-    train.TRAIN_ON_VAL, the recipe).  fa_per_hour / negatives_fa_per_hour: the threshold
+    training windows per target class / of the negative class (train.fit_and_export; None: all);
+    cap_prefer_aligned: see train.cap_per_class; train_on_val: see train.fit_and_export (the
+    validation fold is trained on too, and still chooses the thresholds; the test fold stays
+    held out; None: train.TRAIN_ON_VAL, the recipe).  fa_per_hour / negatives_fa_per_hour: the threshold
     rule's budgets (train.choose_thresholds; None: train.FA_PER_HOUR /
     train.NEGATIVES_FA_PER_HOUR; a negatives budget of 0 turns that rule off).
     room_below_peak_db: also evaluate each test fold through the node with the room at least
@@ -137,7 +138,6 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
     from training import evaluate, features, train
     fa_per_hour = train.FA_PER_HOUR if fa_per_hour is None else fa_per_hour
     train_on_val = train.TRAIN_ON_VAL if train_on_val is None else bool(train_on_val)
-    max_negatives = train.MAX_NEGATIVES if max_negatives is None else (max_negatives or None)
     if negatives_fa_per_hour is None:
         negatives_fa_per_hour = train.NEGATIVES_FA_PER_HOUR
     negatives_fa_per_hour = negatives_fa_per_hour or None          # 0: off

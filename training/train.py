@@ -419,7 +419,8 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
                    name: str | None = None, created_by: str = "python -m training train",
                    enforce_budget: bool = True, max_int8_drop: float = 0.05,
                    max_parity_rate: float = 0.005, max_per_class: int | None = MAX_PER_CLASS,
-                   max_negatives: int | None = MAX_NEGATIVES, cap_prefer_aligned: bool = True, train_on_val: bool = TRAIN_ON_VAL,
+                   max_negatives: int | None = MAX_NEGATIVES, cap_prefer_aligned: bool = True,
+                   train_on_val: bool = TRAIN_ON_VAL,
                    strict: bool = False, augment: dict | None = None, cache_dir=features.CACHE_DIR,
                    augment_data: bool = True, cfg=None,
                    progress: bool = True, log=None, **arch_kw) -> dict:
