@@ -354,8 +354,12 @@ def test_crossval_summary_of_the_room_evaluation():
     assert s["node_room"]["macro_f1"]["mean"] == pytest.approx((np.mean([0.9, 0.7, 0.0]) + np.mean([0.7, 0.9, 1.0])) / 2, abs=1e-4)
     assert s["gunshot_recall_node_room"] is None                  # no class "gunshot" here
     assert s["node"]["macro_f1"]["mean"] < s["node_room"]["macro_f1"]["mean"]
-    md = crossval.markdown({"archs": {"ds_cnn": {"summary": s, "folds": folds}}})
-    assert "room ≥ 20 dB below" in md
+    from training import report
+    md = report.crossval_markdown({"room_below_peak_db": 20, "classes": ["a", "b", "c"],
+                                   "archs": {"ds_cnn": {"summary": s, "folds": folds}}})
+    # room: macro-F1 0.533 / 0.867 (0.8 / 0.867 over classes with clips: c has none in fold 1)
+    assert "| ds_cnn node (int8), room 20 dB below the peak | 0.700 ± 0.167 | 0.833 ± 0.033 |" in md
+    assert "| a | 0.70 ± 0.10 (–) | 0.70 ± 0.10 (–) | 0.80 ± 0.10 (–) |" in md   # P, R, R (room)
     assert "gate_ceiling" not in s and "ceiling" not in crossval.summary_text(
         {"archs": {"ds_cnn": {"summary": s}}})
 
@@ -388,6 +392,7 @@ def test_crossval_cli_passes_the_window_caps(monkeypatch, tmp_path):
     assert main(cmd + ["--max-negatives", "100"]) == 0
     assert [(kw["max_per_class"], kw["max_negatives"]) for kw in seen] == [
         (train.MAX_PER_CLASS, train.MAX_NEGATIVES), (None, None), (train.MAX_PER_CLASS, 100)]
+    assert (tmp_path / "o.md").read_text().startswith("# Cross-validation")   # the report beside it
 
 
 def test_crossval_needs_folds(tmp_path, capsys):

@@ -143,7 +143,8 @@ def _parser():
     p.add_argument("--no-arena", action="store_true", help="with --check: skip re-measuring the arena")
     p = sub.add_parser("crossval", help="fold cross-validation, CNN vs CRNN, through the node pipeline")
     _common_data(p)
-    p.add_argument("--json", type=Path, required=True, help="write the results here")
+    p.add_argument("--json", type=Path, required=True,
+                   help="write the results here, and the report next to it (.md, pooled confusion .png)")
     p.add_argument("--archs", default="ds_cnn,crnn", help="architectures (default ds_cnn,crnn)")
     p.add_argument("--folds", default=None, help="test folds (default: every fold in the CSV)")
     p.add_argument("--epochs", type=int, default=None, help="maximum epochs per model (default 15)")
@@ -235,6 +236,9 @@ def main(argv=None) -> int:
                                train_on_val=args.train_on_val,
                                room_below_peak_db=args.room_below_peak if args.room_below_peak >= 0 else None)
             print(crossval.summary_text(res))
+            from training import report
+            for path in report.write_crossval(res, Path(args.json).with_suffix(".md")):
+                print(f"wrote {path}")
             return 0
     except data.DataError as e:
         return _die(str(e), 2)

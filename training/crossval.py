@@ -15,6 +15,8 @@ The JSON holds per architecture and fold the node and classifier metrics (and `g
 a perfect model behind the gate, training.evaluate), false alarms per
 hour, size/arena/MACs, int8 drop and parity, and `summary`: mean and std over folds of every
 metric (per-class metrics only over folds where the class has support).
+The CLI writes the report (training.report.write_crossval: Markdown tables, pooled confusion
+PNG) next to the JSON.
 """
 from __future__ import annotations
 
@@ -237,76 +239,3 @@ def summary_text(res: dict) -> str:
                      + (f"; a perfect model behind the gate would score {f(s['gate_ceiling']['macro_f1'])}"
                         if "gate_ceiling" in s else ""))
     return "\n".join(lines)
-
-
-def markdown(res: dict, baselines: dict | None = None) -> str:
-    """Tables for docs/training.md: per architecture, mean ± std over folds (node and classifier),
-    per class P/R/F1, and the model figures."""
-    def f(d):
-        if not d or d.get("mean") is None:
-            return "–"
-        if abs(d["mean"]) >= 100:
-            return f"{d['mean']:.0f} ± {d['std']:.0f}"
-        return f"{d['mean']:.3f} ± {d['std']:.3f}"
-
-    def pooled(s, sysname):
-        v = s[sysname].get("pooled", {}).get("macro_f1")
-        return "–" if v is None else f"{v:.3f}"
-
-    out = []
-    archs = list(res["archs"])
-    out.append("| figure (mean ± std over test folds) | " + " | ".join(archs) + " |")
-    out.append("|---|" + "---|" * len(archs))
-    rows = [("node macro-F1 (7 targets)", lambda s: f(s["node"]["macro_f1"])),
-            ("node macro-F1 (classes with clips in the fold)", lambda s: f(s["node"].get("macro_f1_supported"))),
-            ("node macro-F1 pooled over folds", lambda s: pooled(s, "node")),
-            ("node accuracy (8 labels)", lambda s: f(s["node"]["accuracy"])),
-            ("node gunshot recall", lambda s: f(s["node"]["per_class"]["gunshot"]["recall"])),
-            ("node macro-F1, room ≥ 20 dB below the event (gate_eval's protocol)", lambda s: f(s["node_room"]["macro_f1"])),
-            ("node macro-F1 pooled, room ≥ 20 dB below", lambda s: pooled(s, "node_room")),
-            ("node gunshot recall, room ≥ 20 dB below", lambda s: f(s["node_room"]["per_class"]["gunshot"]["recall"])),
-            ("ceiling: a perfect model behind the gate, macro-F1", lambda s: f(s["gate_ceiling"]["macro_f1"])),
-            ("ceiling pooled over folds", lambda s: pooled(s, "gate_ceiling")),
-            ("ceiling pooled, room ≥ 20 dB below", lambda s: pooled(s, "gate_ceiling_room")),
-            ("classifier macro-F1", lambda s: f(s["classifier"]["macro_f1"])),
-            ("classifier macro-F1 (classes with clips)", lambda s: f(s["classifier"].get("macro_f1_supported"))),
-            ("classifier macro-F1 pooled over folds", lambda s: pooled(s, "classifier")),
-            ("classifier accuracy", lambda s: f(s["classifier"]["accuracy"])),
-            ("node false alarms / h, all negative clips", lambda s: f(s["false_alarms_per_hour"])),
-            ("node false alarms / h, background clips", lambda s: f(s["false_alarms_per_hour_background"])),
-            ("model bytes", lambda s: f(s["model_bytes"])), ("arena bytes (measured)", lambda s: f(s["arena_bytes"])),
-            ("MACs", lambda s: f(s["macs"])), ("int8 − float window macro-F1 drop", lambda s: f(s["int8_macro_f1_drop"])),
-            ("TFLite-ref vs TFLM mismatches (> 1 LSB)", lambda s: f(s["parity_mismatches"]))]
-    for name, fn in rows:
-        cells = []
-        for a in archs:
-            s = res["archs"][a].get("summary")
-            try:
-                cells.append(fn(s) if s else "–")
-            except (KeyError, TypeError):
-                cells.append("–")
-        out.append(f"| {name} | " + " | ".join(cells) + " |")
-    for a in archs:
-        s = res["archs"][a].get("summary")
-        if not s:
-            continue
-        n = len(res["archs"][a]["folds"])
-        out.append("")
-        out.append(f"**{a}**, per class ({n} folds; mean ± std over folds with clips of the class; "
-                   f"pooled = confusion matrices summed over folds)")
-        out.append("")
-        ceil = s.get("gate_ceiling", {}).get("pooled", {}).get("per_class")
-        out.append("| class | clips | node P | node R | node F1 | node F1 pooled | classifier F1 | classifier F1 pooled |"
-                   + (" clips with an analysis window (gate ceiling's recall, pooled) |" if ceil else ""))
-        out.append("|---|---|---|---|---|---|---|---|" + ("---|" if ceil else ""))
-        for c, v in s["node"]["per_class"].items():
-            pn = s["node"].get("pooled", {}).get("per_class", {}).get(c, {}).get("f1")
-            pc = s["classifier"].get("pooled", {}).get("per_class", {}).get(c, {}).get("f1")
-            row = (f"| {c} | {v['support']} | {f(v['precision'])} | {f(v['recall'])} | {f(v['f1'])} | "
-                   f"{'–' if pn is None else f'{pn:.3f}'} | {f(s['classifier']['per_class'][c]['f1'])} | "
-                   f"{'–' if pc is None else f'{pc:.3f}'} |")
-            if ceil:
-                r = ceil.get(c, {}).get("recall")
-                row += f" {'–' if r is None else f'{r:.3f}'} |"
-            out.append(row)
-    return "\n".join(out)

@@ -244,30 +244,39 @@ def crossval_markdown(cv: dict, baselines: dict | None = None, figures: dict | N
          "`pooled`: one confusion matrix over all test clips.", ""]
     base_pooled = (baselines or {}).get("pooled", {})
     base_ms = (baselines or {}).get("mean_std", {})
+    room = cv.get("room_below_peak_db")
+    room_txt = f"room {room} dB below the peak" if room is not None else "room below the peak"
     L += ["## Overall", "",
-          "| system | macro-F1 (mean ± std) | accuracy (mean ± std) | macro-F1 pooled | accuracy pooled "
-          "| false alarms / h (negatives) | false alarms / h (background) |",
-          "|---|---|---|---|---|---|---|"]
+          "`node`: the int8 model behind the node's gate and thresholds, with the room at each "
+          "clip's own floor (the headline protocol); `room`: the same with the room further below "
+          "the event (`gate_eval`'s protocol); `gate ceiling`: a perfect model behind the gate (a "
+          "target clip is right iff the gate opened an analysis window on it, negatives never fire); "
+          "`classifier`: the best window of each clip, no gate, no thresholds. `classes with clips`: "
+          "the macro-F1 over the target classes that have clips in the test fold.", "",
+          "| system | macro-F1 (mean ± std) | macro-F1, classes with clips | accuracy (mean ± std) "
+          "| macro-F1 pooled | accuracy pooled | false alarms / h (negatives) | false alarms / h (background) |",
+          "|---|---|---|---|---|---|---|---|"]
+    names = {"node": "node (int8)", "node_room": f"node (int8), {room_txt}",
+             "gate_ceiling": "gate ceiling (a perfect model behind the gate)",
+             "gate_ceiling_room": f"gate ceiling, {room_txt}", "classifier": "classifier (int8)"}
     for arch, a in cv.get("archs", {}).items():
         sm = a.get("summary", {})
-        for sysn in ("node", "classifier", "gate_ceiling"):
+        for sysn, title in names.items():
             if sysn not in sm:
                 continue
             x = sm[sysn]
             pooled = x.get("pooled", {})
             fa = (f"| {_ms(sm.get('false_alarms_per_hour'), '.1f')} | "
                   f"{_ms(sm.get('false_alarms_per_hour_background'), '.1f')} |") if sysn == "node" else "| | |"
-            name = (f"{arch} gate ceiling (a perfect model behind the gate)" if sysn == "gate_ceiling"
-                    else f"{arch} {sysn} (int8)")
-            L.append(f"| {name} | {_ms(x.get('macro_f1'))} | {_ms(x.get('accuracy'))} | "
-                     f"{_f(pooled.get('macro_f1'))} | {_f(pooled.get('accuracy'))} {fa}")
+            L.append(f"| {arch} {title} | {_ms(x.get('macro_f1'))} | {_ms(x.get('macro_f1_supported'))} | "
+                     f"{_ms(x.get('accuracy'))} | {_f(pooled.get('macro_f1'))} | {_f(pooled.get('accuracy'))} {fa}")
     for n, title in (("logreg", "MFCC + logistic regression"), ("svm", "MFCC + SVM")):
         if n in base_ms:
-            L.append(f"| {title} | {_ms(base_ms[n]['macro_f1'])} | {_ms(base_ms[n]['accuracy'])} | "
+            L.append(f"| {title} | {_ms(base_ms[n]['macro_f1'])} | | {_ms(base_ms[n]['accuracy'])} | "
                      f"{_f(base_pooled.get(n, {}).get('macro_f1'))} | "
                      f"{_f(base_pooled.get(n, {}).get('accuracy'))} | | |")
     for who, what in SEED_FIGURES:
-        L.append(f"| {who} | | {what} | | | | |")
+        L.append(f"| {who} | | | {what} | | | | |")
     L += ["", "## Per class: F1 (mean ± std over folds; pooled in brackets)", "",
           "| class | clips | " + " | ".join(
               [f"{arch} node | {arch} classifier" for arch in cv.get("archs", {})]
@@ -289,20 +298,23 @@ def crossval_markdown(cv: dict, baselines: dict | None = None, figures: dict | N
                 pooled = base_pooled.get(n, {}).get("per_class", {}).get(c, {})
                 cells.append(f"{_ms(pc.get('f1'), '.2f')} ({_f(pooled.get('f1'), '.2f')})")
         L.append(f"| {c} | {support if support is not None else '–'} | " + " | ".join(cells) + " |")
-    # recall through the node, and (where evaluated) the gate's share: the ceiling's recall is the
-    # fraction of the class's clips that got an analysis window at all
-    cols = [(arch, sysn) for arch, a in cv.get("archs", {}).items()
-            for sysn in ("node", "gate_ceiling") if sysn == "node" or sysn in a.get("summary", {})]
-    L += ["", "## Recall through the node (mean ± std; pooled)", "",
-          "| class | " + " | ".join(arch if sysn == "node" else f"{arch}: clips with a window (gate ceiling)"
-                                   for arch, sysn in cols) + " |", "|---" * (1 + len(cols)) + "|"]
+    # precision and recall through the node, and (where evaluated) the gate's share: the
+    # ceiling's recall is the fraction of the class's clips that got an analysis window at all
+    heads = {("node", "precision"): "node precision", ("node", "recall"): "node recall",
+             ("node_room", "recall"): f"node recall, {room_txt}",
+             ("gate_ceiling", "recall"): "clips with a window (gate ceiling's recall)"}
+    cols = [(arch, sysn, k) for arch, a in cv.get("archs", {}).items() for (sysn, k) in heads
+            if sysn in a.get("summary", {})]
+    L += ["", "## Precision and recall through the node (mean ± std; pooled)", "",
+          "| class | " + " | ".join(f"{arch} {heads[sysn, k]}" for arch, sysn, k in cols) + " |",
+          "|---" * (1 + len(cols)) + "|"]
     for c in classes:
         cells = []
-        for arch, sysn in cols:
-            x = cv["archs"][arch].get("summary", {}).get(sysn, {})
+        for arch, sysn, k in cols:
+            x = cv["archs"][arch]["summary"][sysn]
             pc = x.get("per_class", {}).get(c, {})
             pooled = x.get("pooled", {}).get("per_class", {}).get(c, {})
-            cells.append(f"{_ms(pc.get('recall'), '.2f')} ({_f(pooled.get('recall'), '.2f')})")
+            cells.append(f"{_ms(pc.get(k), '.2f')} ({_f(pooled.get(k), '.2f')})")
         L.append(f"| {c} | " + " | ".join(cells) + " |")
     L += ["", "## Model cost per fold (mean ± std)", "",
           "| arch | flatbuffer bytes | arena bytes | MACs | int8 macro-F1 drop | TFLM parity mismatches |",
