@@ -436,3 +436,13 @@ def test_crossval_report(tmp_path, capsys):
             "| 0.667 ± 0.000 | 0.750 | 0.667 |") in md      # b: no clips in fold 2, never called there
     assert "ds_cnn node (int8), room" not in md and "gate ceiling, room" not in md   # not evaluated
     assert report.main([]) == 2 and "one of them" in capsys.readouterr().err
+
+
+def test_committed_crossval_report_matches_its_json(tmp_path):
+    """firmware/model/crossval.md is the report of firmware/model/crossval.json as the crossval
+    command (and `python -m training.report --crossval`) writes it: regenerate and compare."""
+    model = Path(__file__).resolve().parents[1] / "firmware" / "model"
+    cv = json.loads((model / "crossval.json").read_text())
+    report.write_crossval(cv, tmp_path / "crossval.md")
+    assert (tmp_path / "crossval.md").read_text() == (model / "crossval.md").read_text(), (
+        "stale firmware/model/crossval.md: python -m training.report --crossval firmware/model/crossval.json")
