@@ -610,6 +610,8 @@ def test_augmentation_options_reach_the_training_settings():
         assert _parser().parse_args(cmd + ["--aligned-negatives-first"]).aligned_negatives_first
         assert _parser().parse_args(cmd).train_on_val == train.TRAIN_ON_VAL is True   # the recipe
         assert not _parser().parse_args(cmd + ["--no-train-on-val"]).train_on_val
+        assert _parser().parse_args(cmd).hold_val_negatives == train.HOLD_VAL_NEGATIVES
+        assert _parser().parse_args(cmd + ["--hold-val-negatives"]).hold_val_negatives
         a = _parser().parse_args(cmd)
         assert (a.max_per_class, a.max_negatives) == (train.MAX_PER_CLASS, train.MAX_NEGATIVES) == (4000, 8000)
         assert _parser().parse_args(cmd + ["--max-negatives", "0"]).max_negatives == 0    # 0 = all
@@ -732,3 +734,27 @@ def test_train_on_val_trains_on_the_validation_fold_and_still_thresholds_there(e
     assert all(0.5 <= th[c] <= 1.0 for c in per) and th["other"] is None
     man = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert man["training"]["data"]["trained_on_val"] is True
+
+
+def test_hold_val_negatives_trains_only_on_the_validation_fold_targets(exported, rows, tmp_path):
+    """--hold-val-negatives: of the validation fold only target windows are trained on (its
+    negative windows stay unheard for the thresholds); the thresholds are still chosen there."""
+    from training import augment as _augment, train
+    _, res = exported
+    cache = tmp_path / "cache"
+    got = train.fit_and_export(rows, AUDIO, tmp_path / "m", arch="ds_cnn", seed=1, val_fold=4, epochs=1,
+                               train_on_val=True, hold_val_negatives=True, name="test-tiny-hvn",
+                               created_by="pytest", max_int8_drop=1.0, cache_dir=cache, progress=False,
+                               log=lambda m: None, width=8)
+    cmap = data.ClassMap.default()
+    ws = features.load_or_build(rows, AUDIO, cmap, 1, _augment.AugmentConfig(), True,
+                                cache_dir=cache, progress=False, log=lambda m: None)
+    in_val = ws.folds() == 4
+    n_neg = int(np.sum(in_val & (ws.y == cmap.negative_index)))
+    n_target = int(np.sum(in_val & (ws.y != cmap.negative_index)))
+    assert n_neg > 0 and n_target > 0
+    d = got["report"]["data"]
+    assert d["trained_on_val"] is True and d["held_val_negatives"] == n_neg
+    assert d["windows"]["train"] == res["report"]["data"]["windows"]["train"] + n_target
+    assert res["report"]["data"]["held_val_negatives"] is None
+    assert set(got["report"]["thresholds"]["per_class"]) == set(cmap.targets)

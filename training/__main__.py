@@ -94,6 +94,11 @@ def _train_on_val_opt(ap):
                          "validation fold's clips, which the model has then heard (default: "
                          f"{'on' if TRAIN_ON_VAL else 'off'}; --no-train-on-val holds the fold back for "
                          "early stopping, the recipe before session 9)")
+    from training.train import HOLD_VAL_NEGATIVES
+    ap.add_argument("--hold-val-negatives", action=argparse.BooleanOptionalAction, default=HOLD_VAL_NEGATIVES,
+                    help="with --train-on-val: train only on the validation fold's target windows, "
+                         "so that the thresholds are set on negatives the model has not heard "
+                         f"(default: {'on' if HOLD_VAL_NEGATIVES else 'off'})")
 
 
 def _augment_opts(ap):
@@ -217,6 +222,7 @@ def main(argv=None) -> int:
                 max_parity_rate=args.max_parity_rate, max_per_class=args.max_per_class or None,
                 max_negatives=args.max_negatives or None, strict=args.strict,
                 cap_prefer_aligned=args.aligned_negatives_first, train_on_val=args.train_on_val,
+                               hold_val_negatives=args.hold_val_negatives,
                 augment=_augment_of(args), cache_dir=cache, augment_data=not args.no_augment, progress=not args.quiet)
             m = res["manifest"]
             print(json.dumps({k: m[k] for k in ("name", "model_sha256", "model_bytes", "arena_bytes", "macs",
@@ -234,6 +240,7 @@ def main(argv=None) -> int:
                                max_negatives=args.max_negatives or None, augment=_augment_of(args),
                                cap_prefer_aligned=args.aligned_negatives_first,
                                train_on_val=args.train_on_val,
+                               hold_val_negatives=args.hold_val_negatives,
                                room_below_peak_db=args.room_below_peak if args.room_below_peak >= 0 else None)
             print(crossval.summary_text(res))
             from training import report

@@ -126,12 +126,14 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
         classifier_stride: int = 8, max_per_class: int | None = MAX_PER_CLASS,
         max_negatives: int | None = MAX_NEGATIVES,
         room_below_peak_db: float | None = 20.0, augment: dict | None = None,
-        cap_prefer_aligned: bool = True, train_on_val: bool | None = None) -> dict:
+        cap_prefer_aligned: bool = True, train_on_val: bool | None = None,
+        hold_val_negatives: bool | None = None) -> dict:
     """augment: augmentation overrides (train.augment_settings); max_per_class / max_negatives:
     training windows per target class / of the negative class (train.fit_and_export; None: all);
     cap_prefer_aligned: see train.cap_per_class; train_on_val: see train.fit_and_export (the
     validation fold is trained on too, and still chooses the thresholds; the test fold stays
-    held out; None: train.TRAIN_ON_VAL, the recipe).  fa_per_hour / negatives_fa_per_hour: the threshold
+    held out; None: train.TRAIN_ON_VAL, the recipe); hold_val_negatives: likewise (None:
+    train.HOLD_VAL_NEGATIVES).  fa_per_hour / negatives_fa_per_hour: the threshold
     rule's budgets (train.choose_thresholds; None: train.FA_PER_HOUR /
     train.NEGATIVES_FA_PER_HOUR; a negatives budget of 0 turns that rule off).
     room_below_peak_db: also evaluate each test fold through the node with the room at least
@@ -140,6 +142,8 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
     from training import evaluate, features, train
     fa_per_hour = train.FA_PER_HOUR if fa_per_hour is None else fa_per_hour
     train_on_val = train.TRAIN_ON_VAL if train_on_val is None else bool(train_on_val)
+    hold_val_negatives = bool(train_on_val and (train.HOLD_VAL_NEGATIVES if hold_val_negatives is None
+                                                else hold_val_negatives))
     if negatives_fa_per_hour is None:
         negatives_fa_per_hour = train.NEGATIVES_FA_PER_HOUR
     negatives_fa_per_hour = negatives_fa_per_hour or None          # 0: off
@@ -159,7 +163,9 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
     res = {"schema_version": 1, "created_by": "python -m training crossval",
            "design": ("test fold k = fold k of every corpus; "
                       + ("training = every other fold, all epochs; thresholds on the next fold "
-                         "cyclically (trained on); " if train_on_val else
+                         "cyclically (trained on"
+                         + (", its negative windows held back" if hold_val_negatives else "")
+                         + "); " if train_on_val else
                          "validation (early stopping, thresholds) = the next fold cyclically; "
                          "training = the remaining folds; ")
                       + "evaluation of the test fold through the node pipeline (training.evaluate)"),
@@ -172,6 +178,7 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
            "max_negatives": max_negatives,
            "aligned_negatives_first": cap_prefer_aligned,
            "train_on_val": train_on_val,
+           "hold_val_negatives": hold_val_negatives,
            **train.augment_settings(**(augment or {})),
            "room_below_peak_db": room_below_peak_db,
            "feature_config_hash": features.P.feature_hash,
@@ -194,7 +201,8 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
                                        max_per_class=max_per_class, max_negatives=max_negatives,
                                        strict=strict, cache_dir=cache_dir,
                                        augment=augment, cap_prefer_aligned=cap_prefer_aligned,
-                                       train_on_val=train_on_val, augment_data=augment_data, progress=progress, log=log)
+                                       train_on_val=train_on_val,
+                                       hold_val_negatives=hold_val_negatives, augment_data=augment_data, progress=progress, log=log)
             test_rows = [r for r in rows if r.fold == k]
             ev = evaluate.evaluate(out, test_rows, root, progress=progress, include_clips=False,
                                    stride=classifier_stride)

@@ -35,6 +35,10 @@ MAX_NEGATIVES = 8000
 # the recipe trains on the validation fold too (session 9: held-out gunshot recall 0.96 on two
 # seeds instead of 0.90-0.93 with it held back, macro-F1 the same); it still sets the thresholds
 TRAIN_ON_VAL = True
+# with TRAIN_ON_VAL: keep the validation fold's negative windows out of training, so that the
+# thresholds (set on the validation fold's negatives) are set on sound the model has not heard,
+# as on a new site (--hold-val-negatives)
+HOLD_VAL_NEGATIVES = False
 _TF_READY = False
 
 
@@ -420,7 +424,7 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
                    enforce_budget: bool = True, max_int8_drop: float = 0.05,
                    max_parity_rate: float = 0.005, max_per_class: int | None = MAX_PER_CLASS,
                    max_negatives: int | None = MAX_NEGATIVES, cap_prefer_aligned: bool = True,
-                   train_on_val: bool = TRAIN_ON_VAL,
+                   train_on_val: bool = TRAIN_ON_VAL, hold_val_negatives: bool = HOLD_VAL_NEGATIVES,
                    strict: bool = False, augment: dict | None = None, cache_dir=features.CACHE_DIR,
                    augment_data: bool = True, cfg=None,
                    progress: bool = True, log=None, **arch_kw) -> dict:
@@ -434,7 +438,10 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
     watch); the thresholds are still chosen on the validation fold's clips through the node,
     which the model has now heard (its scores there sit lower than on unseen clips, so the
     thresholds do too: `crossval --train-on-val` measures the whole procedure on held-out
-    folds)."""
+    folds).  hold_val_negatives (--hold-val-negatives, only with train_on_val): of the
+    validation fold only the target windows are trained on; its negative windows (ambience,
+    speech, knocks, other events) stay unheard, so the thresholds are set on negatives as new
+    to the model as a new site's (target windows mixed into its backgrounds are trained on)."""
     from training import augment as _augment, data as _data, export, quantize
     log = log or (lambda m: print(m, file=sys.stderr))
     cmap = cmap or _data.ClassMap.default()
@@ -445,6 +452,12 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
     trained_on_val = bool(train_on_val and val_fold is not None)
     excl = {f for f in ((None if trained_on_val else val_fold), test_fold) if f is not None}
     tr = ws.subset(~np.isin(folds, list(excl))) if excl else ws
+    held_val_negatives = bool(trained_on_val and hold_val_negatives)
+    n_held = 0
+    if held_val_negatives:
+        held = (tr.folds() == val_fold) & (tr.y == cmap.negative_index)
+        n_held = int(held.sum())
+        tr = tr.subset(~held)
     va_mask = (folds == val_fold) if val_fold is not None else np.zeros(len(ws), bool)
     va = ws.subset(va_mask & (ws.kind == features.KIND_PLAIN))
     if max_per_class or max_negatives:
@@ -453,7 +466,8 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
         raise quantize.ExportError("no training windows (check --csv/--root and the folds)")
     if trained_on_val:
         log(f"validation fold {val_fold} is trained on too (--train-on-val): no early stopping; "
-            f"it still sets the thresholds")
+            f"it still sets the thresholds"
+            + (f"; its {n_held} negative windows are held back (--hold-val-negatives)" if held_val_negatives else ""))
     model, info = train(tr, va if len(va) and not trained_on_val else None, arch=arch, seed=seed,
                         epochs=epochs, augment=augment, log=log, **arch_kw)
     keep = Path(cache_dir or features.CACHE_DIR) / f"last-{arch}.weights.h5"
@@ -507,6 +521,7 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
     thresholds[cmap.negative] = None
     report = {"data": {"n_rows": len(rows), "class_map": cmap.to_json(), "val_fold": val_fold,
                        "test_fold": test_fold, "trained_on_val": trained_on_val,
+                       "held_val_negatives": n_held if held_val_negatives else None,
                        "windows": {"train": len(tr), "val": len(va)},
                        "feature_version": features.FEATURE_VERSION, "max_per_class": max_per_class,
                        "max_negatives": max_negatives,
