@@ -222,7 +222,7 @@ def main(argv=None) -> int:
                 max_parity_rate=args.max_parity_rate, max_per_class=args.max_per_class or None,
                 max_negatives=args.max_negatives or None, strict=args.strict,
                 cap_prefer_aligned=args.aligned_negatives_first, train_on_val=args.train_on_val,
-                               hold_val_negatives=args.hold_val_negatives,
+                hold_val_negatives=args.hold_val_negatives,
                 augment=_augment_of(args), cache_dir=cache, augment_data=not args.no_augment, progress=not args.quiet)
             m = res["manifest"]
             print(json.dumps({k: m[k] for k in ("name", "model_sha256", "model_bytes", "arena_bytes", "macs",

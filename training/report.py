@@ -245,7 +245,7 @@ def crossval_markdown(cv: dict, baselines: dict | None = None, figures: dict | N
     base_pooled = (baselines or {}).get("pooled", {})
     base_ms = (baselines or {}).get("mean_std", {})
     room = cv.get("room_below_peak_db")
-    room_txt = f"room {room} dB below the peak" if room is not None else "room below the peak"
+    room_txt = f"room {room:g} dB below the peak" if room is not None else "room below the peak"
     L += ["## Overall", "",
           "`node`: the int8 model behind the node's gate and thresholds, with the room at each "
           "clip's own floor (the headline protocol); `room`: the same with the room further below "

@@ -37,7 +37,8 @@ MAX_NEGATIVES = 8000
 TRAIN_ON_VAL = True
 # with TRAIN_ON_VAL: keep the validation fold's negative windows out of training, so that the
 # thresholds (set on the validation fold's negatives) are set on sound the model has not heard,
-# as on a new site (--hold-val-negatives)
+# as on a new site (--hold-val-negatives; session 11: the thresholds rose, the false answers on
+# unseen negatives did not fall, recall did: off)
 HOLD_VAL_NEGATIVES = False
 _TF_READY = False
 
