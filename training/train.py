@@ -453,9 +453,8 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
     trained_on_val = bool(train_on_val and val_fold is not None)
     excl = {f for f in ((None if trained_on_val else val_fold), test_fold) if f is not None}
     tr = ws.subset(~np.isin(folds, list(excl))) if excl else ws
-    held_val_negatives = bool(trained_on_val and hold_val_negatives)
-    n_held = 0
-    if held_val_negatives:
+    n_held = None                          # validation negatives held back (None: not asked)
+    if trained_on_val and hold_val_negatives:
         held = (tr.folds() == val_fold) & (tr.y == cmap.negative_index)
         n_held = int(held.sum())
         tr = tr.subset(~held)
@@ -468,7 +467,7 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
     if trained_on_val:
         log(f"validation fold {val_fold} is trained on too (--train-on-val): no early stopping; "
             f"it still sets the thresholds"
-            + (f"; its {n_held} negative windows are held back (--hold-val-negatives)" if held_val_negatives else ""))
+            + (f"; its {n_held} negative windows are held back (--hold-val-negatives)" if n_held is not None else ""))
     model, info = train(tr, va if len(va) and not trained_on_val else None, arch=arch, seed=seed,
                         epochs=epochs, augment=augment, log=log, **arch_kw)
     keep = Path(cache_dir or features.CACHE_DIR) / f"last-{arch}.weights.h5"
@@ -522,7 +521,7 @@ def fit_and_export(rows, root, out_dir, *, cmap=None, arch: str = "ds_cnn", seed
     thresholds[cmap.negative] = None
     report = {"data": {"n_rows": len(rows), "class_map": cmap.to_json(), "val_fold": val_fold,
                        "test_fold": test_fold, "trained_on_val": trained_on_val,
-                       "held_val_negatives": n_held if held_val_negatives else None,
+                       "held_val_negatives": n_held,
                        "windows": {"train": len(tr), "val": len(va)},
                        "feature_version": features.FEATURE_VERSION, "max_per_class": max_per_class,
                        "max_negatives": max_negatives,
