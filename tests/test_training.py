@@ -758,3 +758,46 @@ def test_hold_val_negatives_trains_only_on_the_validation_fold_targets(exported,
     assert d["windows"]["train"] == res["report"]["data"]["windows"]["train"] + n_target
     assert res["report"]["data"]["held_val_negatives"] is None
     assert set(got["report"]["thresholds"]["per_class"]) == set(cmap.targets)
+
+
+def test_aux_negatives_head_learns_negative_kinds_and_is_dropped_before_export(exported, rows, tmp_path):
+    """--aux-negatives: an auxiliary head is trained on the kinds of negative window (each
+    negative clip's label:source_label; the negative windows of target clips form one kind) and
+    dropped before export: the exported network has the same shape, ops and size as without it,
+    with different weights."""
+    from training import augment as _augment, quantize, train
+    _, res = exported
+    cmap = data.ClassMap.default()
+    cache = tmp_path / "cache"
+    ws = features.load_or_build(rows, AUDIO, cmap, 1, _augment.AugmentConfig(), True,
+                                cache_dir=cache, progress=False, log=lambda m: None)
+    fine, kinds = train.negative_kinds(ws)
+    neg = cmap.negative_index
+    assert fine.shape == ws.y.shape
+    assert np.array_equal(fine[ws.y != neg], ws.y[ws.y != neg])          # targets keep their class
+    assert fine[ws.y == neg].min() >= neg and fine.max() < neg + len(kinds)
+    want_kinds = {f"{r.label}:{r.source_label}" for r in ws.rows if not cmap.is_target(r.label)}
+    assert {"background:Rain", "background:engine", "other:door_wood_knock"} <= want_kinds
+    assert kinds == sorted(want_kinds | {train.TARGET_CLIP_REST})
+    for i in np.flatnonzero(ws.y == neg)[:50]:                            # a window's kind is its clip's
+        r = ws.rows[ws.clip[i]]
+        want = train.TARGET_CLIP_REST if cmap.is_target(r.label) else f"{r.label}:{r.source_label}"
+        assert kinds[fine[i] - neg] == want
+    sub = ws.subset(ws.folds() == 4)                                    # a subset keeps the indices
+    assert train.negative_kinds(sub)[1] == kinds
+    assert np.array_equal(train.negative_kinds(sub)[0], fine[ws.folds() == 4])
+    got = train.fit_and_export(rows, AUDIO, tmp_path / "m", arch="ds_cnn", seed=1, val_fold=4, epochs=2,
+                               train_on_val=False, name="test-tiny-aux", created_by="pytest",
+                               max_int8_drop=1.0, cache_dir=cache, progress=False, log=lambda m: None,
+                               augment={"aux_negatives": 0.5}, width=8)
+    rep, rep0 = got["report"], res["report"]
+    assert rep["train"]["aux_negatives"] == 0.5 and rep0["train"]["aux_negatives"] == 0.0
+    assert rep["train"]["aux_negative_kinds"] == len(kinds) and "aux_negative_kinds" not in rep0["train"]
+    assert "aux_loss" in rep["history"] and "val_aux_loss" in rep["history"]
+    assert "aux_loss" not in rep0["history"]
+    assert [w.shape for w in got["model"].get_weights()] == [w.shape for w in res["model"].get_weights()]
+    m, m0 = got["manifest"], res["manifest"]
+    assert (m["ops"], m["macs"], m["input"], m["labels"]) == (m0["ops"], m0["macs"], m0["input"], m0["labels"])
+    assert abs(m["model_bytes"] - m0["model_bytes"]) < 64
+    assert m["model_sha256"] != m0["model_sha256"]
+    assert quantize.inspect((tmp_path / "m" / "model.tflite").read_bytes())["macs"] == m0["macs"]

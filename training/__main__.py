@@ -120,6 +120,11 @@ def _augment_opts(ap):
                     help="random smooth equalisation of each training window: a tilt and a mid "
                          "bump/dip across the mel bands, each up to +-DB dB (another microphone's "
                          f"colour; default {DEFAULTS['eq_db']}; 0 = off)")
+    ap.add_argument("--aux-negatives", type=float, default=None, metavar="WEIGHT",
+                    help="train an auxiliary head next to the model's own that tells the kinds of "
+                         "negative sound apart (each negative clip's label:source_label, e.g. "
+                         "other:Rooster), with this loss weight; the head is dropped before export, "
+                         f"the shipped network is unchanged (default {DEFAULTS['aux_negatives']}; 0 = off)")
 
 
 def _augment_of(args) -> dict:

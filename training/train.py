@@ -18,7 +18,8 @@ import numpy as np
 from training import features, models
 
 DEFAULTS = dict(epochs=15, batch_size=64, lr=2e-3, patience=5, gain_jitter_db=6.0, mixup=0.2,
-                spec_masks=0, freq_shift=2, time_stretch=0.0, eq_db=0.0, stop_from_epoch=8)
+                spec_masks=0, freq_shift=2, time_stretch=0.0, eq_db=0.0, aux_negatives=0.0,
+                stop_from_epoch=8)
 # thresholds: false alarms per hour allowed on the validation fold's background (ambience)
 # streams, and on all of its non-target clips (hard negatives too); both budgets hold at once
 # (never above NEGATIVES_MAX_THRESHOLD because of the second: a few hard negatives that score
@@ -131,7 +132,36 @@ def _equalise(tf, f, seed, max_db):
     return curve[:, None, :]                                                      # [B, 1, F]
 
 
-AUGMENT_KEYS = ("mixup", "freq_shift", "spec_masks", "time_stretch", "eq_db")
+AUGMENT_KEYS = ("mixup", "freq_shift", "spec_masks", "time_stretch", "eq_db", "aux_negatives")
+# the name of the first fine-grained group of negative windows that come from target clips
+# (the parts of a target clip without its event; negative_kinds)
+TARGET_CLIP_REST = "(target clips, outside the event)"
+
+
+def negative_kinds(ws) -> tuple[np.ndarray, list[str]]:
+    """Fine-grained labels for the auxiliary head (aux_negatives): (per window: its class index
+    for target windows, len(targets) + kind index for negative windows; kind names).
+
+    A negative window's kind is its clip's dataset label and original class
+    (`label:source_label`, e.g. `other:Rooster`, `background:Rain`; the label alone when the CSV
+    has no source_label), or TARGET_CLIP_REST for the negative windows of target clips.  The
+    kinds come from every row of `ws.rows` (sorted), so that training and validation subsets of
+    one WindowSet share the indices."""
+    targets = list(ws.labels[:-1])
+    neg = len(targets)
+
+    def kind(r):
+        if r.label in targets:
+            return TARGET_CLIP_REST
+        return f"{r.label}:{r.source_label}" if r.source_label else r.label
+
+    names = sorted({kind(r) for r in ws.rows} | {TARGET_CLIP_REST})
+    idx = {n: i for i, n in enumerate(names)}
+    row_kind = np.array([idx[kind(r)] for r in ws.rows], np.int64)
+    fine = ws.y.astype(np.int64).copy()
+    m = fine == neg
+    fine[m] = neg + row_kind[ws.clip[m]]
+    return fine, names
 
 
 def augment_settings(**overrides) -> dict:
@@ -144,8 +174,12 @@ def augment_settings(**overrides) -> dict:
             for k in AUGMENT_KEYS}
 
 
-def _dataset(ws, batch, shuffle, seed, jitter_db, n_classes, weights=None, augment=None):
+def _dataset(ws, batch, shuffle, seed, jitter_db, n_classes, weights=None, augment=None,
+             fine=None, n_fine: int = 0):
     """tf.data pipeline of (float log-mel window, one-hot label, sample weight).
+
+    fine (with n_fine): per window a fine-grained label for the auxiliary head (negative_kinds);
+    the labels and weights are then dicts {"scores": ..., "aux": ...} (same weight for both).
 
     augment: {AUGMENT_KEYS: value}, a missing key or None = off (training: augment_settings()).
     The sample weight of a window is its class's weight in `weights` (default 1).  mixup > 0
@@ -155,16 +189,18 @@ def _dataset(ws, batch, shuffle, seed, jitter_db, n_classes, weights=None, augme
     cells, as is usual for log-mel mixup)."""
     import tensorflow as tf
     aug = {k: v for k, v in (augment or {}).items() if v}
-    mixup, freq_shift, spec_masks, time_stretch, eq_db = (aug.get(k, 0) for k in AUGMENT_KEYS)
+    mixup, freq_shift, spec_masks, time_stretch, eq_db = (aug.get(k, 0) for k in (
+        "mixup", "freq_shift", "spec_masks", "time_stretch", "eq_db"))
     zp, scale = float(features.P.quant.zero_point), float(features.P.quant.scale)
     top = (127.0 - zp) * scale
-    ds = tf.data.Dataset.from_tensor_slices((ws.X, ws.y))
+    aux = fine is not None
+    ds = tf.data.Dataset.from_tensor_slices((ws.X, ws.y, fine if aux else ws.y))
     if shuffle:
         ds = ds.shuffle(len(ws), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch)
     w_table = tf.constant([float((weights or {}).get(c, 1.0)) for c in range(n_classes)], tf.float32)
 
-    def to_float(x, y):
+    def to_float(x, y, yf):
         f = (tf.cast(x, tf.float32) - zp) * scale
         off = None
         if jitter_db:
@@ -182,6 +218,7 @@ def _dataset(ws, batch, shuffle, seed, jitter_db, n_classes, weights=None, augme
             f = _spec_augment(tf, f, seed, spec_masks)
         f = f[..., None]
         yh = tf.one_hot(tf.cast(y, tf.int32), n_classes)
+        yfh = tf.one_hot(tf.cast(yf, tf.int32), n_fine) if aux else None
         sw = tf.gather(w_table, tf.cast(y, tf.int32))
         if mixup:
             n = tf.shape(f)[0]
@@ -191,7 +228,11 @@ def _dataset(ws, batch, shuffle, seed, jitter_db, n_classes, weights=None, augme
             perm = tf.random.shuffle(tf.range(n), seed=seed)
             f = lam[:, None, None, None] * f + (1.0 - lam[:, None, None, None]) * tf.gather(f, perm)
             yh = lam[:, None] * yh + (1.0 - lam[:, None]) * tf.gather(yh, perm)
+            if aux:
+                yfh = lam[:, None] * yfh + (1.0 - lam[:, None]) * tf.gather(yfh, perm)
             sw = lam * sw + (1.0 - lam) * tf.gather(sw, perm)
+        if aux:
+            return f, {"scores": yh, "aux": yfh}, {"scores": sw, "aux": sw}
         return f, yh, sw
 
     return ds.map(to_float).prefetch(2)
@@ -205,7 +246,9 @@ def train(train_ws, val_ws, arch: str = "ds_cnn", seed: int = 0, epochs: int | N
     = DEFAULTS, 0 = off): mixup (Beta parameter of in-batch mixup), freq_shift (shift windows
     by up to this many mel bands), spec_masks (time and frequency masks per window),
     time_stretch (stretch windows in time by up to this fraction), eq_db (random smooth
-    equalisation of up to this many dB per curve, _equalise)."""
+    equalisation of up to this many dB per curve, _equalise), aux_negatives (a training setting
+    rather than an augmentation: weight of an auxiliary head's loss that tells the kinds of
+    negative sound apart, negative_kinds; the returned model has no such head)."""
     log = log or (lambda m: print(m, file=sys.stderr))
     tf = tf_setup(seed=seed)
     import keras
@@ -216,19 +259,40 @@ def train(train_ws, val_ws, arch: str = "ds_cnn", seed: int = 0, epochs: int | N
     aug = augment_settings(**(augment or {}))
     n_classes = len(train_ws.labels)
     model = models.build(arch, n_classes, **arch_kw)
+    fit_model, fine, kinds = model, None, None
+    if aug["aux_negatives"]:
+        # an auxiliary softmax head on the pooled features that tells the kinds of negative
+        # sound apart (negative_kinds); trained with weight aux_negatives next to the model's
+        # own head, and dropped afterwards: the exported network is unchanged
+        fine, kinds = negative_kinds(train_ws)
+        n_fine = n_classes - 1 + len(kinds)
+        feat = model.get_layer("drop").output
+        aux_out = keras.layers.Dense(n_fine, activation="softmax", name="aux")(feat)
+        fit_model = keras.Model(model.input, {"scores": model.output, "aux": aux_out},
+                                name=model.name + "_aux")
     steps = max(1, int(np.ceil(len(train_ws) / batch_size)))
     sched = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps * epochs, alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(sched),
-                  loss=keras.losses.CategoricalCrossentropy(),
-                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+    if fine is None:
+        model.compile(optimizer=keras.optimizers.Adam(sched),
+                      loss=keras.losses.CategoricalCrossentropy(),
+                      metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+    else:
+        fit_model.compile(optimizer=keras.optimizers.Adam(sched),
+                          loss={"scores": keras.losses.CategoricalCrossentropy(),
+                                "aux": keras.losses.CategoricalCrossentropy()},
+                          loss_weights={"scores": 1.0, "aux": float(aug["aux_negatives"])},
+                          metrics={"scores": [keras.metrics.CategoricalAccuracy(name="accuracy")]})
     cw = class_weights(train_ws.y, n_classes)
+    aux_kw = {} if fine is None else {"fine": fine, "n_fine": n_classes - 1 + len(kinds)}
     # one-hot labels with the class weights as sample weights (so that mixup can blend both)
-    tr = _dataset(train_ws, batch_size, True, seed, DEFAULTS["gain_jitter_db"], n_classes, cw, aug)
+    tr = _dataset(train_ws, batch_size, True, seed, DEFAULTS["gain_jitter_db"], n_classes, cw, aug,
+                  **aux_kw)
     callbacks = []
     va = None
     stop_from = 0
     if val_ws is not None and len(val_ws):
-        va = _dataset(val_ws, 256, False, seed, 0.0, n_classes)
+        va_kw = {} if fine is None else {"fine": negative_kinds(val_ws)[0], "n_fine": aux_kw["n_fine"]}
+        va = _dataset(val_ws, 256, False, seed, 0.0, n_classes, **va_kw)
         # early stopping only watches the second half of the cosine schedule: in the first
         # epochs (high learning rate) the validation loss wanders, and a plateau there once
         # stopped `ship` at epoch 8 with the weights of epoch 3
@@ -242,8 +306,10 @@ def train(train_ws, val_ws, arch: str = "ds_cnn", seed: int = 0, epochs: int | N
         f"±{aug['freq_shift']}, time stretch ±{aug['time_stretch']:.0%}, {aug['spec_masks']} masks, "
         f"equalisation ±{aug['eq_db']} dB, class weights "
         f"{ {train_ws.labels[k]: round(v, 2) for k, v in cw.items()} }")
-    hist = model.fit(tr, validation_data=va, epochs=epochs,
-                     callbacks=callbacks, verbose=verbose)
+    if fine is not None:
+        log(f"auxiliary head: {len(kinds)} kinds of negative window, loss weight {aug['aux_negatives']}")
+    hist = fit_model.fit(tr, validation_data=va, epochs=epochs,
+                         callbacks=callbacks, verbose=verbose)
     h = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
     best = (stop_from + int(np.argmin(h["val_loss"][stop_from:])) + 1
             if "val_loss" in h and len(h["val_loss"]) > stop_from else len(h["loss"]))
@@ -252,6 +318,8 @@ def train(train_ws, val_ws, arch: str = "ds_cnn", seed: int = 0, epochs: int | N
             "n_train_windows": len(train_ws), "n_val_windows": 0 if val_ws is None else len(val_ws),
             "train_counts": train_ws.counts(), "train_seconds": round(time.time() - t0, 1),
             "history": h, "params": int(model.count_params())}
+    if kinds is not None:
+        info["aux_negative_kinds"] = len(kinds)
     return model, info
 
 
