@@ -133,8 +133,8 @@ def _equalise(tf, f, seed, max_db):
 
 
 AUGMENT_KEYS = ("mixup", "freq_shift", "spec_masks", "time_stretch", "eq_db", "aux_negatives")
-# the name of the first fine-grained group of negative windows that come from target clips
-# (the parts of a target clip without its event; negative_kinds)
+# negative_kinds: the kind given to the negative windows of target clips (the parts of a
+# target clip outside its event)
 TARGET_CLIP_REST = "(target clips, outside the event)"
 
 
