@@ -194,13 +194,13 @@ def _dataset(ws, batch, shuffle, seed, jitter_db, n_classes, weights=None, augme
     zp, scale = float(features.P.quant.zero_point), float(features.P.quant.scale)
     top = (127.0 - zp) * scale
     aux = fine is not None
-    ds = tf.data.Dataset.from_tensor_slices((ws.X, ws.y, fine if aux else ws.y))
+    ds = tf.data.Dataset.from_tensor_slices((ws.X, ws.y, fine) if aux else (ws.X, ws.y))
     if shuffle:
         ds = ds.shuffle(len(ws), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch)
     w_table = tf.constant([float((weights or {}).get(c, 1.0)) for c in range(n_classes)], tf.float32)
 
-    def to_float(x, y, yf):
+    def to_float(x, y, yf=None):
         f = (tf.cast(x, tf.float32) - zp) * scale
         off = None
         if jitter_db:
@@ -259,7 +259,7 @@ def train(train_ws, val_ws, arch: str = "ds_cnn", seed: int = 0, epochs: int | N
     aug = augment_settings(**(augment or {}))
     n_classes = len(train_ws.labels)
     model = models.build(arch, n_classes, **arch_kw)
-    fit_model, fine, kinds = model, None, None
+    fit_model, fine, kinds, aux_kw = model, None, None, {}
     if aug["aux_negatives"]:
         # an auxiliary softmax head on the pooled features that tells the kinds of negative
         # sound apart (negative_kinds); trained with weight aux_negatives next to the model's
@@ -270,20 +270,15 @@ def train(train_ws, val_ws, arch: str = "ds_cnn", seed: int = 0, epochs: int | N
         aux_out = keras.layers.Dense(n_fine, activation="softmax", name="aux")(feat)
         fit_model = keras.Model(model.input, {"scores": model.output, "aux": aux_out},
                                 name=model.name + "_aux")
+        aux_kw = {"fine": fine, "n_fine": n_fine}
     steps = max(1, int(np.ceil(len(train_ws) / batch_size)))
     sched = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps * epochs, alpha=0.05)
-    if fine is None:
-        model.compile(optimizer=keras.optimizers.Adam(sched),
-                      loss=keras.losses.CategoricalCrossentropy(),
-                      metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
-    else:
-        fit_model.compile(optimizer=keras.optimizers.Adam(sched),
-                          loss={"scores": keras.losses.CategoricalCrossentropy(),
-                                "aux": keras.losses.CategoricalCrossentropy()},
-                          loss_weights={"scores": 1.0, "aux": float(aug["aux_negatives"])},
-                          metrics={"scores": [keras.metrics.CategoricalAccuracy(name="accuracy")]})
+    cce, acc = keras.losses.CategoricalCrossentropy, [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    fit_model.compile(optimizer=keras.optimizers.Adam(sched),
+                      loss=cce() if fine is None else {"scores": cce(), "aux": cce()},
+                      loss_weights=None if fine is None else {"scores": 1.0, "aux": float(aug["aux_negatives"])},
+                      metrics=acc if fine is None else {"scores": acc})
     cw = class_weights(train_ws.y, n_classes)
-    aux_kw = {} if fine is None else {"fine": fine, "n_fine": n_classes - 1 + len(kinds)}
     # one-hot labels with the class weights as sample weights (so that mixup can blend both)
     tr = _dataset(train_ws, batch_size, True, seed, DEFAULTS["gain_jitter_db"], n_classes, cw, aug,
                   **aux_kw)
@@ -291,7 +286,7 @@ def train(train_ws, val_ws, arch: str = "ds_cnn", seed: int = 0, epochs: int | N
     va = None
     stop_from = 0
     if val_ws is not None and len(val_ws):
-        va_kw = {} if fine is None else {"fine": negative_kinds(val_ws)[0], "n_fine": aux_kw["n_fine"]}
+        va_kw = {**aux_kw, "fine": negative_kinds(val_ws)[0]} if aux_kw else {}
         va = _dataset(val_ws, 256, False, seed, 0.0, n_classes, **va_kw)
         # early stopping only watches the second half of the cosine schedule: in the first
         # epochs (high learning rate) the validation loss wanders, and a plateau there once
