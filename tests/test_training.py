@@ -319,6 +319,11 @@ def test_cli_bad_input(tmp_path, capsys):
                      opt, "-1"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and opt in err[0] and "0 or more" in err[0]
+    for opt in ("--mixup", "--aux-negatives", "--freq-shift"):  # training settings: 0 is off
+        assert main(["crossval", "--csv", str(p), "--root", str(tmp_path), "--json", str(tmp_path / "x.json"),
+                     opt, "-1"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and opt in err[0] and "0 (off) or more" in err[0]
 
 
 # ---- crossval bookkeeping and bench (no training) ---------------------------------------------

@@ -198,6 +198,10 @@ def main(argv=None) -> int:
             if getattr(args, opt, 0) < 0:
                 return _die(f"--{opt.replace('_', '-')} must be 0 or more false alarms per hour, "
                             f"not {getattr(args, opt)}")
+        from training.train import AUGMENT_KEYS
+        for opt in AUGMENT_KEYS:             # mixup, masks, shifts, weights: 0 is off, below is nonsense
+            if (getattr(args, opt, None) or 0) < 0:
+                return _die(f"--{opt.replace('_', '-')} must be 0 (off) or more, not {getattr(args, opt)}")
         if args.cmd == "ship":
             args.root = args.root or DEFAULT_SHARED
             args.csv = args.csv or args.root / "all_metadata.csv"
