@@ -6,7 +6,7 @@ Each benchmark returns a dict of figures; keys from earlier runs that a partial 
 did not recompute are kept in the output file.  Benchmarks that need something missing (the
 RISC-V toolchain, ../shared/data, librosa) report null with a reason under "_skipped".
 
-Figures (issue 2):
+Figures (core):
   frontend_rv32_instructions_per_audio_second  conditioning (ADC codes at 32 kHz -> int16 ->
       decimator) + DC blocker + gate + log-mel front end + detector, instructions per second of
       16 kHz audio on rv32imc (ESP32-C3 ISA), counted with minstret under QEMU -icount (exact)
@@ -16,11 +16,11 @@ Figures (issue 2):
       deployed, its windows classified by the shipped model (whose confident rejections
       habituate the detector); *_gate_only: the same without a classifier (no habituation)
 
-Figures (issue 3, read from the committed model artefacts, see training/bench.py):
+Figures (model, read from the committed model artefacts, see training/bench.py):
   model_flash_bytes, model_arena_bytes, model_macs, int8_macro_f1_drop, tflm_parity_mismatches,
   crossval_node_macro_f1 (each clip after 1 s of its own floor), crossval_node_macro_f1_room
   (the room >= 20 dB below each clip's peak, tools.gate_eval's protocol)
-Figures (issue 4, through a real pty against the twin, see tools/bench_link.py):
+Figures (link and twin, through a real pty against the twin, see tools/bench_link.py):
   twin_realtime_factor, hil_onset_latency_ms, record_soak_lost_samples,
   link_garbage_recovered_frames
 Figures (node application layer, see tools/app_bench.py):

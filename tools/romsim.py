@@ -29,7 +29,7 @@ What a pty cannot carry, and how the simulator stands in for it:
   it), so use esptool's `--before no-reset`; to leave the loader use `--after soft-reset`
   (ROM "run user code"; tools/flash.py does this by itself on a pty).  A SYNC packet arriving
   while the firmware runs (at any baud), or while the loader runs at another baud than the
-  host's (left at 921600 by an earlier session), stands in for the auto-reset circuit: the
+  host's (left at 921600 by an earlier esptool run), stands in for the auto-reset circuit: the
   simulator restarts in the ROM loader at 115200 (that SYNC is lost; esptool retries).  `RomSim.reset(bootloader)`
   does the same from Python, SIGUSR1 / SIGUSR2 (bootloader / normal boot) from a shell.
 

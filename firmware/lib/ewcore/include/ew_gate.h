@@ -1,13 +1,13 @@
 /**
  * @file ew_gate.h
- * @brief Block-power impulse gate (after seed paper 000), integer only.
+ * @brief Block-power impulse gate integer only.
  *
  * Once per block of EW_HOP_SAMPLES samples (16 ms):
- *  1. Block power  e(k) = (1/N) sum x^2(n + kN)            uint32, 0..2^30   (their Eq. 1)
+ *  1. Block power  e(k) = (1/N) sum x^2(n + kN)            uint32, 0..2^30
  *     and its level p(k) = 256 log2(e(k) + 1)              log2 Q8, 0..7680 (7680 = 0 dBFS)
- *  2. Min-max normalisation over the last L blocks          (their Eq. 2)
+ *  2. Min-max normalisation over the last L blocks
  *        en(i) = (e(i) - min) / (max - min)                 in [0, 1]
- *  3. Spread = variance of the normalised powers            (their Eq. 3), Q16:
+ *  3. Spread = variance of the normalised powers, Q16:
  *        s(k) = (L sum en^2 - (sum en)^2) / L^2
  *     A lone impulse in a uniform background gives s ~ (L-1)/L^2 (0.030 for L = 32);
  *     fluctuating sound (speech, music, traffic) spreads the normalised powers: s ~ 0.05..0.1.
