@@ -6,7 +6,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 APT_PKGS := gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc clang libclang-rt-14-dev libsndfile1
 
-.PHONY: setup sysdeps test bench demo demo-core twin flash train crossval gen check clean
+.PHONY: setup sysdeps test bench demo demo-core twin flash train crossval gen check clean lint
 
 setup: sysdeps $(STAMP)
 
@@ -28,6 +28,17 @@ $(STAMP): pyproject.toml setup.py $(wildcard firmware/lib/ewcore/src/*.c firmwar
 
 test: setup
 	$(VPY) -m pytest -q
+
+# style: ruff (pyproject.toml) on the Python, clang-format (.clang-format) on the hand-written C
+# of the core and the ESP32 port (the generated ew_params.h / ew_tables.c are left out)
+RUFF        ?= $(if $(wildcard $(VENV)/bin/ruff),$(VENV)/bin/ruff,ruff)
+CLANG_FORMAT ?= clang-format
+C_SOURCES = $(filter-out %/ew_params.h %/ew_tables.c,\
+            $(shell find firmware/lib/ewcore firmware/src \( -name '*.c' -o -name '*.h' -o -name '*.cc' \)))
+lint:
+	$(RUFF) check .
+	$(RUFF) format --check .
+	$(CLANG_FORMAT) --dry-run -Werror $(C_SOURCES)
 
 bench: setup
 	$(VPY) -m tools.bench
