@@ -280,3 +280,24 @@ def test_table_entries_are_complete():
         assert set(c.folds or ()) <= set(range(1, 11))
     assert corpus.CORPORA["urbansound8k"].archive.md5 == "9aa69802bbf37fb986f71ec1483a196e"
     assert not set(corpus.CORPORA) & set(corpus.NOT_REPRODUCED)
+
+
+def test_index_only_picks_up_a_record_folder(mirror, tmp_path, capsys):
+    """A folder written by tools.record into OUT/NAME joins all_metadata.csv as corpus NAME."""
+    from tools.record import MetadataCsv
+
+    _, table = mirror
+    out = tmp_path / "data"
+    corpus.fetch(["esc10"], out, quiet=True, corpora=table, log=lambda s: None)
+    field = out / "field"
+    field.mkdir()
+    (field / "node3_0001.wav").write_bytes(_wav(16000, 0.5))
+    MetadataCsv(field / "metadata.csv").append(
+        {"path": "node3_0001.wav", "label": "gunshot", "source_label": "", "fold": 4,
+         "duration_s": 0.5, "source": "node 3", "licence": "own recording"})
+    assert training_main(["data", "--out", str(out), "--index-only"]) == 0
+    assert "all_metadata.csv: 3 clips" in capsys.readouterr().out
+    rows = {r.path: r for r in tdata.read_csv(out / "all_metadata.csv")}
+    assert rows["field/node3_0001.wav"].label == "gunshot" and rows["field/node3_0001.wav"].fold == 4
+    assert rows["field/node3_0001.wav"].corpus == "field"
+    assert all((out / p).is_file() for p in rows)

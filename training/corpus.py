@@ -399,14 +399,21 @@ def convert(corpus: Corpus, extracted: Path, out: Path, folds, quiet=False) -> i
 
 
 def write_all_metadata(out: Path) -> int:
-    """OUT/all_metadata.csv: every OUT/<corpus>/metadata.csv, + a leading corpus column."""
+    """OUT/all_metadata.csv: every OUT/<corpus>/metadata.csv, + a leading corpus column.
+
+    Paths become relative to OUT: a folder written by `python -m tools.record --out OUT/NAME`
+    (paths relative to OUT/NAME, the same columns) is picked up as corpus NAME."""
     rows = []
     for meta in sorted(out.glob("*/metadata.csv")):
+        name = meta.parent.name
         with open(meta, newline="") as f:
             rd = csv.DictReader(f)
             if rd.fieldnames is None or list(rd.fieldnames[:2]) != META_COLUMNS[:2]:
                 continue
-            rows += [{"corpus": meta.parent.name, **r} for r in rd]
+            for r in rd:
+                if not (out / r["path"]).exists() and (out / name / r["path"]).exists():
+                    r["path"] = f"{name}/{r['path']}"
+                rows.append({"corpus": name, **r})
     with open(out / "all_metadata.csv", "w", newline="") as f:
         w = csv.DictWriter(f, ["corpus", *META_COLUMNS], extrasaction="ignore", lineterminator="\n")
         w.writeheader()
@@ -449,6 +456,9 @@ def add_parser(sub):
                    help="keep every fold, also those ../shared/data reserves for evaluation")
     p.add_argument("--keep-downloads", action=__import__("argparse").BooleanOptionalAction,
                    default=True, help="keep OUT/downloads after conversion (default: keep)")
+    p.add_argument("--index-only", action="store_true",
+                   help="download nothing, only rewrite OUT/all_metadata.csv from the corpora in OUT "
+                        "(e.g. after recording into OUT/NAME with python -m tools.record)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -462,6 +472,12 @@ def run(args) -> int:
               f"choose from {', '.join(CORPORA)}", file=sys.stderr)
         return 2
     names = list(dict.fromkeys(args.corpora or CORPORA))
+    if args.index_only:
+        if not args.out.is_dir():
+            print(f"training data: error: {args.out}: no such folder", file=sys.stderr)
+            return 2
+        print(f"{args.out / 'all_metadata.csv'}: {write_all_metadata(args.out)} clips")
+        return 0
     try:
         args.out.mkdir(parents=True, exist_ok=True)
         fetch(names, args.out, all_folds=args.all_folds, quiet=args.quiet)
