@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import http.client
 import os
 import re
 import shutil
@@ -292,7 +293,7 @@ def download(archive: Archive, dest_dir: Path, quiet: bool = False, timeout: flo
                 for block in iter(lambda: resp.read(CHUNK), b""):
                     out.write(block)
                     bar.update(len(block))
-            except (OSError, socket.timeout) as e:
+            except (OSError, http.client.HTTPException) as e:
                 raise DownloadError(f"{archive.url}: download interrupted ({e}); "
                                     f"run again to resume from {part.name}") from None
     verify(archive, part, log)
