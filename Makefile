@@ -3,12 +3,28 @@
 PY      ?= python3
 VENV    := .venv
 VPY     := $(VENV)/bin/python
-STAMP   := $(VENV)/.installed
+# two install stamps: the demo set (`make demo`, `make twin`, `make demo-core`) and the full set
+# (tests, bench, training, flashing); `make test` after `make demo` installs only the remainder
+DEMO_STAMP := $(VENV)/.installed-demo
+FULL_STAMP := $(VENV)/.installed-full
+PIP     := $(VPY) -m pip --disable-pip-version-check
+# system packages of the test suite only (rv32imc/QEMU proof, libFuzzer); the demo needs none
 APT_PKGS := gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc clang libclang-rt-14-dev libsndfile1
+CORE_SRCS := $(wildcard firmware/lib/ewcore/src/*.c firmware/lib/ewcore/include/*.h tools/_ewcore_module.c)
 
-.PHONY: setup sysdeps test bench demo demo-core twin flash train crossval gen check clean lint
+.PHONY: setup setup-demo venv sysdeps test bench demo demo-core twin flash train crossval gen check clean lint
 
-setup: sysdeps $(STAMP)
+# everything CI needs: system packages + the demo, dev and train extras
+setup: sysdeps venv
+	@$(MAKE) --no-print-directory $(FULL_STAMP)
+
+# only what `make demo` runs: numpy, soundfile, soxr, pyserial, tqdm, tflite-micro, sed_eval, matplotlib
+setup-demo: venv
+	@$(MAKE) --no-print-directory $(DEMO_STAMP)
+
+# (re)create .venv with $(PY); a .venv of another Python (or a broken one) is rebuilt, with one line
+venv:
+	@$(PY) tools/ensure_venv.py $(VENV)
 
 # System packages for the rv32imc/QEMU proof and libFuzzer (Debian/Ubuntu). Installs only what
 # is missing; needs root (CI runs as root) or passwordless sudo.
@@ -16,15 +32,20 @@ sysdeps:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  echo "installing:$$missing"; \
+	  echo "installing system packages of the test suite:$$missing"; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-$(STAMP): pyproject.toml setup.py $(wildcard firmware/lib/ewcore/src/*.c firmware/lib/ewcore/include/*.h)
-	test -x $(VPY) || $(PY) -m venv $(VENV)
-	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -e '.[dev,train]'
-	touch $(STAMP)
+$(DEMO_STAMP): pyproject.toml setup.py $(CORE_SRCS)
+	@echo "installing demo dependencies (numpy, soundfile, soxr, pyserial, tflite-micro, sed_eval, matplotlib) and building the C core..."
+	$(PIP) install --upgrade pip
+	$(PIP) install -e '.[demo]'
+	touch $@
+
+$(FULL_STAMP): $(DEMO_STAMP) pyproject.toml setup.py
+	@echo "installing the test, training and flashing dependencies (tensorflow-cpu, platformio, esptool, librosa, pytest, ...; several minutes)..."
+	$(PIP) install -e '.[demo,dev,train]'
+	touch $@
 
 test: setup
 	$(VPY) -m pytest -q
@@ -43,17 +64,17 @@ lint:
 bench: setup
 	$(VPY) -m tools.bench
 
-# the main job: the simulated node (real C core + shipped int8 model in TFLM) on a pty,
+# the main job (installs only the demo set): the simulated node (real C core + shipped int8 model in TFLM) on a pty,
 # validated by tools/hil.py against the shipped reference recordings (report in build/hil/)
-demo: setup
+demo: setup-demo
 	$(VPY) -m tools.demo_hil
 
 # what the gate and the front end see on each shipped clip (no model)
-demo-core: setup
+demo-core: setup-demo
 	$(VPY) -m tools.demo
 
 # make twin [AUDIO="tests/audio --loop"]: a simulated node on a pty; tools take --port /dev/pts/N
-twin: setup
+twin: setup-demo
 	$(VPY) -m tools.twin $(AUDIO)
 
 # make flash [ENV=esp32dev | FIRMWARE=path] [PORT=/dev/ttyUSB0] [ALL=1]

@@ -165,6 +165,8 @@ def _parser():
     p.add_argument("--room-below-peak", type=float, default=20.0, metavar="DB",
                    help="also evaluate each test fold with the room at least DB below each clip's peak "
                         "(`node_room`, tools.gate_eval's protocol; default 20; a negative value skips it)")
+    from training import corpus             # `data`: download + convert the public corpora
+    corpus.add_parser(sub)
     return ap
 
 
@@ -179,6 +181,9 @@ def main(argv=None) -> int:
     if args.cmd is None:
         ap.print_help()
         return 2
+    if args.cmd == "data":
+        from training import corpus
+        return corpus.run(args)
     from training import data, features
     from training.quantize import ExportError
     try:
@@ -206,7 +211,8 @@ def main(argv=None) -> int:
             args.root = args.root or DEFAULT_SHARED
             args.csv = args.csv or args.root / "all_metadata.csv"
         if not args.root.is_dir():
-            return _die(f"{args.root}: no such folder")
+            return _die(f"{args.root}: no such folder (python -m training data --out {args.root} "
+                        "downloads and converts the public corpora)")
         rows = data.read_csv(args.csv)
         cmap = data.ClassMap.parse(args.classes)
         cache = None if args.no_cache else features.CACHE_DIR
