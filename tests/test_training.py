@@ -167,6 +167,7 @@ def test_export_manifest(exported):
     assert tr["parity"]["mismatches"] == 0 and tr["parity"]["windows"] > 0
     assert "macro_f1_drop" in tr["int8"]
     assert (tr["data"]["max_per_class"], tr["data"]["max_negatives"]) == (4000, 8000)   # the recipe's caps
+    assert tr["recipe"] == TINY.to_json() and tr["budget"]["arena_bytes"][1] == quantize.NODE_BUDGET["arena_bytes"]
 
 
 def test_parity_ref_vs_tflm(exported, rows):
