@@ -23,12 +23,15 @@ pytest.importorskip("tflite_micro", reason="training needs the [train] extra (tf
 from tools import audio, core, params  # noqa: E402
 from training import augment, data, export, features, quantize  # noqa: E402
 from training.__main__ import main  # noqa: E402
+from training.recipe import Recipe, RecipeError  # noqa: E402
 
 ROOT = params.ROOT
 AUDIO = ROOT / "tests" / "audio"
 MANIFEST = AUDIO / "manifest.csv"
 P = params.default()
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+# the tiny model of these tests: val fold 4 sets the thresholds (held back), 2 epochs, width 8
+TINY = Recipe(arch="ds_cnn", seed=1, val_fold=4, epochs=2, train_on_val=False, max_int8_drop=1.0, width=8)
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +42,11 @@ def rows():
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, rows):
     """One tiny model trained on the shipped clips and exported (val fold 4: thresholds)."""
-    from training import train
+    from training import pipeline
     out = tmp_path_factory.mktemp("model")
     cache = tmp_path_factory.mktemp("cache")
-    res = train.fit_and_export(rows, AUDIO, out, arch="ds_cnn", seed=1, val_fold=4, epochs=2,
-                               train_on_val=False, name="test-tiny", created_by="pytest", max_int8_drop=1.0,
-                               cache_dir=cache, progress=False, log=lambda m: None, width=8)
+    res = pipeline.fit_and_export(rows, AUDIO, out, TINY, name="test-tiny", created_by="pytest",
+                                  cache_dir=cache, progress=False, log=lambda m: None)
     return out, res
 
 
@@ -156,7 +158,8 @@ def test_export_manifest(exported):
     assert m["output"] == {"shape": [1, 8], "dtype": "int8", "scale": 1 / 256, "zero_point": -128}
     assert m["feature_config_hash"] == P.feature_hash and m["core_config_hash"] == P.config_hash
     assert m["min_firmware_version"] == "0.2.0"
-    assert 0 < m["arena_bytes"] <= 48 * 1024 and len(blob) <= 64 * 1024 and 0 < m["macs"] <= 3_000_000
+    b = quantize.NODE_BUDGET
+    assert 0 < m["arena_bytes"] <= b["arena_bytes"] and len(blob) <= b["model_bytes"] and 0 < m["macs"] <= b["macs"]
     assert "CONV_2D" in m["ops"] and "SOFTMAX" in m["ops"]
     assert m["thresholds"]["other"] is None
     assert all(0.5 <= m["thresholds"][lab] < 1.0 for lab in m["labels"][:-1])
@@ -164,6 +167,7 @@ def test_export_manifest(exported):
     assert tr["parity"]["mismatches"] == 0 and tr["parity"]["windows"] > 0
     assert "macro_f1_drop" in tr["int8"]
     assert (tr["data"]["max_per_class"], tr["data"]["max_negatives"]) == (4000, 8000)   # the recipe's caps
+    assert tr["recipe"] == TINY.to_json() and tr["budget"]["arena_bytes"][1] == quantize.NODE_BUDGET["arena_bytes"]
 
 
 def test_parity_ref_vs_tflm(exported, rows):
@@ -319,7 +323,7 @@ def test_cli_bad_input(tmp_path, capsys):
                      opt, "-1"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and opt in err[0] and "0 or more" in err[0]
-    for opt in ("--mixup", "--aux-negatives", "--freq-shift"):  # training settings: 0 is off
+    for opt in ("--mixup", "--freq-shift"):  # training settings: 0 is off
         assert main(["crossval", "--csv", str(p), "--root", str(tmp_path), "--json", str(tmp_path / "x.json"),
                      opt, "-1"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
@@ -388,15 +392,15 @@ def test_crossval_summary_of_the_gate_ceiling():
 def test_crossval_cli_passes_the_window_caps(monkeypatch, tmp_path):
     """crossval's --max-per-class / --max-negatives reach crossval.run as train/ship pass them to
     fit_and_export: the number, or None for 0 (all windows)."""
-    from training import crossval, train
+    from training import crossval
     seen = []
-    monkeypatch.setattr(crossval, "run", lambda *a, **kw: seen.append(kw) or {"archs": {}})
+    monkeypatch.setattr(crossval, "run", lambda *a, **kw: seen.append(a[3]) or {"archs": {}})
     cmd = ["crossval", "--csv", str(AUDIO / "manifest.csv"), "--root", str(AUDIO), "--json", str(tmp_path / "o.json")]
     assert main(cmd) == 0
     assert main(cmd + ["--max-negatives", "0", "--max-per-class", "0"]) == 0
     assert main(cmd + ["--max-negatives", "100"]) == 0
-    assert [(kw["max_per_class"], kw["max_negatives"]) for kw in seen] == [
-        (train.MAX_PER_CLASS, train.MAX_NEGATIVES), (None, None), (train.MAX_PER_CLASS, 100)]
+    assert [(r.max_per_class, r.max_negatives) for r in seen] == [
+        (Recipe.max_per_class, Recipe.max_negatives), (None, None), (Recipe.max_per_class, 100)]
     assert (tmp_path / "o.md").read_text().startswith("# Cross-validation")   # the report beside it
 
 
@@ -442,7 +446,8 @@ def test_shipped_model_is_consistent():
     d = ROOT / "firmware" / "model"
     assert export.check(d) == []
     m = json.loads((d / "manifest.json").read_text())
-    assert m["model_bytes"] <= 64 * 1024 and m["arena_bytes"] <= 48 * 1024 and m["macs"] <= 3_000_000
+    b = quantize.NODE_BUDGET
+    assert m["model_bytes"] <= b["model_bytes"] and m["arena_bytes"] <= b["arena_bytes"] and m["macs"] <= b["macs"]
     assert m["labels"] == data.ClassMap.default().labels
 
 
@@ -465,7 +470,7 @@ def test_mixup_blends_windows_labels_and_weights():
     for alpha in (0.0, 0.4):
         f, yh, sw = (np.concatenate(a) for a in zip(*(
             (b[0].numpy(), b[1].numpy(), b[2].numpy())
-            for b in train._dataset(ws, 32, False, 0, 0.0, k, w, {"mixup": alpha}))))
+            for b in train._dataset(ws, 32, False, 0, 0.0, k, w, mixup=alpha))))
         assert f.shape == (n, 64, 40, 1) and yh.shape == (n, k)
         np.testing.assert_allclose(yh.sum(1), 1.0, atol=1e-5)
         cell = f[:, 0, 0, 0]
@@ -498,19 +503,18 @@ def test_mixup_blends_windows_labels_and_weights():
 
 def test_training_is_reproducible(exported, rows, tmp_path):
     """Same data, seed and settings (features recomputed from scratch) -> the same .tflite."""
-    from training import train
+    from training import pipeline
     out, res = exported
-    again = train.fit_and_export(rows, AUDIO, tmp_path / "m", arch="ds_cnn", seed=1, val_fold=4, epochs=2,
-                                 train_on_val=False, name="test-tiny", created_by="pytest", max_int8_drop=1.0,
-                                 cache_dir=tmp_path / "cache", progress=False, log=lambda m: None, width=8)
+    again = pipeline.fit_and_export(rows, AUDIO, tmp_path / "m", TINY, name="test-tiny", created_by="pytest",
+                                    cache_dir=tmp_path / "cache", progress=False, log=lambda m: None)
     assert again["manifest"]["model_sha256"] == res["manifest"]["model_sha256"]
     assert (tmp_path / "m" / "ew_model_data.c").read_bytes() == (out / "ew_model_data.c").read_bytes()
 
 
-def test_frequency_shift_and_spec_masks():
+def test_frequency_shift():
     """Training-time augmentation of the dB windows: a frequency shift moves every window by
-    one whole number of mel bands in -k..k (edge bands repeated); SpecAugment masks whole time
-    rows and band columns with the window's mean; both off leave the windows as they were."""
+    one whole number of mel bands in -k..k (edge bands repeated); off leaves the windows as
+    they were."""
     from training import train
     tf = train.tf_setup(seed=1)
     rng = np.random.default_rng(0)
@@ -526,100 +530,58 @@ def test_frequency_shift_and_spec_masks():
         assert len(match) == 1, i
         shifts.append(match[0])
     assert set(shifts) == set(range(-k, k + 1))          # every shift occurs
-    m = train._spec_augment(tf, f, 0, 2, t_max=8, f_max=5).numpy()
-    for i in range(n):
-        changed = m[i] != x[i]
-        mean = x[i].mean()
-        np.testing.assert_allclose(m[i][changed], mean, rtol=1e-5)
-        rows = np.flatnonzero(changed.all(axis=1))          # masked time rows: whole rows
-        cols = np.flatnonzero(changed.all(axis=0))          # masked bands: whole columns
-        assert len(rows) <= 16 and len(cols) <= 10
-        expect = np.zeros((T, F), bool)
-        expect[rows, :] = True
-        expect[:, cols] = True
-        assert np.array_equal(changed, expect), i
-    assert 0.02 < (m != x).mean() < 0.4
     ws = features.WindowSet(np.full((8, T, F), -100, np.int8), np.zeros(8, np.int64),
                             np.zeros(8, np.int64), np.zeros(8, np.int8), [], ["a", "b"])
     plain = np.concatenate([b[0].numpy() for b in train._dataset(ws, 4, False, 0, 0.0, 2)])
     np.testing.assert_allclose(plain[..., 0], (-100 - P.quant.zero_point) * P.quant.scale)
 
 
-def test_time_stretch_keeps_the_onset_frame_and_scales_time_about_it():
-    """Speed perturbation of the dB windows: each window is resampled in time by one factor in
-    1-r..1+r about the anchor frame (linear interpolation, edge frame repeated); a window that
-    is a linear ramp in time stays a ramp through the anchor, with the window's factor as slope."""
-    from training import train
-    tf = train.tf_setup(seed=1)
-    n, T, F, r, anchor = 32, 64, 40, 0.1, 6.0
-    ramp = np.tile(np.arange(T, dtype=np.float32)[None, :, None], (n, 1, F))
-    s = train._time_stretch(tf, tf.constant(ramp), 0, r, anchor).numpy()
-    np.testing.assert_allclose(s[:, int(anchor), :], anchor, atol=1e-4)      # the onset stays put
-    slopes = []
-    for i in range(n):
-        inner = np.flatnonzero((s[i, :, 0] > 0) & (s[i, :, 0] < T - 1))      # not clipped at an edge
-        k = np.polyfit(inner, s[i, inner, 0], 1)[0]
-        np.testing.assert_allclose(s[i, inner, 0], anchor + (inner - anchor) * k, atol=1e-3)
-        np.testing.assert_allclose(s[i], s[i, :, :1].repeat(F, axis=1))     # same for every band
-        slopes.append(k)
-    assert 1 - r <= min(slopes) and max(slopes) <= 1 + r and max(slopes) - min(slopes) > r
-    assert s[:, -1, 0].max() <= T - 1 and s.min() >= 0                      # edge frames repeated
-
-
-def test_equalisation_adds_one_smooth_curve_per_window_and_keeps_the_floor():
-    """Random equalisation (--eq-db): every sounding cell of a window gets the same per-band
-    offset, a tilt plus a mid bump of at most +-DB each (so at most 2*DB, the same in every
-    frame), cells at the floor (0 dB) stay there, and the curves differ between windows."""
-    from training import train
-    train.tf_setup(seed=2)
-    rng = np.random.default_rng(1)
-    n, T, F, db = 64, 64, 40, 6.0
-    X = rng.integers(-60, 60, (n, T, F)).astype(np.int8)
-    X[:, :4, :] = -128                                     # a silent stretch: the 0-dB floor
-    ws = features.WindowSet(X, np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int8),
-                            [], ["a", "b"])
-    base = (X.astype(np.float32) - P.quant.zero_point) * P.quant.scale
-    out = np.concatenate([b[0].numpy()[..., 0] for b in train._dataset(
-        ws, 16, False, 0, 0.0, 2, None, train.augment_settings(mixup=0, freq_shift=0, eq_db=db))])
-    d = out - base
-    np.testing.assert_array_equal(out[:, :4, :], 0.0)
-    np.testing.assert_allclose(d[:, 4:, :], np.broadcast_to(d[:, 4:5, :], d[:, 4:, :].shape), atol=1e-4)
-    curves = d[:, 4, :]
-    assert np.abs(curves).max() <= 2 * db + 1e-4
-    b = np.arange(F) / (F - 1)
-    basis = np.stack([np.cos(np.pi * b), np.cos(2 * np.pi * b)], 1)
-    coef, *_ = np.linalg.lstsq(basis, curves.T, rcond=None)    # each curve: tilt + bump
-    np.testing.assert_allclose(basis @ coef, curves.T, atol=1e-3)
-    assert np.abs(coef).max() <= db + 1e-4 and coef.std(axis=1).min() > db / 4
-    same = np.concatenate([b[0].numpy()[..., 0] for b in train._dataset(
-        ws, 16, False, 0, 0.0, 2, None, train.augment_settings(mixup=0, freq_shift=0))])
-    np.testing.assert_allclose(same, base, atol=1e-5)          # eq_db 0 (default): untouched
-    with pytest.raises(TypeError):
-        train.augment_settings(eq=3)
-
-
-def test_augmentation_options_reach_the_training_settings():
-    """train/ship/crossval's augmentation options become one overrides dict: given options
-    override DEFAULTS, the others keep them; an option left out is not an override."""
-    from training import train
-    from training.__main__ import _augment_of, _parser
+def test_recipe_options_reach_the_recipe():
+    """train/ship/crossval's options become one Recipe: given options override its defaults,
+    the others keep them; 0 windows (all) and val fold -1 (none) become None."""
+    from training.__main__ import _parser, _recipe
     for cmd in (["train", "--csv", "c", "--root", "r", "--out", "o"], ["ship"],
                 ["crossval", "--csv", "c", "--root", "r", "--json", "j"]):
-        args = _parser().parse_args(cmd + ["--eq-db", "4", "--mixup", "0"])
-        assert _augment_of(args) == {"mixup": 0.0, "eq_db": 4.0}
-        s = train.augment_settings(**_augment_of(args))
-        assert s == {**{k: train.DEFAULTS[k] for k in train.AUGMENT_KEYS}, "mixup": 0.0, "eq_db": 4.0}
-        assert _augment_of(_parser().parse_args(cmd)) == {}
+        args = _parser().parse_args(cmd + ["--freq-shift", "4", "--mixup", "0"])
+        assert _recipe(args) == Recipe(mixup=0.0, freq_shift=4)
+        assert _recipe(_parser().parse_args(cmd)) == Recipe()
         assert _parser().parse_args(cmd).aligned_negatives_first              # the recipe's default
         assert not _parser().parse_args(cmd + ["--no-aligned-negatives-first"]).aligned_negatives_first
         assert _parser().parse_args(cmd + ["--aligned-negatives-first"]).aligned_negatives_first
-        assert _parser().parse_args(cmd).train_on_val == train.TRAIN_ON_VAL is True   # the recipe
+        assert _parser().parse_args(cmd).train_on_val == Recipe.train_on_val is True   # the recipe
         assert not _parser().parse_args(cmd + ["--no-train-on-val"]).train_on_val
-        assert _parser().parse_args(cmd).hold_val_negatives == train.HOLD_VAL_NEGATIVES
-        assert _parser().parse_args(cmd + ["--hold-val-negatives"]).hold_val_negatives
         a = _parser().parse_args(cmd)
-        assert (a.max_per_class, a.max_negatives) == (train.MAX_PER_CLASS, train.MAX_NEGATIVES) == (4000, 8000)
+        assert (a.max_per_class, a.max_negatives) == (Recipe.max_per_class, Recipe.max_negatives) == (4000, 8000)
         assert _parser().parse_args(cmd + ["--max-negatives", "0"]).max_negatives == 0    # 0 = all
+        assert _recipe(_parser().parse_args(cmd + ["--max-negatives", "0"])).max_negatives is None
+        assert not _recipe(_parser().parse_args(cmd + ["--no-augment"])).augment_data
+    args = _parser().parse_args(["train", "--csv", "c", "--root", "r", "--out", "o", "--val-fold", "-1",
+                                 "--no-budget", "--arch", "crnn"])
+    assert _recipe(args) == Recipe(val_fold=None, enforce_budget=False, arch="crnn")
+
+
+def test_recipe_validation_names_the_bad_setting():
+    """Recipe refuses a bad setting with one RecipeError naming it (also after replace)."""
+    import dataclasses
+    for kw, setting in (({"mixup": -0.1}, "mixup"), ({"fa_per_hour": -1}, "fa_per_hour"),
+                        ({"arch": "mlp"}, "arch"), ({"epochs": 0}, "epochs"),
+                        ({"max_negatives": 0}, "max_negatives"), ({"fa_streams": "all"}, "fa_streams"),
+                        ({"test_fold": 2}, "test_fold")):
+        with pytest.raises(RecipeError) as e:
+            Recipe(**kw)
+        assert e.value.setting == setting and str(e.value).startswith(setting + " must")
+    with pytest.raises(RecipeError):
+        dataclasses.replace(Recipe(), freq_shift=-1)
+    assert Recipe().to_json() == dataclasses.asdict(Recipe()) and Recipe().to_json()["max_negatives"] == 8000
+
+
+def test_node_budget_is_the_documented_one():
+    assert quantize.NODE_BUDGET == {"model_bytes": 65536, "arena_bytes": 49152, "macs": 3_000_000}
+    assert quantize.budget_text() == "64 KB flatbuffer, 48 KB arena, 3 M MACs"
+    assert quantize.check_budget(65536, 49152, 3_000_000)["macs"] == [3_000_000, 3_000_000]
+    with pytest.raises(quantize.ExportError, match="arena_bytes 49153 > 49152"):
+        quantize.check_budget(100, 49153, 5)
+    assert quantize.check_budget(100, 49153, 5, enforce=False)["arena_bytes"] == [49153, 49152]
 
 
 def test_cap_per_class_can_fill_the_negative_class_with_gate_aligned_windows_first():
@@ -671,7 +633,7 @@ def test_thresholds_hold_the_background_and_the_negatives_budget_together():
     whose events on every non-target clip stay within that budget as well, unless the
     threshold is already at negatives_max_threshold; each window far enough from the next to
     be its own event (holdoff merging is the node's)."""
-    from training import train
+    from training import thresholds
     cmap = data.ClassMap.default()
     n, gap = cmap.n_classes, 10 * P.sample_rate_hz
 
@@ -683,32 +645,32 @@ def test_thresholds_hold_the_background_and_the_negatives_budget_together():
     scored = [clip("background", [140, 150]),             # 1 h of ambience
               clip("speech", [200, 210, 220, 230]),      # 1 h of a hard negative
               clip("gunshot", [240], seconds=5.0)]
-    bg = train.choose_thresholds(scored, cmap, 1.0, "background")
+    bg = thresholds.choose_thresholds(scored, cmap, 1.0, "background")
     assert bg["per_class"]["gunshot"]["threshold_q8"] == 151  # budget 1/7 event on 1 h: none above 150
     assert bg["thresholds"]["scream"] == 0.5               # nothing scores: the floor
     assert bg["thresholds"]["other"] is None
     assert "negatives_fa_per_hour_target" not in bg and "negatives_false_alarms" not in bg["per_class"]["gunshot"]
     for rate, want in ((14.0, 151), (7.0, 211), (3.5, 221), (1.0, 231)):
-        both = train.choose_thresholds(scored, cmap, 1.0, "background", negatives_fa_per_hour=rate,
+        both = thresholds.choose_thresholds(scored, cmap, 1.0, "background", negatives_fa_per_hour=rate,
                                        negatives_max_threshold=1.0)
         g = both["per_class"]["gunshot"]
         assert g["threshold_q8"] == want, rate             # budget rate * 2 h / 7 events on all negatives
         assert g["false_alarms"] == 0 and g["negatives_false_alarms"] <= rate * 2 / 7
         assert g["val_clip_recall"] == 1.0 and g["fa_target_met"]
         assert both["negatives_hours"] == 2.0 and both["negative_hours"] == 1.0
-    capped = train.choose_thresholds(scored, cmap, 1.0, "background", negatives_fa_per_hour=1.0,
+    capped = thresholds.choose_thresholds(scored, cmap, 1.0, "background", negatives_fa_per_hour=1.0,
                                      negatives_max_threshold=220 / 256)
     g = capped["per_class"]["gunshot"]                     # the negatives budget wants 231: the cap holds it at 220
     assert g["threshold_q8"] == 220 and g["negatives_capped"] and g["negatives_false_alarms"] == 2
     assert not both["per_class"]["gunshot"]["negatives_capped"] and capped["negatives_max_threshold"] == 220 / 256
-    dflt = train.choose_thresholds(scored, cmap, 1.0, "background", negatives_fa_per_hour=1.0)
-    assert dflt["per_class"]["gunshot"]["threshold_q8"] == round(train.NEGATIVES_MAX_THRESHOLD * 256) == 230
-    low_cap = train.choose_thresholds(scored, cmap, 1.0, "background", negatives_fa_per_hour=1.0,
+    dflt = thresholds.choose_thresholds(scored, cmap, 1.0, "background", negatives_fa_per_hour=1.0)
+    assert dflt["per_class"]["gunshot"]["threshold_q8"] == round(Recipe.negatives_max_threshold * 256) == 230
+    low_cap = thresholds.choose_thresholds(scored, cmap, 1.0, "background", negatives_fa_per_hour=1.0,
                                       negatives_max_threshold=140 / 256)
     assert low_cap["per_class"]["gunshot"]["threshold_q8"] == 151  # the background budget is never capped
-    alone = train.choose_thresholds(scored, cmap, 7.0, "negatives")
+    alone = thresholds.choose_thresholds(scored, cmap, 7.0, "negatives")
     assert alone["thresholds"]["gunshot"] == round(211 / 256, 6)  # the same budget as the only rule
-    never = train.choose_thresholds([clip("speech", [255])], cmap, 1.0, "negatives")
+    never = thresholds.choose_thresholds([clip("speech", [255])], cmap, 1.0, "negatives")
     assert never["per_class"]["gunshot"]["threshold_q8"] == 255 and not never["per_class"]["gunshot"]["fa_target_met"]
 
 
@@ -716,13 +678,13 @@ def test_train_on_val_trains_on_the_validation_fold_and_still_thresholds_there(e
     """--train-on-val: the validation fold's windows join the training set (every fold but the
     test fold), training runs all epochs (no early stopping), and the thresholds are still
     chosen on the validation fold's clips through the node."""
-    from training import augment as _augment, train
+    import dataclasses
+    from training import augment as _augment, pipeline
     _, res = exported
     cache = tmp_path / "cache"
-    got = train.fit_and_export(rows, AUDIO, tmp_path / "m", arch="ds_cnn", seed=1, val_fold=4, epochs=2,
-                               train_on_val=True, name="test-tiny-tov", created_by="pytest",
-                               max_int8_drop=1.0, cache_dir=cache, progress=False, log=lambda m: None,
-                               width=8)
+    got = pipeline.fit_and_export(rows, AUDIO, tmp_path / "m", dataclasses.replace(TINY, train_on_val=True),
+                                  name="test-tiny-tov", created_by="pytest", cache_dir=cache, progress=False,
+                                  log=lambda m: None)
     ws = features.load_or_build(rows, AUDIO, data.ClassMap.default(), 1, _augment.AugmentConfig(), True,
                                 cache_dir=cache, progress=False, log=lambda m: None)
     n_val_fold = int(np.sum(ws.folds() == 4))
@@ -739,70 +701,3 @@ def test_train_on_val_trains_on_the_validation_fold_and_still_thresholds_there(e
     assert all(0.5 <= th[c] <= 1.0 for c in per) and th["other"] is None
     man = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert man["training"]["data"]["trained_on_val"] is True
-
-
-def test_hold_val_negatives_trains_only_on_the_validation_fold_targets(exported, rows, tmp_path):
-    """--hold-val-negatives: of the validation fold only target windows are trained on (its
-    negative windows stay unheard for the thresholds); the thresholds are still chosen there."""
-    from training import augment as _augment, train
-    _, res = exported
-    cache = tmp_path / "cache"
-    got = train.fit_and_export(rows, AUDIO, tmp_path / "m", arch="ds_cnn", seed=1, val_fold=4, epochs=1,
-                               train_on_val=True, hold_val_negatives=True, name="test-tiny-hvn",
-                               created_by="pytest", max_int8_drop=1.0, cache_dir=cache, progress=False,
-                               log=lambda m: None, width=8)
-    cmap = data.ClassMap.default()
-    ws = features.load_or_build(rows, AUDIO, cmap, 1, _augment.AugmentConfig(), True,
-                                cache_dir=cache, progress=False, log=lambda m: None)
-    in_val = ws.folds() == 4
-    n_neg = int(np.sum(in_val & (ws.y == cmap.negative_index)))
-    n_target = int(np.sum(in_val & (ws.y != cmap.negative_index)))
-    assert n_neg > 0 and n_target > 0
-    d = got["report"]["data"]
-    assert d["trained_on_val"] is True and d["held_val_negatives"] == n_neg
-    assert d["windows"]["train"] == res["report"]["data"]["windows"]["train"] + n_target
-    assert res["report"]["data"]["held_val_negatives"] is None
-    assert set(got["report"]["thresholds"]["per_class"]) == set(cmap.targets)
-
-
-def test_aux_negatives_head_learns_negative_kinds_and_is_dropped_before_export(exported, rows, tmp_path):
-    """--aux-negatives: an auxiliary head is trained on the kinds of negative window (each
-    negative clip's label:source_label; the negative windows of target clips form one kind) and
-    dropped before export: the exported network has the same shape, ops and size as without it,
-    with different weights."""
-    from training import augment as _augment, quantize, train
-    _, res = exported
-    cmap = data.ClassMap.default()
-    cache = tmp_path / "cache"
-    ws = features.load_or_build(rows, AUDIO, cmap, 1, _augment.AugmentConfig(), True,
-                                cache_dir=cache, progress=False, log=lambda m: None)
-    fine, kinds = train.negative_kinds(ws)
-    neg = cmap.negative_index
-    assert fine.shape == ws.y.shape
-    assert np.array_equal(fine[ws.y != neg], ws.y[ws.y != neg])          # targets keep their class
-    assert fine[ws.y == neg].min() >= neg and fine.max() < neg + len(kinds)
-    want_kinds = {f"{r.label}:{r.source_label}" for r in ws.rows if not cmap.is_target(r.label)}
-    assert {"background:Rain", "background:engine", "other:door_wood_knock"} <= want_kinds
-    assert kinds == sorted(want_kinds | {train.TARGET_CLIP_REST})
-    for i in np.flatnonzero(ws.y == neg)[:50]:                            # a window's kind is its clip's
-        r = ws.rows[ws.clip[i]]
-        want = train.TARGET_CLIP_REST if cmap.is_target(r.label) else f"{r.label}:{r.source_label}"
-        assert kinds[fine[i] - neg] == want
-    sub = ws.subset(ws.folds() == 4)                                    # a subset keeps the indices
-    assert train.negative_kinds(sub)[1] == kinds
-    assert np.array_equal(train.negative_kinds(sub)[0], fine[ws.folds() == 4])
-    got = train.fit_and_export(rows, AUDIO, tmp_path / "m", arch="ds_cnn", seed=1, val_fold=4, epochs=2,
-                               train_on_val=False, name="test-tiny-aux", created_by="pytest",
-                               max_int8_drop=1.0, cache_dir=cache, progress=False, log=lambda m: None,
-                               augment={"aux_negatives": 0.5}, width=8)
-    rep, rep0 = got["report"], res["report"]
-    assert rep["train"]["aux_negatives"] == 0.5 and rep0["train"]["aux_negatives"] == 0.0
-    assert rep["train"]["aux_negative_kinds"] == len(kinds) and "aux_negative_kinds" not in rep0["train"]
-    assert "aux_loss" in rep["history"] and "val_aux_loss" in rep["history"]
-    assert "aux_loss" not in rep0["history"]
-    assert [w.shape for w in got["model"].get_weights()] == [w.shape for w in res["model"].get_weights()]
-    m, m0 = got["manifest"], res["manifest"]
-    assert (m["ops"], m["macs"], m["input"], m["labels"]) == (m0["ops"], m0["macs"], m0["input"], m0["labels"])
-    assert abs(m["model_bytes"] - m0["model_bytes"]) < 64
-    assert m["model_sha256"] != m0["model_sha256"]
-    assert quantize.inspect((tmp_path / "m" / "model.tflite").read_bytes())["macs"] == m0["macs"]

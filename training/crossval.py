@@ -1,7 +1,6 @@
 """Fold cross-validation through the node pipeline: for every test fold k, train on the other
 folds (one of them, the next fold cyclically, sets the thresholds; it is trained on too,
-train.TRAIN_ON_VAL, or held back for early stopping with train_on_val=False), export an int8
-model, and evaluate the held-out fold with training.evaluate (real C node + tflite-micro).
+Recipe.train_on_val, or held back for early stopping without it), export an int8 model, and evaluate the held-out fold with training.evaluate (real C node + tflite-micro).
 CNN and CRNN are trained on exactly the same folds and windows.
 
 Folds come from the CSV's `fold` column.  In ../shared/data the folds are per corpus (1..5;
@@ -20,6 +19,7 @@ PNG) next to the JSON.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -29,7 +29,7 @@ import numpy as np
 
 from tools import params
 from training import data as _data
-from training.train import MAX_NEGATIVES, MAX_PER_CLASS
+from training.recipe import Recipe
 
 WORK_DIR = params.ROOT / "build" / "crossval"
 
@@ -119,34 +119,16 @@ def summarize(per_fold: list[dict], classes: list[str]) -> dict:
     return s
 
 
-def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=None, seed: int = 0,
-        epochs: int | None = None, fa_per_hour: float | None = None,
-        negatives_fa_per_hour: float | None = None, work=None, cache_dir=None,
-        strict: bool = False, augment_data: bool = True, progress: bool = True, log=None,
-        classifier_stride: int = 8, max_per_class: int | None = MAX_PER_CLASS,
-        max_negatives: int | None = MAX_NEGATIVES,
-        room_below_peak_db: float | None = 20.0, augment: dict | None = None,
-        cap_prefer_aligned: bool = True, train_on_val: bool | None = None,
-        hold_val_negatives: bool | None = None) -> dict:
-    """augment: augmentation overrides (train.augment_settings); max_per_class / max_negatives:
-    training windows per target class / of the negative class (train.fit_and_export; None: all);
-    cap_prefer_aligned: see train.cap_per_class; train_on_val: see train.fit_and_export (the
-    validation fold is trained on too, and still chooses the thresholds; the test fold stays
-    held out; None: train.TRAIN_ON_VAL, the recipe); hold_val_negatives: likewise (None:
-    train.HOLD_VAL_NEGATIVES).  fa_per_hour / negatives_fa_per_hour: the threshold
-    rule's budgets (train.choose_thresholds; None: train.FA_PER_HOUR /
-    train.NEGATIVES_FA_PER_HOUR; a negatives budget of 0 turns that rule off).
+def run(rows, root, json_path, recipe: Recipe | None = None, *, cmap=None, archs=("ds_cnn", "crnn"),
+        folds=None, work=None, cache_dir=None, strict: bool = False, progress: bool = True, log=None,
+        classifier_stride: int = 8, room_below_peak_db: float | None = 20.0) -> dict:
+    """Every arch x test fold with the recipe (its arch, val_fold and test_fold are set per
+    fold; the export checks only report: a fold's model is evaluated whatever its figures).
     room_below_peak_db: also evaluate each test fold through the node with the room at least
     this far below each clip's peak (`node_room`, tools.gate_eval's headline protocol: 1-s
     chunks cut from inside an event have the event as their own floor); None: skip."""
-    from training import evaluate, features, train
-    fa_per_hour = train.FA_PER_HOUR if fa_per_hour is None else fa_per_hour
-    train_on_val = train.TRAIN_ON_VAL if train_on_val is None else bool(train_on_val)
-    hold_val_negatives = bool(train_on_val and (train.HOLD_VAL_NEGATIVES if hold_val_negatives is None
-                                                else hold_val_negatives))
-    if negatives_fa_per_hour is None:
-        negatives_fa_per_hour = train.NEGATIVES_FA_PER_HOUR
-    negatives_fa_per_hour = negatives_fa_per_hour or None          # 0: off
+    from training import evaluate, features, pipeline
+    recipe = recipe or Recipe()
     log = log or (lambda m: print(m, file=sys.stderr))
     cmap = cmap or _data.ClassMap.default()
     all_folds = sorted({r.fold for r in rows if r.fold is not None})
@@ -160,26 +142,17 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
     cache_dir = cache_dir if cache_dir is not None else features.CACHE_DIR
     json_path = Path(json_path)
     json_path.parent.mkdir(parents=True, exist_ok=True)
+    per_fold = ("arch", "val_fold", "test_fold", "enforce_budget", "max_int8_drop", "max_parity_rate")
     res = {"schema_version": 1, "created_by": "python -m training crossval",
            "design": ("test fold k = fold k of every corpus; "
                       + ("training = every other fold, all epochs; thresholds on the next fold "
-                         "cyclically (trained on"
-                         + (", its negative windows held back" if hold_val_negatives else "")
-                         + "); " if train_on_val else
+                         "cyclically (trained on); " if recipe.train_on_val else
                          "validation (early stopping, thresholds) = the next fold cyclically; "
                          "training = the remaining folds; ")
                       + "evaluation of the test fold through the node pipeline (training.evaluate)"),
-           "folds": folds, "classes": list(cmap.targets), "seed": seed, "epochs_max": epochs,
-           "fa_per_hour_target": fa_per_hour,
-           "negatives_fa_per_hour_target": negatives_fa_per_hour,
-           "negatives_max_threshold": train.NEGATIVES_MAX_THRESHOLD if negatives_fa_per_hour else None,
+           "folds": folds, "classes": list(cmap.targets),
+           **{k: v for k, v in dataclasses.asdict(recipe).items() if k not in per_fold},
            "classifier_stride_hops": classifier_stride,
-           "max_per_class": max_per_class,
-           "max_negatives": max_negatives,
-           "aligned_negatives_first": cap_prefer_aligned,
-           "train_on_val": train_on_val,
-           "hold_val_negatives": hold_val_negatives,
-           **train.augment_settings(**(augment or {})),
            "room_below_peak_db": room_below_peak_db,
            "feature_config_hash": features.P.feature_hash,
            "core_config_hash": features.P.config_hash,
@@ -192,17 +165,12 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
             v = val_fold_for(k, all_folds)
             out = work / arch / f"fold{k}"
             log(f"crossval {arch}: test fold {k}, val fold {v}")
-            fit = train.fit_and_export(rows, root, out, cmap=cmap, arch=arch, seed=seed, val_fold=v,
-                                       test_fold=k, epochs=epochs, fa_per_hour=fa_per_hour,
-                                       negatives_fa_per_hour=negatives_fa_per_hour,
-                                       name=f"crossval-{arch}-fold{k}",
-                                       created_by="python -m training crossval", enforce_budget=False,
-                                       max_int8_drop=1.0, max_parity_rate=1.0,
-                                       max_per_class=max_per_class, max_negatives=max_negatives,
-                                       strict=strict, cache_dir=cache_dir,
-                                       augment=augment, cap_prefer_aligned=cap_prefer_aligned,
-                                       train_on_val=train_on_val,
-                                       hold_val_negatives=hold_val_negatives, augment_data=augment_data, progress=progress, log=log)
+            fold_recipe = dataclasses.replace(recipe, arch=arch, val_fold=v, test_fold=k, enforce_budget=False,
+                                              max_int8_drop=1.0, max_parity_rate=1.0)
+            fit = pipeline.fit_and_export(rows, root, out, fold_recipe, cmap=cmap,
+                                          name=f"crossval-{arch}-fold{k}",
+                                          created_by="python -m training crossval", strict=strict,
+                                          cache_dir=cache_dir, progress=progress, log=log)
             test_rows = [r for r in rows if r.fold == k]
             ev = evaluate.evaluate(out, test_rows, root, progress=progress, include_clips=False,
                                    stride=classifier_stride)
@@ -218,17 +186,6 @@ def run(rows, root, json_path, *, cmap=None, archs=("ds_cnn", "crnn"), folds=Non
             json_path.write_text(json.dumps(res, indent=1, default=float) + "\n")
             log(f"crossval {arch} fold {k}: node macro-F1 {per[-1]['node']['macro_f1']:.3f}, "
                 f"classifier {per[-1]['classifier']['macro_f1']:.3f}")
-    return res
-
-
-def resummarize(json_path) -> dict:
-    """Recompute every `summary` of a crossval JSON from its per-fold records (in place)."""
-    p = Path(json_path)
-    res = json.loads(p.read_text())
-    for a in res["archs"].values():
-        if a.get("folds"):
-            a["summary"] = summarize(a["folds"], res["classes"])
-    p.write_text(json.dumps(res, indent=1, default=float) + "\n")
     return res
 
 

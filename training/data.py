@@ -198,11 +198,3 @@ def rows_hash(rows, root) -> str:
             sig = "missing"
         h.update(f"{r.path}|{r.label}|{r.fold}|{sig}\n".encode())
     return h.hexdigest()
-
-
-def split_folds(rows, test_fold: int, val_fold: int | None = None):
-    """(train, val, test) by the CSV's fold column (rows without a fold go to train)."""
-    test = [r for r in rows if r.fold == test_fold]
-    val = [r for r in rows if val_fold is not None and r.fold == val_fold]
-    train = [r for r in rows if r.fold != test_fold and (val_fold is None or r.fold != val_fold)]
-    return train, val, test

@@ -8,6 +8,8 @@
 - `input_quant_ok`, `inspect` (ops, MACs, tensor shapes), `arena_bytes` (measured with the
   tflite-micro interpreter: print_allocations captured from fd 2, bisection as fallback),
   `run_ref` (TFLite BUILTIN_REF kernels), `run_tflm` (tflite-micro), `parity`.
+- the export checks: `check_budget` (NODE_BUDGET), `check_parity` (reference vs tflite-micro),
+  `check_int8_drop` (window macro-F1, float vs int8); each raises ExportError.
 """
 from __future__ import annotations
 
@@ -23,6 +25,16 @@ P = features.P
 SOFTMAX_SCALE = 1.0 / 256
 SOFTMAX_ZP = -128
 MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+# the node's budget for one model: int8 flatbuffer in flash, measured tflite-micro arena in RAM,
+# multiply-accumulates per window (time per inference)
+NODE_BUDGET = {"model_bytes": 64 * 1024, "arena_bytes": 48 * 1024, "macs": 3_000_000}
+
+
+def budget_text() -> str:
+    """NODE_BUDGET in words: '64 KB flatbuffer, 48 KB arena, 3 M MACs'."""
+    b = NODE_BUDGET
+    return (f"{b['model_bytes'] // 1024} KB flatbuffer, {b['arena_bytes'] // 1024} KB arena, "
+            f"{b['macs'] / 1e6:g} M MACs")
 
 
 class ExportError(Exception):
@@ -146,10 +158,13 @@ def run_tflm(blob: bytes, X_int8: np.ndarray, arena: int = 256 * 1024) -> np.nda
 
 def parity(blob: bytes, X_int8: np.ndarray) -> dict:
     """TFLite BUILTIN_REF vs tflite-micro on the same windows: outputs within +-1 LSB?"""
-    a = run_ref(blob, X_int8).astype(np.int32)
-    b = run_tflm(blob, X_int8).astype(np.int32)
+    return _parity_counts(run_ref(blob, X_int8), run_tflm(blob, X_int8))
+
+
+def _parity_counts(a: np.ndarray, b: np.ndarray) -> dict:
+    a, b = a.astype(np.int32), b.astype(np.int32)
     d = np.abs(a - b)
-    return {"windows": int(len(X_int8)), "max_abs_diff_lsb": int(d.max()) if d.size else 0,
+    return {"windows": int(len(a)), "max_abs_diff_lsb": int(d.max()) if d.size else 0,
             "mismatches": int(np.sum(np.any(d > 1, axis=1))) if d.size else 0,
             "windows_not_identical": int(np.sum(np.any(d > 0, axis=1))) if d.size else 0,
             "argmax_differs": int(np.sum(a.argmax(1) != b.argmax(1))) if d.size else 0}
@@ -211,3 +226,58 @@ def arena_bytes_bisect(blob: bytes, hi: int = 512 * 1024) -> int:
         else:
             lo = mid
     return hi
+
+
+# ---- the export checks -------------------------------------------------------------------------
+
+def check_budget(model_bytes: int, arena: int, macs: int, enforce: bool = True) -> dict:
+    """{figure: [value, NODE_BUDGET's limit]}; raises ExportError when over (with enforce)."""
+    budget = {"model_bytes": [int(model_bytes), NODE_BUDGET["model_bytes"]],
+              "arena_bytes": [int(arena), NODE_BUDGET["arena_bytes"]],
+              "macs": [int(macs), NODE_BUDGET["macs"]]}
+    over = {k: v for k, v in budget.items() if v[0] > v[1]}
+    if over and enforce:
+        raise ExportError("over the node's budget: " +
+                          ", ".join(f"{k} {v[0]} > {v[1]}" for k, v in over.items()))
+    return budget
+
+
+def check_parity(blob: bytes, X_int8: np.ndarray, max_rate: float, keep_dir) -> tuple[dict, np.ndarray]:
+    """TFLite BUILTIN_REF vs tflite-micro on the windows: (counts, tflite-micro outputs).
+    Raises ExportError (keeping the model in keep_dir/failed-parity.tflite) when more than
+    max_rate of the windows differ by more than 1 LSB or in arg-max."""
+    from pathlib import Path
+    q_tflm = run_tflm(blob, X_int8)
+    par = _parity_counts(run_ref(blob, X_int8), q_tflm)
+    allowed = int(max_rate * len(X_int8))
+    if par["mismatches"] > allowed or par["argmax_differs"] > allowed:
+        bad = Path(keep_dir) / "failed-parity.tflite"
+        bad.parent.mkdir(parents=True, exist_ok=True)
+        bad.write_bytes(blob)
+        raise ExportError(f"TFLite BUILTIN_REF and tflite-micro differ by more than 1 LSB "
+                          f"on {par['mismatches']} of {par['windows']} windows, arg-max on "
+                          f"{par['argmax_differs']} (allowed {allowed}); model kept in {bad}")
+    return par, q_tflm
+
+
+def window_metrics(y_true, y_pred, cmap) -> dict:
+    """Window accuracy and macro-F1 over the target classes."""
+    from sklearn.metrics import f1_score
+    tg = list(range(len(cmap.targets)))
+    return {"accuracy": float(np.mean(y_true == y_pred)) if len(y_true) else None,
+            "macro_f1": float(f1_score(y_true, y_pred, labels=tg, average="macro", zero_division=0))
+            if len(y_true) else None}
+
+
+def check_int8_drop(y_true, p_float: np.ndarray, q_int8: np.ndarray, cmap, max_drop: float) -> dict:
+    """Window metrics of the float and the int8 model and the drop; raises ExportError when
+    int8 loses more than max_drop window macro-F1."""
+    mf = window_metrics(y_true, p_float.argmax(1), cmap)
+    mq = window_metrics(y_true, q_int8.argmax(1), cmap)
+    drop = {"float": mf, "int8": mq,
+            "accuracy_drop": round(mf["accuracy"] - mq["accuracy"], 4) if mf["accuracy"] is not None else None,
+            "macro_f1_drop": round(mf["macro_f1"] - mq["macro_f1"], 4) if mf["macro_f1"] is not None else None}
+    if drop["macro_f1_drop"] is not None and drop["macro_f1_drop"] > max_drop:
+        raise ExportError(f"int8 model loses {drop['macro_f1_drop']:.3f} window macro-F1 "
+                          f"(> {max_drop}) against the float model")
+    return drop
