@@ -255,7 +255,7 @@ def summarise(per_fold: list[dict]) -> dict:
     def add(ds):
         """Sum numbers, concatenate lists, merge dicts key by key (missing = 0) over folds."""
         if isinstance(ds[0], dict):
-            keys = [k for d in ds for k in d if k != "events"]
+            keys = [k for d in ds for k in d if not (k == "events" and isinstance(d[k], list))]
             return {k: add([d[k] for d in ds if k in d]) for k in dict.fromkeys(keys)}
         if isinstance(ds[0], list):
             return [x for d in ds for x in d]

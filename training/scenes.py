@@ -299,8 +299,10 @@ def build_fold(rows, root, fold: int, seed: int = 0, *, out=None, classes=None, 
         k = int(rng.integers(EVENTS_PER_SCENE[0], EVENTS_PER_SCENE[1] + 1))
         groups.append(plan[i:i + k])
         i += k
-    if len(groups) > 1 and len(groups[-1]) < EVENTS_PER_SCENE[0]:
-        groups[-2].extend(groups.pop())
+    if len(groups) > 1 and len(groups[-1]) < EVENTS_PER_SCENE[0]:     # a short last group:
+        tail = groups.pop(-2) + groups.pop()                           # merge it, or split the
+        h = (len(tail) + 1) // 2 if len(tail) > EVENTS_PER_SCENE[1] else len(tail)   # two evenly
+        groups += [g for g in (tail[:h], tail[h:]) if g]
     if n_scenes is not None:
         groups = groups[:n_scenes]
     used = {e: set() for e in ebrs}       # clip paths used per EBR
@@ -416,7 +418,7 @@ def _build_scene(si, group, ebrs, rng, clips, used, bg_order, bg_pos, neg_order,
     mix = bed.copy()
     events = []
     t = 0
-    for (kind, c, e, segs), g, room in zip(chosen, gaps, longest):
+    for (kind, c, e, segs), g in zip(chosen, gaps):
         t += int(g * SR)
         placed = None
         for r, seg, cut in segs:
@@ -440,7 +442,7 @@ def _build_scene(si, group, ebrs, rng, clips, used, bg_order, bg_pos, neg_order,
             if kind == "target":
                 dropped.append({"scene": name, "label": c, "ebr_db": e,
                                 "tried": [r.path for r, *_ in segs]})
-            t += room
+            t -= int(g * SR)                # the next piece keeps its own gap to the last one
             continue
         r, ev, cut, a0, a1, gain, aud = placed
         mix[t:t + ev.size] += ev
@@ -454,7 +456,7 @@ def _build_scene(si, group, ebrs, rng, clips, used, bg_order, bg_pos, neg_order,
                        "pasted_onset_s": s(0), "pasted_offset_s": s(ev.size),
                        "active_onset_s": s(a0), "active_offset_s": s(a1),
                        "cut_start_s": round(cut / SR, 3), "gain_db": round(20 * math.log10(gain), 3)})
-        t += room
+        t += ev.size
     return Scene(name, to_int16(mix), events, bed_db, bed)
 
 
@@ -686,6 +688,8 @@ def add_parser(sub) -> None:
     b.add_argument("--fold", type=int, required=True)
     b.add_argument("--out", type=_P, required=True)
     b.add_argument("--seed", type=int, default=0)
+    import re
+    b._negative_number_matcher = re.compile(r"^-\d")   # `--ebr -6,0,6` is a value
     b.add_argument("--ebr", default=",".join(f"{e:g}" for e in DEFAULT_EBRS),
                    help="event-to-background ratios, dB (default -6,0,6)")
     b.add_argument("--per-ebr", type=int, default=PER_EBR,
