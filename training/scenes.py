@@ -17,7 +17,8 @@ Every piece comes from fold-K rows only (the CSV's fold column), deterministical
 
 Scenes.  A bed of fold-K `background` clips (each trimmed of digital-silence padding, set to the
 scene's bed level, a dBFS RMS drawn in BED_DBFS_RANGE, and joined with 0.5-s cross-fades) at
-least MIN_SCENE_S long; 3-5 target events (the model's classes; default training.data's) and
+least MIN_SCENE_S long (clips whose peak is more than BED_MAX_CREST_DB above their RMS -- an
+event in a quiet recording -- are not used for beds); 3-5 target events (the model's classes; default training.data's) and
 1-3 hard negatives (HARD_NEGATIVE_LABELS, never scored) pasted into it one after the other,
 2-6 s of bed between pasted segments, 2-4 s of bed before the first and after the last.
   - Cutting: a clip longer than MAX_EVENT_S is cut to its MAX_EVENT_S-long stretch of most
@@ -82,6 +83,7 @@ NEGATIVES_PER_SCENE = (1, 3)
 GAP_S = (2.0, 6.0)
 EDGE_S = (2.0, 4.0)
 BED_DBFS_RANGE = (-42.0, -30.0)
+BED_MAX_CREST_DB = 24.0            # background clips with a peak further above their RMS are skipped
 DEFAULT_EBRS = (-6.0, 0.0, 6.0)
 PER_EBR = 8                        # events per class per EBR per fold (fewer where the fold lacks clips)
 STREAM_MINUTES = 20.0
@@ -367,8 +369,8 @@ def _bed(n: int, level_dbfs: float, rng, clips: _Clips, order, pos) -> np.ndarra
             continue
         y = x.astype(np.float64)
         rms = math.sqrt(np.mean(y ** 2))
-        if rms < 10 ** (SILENCE_DBFS / 20) * 32768:
-            continue
+        if rms < 10 ** (SILENCE_DBFS / 20) * 32768 or np.abs(y).max() > rms * 10 ** (BED_MAX_CREST_DB / 20):
+            continue                        # silent, or an event in a quiet clip: not a bed
         y *= target / rms
         if out.size == 0:
             out = y
@@ -420,28 +422,32 @@ def _build_scene(si, group, ebrs, rng, clips, used, bg_order, bg_pos, neg_order,
     t = 0
     for (kind, c, e, segs), g in zip(chosen, gaps):
         t += int(g * SR)
-        placed = None
+        placed, why = None, []
         for r, seg, cut in segs:
             if kind == "target" and r.path in used[e]:     # taken by an earlier event of this scene
+                why.append((r.path, "used"))
                 continue
             a0, a1 = active_span(seg)
             b = bed[t:t + seg.size]
             pe, pb = np.mean(seg[a0:a1] ** 2), np.mean(b[a0:a1] ** 2)
-            if pe <= 0 or pb <= 0:
+            if pe <= 0 or pb <= 0 or b.size < seg.size:
+                why.append((r.path, "silent"))
                 continue
             gain = math.sqrt(pb * 10 ** (e / 10) / pe)
             ev = seg * gain
             if np.abs(ev + b).max() >= 32767:
+                why.append((r.path, "would clip"))
                 continue
             aud = audible_span(ev, b)
             if aud is None:
+                why.append((r.path, "inaudible"))
                 continue
             placed = (r, ev, cut, a0, a1, gain, aud)
             break
         if placed is None:
             if kind == "target":
                 dropped.append({"scene": name, "label": c, "ebr_db": e,
-                                "tried": [r.path for r, *_ in segs]})
+                                "tried": [f"{p} ({w})" for p, w in why]})
             t -= int(g * SR)                # the next piece keeps its own gap to the last one
             continue
         r, ev, cut, a0, a1, gain, aud = placed
