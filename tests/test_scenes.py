@@ -214,3 +214,11 @@ def test_cli_build_inspect_plot(tmp_path, capsys):
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["scenes", "inspect", str(tmp_path)]) == 2
     assert "no index.json" in capsys.readouterr().err
+
+
+def test_impulsive_background_is_not_a_bed(tmp_path):
+    # a gunshot labelled background: its loudest frame is far above its median, refused as a bed
+    rows = [r for r in data.read_csv(tiny_csv(tmp_path / "t.csv")) if r.label != "background"]
+    rows.append(data.Row("gunshot_1.wav", "background", 1, None, "", "", "mislabelled"))
+    with pytest.raises(sc.SceneError, match="no usable background clip"):
+        sc.build_fold(rows, AUDIO, 1, 0, per_ebr=1, stream_minutes=0)

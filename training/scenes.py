@@ -17,8 +17,9 @@ Every piece comes from fold-K rows only (the CSV's fold column), deterministical
 
 Scenes.  A bed of fold-K `background` clips (each trimmed of digital-silence padding, set to the
 scene's bed level, a dBFS RMS drawn in BED_DBFS_RANGE, and joined with 0.5-s cross-fades) at
-least MIN_SCENE_S long (clips whose peak is more than BED_MAX_CREST_DB above their RMS -- an
-event in a quiet recording -- are not used for beds); 3-5 target events (the model's classes; default training.data's) and
+least MIN_SCENE_S long (clips whose loudest 20-ms frame is more than BED_MAX_PEAK_DB above their
+median frame -- events in a quiet recording: crackling fire, water drops -- are not beds; they
+still play in the negative streams); 3-5 target events (the model's classes; default training.data's) and
 1-3 hard negatives (HARD_NEGATIVE_LABELS, never scored) pasted into it one after the other,
 2-6 s of bed between pasted segments, 2-4 s of bed before the first and after the last.
   - Cutting: a clip longer than MAX_EVENT_S is cut to its MAX_EVENT_S-long stretch of most
@@ -83,7 +84,8 @@ NEGATIVES_PER_SCENE = (1, 3)
 GAP_S = (2.0, 6.0)
 EDGE_S = (2.0, 4.0)
 BED_DBFS_RANGE = (-42.0, -30.0)
-BED_MAX_CREST_DB = 24.0            # background clips with a peak further above their RMS are skipped
+BED_MAX_PEAK_DB = 20.0             # background clips whose loudest 20-ms frame is further above their
+                                   # median frame are not beds (crackling fire, drops, birds: ~5 %)
 DEFAULT_EBRS = (-6.0, 0.0, 6.0)
 PER_EBR = 8                        # events per class per EBR per fold (fewer where the fold lacks clips)
 STREAM_MINUTES = 20.0
@@ -333,7 +335,8 @@ def build_fold(rows, root, fold: int, seed: int = 0, *, out=None, classes=None, 
                      "max_event_s": MAX_EVENT_S, "min_scene_s": MIN_SCENE_S,
                      "events_per_scene": list(EVENTS_PER_SCENE),
                      "negatives_per_scene": list(NEGATIVES_PER_SCENE), "gap_s": list(GAP_S),
-                     "bed_dbfs_range": list(BED_DBFS_RANGE), "stream_minutes": stream_minutes,
+                     "bed_dbfs_range": list(BED_DBFS_RANGE), "bed_max_peak_db": BED_MAX_PEAK_DB,
+                     "stream_minutes": stream_minutes,
                      "hard_negative_labels": list(HARD_NEGATIVE_LABELS)},
         "counts": counts,
         "missing_classes": [c for c in classes if c not in tgt],
@@ -369,8 +372,9 @@ def _bed(n: int, level_dbfs: float, rng, clips: _Clips, order, pos) -> np.ndarra
             continue
         y = x.astype(np.float64)
         rms = math.sqrt(np.mean(y ** 2))
-        if rms < 10 ** (SILENCE_DBFS / 20) * 32768 or np.abs(y).max() > rms * 10 ** (BED_MAX_CREST_DB / 20):
-            continue                        # silent, or an event in a quiet clip: not a bed
+        fp = frame_power(x)
+        if rms < 10 ** (SILENCE_DBFS / 20) * 32768 or fp.max() > np.median(fp) * 10 ** (BED_MAX_PEAK_DB / 10):
+            continue                        # silent, or events in a quiet clip: not a bed
         y *= target / rms
         if out.size == 0:
             out = y
