@@ -671,8 +671,8 @@ def plot_scene(ss: SceneSet, name: str, png) -> Path:
         for ax in (a1, a2):
             ax.axvspan(e["pasted_onset_s"], e["pasted_offset_s"], color=col, alpha=0.12)
             ax.axvspan(e["audible_onset_s"], e["audible_offset_s"], color=col, alpha=0.35)
-        a1.text(e["audible_onset_s"], 0.9 * max(1e-3, np.abs(x).max()),
-                f"{e['label']} {e['ebr_db']:+g} dB", fontsize=8, color="k")
+        a1.text(e["audible_onset_s"], 0.92, f"{e['label']} {e['ebr_db']:+g} dB", fontsize=8,
+                color="k", transform=a1.get_xaxis_transform(), va="top")
     a1.set_ylabel("amplitude")
     a2.set_ylabel("Hz")
     a2.set_xlabel("s")
