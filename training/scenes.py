@@ -111,10 +111,6 @@ def frame_power(x: np.ndarray, frame: int = FRAME) -> np.ndarray:
     return np.mean(pad.reshape(n, frame) ** 2, axis=1)
 
 
-def db(p) -> float:
-    return float(10 * np.log10(max(float(p), 1e-20)))
-
-
 def trim_silence(x: np.ndarray) -> np.ndarray:
     """x without digital-silence frames at either end (dataset padding)."""
     lv = 10 * np.log10(frame_power(x) + 1e-20)
@@ -458,7 +454,8 @@ def _build_scene(si, group, ebrs, rng, clips, used, bg_order, bg_pos, neg_order,
         mix[t:t + ev.size] += ev
         if kind == "target":
             used[e].add(r.path)
-        s = lambda k: round((t + k) / SR, 3)      # noqa: E731
+        def s(k, t=t):
+            return round((t + k) / SR, 3)
         events.append({"scene": name, "onset_s": s(aud[0]), "offset_s": s(aud[1]),
                        "label": c if kind == "target" else r.label, "kind": kind,
                        "ebr_db": e, "source": r.path, "source_label": r.source_label,
