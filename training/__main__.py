@@ -7,6 +7,7 @@ Commands
   export     regenerate the C files of a model folder from its model.tflite + manifest.json
              (--check: exit 1 if the manifest or the C files do not match the .tflite)
   crossval   train/evaluate per held-out fold (CNN vs CRNN), mean +- std per metric, --json OUT
+  scenes     scene benchmark of a test fold: build / inspect / eval (training.scenes)
 
 The CSV needs columns path,label (paths relative to --root); fold, duration_s, source,
 licence are optional, other columns are ignored.  Labels that are not model classes are
@@ -151,6 +152,8 @@ def _parser():
                         "(`node_room`, tools.gate_eval's protocol; default 20; a negative value skips it)")
     from training import corpus             # `data`: download + convert the public corpora
     corpus.add_parser(sub)
+    from training import scenes
+    scenes.add_parser(sub)                   # scenes build / inspect / eval
     return ap
 
 
@@ -168,6 +171,8 @@ def main(argv=None) -> int:
     if args.cmd == "data":
         from training import corpus
         return corpus.run(args)
+    if args.cmd == "scenes":
+        return args.func(args)
     from training import data, features
     from training.quantize import ExportError
     try:
