@@ -66,4 +66,4 @@ gen: setup
 	$(VPY) -m training export --check
 
 clean:
-	rm -rf build $(VENV) tools/_ewcore*.so *.egg-info
+	rm -rf build $(VENV) tools/node/_ewcore*.so *.egg-info

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from tools import config
-from tools import link as lk
-from tools import protocol as pr
+from tools.wire import link as lk
+from tools.wire import protocol as pr
 
 
 def run_main(capsys, argv):
@@ -18,7 +18,7 @@ def run_main(capsys, argv):
 
 @pytest.fixture(scope="module")
 def twin_port():
-    from tools import twin
+    from tools.sim import twin
     t = twin.start()
     try:
         yield t.port

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import test_link_fakenode as fk
-from tools import bench_link, hil
-from tools import link as lk
-from tools import params
+from helpers import fakenode as fk
+from tools.bench import link_bench as bench_link
+from tools.validate import hil
+from tools.wire import link as lk
+from tools.node import params
 
 ROOT = params.ROOT
 SCENES = ROOT / "tests" / "audio" / "scenes"
@@ -207,7 +208,7 @@ def test_bad_root(tmp_path, capsys):
 
 def test_shipped_scenes_are_reproducible():
     """tests/audio/scenes is exactly what tools/make_scenes.py builds from the shipped clips."""
-    from tools import make_scenes
+    from tools.validate import scenes as make_scenes
     assert make_scenes.main(["--check"]) == 0
     rows = (SCENES / "scenes.csv").read_text().splitlines()
     assert rows[0] == "scene,onset_s,offset_s,label,source" and len(rows) == 11

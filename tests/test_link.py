@@ -8,10 +8,10 @@ import tty
 import numpy as np
 import pytest
 
-from test_link_fakenode import FakeNode
-from tools import link as lk
-from tools import protocol as pr
-from tools.faultproxy import FaultProxy
+from helpers.fakenode import FakeNode
+from tools.wire import link as lk
+from tools.wire import protocol as pr
+from tools.sim.faultproxy import FaultProxy
 
 FAST = lk.Timeouts(hello_s=1.0, hello_tries=2, reply_s=2.0, credit_s=0.2, stall_s=5.0)
 SHORT = lk.Timeouts(hello_s=0.3, hello_tries=2)       # for nodes that never answer
@@ -260,7 +260,7 @@ def test_sequence_wrap():
 
 
 def test_faultproxy_cli_errors(capsys):
-    from tools import faultproxy
+    from tools.sim import faultproxy
     assert faultproxy.main(["--port", "/dev/earwitness-no-such-port", "--duration", "0.1"]) == 2
     assert faultproxy.main([]) == 2
     err = capsys.readouterr().err

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from tinymodel import build_tiny_model
-from tools import audio, core, model, params
+from helpers.tinymodel import build_tiny_model
+from tools.node import audio, core, model, params
 
 P = params.default()
 tf = pytest.importorskip("tensorflow")

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from cbuild import C_TESTS, build, run
+from tools.bench.cbuild import C_TESTS, build, run
 from conftest import requires_rv32
-from tools import protocol as P
+from tools.wire import protocol as P
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden" / "proto_frames.json"

@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 pytest.importorskip("tensorflow", reason="training needs the [train] extra (tensorflow-cpu)")
 pytest.importorskip("tflite_micro", reason="training needs the [train] extra (tflite-micro)")
 
-from tools import audio, core, params  # noqa: E402
+from tools.node import audio, core, params  # noqa: E402
 from training import augment, data, export, features, quantize  # noqa: E402
 from training.__main__ import main  # noqa: E402
 
@@ -178,7 +178,7 @@ def test_parity_ref_vs_tflm(exported, rows):
 
 
 def test_tools_model_loads_export(exported):
-    from tools import model
+    from tools.node import model
     out, _ = exported
     m = model.load(out)
     x = core.features(audio.load(AUDIO / "siren_1.wav"))[:64]

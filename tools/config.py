@@ -21,8 +21,8 @@ import json
 import sys
 from dataclasses import dataclass
 
-from tools import link as lk
-from tools import protocol as pr
+from tools.wire import link as lk
+from tools.wire import protocol as pr
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tools import audio, core, params
-from tools.gate_eval import window_coverage
+from tools.node import audio, core, params
+from tools.validate.gate_eval import window_coverage
 
 P = params.default()
 DB = params.DB_PER_LOG2 / 256          # dB per log2-Q8 LSB

@@ -20,10 +20,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from tools import params
+from tools.node import params
 
 DEFAULT_SHARED = params.ROOT.parent / "shared" / "data"
-DEFAULT_MODEL_DIR = params.ROOT / "firmware" / "model"
+DEFAULT_MODEL_DIR = params.MODEL_DIR
 SHIP_VAL_FOLD = 2
 
 

@@ -66,7 +66,7 @@ def mfcc_stats(x: np.ndarray, sr: int = 16000) -> np.ndarray:
 def clip_features(rows, root, progress: bool = False) -> tuple[np.ndarray, list[int], list[dict]]:
     """(features of the readable rows, their indices into rows, unreadable [{path, reason}])."""
     from tqdm import tqdm
-    from tools import audio
+    from tools.node import audio
 
     root = Path(root)
     feats, keep, bad = [], [], []

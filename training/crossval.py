@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools import params
+from tools.node import params
 from training import data as _data
 from training.train import MAX_NEGATIVES, MAX_PER_CLASS
 

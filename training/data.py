@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools import audio
+from tools.node import audio
 
 DEFAULT_TARGETS = ("gunshot", "glass_breaking", "scream", "siren", "fireworks_explosion",
                    "baby_cry", "dog_bark")

@@ -114,7 +114,7 @@ def read_csv(path) -> list[dict]:
 def load_model(model_dir):
     """tools.model.load plus the evaluation's own check: the manifest must name the feature
     configuration it was trained on, and it must be this core's (else EvalError)."""
-    from tools import model as _model, params
+    from tools.node import model as _model, params
 
     if isinstance(model_dir, _model.Model):
         m = model_dir
@@ -138,7 +138,7 @@ def config_warnings(m) -> list[str]:
     """Differences that do not invalidate the model but change what it is shown: the gate and
     detector parameters (core_config_hash covers them, feature_config_hash does not) decide
     where analysis windows start, and training aligns its windows the same way."""
-    from tools import params
+    from tools.node import params
 
     ch = m.manifest.get("core_config_hash")
     now = params.default().config_hash
@@ -185,7 +185,7 @@ def run_clip(m, x: np.ndarray, *, classes: list[str], negative: str, path: str =
     """Stream one 16 kHz int16 clip through the gated node and the classifier (peak-aligned
     window; and every continuous window).  steady=True plays the clip twice (cross-faded) and
     scores the second pass only."""
-    from tools import audio, core
+    from tools.node import audio, core
 
     sr = core.P.sample_rate_hz
     W = core.P.window_samples
@@ -297,7 +297,7 @@ def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
     with a message on stderr and listed under `unreadable`.  Raises EvalError on bad input
     (model mismatch, unknown class or threshold, no readable clip)."""
     from tqdm import tqdm
-    from tools import audio
+    from tools.node import audio
 
     m = load_model(model_dir)
     warnings = config_warnings(m)
@@ -447,14 +447,14 @@ def _thresholds(items) -> dict:
 
 
 def main(argv=None) -> int:
-    from tools import params
+    from tools.node import params
 
     ap = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--csv", type=Path, required=True, help="metadata CSV with path,label (extra columns ignored)")
     ap.add_argument("--root", type=Path, help="folder the CSV paths are relative to (default: the CSV's folder)")
     ap.add_argument("--json", type=Path, required=True, help="write the results here (report files next to it)")
-    ap.add_argument("--model", type=Path, default=params.ROOT / "firmware" / "model",
+    ap.add_argument("--model", type=Path, default=params.MODEL_DIR,
                     help="model folder or manifest.json (default: the shipped firmware/model)")
     ap.add_argument("--classes", nargs="+", metavar="LABEL",
                     help="target classes to score (default: every model label but the negative)")

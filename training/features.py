@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools import audio, core, params
+from tools.node import audio, core, params
 from training import augment, data
 
 P = params.default()

@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 
 if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from tools import params
+from tools.node import params
 
 ROOT = params.ROOT
 SCENES = ROOT / "tests" / "audio" / "scenes"
@@ -44,7 +44,7 @@ WARMUP = 64
 
 
 def _have_model() -> bool:
-    return (ROOT / "firmware" / "model" / "manifest.json").exists()
+    return (params.MODEL_DIR / "manifest.json").exists()
 
 
 def _twin_opts(use_model: bool | None) -> tuple[dict, str]:
@@ -56,7 +56,9 @@ def _twin_opts(use_model: bool | None) -> tuple[dict, str]:
 
 
 def stub_reference():
-    from tools import core, hil, twin
+    from tools.node import core
+    from tools.validate import hil
+    from tools.sim import twin
 
     cls = twin.stub_classifier(STUB_SCORES)
     thr = [0.6] * (len(STUB_SCORES) - 1) + [None]
@@ -69,13 +71,14 @@ def stub_reference():
 def hil_twin(root: Path = SCENES, scenes: Path | None = SCENES / "scenes.csv",
              use_model: bool | None = None) -> dict:
     """HIL over `root` through the twin: the metrics dict of tools.hil plus 'classifier'."""
-    from tools import hil, link
+    from tools.validate import hil
+    from tools.wire import link
 
     opts, what = _twin_opts(use_model)
     if opts:
         ref = stub_reference()
     else:
-        from tools import model
+        from tools.node import model
 
         ref = hil.Reference.from_model(model.load())
     clips = hil.find_audio(root)
@@ -106,7 +109,10 @@ def record_soak(seconds: float = 3600.0, source: Path = SOAK_SOURCE, roll_minute
 
     import soundfile as sf
 
-    from tools import core, link, record, twin
+    from tools.node import core
+    from tools.wire import link
+    from tools.hostio import record
+    from tools.sim import twin
 
     codes = twin.load_codes(Path(source))
     if codes.size % 2:
@@ -155,8 +161,9 @@ def record_soak(seconds: float = 3600.0, source: Path = SOAK_SOURCE, roll_minute
 
 def garbage_recovery(n_frames: int = 1000, seed: int = 7) -> dict:
     """n AUDIO frames from the twin, each preceded by garbage from the fault proxy."""
-    from tools import link, protocol as pr, twin
-    from tools.faultproxy import FaultProxy
+    from tools.wire import link, protocol as pr
+    from tools.sim import twin
+    from tools.sim.faultproxy import FaultProxy
 
     with twin.start(str(SOAK_SOURCE), loop=True, stub_scores=STUB_SCORES) as tw:
         with FaultProxy(tw.port, seed=seed, garbage=1.0, start_after=0) as px:

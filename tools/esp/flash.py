@@ -11,7 +11,7 @@ esptool, then check that each node boots and reports the expected model and conf
 
 Library first (each step is a function):
 
-    from tools import flash
+    from tools.esp import flash
     img = flash.load_image(".pio/build/esp32dev")           # FirmwareImage (segments, chip)
     res = flash.flash_node("/dev/ttyUSB0", img)             # FlashResult (.ok, .error, .hello)
     results = flash.flash_nodes(ports, img)                 # in parallel, one thread per node
@@ -58,13 +58,15 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 if __package__ in (None, ""):            # `python tools/flash.py`
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from tools import link as _link
-from tools import protocol as pr
+from tools.node import params
+from tools.wire import link as _link
+from tools.wire import protocol as pr
+from tools.wire.ports import USB_IDS, Port, find_ports  # noqa: F401
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL_DIR = ROOT / "firmware" / "model"
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MODEL_DIR = params.MODEL_DIR
 
 ROM_BAUD = 115200                        # the ROM loader always syncs at this rate
 DEFAULT_BAUD = 921600                    # flashing baud tried first
@@ -84,8 +86,6 @@ IMAGE_CHIP_IDS = {0: "esp32", 2: "esp32s2", 5: "esp32c3", 9: "esp32s3", 12: "esp
                   13: "esp32c6", 16: "esp32h2", 18: "esp32p4"}
 ESP_IMAGE_MAGIC = 0xE9
 PARTITION_TABLE_MAGIC = b"\xaa\x50"
-#: USB-serial bridges of ESP32 boards, (VID, PID) -> name (shared with tools.link)
-USB_IDS = _link.USB_IDS
 SUPPORTED_CHIPS = ("esp32", "esp32s3", "esp32c3")
 
 
@@ -305,31 +305,6 @@ def build(env: str, project_dir=ROOT, pio: str | None = None,
 # --------------------------------------------------------------------------------------------
 # Ports
 
-@dataclass
-class Port:
-    device: str
-    vid: int | None
-    pid: int | None
-    bridge: str
-    description: str = ""
-    serial_number: str | None = None
-
-
-def find_ports(comports: Sequence | None = None) -> list[Port]:
-    """Serial ports whose USB VID:PID is a bridge found on ESP32 boards (USB_IDS), sorted."""
-    if comports is None:
-        from serial.tools import list_ports
-        comports = list_ports.comports()
-    out = []
-    for c in comports:
-        key = (getattr(c, "vid", None), getattr(c, "pid", None))
-        if key in USB_IDS:
-            out.append(Port(c.device, key[0], key[1], USB_IDS[key],
-                            getattr(c, "description", "") or "",
-                            getattr(c, "serial_number", None)))
-    return sorted(out, key=lambda p: p.device)
-
-
 def is_pty(port: str) -> bool:
     """A pseudo-terminal (the simulators): no DTR/RTS lines to reset the chip with."""
     try:
@@ -403,7 +378,6 @@ def expected_hashes(model_dir=DEFAULT_MODEL_DIR, model_hash: str | None = None,
         else:
             src = f"no {man}: not checked"
     if config_hash is None:
-        from tools import params
         config_hash = params.default().config_hash
     return Expected(_hex8(model_hash, "model hash") if model_hash else None,
                     _hex8(config_hash, "config hash"), src)

@@ -36,10 +36,10 @@ import time
 from typing import Callable, TextIO
 
 if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from tools import link as lk
-from tools import protocol as pr
+from tools.wire import link as lk
+from tools.wire import protocol as pr
 
 METER_WIDTH = 20
 METER_FLOOR_DB = -90.0

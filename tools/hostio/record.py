@@ -56,10 +56,10 @@ from pathlib import Path
 import numpy as np
 
 if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from tools import link as lk
-from tools import protocol as pr
+from tools.wire import link as lk
+from tools.wire import protocol as pr
 
 SIDECAR_SCHEMA = 1
 META_COLUMNS = ["path", "label", "source_label", "fold", "duration_s", "source", "licence"]

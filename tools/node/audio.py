@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools import params as _params
+from tools.node import params as _params
 
 SR = _params.default().sample_rate_hz
 

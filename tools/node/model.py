@@ -1,7 +1,7 @@
 """The exported int8 model on the host, run by the real TFLM interpreter (tflite-micro's Python
 package): what the simulated node, the evaluation and the HIL reference pipeline call.
 
-    from tools import model
+    from tools.node import model
     m = model.load("firmware/model")         # folder or its manifest.json
     q = core.features(pcm)                   # (frames, 40) int8, the node's front end
     m.scores(q[:64])                         # uint8 Q0.8 per class (m.labels)
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tools import core, params
+from tools.node import core, params
 
-DEFAULT_DIR = params.ROOT / "firmware" / "model"
+DEFAULT_DIR = params.MODEL_DIR
 MANIFEST_SCHEMA_VERSION = 1
 # The host interpreter is 64-bit (pointers, alignment): its arena need is larger than the
 # ESP32's; give it this many times the manifest's (device-oriented) figure, at least 64 KiB.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tools import params as _params
+from tools.node import params as _params
 
 P = _params.default()
 

@@ -40,9 +40,9 @@ import time
 import tty
 
 if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from tools import protocol as pr
+from tools.wire import protocol as pr
 
 FAULTS = ("garbage", "truncate", "crc", "drop", "drop_bytes", "log")
 
@@ -294,9 +294,9 @@ def main(argv=None) -> int:
         return 2
     twin = None
     port = args.port
-    from tools import link as lk
+    from tools.wire import link as lk
     if args.sim:
-        from tools import twin as twin_mod
+        from tools.sim import twin as twin_mod
         try:
             twin = twin_mod.start(audio=None if args.sim is True else args.sim)
         except twin_mod.TwinError as e:

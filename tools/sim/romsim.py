@@ -56,9 +56,10 @@ import zlib
 from dataclasses import dataclass
 
 if __package__ in (None, ""):            # `python tools/romsim.py`
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from tools import protocol as pr
+from tools.node import params
+from tools.wire import protocol as pr
 
 ROM_BAUD = 115200
 NODE_BAUD = 921600
@@ -144,12 +145,11 @@ def _default_hashes() -> tuple[bytes, bytes]:
     try:
         import json
         from pathlib import Path
-        man = Path(__file__).resolve().parents[1] / "firmware" / "model" / "manifest.json"
+        man = params.MODEL_DIR / "manifest.json"
         model = bytes.fromhex(json.loads(man.read_text())["model_sha256"][:16])
     except (OSError, ValueError, KeyError):
         pass
     try:
-        from tools import params
         config = bytes.fromhex(params.default().config_hash[:16])
     except Exception:                    # noqa: BLE001 - the sim also runs without the core
         pass
@@ -693,7 +693,7 @@ def main(argv=None) -> int:
         import subprocess
         twin = subprocess.Popen([sys.executable, "-m", "tools.twin", *shlex.split(args.twin)],
                                 stdout=subprocess.PIPE, text=True,
-                                cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                                cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
         line = twin.stdout.readline()
         if not line.startswith("earwitness twin on "):
             print("romsim: error: the twin did not start", file=sys.stderr)

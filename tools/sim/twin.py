@@ -8,7 +8,7 @@ prints `earwitness twin on /dev/pts/N` and serves the node protocol (docs/protoc
 pty until it is killed: any serial tool (`--port /dev/pts/N`), pyserial or a terminal program
 can talk to it as to a flashed node.  Library use (tests, `--sim` in the host tools):
 
-    from tools import twin
+    from tools.sim import twin
     with twin.start("tests/audio/gunshot_1.wav") as t:      # a subprocess
         link = NodeLink(t.port) ...
 
@@ -50,7 +50,9 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from tools.node import params
+
+ROOT = Path(__file__).resolve().parents[2]
 ADC_RATE_HZ = 32000
 ADC_BITS = 12
 CHUNK_CODES = 1024                     # ADC codes fed per step (512 samples at 16 kHz, 32 ms)
@@ -194,7 +196,7 @@ class HostPort:
     def config_save(self, blob: bytes) -> None:
         self.blob = bytes(blob)
         if self.config_file is not None:
-            from tools import app
+            from tools.node import app
             doc = {"ew_app_blob": self.blob.hex(),
                    "values": {f"0x{k:04x}": v for k, v in app.parse_config_blob(self.blob).items()}}
             tmp = self.config_file.with_suffix(".tmp")
@@ -248,7 +250,7 @@ class HostPort:
 
 def build_app(port: HostPort, model, stub_scores, board: str, node_id: bytes,
               reset_reason: int = RESET_POWERON, adc_rate_hz: int = ADC_RATE_HZ):
-    from tools import app
+    from tools.node import app
     if model is not None:
         labels, thresholds, classify, mhash = model.labels, model.thresholds, model.classify, model.hash8
     else:
@@ -266,7 +268,7 @@ def build_app(port: HostPort, model, stub_scores, board: str, node_id: bytes,
 def serve(args) -> int:
     model = None
     if args.stub_scores is None:
-        from tools import model as model_mod
+        from tools.node import model as model_mod
         try:
             model = model_mod.load(args.model)
             model.interpreter()
@@ -401,7 +403,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("audio", nargs="*", metavar="AUDIO",
                     help="WAV/FLAC files or folders used as the microphone, in order "
                          "(default: silence)")
-    ap.add_argument("--model", default=str(ROOT / "firmware" / "model"),
+    ap.add_argument("--model", default=str(params.MODEL_DIR),
                     help="exported model folder or manifest.json (default: firmware/model)")
     ap.add_argument("--realtime", action="store_true",
                     help="pace the microphone and the clock to real time")

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools import audio, core
+from tools.node import audio, core
 
 IMPULSIVE = ("gunshot", "glass_breaking", "fireworks_explosion", "door_slam")
 ROOM_BELOW_PEAK_DB = 20.0   # event clips: the room is at least this far below the event's peak
@@ -282,7 +282,7 @@ def main(argv=None) -> int:
     if args.mixed and args.model is None and args.fold_models is None:
         print("error: --mixed needs --model or --fold-models", file=sys.stderr)
         return 2
-    from tools import model as _model
+    from tools.node import model as _model
     try:
         model = _model.load(args.model) if args.model else None
         folds = None

@@ -69,10 +69,10 @@ from typing import Callable
 import numpy as np
 
 if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from tools import link as lk
-from tools import protocol as pr
+from tools.wire import link as lk
+from tools.wire import protocol as pr
 
 AUDIO_EXT = (".wav", ".flac", ".ogg")
 SR = 16000
@@ -118,7 +118,7 @@ def load_clip(clip: Clip) -> None:
     """Load as the node hears it; raises HilError with the reason for a bad file."""
     import soundfile as sf
 
-    from tools import audio
+    from tools.node import audio
 
     try:
         info = sf.info(str(clip.path))
@@ -440,7 +440,7 @@ def plot_file(path: Path, f: dict, pcm: np.ndarray, trace, hop: int) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tools import params
+    from tools.node import params
 
     t_end = pcm.size / SR
     fig, axes = plt.subplots(3, 1, figsize=(11, 5.2), sharex=True,
@@ -583,7 +583,7 @@ def run(link: lk.NodeLink, clips: list[Clip], truth: dict[str, list[Truth]],
         reference: Reference | None, collar: float = 0.2, plot_dir: Path | None = None,
         progress: Callable[[str], None] | None = None) -> tuple[dict, dict]:
     """Stream every clip, score.  Returns (metrics with exactly KEYS, details)."""
-    from tools import core
+    from tools.node import core
 
     hello = link.hello()
     labels = list(hello.labels)
@@ -747,7 +747,7 @@ def main(argv=None) -> int:
             truth = load_scenes(args.scenes, good, args.root)
             reference = None
             if not args.no_reference:
-                from tools import model as mdl
+                from tools.node import model as mdl
                 try:
                     reference = Reference.from_model(mdl.load(args.model))
                 except mdl.ModelError as e:

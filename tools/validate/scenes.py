@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 
 if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from tools import audio, params
+from tools.node import audio, params
 
 SR = 16000
 CLIPS = params.ROOT / "tests" / "audio"

@@ -3,7 +3,7 @@
 Library first: every host tool (monitor, record, hil, flash) talks to the node through
 `NodeLink`, and turns a `LinkError` into a one-line message and its exit code.
 
-    from tools.link import NodeLink, open_node, Timeouts
+    from tools.wire.link import NodeLink, open_node, Timeouts
     with NodeLink("/dev/ttyUSB0") as link:          # 921600 baud, 8N1
         hello = link.hello()                         # request + wait; checks proto_version
         link.send(protocol.Cmd(protocol.CMD_STATUS, 0))
@@ -34,19 +34,14 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 if __package__ in (None, ""):            # `python tools/link.py`
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from tools import protocol as pr
+from tools.wire import protocol as pr
+from tools.wire.ports import USB_IDS, Port, find_ports  # noqa: F401  (re-exported)
 
 DEFAULT_BAUD = 921600
 #: baud rates tried by `probe_baud` (and suggested in wrong-baud hints), most likely first
 BAUD_CANDIDATES = (921600, 115200, 460800, 230400, 1500000, 2000000, 57600)
-
-#: USB-serial bridges found on ESP32 boards: (VID, PID) -> name
-USB_IDS = {(0x10C4, 0xEA60): "CP210x", (0x1A86, 0x7523): "CH340", (0x1A86, 0x55D4): "CH9102",
-           (0x0403, 0x6001): "FT232R", (0x0403, 0x6010): "FT2232", (0x0403, 0x6014): "FT232H",
-           (0x0403, 0x6015): "FT231X", (0x303A, 0x1001): "Espressif USB-Serial/JTAG",
-           (0x303A, 0x0002): "Espressif USB CDC"}
 
 
 class LinkError(Exception):
@@ -103,19 +98,6 @@ class Timeouts:
         if v < 0:
             raise LinkError(f"bad timeout {spec!r}: negative", 2)
         setattr(self, key, v)
-
-
-def find_ports() -> list[tuple[str, str]]:
-    """Serial ports that look like an ESP32 board: [(device, description)]."""
-    try:
-        from serial.tools import list_ports
-    except ImportError:                          # pragma: no cover
-        return []
-    out = []
-    for p in list_ports.comports():
-        if p.vid is not None and (p.vid, p.pid) in USB_IDS:
-            out.append((p.device, f"{USB_IDS[(p.vid, p.pid)]} {p.description or ''}".strip()))
-    return out
 
 
 def check_hello(hello: pr.Hello) -> pr.Hello:
@@ -574,7 +556,7 @@ def open_node(port: str | None = None, sim=None, baud: int = DEFAULT_BAUD,
     twin = None
     if sim:
         try:
-            from tools import twin as _twin_mod
+            from tools.sim import twin as _twin_mod
         except ImportError as e:
             raise LinkError(f"the simulated node is not available ({e})", 2) from None
         try:
@@ -586,10 +568,10 @@ def open_node(port: str | None = None, sim=None, baud: int = DEFAULT_BAUD,
     elif not port:
         found = find_ports()
         if len(found) != 1:
-            listing = "; ".join(f"{d} ({n})" for d, n in found) or "none found"
+            listing = "; ".join(f"{p.device} ({p.label})" for p in found) or "none found"
             raise LinkError(f"no --port given and {len(found)} candidate ports ({listing}): "
                             f"give --port PATH or --sim", 2)
-        port = found[0][0]
+        port = found[0].device
     link = NodeLink(port, baud, timeouts)
     link._twin = twin
     try:

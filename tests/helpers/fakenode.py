@@ -18,7 +18,7 @@ import tty
 
 import numpy as np
 
-from tools import protocol as pr
+from tools.wire import protocol as pr
 
 LABELS = ["gunshot", "glass_breaking", "scream", "siren", "fireworks_explosion", "baby_cry",
           "dog_bark", "other"]
@@ -290,7 +290,7 @@ TOY_THRESHOLDS = [0.5] + [None] * (len(LABELS) - 1)
 
 
 def toy_core_node():
-    from tools import core
+    from tools.node import core
     return core.Node(toy_classify, len(LABELS), thresholds=TOY_THRESHOLDS, trace=True)
 
 
