@@ -12,6 +12,7 @@ import soundfile as sf
 from helpers import fakenode as fk
 from tools.bench import link_bench as bench_link
 from tools.validate import hil
+from tools import cli
 from tools.wire import link as lk
 from tools.node import params
 
@@ -34,7 +35,7 @@ def clips_of(root, scenes=None):
 def test_scenes_with_the_twin_match_the_reference(tmp_path):
     """Twin (stub classifier) vs the host pipeline: same events; every key; the report."""
     clips, truth = clips_of(SCENES, SCENES / "scenes.csv")
-    with lk.open_node(sim=True, stub_scores=bench_link.STUB_SCORES) as link:
+    with cli.open_node(sim=True, stub_scores=bench_link.STUB_SCORES) as link:
         metrics, details = hil.run(link, clips, truth, bench_link.stub_reference(),
                                    plot_dir=tmp_path / "hil_plots")
     assert tuple(metrics) == hil.KEYS

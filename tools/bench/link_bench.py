@@ -72,7 +72,7 @@ def hil_twin(root: Path = SCENES, scenes: Path | None = SCENES / "scenes.csv",
              use_model: bool | None = None) -> dict:
     """HIL over `root` through the twin: the metrics dict of tools.hil plus 'classifier'."""
     from tools.validate import hil
-    from tools.wire import link
+    from tools import cli
 
     opts, what = _twin_opts(use_model)
     if opts:
@@ -85,7 +85,7 @@ def hil_twin(root: Path = SCENES, scenes: Path | None = SCENES / "scenes.csv",
     for c in clips:
         hil.load_clip(c)
     truth = hil.load_scenes(scenes, clips, root)
-    with link.open_node(sim=True, **opts) as lk:
+    with cli.open_node(sim=True, **opts) as lk:
         metrics, details = hil.run(lk, clips, truth, ref)
     return {**metrics, "classifier": what, "details": details}
 
@@ -110,7 +110,7 @@ def record_soak(seconds: float = 3600.0, source: Path = SOAK_SOURCE, roll_minute
     import soundfile as sf
 
     from tools.node import core
-    from tools.wire import link
+    from tools import cli
     from tools.hostio import record
     from tools.sim import twin
 
@@ -125,7 +125,7 @@ def record_soak(seconds: float = 3600.0, source: Path = SOAK_SOURCE, roll_minute
         out = Path(tmp.name)
     try:
         t0 = time.monotonic()
-        with link.open_node(sim=str(source), loop=True, stub_scores=STUB_SCORES) as lk:
+        with cli.open_node(sim=str(source), loop=True, stub_scores=STUB_SCORES) as lk:
             summary, reason, code = record.record(
                 lk, record.RecordOptions(out, roll_minutes=roll_minutes, flush_s=5.0), seconds)
         wall = time.monotonic() - t0

@@ -38,6 +38,7 @@ from typing import Callable, TextIO
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+from tools import cli
 from tools.wire import link as lk
 from tools.wire import protocol as pr
 
@@ -279,7 +280,7 @@ def monitor(link: lk.NodeLink, mon: Monitor, duration: float | None = None,
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.monitor", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    lk.add_link_args(ap)
+    cli.add_link_args(ap)
     ap.add_argument("--json", action="store_true", help="JSON lines on stdout")
     ap.add_argument("--duration", type=float, default=None, metavar="SECONDS",
                     help="stop after this many seconds")
@@ -297,7 +298,7 @@ def main(argv=None) -> int:
     mon = Monitor(out=sys.stdout, as_json=args.json)
 
     def body() -> int:
-        with lk.link_from_args(args) as link:
+        with cli.link_from_args(args) as link:
             try:
                 monitor(link, mon, args.duration, args.count, args.status_every,
                         args.status_period_ms)
@@ -310,7 +311,7 @@ def main(argv=None) -> int:
                     pass
         return 0
 
-    return lk.run_cli(body, "monitor")
+    return cli.run_cli(body, "monitor")
 
 
 if __name__ == "__main__":

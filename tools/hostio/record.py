@@ -58,6 +58,7 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+from tools import cli
 from tools.wire import link as lk
 from tools.wire import protocol as pr
 
@@ -678,7 +679,7 @@ def _idle_items(link):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.record", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    lk.add_link_args(ap)
+    cli.add_link_args(ap)
     ap.add_argument("--out", type=Path, required=True, help="folder for the files")
     ap.add_argument("--roll-minutes", type=float, default=10.0,
                     help="start a new file every N minutes of audio (default 10)")
@@ -714,7 +715,7 @@ def main(argv=None) -> int:
                          "FLAC" if args.flac else "WAV")
 
     def body() -> int:
-        with lk.link_from_args(args) as link:
+        with cli.link_from_args(args) as link:
             last = [0.0]
 
             def progress(rec):
@@ -742,7 +743,7 @@ def main(argv=None) -> int:
             print(f"record: error: {reason}", file=sys.stderr)
         return code
 
-    return lk.run_cli(body, "record")
+    return cli.run_cli(body, "record")
 
 
 if __name__ == "__main__":

@@ -144,7 +144,6 @@ def _default_hashes() -> tuple[bytes, bytes]:
     config = bytes(pr.HASH_BYTES)
     try:
         import json
-        from pathlib import Path
         man = params.MODEL_DIR / "manifest.json"
         model = bytes.fromhex(json.loads(man.read_text())["model_sha256"][:16])
     except (OSError, ValueError, KeyError):

@@ -71,6 +71,7 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+from tools import cli
 from tools.wire import link as lk
 from tools.wire import protocol as pr
 
@@ -701,7 +702,7 @@ def summary_text(metrics: dict, details: dict, out: Path) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python tools/hil.py", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    lk.add_link_args(ap, sim_help="start a simulated node (tools.twin) with --model; the audio "
+    cli.add_link_args(ap, sim_help="start a simulated node (tools.twin) with --model; the audio "
                      "comes from --root by INJECT")
     ap.add_argument("--root", type=Path, required=True, help="folder of audio files (recursive)")
     ap.add_argument("--scenes", type=Path, default=None,
@@ -759,7 +760,7 @@ def main(argv=None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         plot_dir = None if args.no_plots else out.with_name(out.stem + "_plots")
         try:
-            with lk.link_from_args(args) as link:
+            with cli.link_from_args(args) as link:
                 metrics, details = run(link, good, truth, reference, args.collar, plot_dir,
                                        progress=(lambda f: say(f"hil: {f}"))
                                        if sys.stderr.isatty() else None)
@@ -782,7 +783,7 @@ def main(argv=None) -> int:
             return 1
         return 0
 
-    return lk.run_cli(body, "hil")
+    return cli.run_cli(body, "hil")
 
 
 if __name__ == "__main__":

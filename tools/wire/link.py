@@ -3,7 +3,8 @@
 Library first: every host tool (monitor, record, hil, flash) talks to the node through
 `NodeLink`, and turns a `LinkError` into a one-line message and its exit code.
 
-    from tools.wire.link import NodeLink, open_node, Timeouts
+    from tools.wire.link import NodeLink, Timeouts
+    from tools.cli import open_node                  # --port/--sim handling of the commands
     with NodeLink("/dev/ttyUSB0") as link:          # 921600 baud, 8N1
         hello = link.hello()                         # request + wait; checks proto_version
         link.send(protocol.Cmd(protocol.CMD_STATUS, 0))
@@ -23,7 +24,6 @@ INJECT flow control (docs/protocol.md section 6) lives in `InjectStream`.
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import dataclasses
 import errno
@@ -36,6 +36,7 @@ from typing import Callable, Iterator
 if __package__ in (None, ""):            # `python tools/link.py`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+from tools.errors import ToolError
 from tools.wire import protocol as pr
 from tools.wire.ports import USB_IDS, Port, find_ports  # noqa: F401  (re-exported)
 
@@ -44,12 +45,11 @@ DEFAULT_BAUD = 921600
 BAUD_CANDIDATES = (921600, 115200, 460800, 230400, 1500000, 2000000, 57600)
 
 
-class LinkError(Exception):
+class LinkError(ToolError):
     """An expected failure of the link, with a one-line reason and the CLI exit code."""
 
     def __init__(self, msg: str, exit_code: int = 1):
-        super().__init__(msg)
-        self.exit_code = exit_code
+        super().__init__(msg, exit_code)
 
 
 @dataclass
@@ -541,113 +541,3 @@ def _as_array(x):
     if sys.byteorder == "big":
         a.byteswap()
     return a
-
-
-# --------------------------------------------------------------------------------------------
-# Opening a node from the command line
-
-def open_node(port: str | None = None, sim=None, baud: int = DEFAULT_BAUD,
-              timeouts: Timeouts | None = None, model=None, realtime: bool = False,
-              **twin_opts) -> NodeLink:
-    """An open NodeLink: to `port`, or (sim=True or an audio path) to a simulated node started
-    here (tools.twin; stopped by close()).  Without either, the one ESP32-looking USB port."""
-    if port and sim:
-        raise LinkError("give --port or --sim, not both", 2)
-    twin = None
-    if sim:
-        try:
-            from tools.sim import twin as _twin_mod
-        except ImportError as e:
-            raise LinkError(f"the simulated node is not available ({e})", 2) from None
-        try:
-            twin = _twin_mod.start(audio=None if sim is True else str(sim), model=model,
-                                   realtime=realtime, **twin_opts)
-        except (_twin_mod.TwinError, OSError, ValueError, RuntimeError) as e:
-            raise LinkError(f"cannot start the simulated node: {e}", 2) from None
-        port = twin.port
-    elif not port:
-        found = find_ports()
-        if len(found) != 1:
-            listing = "; ".join(f"{p.device} ({p.label})" for p in found) or "none found"
-            raise LinkError(f"no --port given and {len(found)} candidate ports ({listing}): "
-                            f"give --port PATH or --sim", 2)
-        port = found[0].device
-    link = NodeLink(port, baud, timeouts)
-    link._twin = twin
-    try:
-        link.open()
-    except BaseException:
-        link.close()
-        raise
-    return link
-
-
-class _TimeoutAction(argparse.Action):
-    def __call__(self, parser, ns, values, option_string=None):
-        getattr(ns, self.dest).append(values)
-
-
-def add_link_args(ap: argparse.ArgumentParser, sim_help: str | None = None) -> None:
-    """--port/--sim/--baud/--timeout on a tool's parser (read back with `link_from_args`)."""
-    g = ap.add_argument_group("node connection")
-    g.add_argument("--port", metavar="PATH", help="serial port of the node (a board or a twin's "
-                   "pty); default: the one ESP32 USB-serial port found")
-    g.add_argument("--sim", nargs="?", const=True, default=None, metavar="AUDIO",
-                   help=sim_help or "start a simulated node (tools.twin) whose microphone plays "
-                   "AUDIO (a WAV/FLAC file or folder; silence if omitted)")
-    g.add_argument("--model", default=None, metavar="DIR",
-                   help="model of the simulated node (default: the shipped firmware/model)")
-    g.add_argument("--realtime", action="store_true", help="pace the simulated node to real time")
-    g.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"default {DEFAULT_BAUD}")
-    g.add_argument("--timeout", dest="timeouts", action=_TimeoutAction, default=[],
-                   metavar="NAME=SECONDS",
-                   help="override a wait (repeatable): " + ", ".join(
-                       f.name for f in dataclasses.fields(Timeouts)))
-
-
-def timeouts_from_args(args) -> Timeouts:
-    t = Timeouts()
-    for spec in getattr(args, "timeouts", []) or []:
-        t.override(spec)
-    return t
-
-
-def link_from_args(args, **twin_opts) -> NodeLink:
-    """open_node() from the parsed --port/--sim/--baud/--timeout/--model/--realtime."""
-    return open_node(args.port, args.sim, args.baud, timeouts_from_args(args),
-                     model=getattr(args, "model", None),
-                     realtime=getattr(args, "realtime", False), **twin_opts)
-
-
-def run_cli(fn: Callable[[], int], prog: str) -> int:
-    """Run a tool body: LinkError -> one line on stderr + its exit code; Ctrl-C -> 0."""
-    try:
-        return fn()
-    except LinkError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        return 0
-
-
-def main(argv=None) -> int:
-    """`python -m tools.link [--port P | --sim]`: print the node's HELLO (a connectivity check)."""
-    ap = argparse.ArgumentParser(prog="python -m tools.link", description=main.__doc__)
-    add_link_args(ap)
-    args = ap.parse_args(argv)
-
-    def body() -> int:
-        with link_from_args(args) as link:
-            h = link.hello()
-            print(f"{link.port_name}: protocol v{h.proto_version}, firmware {h.fw_version}, "
-                  f"board {h.board or '?'}, node {h.node_id.hex(':')}, "
-                  f"model {h.model_hash.hex()}, config {h.config_hash.hex()}, "
-                  f"{h.sample_rate_hz} Hz, reset {pr.RESET_REASONS.get(h.reset_reason, '?')}, "
-                  f"labels {','.join(h.labels)}")
-        return 0
-
-    return run_cli(body, "link")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

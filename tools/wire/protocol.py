@@ -87,7 +87,7 @@ CFG_HABITUATE_RECHECK_MS = 0x0016                # ms: the slowed re-check perio
 CFG_HABITUATE_MAX_SCORE_Q8 = 0x0017              # Q0.8: onsets rejected with every enabled class below this count
 CFG_THRESHOLD_BASE = 0x0100                      # + class index, 0x0100..0x01FF
 CFG_THRESHOLD_LAST = 0x01FF
-from tools.node.params import THRESHOLD_OFF  # noqa: E402  THRESHOLD value: class disabled
+from tools.node.params import THRESHOLD_OFF  # noqa: E402,F401  THRESHOLD value: class disabled
 
 
 def cfg_threshold(class_index: int) -> int:
