@@ -60,6 +60,7 @@ from typing import Callable, Sequence
 if __package__ in (None, ""):            # `python tools/flash.py`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+from tools.errors import ToolError, run_cli
 from tools.node import params
 from tools.wire import link as _link
 from tools.wire import protocol as pr
@@ -89,12 +90,8 @@ PARTITION_TABLE_MAGIC = b"\xaa\x50"
 SUPPORTED_CHIPS = ("esp32", "esp32s3", "esp32c3")
 
 
-class FlashError(Exception):
+class FlashError(ToolError):
     """An expected failure: one-line reason and the CLI exit code (1 node failed, 2 usage)."""
-
-    def __init__(self, msg: str, exit_code: int = 1):
-        super().__init__(msg)
-        self.exit_code = exit_code
 
 
 @dataclass
@@ -450,10 +447,11 @@ def _plain(args) -> str:
 
 
 def _make_logger():
-    from esp_pylib.logger import EspLogBase
+    from esptool.logger import TemplateLogger
 
-    class _ThreadLog(EspLogBase):
-        """esptool's log: each message goes to the sink of the thread that flashes."""
+    class _ThreadLog(TemplateLogger):
+        """esptool's log (installed with its documented `log.set_logger`): each message goes to
+        the sink of the thread that flashes."""
 
         def _emit(self, text: str) -> None:
             sink = getattr(_tls, "sink", None)
@@ -465,22 +463,24 @@ def _make_logger():
         def print(self, *args, **kwargs) -> None:
             self._emit(_plain(args))
 
-        def err(self, *args, suggestion=None) -> None:
-            self._emit("error: " + _plain(args))
+        def error(self, message: str, suggestion=None) -> None:
+            self._emit("error: " + _plain((message,)))
 
-        def warn(self, *args, suggestion=None) -> None:
-            self._emit("warning: " + _plain(args))
+        def warning(self, message: str, suggestion=None) -> None:
+            self._emit("warning: " + _plain((message,)))
 
-        def note(self, *args) -> None:
-            self._emit("note: " + _plain(args))
+        err, warn = error, warning           # the names esptool's adapter calls
 
-        def hint(self, *args) -> None:
-            self._emit(_plain(args))
+        def note(self, message: str) -> None:
+            self._emit("note: " + _plain((message,)))
 
         def debug(self, *args) -> None:
             pass
 
-        def set_verbosity(self, mode) -> None:
+        def stage(self, finish: bool = False) -> None:
+            pass
+
+        def set_verbosity(self, verbosity) -> None:
             pass
 
         def progress_bar(self, cur_iter, total_iters, prefix="", suffix="", bar_length=30):
@@ -500,20 +500,21 @@ class _esptool_output:
         from esp_pylib.logger import EspLog
         with _log_lock:
             if _log_users == 0:
+                # esptool's documented `log.set_logger`, called on esptool's own logger (the
+                # proxy `log` forwards to whichever logger is installed), which is put back on exit
                 _log_saved = EspLog.instance
-                EspLog.instance = _make_logger()
+                _log_saved.set_logger(_make_logger())
             _log_users += 1
         _tls.sink = self.sink
         return self
 
     def __exit__(self, *exc):
         global _log_users
-        from esp_pylib.logger import EspLog
         _tls.sink = None
         with _log_lock:
             _log_users -= 1
             if _log_users == 0:
-                EspLog.instance = _log_saved
+                _log_saved.set_logger(_log_saved)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1000,14 +1001,7 @@ def main(argv=None) -> int:
         return int(e.code or 0)
     cmd = {"flash": _cmd_flash, "list": _cmd_list, "verify": _cmd_verify,
            "image": _cmd_image}[args.cmd]
-    try:
-        return cmd(args)
-    except FlashError as e:
-        print(f"flash: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("flash: interrupted", file=sys.stderr)
-        return 1
+    return run_cli(lambda: cmd(args), "flash")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from tools.errors import BadInput
 from tools.node import params
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,7 +68,7 @@ FW_VERSION = (0, 2, 0)
 RESET_POWERON, RESET_SW = 1, 3
 
 
-class TwinError(Exception):
+class TwinError(BadInput):
     """A twin that cannot start, with the reason (exit 2)."""
 
 

@@ -72,6 +72,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from tools import cli
+from tools.errors import BadInput
 from tools.wire import link as lk
 from tools.wire import protocol as pr
 
@@ -82,7 +83,7 @@ KEYS = ("event_f1", "event_error_rate", "per_class", "false_alarms_per_hour", "g
         "audio_seconds")
 
 
-class HilError(Exception):
+class HilError(BadInput):
     """Bad input: one line, exit 2."""
 
 
