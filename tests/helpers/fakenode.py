@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 import threading
 import time
-import tty
 
 import numpy as np
 
+from tools.sim.pty import open_raw_pty, write_all
 from tools.wire import protocol as pr
 
 LABELS = ["gunshot", "glass_breaking", "scream", "siren", "fireworks_explosion", "baby_cry",
@@ -62,27 +62,15 @@ class FakeNode:
         self._pos = 0
         self._stop = threading.Event()
         self._threads = []
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.master)
-        tty.setraw(self.slave)
-        os.set_blocking(self.master, False)   # write() polls _stop instead of blocking
+        self.master, self.slave = open_raw_pty(nonblocking=True)   # write() polls _stop
         self.port = os.ttyname(self.slave)
 
     # ---- output ---------------------------------------------------------------------------
     def write(self, data: bytes) -> None:
         with self._lock:
-            view = memoryview(data)
-            while view and not self._stop.is_set():
-                if self.master is None:
-                    return
-                try:
-                    n = os.write(self.master, view)
-                except BlockingIOError:
-                    time.sleep(0.001)
-                    continue
-                except OSError:
-                    return
-                view = view[n:]
+            if self.master is not None:
+                write_all(self.master, data,
+                          stop=lambda: self._stop.is_set() or self.master is None)
 
     def send(self, msg) -> None:
         # encode and write under one lock: otherwise the reader's reply (HELLO, CONFIG, ACK)

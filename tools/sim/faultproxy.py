@@ -37,11 +37,11 @@ import struct
 import sys
 import threading
 import time
-import tty
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+from tools.sim.pty import open_raw_pty, write_all
 from tools.wire import protocol as pr
 
 FAULTS = ("garbage", "truncate", "crc", "drop", "drop_bytes", "log")
@@ -94,9 +94,7 @@ class FaultProxy:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._up = None
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.master)
-        tty.setraw(self.slave)
+        self.master, self.slave = open_raw_pty()
         self.port = os.ttyname(self.slave)
         self._cut = False
 
@@ -151,17 +149,8 @@ class FaultProxy:
 
     # ---- data paths -----------------------------------------------------------------------
     def _write_down(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view and not self._stop.is_set() and not self._cut:
-            try:
-                n = os.write(self.master, view)
-            except BlockingIOError:
-                time.sleep(0.001)
-                continue
-            except OSError:
-                return
-            self.counts["bytes_down"] += n
-            view = view[n:]
+        self.counts["bytes_down"] += write_all(self.master, data,
+                                               stop=lambda: self._stop.is_set() or self._cut)
 
     def _host_to_node(self) -> None:
         while not self._stop.is_set() and not self._cut:

@@ -59,6 +59,7 @@ if __package__ in (None, ""):            # `python tools/romsim.py`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from tools.node import params
+from tools.sim.pty import open_raw_pty, write_all
 from tools.wire import protocol as pr
 
 ROM_BAUD = 115200
@@ -244,13 +245,10 @@ class RomSim:
         return self._slave_name
 
     def start(self) -> "RomSim":
-        m, s = os.openpty()
-        tty.setraw(m)
-        tty.setraw(s)
+        m, s = open_raw_pty(nonblocking=True)
         self._master = m
         self._slave_name = os.ttyname(s)
         os.close(s)           # not held open: a host closing the port is seen (POLLHUP)
-        os.set_blocking(m, False)
         if self.app_port:
             fd = os.open(self.app_port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
             tty.setraw(fd)
@@ -649,14 +647,10 @@ class RomSim:
     def _flush_now(self) -> None:
         """Write pending output before a baud or state change (the UART drains its FIFO)."""
         end = time.monotonic() + 1.0
-        while self._out and time.monotonic() < end:
-            try:
-                n = os.write(self._master, self._out)
-                del self._out[:n]
-            except (BlockingIOError, InterruptedError):
-                time.sleep(0.001)
-            except OSError:
-                self._out.clear()
+        n = write_all(self._master, bytes(self._out), deadline=end)
+        del self._out[:n]
+        if self._out and time.monotonic() < end:
+            self._out.clear()                # the pty is gone
 
 
 def main(argv=None) -> int:

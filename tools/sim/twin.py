@@ -44,7 +44,6 @@ import signal
 import subprocess
 import sys
 import time
-import tty
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -52,6 +51,7 @@ import numpy as np
 
 from tools.errors import BadInput
 from tools.node import params
+from tools.sim.pty import open_raw_pty, write_some
 
 ROOT = Path(__file__).resolve().parents[2]
 ADC_RATE_HZ = 32000
@@ -237,16 +237,7 @@ class HostPort:
     # link I/O
     def flush(self) -> None:
         """Write as much of the pending output as the pty takes now."""
-        while self.out:
-            try:
-                n = os.write(self.fd, self.out[:65536])
-            except BlockingIOError:
-                return
-            except OSError as e:
-                if e.errno in (errno.EAGAIN, errno.EIO):
-                    return
-                raise
-            del self.out[:n]
+        write_some(self.fd, self.out)
 
 
 def build_app(port: HostPort, model, stub_scores, board: str, node_id: bytes,
@@ -283,10 +274,7 @@ def serve(args) -> int:
                      loop=args.loop, rate=rate)
     mic.check()
 
-    master, slave = os.openpty()
-    tty.setraw(master)
-    tty.setraw(slave)
-    os.set_blocking(master, False)
+    master, slave = open_raw_pty(nonblocking=True)
     path = os.ttyname(slave)
     os.close(slave)                   # POLLHUP on the master tells whether a host has it open
     port = HostPort(master, args.realtime, Path(args.config) if args.config else None,
