@@ -59,10 +59,9 @@ def bench_data_dir() -> Path:
     """build/bench/bench_data.h: the bench audio as 32 kHz 12-bit ADC codes, for the rv32
     benchmarks (rewritten only when it changes, so builds stay incremental)."""
     import soxr
-    sys.path.insert(0, str(ROOT / "tests"))
     from tools.bench.cbuild import BUILD
     x16 = _bench_audio()
-    x32 = soxr.resample(x16.astype(np.float64) / 32768, 16000, 32000, quality="VHQ")
+    x32 = soxr.resample(x16.astype(np.float64) / 32768, params.default().sample_rate_hz, 32000, quality="VHQ")
     codes = np.clip(np.round(x32 * 2048) + 2048, 0, 4095).astype(np.uint16)
     d = BUILD / "bench"
     d.mkdir(parents=True, exist_ok=True)
@@ -77,7 +76,6 @@ def bench_data_dir() -> Path:
 def run_rv32_bench(name: str) -> dict:
     """Build tools/bench/c/<name>.c for rv32imc with the bench audio, run it under QEMU and return
     its "key value" output lines as ints (Skip without the cross toolchain)."""
-    sys.path.insert(0, str(ROOT / "tests"))
     from tools.bench.cbuild import BENCH_C, build, have_rv32, run
     if not have_rv32():
         raise Skip("riscv64-unknown-elf-gcc / qemu-system-riscv32 not installed (make setup)")

@@ -139,7 +139,7 @@ def record_soak(seconds: float = 3600.0, source: Path = SOAK_SOURCE, roll_minute
             ys.append(y)
             expected_next = m["first_sample"] + y.size
         y = np.concatenate(ys) if ys else np.zeros(0, np.int16)
-        want = int(round(seconds * 16000))
+        want = int(round(seconds * params.default().sample_rate_hz))
         k = _phase(y, period) if y.size > WARMUP + 32 else None
         if k is None:
             mismatched = max(0, y.size - WARMUP)

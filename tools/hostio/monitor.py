@@ -39,6 +39,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from tools import cli
+from tools.node import params
 from tools.wire import link as lk
 from tools.wire import protocol as pr
 
@@ -67,11 +68,11 @@ class Monitor:
 
     `handle(item) -> dict | None`; `counts` totals; `records` (if keep=True) every record."""
 
-    def __init__(self, labels: list[str] | None = None, sample_rate: int = 16000,
+    def __init__(self, labels: list[str] | None = None, sample_rate: int | None = None,
                  out: TextIO | None = None, as_json: bool = False, keep: bool = False,
                  tty: bool | None = None):
         self.labels = labels or []
-        self.sr = sample_rate
+        self.sr = sample_rate or params.default().sample_rate_hz
         self.out = out
         self.as_json = as_json
         self.keep = keep

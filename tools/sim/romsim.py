@@ -489,7 +489,7 @@ class RomSim:
     def hello(self, reset_reason: int = 3) -> pr.Hello:
         return pr.Hello(proto_version=pr.PROTO_VERSION, fw_major=self.fw_version[0],
                         fw_minor=self.fw_version[1], fw_patch=self.fw_version[2],
-                        reset_reason=reset_reason, sample_rate_hz=16000,
+                        reset_reason=reset_reason, sample_rate_hz=params.default().sample_rate_hz,
                         model_hash=self.model_hash, config_hash=self.config_hash,
                         node_id=self.mac, board=self.board, labels=self.labels)
 

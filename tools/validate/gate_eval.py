@@ -82,12 +82,12 @@ class ClipResult:
         return self.window_seconds / self.seconds if self.seconds else 0.0
 
 
-def window_coverage(windows, offset: int, n: int) -> np.ndarray:
+def window_coverage(windows, offset: int, n: int, window_samples: int = WINDOW_SAMPLES) -> np.ndarray:
     """Boolean mask of the n samples after `offset` that some analysis window covers."""
     covered = np.zeros(n, bool)
     for w in windows:
         a = max(w.start_sample - offset, 0)
-        b = min(w.start_sample - offset + WINDOW_SAMPLES, n)
+        b = min(w.start_sample - offset + window_samples, n)
         if b > a:
             covered[a:b] = True
     return covered

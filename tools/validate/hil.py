@@ -73,11 +73,12 @@ if __package__ in (None, ""):
 
 from tools import cli
 from tools.errors import BadInput
+from tools.node import params
 from tools.wire import link as lk
 from tools.wire import protocol as pr
 
 AUDIO_EXT = (".wav", ".flac", ".ogg")
-SR = 16000
+SR = params.default().sample_rate_hz
 KEYS = ("event_f1", "event_error_rate", "per_class", "false_alarms_per_hour", "gate_recall",
         "inference_duty_cycle", "onset_latency_ms", "realtime_factor", "reference_mismatches",
         "audio_seconds")
@@ -425,12 +426,8 @@ def gate_recall_of(trace, truth: list[Truth], hop: int) -> list[bool]:
 
 
 def window_coverage_s(windows, n: int, window_samples: int) -> float:
-    covered = np.zeros(n, bool)
-    for w in windows:
-        a, b = max(w.start_sample, 0), min(w.start_sample + window_samples, n)
-        if b > a:
-            covered[a:b] = True
-    return float(covered.sum()) / SR
+    from tools.validate.gate_eval import window_coverage
+    return float(window_coverage(windows, 0, n, window_samples).sum()) / SR
 
 
 # --------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ if __package__ in (None, ""):
 
 from tools.node import audio, params
 
-SR = 16000
+SR = params.default().sample_rate_hz
 CLIPS = params.ROOT / "tests" / "audio"
 OUT = CLIPS / "scenes"
 SCENE_S = 24.0
