@@ -1,5 +1,5 @@
 """tools/flash.py end to end: esptool (its Python API, as users run it) against the ROM-bootloader
-simulator tools/romsim.py on a pty, followed by the simulated firmware's HELLO.
+simulator tools/sim/romsim.py on a pty, followed by the simulated firmware's HELLO.
 
 The images are synthetic but laid out like real ones (ESP image headers with the chip id,
 a partition table at 0x8000, the app at 0x10000); the simulator stores every byte written, so

@@ -1,4 +1,4 @@
-"""tools/model.py: loading an exported model and running it with the TFLM interpreter."""
+"""tools/node/model.py: loading an exported model and running it with the TFLM interpreter."""
 from __future__ import annotations
 
 import json

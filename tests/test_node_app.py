@@ -1,5 +1,5 @@
 """The node application (ew_app.c): the C test with a fake port on the host and on rv32imc
-under QEMU, and the Python binding (tools/app.py) against the detector run directly."""
+under QEMU, and the Python binding (tools/node/app.py) against the detector run directly."""
 from __future__ import annotations
 
 import numpy as np
