@@ -49,7 +49,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from tools.errors import BadInput
+from tools.errors import BadInput, run_cli
 from tools.node import params
 from tools.sim.pty import open_raw_pty, write_some
 
@@ -417,6 +417,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    return run_cli(lambda: _serve_args(args), "twin")
+
+
+def _serve_args(args) -> int:
     try:
         if args.stub_scores is not None:
             try:
@@ -429,12 +433,8 @@ def main(argv=None) -> int:
         if len(bytes.fromhex(args.node_id.replace(":", ""))) != 6:
             raise TwinError("--node-id: 6 bytes, e.g. 02:00:00:00:00:01")
         return serve(args)
-    except TwinError as e:
-        print(f"twin: {e}", file=sys.stderr)
-        return 2
     except ValueError as e:
-        print(f"twin: {e}", file=sys.stderr)
-        return 2
+        raise BadInput(str(e)) from None
 
 
 # ---------------------------------------------------------------------------------------------

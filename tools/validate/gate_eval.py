@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tools.errors import BadInput, run_cli
 from tools.node import audio, core
 
 IMPULSIVE = ("gunshot", "glass_breaking", "fireworks_explosion", "door_slam")
@@ -275,13 +276,16 @@ def main(argv=None) -> int:
                          "(fire, dripping water) at 0/3/6/10 dB over their loudest pops, with the "
                          "node habituating and without (needs --model or --fold-models)")
     args = ap.parse_args(argv)
+    return run_cli(lambda: run(args), "gate_eval")
+
+
+def run(args) -> int:
+    """The command's work on parsed arguments (BadInput for a missing file or model)."""
     csv_path = args.csv or args.root / "all_metadata.csv"
     if not csv_path.exists():
-        print(f"error: {csv_path}: no such file (give --csv)", file=sys.stderr)
-        return 2
+        raise BadInput(f"{csv_path}: no such file (give --csv)")
     if args.mixed and args.model is None and args.fold_models is None:
-        print("error: --mixed needs --model or --fold-models", file=sys.stderr)
-        return 2
+        raise BadInput("--mixed needs --model or --fold-models")
     from tools.node import model as _model
     try:
         model = _model.load(args.model) if args.model else None
@@ -289,12 +293,10 @@ def main(argv=None) -> int:
         if args.fold_models:
             dirs = sorted(args.fold_models.glob("fold*/manifest.json"))
             if not dirs:
-                print(f"error: {args.fold_models}: no fold<k>/manifest.json in it", file=sys.stderr)
-                return 2
+                raise BadInput(f"{args.fold_models}: no fold<k>/manifest.json in it")
             folds = {d.parent.name[4:]: _model.load(d.parent) for d in dirs}
     except _model.ModelError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise BadInput(str(e)) from None
     rows = read_csv(csv_path)
     res = evaluate(args.root, rows, model=model, fold_models=folds)
     if args.mixed:
