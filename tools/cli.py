@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 
 from tools.errors import run_cli  # noqa: F401  (re-exported for the commands)
+from tools.node import params
 from tools.wire.link import DEFAULT_BAUD, LinkError, NodeLink, Timeouts
 from tools.wire.ports import find_ports
 
@@ -64,7 +65,8 @@ def add_link_args(ap: argparse.ArgumentParser, sim_help: str | None = None) -> N
                    help=sim_help or "start a simulated node (tools.twin) whose microphone plays "
                    "AUDIO (a WAV/FLAC file or folder; silence if omitted)")
     g.add_argument("--model", default=None, metavar="DIR",
-                   help="model of the simulated node (default: the shipped firmware/model)")
+                   help="model of the simulated node (default: the shipped "
+                   f"{params.MODEL_DIR.relative_to(params.ROOT)})")
     g.add_argument("--realtime", action="store_true", help="pace the simulated node to real time")
     g.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"default {DEFAULT_BAUD}")
     g.add_argument("--timeout", dest="timeouts", action=_TimeoutAction, default=[],

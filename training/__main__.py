@@ -23,7 +23,7 @@ from pathlib import Path
 from tools.node import params
 
 DEFAULT_SHARED = params.ROOT.parent / "shared" / "data"
-DEFAULT_MODEL_DIR = params.MODEL_DIR
+DEFAULT_MODEL_DIR = params.ROOT / "firmware" / "model"
 SHIP_VAL_FOLD = 2
 
 

@@ -147,7 +147,7 @@ def gate_figures(args) -> dict:
         "gate_duty_cycle_background_gate_only": round(g["gate_duty_cycle_background"], 4),
         "gate_recall_impulsive_gate_only": round(g["gate_recall_impulsive"], 4),
         "gate_detail": {"per_label": r["per_label"], "background_seconds": r["background_seconds"],
-                        "impulsive_clips": r["impulsive_clips"], "model": "firmware/model (shipped)",
+                        "impulsive_clips": r["impulsive_clips"], "model": f"{params.MODEL_DIR.relative_to(params.ROOT)} (shipped)",
                         "duty_cycle_background_unpadded": round(r["gate_duty_cycle_background_unpadded"], 4),
                         "duty_cycle_background_unpadded_gate_only":
                             round(g["gate_duty_cycle_background_unpadded"], 4),

@@ -51,7 +51,7 @@ def _twin_opts(use_model: bool | None) -> tuple[dict, str]:
     if use_model is None:
         use_model = _have_model()
     if use_model:
-        return {}, "firmware/model"
+        return {}, str(params.MODEL_DIR.relative_to(params.ROOT))
     return {"stub_scores": STUB_SCORES}, "stub " + ",".join(map(str, STUB_SCORES))
 
 

@@ -800,7 +800,7 @@ def _add_expect(ap: argparse.ArgumentParser) -> None:
                     help=f"baud of the earwitness firmware (default {NODE_BAUD})")
     ap.add_argument("--model-dir", default=str(DEFAULT_MODEL_DIR), metavar="DIR",
                     help="model whose manifest.json model_sha256 the node must report "
-                         "(default firmware/model)")
+                         f"(default {DEFAULT_MODEL_DIR.relative_to(ROOT)})")
     ap.add_argument("--expect-model-hash", metavar="HEX",
                     help="expected HELLO model hash (16+ hex digits; overrides --model-dir)")
     ap.add_argument("--expect-config-hash", metavar="HEX",

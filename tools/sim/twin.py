@@ -393,7 +393,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="WAV/FLAC files or folders used as the microphone, in order "
                          "(default: silence)")
     ap.add_argument("--model", default=str(params.MODEL_DIR),
-                    help="exported model folder or manifest.json (default: firmware/model)")
+                    help="exported model folder or manifest.json (default: "
+                    f"{params.MODEL_DIR.relative_to(params.ROOT)})")
     ap.add_argument("--realtime", action="store_true",
                     help="pace the microphone and the clock to real time")
     ap.add_argument("--loop", action="store_true", help="repeat the audio files forever")
