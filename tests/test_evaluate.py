@@ -345,7 +345,7 @@ def test_report_with_baselines(result, tmp_path, capsys):
 
 
 def test_classifier_window_is_the_nodes_front_end(tiny_model):
-    """The peak-aligned classifier window comes from tools.core.features of the stream: the
+    """The peak-aligned classifier window comes from tools.node.core.features of the stream: the
     node's continuous-mode windows are the same int8 numbers."""
     from tools.node import audio, core
 

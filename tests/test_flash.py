@@ -144,7 +144,7 @@ def test_reflash_a_running_node(tmp_path, sims, capsys):
 
 
 def test_default_expected_hashes_come_from_the_checkout(tmp_path, sims, capsys):
-    """Without --expect-*: config hash = tools.params config_hash, model = manifest.json."""
+    """Without --expect-*: config hash = tools.node.params config_hash, model = manifest.json."""
     from tools.node import params
     cfg = params.default().config_hash[:16]
     model_dir = tmp_path / "model"
@@ -160,7 +160,7 @@ def test_default_expected_hashes_come_from_the_checkout(tmp_path, sims, capsys):
 
 def test_flash_then_the_twins_hello(tmp_path, sims, capsys):
     """The board boots into the real simulated node (tools/twin.py, the firmware's C app):
-    its HELLO carries the config hash of the C core, which must equal tools.params'."""
+    its HELLO carries the config hash of the C core, which must equal tools.node.params'."""
     from tools.sim import twin
     with twin.start(silence=True, stub_scores=[0] * 7 + [255], board="twin-esp32") as tw:
         sim = sims("esp32", app_port=tw.port)

@@ -104,7 +104,7 @@ def test_augmentation_is_deterministic():
 
 
 def test_training_windows_are_the_nodes_windows():
-    """Windows sliced from tools.core.features equal the features the node hands its classifier."""
+    """Windows sliced from tools.node.core.features equal the features the node hands its classifier."""
     x = audio.load(AUDIO / "gunshot_2.wav")
     stream, _ = features.eval_stream(x)
     node = core.Node(keep_features=True)

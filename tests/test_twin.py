@@ -234,7 +234,7 @@ def model_dir(tmp_path_factory) -> Path:
 
 def test_inject_with_model_equals_reference(model_dir):
     """The twin with the real TFLM interpreter gives the events of the host reference pipeline
-    (tools.model.Node: the same C detector and interpreter, run directly on the audio)."""
+    (tools.node.model.Node: the same C detector and interpreter, run directly on the audio)."""
     from tools.node import model
     m = model.load(model_dir)
     x = np.concatenate([audio.load(ROOT / "tests" / "audio" / f) for f in

@@ -4,7 +4,7 @@
     with FakeNode(pcm=x, record=True) as node:
         link = NodeLink(node.port) ...
 
-It speaks protocol v1 through tools.protocol: HELLO at start and on request, CMD
+It speaks protocol v1 through tools.wire.protocol: HELLO at start and on request, CMD
 (HELLO/STATUS/START_STREAM/STOP_STREAM/REBOOT), CONFIG_GET/SET, INJECT with credits (buffer of
 `buffer` samples, grants every `grant_step` consumed samples), AUDIO frames of `pcm` in record
 mode (512 samples each, as fast as the pty takes them), EVENT frames at given sample indices.

@@ -1,5 +1,5 @@
 """A tiny full-int8 model (random weights) with the node's input/output quantisation and a
-manifest, for the tests that need a real .tflite without training (tools.model, evaluation,
+manifest, for the tests that need a real .tflite without training (tools.node.model, evaluation,
 twin)."""
 from __future__ import annotations
 

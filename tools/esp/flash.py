@@ -31,7 +31,7 @@ Flashing one node (`flash_node`):
     "run user code"), reopen the port at the node baud (tools.link.NodeLink), wait for the HELLO
     sent at boot (`boot_s`), else request it (`hello_s` x `hello_tries`), and compare its model
     and config hashes with the expected ones: firmware/model/manifest.json model_sha256[:16] and
-    tools.params.default().config_hash[:16] (`--expect-model-hash`, `--expect-config-hash`).
+    tools.node.params.default().config_hash[:16] (`--expect-model-hash`, `--expect-config-hash`).
 
 Exit status: 0 every node OK; 1 a node failed (could not connect to its loader, write or MD5
 verify failed, silent after flashing, hash mismatch, build failed); 2 bad usage or input (no
@@ -360,7 +360,7 @@ def _hex8(v: str, what: str) -> str:
 def expected_hashes(model_dir=DEFAULT_MODEL_DIR, model_hash: str | None = None,
                     config_hash: str | None = None) -> Expected:
     """The expected HELLO hashes: overrides, else the shipped model's manifest and
-    tools.params.default().config_hash.  No manifest -> the model hash is not checked."""
+    tools.node.params.default().config_hash.  No manifest -> the model hash is not checked."""
     src = "--expect-model-hash"
     if model_hash is None:
         man = Path(model_dir)
@@ -530,7 +530,7 @@ class FlashOptions:
     before/after  esptool reset modes; "auto" = default-reset/hard-reset, on a pty
                   no-reset/run (the ROM's "run user code": a pty has no DTR/RTS)
     verify_hello  after the reset, wait for HELLO and check the hashes against `expected`
-                  (None: expected_hashes(), i.e. the shipped model and tools.params)
+                  (None: expected_hashes(), i.e. the shipped model and tools.node.params)
     """
     chip: str | None = None
     baud: int = DEFAULT_BAUD
@@ -804,7 +804,7 @@ def _add_expect(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--expect-model-hash", metavar="HEX",
                     help="expected HELLO model hash (16+ hex digits; overrides --model-dir)")
     ap.add_argument("--expect-config-hash", metavar="HEX",
-                    help="expected HELLO config hash (default: tools.params config_hash)")
+                    help="expected HELLO config hash (default: tools.node.params config_hash)")
 
 
 def build_parser() -> argparse.ArgumentParser:

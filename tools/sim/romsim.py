@@ -668,7 +668,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model-hash", metavar="HEX", help="HELLO model hash (default: this "
                     "checkout's firmware/model/manifest.json)")
     ap.add_argument("--config-hash", metavar="HEX", help="HELLO config hash (default: "
-                    "tools.params.default().config_hash)")
+                    "tools.node.params.default().config_hash)")
     ap.add_argument("--silent-app", action="store_true", help="firmware sends nothing")
     ap.add_argument("--corrupt-md5", action="store_true", help="SPI_FLASH_MD5 answers wrong")
     ap.add_argument("--max-baud", type=int, help="CHANGE_BAUDRATE above this is lost")

@@ -25,7 +25,7 @@ What differs from the ESP32 firmware is only the host port (HostPort below):
     feeding while its output is not being read); silence is always paced to real time;
   - clock: the sample clock (audio time) or, with --realtime, the monotonic clock; inference
     times in STATUS are measured with the host's wall clock;
-  - inference: tools.model (the tflite-micro interpreter on the exported .tflite);
+  - inference: tools.node.model (the tflite-micro interpreter on the exported .tflite);
   - NVS: memory, or a JSON file with --config FILE (survives restarts of the twin);
   - reboot (CMD REBOOT): re-initialisation of the app, a new HELLO with reset reason "sw";
   - alarm output and diagnostics: lines on stderr (--verbose), or with --uart-log as text on

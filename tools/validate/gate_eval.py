@@ -2,12 +2,12 @@
 
     python -m tools.gate_eval --root ../shared/data --csv ../shared/data/all_metadata.csv
 
-Every clip is streamed through the node's C core (tools.core.Node) after a 1 s lead-in at the
-clip's own noise floor (tools.audio.lead_in), as a node that has been listening to the room
+Every clip is streamed through the node's C core (tools.node.core.Node) after a 1 s lead-in at the
+clip's own noise floor (tools.node.audio.lead_in), as a node that has been listening to the room
 would hear it.  Figures:
   - duty cycle: the audio time covered by analysis windows (what the classifier looks at) as a
     fraction of the audio time, on steady background recordings in steady state: each clip is
-    played twice (tools.audio.looped) and only the second pass counts, so the figure measures
+    played twice (tools.node.audio.looped) and only the second pass counts, so the figure measures
     the background itself, not the moment it starts (dataset clips start abruptly);
   - recall: the fraction of impulsive event clips in which an analysis window covers the clip's
     loudest block (the event's peak), i.e. the classifier saw the event.  The lead-in of an
@@ -47,7 +47,7 @@ H = core.HOP
 WINDOW_SAMPLES = core.P.window_samples
 
 
-SILENCE_DBFS = -90.0        # digital silence (dataset padding), as in tools.audio.lead_in
+SILENCE_DBFS = -90.0        # digital silence (dataset padding), as in tools.node.audio.lead_in
 
 
 def source_of(row: dict) -> str:
@@ -98,7 +98,7 @@ def run_clip(x: np.ndarray, *, path: str = "", label: str = "", gate: dict | Non
              steady: bool = False, room_below_peak_db: float | None = None,
              model=None) -> ClipResult:
     """Stream one clip (after its lead-in; with steady=True twice, measuring the second pass).
-    model: a tools.model.Model classifying the windows (habituation), or None (gate alone)."""
+    model: a tools.node.model.Model classifying the windows (habituation), or None (gate alone)."""
     body = audio.looped(x) if steady else x
     stream, pre = audio.with_lead_in(body, max_below_peak_db=room_below_peak_db)
     if steady:
@@ -132,7 +132,7 @@ def _model_of(row: dict, model, fold_models: dict | None):
 
 def evaluate(root: Path, rows: list[dict], *, gate: dict | None = None, progress: bool = True,
              model=None, fold_models: dict | None = None) -> dict:
-    """model: classify every clip's windows with this tools.model.Model; fold_models: {fold:
+    """model: classify every clip's windows with this tools.node.model.Model; fold_models: {fold:
     Model} for the clips of each fold (held-out models); neither: the gate alone."""
     from tqdm import tqdm
 
@@ -202,7 +202,7 @@ def evaluate(root: Path, rows: list[dict], *, gate: dict | None = None, progress
 IMPULSIVE_BACKGROUNDS = ("fire_crackling", "water_drops")   # sequences of real impulses
 MIX_SNRS_DB = (0.0, 3.0, 6.0, 10.0)
 MIX_LEAD_S = 6.0
-NO_HABITUATION = dict(habituate=0, habituate_rechecks=0)    # tools.core.Node settings
+NO_HABITUATION = dict(habituate=0, habituate_rechecks=0)    # tools.node.core.Node settings
 
 
 def mixed_recall(root: Path, rows: list[dict], *, model=None, fold_models: dict | None = None,
@@ -212,7 +212,7 @@ def mixed_recall(root: Path, rows: list[dict], *, model=None, fold_models: dict 
     same fold (looped, so the node has heard it long enough to habituate), its loudest block
     snr dB above the background's loudest block; detected = an analysis window covers the
     event's loudest block.  The cost of habituation shows here, not on isolated clips.
-    node_kw: tools.core.Node settings, e.g. NO_HABITUATION."""
+    node_kw: tools.node.core.Node settings, e.g. NO_HABITUATION."""
     from tqdm import tqdm
     bgs = [r for r in rows if r["label"] in BACKGROUND and source_of(r) in IMPULSIVE_BACKGROUNDS]
     evs = [r for r in rows if r["label"] in IMPULSIVE]

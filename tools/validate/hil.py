@@ -212,7 +212,7 @@ def load_scenes(path: Path | None, clips: list[Clip], root: Path) -> dict[str, l
 
 @dataclass
 class Reference:
-    """The host pipeline the node must agree with: tools.core.Node with a classifier.
+    """The host pipeline the node must agree with: tools.node.core.Node with a classifier.
     `make_node()` -> a fresh core.Node(trace=True)."""
     labels: list[str]
     negative_index: int | None
