@@ -59,6 +59,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from tools import cli
+from tools.node import params
 from tools.wire import link as lk
 from tools.wire import protocol as pr
 
@@ -95,7 +96,7 @@ class NodeInfo:
     model_hash: str = ""
     config_hash: str = ""
     labels: list = field(default_factory=list)
-    sample_rate_hz: int = 16000
+    sample_rate_hz: int = field(default_factory=lambda: params.default().sample_rate_hz)
     gain_db: float | None = None
 
     @classmethod
