@@ -10,7 +10,7 @@ for _p in (_TESTS, _TESTS.parent):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-from cbuild import have_rv32  # noqa: E402
+from tools.bench.cbuild import have_rv32  # noqa: E402
 
 #: skip a test when the RISC-V cross compiler or qemu-system-riscv32 is missing
 requires_rv32 = pytest.mark.skipif(not have_rv32(), reason="needs riscv64-unknown-elf-gcc + qemu-system-riscv32")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tools import params
+from tools.node import params
 from training import baselines, evaluate
 
 AUDIO = params.ROOT / "tests" / "audio"

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from tools import config
-from tools import link as lk
-from tools import protocol as pr
+from tools import cli
+from tools.wire import protocol as pr
 
 
 def run_main(capsys, argv):
@@ -18,7 +18,7 @@ def run_main(capsys, argv):
 
 @pytest.fixture(scope="module")
 def twin_port():
-    from tools import twin
+    from tools.sim import twin
     t = twin.start()
     try:
         yield t.port
@@ -44,12 +44,12 @@ def test_read_all_and_change_by_name(capsys, twin_port):
     assert lines[0] == "gate-onset-margin-db -> 8.9961 dB"       # the nearest value the node holds
     assert lines[1:] == ["early-preroll-frames -> 0 hops", "threshold.gunshot -> off",
                          "threshold.siren -> 0.75", f"holdoff-ms = {lines[4].split()[-2]} ms"]
-    with lk.open_node(twin_port) as link:                       # the node itself holds them
+    with cli.open_node(twin_port) as link:                       # the node itself holds them
         assert link.config_get(pr.CFG_EARLY_PREROLL_FRAMES) == 0
         assert link.config_get(pr.cfg_threshold(0)) == 256
         assert link.config_get(pr.cfg_threshold(3)) == 192
         link.command(pr.CMD_REBOOT, 0)                          # persisted across a reboot
-    with lk.open_node(twin_port) as link:
+    with cli.open_node(twin_port) as link:
         assert link.config_get(pr.CFG_EARLY_PREROLL_FRAMES) == 0
     rc, out, _ = run_main(capsys, ["--port", twin_port, "--factory-reset", "early-preroll-frames"])
     assert rc == 0 and out == "early-preroll-frames = 44 hops\n"
@@ -73,14 +73,14 @@ def test_names_are_checked_before_anything_changes(capsys, twin_port):
     rc, _, err = run_main(capsys, ["--port", twin_port, "--factory-reset"])
     rc, _, err = run_main(capsys, ["--port", twin_port, "holdoff-ms=900", "bogus=1"])
     assert rc == 2 and "bogus" in err
-    with lk.open_node(twin_port) as link:
+    with cli.open_node(twin_port) as link:
         assert link.config_get(pr.CFG_HOLDOFF_MS) != 900
     # nor is the node reset when a name is wrong
     rc, _, _ = run_main(capsys, ["--port", twin_port, "holdoff-ms=900"])
     assert rc == 0
     rc, _, err = run_main(capsys, ["--port", twin_port, "--factory-reset", "bogus=1"])
     assert rc == 2 and "bogus" in err
-    with lk.open_node(twin_port) as link:
+    with cli.open_node(twin_port) as link:
         assert link.config_get(pr.CFG_HOLDOFF_MS) == 900
 
 

@@ -23,7 +23,7 @@ import soundfile as sf
 from training import corpus
 from training import data as tdata
 from training.__main__ import main as training_main
-from tools.record import META_COLUMNS
+from tools.node.audio import CORPUS_COLUMNS as META_COLUMNS
 
 ESC_HEADER = ["filename", "fold", "target", "category", "esc10", "src_file", "take"]
 # filename, fold, target, category, esc10, src_file, take
@@ -284,7 +284,7 @@ def test_table_entries_are_complete():
 
 def test_index_only_picks_up_a_record_folder(mirror, tmp_path, capsys):
     """A folder written by tools.record into OUT/NAME joins all_metadata.csv as corpus NAME."""
-    from tools.record import MetadataCsv
+    from tools.hostio.record import MetadataCsv
 
     _, table = mirror
     out = tmp_path / "data"

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tools import params
-from tinymodel import LABELS, build_tiny_model
+from tools.node import params
+from helpers.tinymodel import LABELS, build_tiny_model
 from training import evaluate, metrics, report
 
 AUDIO = params.ROOT / "tests" / "audio"
@@ -302,7 +302,7 @@ def test_pooled_adds_confusions():
 def test_run_clip_room_below_peak_opens_the_gate_on_a_chunk(tiny_model):
     """A 1-s chunk cut from inside a loud event: at its own floor the node hears no onset; with
     the room 20 dB below its peak it does.  Steady playback scores one clip length only."""
-    from tools import model
+    from tools.node import model
 
     m = model.load(tiny_model)
     rng = np.random.default_rng(3)
@@ -345,9 +345,9 @@ def test_report_with_baselines(result, tmp_path, capsys):
 
 
 def test_classifier_window_is_the_nodes_front_end(tiny_model):
-    """The peak-aligned classifier window comes from tools.core.features of the stream: the
+    """The peak-aligned classifier window comes from tools.node.core.features of the stream: the
     node's continuous-mode windows are the same int8 numbers."""
-    from tools import audio, core
+    from tools.node import audio, core
 
     x = audio.load(AUDIO / "gunshot_1.wav")
     stream, pre = audio.with_lead_in(x)

@@ -1,5 +1,5 @@
 """tools/flash.py end to end: esptool (its Python API, as users run it) against the ROM-bootloader
-simulator tools/romsim.py on a pty, followed by the simulated firmware's HELLO.
+simulator tools/sim/romsim.py on a pty, followed by the simulated firmware's HELLO.
 
 The images are synthetic but laid out like real ones (ESP image headers with the chip id,
 a partition table at 0x8000, the app at 0x10000); the simulator stores every byte written, so
@@ -18,8 +18,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from tools import flash
-from tools.romsim import RomSim, FLASH_DEFL_DATA, FLASH_DATA, SPI_FLASH_MD5
+from tools.esp import flash
+from tools.sim.romsim import RomSim, FLASH_DEFL_DATA, FLASH_DATA, SPI_FLASH_MD5
 
 ROOT = Path(__file__).resolve().parents[1]
 CHIP_IDS = {"esp32": 0, "esp32s3": 9, "esp32c3": 5}
@@ -144,8 +144,8 @@ def test_reflash_a_running_node(tmp_path, sims, capsys):
 
 
 def test_default_expected_hashes_come_from_the_checkout(tmp_path, sims, capsys):
-    """Without --expect-*: config hash = tools.params config_hash, model = manifest.json."""
-    from tools import params
+    """Without --expect-*: config hash = tools.node.params config_hash, model = manifest.json."""
+    from tools.node import params
     cfg = params.default().config_hash[:16]
     model_dir = tmp_path / "model"
     model_dir.mkdir()
@@ -160,8 +160,8 @@ def test_default_expected_hashes_come_from_the_checkout(tmp_path, sims, capsys):
 
 def test_flash_then_the_twins_hello(tmp_path, sims, capsys):
     """The board boots into the real simulated node (tools/twin.py, the firmware's C app):
-    its HELLO carries the config hash of the C core, which must equal tools.params'."""
-    from tools import twin
+    its HELLO carries the config hash of the C core, which must equal tools.node.params'."""
+    from tools.sim import twin
     with twin.start(silence=True, stub_scores=[0] * 7 + [255], board="twin-esp32") as tw:
         sim = sims("esp32", app_port=tw.port)
         img = merged(tmp_path, "esp32")

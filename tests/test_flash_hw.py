@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from tools import flash
+from tools.esp import flash
 
 PORT = os.environ.get("EARWITNESS_PORT")
 FIRMWARE = os.environ.get("EARWITNESS_FIRMWARE")

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tools import audio, core, params
+from tools.node import audio, core, params
 
 librosa = pytest.importorskip("librosa")
 P = params.default()

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tools import core, gate_eval, model
+from tools.node import core, model
+from tools.validate import gate_eval
 
 AUDIO = Path(__file__).parent / "audio"
 

@@ -4,10 +4,11 @@ import json
 import numpy as np
 import pytest
 
-from cbuild import BUILD, C_TESTS, build, run
+from tools.bench.cbuild import BUILD, C_TESTS, build, run
 from conftest import requires_rv32
-from tools import core, gen_params, golden, params
-from tools import reference as R
+from tools.node import core, params
+from tools import gen_params, golden
+from tools.node import reference as R
 
 IDX = json.loads((golden.GOLDEN / "index.json").read_text())
 CASES = list(IDX["cases"])

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import test_link_fakenode as fk
-from tools import bench_link, hil
-from tools import link as lk
-from tools import params
+from helpers import fakenode as fk
+from tools.bench import link_bench as bench_link
+from tools.validate import hil
+from tools import cli
+from tools.wire import link as lk
+from tools.node import params
 
 ROOT = params.ROOT
 SCENES = ROOT / "tests" / "audio" / "scenes"
@@ -33,7 +35,7 @@ def clips_of(root, scenes=None):
 def test_scenes_with_the_twin_match_the_reference(tmp_path):
     """Twin (stub classifier) vs the host pipeline: same events; every key; the report."""
     clips, truth = clips_of(SCENES, SCENES / "scenes.csv")
-    with lk.open_node(sim=True, stub_scores=bench_link.STUB_SCORES) as link:
+    with cli.open_node(sim=True, stub_scores=bench_link.STUB_SCORES) as link:
         metrics, details = hil.run(link, clips, truth, bench_link.stub_reference(),
                                    plot_dir=tmp_path / "hil_plots")
     assert tuple(metrics) == hil.KEYS
@@ -207,7 +209,7 @@ def test_bad_root(tmp_path, capsys):
 
 def test_shipped_scenes_are_reproducible():
     """tests/audio/scenes is exactly what tools/make_scenes.py builds from the shipped clips."""
-    from tools import make_scenes
+    from tools.validate import scenes as make_scenes
     assert make_scenes.main(["--check"]) == 0
     rows = (SCENES / "scenes.csv").read_text().splitlines()
     assert rows[0] == "scene,onset_s,offset_s,label,source" and len(rows) == 11

@@ -8,10 +8,12 @@ import tty
 import numpy as np
 import pytest
 
-from test_link_fakenode import FakeNode
-from tools import link as lk
-from tools import protocol as pr
-from tools.faultproxy import FaultProxy
+from helpers.fakenode import FakeNode
+from tools import cli
+from tools import link as link_cmd
+from tools.wire import link as lk
+from tools.wire import protocol as pr
+from tools.sim.faultproxy import FaultProxy
 
 FAST = lk.Timeouts(hello_s=1.0, hello_tries=2, reply_s=2.0, credit_s=0.2, stall_s=5.0)
 SHORT = lk.Timeouts(hello_s=0.3, hello_tries=2)       # for nodes that never answer
@@ -53,7 +55,7 @@ def test_unknown_protocol_version_exit_2(capsys):
                 link.hello()
         assert e.value.exit_code == 2
         assert "protocol v7, this tool v1" in str(e.value)
-        rc = lk.main(["--port", node.port, "--timeout", "hello_s=0.3"])
+        rc = link_cmd.main(["--port", node.port, "--timeout", "hello_s=0.3"])
     err = capsys.readouterr().err
     assert rc == 2 and "protocol v7" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
@@ -84,7 +86,7 @@ def test_missing_and_busy_port(capsys):
     with pytest.raises(lk.LinkError) as e:
         lk.NodeLink("/dev/earwitness-no-such-port").open()
     assert e.value.exit_code == 2 and "no such serial port" in str(e.value)
-    assert lk.main(["--port", "/dev/earwitness-no-such-port"]) == 2
+    assert link_cmd.main(["--port", "/dev/earwitness-no-such-port"]) == 2
     assert "Traceback" not in capsys.readouterr().err
     with FakeNode() as node, lk.NodeLink(node.port):
         with pytest.raises(lk.LinkError) as e:
@@ -115,12 +117,12 @@ def test_timeouts_override():
         with pytest.raises(lk.LinkError) as e:
             t.override(bad)
         assert e.value.exit_code == 2
-    assert lk.main(["--port", "/dev/null", "--timeout", "bogus=1"]) == 2
+    assert link_cmd.main(["--port", "/dev/null", "--timeout", "bogus=1"]) == 2
 
 
 def test_port_and_sim_exclusive():
     with pytest.raises(lk.LinkError) as e:
-        lk.open_node(port="/dev/ttyUSB0", sim=True)
+        cli.open_node(port="/dev/ttyUSB0", sim=True)
     assert e.value.exit_code == 2
 
 
@@ -260,7 +262,7 @@ def test_sequence_wrap():
 
 
 def test_faultproxy_cli_errors(capsys):
-    from tools import faultproxy
+    from tools.sim import faultproxy
     assert faultproxy.main(["--port", "/dev/earwitness-no-such-port", "--duration", "0.1"]) == 2
     assert faultproxy.main([]) == 2
     err = capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""tools/model.py: loading an exported model and running it with the TFLM interpreter."""
+"""tools/node/model.py: loading an exported model and running it with the TFLM interpreter."""
 from __future__ import annotations
 
 import json
@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from tinymodel import build_tiny_model
-from tools import audio, core, model, params
+from helpers.tinymodel import build_tiny_model
+from tools.node import audio, core, model, params
 
 P = params.default()
 tf = pytest.importorskip("tensorflow")

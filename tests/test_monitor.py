@@ -5,11 +5,12 @@ import threading
 
 import numpy as np
 
-from test_link_fakenode import FakeNode
-from tools import bench_link, monitor
-from tools import link as lk
-from tools import protocol as pr
-from tools.faultproxy import FaultProxy
+from helpers.fakenode import FakeNode
+from tools.bench import link_bench as bench_link
+from tools.hostio import monitor
+from tools.wire import link as lk
+from tools.wire import protocol as pr
+from tools.sim.faultproxy import FaultProxy
 
 
 def run_main(capsys, argv):
@@ -50,7 +51,7 @@ def test_json_lines(capsys):
 
 
 def test_human_output_with_the_twin(capsys):
-    from tools import twin
+    from tools.sim import twin
     with twin.start("tests/audio/gunshot_2.wav", stub_scores=bench_link.STUB_SCORES) as t:
         rc, out, err = run_main(capsys, ["--port", t.port, "--count", "1", "--duration", "120",
                                          "--status-period-ms", "100"])

@@ -1,4 +1,4 @@
-"""Serial protocol: Python codec (tools/protocol.py) == golden vectors == C codec (ew_proto.c)
+"""Serial protocol: Python codec (tools/wire/protocol.py) == golden vectors == C codec (ew_proto.c)
 on the host and on rv32imc under QEMU; recovery of frames from a stream full of garbage.
 
 The golden file tests/golden/proto_frames.json is produced by `golden_vectors()` below
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from cbuild import C_TESTS, build, run
+from tools.bench.cbuild import C_TESTS, build, run
 from conftest import requires_rv32
-from tools import protocol as P
+from tools.wire import protocol as P
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden" / "proto_frames.json"

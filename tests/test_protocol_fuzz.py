@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from cbuild import ROOT, build
+from tools.bench.cbuild import ROOT, build
 from test_protocol import _frame_cases, _bad_payloads, _stream_cases, item_line
-from tools import protocol as P
+from tools.wire import protocol as P
 
 CORPUS = ROOT / "tests" / "fuzz" / "corpus" / "proto"
 HARNESS = ROOT / "tests" / "fuzz" / "fuzz_proto.c"

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from test_link_fakenode import FakeNode
-from tools import bench_link, record
-from tools import link as lk
-from tools import protocol as pr
-from tools.faultproxy import FaultProxy
+from helpers.fakenode import FakeNode
+from tools.bench import link_bench as bench_link
+from tools.hostio import record
+from tools.wire import link as lk
+from tools.wire import protocol as pr
+from tools.sim.faultproxy import FaultProxy
 
 # generous for loaded CI machines: a stalled 2-core runner must not look like a silent node
 FAST = lk.Timeouts(hello_s=2.0, reply_s=4.0, idle_s=10.0)
@@ -185,7 +186,7 @@ def test_on_event_host_windows(tmp_path):
 
 
 def test_on_event_node_segments_with_the_twin(tmp_path):
-    from tools import twin
+    from tools.sim import twin
     with twin.start("tests/audio/scenes/street.wav", stub_scores=bench_link.STUB_SCORES) as t:
         opts = record.RecordOptions(tmp_path, on_event=True)
         with lk.NodeLink(t.port, timeouts=FAST) as link:
@@ -225,7 +226,8 @@ def test_bad_arguments(tmp_path, capsys):
 def test_twin_through_fault_proxy(tmp_path):
     """The real twin behind the fault proxy: every damaged frame becomes a flagged silent gap,
     every other sample equals what the node's ADC path makes of the source."""
-    from tools import core, twin
+    from tools.node import core
+    from tools.sim import twin
     src = Path("tests/audio/gunshot_2.wav")
     codes = twin.load_codes(src)
     P = codes.size // 2

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tools import params
+from tools.node import params
 from training import data
 from training import scenes as sc
 
@@ -129,7 +129,7 @@ def test_files_and_negatives_never_scored(built):
     info = sf.info(str(d / built.scenes[0].name))
     assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
     # tools/hil.py reads the truth as it is
-    from tools import hil
+    from tools.validate import hil
     clips = hil.find_audio(d)
     t = hil.load_scenes(d / "truth.csv", clips, d)
     assert sum(len(v) for v in t.values()) == sum(len(s.targets) for s in built.scenes)

@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 pytest.importorskip("tensorflow", reason="training needs the [train] extra (tensorflow-cpu)")
 pytest.importorskip("tflite_micro", reason="training needs the [train] extra (tflite-micro)")
 
-from tools import audio, core, params  # noqa: E402
+from tools.node import audio, core, params  # noqa: E402
 from training import augment, data, export, features, quantize  # noqa: E402
 from training.__main__ import main  # noqa: E402
 from training.recipe import Recipe, RecipeError  # noqa: E402
@@ -106,7 +106,7 @@ def test_augmentation_is_deterministic():
 
 
 def test_training_windows_are_the_nodes_windows():
-    """Windows sliced from tools.core.features equal the features the node hands its classifier."""
+    """Windows sliced from tools.node.core.features equal the features the node hands its classifier."""
     x = audio.load(AUDIO / "gunshot_2.wav")
     stream, _ = features.eval_stream(x)
     node = core.Node(keep_features=True)
@@ -182,7 +182,7 @@ def test_parity_ref_vs_tflm(exported, rows):
 
 
 def test_tools_model_loads_export(exported):
-    from tools import model
+    from tools.node import model
     out, _ = exported
     m = model.load(out)
     x = core.features(audio.load(AUDIO / "siren_1.wav"))[:64]

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import serial
 
-from tools import app, audio, core, twin
-from tools import protocol as pr
+from tools.node import app, audio, core
+from tools.sim import twin
+from tools.wire import protocol as pr
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT / "tests" / "audio" / "gunshot_1.wav"
@@ -227,14 +228,14 @@ def model_dir(tmp_path_factory) -> Path:
     if (MODEL_DIR / "manifest.json").exists():
         return MODEL_DIR
     pytest.importorskip("tensorflow")
-    from tinymodel import build_tiny_model
+    from helpers.tinymodel import build_tiny_model
     return build_tiny_model(tmp_path_factory.mktemp("model"))
 
 
 def test_inject_with_model_equals_reference(model_dir):
     """The twin with the real TFLM interpreter gives the events of the host reference pipeline
-    (tools.model.Node: the same C detector and interpreter, run directly on the audio)."""
-    from tools import model
+    (tools.node.model.Node: the same C detector and interpreter, run directly on the audio)."""
+    from tools.node import model
     m = model.load(model_dir)
     x = np.concatenate([audio.load(ROOT / "tests" / "audio" / f) for f in
                         ("gunshot_1.wav", "glass_breaking_1.wav", "siren_1.wav")])

@@ -21,8 +21,9 @@ import json
 import sys
 from dataclasses import dataclass
 
-from tools import link as lk
-from tools import protocol as pr
+from tools import cli
+from tools.wire import link as lk
+from tools.wire import protocol as pr
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def run(link: lk.NodeLink, requests: list[str], factory_reset: bool = False) -> 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.config", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    lk.add_link_args(ap)
+    cli.add_link_args(ap)
     ap.add_argument("settings", nargs="*", metavar="NAME[=VALUE]",
                     help="settings to read (NAME) or change (NAME=VALUE); none: read them all")
     ap.add_argument("--factory-reset", action="store_true",
@@ -158,7 +159,7 @@ def main(argv=None) -> int:
         return 0
 
     def body() -> int:
-        with lk.link_from_args(args) as link:
+        with cli.link_from_args(args) as link:
             for rec in run(link, args.settings, args.factory_reset):
                 if args.json:
                     print(json.dumps(rec))
@@ -167,7 +168,7 @@ def main(argv=None) -> int:
                     print(f"{rec['name']} {'->' if rec['changed'] else '='} {rec['value']}{unit}")
         return 0
 
-    return lk.run_cli(body, "config")
+    return cli.run_cli(body, "config")
 
 
 if __name__ == "__main__":

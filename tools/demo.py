@@ -1,11 +1,11 @@
-"""The main job (for now): stream the shipped reference recordings through the node's C core
-and print what the gate and the front end saw.
+"""`make demo-core`: stream the shipped reference recordings through the node's C core and print
+what the gate and the front end saw (per clip: windows, audio covered by them, onsets).
 
     python -m tools.demo [--root tests/audio] [--csv tests/audio/manifest.csv]
 
-Each clip is preceded by 1 s of its own background (tools.audio.lead_in), as a node that has
-been listening to the room hears it.  Later issues turn this into the simulated node validated
-end to end against the shipped model.
+Each clip is preceded by 1 s of its own background (tools.node.audio.with_lead_in), as a node that
+has been listening to the room hears it.  The simulated node validated end to end against the
+shipped model is the main job, `make demo` (`python -m tools.demo_hil`).
 """
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tools import audio, core, params
-from tools.gate_eval import window_coverage
+from tools.errors import BadInput, run_cli
+from tools.node import audio, core, params
+from tools.node.coverage import window_coverage
 
 P = params.default()
 DB = params.DB_PER_LOG2 / 256          # dB per log2-Q8 LSB
@@ -30,10 +31,14 @@ def main(argv=None) -> int:
                     help="folder of clips (default: the shipped tests/audio)")
     ap.add_argument("--csv", type=Path, help="CSV with path,label (default ROOT/manifest.csv)")
     args = ap.parse_args(argv)
+    return run_cli(lambda: run(args), "demo")
+
+
+def run(args) -> int:
+    """Print the gate and front end on every clip of args.csv under args.root."""
     csv_path = args.csv or args.root / "manifest.csv"
     if not csv_path.exists():
-        print(f"error: {csv_path}: no such file", file=sys.stderr)
-        return 2
+        raise BadInput(f"{csv_path}: no such file")
     rows = list(csv.DictReader(open(csv_path, newline="")))
     print(f"earwitness core {P.config_hash[:16]}  {P.sample_rate_hz} Hz, frame {P.frame_samples}, "
           f"hop {P.hop_samples}, {P.n_mels} mels, window {P.window_samples / P.sample_rate_hz:.2f} s")

@@ -21,7 +21,8 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tools import hil, params
+from tools.validate import hil
+from tools.node import params
 
 ROOT = params.ROOT
 

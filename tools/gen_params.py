@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tools import params as P
+from tools.node import params as P
 
 HEADER = P.ROOT / "firmware" / "lib" / "ewcore" / "include" / "ew_params.h"
 TABLES = P.ROOT / "firmware" / "lib" / "ewcore" / "src" / "ew_tables.c"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tools import params as _params
-from tools import reference as R
+from tools.node import params as _params
+from tools.node import reference as R
 
 GOLDEN = _params.ROOT / "tests" / "golden"
 AUDIO = _params.ROOT / "tests" / "audio"

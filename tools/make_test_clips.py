@@ -35,10 +35,15 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+if __package__ in (None, ""):            # `python tools/make_test_clips.py`
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tools.node import params  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = ROOT / "tests" / "audio"
 DEFAULT_DATA = Path(os.environ.get("EW_SHARED_DATA", "/work/shared/data"))
-SAMPLE_RATE = 16000
+SAMPLE_RATE = params.default().sample_rate_hz
 BLOCK = 256                       # 16 ms: the core's hop / gate block
 MAX_CLIP_S = 4.0
 MAX_TOTAL_BYTES = 1_500_000

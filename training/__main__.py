@@ -22,11 +22,11 @@ import shlex
 import sys
 from pathlib import Path
 
-from tools import params
+from tools.node import params
 from training.recipe import ARCHS, FA_STREAMS, Recipe, RecipeError
 
 DEFAULT_SHARED = params.ROOT.parent / "shared" / "data"
-DEFAULT_MODEL_DIR = params.ROOT / "firmware" / "model"
+DEFAULT_MODEL_DIR = params.MODEL_DIR
 R = Recipe                    # its defaults are the options' defaults
 
 
@@ -149,7 +149,7 @@ def _parser():
     p.add_argument("--work", type=Path, default=None, help="keep the per-fold models here (default build/crossval)")
     p.add_argument("--room-below-peak", type=float, default=20.0, metavar="DB",
                    help="also evaluate each test fold with the room at least DB below each clip's peak "
-                        "(`node_room`, tools.gate_eval's protocol; default 20; a negative value skips it)")
+                        "(`node_room`, tools.validate.gate_eval's protocol; default 20; a negative value skips it)")
     from training import corpus             # `data`: download + convert the public corpora
     corpus.add_parser(sub)
     from training import scenes

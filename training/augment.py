@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tools import audio
+from tools.node import audio
 
 SR = audio.SR
 

@@ -20,7 +20,7 @@ the same keys as the `node`/`classifier` blocks of training.evaluate.
 Features (one vector per clip, whatever its length): 20 MFCCs (librosa; 16 kHz, 1024-point
 FFT, 256-sample hop, 64 Slaney mel bands 50 Hz - 8 kHz, log power) and their deltas (9-frame
 window), mean and standard deviation over the clip's frames: 80 values.  The clip is loaded
-exactly as the evaluation loads it (tools.audio.load: mono, 16 kHz).  Classifiers: scikit-learn
+exactly as the evaluation loads it (tools.node.audio.load: mono, 16 kHz).  Classifiers: scikit-learn
 pipelines StandardScaler -> LogisticRegression (lbfgs, C = 1) and StandardScaler -> SVC (RBF,
 C = 10, gamma "scale"), both with balanced class weights and random_state = 0; they are trained
 on the target classes plus one negative class (every other label), like the model.
@@ -66,7 +66,7 @@ def mfcc_stats(x: np.ndarray, sr: int = 16000) -> np.ndarray:
 def clip_features(rows, root, progress: bool = False) -> tuple[np.ndarray, list[int], list[dict]]:
     """(features of the readable rows, their indices into rows, unreadable [{path, reason}])."""
     from tqdm import tqdm
-    from tools import audio
+    from tools.node import audio
 
     root = Path(root)
     feats, keep, bad = [], [], []

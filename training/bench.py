@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tools import params
+from tools.node import params
 
-MODEL_DIR = params.ROOT / "firmware" / "model"
+MODEL_DIR = params.MODEL_DIR
 
 
 def _read(path: Path):

@@ -54,7 +54,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from tools.record import META_COLUMNS
+from tools.node.audio import CORPUS_COLUMNS as META_COLUMNS
 
 SR = 16000
 PEAK = 0.999

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools import params
+from tools.node import params
 from training import data as _data
 from training.recipe import Recipe
 
@@ -125,7 +125,7 @@ def run(rows, root, json_path, recipe: Recipe | None = None, *, cmap=None, archs
     """Every arch x test fold with the recipe (its arch, val_fold and test_fold are set per
     fold; the export checks only report: a fold's model is evaluated whatever its figures).
     room_below_peak_db: also evaluate each test fold through the node with the room at least
-    this far below each clip's peak (`node_room`, tools.gate_eval's headline protocol: 1-s
+    this far below each clip's peak (`node_room`, tools.validate.gate_eval's headline protocol: 1-s
     chunks cut from inside an event have the event as their own floor); None: skip."""
     from training import evaluate, features, pipeline
     recipe = recipe or Recipe()

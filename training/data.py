@@ -1,5 +1,5 @@
 """Data sets for training: a CSV of clips (path,label[,fold,duration_s,source,licence,...]) under a
-root folder, a class map, and loading through tools.audio (the node's 16 kHz int16).
+root folder, a class map, and loading through tools.node.audio (the node's 16 kHz int16).
 
     rows = data.read_csv("../shared/data/all_metadata.csv")
     cmap = data.ClassMap.default()          # 7 targets + "other"
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools import audio
+from tools.node import audio
 
 DEFAULT_TARGETS = ("gunshot", "glass_breaking", "scream", "siren", "fireworks_explosion",
                    "baby_cry", "dog_bark")

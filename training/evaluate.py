@@ -11,20 +11,20 @@ Library (what `python -m training crossval` calls once per fold; keep the signat
     evaluate.main(argv=None) -> int                        # the CLI; 2 = bad input
 
 Every clip is streamed as a node that has been listening to the room hears it: 1 s of noise at
-the clip's own floor before it (tools.audio.with_lead_in, as tools/demo.py and tools/gate_eval.py
+the clip's own floor before it (tools.node.audio.with_lead_in, as tools/demo.py and tools/gate_eval.py
 do) and 1 s after it (so that a window opened near the end of a short clip is completed with
 room noise, not with digital silence).  Only what overlaps the clip itself counts.
 Many dataset clips are chunks cut from inside an event (1-s Edge-Impulse glass chunks), whose
 own floor is the event itself, so the gate sees no onset: `room_below_peak_db` (CLI
-`--room-below-peak 20`, the figure tools.gate_eval headlines) puts the room at least that far
+`--room-below-peak 20`, the figure tools.validate.gate_eval headlines) puts the room at least that far
 below the clip's loudest block instead (not for `background` clips: stationary ambience has
 no peak to be below).  `steady_background` (`--steady-background`) plays each background clip
 twice and scores only the second pass, so that false alarms are counted in steady state rather
-than at the clip's abrupt start (the way tools.gate_eval measures duty).
+than at the clip's abrupt start (the way tools.validate.gate_eval measures duty).
 
 Two systems are scored on the same clips, with the same int8 model run by the real TFLM
-interpreter (tools.model):
-  - `node`: the real C detector (tools.core.Node in gated mode with the manifest's thresholds):
+interpreter (tools.node.model):
+  - `node`: the real C detector (tools.node.core.Node in gated mode with the manifest's thresholds):
     gate -> analysis windows -> model -> thresholds -> events (holdoff merging).  The clip's
     answer is the class of its highest-scoring event (END record: best score over the merged
     hits); no event = "no target event".  Curve scores: per class, the best score over the gated
@@ -32,7 +32,7 @@ interpreter (tools.model):
   - `classifier`: the model alone, without gate and thresholds, on one window per clip: the
     window aligned on the clip's loudest block (the block's hop minus the node's preroll, i.e.
     where the node would place it on an onset there), computed with the same front end
-    (tools.core.features of the same stream).  The clip's answer is that window's arg-max class,
+    (tools.node.core.features of the same stream).  The clip's answer is that window's arg-max class,
     which may be the negative class.  This is the figure comparable with published clip
     classifiers (one decision per segmented clip); the gap to `node` is what the gate and the
     thresholds cost (or gain).  Curve scores: that window's per-class scores.
@@ -112,9 +112,9 @@ def read_csv(path) -> list[dict]:
 
 
 def load_model(model_dir):
-    """tools.model.load plus the evaluation's own check: the manifest must name the feature
+    """tools.node.model.load plus the evaluation's own check: the manifest must name the feature
     configuration it was trained on, and it must be this core's (else EvalError)."""
-    from tools import model as _model, params
+    from tools.node import model as _model, params
 
     if isinstance(model_dir, _model.Model):
         m = model_dir
@@ -138,7 +138,7 @@ def config_warnings(m) -> list[str]:
     """Differences that do not invalidate the model but change what it is shown: the gate and
     detector parameters (core_config_hash covers them, feature_config_hash does not) decide
     where analysis windows start, and training aligns its windows the same way."""
-    from tools import params
+    from tools.node import params
 
     ch = m.manifest.get("core_config_hash")
     now = params.default().config_hash
@@ -185,7 +185,7 @@ def run_clip(m, x: np.ndarray, *, classes: list[str], negative: str, path: str =
     """Stream one 16 kHz int16 clip through the gated node and the classifier (peak-aligned
     window; and every continuous window).  steady=True plays the clip twice (cross-faded) and
     scores the second pass only."""
-    from tools import audio, core
+    from tools.node import audio, core
 
     sr = core.P.sample_rate_hz
     W = core.P.window_samples
@@ -288,7 +288,7 @@ def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
              room_below_peak_db: float | None = None, steady_background: bool = False,
              node_kw: dict | None = None, thresholds: dict | None = None,
              include_clips: bool = True) -> dict:
-    """Evaluate a model folder (or a loaded tools.model.Model) on rows: CSV dicts with at least
+    """Evaluate a model folder (or a loaded tools.node.model.Model) on rows: CSV dicts with at least
     path, label, or objects with .path/.label (training.data.Row); paths relative to `root`.
     Returns the JSON dict described in the module docstring.
     classes: target classes to score (default: the model's labels without its negative);
@@ -297,7 +297,7 @@ def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
     with a message on stderr and listed under `unreadable`.  Raises EvalError on bad input
     (model mismatch, unknown class or threshold, no readable clip)."""
     from tqdm import tqdm
-    from tools import audio
+    from tools.node import audio
 
     m = load_model(model_dir)
     warnings = config_warnings(m)
@@ -447,14 +447,14 @@ def _thresholds(items) -> dict:
 
 
 def main(argv=None) -> int:
-    from tools import params
+    from tools.node import params
 
     ap = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--csv", type=Path, required=True, help="metadata CSV with path,label (extra columns ignored)")
     ap.add_argument("--root", type=Path, help="folder the CSV paths are relative to (default: the CSV's folder)")
     ap.add_argument("--json", type=Path, required=True, help="write the results here (report files next to it)")
-    ap.add_argument("--model", type=Path, default=params.ROOT / "firmware" / "model",
+    ap.add_argument("--model", type=Path, default=params.MODEL_DIR,
                     help="model folder or manifest.json (default: the shipped firmware/model)")
     ap.add_argument("--classes", nargs="+", metavar="LABEL",
                     help="target classes to score (default: every model label but the negative)")
@@ -474,11 +474,11 @@ def main(argv=None) -> int:
                     help="seconds of room noise after each clip (default 1)")
     ap.add_argument("--room-below-peak", type=float, metavar="DB",
                     help="put the lead-in/tail noise at least DB below the clip's loudest block "
-                         "(tools.gate_eval uses 20 for chunks cut from inside an event; default: "
+                         "(tools.validate.gate_eval uses 20 for chunks cut from inside an event; default: "
                          "the clip's own floor)")
     ap.add_argument("--steady-background", action="store_true",
                     help="play background clips twice and score the second pass (steady state, "
-                         "as tools.gate_eval measures duty)")
+                         "as tools.validate.gate_eval measures duty)")
     ap.add_argument("--no-report", action="store_true", help="JSON only, no Markdown/PNG report")
     ap.add_argument("--no-clips", action="store_true", help="leave the per-clip list out of the JSON")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -67,7 +67,7 @@ def arena_with_margin(measured: int) -> int:
 
 def build_manifest(blob: bytes, labels, negative_label, thresholds: dict, name: str,
                    created_by: str, training: dict | None = None, arena: int | None = None) -> dict:
-    from tools import params
+    from tools.node import params
     P = params.default()
     info = quantize.inspect(blob)
     for op in info["ops"]:

@@ -1,11 +1,11 @@
-"""Training windows computed by the node's own C code (tools.core), aligned the way the node
+"""Training windows computed by the node's own C code (tools.node.core), aligned the way the node
 aligns them.
 
-For every clip several streams are built (tools.audio lead-in + clip as the evaluation plays
+For every clip several streams are built (tools.node.audio lead-in + clip as the evaluation plays
 it, the same with a quieter room, background mixtures from training.augment, background-only
-negatives); each stream goes through tools.core.Node (the real gate + detector) to find where
+negatives); each stream goes through tools.node.core.Node (the real gate + detector) to find where
 the node would open analysis windows, and the int8 features of those windows are sliced from
-tools.core.features(stream) (bit-identical to what the node hands the classifier; checked in
+tools.node.core.features(stream) (bit-identical to what the node hands the classifier; checked in
 the tests).  Extra windows at a fixed stride (the node's continuous mode) add negatives and
 time-shifted targets.  A target clip whose event the gate misses still gives one window around
 its loudest part (so the classifier learns the class), marked KIND_FALLBACK.
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools import audio, core, params
+from tools.node import audio, core, params
 from training import augment, data
 
 P = params.default()
@@ -78,7 +78,7 @@ def to_float(X: np.ndarray) -> np.ndarray:
 
 def eval_stream(x: np.ndarray, max_below_peak_db: float | None = None, seed: int = 0):
     """(stream, lead-in samples): the clip as the evaluation plays it to the node: noise at the
-    clip's own floor before (tools.audio.with_lead_in) and after it."""
+    clip's own floor before (tools.node.audio.with_lead_in) and after it."""
     stream, pre = audio.with_lead_in(x, LEAD_IN_S, seed=seed, max_below_peak_db=max_below_peak_db)
     tail = audio.lead_in(x, TAIL_S, seed=seed + 1, max_below_peak_db=max_below_peak_db)
     return np.concatenate([stream, tail]), pre

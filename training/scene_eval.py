@@ -1,9 +1,9 @@
 """Score a model on a scene set (training.scenes) through the node exactly as deployed.
 
-    res = evaluate_fold("firmware/model", scene_set)       # or a tools.model.Model; JSON-ready
+    res = evaluate_fold("firmware/model", scene_set)       # or a tools.node.model.Model; JSON-ready
     pooled = summarise([res_fold1, res_fold2, ...])         # the same figures over all folds
 
-Each scene and stream file is one stream into a fresh node, `tools.model.load(dir).node(trace=True)`
+Each scene and stream file is one stream into a fresh node, `tools.node.model.load(dir).node(trace=True)`
 (the C core: gate with habituation -> windows -> int8 model in the TFLM interpreter ->
 thresholds and decision logic -> events), fed in CHUNK-sample pieces so that the audio position
 at which each event was reported is known (as tools/hil.py's credit steps), then flushed.
@@ -15,7 +15,7 @@ Figures (keys of the result; null where undefined):
       Ntp}}}}     sed_eval event-based, onset collar, offsets not evaluated; ground truth = the
       audible onsets of the target events (hard negatives are not in it)
   recall_per_ebr {"200ms"|"500ms": {ebr: {recall, Nref, per_class {label: recall}}}}
-  gate_recall, gate_recall_per_ebr      tools.hil.gate_recall_of: the gate open in at least
+  gate_recall, gate_recall_per_ebr      tools.node.coverage.gate_open_in: the gate open in at least
       one 16-ms block of the event's audible span (from the node's block trace)
   window_recall                         an analysis window overlapping the audible span
   onset_latency_ms {median, p90, n}     report position (audio the node had consumed when the
@@ -29,7 +29,7 @@ Figures (keys of the result; null where undefined):
       every target-class ONSET event on the negative streams is a false alarm; attributed to
       the segment playing at the event's onset; `background` = segments labelled background
   inference_duty {scenes, streams, streams_background}   audio covered by analysis windows /
-      audio (tools.gate_eval.window_coverage)
+      audio (tools.node.coverage.window_coverage)
 """
 from __future__ import annotations
 
@@ -107,8 +107,8 @@ def _ebr_key(v) -> str:
 
 def evaluate_fold(model, scene_set, progress: bool = False) -> dict:
     """Run the node on every scene and stream of a set (SceneSet or its folder) -> JSON dict."""
-    from tools import core, gate_eval, hil
-    from tools import model as tmodel
+    from tools.node import core, coverage
+    from tools.node import model as tmodel
     m = model if isinstance(model, tmodel.Model) else tmodel.load(model)
     ss = scene_set if isinstance(scene_set, sc.SceneSet) else sc.load(scene_set)
     labels = [c for c in m.labels if c != m.manifest.get("negative_label")]
@@ -125,7 +125,7 @@ def evaluate_fold(model, scene_set, progress: bool = False) -> dict:
     for item in it:
         node, arrival = run_stream(m, item.pcm)
         est = _onsets(m, node, arrival, labels)
-        covered = gate_eval.window_coverage(node.windows, 0, item.pcm.size)
+        covered = coverage.window_coverage(node.windows, 0, item.pcm.size)
         if isinstance(item, sc.Stream):
             stream_res.append((item, est, covered))
             continue
@@ -133,8 +133,8 @@ def evaluate_fold(model, scene_set, progress: bool = False) -> dict:
         n_scene += item.pcm.size
         truth = [e for e in item.targets if e["label"] in labels]
         files.append((item.name, truth, est))
-        tr = [hil.Truth(e["onset_s"], e["offset_s"], e["label"]) for e in truth]
-        gate_hits += hil.gate_recall_of(node.trace, tr, core.HOP)
+        gate_hits += coverage.gate_open_in(node.trace, [(e["onset_s"], e["offset_s"]) for e in truth],
+                                           core.HOP)
         for e in truth:
             a, b = int(e["onset_s"] * sc.SR), int(e["offset_s"] * sc.SR)
             win_hits.append(bool(covered[a:max(b, a + 1)].any()))

@@ -219,7 +219,7 @@ class _Clips:
 
     def get(self, row: data.Row) -> np.ndarray | None:
         if row.path not in self.cache:
-            from tools import audio
+            from tools.node import audio
             try:
                 x = trim_silence(audio.load(self.root / row.path))
             except audio.AudioError as e:
@@ -593,7 +593,7 @@ def _num(v):
 
 def load(path) -> SceneSet:
     """A set written by `write` (WAVs, events.csv, streams.csv, index.json)."""
-    from tools import audio
+    from tools.node import audio
     path = Path(path)
     ip = path / "index.json"
     if not ip.is_file():
@@ -745,7 +745,7 @@ def main(args) -> int:
             return 0
         if args.scenes_cmd == "eval":
             from training import scene_eval
-            from tools import model as tmodel
+            from tools.node import model as tmodel
             ss = load(args.scenes)
             try:
                 m = tmodel.load(args.model)

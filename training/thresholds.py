@@ -23,7 +23,7 @@ from training.recipe import Recipe
 def node_scores(blob: bytes, clips, n_classes: int, progress: bool = False) -> list[dict]:
     """Every clip (lead-in + clip, as the evaluation plays it) through the real node (gate,
     windows) with the int8 model in tflite-micro; per clip the windows' Q0.8 scores."""
-    from tools import core
+    from tools.node import core
     from training import quantize
     it = quantize.tflm_interpreter(blob)
     shape = (1, features.FRAMES, features.N_MELS, 1)

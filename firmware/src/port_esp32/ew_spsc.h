@@ -16,7 +16,7 @@
  * code is correct and the fences are cheap.  Aligned 32-bit loads and stores are atomic on
  * Xtensa LX6/LX7 and RV32, so no read-modify-write atomics (absent on rv32imc) are used.
  *
- * Header-only and free of ESP-IDF dependencies: tests/test_firmware.py runs it on the host
+ * Header-only and free of ESP-IDF dependencies: tests/test_firmware_compile_stubs.py runs it on the host
  * with a producer and a consumer thread.
  */
 #ifndef EW_SPSC_H

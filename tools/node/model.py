@@ -1,11 +1,11 @@
 """The exported int8 model on the host, run by the real TFLM interpreter (tflite-micro's Python
 package): what the simulated node, the evaluation and the HIL reference pipeline call.
 
-    from tools import model
+    from tools.node import model
     m = model.load("firmware/model")         # folder or its manifest.json
     q = core.features(pcm)                   # (frames, 40) int8, the node's front end
     m.scores(q[:64])                         # uint8 Q0.8 per class (m.labels)
-    node = m.node()                          # tools.core.Node with the model's classes/thresholds
+    node = m.node()                          # tools.node.core.Node with the model's classes/thresholds
 
 The manifest (`manifest.json`, written by `python -m training export`) is the single source of
 labels, thresholds and quantisation; `load` refuses a model whose feature configuration is not
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tools import core, params
+from tools.node import core, params
 
-DEFAULT_DIR = params.ROOT / "firmware" / "model"
+DEFAULT_DIR = params.MODEL_DIR
 MANIFEST_SCHEMA_VERSION = 1
 # The host interpreter is 64-bit (pointers, alignment): its arena need is larger than the
 # ESP32's; give it this many times the manifest's (device-oriented) figure, at least 64 KiB.
@@ -118,7 +118,7 @@ class Model:
         return np.clip(np.round(p * 256), 0, 255).astype(np.uint8)
 
     def classify(self, window, features) -> np.ndarray:
-        """tools.core.Node's classifier callback."""
+        """tools.node.core.Node's classifier callback."""
         return self.scores(features)
 
     def node(self, **kw) -> core.Node:

@@ -4,7 +4,7 @@ This is the code the node runs, compiled for the host: training computes its fea
 the simulated node runs its detector here, and the tests compare it with the NumPy
 reference (tools/reference.py) bit for bit.
 
-    from tools import core
+    from tools.node import core
     L = core.logmel(pcm16)                 # (frames, n_mels) uint16, log2 Q8
     q = core.features(pcm16)               # (frames, n_mels) int8 (model input quantisation)
     node = core.Node(classify=fn)          # streaming detector with gate, windows, events
@@ -19,8 +19,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from tools import params as _params
-from tools.protocol import THRESHOLD_OFF  # the detector's EW_THRESHOLD_OFF is the wire value
+from tools.node import params as _params
+from tools.node.params import THRESHOLD_OFF  # noqa: F401  (core.THRESHOLD_OFF: the detector's EW_THRESHOLD_OFF)
 
 P = _params.default()
 N_MELS = P.n_mels
@@ -32,7 +32,7 @@ EVENT_KINDS = ("onset", "end")
 
 
 def _load() -> C.CDLL:
-    spec = importlib.util.find_spec("tools._ewcore")
+    spec = importlib.util.find_spec("tools.node._ewcore")
     if spec is None or spec.origin is None:
         raise ImportError("the C core is not built: run `make setup` (or `pip install -e .`)")
     return C.CDLL(spec.origin)

@@ -1,5 +1,5 @@
 """A tiny full-int8 model (random weights) with the node's input/output quantisation and a
-manifest, for the tests that need a real .tflite without training (tools.model, evaluation,
+manifest, for the tests that need a real .tflite without training (tools.node.model, evaluation,
 twin)."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tools import params
+from tools.node import params
 
 LABELS = ["gunshot", "glass_breaking", "scream", "siren", "fireworks_explosion", "baby_cry",
           "dog_bark", "other"]
@@ -50,7 +50,7 @@ def build_tiny_model(out: Path, labels=LABELS, seed: int = 0, threshold: float |
     (out / "model.tflite").write_bytes(blob)
     P = params.default()
     manifest = {
-        "schema_version": 1, "name": "tiny-test", "created_by": "tests/tinymodel.py",
+        "schema_version": 1, "name": "tiny-test", "created_by": "tests/helpers/tinymodel.py",
         "labels": labels, "negative_label": "other",
         "thresholds": {lab: (None if lab == "other" else threshold.get(lab) if isinstance(threshold, dict)
                              else threshold) for lab in labels},

@@ -32,10 +32,10 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import test_firmware as tf  # noqa: E402  (stub headers shared with the compile checks)
+import test_firmware_compile_stubs as tf  # noqa: E402  (stub headers shared with the compile checks)
 
 sys.path.insert(0, str(tf.ROOT))
-from tools import protocol as pr  # noqa: E402
+from tools.wire import protocol as pr  # noqa: E402
 
 ADC_RATE = 32000
 SPEED = 4.0
@@ -587,7 +587,7 @@ def node_exe(tmp_path_factory):
 def build_host_node(d: Path, cc: str = "gcc", cxx: str = "g++", real_model: bool = False,
                     usb_jtag: bool = False) -> Path:
     """Compile the firmware + core + fakes into d/earwitness_host (also usable from a shell:
-    `python -c 'import sys; sys.path[:0] = ["tests"]; import test_firmware_host as t;
+    `python -c 'import sys; sys.path[:0] = ["tests"]; import test_firmware_on_host as t;
     print(t.build_host_node(__import__("pathlib").Path("/tmp/fw")))'`).
     real_model: the generated firmware/model headers and array (identity, labels, thresholds
     of the shipped model) instead of the stub header; the interpreter stays the fake one."""
@@ -942,7 +942,7 @@ def test_hello_identity_matches_the_shipped_model(node_exe_real_model, tmp_path)
     verifies (the manifest's model_sha256 and the core's config hash, first 8 bytes), the
     manifest's labels, and CONFIG_GET THRESHOLD(i) answers the exported thresholds."""
     import json
-    from tools import params
+    from tools.node import params
     man = json.loads((tf.MODEL / "manifest.json").read_text())
     node = HostNode(node_exe_real_model, tmp_path)
     try:

@@ -9,8 +9,8 @@ Takes the bench's argparse namespace (unused) and returns a dict of figures.
 """
 from __future__ import annotations
 
-from tools import params
-from tools.bench import run_rv32_bench
+from tools.node import params
+from tools.bench.core_bench import run_rv32_bench
 
 
 def app_rv32(_args=None) -> dict:

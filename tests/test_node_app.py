@@ -1,14 +1,15 @@
 """The node application (ew_app.c): the C test with a fake port on the host and on rv32imc
-under QEMU, and the Python binding (tools/app.py) against the detector run directly."""
+under QEMU, and the Python binding (tools/node/app.py) against the detector run directly."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from cbuild import C_TESTS, build, run
+from tools.bench.cbuild import BENCH_C, C_TESTS, build, run
 from conftest import requires_rv32
-from tools import app, audio, bench, core
-from tools import protocol as pr
+from tools.node import app, audio, core
+from tools.bench import core_bench as bench
+from tools.wire import protocol as pr
 
 CLIP = "tests/audio/gunshot_1.wav"
 LABELS = ["gunshot", "other"]
@@ -296,10 +297,10 @@ def test_init_errors():
 
 
 def test_bench_app_builds_and_runs_on_host():
-    """tests/c/bench_app.c (rv32 figures for make bench) stays compilable and self-consistent."""
-    from tools import app_bench
+    """tools/bench/c/bench_app.c (rv32 figures for make bench) stays compilable and self-consistent."""
+    from tools.bench import app_bench
     d = bench.bench_data_dir()
-    exe = build("bench_app", [C_TESTS / "bench_app.c"], include_dirs=[d])
+    exe = build("bench_app", [BENCH_C / "bench_app.c"], include_dirs=[d, BENCH_C])
     res = run(exe, timeout=600)
     assert res.returncode == 0 and b"FAIL" not in res.stdout, res.stdout[-2000:]
     f = dict(line.split() for line in res.stdout.decode().splitlines())

@@ -12,11 +12,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CORE = ROOT / "firmware" / "lib" / "ewcore"
 CORE_INCLUDE = CORE / "include"
 CORE_SOURCES = sorted((CORE / "src").glob("*.c"))
 C_TESTS = ROOT / "tests" / "c"
+BENCH_C = ROOT / "tools" / "bench" / "c"   # the rv32 benchmark programs (bench_*.c, ew_instret.h)
 BUILD = ROOT / "build" / "ctests"
 
 WARN = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]

@@ -4,7 +4,7 @@
     with FakeNode(pcm=x, record=True) as node:
         link = NodeLink(node.port) ...
 
-It speaks protocol v1 through tools.protocol: HELLO at start and on request, CMD
+It speaks protocol v1 through tools.wire.protocol: HELLO at start and on request, CMD
 (HELLO/STATUS/START_STREAM/STOP_STREAM/REBOOT), CONFIG_GET/SET, INJECT with credits (buffer of
 `buffer` samples, grants every `grant_step` consumed samples), AUDIO frames of `pcm` in record
 mode (512 samples each, as fast as the pty takes them), EVENT frames at given sample indices.
@@ -14,11 +14,11 @@ from __future__ import annotations
 import os
 import threading
 import time
-import tty
 
 import numpy as np
 
-from tools import protocol as pr
+from tools.sim.pty import open_raw_pty, write_all
+from tools.wire import protocol as pr
 
 LABELS = ["gunshot", "glass_breaking", "scream", "siren", "fireworks_explosion", "baby_cry",
           "dog_bark", "other"]
@@ -62,27 +62,15 @@ class FakeNode:
         self._pos = 0
         self._stop = threading.Event()
         self._threads = []
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.master)
-        tty.setraw(self.slave)
-        os.set_blocking(self.master, False)   # write() polls _stop instead of blocking
+        self.master, self.slave = open_raw_pty(nonblocking=True)   # write() polls _stop
         self.port = os.ttyname(self.slave)
 
     # ---- output ---------------------------------------------------------------------------
     def write(self, data: bytes) -> None:
         with self._lock:
-            view = memoryview(data)
-            while view and not self._stop.is_set():
-                if self.master is None:
-                    return
-                try:
-                    n = os.write(self.master, view)
-                except BlockingIOError:
-                    time.sleep(0.001)
-                    continue
-                except OSError:
-                    return
-                view = view[n:]
+            if self.master is not None:
+                write_all(self.master, data,
+                          stop=lambda: self._stop.is_set() or self.master is None)
 
     def send(self, msg) -> None:
         # encode and write under one lock: otherwise the reader's reply (HELLO, CONFIG, ACK)
@@ -290,7 +278,7 @@ TOY_THRESHOLDS = [0.5] + [None] * (len(LABELS) - 1)
 
 
 def toy_core_node():
-    from tools import core
+    from tools.node import core
     return core.Node(toy_classify, len(LABELS), thresholds=TOY_THRESHOLDS, trace=True)
 
 

@@ -3,7 +3,7 @@ firmware runs above its drivers, with its port (ew_port.h) implemented by Python
 
 The simulated node (tools/twin.py) is this plus a pty; tests drive it directly:
 
-    from tools import app
+    from tools.node import app
     out = bytearray()
     a = app.App(labels=["gunshot", "other"], write=out.extend,
                 classify=lambda window, features: [200, 0])
@@ -33,8 +33,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from tools import core
-from tools import params as _params
+from tools.node import core
+from tools.node import params as _params
 
 lib = core.lib
 P = _params.default()

@@ -9,9 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tools import params as _params
+from tools.node import params as _params
 
 SR = _params.default().sample_rate_hz
+
+# The columns of a corpus metadata.csv (one row per clip): what training reads
+# (training.data.read_csv) and what tools.record writes next to its recordings.
+CORPUS_COLUMNS = ["path", "label", "source_label", "fold", "duration_s", "source", "licence"]
 
 
 class AudioError(Exception):

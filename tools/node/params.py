@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG_PATH = ROOT / "firmware" / "lib" / "ewcore" / "ewcore.toml"
+MODEL_DIR = ROOT / "firmware" / "model"      # the shipped model (manifest.json, .tflite, C arrays)
 SCHEMA_VERSION = 1
 DB_PER_LOG2 = 10.0 * math.log10(2.0)   # 3.0103 dB of power per octave of power
 FULL_SCALE_LOG2_POWER = 30             # (2^15)^2: mean square of a full-scale int16 signal
@@ -331,6 +332,10 @@ def load(path: Path | str | None = None, overrides: dict | None = None) -> Param
         gate=dict(raw["gate"]), detector=dict(raw["detector"]),
         quant=Quant.from_scale(raw["quant"]["input_scale"], raw["quant"]["input_zero_point"]),
     )
+
+
+#: a class threshold (Q8) that disables the class: the core's EW_THRESHOLD_OFF, also the wire value
+THRESHOLD_OFF = 256
 
 
 @lru_cache(maxsize=1)

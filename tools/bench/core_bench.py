@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools import audio, core, params
+from tools.node import audio, core, params
 
 ROOT = params.ROOT
 DEFAULT_OUT = ROOT / "build" / "bench.json"
@@ -59,10 +59,9 @@ def bench_data_dir() -> Path:
     """build/bench/bench_data.h: the bench audio as 32 kHz 12-bit ADC codes, for the rv32
     benchmarks (rewritten only when it changes, so builds stay incremental)."""
     import soxr
-    sys.path.insert(0, str(ROOT / "tests"))
-    from cbuild import BUILD
+    from tools.bench.cbuild import BUILD
     x16 = _bench_audio()
-    x32 = soxr.resample(x16.astype(np.float64) / 32768, 16000, 32000, quality="VHQ")
+    x32 = soxr.resample(x16.astype(np.float64) / 32768, params.default().sample_rate_hz, 32000, quality="VHQ")
     codes = np.clip(np.round(x32 * 2048) + 2048, 0, 4095).astype(np.uint16)
     d = BUILD / "bench"
     d.mkdir(parents=True, exist_ok=True)
@@ -75,14 +74,13 @@ def bench_data_dir() -> Path:
 
 
 def run_rv32_bench(name: str) -> dict:
-    """Build tests/c/<name>.c for rv32imc with the bench audio, run it under QEMU and return
+    """Build tools/bench/c/<name>.c for rv32imc with the bench audio, run it under QEMU and return
     its "key value" output lines as ints (Skip without the cross toolchain)."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from cbuild import C_TESTS, build, have_rv32, run
+    from tools.bench.cbuild import BENCH_C, build, have_rv32, run
     if not have_rv32():
         raise Skip("riscv64-unknown-elf-gcc / qemu-system-riscv32 not installed (make setup)")
     d = bench_data_dir()
-    exe = build(name, [C_TESTS / f"{name}.c"], target="rv32", include_dirs=[d])
+    exe = build(name, [BENCH_C / f"{name}.c"], target="rv32", include_dirs=[d])
     res = run(exe, target="rv32", timeout=900)
     if res.returncode != 0 or b"FAIL" in res.stdout:
         raise RuntimeError(f"rv32 {name} failed: {(res.stdout + res.stderr).decode()[-500:]}")
@@ -133,12 +131,12 @@ def frontend_host_speed(_args) -> dict:
 
 
 def gate_figures(args) -> dict:
-    from tools import gate_eval
+    from tools.validate import gate_eval
     data = Path(args.data)
     csv_path = data / "all_metadata.csv"
     if not csv_path.exists():
         raise Skip(f"{csv_path} not found (the gate figures need ../shared/data)")
-    from tools import model as _model
+    from tools.node import model as _model
     rows = gate_eval.read_csv(csv_path)
     g = gate_eval.evaluate(data, rows, progress=sys.stderr.isatty())
     r = gate_eval.evaluate(data, rows, progress=sys.stderr.isatty(), model=_model.load())
@@ -149,7 +147,7 @@ def gate_figures(args) -> dict:
         "gate_duty_cycle_background_gate_only": round(g["gate_duty_cycle_background"], 4),
         "gate_recall_impulsive_gate_only": round(g["gate_recall_impulsive"], 4),
         "gate_detail": {"per_label": r["per_label"], "background_seconds": r["background_seconds"],
-                        "impulsive_clips": r["impulsive_clips"], "model": "firmware/model (shipped)",
+                        "impulsive_clips": r["impulsive_clips"], "model": f"{params.MODEL_DIR.relative_to(params.ROOT)} (shipped)",
                         "duty_cycle_background_unpadded": round(r["gate_duty_cycle_background_unpadded"], 4),
                         "duty_cycle_background_unpadded_gate_only":
                             round(g["gate_duty_cycle_background_unpadded"], 4),
@@ -164,12 +162,12 @@ def model_figures(_args) -> dict:
 
 
 def link_figures(_args) -> dict:
-    from tools import bench_link
+    from tools.bench import link_bench as bench_link
     return bench_link.bench()
 
 
 def app_figures(args) -> dict:
-    from tools import app_bench
+    from tools.bench import app_bench
     return app_bench.app_rv32(args)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tools import audio, core, params
+from tools.node import audio, core, params
 
 AUDIO = Path(__file__).parent / "audio"
 SR = 16000

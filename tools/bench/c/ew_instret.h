@@ -1,4 +1,4 @@
-/* Retired-instruction counter for the rv32 benchmarks (tests/c/bench_*.c): the minstret CSR,
+/* Retired-instruction counter for the rv32 benchmarks (tools/bench/c/bench_*.c): the minstret CSR,
  * exact under qemu-system-riscv32 -icount shift=0; 0 on other targets. */
 #ifndef EW_INSTRET_H
 #define EW_INSTRET_H

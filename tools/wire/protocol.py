@@ -25,7 +25,7 @@ import struct
 import sys
 import zlib
 from dataclasses import dataclass, field, fields
-from typing import ClassVar, Iterable, Union
+from typing import ClassVar, Union
 
 PROTO_VERSION = 1
 MAGIC = 0xE7
@@ -87,7 +87,7 @@ CFG_HABITUATE_RECHECK_MS = 0x0016                # ms: the slowed re-check perio
 CFG_HABITUATE_MAX_SCORE_Q8 = 0x0017              # Q0.8: onsets rejected with every enabled class below this count
 CFG_THRESHOLD_BASE = 0x0100                      # + class index, 0x0100..0x01FF
 CFG_THRESHOLD_LAST = 0x01FF
-THRESHOLD_OFF = 256                              # THRESHOLD value: class disabled
+from tools.node.params import THRESHOLD_OFF  # noqa: E402,F401  THRESHOLD value: class disabled
 
 
 def cfg_threshold(class_index: int) -> int:
@@ -753,11 +753,6 @@ class FrameDecoder:
         self._expected = (seq + 1) & 0xFFFF
 
 
-def decode_stream(data: bytes) -> list:
-    """All items of a complete byte stream (convenience for files / captures)."""
-    return FrameDecoder().feed(data)
-
-
 class NodeProtocol:
     """A `serial.threaded.Protocol`-compatible object: pass the class to
     `serial.threaded.ReaderThread(port, NodeProtocol)` and override `handle_item`."""
@@ -778,8 +773,3 @@ class NodeProtocol:
 
     def handle_item(self, item) -> None:  # pragma: no cover - meant to be overridden
         pass
-
-
-def iter_frames(items: Iterable) -> Iterable[Frame]:
-    """Only the Frame items of a decoder output."""
-    return (it for it in items if isinstance(it, Frame))

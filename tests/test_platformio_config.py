@@ -8,7 +8,7 @@ checked without it:
     registered in firmware/src/CMakeLists.txt exist (and that none is forgotten);
   * library.json of the core, the component manifest, the sdkconfig defaults;
   * the core compiles with the flags library.json gives it on the target (main.c and the
-    ESP32 port are compiled against stub ESP-IDF headers in tests/test_firmware.py).
+    ESP32 port are compiled against stub ESP-IDF headers in tests/test_firmware_compile_stubs.py).
 """
 from __future__ import annotations
 

@@ -3,14 +3,14 @@
 Written from the algorithm descriptions in the C headers (ew_cond.h, ew_gate.h,
 ew_frontend.h), not from the C code, and vectorised where the algorithm allows.  Golden
 vectors (tests/golden) are produced by this module; the C core (host, rv32imc under QEMU and
-through tools.core) must reproduce them bit for bit.  All arithmetic is int64/uint64 with
+through tools.node.core) must reproduce them bit for bit.  All arithmetic is int64/uint64 with
 floor shifts, which is what the C code's arithmetic right shifts do.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from tools import params as _params
+from tools.node import params as _params
 
 P = _params.default()
 

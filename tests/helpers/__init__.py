@@ -1,0 +1,1 @@
+"""Test helpers: the tiny classifier model (tinymodel) and the scripted fake node on a pty (fakenode)."""

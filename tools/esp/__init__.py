@@ -1,0 +1,1 @@
+"""Flashing ESP32 boards with esptool (flash): the library behind tools/flash.py."""

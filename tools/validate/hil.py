@@ -1,0 +1,782 @@
+"""Hardware-in-the-loop validation: stream audio files into a node with INJECT, collect its
+detections, score them against ground truth and against the host reference pipeline.
+
+    python tools/hil.py --sim --root tests/audio/scenes --scenes tests/audio/scenes/scenes.csv \\
+        --json build/hil.json --max-reference-mismatches 0
+    python tools/hil.py --port /dev/ttyUSB0 --root field/ --scenes truth.csv --json hil.json \\
+        --min-event-f1 0.7 --max-false-alarms-per-hour 2
+
+Streaming.  Every audio file under --root (WAV/FLAC/OGG, recursive, sorted; loaded as the node
+hears it: mono, resampled to 16 kHz with soxr if needed -- noted in the details) is one stream:
+CMD START_STREAM 1 (the node resets its detector; sample indices restart at 0), INJECT frames
+as fast as the node's credits allow (tools.link.InjectStream, docs/protocol.md section 6),
+then CMD STOP_STREAM, whose ACK comes after the node has processed every sample, flushed its
+detector (pending windows completed with silence) and sent every EVENT.  Event onsets are
+therefore sample indices in the file.  An unreadable file is refused with its reason (exit 2)
+unless --skip-bad.
+
+Ground truth (--scenes).  A CSV with at least scene,onset_s,offset_s,label (scene relative to
+--root; extra columns ignored; a row with empty onset lists a scene without events), or
+DCASE-style tab-separated text: `scene onset offset label` in one file, or `onset offset
+label` in a `<audio stem>.txt` next to each audio file (used when --scenes is not given).
+Files without rows contain no target events.  Scored classes are the model's labels except
+its negative label; ground-truth labels outside them are not scored (listed in the details).
+
+Scores (the JSON, keys exactly as below; null where undefined, e.g. F1 without events):
+  event_f1, event_error_rate, per_class {label: {precision, recall, f1, support}}
+      sed_eval event-based metrics, onset collar 200 ms (--collar), offsets NOT evaluated
+      (a node reports onsets at once; END durations are merged hits, not annotated offsets).
+      Estimated events are the node's EVENT ONSET frames (offset from the matching END).
+  false_alarms_per_hour   node events matching no ground-truth event of their class, per hour
+                          of audio
+  gate_recall             fraction of scored ground-truth events during which the gate was
+                          open in at least one 16 ms block -- from the reference pipeline's
+                          per-block trace (the same C detector; the node's STATUS only has a
+                          duty figure per period), valid because node and reference are
+                          checked to agree (reference_mismatches)
+  inference_duty_cycle    audio time covered by analysis windows / audio time (what the
+                          classifier looks at; as tools.gate_eval), from the reference windows
+  onset_latency_ms        median over detected ground-truth events of (audio position of the
+                          node when its EVENT ONSET frame arrived - ground-truth onset), in
+                          audio time: the node's position is the samples it has consumed,
+                          known from its credit grants (granted - initial buffer), exact to
+                          one credit step (512 samples = 32 ms)
+  realtime_factor         audio seconds streamed / wall seconds, START_STREAM to the STOP ACK
+  reference_mismatches    node ONSET events without a reference event of the same class within
+                          one hop (16 ms) and vice versa: node defects, listed in the details
+  audio_seconds           total audio streamed
+The details (per file: events, mismatches, resampling, node STATUS, link counters) go to
+OUT_details.json; a report with one timeline plot per file (waveform and level, gate state,
+detections vs ground truth) to OUT.md / OUT.html and OUT_plots/*.png.
+
+Exit codes: 0 all given thresholds met; 1 a threshold missed (listed on stderr) or the link
+failed; 2 bad input (no files, unreadable file, bad --scenes, model mismatch).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from tools import cli
+from tools.errors import BadInput
+from tools.node import coverage, params
+from tools.wire import link as lk
+from tools.wire import protocol as pr
+
+AUDIO_EXT = (".wav", ".flac", ".ogg")
+SR = params.default().sample_rate_hz
+KEYS = ("event_f1", "event_error_rate", "per_class", "false_alarms_per_hour", "gate_recall",
+        "inference_duty_cycle", "onset_latency_ms", "realtime_factor", "reference_mismatches",
+        "audio_seconds")
+
+
+class HilError(BadInput):
+    """Bad input: one line, exit 2."""
+
+
+# --------------------------------------------------------------------------------------------
+# inputs
+
+@dataclass
+class Truth:
+    onset_s: float
+    offset_s: float
+    label: str
+
+
+@dataclass
+class Clip:
+    rel: str                    # path relative to --root (posix)
+    path: Path
+    pcm: np.ndarray | None = None
+    file_sr: int | None = None
+    note: str = ""
+
+
+def find_audio(root: Path) -> list[Clip]:
+    if not root.is_dir():
+        raise HilError(f"{root}: not a folder")
+    out = [Clip(p.relative_to(root).as_posix(), p) for p in sorted(root.rglob("*"))
+           if p.is_file() and p.suffix.lower() in AUDIO_EXT]
+    if not out:
+        raise HilError(f"{root}: no audio files ({', '.join(AUDIO_EXT)})")
+    return out
+
+
+def load_clip(clip: Clip) -> None:
+    """Load as the node hears it; raises HilError with the reason for a bad file."""
+    import soundfile as sf
+
+    from tools.node import audio
+
+    try:
+        info = sf.info(str(clip.path))
+        clip.file_sr = info.samplerate
+    except (RuntimeError, sf.LibsndfileError) as e:
+        raise HilError(f"{clip.rel}: not a readable audio file ({e})") from None
+    try:
+        clip.pcm = audio.load(clip.path, SR)
+    except audio.AudioError as e:
+        raise HilError(str(e)) from None
+    notes = []
+    if clip.file_sr != SR:
+        notes.append(f"resampled {clip.file_sr} Hz -> {SR} Hz (soxr VHQ)")
+    if info.channels != 1:
+        notes.append(f"{info.channels} channels averaged to mono")
+    clip.note = "; ".join(notes)
+
+
+def _num(v: str, what: str) -> float:
+    try:
+        x = float(v)
+    except ValueError:
+        raise HilError(f"{what}: {v!r} is not a number") from None
+    if not math.isfinite(x) or x < 0:
+        raise HilError(f"{what}: {v!r} is not a time in seconds")
+    return x
+
+
+def load_scenes(path: Path | None, clips: list[Clip], root: Path) -> dict[str, list[Truth]]:
+    """Ground truth per clip (rel path) from --scenes or per-file .txt annotations."""
+    truth: dict[str, list[Truth]] = {c.rel: [] for c in clips}
+    known = set(truth)
+
+    def add(scene: str, on: str, off: str, label: str, where: str) -> None:
+        scene = Path(scene.strip()).as_posix()
+        if scene.startswith("./"):
+            scene = scene[2:]
+        if scene not in known:
+            raise HilError(f"{where}: scene {scene!r} is not an audio file under {root}")
+        if str(on).strip() == "" and str(off).strip() == "" and not label.strip():
+            return
+        a, b = _num(on, where + " onset"), _num(off, where + " offset")
+        if b < a:
+            raise HilError(f"{where}: offset {b} before onset {a}")
+        truth[scene].append(Truth(a, b, label.strip()))
+
+    if path is not None:
+        if not path.is_file():
+            raise HilError(f"{path}: no such file")
+        text = path.read_text(errors="replace")
+        if path.suffix.lower() == ".csv":
+            rows = list(csv.DictReader(text.splitlines()))
+            cols = set(rows[0].keys()) if rows else set(
+                next(csv.reader(text.splitlines()), []))
+            need = {"scene", "onset_s", "offset_s", "label"}
+            if not need <= cols:
+                raise HilError(f"{path}: needs columns scene,onset_s,offset_s,label "
+                               f"(has {','.join(sorted(c for c in cols if c))})")
+            for i, r in enumerate(rows, 2):
+                add(r["scene"] or "", r["onset_s"] or "", r["offset_s"] or "", r["label"] or "",
+                    f"{path}:{i}")
+        else:                               # DCASE: scene<TAB>onset<TAB>offset<TAB>label
+            for i, line in enumerate(text.splitlines(), 1):
+                if not line.strip() or line.startswith("#"):
+                    continue
+                f = line.rstrip("\r\n").split("\t")
+                if len(f) < 4:
+                    raise HilError(f"{path}:{i}: expected scene, onset, offset, label "
+                                   f"(tab separated), got {len(f)} fields")
+                add(f[0], f[1], f[2], f[3], f"{path}:{i}")
+        return truth
+    for c in clips:                         # per-file DCASE annotations
+        ann = c.path.with_suffix(".txt")
+        if not ann.exists():
+            continue
+        for i, line in enumerate(ann.read_text(errors="replace").splitlines(), 1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            f = line.split("\t") if "\t" in line else line.split()
+            if len(f) < 3:
+                raise HilError(f"{ann}:{i}: expected onset, offset, label")
+            add(c.rel, f[-3], f[-2], f[-1], f"{ann}:{i}")
+    return truth
+
+
+# --------------------------------------------------------------------------------------------
+# the reference pipeline
+
+@dataclass
+class Reference:
+    """The host pipeline the node must agree with: tools.node.core.Node with a classifier.
+    `make_node()` -> a fresh core.Node(trace=True)."""
+    labels: list[str]
+    negative_index: int | None
+    hash8: bytes | None
+    make_node: Callable
+
+    @classmethod
+    def from_model(cls, m) -> "Reference":
+        return cls(m.labels, m.negative_index, m.hash8, lambda: m.node(trace=True))
+
+    def run(self, pcm: np.ndarray):
+        node = self.make_node()
+        node.process(pcm)
+        node.flush()
+        return node
+
+
+# --------------------------------------------------------------------------------------------
+# streaming one file
+
+@dataclass
+class NodeEvent:
+    label: str
+    class_index: int
+    onset_sample: int
+    score: float
+    arrival_sample: int           # node's consumed-sample position when the frame arrived
+    end_duration: int | None = None
+    hits: int = 1
+
+
+@dataclass
+class StreamResult:
+    events: list[NodeEvent] = field(default_factory=list)
+    wall_s: float = 0.0
+    samples: int = 0
+    status: dict | None = None
+    inject: dict = field(default_factory=dict)
+    node_errors: list[str] = field(default_factory=list)
+    link_events: dict = field(default_factory=dict)
+
+
+def stream_file(link: lk.NodeLink, pcm: np.ndarray, labels: list[str]) -> StreamResult:
+    """One stream: START_STREAM 1, INJECT everything, STOP_STREAM (its ACK = all events sent)."""
+    res = StreamResult(samples=int(pcm.size))
+    t0 = time.monotonic()
+    st0 = link.stats
+    counters0 = (st0.seq_gaps, st0.err_crc + st0.err_cobs + st0.err_short + st0.err_magic +
+                 st0.err_oversize, st0.resets)
+    inj = lk.InjectStream(link)
+    acc = {"granted": 0, "initial": None, "resets": 0}
+    ends: dict[tuple[int, int], tuple[int, int, int]] = {}
+
+    def on_item(it) -> None:
+        if isinstance(it, pr.NodeReset) and it.got != it.expected:
+            acc["resets"] += 1
+        if not isinstance(it, pr.Frame) or it.msg is None:
+            return
+        m = it.msg
+        if isinstance(m, pr.Credit):
+            if acc["initial"] is None:
+                acc["initial"] = m.credits_samples
+            else:
+                acc["granted"] += m.credits_samples
+        elif isinstance(m, pr.Event):
+            lab = labels[m.class_index] if m.class_index < len(labels) else f"class{m.class_index}"
+            if m.kind == pr.EVENT_ONSET:
+                res.events.append(NodeEvent(lab, m.class_index, m.onset_sample, m.score / 256,
+                                            min(acc["granted"], res.samples)))
+            else:
+                ends[(m.class_index, m.onset_sample)] = (m.duration_samples, m.hits, m.score)
+        elif isinstance(m, pr.Status):
+            res.status = {"sample_index": m.sample_index, "inference_count": m.inference_count,
+                          "inference_ms_max": m.inference_us_max / 1000,
+                          "dropped_samples": m.dropped_samples, "gate_duty": m.gate_duty_q16 /
+                          65535, "credits": m.credits}
+        elif isinstance(m, pr.Error):
+            res.node_errors.append(f"{lk.ERROR_NAMES.get(m.code, m.code)}: {m.message}")
+
+    # START_STREAM: items that arrive with the ACK (the initial CREDIT) are not lost
+    link.command(pr.CMD_START_STREAM, 1, drop_before=True)
+    for it in link.poll():
+        inj.handle(it)
+        on_item(it)
+    inj.run(pcm, on_item=on_item)
+    refused_before = sum(e.code == pr.ERRC_NO_CREDIT for e in inj.errors)
+    # STOP_STREAM: everything that arrives before its ACK belongs to this stream
+    seq = link.send(pr.Cmd(pr.CMD_STOP_STREAM, 0))
+    deadline = time.monotonic() + link.timeouts.reply_s + 4.0 * pcm.size / SR / 20.0
+    done = False
+    while not done:
+        if time.monotonic() > deadline:
+            raise lk.LinkError(f"{link.port_name}: no ACK to STOP_STREAM (node did not finish "
+                               f"the stream)", 1)
+        for it in link.poll():
+            if isinstance(it, pr.Frame) and isinstance(it.msg, pr.Ack) and it.msg.acked_seq == seq:
+                done = True
+                continue
+            if isinstance(it, pr.Frame) and isinstance(it.msg, pr.Error) and \
+                    it.msg.ref_seq == seq:
+                raise lk.LinkError(f"node refused STOP_STREAM: {it.msg.message}", 1)
+            inj.handle(it)
+            on_item(it)
+    res.wall_s = time.monotonic() - t0
+    if sum(e.code == pr.ERRC_NO_CREDIT for e in inj.errors) > refused_before:
+        raise lk.LinkError(f"{link.port_name}: the node refused INJECT samples at the end of the "
+                           f"stream (NO_CREDIT): the stream is incomplete", 1)
+    try:
+        on_item(pr.Frame(pr.STATUS, 0, b"", link.status()))
+    except lk.LinkError:
+        pass
+    for e in res.events:
+        d = ends.get((e.class_index, e.onset_sample))
+        if d is not None:
+            e.end_duration, e.hits = d[0], d[1]
+    st = link.stats
+    res.link_events = {"seq_gaps": st.seq_gaps - counters0[0],
+                       "decode_errors": st.err_crc + st.err_cobs + st.err_short + st.err_magic +
+                       st.err_oversize - counters0[1], "node_resets": acc["resets"]}
+    res.inject = {"frames": inj.sent_frames, "samples": inj.sent_samples,
+                  "rewinds": inj.rewinds, "resyncs": inj.resyncs,
+                  "initial_credit": acc["initial"]}
+    if acc["resets"]:
+        raise lk.LinkError(f"{link.port_name}: the node reset during the stream", 1)
+    return res
+
+
+# --------------------------------------------------------------------------------------------
+# scoring
+
+def _nan_none(v):
+    if v is None:
+        return None
+    v = float(v)
+    return None if math.isnan(v) or math.isinf(v) else round(v, 6)
+
+
+def compare_reference(node_events: list[NodeEvent], ref_events, labels, hop: int) -> list[dict]:
+    """ONSET events that differ between node and reference (class + onset within one hop)."""
+    ref = [(e.class_index, e.onset_sample) for e in ref_events if e.kind == "onset"]
+    used = [False] * len(ref)
+    out = []
+    for e in node_events:
+        best = None
+        for i, (c, s) in enumerate(ref):
+            if not used[i] and c == e.class_index and abs(s - e.onset_sample) <= hop:
+                best = i
+                break
+        if best is None:
+            out.append({"side": "node_only", "label": e.label, "onset_s":
+                        round(e.onset_sample / SR, 4), "score": round(e.score, 4)})
+        else:
+            used[best] = True
+    for i, (c, s) in enumerate(ref):
+        if not used[i]:
+            out.append({"side": "reference_only", "label": labels[c] if c < len(labels) else
+                        f"class{c}", "onset_s": round(s / SR, 4)})
+    return out
+
+
+def score(files: list[dict], scored: list[str], collar: float) -> dict:
+    """sed_eval event-based metrics over all files + false alarms and latencies."""
+    import sed_eval
+
+    metrics = sed_eval.sound_event.EventBasedMetrics(
+        event_label_list=scored, t_collar=collar, evaluate_onset=True, evaluate_offset=False)
+    n_ref = 0
+    latencies = []
+    for f in files:
+        ref = [{"event_label": t["label"], "onset": t["onset_s"], "offset": t["offset_s"],
+                "filename": f["file"]} for t in f["truth"] if t["label"] in scored]
+        est = [{"event_label": e["label"], "onset": e["onset_s"], "offset": e["offset_s"],
+                "filename": f["file"]} for e in f["node_events"] if e["label"] in scored]
+        n_ref += len(ref)
+        metrics.evaluate(ref, est)
+        for t in ref:                      # latency: first same-class onset within the collar
+            cands = [e for e in f["node_events"] if e["label"] == t["event_label"] and
+                     abs(e["onset_s"] - t["onset"]) <= collar]
+            if cands:
+                e = min(cands, key=lambda e: e["arrival_s"])
+                latencies.append(1000.0 * (e["arrival_s"] - t["onset"]))
+    overall = metrics.results_overall_metrics()
+    cw = metrics.results_class_wise_metrics()
+    per_class = {}
+    false_alarms = 0.0
+    for lab in scored:
+        r = cw.get(lab, {})
+        fm, cnt = r.get("f_measure", {}), r.get("count", {})
+        nref, nsys = cnt.get("Nref", 0.0), cnt.get("Nsys", 0.0)
+        rec = fm.get("recall")
+        tp = 0.0 if not nref or rec is None or math.isnan(rec) else rec * nref
+        false_alarms += nsys - tp
+        per_class[lab] = {"precision": _nan_none(fm.get("precision")),
+                          "recall": _nan_none(rec), "f1": _nan_none(fm.get("f_measure")),
+                          "support": int(nref)}
+    f1 = overall["f_measure"]["f_measure"] if n_ref else float("nan")
+    er = overall["error_rate"]["error_rate"] if n_ref else float("nan")
+    return {"event_f1": _nan_none(f1), "event_error_rate": _nan_none(er),
+            "per_class": per_class, "false_alarms": int(round(false_alarms)),
+            "onset_latency_ms": _nan_none(statistics.median(latencies)) if latencies else None,
+            "latencies_ms": [round(x, 1) for x in latencies]}
+
+
+def gate_recall_of(trace, truth: list[Truth], hop: int) -> list[bool]:
+    return coverage.gate_open_in(trace, [(t.onset_s, t.offset_s) for t in truth], hop)
+
+
+def window_coverage_s(windows, n: int, window_samples: int) -> float:
+    return float(coverage.window_coverage(windows, 0, n, window_samples).sum()) / SR
+
+
+# --------------------------------------------------------------------------------------------
+# report
+
+def plot_file(path: Path, f: dict, pcm: np.ndarray, trace, hop: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tools.node import params
+
+    t_end = pcm.size / SR
+    fig, axes = plt.subplots(3, 1, figsize=(11, 5.2), sharex=True,
+                             gridspec_kw={"height_ratios": [2.2, 0.8, 1.4]})
+    ax = axes[0]
+    nb = pcm.size // hop
+    if nb:
+        blk = pcm[:nb * hop].reshape(nb, hop).astype(np.float32) / 32768
+        tb = (np.arange(nb) + 0.5) * hop / SR
+        ax.fill_between(tb, blk.min(1), blk.max(1), color="0.6", lw=0)
+    ax.set_ylim(-1, 1)
+    ax.set_ylabel("waveform")
+    if trace is not None and len(trace):
+        db = params.DB_PER_LOG2 / 256
+        lv = trace["level_q8"] * db - 30 * params.DB_PER_LOG2
+        nf = trace["nf_q8"] * db - 30 * params.DB_PER_LOG2
+        tt = (trace["block"] + 1) * hop / SR
+        ax2 = ax.twinx()
+        ax2.plot(tt, lv, color="tab:blue", lw=0.8, label="level")
+        ax2.plot(tt, nf, color="tab:green", lw=0.8, ls="--", label="noise floor")
+        ax2.set_ylabel("dBFS")
+        ax2.set_ylim(-100, 0)
+        ax2.legend(loc="upper right", fontsize=7)
+        axes[1].fill_between(tt, 0, trace["gate_open"], step="pre", color="tab:orange")
+    axes[1].set_ylim(0, 1.1)
+    axes[1].set_yticks([])
+    axes[1].set_ylabel("gate")
+    ax = axes[2]
+    for t in f["truth"]:
+        ax.axvspan(t["onset_s"], t["offset_s"], ymin=0.55, ymax=0.95,
+                   color="tab:green" if t["scored"] else "0.8", alpha=0.6)
+        ax.text(t["onset_s"], 0.97, t["label"], fontsize=7, va="top")
+    for e in f["node_events"]:
+        ax.plot([e["onset_s"]] * 2, [0.05, 0.45], color="tab:red", lw=2)
+        ax.text(e["onset_s"], 0.47, f"{e['label']} {e['score']:.2f}", fontsize=7, color="tab:red")
+    for m in f["mismatches"]:
+        ax.plot(m["onset_s"], 0.5, marker="x", color="black")
+    ax.set_ylim(0, 1.1)
+    ax.set_yticks([0.25, 0.75])
+    ax.set_yticklabels(["node", "truth"])
+    ax.set_xlim(0, t_end)
+    ax.set_xlabel("s")
+    fig.suptitle(f["file"], fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def write_report(md_path: Path, metrics: dict, details: dict, plots: dict[str, str]) -> None:
+    def fmt(v):
+        return "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+
+    lines = [f"# HIL report: {details['root']}", "",
+             f"node: {details['node'].get('board')} firmware {details['node'].get('firmware')} "
+             f"model {details['node'].get('model_hash')} on {details['port']}", "",
+             "| figure | value |", "|---|---|"]
+    for k in KEYS:
+        if k != "per_class":
+            lines.append(f"| {k} | {fmt(metrics[k])} |")
+    lines += ["", "| class | precision | recall | f1 | support |", "|---|---|---|---|---|"]
+    for lab, r in metrics["per_class"].items():
+        lines.append(f"| {lab} | {fmt(r['precision'])} | {fmt(r['recall'])} | {fmt(r['f1'])} | "
+                     f"{r['support']} |")
+    if details.get("thresholds_missed"):
+        lines += ["", "**Thresholds missed:** " + "; ".join(details["thresholds_missed"])]
+    for f in details["files"]:
+        lines += ["", f"## {f['file']}", "",
+                  f"{f['seconds']:.1f} s, {len(f['node_events'])} node events, "
+                  f"{len(f['truth'])} ground-truth events, {len(f['mismatches'])} reference "
+                  f"mismatches{'; ' + f['note'] if f['note'] else ''}", ""]
+        if f["file"] in plots:
+            lines.append(f"![{f['file']}]({plots[f['file']]})")
+        for m in f["mismatches"]:
+            lines.append(f"- node defect: {m['side']} {m['label']} at {m['onset_s']} s")
+    md_path.write_text("\n".join(lines) + "\n")
+    # a minimal HTML twin of the Markdown
+    import html as h
+
+    body = []
+    for ln in lines:
+        if ln.startswith("# "):
+            body.append(f"<h1>{h.escape(ln[2:])}</h1>")
+        elif ln.startswith("## "):
+            body.append(f"<h2>{h.escape(ln[3:])}</h2>")
+        elif ln.startswith("![") and "](" in ln:
+            src = ln[ln.index("](") + 2:-1]
+            body.append(f'<img src="{h.escape(src)}" style="max-width:100%">')
+        elif ln.startswith("|---"):
+            continue
+        elif ln.startswith("|"):
+            cells = [c.strip() for c in ln.strip("|").split("|")]
+            body.append("<tr>" + "".join(f"<td>{h.escape(c)}</td>" for c in cells) + "</tr>")
+        elif ln:
+            body.append(f"<p>{h.escape(ln)}</p>")
+    out, intable = [], False
+    for b in body:
+        if b.startswith("<tr>") and not intable:
+            out.append("<table border=1 cellspacing=0 cellpadding=3>")
+            intable = True
+        elif not b.startswith("<tr>") and intable:
+            out.append("</table>")
+            intable = False
+        out.append(b)
+    if intable:
+        out.append("</table>")
+    md_path.with_suffix(".html").write_text(
+        "<!doctype html><meta charset=utf-8><title>HIL report</title>\n" + "\n".join(out) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# the run
+
+@dataclass
+class Thresholds:
+    min_event_f1: float | None = None
+    max_event_error_rate: float | None = None
+    max_false_alarms_per_hour: float | None = None
+    min_gate_recall: float | None = None
+    max_onset_latency_ms: float | None = None
+    min_realtime_factor: float | None = None
+    max_reference_mismatches: int | None = None
+
+    def check(self, m: dict) -> list[str]:
+        out = []
+        for name, v in self.__dict__.items():
+            if v is None:
+                continue
+            kind, key = name.split("_", 1)
+            got = m.get(key)
+            if got is None:
+                out.append(f"{key} undefined (needed {kind} {v})")
+            elif kind == "min" and got < v:
+                out.append(f"{key} {got:.4g} < {v:g}")
+            elif kind == "max" and got > v:
+                out.append(f"{key} {got:.4g} > {v:g}")
+        return out
+
+
+def run(link: lk.NodeLink, clips: list[Clip], truth: dict[str, list[Truth]],
+        reference: Reference | None, collar: float = 0.2, plot_dir: Path | None = None,
+        progress: Callable[[str], None] | None = None) -> tuple[dict, dict]:
+    """Stream every clip, score.  Returns (metrics with exactly KEYS, details)."""
+    from tools.node import core
+
+    hello = link.hello()
+    labels = list(hello.labels)
+    neg = None
+    if reference is not None:
+        if reference.labels != labels:
+            raise HilError(f"node classes {labels} differ from the reference model's "
+                           f"{reference.labels}: pass the node's model with --model")
+        if reference.hash8 is not None and reference.hash8 != hello.model_hash:
+            raise HilError(f"node runs model {hello.model_hash.hex()}, the reference is "
+                           f"{reference.hash8.hex()}: pass the node's model with --model")
+        neg = reference.negative_index
+    elif "other" in labels:
+        neg = labels.index("other")
+    scored = [lab for i, lab in enumerate(labels) if i != neg]
+    hop = core.HOP
+    files, plots = [], {}
+    total_samples = total_wall = 0.0
+    covered_s = 0.0
+    gate_hits: list[bool] = []
+    mismatches = 0
+    for clip in clips:
+        if progress:
+            progress(clip.rel)
+        pcm = clip.pcm
+        sr = stream_file(link, pcm, labels)
+        node_ev = [{"label": e.label, "class_index": e.class_index,
+                    "onset_s": round(e.onset_sample / SR, 4),
+                    "offset_s": round((e.onset_sample + (e.end_duration or hop)) / SR, 4),
+                    "score": round(e.score, 4), "hits": e.hits,
+                    "arrival_s": round(e.arrival_sample / SR, 4)} for e in sr.events]
+        tr = [{"onset_s": t.onset_s, "offset_s": t.offset_s, "label": t.label,
+               "scored": t.label in scored} for t in truth.get(clip.rel, [])]
+        f = {"file": clip.rel, "seconds": round(pcm.size / SR, 3), "note": clip.note,
+             "node_events": node_ev, "truth": tr, "mismatches": [], "wall_s": round(sr.wall_s, 3),
+             "node_status": sr.status, "inject": sr.inject, "link": sr.link_events,
+             "node_errors": sr.node_errors}
+        trace = None
+        if reference is not None:
+            rn = reference.run(pcm)
+            trace = rn.trace
+            f["reference_events"] = [{"label": labels[e.class_index], "onset_s":
+                                      round(e.onset_sample / SR, 4), "kind": e.kind,
+                                      "score": round(e.score / 256, 4)} for e in rn.events]
+            f["mismatches"] = compare_reference(sr.events, rn.events, labels, hop)
+            mismatches += len(f["mismatches"])
+            covered_s += window_coverage_s(rn.windows, pcm.size, core.P.window_samples)
+            scored_truth = [t for t in truth.get(clip.rel, []) if t.label in scored]
+            gr = gate_recall_of(trace, scored_truth, hop)
+            gate_hits += gr
+            f["gate_open_on_truth"] = gr
+        files.append(f)
+        total_samples += pcm.size
+        total_wall += sr.wall_s
+        if plot_dir is not None:
+            plot_dir.mkdir(parents=True, exist_ok=True)
+            name = clip.rel.replace("/", "__").rsplit(".", 1)[0] + ".png"
+            plot_file(plot_dir / name, f, pcm, trace, hop)
+            plots[clip.rel] = f"{plot_dir.name}/{name}"
+    sc = score(files, scored, collar)
+    audio_s = total_samples / SR
+    metrics = {
+        "event_f1": sc["event_f1"],
+        "event_error_rate": sc["event_error_rate"],
+        "per_class": sc["per_class"],
+        "false_alarms_per_hour": _nan_none(sc["false_alarms"] / (audio_s / 3600.0))
+        if audio_s else None,
+        "gate_recall": _nan_none(sum(gate_hits) / len(gate_hits)) if gate_hits else None,
+        "inference_duty_cycle": _nan_none(covered_s / audio_s) if reference is not None and
+        audio_s else None,
+        "onset_latency_ms": sc["onset_latency_ms"],
+        "realtime_factor": _nan_none(audio_s / total_wall) if total_wall else None,
+        "reference_mismatches": mismatches if reference is not None else None,
+        "audio_seconds": round(audio_s, 3),
+    }
+    details = {"port": link.port_name,
+               "node": {"board": hello.board, "firmware": hello.fw_version,
+                        "model_hash": hello.model_hash.hex(), "config_hash":
+                        hello.config_hash.hex(), "node_id": hello.node_id.hex(":"),
+                        "labels": labels},
+               "scored_labels": scored, "collar_s": collar,
+               "unscored_labels": sorted({t.label for ts in truth.values() for t in ts
+                                          if t.label not in scored}),
+               "false_alarms": sc["false_alarms"], "latencies_ms": sc["latencies_ms"],
+               "reference": reference is not None, "files": files, "plots": plots}
+    return metrics, details
+
+
+def summary_text(metrics: dict, details: dict, out: Path) -> str:
+    """The scores as a few lines for people (the JSON has the same numbers)."""
+    def f(v, fmt="{:.3f}"):
+        return "n/a" if v is None else fmt.format(v)
+
+    n_ev = sum(len(x["node_events"]) for x in details["files"])
+    n_tr = sum(sum(t["scored"] for t in x["truth"]) for x in details["files"])
+    lines = [f"HIL: {len(details['files'])} files, {metrics['audio_seconds']:.1f} s of audio at "
+             f"{f(metrics['realtime_factor'], '{:.1f}')}x real time through "
+             f"{details['port']} (model {details['node']['model_hash']})",
+             f"  event F1 {f(metrics['event_f1'])}   error rate "
+             f"{f(metrics['event_error_rate'])}   ({n_ev} node events, {n_tr} ground-truth "
+             f"events, collar {details['collar_s'] * 1000:.0f} ms)",
+             f"  false alarms/h {f(metrics['false_alarms_per_hour'], '{:.1f}')}   gate recall "
+             f"{f(metrics['gate_recall'])}   inference duty {f(metrics['inference_duty_cycle'])}"
+             f"   onset latency {f(metrics['onset_latency_ms'], '{:.0f}')} ms (median)",
+             f"  reference mismatches {f(metrics['reference_mismatches'], '{}')}",
+             f"  {'class':22} {'prec':>6} {'recall':>6} {'f1':>6} {'n':>4}"]
+    for lab, r in metrics["per_class"].items():
+        lines.append(f"  {lab:22} {f(r['precision'], '{:6.2f}'):>6} "
+                     f"{f(r['recall'], '{:6.2f}'):>6} {f(r['f1'], '{:6.2f}'):>6} "
+                     f"{r['support']:4d}")
+    lines.append(f"  scores: {out}   report: {out.with_suffix('.md')}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python tools/hil.py", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_link_args(ap, sim_help="start a simulated node (tools.twin) with --model; the audio "
+                     "comes from --root by INJECT")
+    ap.add_argument("--root", type=Path, required=True, help="folder of audio files (recursive)")
+    ap.add_argument("--scenes", type=Path, default=None,
+                    help="ground truth: CSV (scene,onset_s,offset_s,label) or DCASE .txt")
+    ap.add_argument("--json", type=Path, required=True, dest="json_out", metavar="OUT",
+                    help="scores (JSON); details, report and plots are written next to it")
+    ap.add_argument("--collar", type=float, default=0.2, help="onset collar, s (default 0.2)")
+    ap.add_argument("--no-reference", action="store_true",
+                    help="skip the host reference pipeline (no model needed)")
+    ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--skip-bad", action="store_true",
+                    help="skip unreadable audio files instead of refusing the run")
+    for name in Thresholds.__dataclass_fields__:
+        ap.add_argument("--" + name.replace("_", "-"),
+                        type=int if name == "max_reference_mismatches" else float, default=None)
+    ap.add_argument("--print-json", action="store_true", help="print the scores as JSON")
+    ap.add_argument("-q", "--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    th = Thresholds(**{n: getattr(args, n) for n in Thresholds.__dataclass_fields__})
+
+    def say(msg: str) -> None:
+        if not args.quiet:
+            print(msg, file=sys.stderr)
+
+    def body() -> int:
+        try:
+            clips = find_audio(args.root)
+            good, refused = [], []
+            for c in clips:
+                try:
+                    load_clip(c)
+                    good.append(c)
+                except HilError as e:
+                    refused.append(str(e))
+            if refused and not args.skip_bad:
+                raise HilError(f"{refused[0]}" + (f" (and {len(refused) - 1} more)"
+                                                  if len(refused) > 1 else "") +
+                               "; fix or remove it, or pass --skip-bad")
+            for r in refused:
+                say(f"hil: skipped {r}")
+            if not good:
+                raise HilError(f"{args.root}: no usable audio file")
+            truth = load_scenes(args.scenes, good, args.root)
+            reference = None
+            if not args.no_reference:
+                from tools.node import model as mdl
+                try:
+                    reference = Reference.from_model(mdl.load(args.model))
+                except mdl.ModelError as e:
+                    raise HilError(f"reference model: {e} (or --no-reference)") from None
+        except HilError as e:
+            print(f"hil: error: {e}", file=sys.stderr)
+            return 2
+        out = args.json_out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        plot_dir = None if args.no_plots else out.with_name(out.stem + "_plots")
+        try:
+            with cli.link_from_args(args) as link:
+                metrics, details = run(link, good, truth, reference, args.collar, plot_dir,
+                                       progress=(lambda f: say(f"hil: {f}"))
+                                       if sys.stderr.isatty() else None)
+        except HilError as e:
+            print(f"hil: error: {e}", file=sys.stderr)
+            return 2
+        details["root"] = str(args.root)
+        details["refused"] = refused
+        missed = th.check(metrics)
+        details["thresholds_missed"] = missed
+        out.write_text(json.dumps(metrics, indent=1) + "\n")
+        out.with_name(out.stem + "_details.json").write_text(json.dumps(details, indent=1) + "\n")
+        write_report(out.with_suffix(".md"), metrics, details, details["plots"])
+        if args.print_json:
+            print(json.dumps(metrics, indent=1))
+        elif not args.quiet:
+            print(summary_text(metrics, details, out))
+        if missed:
+            print("hil: thresholds missed: " + "; ".join(missed), file=sys.stderr)
+            return 1
+        return 0
+
+    return cli.run_cli(body, "hil")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
