@@ -304,3 +304,29 @@ def test_bench_app_builds_and_runs_on_host():
     assert res.returncode == 0 and b"FAIL" not in res.stdout, res.stdout[-2000:]
     f = dict(line.split() for line in res.stdout.decode().splitlines())
     assert int(f["samples"]) > 16000 * 10 and int(f["tx_bytes_record"]) > 2 * int(f["samples"])
+
+
+def test_settings_table_ranges_and_defaults_are_the_nodes():
+    """Every ewcore.toml [[setting]]: the node accepts min and max (and 0 where zero_off), refuses
+    one below / above, and a fresh node answers the table's numeric default."""
+    h = Host()
+    for s in pr.SETTINGS:
+        if isinstance(s.default, (int, float)) and not isinstance(s.default, bool):
+            assert h.app.config_get(s.key) == round(s.default * s.scale), s.name
+    for s in pr.SETTINGS:
+        ok = [s.min, s.max] + ([0] if s.zero_off else [])
+        if s.id == "EARLY_PREROLL_FRAMES":      # must also exceed the pre-roll
+            ok = [s.max, 0]
+        if s.id == "HABITUATE_RECHECK_MS":      # must also be at least the gate's re-check period
+            ok = [s.max]
+        for v in ok:
+            h.app.config_set(s.key, v)
+        for v in (s.min - 1, s.max + 1):
+            if s.zero_off and v == 0:
+                continue
+            with pytest.raises(app.AppError):
+                h.app.config_set(s.key, v)
+    with pytest.raises(app.AppError):
+        h.app.config_set(pr.cfg_threshold(0), pr.THRESHOLD_OFF + 1)
+    blob = app.parse_config_blob(h.saved)
+    assert [k for k in blob if k < pr.CFG_THRESHOLD_BASE] == [s.key for s in pr.SETTINGS if s.persisted]

@@ -12,21 +12,16 @@
 #define BLOB_HEADER (4u + EW_PROTO_HASH_BYTES + 1u)
 #define BLOB_RECORD 6u
 
-/* ms <-> 16-ms blocks (HABITUATE_RECHECK_MS; ms <= EW_APP_RECHECK_MS_MAX: 24 bits) */
+/* ms <-> 16-ms blocks (HABITUATE_RECHECK_MS; ms <= its table max 60000: 24 bits) */
 static uint32_t ms_to_blocks(uint32_t ms) { return (ms * SAMPLES_PER_MS + EW_HOP_SAMPLES / 2) / EW_HOP_SAMPLES; }
 static uint32_t blocks_to_ms(uint32_t blocks) { return blocks * EW_HOP_SAMPLES / SAMPLES_PER_MS; }
 
-/* persisted keys besides the thresholds, in the order they are applied */
-#define N_PERSISTED 23u
-static const uint16_t persisted_keys[N_PERSISTED] = {
-    EW_CFG_MODE, EW_CFG_GAIN_DB_Q8, EW_CFG_GATE_ONSET_MARGIN_Q8, EW_CFG_GATE_SPREAD_MAX_Q16,
-    EW_CFG_GATE_STRONG_MARGIN_Q8, EW_CFG_GATE_SUSTAIN_MARGIN_Q8, EW_CFG_GATE_FLOOR_Q8,
-    EW_CFG_HOLDOFF_MS, EW_CFG_CONTINUOUS_STRIDE, EW_CFG_STATUS_PERIOD_MS, EW_CFG_BAUD,
-    EW_CFG_AUDIO_STREAM, EW_CFG_ALARM_MS, EW_CFG_ALARM_CLASSES, EW_CFG_GATE_PEAK_MARGIN_Q8,
-    EW_CFG_GATE_TONAL_MARGIN_Q8, EW_CFG_EARLY_PREROLL_FRAMES, EW_CFG_EARLY_CONTINUE_MARGIN_Q8,
-    EW_CFG_HABITUATE_ONSETS, EW_CFG_HABITUATE_MARGIN_Q8, EW_CFG_HABITUATE_RECHECKS,
-    EW_CFG_HABITUATE_RECHECK_MS, EW_CFG_HABITUATE_MAX_SCORE_Q8,
-};
+/* persisted keys besides the thresholds: the EW_SETTING_PERSISTED entries of ew_settings */
+#define N_PERSISTED EW_N_PERSISTED_SETTINGS
+
+#if EW_THRESHOLD_MAX_Q8 != EW_THRESHOLD_OFF
+#error "ewcore.toml [setting_threshold] max must be EW_THRESHOLD_OFF"
+#endif
 
 #if BLOB_HEADER + (N_PERSISTED + EW_MAX_CLASSES) * BLOB_RECORD + 4u > EW_PORT_CONFIG_MAX
 #error "EW_PORT_CONFIG_MAX too small for the persisted configuration"
@@ -121,131 +116,128 @@ int ew_app_config_get(const ew_app_t *a, uint16_t key, int32_t *value) {
 
 static int in_range(int32_t v, int32_t lo, int32_t hi) { return v >= lo && v <= hi; }
 
-/* Apply without persisting; see ew_app_config_set for the ranges. */
+/* The table entry of a key (NULL: a threshold or unknown key). */
+static const ew_setting_t *setting_find(uint16_t key) {
+    for (uint32_t i = 0; i < EW_N_SETTINGS; i++)
+        if (ew_settings[i].key == key) return &ew_settings[i];
+    return NULL;
+}
+
+/* The i-th persisted key of the table (i < N_PERSISTED). */
+static uint16_t persisted_key(uint32_t i) {
+    for (uint32_t k = 0; k < EW_N_SETTINGS; k++)
+        if ((ew_settings[k].flags & EW_SETTING_PERSISTED) != 0u && i-- == 0u) return ew_settings[k].key;
+    return 0;
+}
+
+/* Apply without persisting: the range of ew_settings, then the checks that depend on other
+ * settings; a RESTART setting that changed restarts the detector. */
 int ew_app__config_set(ew_app_t *a, uint16_t key, int32_t v, int32_t *applied) {
     ew_gate_config_t *g = &a->ncfg.gate;
-    const int32_t max_margin = 90 * 256;
+    const ew_setting_t *s = setting_find(key);
+    int32_t before = 0;
+    if (s != NULL) {
+        const int off = (s->flags & EW_SETTING_ZERO_OFF) != 0u && v == 0;
+        if (!off && !in_range(v, s->min, s->max)) return EW_APP_ERR_VALUE;
+        if ((s->flags & EW_SETTING_RESTART) != 0u) (void)ew_app_config_get(a, key, &before);
+    }
     switch (key) {
     case EW_CFG_MODE:
-        if (v != EW_MODE_GATED && v != EW_MODE_CONTINUOUS) return EW_APP_ERR_VALUE;
-        if (a->ncfg.mode != (uint8_t)v) {
-            a->ncfg.mode = (uint8_t)v;
-            node_restart(a);
-        }
+        a->ncfg.mode = (uint8_t)v;
         break;
     case EW_CFG_GAIN_DB_Q8:
-        if (!in_range(v, -EW_APP_MAX_GAIN_DB_Q8, EW_APP_MAX_GAIN_DB_Q8)) return EW_APP_ERR_VALUE;
         a->set.gain_db_q8 = v;
         a->set.gain_q16 = gain_q16(v);
         break;
     case EW_CFG_GATE_ONSET_MARGIN_Q8:
-        if (!in_range(v, 0, max_margin)) return EW_APP_ERR_VALUE;
         g->onset_margin_q8 = db_to_l2(v);
         break;
     case EW_CFG_GATE_SPREAD_MAX_Q16:
-        if (!in_range(v, 0, 65536)) return EW_APP_ERR_VALUE;
         g->spread_max_q16 = (uint32_t)v;
         break;
     case EW_CFG_GATE_STRONG_MARGIN_Q8:
-        if (!in_range(v, 0, max_margin)) return EW_APP_ERR_VALUE;
         g->strong_margin_q8 = db_to_l2(v);
         break;
     case EW_CFG_GATE_SUSTAIN_MARGIN_Q8:
-        if (!in_range(v, 0, max_margin)) return EW_APP_ERR_VALUE;
         g->sustain_margin_q8 = db_to_l2(v);
         break;
     case EW_CFG_GATE_FLOOR_Q8:
-        if (!in_range(v, -120 * 256, 0)) return EW_APP_ERR_VALUE;
         g->floor_q8 = 30 * 256 + db_to_l2(v);
         break;
     case EW_CFG_HOLDOFF_MS:
-        if (!in_range(v, 0, 60000)) return EW_APP_ERR_VALUE;
         a->ncfg.holdoff_samples = (uint32_t)v * SAMPLES_PER_MS;
         break;
     case EW_CFG_CONTINUOUS_STRIDE:
-        if (!in_range(v, 1, 64)) return EW_APP_ERR_VALUE;
         a->ncfg.continuous_stride = (uint16_t)v;
         break;
     case EW_CFG_STATUS_PERIOD_MS:
-        if (v != 0 && !in_range(v, 50, 3600000)) return EW_APP_ERR_VALUE;
         a->set.status_period_ms = (uint32_t)v;
         break;
     case EW_CFG_BAUD:
-        if (!in_range(v, EW_APP_MIN_BAUD, EW_APP_MAX_BAUD)) return EW_APP_ERR_VALUE;
         a->set.baud = (uint32_t)v;
         break;
     case EW_CFG_AUDIO_STREAM:
-        if (!in_range(v, EW_AUDIO_STREAM_OFF, EW_AUDIO_STREAM_EVENTS)) return EW_APP_ERR_VALUE;
         if (a->set.audio_stream != (uint8_t)v) {
             a->set.audio_stream = (uint8_t)v;
             ew_app__audio_resync(a);          /* start at the live position */
         }
         break;
     case EW_CFG_ALARM_MS:
-        if (!in_range(v, 0, 60000)) return EW_APP_ERR_VALUE;
         a->set.alarm_ms = (uint32_t)v;
         break;
     case EW_CFG_ALARM_CLASSES:
-        if (!in_range(v, 0, 0xFFFF)) return EW_APP_ERR_VALUE;
         a->set.alarm_classes = (uint32_t)v;
         break;
     case EW_CFG_GATE_PEAK_MARGIN_Q8:
-        if (!in_range(v, 0, max_margin)) return EW_APP_ERR_VALUE;
         g->peak_margin_q8 = db_to_l2(v);
         break;
     case EW_CFG_GATE_TONAL_MARGIN_Q8:
-        if (!in_range(v, 0, max_margin)) return EW_APP_ERR_VALUE;
         g->tonal_margin_q8 = db_to_l2(v);
         break;
     case EW_CFG_EARLY_PREROLL_FRAMES:
-        /* the pending windows are laid out for the old value: restart the detector */
-        if (v != 0 && !in_range(v, a->ncfg.preroll_frames + 1, EW_FRAMES_PER_WINDOW - 1))
-            return EW_APP_ERR_VALUE;
-        if (a->ncfg.early_preroll_frames != (uint8_t)v) {
-            a->ncfg.early_preroll_frames = (uint8_t)v;
-            node_restart(a);
-        }
+        /* the table allows 0 or 1..EW_FRAMES_PER_WINDOW - 1; it must also follow the pre-roll */
+        if (v != 0 && v <= (int32_t)a->ncfg.preroll_frames) return EW_APP_ERR_VALUE;
+        a->ncfg.early_preroll_frames = (uint8_t)v;
         break;
     case EW_CFG_EARLY_CONTINUE_MARGIN_Q8:
-        if (!in_range(v, 0, max_margin)) return EW_APP_ERR_VALUE;
         a->ncfg.early_continue_margin_q8 = db_to_l2(v);
         break;
     case EW_CFG_HABITUATE_ONSETS:
-        if (!in_range(v, 0, 255)) return EW_APP_ERR_VALUE;
         a->ncfg.habituate_onsets = (uint8_t)v;
         a->node.hab.count = 0;                /* a new rule starts a new episode */
         break;
     case EW_CFG_HABITUATE_MARGIN_Q8:
-        if (!in_range(v, 0, max_margin)) return EW_APP_ERR_VALUE;
         a->ncfg.habituate_margin_q8 = db_to_l2(v);
         break;
     case EW_CFG_HABITUATE_RECHECKS:
-        if (!in_range(v, 0, 255)) return EW_APP_ERR_VALUE;
         a->ncfg.habituate_rechecks = (uint8_t)v;
         a->node.hab.rechecks = 0;             /* a new rule starts a new episode */
         break;
     case EW_CFG_HABITUATE_RECHECK_MS: {
-        if (!in_range(v, 0, EW_APP_RECHECK_MS_MAX)) return EW_APP_ERR_VALUE;
         const uint32_t blocks = ms_to_blocks((uint32_t)v);
         if (blocks < a->ncfg.gate.recheck_blocks) return EW_APP_ERR_VALUE;   /* faster than the gate's own period */
         a->ncfg.habituate_recheck_blocks = (uint16_t)blocks;
         break;
     }
     case EW_CFG_HABITUATE_MAX_SCORE_Q8:
-        if (!in_range(v, 0, 255)) return EW_APP_ERR_VALUE;
         a->ncfg.habituate_max_score_q8 = (uint8_t)v;
         a->node.hab.count = 0;                /* a new rule starts a new episode */
         break;
     default:
         if (key >= EW_CFG_THRESHOLD_BASE && key <= EW_CFG_THRESHOLD_LAST &&
             key - EW_CFG_THRESHOLD_BASE < a->info.n_classes) {
-            if (!in_range(v, 0, EW_THRESHOLD_OFF)) return EW_APP_ERR_VALUE;
+            if (!in_range(v, 0, EW_THRESHOLD_MAX_Q8)) return EW_APP_ERR_VALUE;
             a->ncfg.thresholds_q8[key - EW_CFG_THRESHOLD_BASE] = (uint16_t)v;
             break;
         }
         return EW_APP_ERR_KEY;
     }
     node_update(a);
+    if (s != NULL && (s->flags & EW_SETTING_RESTART) != 0u) {
+        int32_t after = 0;
+        (void)ew_app_config_get(a, key, &after);
+        if (after != before) node_restart(a);   /* pending windows are laid out for the old value */
+    }
     return applied != NULL ? ew_app_config_get(a, key, applied) : EW_OK;
 }
 
@@ -292,7 +284,7 @@ int ew_app_config_blob(const ew_app_t *a, uint8_t *out, size_t cap) {
     out[4 + EW_PROTO_HASH_BYTES] = (uint8_t)n_rec;
     uint8_t *p = &out[BLOB_HEADER];
     for (size_t i = 0; i < n_rec; i++, p += BLOB_RECORD) {
-        const uint16_t key = i < N_PERSISTED ? persisted_keys[i]
+        const uint16_t key = i < N_PERSISTED ? persisted_key((uint32_t)i)
                                              : (uint16_t)(EW_CFG_THRESHOLD_BASE + (i - N_PERSISTED));
         int32_t v = 0;
         (void)ew_app_config_get(a, key, &v);
