@@ -1,6 +1,6 @@
 """The earwitness node's serial protocol, in pure Python (stdlib only).
 
-Wire format (docs/protocol.md is the specification; firmware/lib/ewcore/src/ew_proto.c is the
+Wire format (docs/protocol.md is the specification; firmware/lib/ewcore/src/ew_proto_*.c are the
 C twin and tests/golden/proto_frames.json keeps the two in agreement):
 
     body = magic 0xE7 | type u8 | seq u16 LE | payload (0..1280 bytes) | crc32 u32 LE
