@@ -88,6 +88,11 @@ class AppStats(C.Structure):
                 ("persist_errors", C.c_uint32)]
 
 
+#: the ctypes mirrors of this module and their C types (checked at import)
+MIRRORS = {Port: "ew_port_t", AppInfo: "ew_app_info_t", AppStats: "ew_app_stats_t"}
+core.check_layout(MIRRORS)
+
+
 def _sig(name, restype, *argtypes):
     f = getattr(lib, name)
     f.restype = restype
