@@ -1,4 +1,4 @@
-"""The node application (ew_app.c): the C test with a fake port on the host and on rv32imc
+"""The node application (ew_app*.c): the C test with a fake port on the host and on rv32imc
 under QEMU, and the Python binding (tools/app.py) against the detector run directly."""
 from __future__ import annotations
 
@@ -330,3 +330,20 @@ def test_settings_table_ranges_and_defaults_are_the_nodes():
         h.app.config_set(pr.cfg_threshold(0), pr.THRESHOLD_OFF + 1)
     blob = app.parse_config_blob(h.saved)
     assert [k for k in blob if k < pr.CFG_THRESHOLD_BASE] == [s.key for s in pr.SETTINGS if s.persisted]
+
+
+def test_app_sources_are_layered():
+    """ew_app_*.c call each other only downwards, in the order of src/ew_app_internal.h (no cycle)."""
+    import re
+    from pathlib import Path
+    src = Path(__file__).resolve().parents[1] / "firmware" / "lib" / "ewcore" / "src"
+    order = re.findall(r"^ \*   (ew_app\w*\.c) ", (src / "ew_app_internal.h").read_text(), re.M)
+    assert sorted(order) == sorted(p.name for p in src.glob("ew_app*.c")), order
+    text = {f: (src / f).read_text() for f in order}
+    defined = {name: f for f in order for name in
+               re.findall(r"^(?!static)[a-z][\w \*]*?\b(ew_app_\w+)\([^;]*?\{", text[f], re.M | re.S)}
+    assert {"ew_app_rx", "ew_app__send", "ew_app__process", "ew_app__config_set"} <= set(defined)
+    for i, f in enumerate(order):
+        for name in set(re.findall(r"\b(ew_app_\w+)\(", text[f])):
+            j = order.index(defined[name]) if name in defined else -1
+            assert j <= i, f"{f} calls {name} of {defined[name]}, a higher layer"

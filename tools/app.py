@@ -1,4 +1,4 @@
-"""Python binding of the node application (firmware/lib/ewcore ew_app.c, ctypes): the code the
+"""Python binding of the node application (firmware/lib/ewcore ew_app*.c, ctypes): the code the
 firmware runs above its drivers, with its port (ew_port.h) implemented by Python callables.
 
 The simulated node (tools/twin.py) is this plus a pty; tests drive it directly:

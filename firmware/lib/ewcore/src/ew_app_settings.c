@@ -1,5 +1,6 @@
-/* Node application: init, CONFIG keys <-> detector configuration, persistence, HELLO
- * (see ew_app.h; the hot path is ew_app.c). */
+/* Node application, settings: CONFIG keys <-> detector configuration (ranges from the generated
+ * ew_settings table), factory reset, persistence.  Calls ew_app_input.c (detector restart) and
+ * ew_app_tx.c (AUDIO resync) only (layers: see ew_app_tx.c). */
 #include <string.h>
 
 #include "ew_app_internal.h"
@@ -48,7 +49,7 @@ static int32_t gain_q16(int32_t db_q8) {
 /* ------------------------------------------------------------------------------------------ */
 /* Configuration                                                                                */
 
-static void settings_default(ew_app_t *a) {
+void ew_app__settings_default(ew_app_t *a) {
     ew_node_config_default(&a->ncfg, a->info.n_classes);
     a->ncfg.quant = a->info.quant;
     for (int c = 0; c < a->info.n_classes; c++)
@@ -251,7 +252,7 @@ int ew_app_config_set(ew_app_t *a, uint16_t key, int32_t value, int32_t *applied
 void ew_app_factory_reset(ew_app_t *a) {
     if (a == NULL) return;
     const uint8_t stream = a->set.audio_stream;
-    settings_default(a);
+    ew_app__settings_default(a);
     node_restart(a);
     if (a->set.audio_stream != stream) ew_app__audio_resync(a);
     ew_app__persist(a);
@@ -303,7 +304,7 @@ void ew_app__persist(ew_app_t *a) {
 }
 
 /* Apply a persisted blob; returns the number of records applied (or -1 if it is invalid). */
-static int load_blob(ew_app_t *a, const uint8_t *b, size_t len) {
+int ew_app__load_blob(ew_app_t *a, const uint8_t *b, size_t len) {
     if (len < BLOB_HEADER + 4u || b[0] != BLOB_MAGIC0 || b[1] != BLOB_MAGIC1 ||
         b[2] != BLOB_MAGIC2 || b[3] != BLOB_VERSION)
         return -1;
@@ -320,100 +321,4 @@ static int load_blob(ew_app_t *a, const uint8_t *b, size_t len) {
         if (ew_app__config_set(a, key, v, NULL) == EW_OK) applied++;
     }
     return applied;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* HELLO, init                                                                                  */
-
-void ew_app_send_hello(ew_app_t *a) {
-    if (a == NULL || a->rebooting) return;
-    ew_proto_hello_t h;
-    memset(&h, 0, sizeof(h));
-    h.proto_version = EW_PROTO_VERSION;
-    h.fw_major = a->info.fw_major;
-    h.fw_minor = a->info.fw_minor;
-    h.fw_patch = a->info.fw_patch;
-    h.reset_reason = a->info.reset_reason;
-    h.sample_rate_hz = EW_SAMPLE_RATE_HZ;
-    memcpy(h.model_hash, a->info.model_hash, EW_PROTO_HASH_BYTES);
-    memcpy(h.config_hash, a->info.config_hash, EW_PROTO_HASH_BYTES);
-    memcpy(h.node_id, a->info.node_id, EW_PROTO_NODE_ID_BYTES);
-    h.board = a->info.board;
-    h.board_len = (uint8_t)strlen(a->info.board);
-    h.n_labels = a->info.n_classes;
-    for (int i = 0; i < a->info.n_classes; i++) {
-        h.labels[i] = a->info.labels[i];
-        h.label_lens[i] = (uint8_t)strlen(a->info.labels[i]);
-    }
-    const int len = ew_proto_pack_hello(&h, a->payload, sizeof(a->payload));
-    if (len >= 0) ew_app__send(a, EW_MSG_HELLO, a->payload, (size_t)len);
-}
-
-static int name_ok(const char *s) {
-    size_t n = 0;
-    while (s[n] != '\0' && n <= EW_PROTO_MAX_NAME) n++;
-    return n <= EW_PROTO_MAX_NAME;
-}
-
-int ew_app_init(ew_app_t *a, const ew_app_info_t *info, const ew_port_t *port) {
-    if (a == NULL || info == NULL || port == NULL || port->write == NULL ||
-        port->time_us == NULL || port->classify == NULL || info->labels == NULL ||
-        info->board == NULL)
-        return EW_ERR_ARG;
-    if (info->n_classes == 0 || info->n_classes > EW_MAX_CLASSES || !name_ok(info->board) ||
-        ew_quant_check(&info->quant) != EW_OK)
-        return EW_ERR_CONFIG;
-    for (int c = 0; c < info->n_classes; c++) {
-        if (info->labels[c] == NULL) return EW_ERR_ARG;
-        if (!name_ok(info->labels[c])) return EW_ERR_CONFIG;
-        if (info->thresholds_q8 != NULL && info->thresholds_q8[c] > EW_THRESHOLD_OFF)
-            return EW_ERR_CONFIG;
-    }
-    unsigned factor = 0;
-    if (info->adc_rate_hz != 0) {
-        if (info->adc_rate_hz % EW_SAMPLE_RATE_HZ != 0) return EW_ERR_FACTOR;
-        factor = info->adc_rate_hz / EW_SAMPLE_RATE_HZ;
-    }
-    memset(a, 0, sizeof(*a));
-    if (factor != 0) {
-        const int rc = ew_decim_init(&a->decim, factor);
-        if (rc != EW_OK) return rc;
-        a->has_adc = 1;
-    }
-    a->info = *info;
-    a->port = *port;
-    settings_default(a);
-    int rc = ew_app__node_init(a);
-    if (rc != EW_OK) return rc;
-    if (a->port.config_load != NULL) {
-        uint8_t blob[EW_PORT_CONFIG_MAX];
-        const int len = a->port.config_load(a->port.ctx, blob, sizeof(blob));
-        if (len > 0) {
-            a->loading = 1;
-            if (load_blob(a, blob, (size_t)len) < 0 && a->port.log != NULL)
-                a->port.log(a->port.ctx, "ew_app: persisted configuration invalid, using defaults");
-            a->loading = 0;
-        }
-    }
-    const uint32_t default_baud = info->default_baud != 0 ? info->default_baud : EW_APP_DEFAULT_BAUD;
-    if (a->set.baud != default_baud && a->port.set_baud != NULL &&
-        a->port.set_baud(a->port.ctx, a->set.baud) < 0)
-        a->st.persist_errors++;
-    ew_proto_decoder_init(&a->dec);
-    a->feed_factor = (uint8_t)(factor != 0 ? factor : 1);
-    ew_app__new_stream(a);
-    a->input = EW_APP_INPUT_MIC;
-    a->status_t0_us = a->port.time_us(a->port.ctx);
-    ew_app_send_hello(a);
-    return EW_OK;
-}
-
-size_t ew_app_sizeof(void) { return sizeof(ew_app_t); }
-
-int ew_app_limits(uint32_t *out, int cap) {
-    const uint32_t v[6] = {EW_APP_INJECT_SAMPLES, EW_APP_CREDIT_STEP, EW_APP_AUDIO_RING_SAMPLES,
-                           EW_APP_EVENT_PREROLL_SAMPLES, EW_APP_EVENT_POSTROLL_SAMPLES,
-                           EW_APP_AUDIO_FRAME_SAMPLES};
-    for (int i = 0; i < 6 && i < cap && out != NULL; i++) out[i] = v[i];
-    return 6;
 }
