@@ -10,7 +10,7 @@ FULL_STAMP := $(VENV)/.installed-full
 PIP     := $(VPY) -m pip --disable-pip-version-check
 # system packages of the test suite only (rv32imc/QEMU proof, libFuzzer); the demo needs none
 APT_PKGS := gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc clang libclang-rt-14-dev libsndfile1
-CORE_SRCS := $(wildcard firmware/lib/ewcore/src/*.c firmware/lib/ewcore/include/*.h tools/node/_ewcore_module.c)
+CORE_SRCS := $(wildcard firmware/lib/ewcore/src/*.c firmware/lib/ewcore/src/*.h firmware/lib/ewcore/include/*.h tools/node/_ewcore_module.c)
 
 .PHONY: setup setup-demo venv sysdeps test bench demo demo-core twin flash train crossval gen check clean lint
 

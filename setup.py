@@ -15,7 +15,7 @@ setup(
             sources=["tools/node/_ewcore_module.c", *core_sources],
             include_dirs=["firmware/lib/ewcore/include"],
             extra_compile_args=["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"],
-            depends=sorted(glob("firmware/lib/ewcore/include/*.h")),
+            depends=sorted(glob("firmware/lib/ewcore/include/*.h") + glob("firmware/lib/ewcore/src/*.h")),
         )
     ]
 )

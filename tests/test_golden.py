@@ -18,6 +18,28 @@ def test_generated_params_are_current():
     assert gen_params.main(["--check"]) == 0
 
 
+@pytest.mark.parametrize("target", ["SETTINGS_H", "SETTINGS_C", "PROTOCOL_MD", "HEADER"])
+def test_gen_params_check_finds_a_stale_file(target, tmp_path, monkeypatch, capsys):
+    """--check fails (exit 1, naming the file) when one generated output differs by one byte;
+    a table entry of the wrong type is one error line, exit 2."""
+    src = getattr(gen_params, target)
+    stale = tmp_path / src.name
+    text = src.read_text()     # the docs: only the generated table counts
+    stale.write_text(text.replace("| 0x0017 |", "| 0x0018 |") if src.suffix == ".md" else text + "\n")
+    monkeypatch.setattr(gen_params, target, stale)
+    assert gen_params.main(["--check"]) == 1
+    assert src.name in capsys.readouterr().err
+
+
+def test_gen_params_refuses_a_bad_setting_table(tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "ewcore.toml"
+    bad.write_text(params.CONFIG_PATH.read_text().replace('max = 23040', 'max = "90 dB"', 1))
+    monkeypatch.setattr(params, "CONFIG_PATH", bad)
+    assert gen_params.main(["--check"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "GATE_ONSET_MARGIN_Q8" in err[0] and "max" in err[0]
+
+
 def test_golden_index_matches_config():
     assert IDX["config_hash"] == params.default().config_hash, \
         "tests/golden was made for another ewcore.toml: run `python -m tools.golden --update`"

@@ -1,4 +1,4 @@
-"""The node application (ew_app.c): the C test with a fake port on the host and on rv32imc
+"""The node application (ew_app*.c): the C test with a fake port on the host and on rv32imc
 under QEMU, and the Python binding (tools/node/app.py) against the detector run directly."""
 from __future__ import annotations
 
@@ -305,3 +305,46 @@ def test_bench_app_builds_and_runs_on_host():
     assert res.returncode == 0 and b"FAIL" not in res.stdout, res.stdout[-2000:]
     f = dict(line.split() for line in res.stdout.decode().splitlines())
     assert int(f["samples"]) > 16000 * 10 and int(f["tx_bytes_record"]) > 2 * int(f["samples"])
+
+
+def test_settings_table_ranges_and_defaults_are_the_nodes():
+    """Every ewcore.toml [[setting]]: the node accepts min and max (and 0 where zero_off), refuses
+    one below / above, and a fresh node answers the table's numeric default."""
+    h = Host()
+    for s in pr.SETTINGS:
+        if isinstance(s.default, (int, float)) and not isinstance(s.default, bool):
+            assert h.app.config_get(s.key) == round(s.default * s.scale), s.name
+    for s in pr.SETTINGS:
+        ok = [s.min, s.max] + ([0] if s.zero_off else [])
+        if s.id == "EARLY_PREROLL_FRAMES":      # must also exceed the pre-roll
+            ok = [s.max, 0]
+        if s.id == "HABITUATE_RECHECK_MS":      # must also be at least the gate's re-check period
+            ok = [s.max]
+        for v in ok:
+            h.app.config_set(s.key, v)
+        for v in (s.min - 1, s.max + 1):
+            if s.zero_off and v == 0:
+                continue
+            with pytest.raises(app.AppError):
+                h.app.config_set(s.key, v)
+    with pytest.raises(app.AppError):
+        h.app.config_set(pr.cfg_threshold(0), pr.THRESHOLD_OFF + 1)
+    blob = app.parse_config_blob(h.saved)
+    assert [k for k in blob if k < pr.CFG_THRESHOLD_BASE] == [s.key for s in pr.SETTINGS if s.persisted]
+
+
+def test_app_sources_are_layered():
+    """ew_app_*.c call each other only downwards, in the order of src/ew_app_internal.h (no cycle)."""
+    import re
+    from pathlib import Path
+    src = Path(__file__).resolve().parents[1] / "firmware" / "lib" / "ewcore" / "src"
+    order = re.findall(r"^ \*   (ew_app\w*\.c) ", (src / "ew_app_internal.h").read_text(), re.M)
+    assert sorted(order) == sorted(p.name for p in src.glob("ew_app*.c")), order
+    text = {f: (src / f).read_text() for f in order}
+    defined = {name: f for f in order for name in
+               re.findall(r"^(?!static)[a-z][\w \*]*?\b(ew_app_\w+)\([^;]*?\{", text[f], re.M | re.S)}
+    assert {"ew_app_rx", "ew_app__send", "ew_app__process", "ew_app__config_set"} <= set(defined)
+    for i, f in enumerate(order):
+        for name in set(re.findall(r"\b(ew_app_\w+)\(", text[f])):
+            j = order.index(defined[name]) if name in defined else -1
+            assert j <= i, f"{f} calls {name} of {defined[name]}, a higher layer"

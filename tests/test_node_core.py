@@ -519,3 +519,33 @@ def test_recheck_habituation_expires():
         # the second episode is re-checked as soon as its onset window is done, unless the node
         # still remembers rejecting the first one
         assert (first - onset == SLOW_BLOCKS) if slowed else (first - onset <= RECHECK_BLOCKS + 1), gap_s
+
+
+def test_ctypes_mirrors_match_the_c_layout():
+    """Every ctypes.Structure mirror of a C struct is checked at import against the compiler's
+    sizeof / offsetof (tools/node/_ewcore_module.c); a wrong mirror is one line naming struct and field."""
+    import ctypes as C
+
+    from tools.node import app
+    core.check_layout({**core.MIRRORS, **app.MIRRORS})
+    mirrored = {cls.__name__ for cls in {**core.MIRRORS, **app.MIRRORS}}
+    for mod in (core, app):        # no mirror escapes the check
+        structs = {n for n, v in vars(mod).items() if isinstance(v, type) and issubclass(v, C.Structure)
+                   and v.__module__ == mod.__name__ and n != "LayoutRow"}
+        assert structs <= mirrored, structs - mirrored
+
+    def mirror(fields):
+        return type("Event", (C.Structure,), {"_fields_": fields})
+
+    good = list(core.Event._fields_)
+    wide = [(n, C.c_uint16 if n == "score" else t) for n, t in good]
+    renamed = [("class_idx" if n == "class_index" else n, t) for n, t in good]
+    for fields, msg in [(wide, "Event of ew_event_t: field score at offset 14 (2 bytes), C has offset 13 (1 bytes)"),
+                        (renamed, "Event of ew_event_t: field class_idx where C has class_index"),
+                        (good[:-1], "Event of ew_event_t: field hits only in C"),
+                        (good + [("extra", C.c_uint8)], "Event of ew_event_t: field extra only in the mirror")]:
+        with pytest.raises(core.LayoutError) as e:
+            core.check_layout({mirror(fields): "ew_event_t"})
+        assert str(e.value) == f"ctypes mirror {msg}" and "\n" not in str(e.value)
+    with pytest.raises(core.LayoutError, match="not in the C layout table"):
+        core.check_layout({mirror(good): "ew_nothing_t"})

@@ -1,4 +1,4 @@
-"""Serial protocol: Python codec (tools/wire/protocol.py) == golden vectors == C codec (ew_proto.c)
+"""Serial protocol: Python codec (tools/wire/protocol.py) == golden vectors == C codec (ew_proto_frame.c, ew_proto_msg.c)
 on the host and on rv32imc under QEMU; recovery of frames from a stream full of garbage.
 
 The golden file tests/golden/proto_frames.json is produced by `golden_vectors()` below

@@ -232,18 +232,18 @@ def test_libfuzzer_short_run(harness, tmp_path):
 
 
 def test_harness_catches_a_broken_decoder(harness, tmp_path):
-    """The harness's invariant checks can fail: built against a copy of ew_proto.c whose
-    decoder skips the CRC check, it aborts on a frame with a bad CRC."""
-    broken = tmp_path / "ew_proto_broken.c"
-    src = (ROOT / "firmware" / "lib" / "ewcore" / "src" / "ew_proto.c").read_text()
+    """The harness's invariant checks can fail: built against a copy of the frame codec
+    (ew_proto_frame.c) whose decoder skips the CRC check, it aborts on a frame with a bad CRC."""
+    broken = tmp_path / "ew_proto_frame_broken.c"
+    core_src = ROOT / "firmware" / "lib" / "ewcore" / "src"
+    src = (core_src / "ew_proto_frame.c").read_text()
     bug = "else if (ew_crc32(d->buf, n - 4u) != get_u32(d->buf + n - 4u)) why = EW_PROTO_BAD_CRC;"
     assert bug in src
     broken.write_text(src.replace(bug, ""))
     exe = tmp_path / "fuzz_broken"
     inc = ROOT / "firmware" / "lib" / "ewcore" / "include"
-    others = [p for p in (ROOT / "firmware" / "lib" / "ewcore" / "src").glob("ew_*.c")
-              if p.name in ("ew_cobs.c", "ew_crc32.c")]
-    res = subprocess.run(["clang", *FUZZ_FLAGS, "-std=c99", f"-I{inc}", str(HARNESS), str(broken),
+    others = [p for p in core_src.glob("ew_*.c") if p.name in ("ew_proto_msg.c", "ew_cobs.c", "ew_crc32.c")]
+    res = subprocess.run(["clang", *FUZZ_FLAGS, "-std=c99", f"-I{inc}", f"-I{core_src}", str(HARNESS), str(broken),
                           *map(str, others), "-o", str(exe)], capture_output=True)
     assert res.returncode == 0, res.stderr.decode()[-2000:]
     body = struct.pack("<BBH", P.MAGIC, P.EVENT, 1) + b"\x01\x02\x03"

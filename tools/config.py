@@ -35,45 +35,9 @@ class Setting:
     threshold: bool = False   # a class's score threshold: 0..1, or "off"
 
 
-SETTINGS: dict[str, Setting] = {
-    "mode": Setting(pr.CFG_MODE, 1, "", "0 gated (the block-power gate opens windows), 1 continuous"),
-    "gain-db": Setting(pr.CFG_GAIN_DB_Q8, 256, "dB", "digital microphone gain (-48..48)"),
-    "gate-onset-margin-db": Setting(pr.CFG_GATE_ONSET_MARGIN_Q8, 256, "dB",
-                                    "block power over the background that starts an onset"),
-    "gate-spread-max": Setting(pr.CFG_GATE_SPREAD_MAX_Q16, 65536, "",
-                               "max variance of the normalised block powers for an impulse (0..1)"),
-    "gate-strong-margin-db": Setting(pr.CFG_GATE_STRONG_MARGIN_Q8, 256, "dB",
-                                     "a rise this large opens whatever the spread"),
-    "gate-sustain-margin-db": Setting(pr.CFG_GATE_SUSTAIN_MARGIN_Q8, 256, "dB",
-                                      "over the noise floor: a sound that is still on"),
-    "gate-floor-dbfs": Setting(pr.CFG_GATE_FLOOR_Q8, 256, "dBFS", "absolute floor (-120..0)"),
-    "gate-peak-margin-db": Setting(pr.CFG_GATE_PEAK_MARGIN_Q8, 256, "dB",
-                                   "an onset must beat the decaying peak of earlier blocks by this"),
-    "gate-tonal-margin-db": Setting(pr.CFG_GATE_TONAL_MARGIN_Q8, 256, "dB",
-                                    "tonality that re-checks a sustained loud sound"),
-    "early-preroll-frames": Setting(pr.CFG_EARLY_PREROLL_FRAMES, 1, "hops",
-                                    "early window start before an onset (0 = none; 16 ms hops)"),
-    "early-continue-margin-db": Setting(pr.CFG_EARLY_CONTINUE_MARGIN_Q8, 256, "dB",
-                                        "over the noise floor: keep the main window after the early one"),
-    "habituate-onsets": Setting(pr.CFG_HABITUATE_ONSETS, 1, "",
-                                "confidently rejected onsets before the node habituates (0 = off)"),
-    "habituate-max-score": Setting(pr.CFG_HABITUATE_MAX_SCORE_Q8, 256, "",
-                                   "an onset counts as rejected when every class scored below this (0..1)"),
-    "habituate-margin-db": Setting(pr.CFG_HABITUATE_MARGIN_Q8, 256, "dB",
-                                   "a habituated node still opens on onsets this much louder"),
-    "habituate-rechecks": Setting(pr.CFG_HABITUATE_RECHECKS, 1, "",
-                                  "clearly rejected re-checks of a sustained sound before they slow down (0 = off)"),
-    "habituate-recheck-ms": Setting(pr.CFG_HABITUATE_RECHECK_MS, 1, "ms",
-                                    "the slowed re-check period (>= the gate's 928 ms)"),
-    "holdoff-ms": Setting(pr.CFG_HOLDOFF_MS, 1, "ms", "same-class hits this close merge into one event"),
-    "continuous-stride": Setting(pr.CFG_CONTINUOUS_STRIDE, 1, "hops", "window stride in continuous mode"),
-    "status-period-ms": Setting(pr.CFG_STATUS_PERIOD_MS, 1, "ms", "periodic STATUS (0 = only on request)"),
-    "baud": Setting(pr.CFG_BAUD, 1, "baud", "serial rate, applied after the answer"),
-    "audio-stream": Setting(pr.CFG_AUDIO_STREAM, 1, "", "0 off, 1 AUDIO frames, 2 AUDIO around events"),
-    "alarm-ms": Setting(pr.CFG_ALARM_MS, 1, "ms", "alarm output pulse on a detection (0 = off)"),
-    "alarm-classes": Setting(pr.CFG_ALARM_CLASSES, 1, "", "bit i: class i drives the alarm output"),
-}
-THRESHOLD_PREFIX = "threshold."
+# the settings of ewcore.toml [[setting]], in key order
+SETTINGS: dict[str, Setting] = {s.name: Setting(s.key, s.scale, s.unit, s.help) for s in pr.SETTINGS}
+THRESHOLD_PREFIX = pr.THRESHOLDS.name_prefix
 
 
 class ConfigError(lk.LinkError):
@@ -87,7 +51,7 @@ def resolve(name: str, labels: list[str]) -> Setting:
         label = name[len(THRESHOLD_PREFIX):]
         if label not in labels:
             raise ConfigError(f"{name}: the node's classes are {', '.join(labels)}")
-        return Setting(pr.cfg_threshold(labels.index(label)), 256, "", f"score threshold of {label}",
+        return Setting(pr.cfg_threshold(labels.index(label)), pr.THRESHOLDS.scale, "", f"score threshold of {label}",
                        threshold=True)
     s = SETTINGS.get(name)
     if s is None:

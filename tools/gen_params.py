@@ -1,7 +1,11 @@
 """Generate the core's parameter header and tables from firmware/lib/ewcore/ewcore.toml.
 
-    python -m tools.gen_params            # write ew_params.h and ew_tables.c
+    python -m tools.gen_params            # write ew_params.h, ew_tables.c, the CONFIG settings
     python -m tools.gen_params --check    # exit 1 if the committed files are stale
+
+From the [[setting]] table it also writes include/ew_settings.h (CONFIG keys, range table type),
+src/ew_settings.c (the table the node validates CONFIG_SET with) and the settings table of
+docs/protocol.md (between the GENERATED markers).
 
 The output is deterministic (no dates, no paths); the header carries a banner, the schema
 version the core checks at compile time, and the SHA-256 of the canonical configuration
@@ -17,6 +21,11 @@ from tools.node import params as P
 
 HEADER = P.ROOT / "firmware" / "lib" / "ewcore" / "include" / "ew_params.h"
 TABLES = P.ROOT / "firmware" / "lib" / "ewcore" / "src" / "ew_tables.c"
+SETTINGS_H = P.ROOT / "firmware" / "lib" / "ewcore" / "include" / "ew_settings.h"
+SETTINGS_C = P.ROOT / "firmware" / "lib" / "ewcore" / "src" / "ew_settings.c"
+PROTOCOL_MD = P.ROOT / "docs" / "protocol.md"
+DOC_BEGIN = "<!-- BEGIN GENERATED settings: python -m tools.gen_params (from ewcore.toml [[setting]]) -->"
+DOC_END = "<!-- END GENERATED settings -->"
 BANNER = ("/* GENERATED FILE - DO NOT EDIT.\n"
           " * Source: firmware/lib/ewcore/ewcore.toml; regenerate with `python -m tools.gen_params`.\n"
           " * config_hash: {h}\n */\n")
@@ -148,25 +157,103 @@ def render(p: P.Params) -> tuple[str, str]:
     return header, "\n".join(parts)
 
 
+def _doc_default(p: P.Params, s) -> str:
+    if s.default == "board":
+        return "board (921600)"
+    if isinstance(s.default, str):
+        section, _, name = s.default.partition(".")
+        return f"{p.raw[section][name]} (`{s.default}`)"
+    return f"{s.default}"
+
+
+def render_settings(p: P.Params, doc: str) -> tuple[str, str, str]:
+    """ew_settings.h, ew_settings.c and docs/protocol.md (its generated table replaced)."""
+    table, thr = P.settings_from(p.raw)
+    h = p.config_hash
+    width = max(len(s.id) for s in table) + len("EW_CFG_") + 1
+    lines = [BANNER.format(h=h), "#ifndef EW_SETTINGS_H", "#define EW_SETTINGS_H", "",
+             "#include <stdint.h>", "",
+             "/** CONFIG keys (CONFIG_GET / CONFIG_SET / CONFIG).  Units and ranges: docs/protocol.md. */",
+             "enum {"]
+    for s in table:
+        unit = f"{s.unit}, " if s.unit else ""
+        lines.append(f"    {('EW_CFG_' + s.id + ' =').ljust(width + 2)} 0x{s.key:04X},  "
+                     f"/**< {unit}raw {s.min}..{s.max}{' or 0 (off)' if s.zero_off else ''} */")
+    lines += [f"    {'EW_CFG_THRESHOLD_BASE ='.ljust(width + 2)} 0x{thr.key_base:04X},  "
+              f"/**< + class index: threshold Q0.8, {thr.max} = class off */",
+              f"    {'EW_CFG_THRESHOLD_LAST ='.ljust(width + 2)} 0x{thr.key_last:04X},",
+              "};", "",
+              "#define EW_SETTING_ZERO_OFF 0x01u   /**< raw 0 (off) is accepted besides min..max */",
+              "#define EW_SETTING_PERSISTED 0x02u  /**< saved in the configuration blob (NVS) */",
+              "#define EW_SETTING_RESTART 0x04u    /**< a change restarts the detector */", "",
+              "/** One CONFIG setting: its key, the raw (wire) range CONFIG_SET accepts, flags. */",
+              "typedef struct {",
+              "    uint16_t key;",
+              "    uint8_t flags;      /* EW_SETTING_* */",
+              "    int32_t min, max;   /* inclusive, raw wire units */",
+              "} ew_setting_t;", "",
+              f"#define EW_N_SETTINGS {len(table)}u",
+              f"#define EW_N_PERSISTED_SETTINGS {sum(s.persisted for s in table)}u",
+              f"#define EW_THRESHOLD_MAX_Q8 {thr.max}  /* threshold range 0..this (this = class off) */",
+              "/** In key order; the persisted ones are saved in this order. */",
+              "extern const ew_setting_t ew_settings[EW_N_SETTINGS];", "",
+              "#endif /* EW_SETTINGS_H */", ""]
+    header = "\n".join(lines)
+    rows = []
+    for s in table:
+        flags = " | ".join(f for f, on in (("EW_SETTING_ZERO_OFF", s.zero_off),
+                                            ("EW_SETTING_PERSISTED", s.persisted),
+                                            ("EW_SETTING_RESTART", s.restart)) if on) or "0"
+        rows.append(f"    {{EW_CFG_{s.id}, {flags}, {s.min}, {s.max}}},")
+    source = (BANNER.format(h=h) + '#include "ew_settings.h"\n\n'
+              "const ew_setting_t ew_settings[EW_N_SETTINGS] = {\n" + "\n".join(rows) + "\n};\n")
+    md = [DOC_BEGIN, "",
+          "| key | name | host name (unit) | raw range | default | persisted | value |",
+          "|---|---|---|---|---|---|---|"]
+    for s in table:
+        rng = f"{s.min}..{s.max}" + (" or 0" if s.zero_off else "")
+        host = f"`{s.name}`" + (f" ({s.unit}, x{s.scale})" if s.unit else f" (x{s.scale})" if s.scale != 1 else "")
+        md.append(f"| 0x{s.key:04X} | {s.id} | {host} | {rng} | {_doc_default(p, s)} | "
+                  f"{'yes' if s.persisted else 'no'} | {s.wire} |")
+    md += [f"| 0x{thr.key_base:04X} + i | THRESHOLD(i) | `{thr.name_prefix}<label>` (x{thr.scale}) | "
+           f"0..{thr.max} | model, else {p.raw['detector']['default_threshold']} "
+           f"(`{thr.default}`) | yes | score threshold of class i, Q0.8 (0..255), {thr.max} = class disabled |",
+           "", DOC_END]
+    try:
+        head, rest = doc.split(DOC_BEGIN + "\n", 1)
+        _, tail = rest.split(DOC_END + "\n", 1)
+    except ValueError:
+        raise ValueError(f"{PROTOCOL_MD.name}: the GENERATED settings markers are missing") from None
+    return header, source, head + "\n".join(md) + "\n" + tail
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(P.ROOT)) if path.is_relative_to(P.ROOT) else str(path)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.gen_params", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="do not write; exit 1 if the files are stale")
     args = ap.parse_args(argv)
     try:
-        header, tables = render(P.load())
-    except (KeyError, ValueError) as e:
-        print(f"error: {P.CONFIG_PATH}: {e}", file=sys.stderr)
+        p = P.load()
+        header, tables = render(p)
+        s_header, s_source, doc = render_settings(p, PROTOCOL_MD.read_text())
+    except (KeyError, TypeError, ValueError) as e:
+        print(f"python -m tools.gen_params: error: {P.CONFIG_PATH}: {e}", file=sys.stderr)
         return 2
-    stale = [path for path, text in ((HEADER, header), (TABLES, tables))
-             if not path.exists() or path.read_text() != text]
+    outputs = ((HEADER, header), (TABLES, tables), (SETTINGS_H, s_header), (SETTINGS_C, s_source),
+               (PROTOCOL_MD, doc))
+    stale = [path for path, text in outputs if not path.exists() or path.read_text() != text]
     if args.check:
         for path in stale:
-            print(f"stale: {path.relative_to(P.ROOT)} (run `python -m tools.gen_params`)", file=sys.stderr)
+            print(f"stale: {_rel(path)} (run `python -m tools.gen_params`)", file=sys.stderr)
         return 1 if stale else 0
-    for path, text in ((HEADER, header), (TABLES, tables)):
+    for path, text in outputs:
         path.write_text(text)
-    print(f"wrote {HEADER.relative_to(P.ROOT)}, {TABLES.relative_to(P.ROOT)} (config {P.default().config_hash[:16]})")
+    print(f"wrote {', '.join(_rel(path) for path, _ in outputs)} "
+          f"(config {P.default().config_hash[:16]})")
     return 0
 
 

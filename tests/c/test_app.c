@@ -320,7 +320,7 @@ static void test_config(void) {
     CHECK(last_error() == EW_ERRC_BAD_VALUE && app.node.cfg.habituate_rechecks == 3);
     host_set(EW_CFG_HABITUATE_RECHECK_MS, 500);             /* faster than the gate's re-check period */
     CHECK(last_error() == EW_ERRC_BAD_VALUE && app.node.cfg.habituate_recheck_blocks == 313);
-    host_set(EW_CFG_HABITUATE_RECHECK_MS, EW_APP_RECHECK_MS_MAX + 1);
+    host_set(EW_CFG_HABITUATE_RECHECK_MS, 60001);               /* ewcore.toml: max 60000 */
     CHECK(last_error() == EW_ERRC_BAD_VALUE && app.node.cfg.habituate_recheck_blocks == 313);
     host_set(EW_CFG_HABITUATE_MAX_SCORE_Q8, 256);
     CHECK(last_error() == EW_ERRC_BAD_VALUE && app.node.cfg.habituate_max_score_q8 == 32);

@@ -1,5 +1,5 @@
 /*
- * libFuzzer harness for the protocol codec (ew_proto.c, ew_cobs.c, ew_crc32.c).
+ * libFuzzer harness for the protocol codec (ew_proto_frame.c, ew_proto_msg.c, ew_cobs.c, ew_crc32.c).
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
  *         -Ifirmware/lib/ewcore/include tests/fuzz/fuzz_proto.c firmware/lib/ewcore/src/ew_*.c -lm

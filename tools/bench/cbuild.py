@@ -50,7 +50,7 @@ def build(name: str, sources, *, target: str = "host", extra_flags=(), include_d
           cc: str | None = None) -> Path:
     """Compile `sources` + the core into an executable; cached on the content of all inputs."""
     sources = [Path(s) for s in sources] + CORE_SOURCES
-    headers = sorted(CORE_INCLUDE.glob("*.h"))
+    headers = sorted(CORE_INCLUDE.glob("*.h")) + sorted((CORE / "src").glob("*.h"))
     incs = [CORE_INCLUDE, C_TESTS, *map(Path, include_dirs)]
     if target == "host":
         cc = cc or os.environ.get("CC", "cc")

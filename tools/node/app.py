@@ -1,4 +1,4 @@
-"""Python binding of the node application (firmware/lib/ewcore ew_app.c, ctypes): the code the
+"""Python binding of the node application (firmware/lib/ewcore ew_app*.c, ctypes): the code the
 firmware runs above its drivers, with its port (ew_port.h) implemented by Python callables.
 
 The simulated node (tools/twin.py) is this plus a pty; tests drive it directly:
@@ -86,6 +86,11 @@ class AppStats(C.Structure):
                 ("events", C.c_uint32), ("inference_count", C.c_uint32),
                 ("inference_us_last", C.c_uint32), ("inference_us_max", C.c_uint32),
                 ("persist_errors", C.c_uint32)]
+
+
+#: the ctypes mirrors of this module and their C types (checked at import)
+MIRRORS = {Port: "ew_port_t", AppInfo: "ew_app_info_t", AppStats: "ew_app_stats_t"}
+core.check_layout(MIRRORS)
 
 
 def _sig(name, restype, *argtypes):

@@ -102,6 +102,62 @@ class Stats(C.Structure):
                 ("rechecks_slowed", C.c_uint32)]
 
 
+class LayoutRow(C.Structure):
+    """One row of the C compiler's layout table (ew_layout_rows, tools/node/_ewcore_module.c)."""
+    _fields_ = [("type", C.c_char_p), ("field", C.c_char_p), ("offset_bytes", C.c_uint32),
+                ("size_bytes", C.c_uint32)]
+
+
+class LayoutError(ImportError):
+    """A ctypes mirror disagrees with the C compiler's layout of its struct."""
+
+
+def c_layout() -> dict[str, list[tuple[str, int, int]]]:
+    """The compiler's view of every mirrored struct: {C type: [("", 0, sizeof), (field, offset,
+    size), ...]} in declaration order (bytes)."""
+    n = C.c_uint32()
+    rows = lib.ew_layout_rows(C.byref(n))
+    out: dict[str, list[tuple[str, int, int]]] = {}
+    for i in range(n.value):
+        r = rows[i]
+        out.setdefault(r.type.decode(), []).append((r.field.decode(), r.offset_bytes, r.size_bytes))
+    return out
+
+
+def check_layout(mirrors: dict) -> None:
+    """Every ctypes mirror {Structure class: "c_type_t"} must have the C struct's fields in order,
+    each at the C offset with the C size, and the C sizeof; else LayoutError, one line naming the
+    struct and the field."""
+    layout = c_layout()
+    for cls, ctype in mirrors.items():
+        where = f"ctypes mirror {cls.__name__} of {ctype}"
+        if ctype not in layout:
+            raise LayoutError(f"{where}: not in the C layout table (tools/node/_ewcore_module.c)")
+        (_, _, c_size), *c_fields = layout[ctype]
+        py = [(f[0], getattr(cls, f[0]).offset, getattr(cls, f[0]).size) for f in cls._fields_]
+        for (name, off, size), (c_name, c_off, c_sz) in zip(py, c_fields):
+            if name != c_name:
+                raise LayoutError(f"{where}: field {name} where C has {c_name}")
+            if (off, size) != (c_off, c_sz):
+                raise LayoutError(f"{where}: field {name} at offset {off} ({size} bytes), "
+                                  f"C has offset {c_off} ({c_sz} bytes)")
+        if len(py) != len(c_fields):
+            extra = py[len(c_fields):] or c_fields[len(py):]
+            side = "the mirror" if len(py) > len(c_fields) else "C"
+            raise LayoutError(f"{where}: field {extra[0][0]} only in {side}")
+        if C.sizeof(cls) != c_size:
+            raise LayoutError(f"{where}: sizeof {C.sizeof(cls)}, C has {c_size}")
+
+
+lib.ew_layout_rows.restype = C.POINTER(LayoutRow)
+lib.ew_layout_rows.argtypes = [C.POINTER(C.c_uint32)]
+#: the ctypes mirrors of this module and their C types (checked at import)
+MIRRORS = {GateConfig: "ew_gate_config_t", Quant: "ew_quant_t", NodeConfig: "ew_node_config_t",
+           Event: "ew_event_t", Window: "ew_window_t", BlockInfo: "ew_block_info_t",
+           Stats: "ew_node_stats_t"}
+check_layout(MIRRORS)
+
+
 CLASSIFY_FN = C.CFUNCTYPE(C.c_int, C.c_void_p, C.POINTER(Window), C.POINTER(C.c_int8),
                           C.POINTER(C.c_uint8))
 EVENT_FN = C.CFUNCTYPE(None, C.c_void_p, C.POINTER(Event))

@@ -256,7 +256,8 @@ class Params:
     # ---- identity ----------------------------------------------------------------------------
     def canonical(self) -> dict:
         """Everything that affects the node's numbers, as plain JSON (hashed into config_hash)."""
-        return {"schema_version": SCHEMA_VERSION, "config": self.raw}
+        raw = {k: v for k, v in self.raw.items() if k not in SETTING_SECTIONS}
+        return {"schema_version": SCHEMA_VERSION, "config": raw}
 
     @property
     def config_hash(self) -> str:
@@ -334,10 +335,91 @@ def load(path: Path | str | None = None, overrides: dict | None = None) -> Param
     )
 
 
-#: a class threshold (Q8) that disables the class: the core's EW_THRESHOLD_OFF, also the wire value
-THRESHOLD_OFF = 256
-
-
 @lru_cache(maxsize=1)
 def default() -> Params:
     return load()
+
+
+# ---- CONFIG settings ---------------------------------------------------------------------------
+SETTING_SECTIONS = ("setting", "setting_threshold")   # not hashed: they change no computed number
+SETTING_FIELDS = {"key": int, "id": str, "name": str, "unit": str, "scale": int, "min": int,
+                  "max": int, "zero_off": bool, "persisted": bool, "restart": bool,
+                  "default": (int, float, str), "wire": str, "help": str}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One CONFIG setting of ewcore.toml's [[setting]] table (field meanings there)."""
+    key: int
+    id: str
+    name: str
+    unit: str
+    scale: int
+    min: int
+    max: int
+    zero_off: bool
+    persisted: bool
+    restart: bool
+    default: int | float | str
+    wire: str
+    help: str
+
+    def accepts(self, raw: int) -> bool:
+        """The table's range check (the node may refuse more, e.g. EARLY_PREROLL_FRAMES <= preroll)."""
+        return self.min <= raw <= self.max or (self.zero_off and raw == 0)
+
+
+@dataclass(frozen=True)
+class ThresholdSetting:
+    """The per-class score thresholds: keys key_base + class index (ewcore.toml [setting_threshold])."""
+    key_base: int
+    key_last: int
+    name_prefix: str
+    scale: int
+    max: int
+    default: str
+
+
+def settings_from(raw: dict) -> tuple[tuple[Setting, ...], ThresholdSetting]:
+    """The [[setting]] table and [setting_threshold] of a parsed ewcore.toml, checked; ValueError
+    names the first bad entry."""
+    out = []
+    for i, entry in enumerate(raw.get("setting", [])):
+        where = f"setting #{i + 1} ({entry.get('id', '?')})"
+        if set(entry) != set(SETTING_FIELDS):
+            missing, extra = set(SETTING_FIELDS) - set(entry), set(entry) - set(SETTING_FIELDS)
+            raise ValueError(f"{where}: missing {sorted(missing)}, unknown {sorted(extra)}")
+        for k, t in SETTING_FIELDS.items():
+            if not isinstance(entry[k], t) or (t is int and isinstance(entry[k], bool)):
+                raise ValueError(f"{where}: {k} has the wrong type")
+        s = Setting(**entry)
+        if not 0 < s.key < 0x10000 or not s.min <= s.max or s.scale <= 0:
+            raise ValueError(f"{where}: key must be 1..0xFFFF, min <= max, scale > 0")
+        if not (-2**31 <= s.min and s.max < 2**31):
+            raise ValueError(f"{where}: range must fit an i32")
+        if not s.id.isidentifier() or not s.id.isupper():
+            raise ValueError(f"{where}: id must be an UPPER_CASE identifier")
+        if isinstance(s.default, str) and s.default != "board":
+            section, _, name = s.default.partition(".")
+            if name not in raw.get(section, {}):
+                raise ValueError(f"{where}: default {s.default!r} names no ewcore.toml parameter")
+        out.append(s)
+    t = ThresholdSetting(**raw["setting_threshold"])
+    for attr in ("key", "id", "name"):
+        seen = [getattr(s, attr) for s in out]
+        if len(set(seen)) != len(seen):
+            raise ValueError(f"[[setting]]: duplicate {attr}")
+    if any(t.key_base <= s.key <= t.key_last for s in out) or out != sorted(out, key=lambda s: s.key):
+        raise ValueError("[[setting]]: keys must be ascending and outside the threshold keys")
+    return tuple(out), t
+
+
+@lru_cache(maxsize=1)
+def settings() -> tuple[tuple[Setting, ...], ThresholdSetting]:
+    """The CONFIG settings of firmware/lib/ewcore/ewcore.toml (in key order) and the thresholds."""
+    return settings_from(tomllib.loads(CONFIG_PATH.read_text()))
+
+
+#: a class threshold (Q8) that disables the class: the core's EW_THRESHOLD_OFF, also the wire value
+#: (ewcore.toml [setting_threshold] max)
+THRESHOLD_OFF = settings()[1].max

@@ -1,4 +1,4 @@
-"""The simulated node ("twin"): the node application (the firmware's C code, tools/app.py) on a
+"""The simulated node ("twin"): the node application (the firmware's C code, tools/node/app.py) on a
 pseudo-terminal, with a WAV/FLAC file, a folder of them, or silence as its microphone and the
 exported model run by the tflite-micro interpreter.
 

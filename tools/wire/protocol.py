@@ -1,6 +1,6 @@
 """The earwitness node's serial protocol, in pure Python (stdlib only).
 
-Wire format (docs/protocol.md is the specification; firmware/lib/ewcore/src/ew_proto.c is the
+Wire format (docs/protocol.md is the specification; firmware/lib/ewcore/src/ew_proto_*.c are the
 C twin and tests/golden/proto_frames.json keeps the two in agreement):
 
     body = magic 0xE7 | type u8 | seq u16 LE | payload (0..1280 bytes) | crc32 u32 LE
@@ -26,6 +26,8 @@ import sys
 import zlib
 from dataclasses import dataclass, field, fields
 from typing import ClassVar, Union
+
+from tools.node import params as _params
 
 PROTO_VERSION = 1
 MAGIC = 0xE7
@@ -61,33 +63,13 @@ RESET_REASONS = {0: "unknown", 1: "poweron", 2: "ext", 3: "sw", 4: "panic", 5: "
                  6: "task_wdt", 7: "wdt", 8: "deepsleep", 9: "brownout", 10: "sdio"}
 # EVENT.kind
 EVENT_ONSET, EVENT_END = 0, 1
-# CONFIG keys
-CFG_MODE = 0x0001
-CFG_GAIN_DB_Q8 = 0x0002
-CFG_GATE_ONSET_MARGIN_Q8 = 0x0003
-CFG_GATE_SPREAD_MAX_Q16 = 0x0004
-CFG_GATE_STRONG_MARGIN_Q8 = 0x0005
-CFG_GATE_SUSTAIN_MARGIN_Q8 = 0x0006
-CFG_GATE_FLOOR_Q8 = 0x0007
-CFG_HOLDOFF_MS = 0x0008
-CFG_CONTINUOUS_STRIDE = 0x0009
-CFG_STATUS_PERIOD_MS = 0x000A
-CFG_BAUD = 0x000B
-CFG_AUDIO_STREAM = 0x000C                        # 0 off, 1 continuous, 2 around events
-CFG_ALARM_MS = 0x000D                            # alarm output pulse, ms (0 = off)
-CFG_ALARM_CLASSES = 0x000E                       # bit mask of classes driving the alarm
-CFG_GATE_PEAK_MARGIN_Q8 = 0x000F                 # dB x 256 over the gate's decaying peak
-CFG_GATE_TONAL_MARGIN_Q8 = 0x0010                # dB x 256 of tonality that re-checks a sound
-CFG_EARLY_PREROLL_FRAMES = 0x0011                # early window start, hops before the onset (0 = off)
-CFG_EARLY_CONTINUE_MARGIN_Q8 = 0x0012            # dB x 256 over the floor that keeps the main window
-CFG_HABITUATE_ONSETS = 0x0013                    # rejected onsets before the node habituates (0 = off)
-CFG_HABITUATE_MARGIN_Q8 = 0x0014                 # dB x 256: a habituated node opens on onsets this much louder
-CFG_HABITUATE_RECHECKS = 0x0015                  # rejected re-checks in a row before re-checks slow down (0 = off)
-CFG_HABITUATE_RECHECK_MS = 0x0016                # ms: the slowed re-check period
-CFG_HABITUATE_MAX_SCORE_Q8 = 0x0017              # Q0.8: onsets rejected with every enabled class below this count
-CFG_THRESHOLD_BASE = 0x0100                      # + class index, 0x0100..0x01FF
-CFG_THRESHOLD_LAST = 0x01FF
-from tools.node.params import THRESHOLD_OFF  # noqa: E402,F401  THRESHOLD value: class disabled
+# CONFIG keys: CFG_<id> = key of every ewcore.toml [[setting]] (CFG_MODE, CFG_GAIN_DB_Q8, ...,
+# CFG_HABITUATE_MAX_SCORE_Q8: the table in docs/protocol.md), and the class threshold keys
+SETTINGS, THRESHOLDS = _params.settings()
+globals().update({f"CFG_{_s.id}": _s.key for _s in SETTINGS})
+CFG_THRESHOLD_BASE = THRESHOLDS.key_base         # + class index, 0x0100..0x01FF
+CFG_THRESHOLD_LAST = THRESHOLDS.key_last
+THRESHOLD_OFF = _params.THRESHOLD_OFF           # THRESHOLD value: class disabled
 
 
 def cfg_threshold(class_index: int) -> int:

@@ -97,10 +97,6 @@ extern "C" {
 #define EW_APP_DEFAULT_BAUD 921600u
 #define EW_APP_DEFAULT_STATUS_MS 1000u
 #define EW_APP_DEFAULT_ALARM_MS 250u
-#define EW_APP_MIN_BAUD 9600
-#define EW_APP_MAX_BAUD 5000000
-#define EW_APP_MAX_GAIN_DB_Q8 (48 * 256)   /**< |GAIN_DB_Q8| limit (+-48 dB) */
-#define EW_APP_RECHECK_MS_MAX 60000        /**< HABITUATE_RECHECK_MS limit (1 min) */
 
 #if EW_APP_AUDIO_RING_SAMPLES < EW_APP_AUDIO_FRAME_SAMPLES * (EW_APP_AUDIO_BURST + 1)
 #error "EW_APP_AUDIO_RING_SAMPLES too small"
@@ -303,14 +299,10 @@ int ew_app_config_get(const ew_app_t *app, uint16_t key, int32_t *value);
  *        BAUD is only stored; ew_app_rx calls port.set_baud after the answer) and is persisted.
  * @param applied  out (may be NULL): the value now in effect, after rounding
  * @return EW_OK; EW_APP_ERR_KEY (unknown key, THRESHOLD of a class >= n_classes);
- *         EW_APP_ERR_VALUE (out of range: MODE not 0/1, |GAIN| > 48 dB, margins < 0 or
- *         > 90 dB, spread > 65536, floor outside -120..0 dBFS, HOLDOFF > 60000 ms, STRIDE not
- *         1..64, STATUS_PERIOD not 0 or 50..3600000 ms, BAUD not 9600..5000000,
- *         AUDIO_STREAM not 0..2, ALARM_MS > 60000, EARLY_PREROLL_FRAMES not 0 and not
- *         between the pre-roll and EW_FRAMES_PER_WINDOW (exclusive), HABITUATE_ONSETS,
- *         HABITUATE_RECHECKS or HABITUATE_MAX_SCORE not 0..255, HABITUATE_RECHECK_MS
- *         shorter than the gate's re-check period or longer than EW_APP_RECHECK_MS_MAX,
- *         threshold not 0..256).
+ *         EW_APP_ERR_VALUE (outside the key's range in ew_settings, generated from
+ *         ewcore.toml [[setting]] and listed in docs/protocol.md; EARLY_PREROLL_FRAMES not 0
+ *         and not above the pre-roll; HABITUATE_RECHECK_MS shorter than the gate's re-check
+ *         period; threshold not 0..EW_THRESHOLD_MAX_Q8).
  */
 int ew_app_config_set(ew_app_t *app, uint16_t key, int32_t value, int32_t *applied);
 

@@ -3,7 +3,7 @@
  * @brief The node application's port: everything ew_app needs from the platform, as a struct
  *        of function pointers plus one context pointer.
  *
- * The same application code (ew_app.c) runs in the ESP32 firmware (ESP-IDF port: UART / USB
+ * The same application code (ew_app*.c) runs in the ESP32 firmware (ESP-IDF port: UART / USB
  * writes, esp_timer, TFLM, NVS, GPIO, esp_restart) and in the simulated node on the host
  * (tools/twin.py: pty writes, sample clock, the tflite-micro interpreter, a JSON file, a log
  * line, re-init).  Everything that differs between the two lives behind this interface.

@@ -36,6 +36,7 @@
 
 #include "ew_cobs.h"
 #include "ew_crc32.h"
+#include "ew_settings.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -99,34 +100,7 @@ enum {
 /** EVENT.kind */
 enum { EW_PROTO_EVENT_ONSET = 0, EW_PROTO_EVENT_END = 1 };
 
-/** CONFIG keys (CONFIG_GET / CONFIG_SET / CONFIG).  Units in docs/protocol.md. */
-enum {
-    EW_CFG_MODE = 0x0001,                 /**< 0 gated, 1 continuous */
-    EW_CFG_GAIN_DB_Q8 = 0x0002,           /**< digital input gain, dB x 256 */
-    EW_CFG_GATE_ONSET_MARGIN_Q8 = 0x0003, /**< dB x 256 */
-    EW_CFG_GATE_SPREAD_MAX_Q16 = 0x0004,  /**< normalised variance x 65536 */
-    EW_CFG_GATE_STRONG_MARGIN_Q8 = 0x0005,/**< dB x 256 */
-    EW_CFG_GATE_SUSTAIN_MARGIN_Q8 = 0x0006, /**< dB x 256 */
-    EW_CFG_GATE_FLOOR_Q8 = 0x0007,        /**< dBFS x 256 */
-    EW_CFG_HOLDOFF_MS = 0x0008,
-    EW_CFG_CONTINUOUS_STRIDE = 0x0009,    /**< frames */
-    EW_CFG_STATUS_PERIOD_MS = 0x000A,     /**< 0 = no periodic STATUS */
-    EW_CFG_BAUD = 0x000B,                 /**< takes effect after the CONFIG answer */
-    EW_CFG_AUDIO_STREAM = 0x000C,         /**< 0 off, 1 stream AUDIO frames, 2 around events */
-    EW_CFG_ALARM_MS = 0x000D,             /**< alarm output pulse on detection, ms; 0 = off */
-    EW_CFG_ALARM_CLASSES = 0x000E,        /**< bit i set: class i drives the alarm output */
-    EW_CFG_GATE_PEAK_MARGIN_Q8 = 0x000F,  /**< dB x 256: onset over the decaying peak */
-    EW_CFG_GATE_TONAL_MARGIN_Q8 = 0x0010, /**< dB x 256: tonality that re-checks a sound */
-    EW_CFG_EARLY_PREROLL_FRAMES = 0x0011, /**< hops before an onset the early window starts; 0 = off */
-    EW_CFG_EARLY_CONTINUE_MARGIN_Q8 = 0x0012, /**< dB x 256 over the noise floor that keeps the main window */
-    EW_CFG_HABITUATE_ONSETS = 0x0013,     /**< rejected onsets before habituation; 0 = off */
-    EW_CFG_HABITUATE_MARGIN_Q8 = 0x0014,  /**< dB x 256: a habituated node opens on onsets this much louder */
-    EW_CFG_HABITUATE_RECHECKS = 0x0015,   /**< rejected re-checks in a row before re-checks slow down; 0 = off */
-    EW_CFG_HABITUATE_RECHECK_MS = 0x0016, /**< ms: the slowed re-check period */
-    EW_CFG_HABITUATE_MAX_SCORE_Q8 = 0x0017, /**< Q0.8: an onset is rejected with confidence when every enabled class scored below this */
-    EW_CFG_THRESHOLD_BASE = 0x0100,       /**< + class index: threshold Q0.8, 256 = class off */
-    EW_CFG_THRESHOLD_LAST = 0x01FF,
-};
+/* CONFIG keys (EW_CFG_*): generated from ewcore.toml [[setting]] */
 
 /** ERROR.code */
 enum {

@@ -1,5 +1,6 @@
-/* Node application: init, CONFIG keys <-> detector configuration, persistence, HELLO
- * (see ew_app.h; the hot path is ew_app.c). */
+/* Node application, settings: CONFIG keys <-> detector configuration (ranges from the generated
+ * ew_settings table), factory reset, persistence.  Calls ew_app_input.c (detector restart) and
+ * ew_app_tx.c (AUDIO resync) only (layers: see ew_app_tx.c). */
 #include <string.h>
 
 #include "ew_app_internal.h"
@@ -12,21 +13,16 @@
 #define BLOB_HEADER (4u + EW_PROTO_HASH_BYTES + 1u)
 #define BLOB_RECORD 6u
 
-/* ms <-> 16-ms blocks (HABITUATE_RECHECK_MS; ms <= EW_APP_RECHECK_MS_MAX: 24 bits) */
+/* ms <-> 16-ms blocks (HABITUATE_RECHECK_MS; ms <= its table max 60000: 24 bits) */
 static uint32_t ms_to_blocks(uint32_t ms) { return (ms * SAMPLES_PER_MS + EW_HOP_SAMPLES / 2) / EW_HOP_SAMPLES; }
 static uint32_t blocks_to_ms(uint32_t blocks) { return blocks * EW_HOP_SAMPLES / SAMPLES_PER_MS; }
 
-/* persisted keys besides the thresholds, in the order they are applied */
-#define N_PERSISTED 23u
-static const uint16_t persisted_keys[N_PERSISTED] = {
-    EW_CFG_MODE, EW_CFG_GAIN_DB_Q8, EW_CFG_GATE_ONSET_MARGIN_Q8, EW_CFG_GATE_SPREAD_MAX_Q16,
-    EW_CFG_GATE_STRONG_MARGIN_Q8, EW_CFG_GATE_SUSTAIN_MARGIN_Q8, EW_CFG_GATE_FLOOR_Q8,
-    EW_CFG_HOLDOFF_MS, EW_CFG_CONTINUOUS_STRIDE, EW_CFG_STATUS_PERIOD_MS, EW_CFG_BAUD,
-    EW_CFG_AUDIO_STREAM, EW_CFG_ALARM_MS, EW_CFG_ALARM_CLASSES, EW_CFG_GATE_PEAK_MARGIN_Q8,
-    EW_CFG_GATE_TONAL_MARGIN_Q8, EW_CFG_EARLY_PREROLL_FRAMES, EW_CFG_EARLY_CONTINUE_MARGIN_Q8,
-    EW_CFG_HABITUATE_ONSETS, EW_CFG_HABITUATE_MARGIN_Q8, EW_CFG_HABITUATE_RECHECKS,
-    EW_CFG_HABITUATE_RECHECK_MS, EW_CFG_HABITUATE_MAX_SCORE_Q8,
-};
+/* persisted keys besides the thresholds: the EW_SETTING_PERSISTED entries of ew_settings */
+#define N_PERSISTED EW_N_PERSISTED_SETTINGS
+
+#if EW_THRESHOLD_MAX_Q8 != EW_THRESHOLD_OFF
+#error "ewcore.toml [setting_threshold] max must be EW_THRESHOLD_OFF"
+#endif
 
 #if BLOB_HEADER + (N_PERSISTED + EW_MAX_CLASSES) * BLOB_RECORD + 4u > EW_PORT_CONFIG_MAX
 #error "EW_PORT_CONFIG_MAX too small for the persisted configuration"
@@ -53,7 +49,7 @@ static int32_t gain_q16(int32_t db_q8) {
 /* ------------------------------------------------------------------------------------------ */
 /* Configuration                                                                                */
 
-static void settings_default(ew_app_t *a) {
+void ew_app__settings_default(ew_app_t *a) {
     ew_node_config_default(&a->ncfg, a->info.n_classes);
     a->ncfg.quant = a->info.quant;
     for (int c = 0; c < a->info.n_classes; c++)
@@ -121,131 +117,128 @@ int ew_app_config_get(const ew_app_t *a, uint16_t key, int32_t *value) {
 
 static int in_range(int32_t v, int32_t lo, int32_t hi) { return v >= lo && v <= hi; }
 
-/* Apply without persisting; see ew_app_config_set for the ranges. */
+/* The table entry of a key (NULL: a threshold or unknown key). */
+static const ew_setting_t *setting_find(uint16_t key) {
+    for (uint32_t i = 0; i < EW_N_SETTINGS; i++)
+        if (ew_settings[i].key == key) return &ew_settings[i];
+    return NULL;
+}
+
+/* The i-th persisted key of the table (i < N_PERSISTED). */
+static uint16_t persisted_key(uint32_t i) {
+    for (uint32_t k = 0; k < EW_N_SETTINGS; k++)
+        if ((ew_settings[k].flags & EW_SETTING_PERSISTED) != 0u && i-- == 0u) return ew_settings[k].key;
+    return 0;
+}
+
+/* Apply without persisting: the range of ew_settings, then the checks that depend on other
+ * settings; a RESTART setting that changed restarts the detector. */
 int ew_app__config_set(ew_app_t *a, uint16_t key, int32_t v, int32_t *applied) {
     ew_gate_config_t *g = &a->ncfg.gate;
-    const int32_t max_margin = 90 * 256;
+    const ew_setting_t *s = setting_find(key);
+    int32_t before = 0;
+    if (s != NULL) {
+        const int off = (s->flags & EW_SETTING_ZERO_OFF) != 0u && v == 0;
+        if (!off && !in_range(v, s->min, s->max)) return EW_APP_ERR_VALUE;
+        if ((s->flags & EW_SETTING_RESTART) != 0u) (void)ew_app_config_get(a, key, &before);
+    }
     switch (key) {
     case EW_CFG_MODE:
-        if (v != EW_MODE_GATED && v != EW_MODE_CONTINUOUS) return EW_APP_ERR_VALUE;
-        if (a->ncfg.mode != (uint8_t)v) {
-            a->ncfg.mode = (uint8_t)v;
-            node_restart(a);
-        }
+        a->ncfg.mode = (uint8_t)v;
         break;
     case EW_CFG_GAIN_DB_Q8:
-        if (!in_range(v, -EW_APP_MAX_GAIN_DB_Q8, EW_APP_MAX_GAIN_DB_Q8)) return EW_APP_ERR_VALUE;
         a->set.gain_db_q8 = v;
         a->set.gain_q16 = gain_q16(v);
         break;
     case EW_CFG_GATE_ONSET_MARGIN_Q8:
-        if (!in_range(v, 0, max_margin)) return EW_APP_ERR_VALUE;
         g->onset_margin_q8 = db_to_l2(v);
         break;
     case EW_CFG_GATE_SPREAD_MAX_Q16:
-        if (!in_range(v, 0, 65536)) return EW_APP_ERR_VALUE;
         g->spread_max_q16 = (uint32_t)v;
         break;
     case EW_CFG_GATE_STRONG_MARGIN_Q8:
-        if (!in_range(v, 0, max_margin)) return EW_APP_ERR_VALUE;
         g->strong_margin_q8 = db_to_l2(v);
         break;
     case EW_CFG_GATE_SUSTAIN_MARGIN_Q8:
-        if (!in_range(v, 0, max_margin)) return EW_APP_ERR_VALUE;
         g->sustain_margin_q8 = db_to_l2(v);
         break;
     case EW_CFG_GATE_FLOOR_Q8:
-        if (!in_range(v, -120 * 256, 0)) return EW_APP_ERR_VALUE;
         g->floor_q8 = 30 * 256 + db_to_l2(v);
         break;
     case EW_CFG_HOLDOFF_MS:
-        if (!in_range(v, 0, 60000)) return EW_APP_ERR_VALUE;
         a->ncfg.holdoff_samples = (uint32_t)v * SAMPLES_PER_MS;
         break;
     case EW_CFG_CONTINUOUS_STRIDE:
-        if (!in_range(v, 1, 64)) return EW_APP_ERR_VALUE;
         a->ncfg.continuous_stride = (uint16_t)v;
         break;
     case EW_CFG_STATUS_PERIOD_MS:
-        if (v != 0 && !in_range(v, 50, 3600000)) return EW_APP_ERR_VALUE;
         a->set.status_period_ms = (uint32_t)v;
         break;
     case EW_CFG_BAUD:
-        if (!in_range(v, EW_APP_MIN_BAUD, EW_APP_MAX_BAUD)) return EW_APP_ERR_VALUE;
         a->set.baud = (uint32_t)v;
         break;
     case EW_CFG_AUDIO_STREAM:
-        if (!in_range(v, EW_AUDIO_STREAM_OFF, EW_AUDIO_STREAM_EVENTS)) return EW_APP_ERR_VALUE;
         if (a->set.audio_stream != (uint8_t)v) {
             a->set.audio_stream = (uint8_t)v;
             ew_app__audio_resync(a);          /* start at the live position */
         }
         break;
     case EW_CFG_ALARM_MS:
-        if (!in_range(v, 0, 60000)) return EW_APP_ERR_VALUE;
         a->set.alarm_ms = (uint32_t)v;
         break;
     case EW_CFG_ALARM_CLASSES:
-        if (!in_range(v, 0, 0xFFFF)) return EW_APP_ERR_VALUE;
         a->set.alarm_classes = (uint32_t)v;
         break;
     case EW_CFG_GATE_PEAK_MARGIN_Q8:
-        if (!in_range(v, 0, max_margin)) return EW_APP_ERR_VALUE;
         g->peak_margin_q8 = db_to_l2(v);
         break;
     case EW_CFG_GATE_TONAL_MARGIN_Q8:
-        if (!in_range(v, 0, max_margin)) return EW_APP_ERR_VALUE;
         g->tonal_margin_q8 = db_to_l2(v);
         break;
     case EW_CFG_EARLY_PREROLL_FRAMES:
-        /* the pending windows are laid out for the old value: restart the detector */
-        if (v != 0 && !in_range(v, a->ncfg.preroll_frames + 1, EW_FRAMES_PER_WINDOW - 1))
-            return EW_APP_ERR_VALUE;
-        if (a->ncfg.early_preroll_frames != (uint8_t)v) {
-            a->ncfg.early_preroll_frames = (uint8_t)v;
-            node_restart(a);
-        }
+        /* the table allows 0 or 1..EW_FRAMES_PER_WINDOW - 1; it must also follow the pre-roll */
+        if (v != 0 && v <= (int32_t)a->ncfg.preroll_frames) return EW_APP_ERR_VALUE;
+        a->ncfg.early_preroll_frames = (uint8_t)v;
         break;
     case EW_CFG_EARLY_CONTINUE_MARGIN_Q8:
-        if (!in_range(v, 0, max_margin)) return EW_APP_ERR_VALUE;
         a->ncfg.early_continue_margin_q8 = db_to_l2(v);
         break;
     case EW_CFG_HABITUATE_ONSETS:
-        if (!in_range(v, 0, 255)) return EW_APP_ERR_VALUE;
         a->ncfg.habituate_onsets = (uint8_t)v;
         a->node.hab.count = 0;                /* a new rule starts a new episode */
         break;
     case EW_CFG_HABITUATE_MARGIN_Q8:
-        if (!in_range(v, 0, max_margin)) return EW_APP_ERR_VALUE;
         a->ncfg.habituate_margin_q8 = db_to_l2(v);
         break;
     case EW_CFG_HABITUATE_RECHECKS:
-        if (!in_range(v, 0, 255)) return EW_APP_ERR_VALUE;
         a->ncfg.habituate_rechecks = (uint8_t)v;
         a->node.hab.rechecks = 0;             /* a new rule starts a new episode */
         break;
     case EW_CFG_HABITUATE_RECHECK_MS: {
-        if (!in_range(v, 0, EW_APP_RECHECK_MS_MAX)) return EW_APP_ERR_VALUE;
         const uint32_t blocks = ms_to_blocks((uint32_t)v);
         if (blocks < a->ncfg.gate.recheck_blocks) return EW_APP_ERR_VALUE;   /* faster than the gate's own period */
         a->ncfg.habituate_recheck_blocks = (uint16_t)blocks;
         break;
     }
     case EW_CFG_HABITUATE_MAX_SCORE_Q8:
-        if (!in_range(v, 0, 255)) return EW_APP_ERR_VALUE;
         a->ncfg.habituate_max_score_q8 = (uint8_t)v;
         a->node.hab.count = 0;                /* a new rule starts a new episode */
         break;
     default:
         if (key >= EW_CFG_THRESHOLD_BASE && key <= EW_CFG_THRESHOLD_LAST &&
             key - EW_CFG_THRESHOLD_BASE < a->info.n_classes) {
-            if (!in_range(v, 0, EW_THRESHOLD_OFF)) return EW_APP_ERR_VALUE;
+            if (!in_range(v, 0, EW_THRESHOLD_MAX_Q8)) return EW_APP_ERR_VALUE;
             a->ncfg.thresholds_q8[key - EW_CFG_THRESHOLD_BASE] = (uint16_t)v;
             break;
         }
         return EW_APP_ERR_KEY;
     }
     node_update(a);
+    if (s != NULL && (s->flags & EW_SETTING_RESTART) != 0u) {
+        int32_t after = 0;
+        (void)ew_app_config_get(a, key, &after);
+        if (after != before) node_restart(a);   /* pending windows are laid out for the old value */
+    }
     return applied != NULL ? ew_app_config_get(a, key, applied) : EW_OK;
 }
 
@@ -259,7 +252,7 @@ int ew_app_config_set(ew_app_t *a, uint16_t key, int32_t value, int32_t *applied
 void ew_app_factory_reset(ew_app_t *a) {
     if (a == NULL) return;
     const uint8_t stream = a->set.audio_stream;
-    settings_default(a);
+    ew_app__settings_default(a);
     node_restart(a);
     if (a->set.audio_stream != stream) ew_app__audio_resync(a);
     ew_app__persist(a);
@@ -292,7 +285,7 @@ int ew_app_config_blob(const ew_app_t *a, uint8_t *out, size_t cap) {
     out[4 + EW_PROTO_HASH_BYTES] = (uint8_t)n_rec;
     uint8_t *p = &out[BLOB_HEADER];
     for (size_t i = 0; i < n_rec; i++, p += BLOB_RECORD) {
-        const uint16_t key = i < N_PERSISTED ? persisted_keys[i]
+        const uint16_t key = i < N_PERSISTED ? persisted_key((uint32_t)i)
                                              : (uint16_t)(EW_CFG_THRESHOLD_BASE + (i - N_PERSISTED));
         int32_t v = 0;
         (void)ew_app_config_get(a, key, &v);
@@ -311,7 +304,7 @@ void ew_app__persist(ew_app_t *a) {
 }
 
 /* Apply a persisted blob; returns the number of records applied (or -1 if it is invalid). */
-static int load_blob(ew_app_t *a, const uint8_t *b, size_t len) {
+int ew_app__load_blob(ew_app_t *a, const uint8_t *b, size_t len) {
     if (len < BLOB_HEADER + 4u || b[0] != BLOB_MAGIC0 || b[1] != BLOB_MAGIC1 ||
         b[2] != BLOB_MAGIC2 || b[3] != BLOB_VERSION)
         return -1;
@@ -328,100 +321,4 @@ static int load_blob(ew_app_t *a, const uint8_t *b, size_t len) {
         if (ew_app__config_set(a, key, v, NULL) == EW_OK) applied++;
     }
     return applied;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* HELLO, init                                                                                  */
-
-void ew_app_send_hello(ew_app_t *a) {
-    if (a == NULL || a->rebooting) return;
-    ew_proto_hello_t h;
-    memset(&h, 0, sizeof(h));
-    h.proto_version = EW_PROTO_VERSION;
-    h.fw_major = a->info.fw_major;
-    h.fw_minor = a->info.fw_minor;
-    h.fw_patch = a->info.fw_patch;
-    h.reset_reason = a->info.reset_reason;
-    h.sample_rate_hz = EW_SAMPLE_RATE_HZ;
-    memcpy(h.model_hash, a->info.model_hash, EW_PROTO_HASH_BYTES);
-    memcpy(h.config_hash, a->info.config_hash, EW_PROTO_HASH_BYTES);
-    memcpy(h.node_id, a->info.node_id, EW_PROTO_NODE_ID_BYTES);
-    h.board = a->info.board;
-    h.board_len = (uint8_t)strlen(a->info.board);
-    h.n_labels = a->info.n_classes;
-    for (int i = 0; i < a->info.n_classes; i++) {
-        h.labels[i] = a->info.labels[i];
-        h.label_lens[i] = (uint8_t)strlen(a->info.labels[i]);
-    }
-    const int len = ew_proto_pack_hello(&h, a->payload, sizeof(a->payload));
-    if (len >= 0) ew_app__send(a, EW_MSG_HELLO, a->payload, (size_t)len);
-}
-
-static int name_ok(const char *s) {
-    size_t n = 0;
-    while (s[n] != '\0' && n <= EW_PROTO_MAX_NAME) n++;
-    return n <= EW_PROTO_MAX_NAME;
-}
-
-int ew_app_init(ew_app_t *a, const ew_app_info_t *info, const ew_port_t *port) {
-    if (a == NULL || info == NULL || port == NULL || port->write == NULL ||
-        port->time_us == NULL || port->classify == NULL || info->labels == NULL ||
-        info->board == NULL)
-        return EW_ERR_ARG;
-    if (info->n_classes == 0 || info->n_classes > EW_MAX_CLASSES || !name_ok(info->board) ||
-        ew_quant_check(&info->quant) != EW_OK)
-        return EW_ERR_CONFIG;
-    for (int c = 0; c < info->n_classes; c++) {
-        if (info->labels[c] == NULL) return EW_ERR_ARG;
-        if (!name_ok(info->labels[c])) return EW_ERR_CONFIG;
-        if (info->thresholds_q8 != NULL && info->thresholds_q8[c] > EW_THRESHOLD_OFF)
-            return EW_ERR_CONFIG;
-    }
-    unsigned factor = 0;
-    if (info->adc_rate_hz != 0) {
-        if (info->adc_rate_hz % EW_SAMPLE_RATE_HZ != 0) return EW_ERR_FACTOR;
-        factor = info->adc_rate_hz / EW_SAMPLE_RATE_HZ;
-    }
-    memset(a, 0, sizeof(*a));
-    if (factor != 0) {
-        const int rc = ew_decim_init(&a->decim, factor);
-        if (rc != EW_OK) return rc;
-        a->has_adc = 1;
-    }
-    a->info = *info;
-    a->port = *port;
-    settings_default(a);
-    int rc = ew_app__node_init(a);
-    if (rc != EW_OK) return rc;
-    if (a->port.config_load != NULL) {
-        uint8_t blob[EW_PORT_CONFIG_MAX];
-        const int len = a->port.config_load(a->port.ctx, blob, sizeof(blob));
-        if (len > 0) {
-            a->loading = 1;
-            if (load_blob(a, blob, (size_t)len) < 0 && a->port.log != NULL)
-                a->port.log(a->port.ctx, "ew_app: persisted configuration invalid, using defaults");
-            a->loading = 0;
-        }
-    }
-    const uint32_t default_baud = info->default_baud != 0 ? info->default_baud : EW_APP_DEFAULT_BAUD;
-    if (a->set.baud != default_baud && a->port.set_baud != NULL &&
-        a->port.set_baud(a->port.ctx, a->set.baud) < 0)
-        a->st.persist_errors++;
-    ew_proto_decoder_init(&a->dec);
-    a->feed_factor = (uint8_t)(factor != 0 ? factor : 1);
-    ew_app__new_stream(a);
-    a->input = EW_APP_INPUT_MIC;
-    a->status_t0_us = a->port.time_us(a->port.ctx);
-    ew_app_send_hello(a);
-    return EW_OK;
-}
-
-size_t ew_app_sizeof(void) { return sizeof(ew_app_t); }
-
-int ew_app_limits(uint32_t *out, int cap) {
-    const uint32_t v[6] = {EW_APP_INJECT_SAMPLES, EW_APP_CREDIT_STEP, EW_APP_AUDIO_RING_SAMPLES,
-                           EW_APP_EVENT_PREROLL_SAMPLES, EW_APP_EVENT_POSTROLL_SAMPLES,
-                           EW_APP_AUDIO_FRAME_SAMPLES};
-    for (int i = 0; i < 6 && i < cap && out != NULL; i++) out[i] = v[i];
-    return 6;
 }
