@@ -147,9 +147,29 @@ def _parser():
     p.add_argument("--archs", default="ds_cnn,crnn", help="architectures (default ds_cnn,crnn)")
     p.add_argument("--folds", default=None, help="test folds (default: every fold in the CSV)")
     p.add_argument("--work", type=Path, default=None, help="keep the per-fold models here (default build/crossval)")
+    p._negative_number_matcher = __import__("re").compile(r"^-\d")   # `--scene-ebr -6,0,6`
     p.add_argument("--room-below-peak", type=float, default=20.0, metavar="DB",
                    help="also evaluate each test fold with the room at least DB below each clip's peak "
                         "(`node_room`, tools.validate.gate_eval's protocol; default 20; a negative value skips it)")
+    from training import crossval as _cv
+    d = _cv.SCENE_DEFAULTS
+    g = p.add_argument_group("scene benchmark (training.scenes / training.scene_eval, per test fold)")
+    g.add_argument("--no-scenes", dest="scenes", action="store_false",
+                   help="skip the scene benchmark (default: build every test fold's scene set under "
+                        "WORK/scenes before training and score each fold's model on it)")
+    g.add_argument("--scenes-only", action="store_true",
+                   help="train nothing: re-score the fold models already in --work (WORK/<arch>/fold<k>) "
+                        "on the scene sets and write the scene sections into --json (kept otherwise)")
+    g.add_argument("--scene-ebr", default=",".join(f"{e:g}" for e in d["ebrs"]), metavar="DB,DB",
+                   help="event-to-background ratios, dB (default %(default)s)")
+    g.add_argument("--scene-per-ebr", type=int, default=d["per_ebr"], metavar="N",
+                   help="events per class per EBR per fold (default %(default)s)")
+    g.add_argument("--scene-stream-minutes", type=float, default=d["stream_minutes"], metavar="MIN",
+                   help="minutes of negative streams per fold (default %(default)s)")
+    g.add_argument("--node-mode", choices=("gated", "continuous"), default=None,
+                   help="score the scenes with the node in this mode (default: the model's, as deployed)")
+    g.add_argument("--continuous-stride", type=int, default=None, metavar="HOPS",
+                   help="with continuous mode: hops between analysis windows (default the core's)")
     from training import corpus             # `data`: download + convert the public corpora
     corpus.add_parser(sub)
     from training import scenes
@@ -223,10 +243,26 @@ def main(argv=None) -> int:
             return 0
         if args.cmd == "crossval":
             from training import crossval
+            node_kw = {k: v for k, v in (("mode", args.node_mode),
+                                          ("continuous_stride", args.continuous_stride)) if v is not None}
+            sc_set = {"ebrs": args.scene_ebr, "per_ebr": args.scene_per_ebr,
+                      "stream_minutes": args.scene_stream_minutes, "node_kw": node_kw}
+            if args.scenes_only:
+                res = crossval.rescore_scenes(
+                    rows, args.root, args.json, work=args.work, archs=args.archs.split(","),
+                    folds=None if args.folds is None else [int(f) for f in args.folds.split(",")],
+                    seed=args.seed,
+                    cmap=cmap, scenes=sc_set, progress=not args.quiet)
+                print(crossval.summary_text(res))
+                from training import report
+                for path in report.write_crossval(res, Path(args.json).with_suffix(".md")):
+                    print(f"wrote {path}")
+                return 0
             res = crossval.run(rows, args.root, args.json, recipe, cmap=cmap, archs=args.archs.split(","),
                                folds=None if args.folds is None else [int(f) for f in args.folds.split(",")],
                                work=args.work, cache_dir=cache, strict=args.strict, progress=not args.quiet,
-                               room_below_peak_db=args.room_below_peak if args.room_below_peak >= 0 else None)
+                               room_below_peak_db=args.room_below_peak if args.room_below_peak >= 0 else None,
+                               scenes=sc_set if args.scenes else None)
             print(crossval.summary_text(res))
             from training import report
             for path in report.write_crossval(res, Path(args.json).with_suffix(".md")):

@@ -16,6 +16,15 @@ hour, size/arena/MACs, int8 drop and parity, and `summary`: mean and std over fo
 metric (per-class metrics only over folds where the class has support).
 The CLI writes the report (training.report.write_crossval: Markdown tables, pooled confusion
 PNG) next to the JSON.
+
+Scene benchmark (on unless scenes=None / --no-scenes): before the first model is trained, the
+scene set of every test fold (training.scenes.build_fold with the recipe's seed) is built -- or
+reused from WORK/scenes/fold<k> when its index matches the settings and the fold's clips -- so
+that a fold without background or target clips fails at once (one line, exit 2).  Each fold's
+held-out model is then scored on its fold's set through the node (training.scene_eval:
+`folds[i]["scenes"]`, without the list of stream false alarms) and the folds pooled
+(`summary["scenes"]`, scene_eval.summarise).  rescore_scenes() does only this for the fold
+models already in a work dir (WORK/<arch>/fold<k>/), e.g. with other node settings.
 """
 from __future__ import annotations
 
@@ -29,9 +38,75 @@ import numpy as np
 
 from tools.node import params
 from training import data as _data
+from training import scenes as _sc
 from training.recipe import Recipe
 
 WORK_DIR = params.ROOT / "build" / "crossval"
+# the scene benchmark's settings (training.scenes' defaults); node_kw: tools.node.core.Node's
+# keyword arguments for the scored node ({} = the model's own, as deployed)
+SCENE_DEFAULTS = {"ebrs": list(_sc.DEFAULT_EBRS), "per_ebr": _sc.PER_EBR,
+                  "stream_minutes": _sc.STREAM_MINUTES, "node_kw": {}}
+
+
+def _scene_settings(scenes: dict) -> dict:
+    st = {**SCENE_DEFAULTS, **scenes}
+    st["ebrs"] = _sc.parse_ebrs(st["ebrs"])
+    if st["per_ebr"] < 1:
+        raise _sc.SceneError(f"--scene-per-ebr must be 1 or more, not {st['per_ebr']}")
+    if st["stream_minutes"] < 0:
+        raise _sc.SceneError(f"--scene-stream-minutes must be 0 or more, not {st['stream_minutes']}")
+    return st
+
+
+def _cached_set(d: Path, fold: int, seed: int, classes, st: dict, fingerprint: str) -> bool:
+    try:
+        ix = json.loads((d / "index.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (ix.get("fold") == fold and ix.get("seed") == seed and ix.get("classes") == list(classes)
+            and [float(e) for e in ix.get("ebrs_db", [])] == [float(e) for e in st["ebrs"]]
+            and ix.get("per_ebr") == st["per_ebr"]
+            and ix.get("settings", {}).get("stream_minutes") == st["stream_minutes"]
+            and ix.get("clips_sha256") == fingerprint)
+
+
+def build_scene_sets(rows, root, folds, seed: int, work, classes, scenes: dict | None = None,
+                     progress: bool = False, log=None) -> dict[int, Path]:
+    """{fold: WORK/scenes/fold<k>}: every fold's scene set, built (or reused when its index
+    matches) before anything is trained; raises training.scenes.SceneError (a DataError) naming
+    what is missing."""
+    log = log or (lambda m: print(m, file=sys.stderr))
+    st = _scene_settings(scenes or {})
+    for k in folds:                         # what every fold lacks, before any audio is read
+        _sc.check_fold(rows, k, classes)
+    out = {}
+    for k in folds:
+        d = Path(work) / "scenes" / f"fold{k}"
+        fp = _sc.clips_fingerprint([r for r in rows if r.fold == k])
+        if _cached_set(d, k, seed, classes, st, fp):
+            log(f"crossval scenes: fold {k}: reusing {d}")
+        else:
+            t0 = time.time()
+            _sc.build_fold(rows, root, k, seed, out=d, classes=list(classes), ebrs=st["ebrs"],
+                           per_ebr=st["per_ebr"], stream_minutes=st["stream_minutes"], progress=progress)
+            log(f"crossval scenes: fold {k}: built {d} in {time.time() - t0:.0f} s")
+        out[k] = d
+    return out
+
+
+def score_scenes(model_dir, scene_dir, node_kw: dict | None = None, progress: bool = False) -> dict:
+    """training.scene_eval.evaluate_fold of one fold model on its fold's set, without the
+    per-event list of stream false alarms (the counts stay)."""
+    from training import scene_eval
+    res = scene_eval.evaluate_fold(model_dir, scene_dir, progress=progress, node_kw=node_kw)
+    res["raw"]["streams"].pop("events", None)
+    return res
+
+
+def _scenes_summary(per_fold: list[dict]) -> dict | None:
+    from training import scene_eval
+    got = [f["scenes"] for f in per_fold if f.get("scenes")]
+    return scene_eval.summarise(got) if got else None
 
 
 def val_fold_for(test_fold: int, folds: list[int]) -> int:
@@ -121,12 +196,14 @@ def summarize(per_fold: list[dict], classes: list[str]) -> dict:
 
 def run(rows, root, json_path, recipe: Recipe | None = None, *, cmap=None, archs=("ds_cnn", "crnn"),
         folds=None, work=None, cache_dir=None, strict: bool = False, progress: bool = True, log=None,
-        classifier_stride: int = 8, room_below_peak_db: float | None = 20.0) -> dict:
+        classifier_stride: int = 8, room_below_peak_db: float | None = 20.0,
+        scenes: dict | None = SCENE_DEFAULTS) -> dict:
     """Every arch x test fold with the recipe (its arch, val_fold and test_fold are set per
     fold; the export checks only report: a fold's model is evaluated whatever its figures).
     room_below_peak_db: also evaluate each test fold through the node with the room at least
     this far below each clip's peak (`node_room`, tools.validate.gate_eval's headline protocol: 1-s
-    chunks cut from inside an event have the event as their own floor); None: skip."""
+    chunks cut from inside an event have the event as their own floor); None: skip.
+    scenes: the scene benchmark's settings (SCENE_DEFAULTS' keys; None: no scene benchmark)."""
     from training import evaluate, features, pipeline
     recipe = recipe or Recipe()
     log = log or (lambda m: print(m, file=sys.stderr))
@@ -141,6 +218,11 @@ def run(rows, root, json_path, recipe: Recipe | None = None, *, cmap=None, archs
     work = Path(work) if work else WORK_DIR
     cache_dir = cache_dir if cache_dir is not None else features.CACHE_DIR
     json_path = Path(json_path)
+    scene_dirs = {}
+    if scenes is not None:                  # every fold's set before the first model is trained
+        scenes = _scene_settings(scenes)
+        scene_dirs = build_scene_sets(rows, root, folds, recipe.seed, work, cmap.targets, scenes,
+                                      progress=progress, log=log)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     per_fold = ("arch", "val_fold", "test_fold", "enforce_budget", "max_int8_drop", "max_parity_rate")
     res = {"schema_version": 1, "created_by": "python -m training crossval",
@@ -154,6 +236,8 @@ def run(rows, root, json_path, recipe: Recipe | None = None, *, cmap=None, archs
            **{k: v for k, v in dataclasses.asdict(recipe).items() if k not in per_fold},
            "classifier_stride_hops": classifier_stride,
            "room_below_peak_db": room_below_peak_db,
+           "scenes": None if scenes is None else {**scenes, "seed": recipe.seed,
+                                                   "dir": str(Path(work) / "scenes")},
            "feature_config_hash": features.P.feature_hash,
            "core_config_hash": features.P.config_hash,
            "archs": {}}
@@ -181,7 +265,11 @@ def run(rows, root, json_path, recipe: Recipe | None = None, *, cmap=None, archs
                                             stride=classifier_stride, room_below_peak_db=room_below_peak_db)
                 (out / "eval_room.json").write_text(json.dumps(ev_room, indent=1, default=float))
             per.append(_fold_record(ev, fit, k, v, ev_room))
+            if scenes is not None:
+                per[-1]["scenes"] = score_scenes(out, scene_dirs[k], scenes["node_kw"], progress)
             res["archs"][arch]["summary"] = summarize(per, list(cmap.targets))
+            if scenes is not None:
+                res["archs"][arch]["summary"]["scenes"] = _scenes_summary(per)
             res["seconds"] = round(time.time() - t0, 1)
             json_path.write_text(json.dumps(res, indent=1, default=float) + "\n")
             log(f"crossval {arch} fold {k}: node macro-F1 {per[-1]['node']['macro_f1']:.3f}, "
@@ -189,10 +277,74 @@ def run(rows, root, json_path, recipe: Recipe | None = None, *, cmap=None, archs
     return res
 
 
+def rescore_scenes(rows, root, json_path, *, work=None, archs=("ds_cnn", "crnn"), folds=None,
+                   seed: int | None = None, cmap=None, scenes: dict | None = None,
+                   progress: bool = True, log=None) -> dict:
+    """Score the fold models already in `work` (WORK/<arch>/fold<k>/manifest.json) on their
+    folds' scene sets, without training, and write the scene sections into `json_path` (the
+    crossval JSON when it exists: every other figure is kept; else a JSON of the scene sections
+    only).  seed: the scene sets' when the JSON does not name one (its recipe seed: the sets the
+    fold models were scored on first)."""
+    log = log or (lambda m: print(m, file=sys.stderr))
+    cmap = cmap or _data.ClassMap.default()
+    work = Path(work) if work else WORK_DIR
+    json_path = Path(json_path)
+    res = None
+    if json_path.exists():
+        try:
+            res = json.loads(json_path.read_text())
+        except (OSError, ValueError) as e:
+            raise _data.DataError(f"{json_path}: not readable JSON ({e})") from None
+        if "archs" not in res:
+            raise _data.DataError(f"{json_path}: not a crossval JSON (no 'archs' key)")
+    seed = (res or {}).get("seed", seed if seed is not None else Recipe().seed)
+    st = _scene_settings(scenes or {})
+    models = {}
+    for arch in archs:
+        ks = sorted(int(p.name[4:]) for p in (work / arch).glob("fold*")
+                    if p.name[4:].isdigit() and (p / "manifest.json").is_file())
+        if folds:
+            miss = [k for k in folds if k not in ks]
+            if miss:
+                raise _data.DataError(f"{work / arch / f'fold{miss[0]}'}: no fold model (manifest.json); "
+                                      "run python -m training crossval first")
+            ks = list(folds)
+        if not ks:
+            raise _data.DataError(f"{work / arch}: no fold models (fold<k>/manifest.json); "
+                                  "run python -m training crossval first")
+        models[arch] = ks
+    all_folds = sorted({k for ks in models.values() for k in ks})
+    dirs = build_scene_sets(rows, root, all_folds, seed, work, cmap.targets, st, progress=progress, log=log)
+    if res is None:
+        res = {"schema_version": 1, "created_by": "python -m training crossval --scenes-only",
+               "folds": all_folds, "classes": list(cmap.targets), "seed": seed, "archs": {}}
+    res["scenes"] = {**st, "seed": seed, "dir": str(work / "scenes")}
+    for arch, ks in models.items():
+        a = res["archs"].setdefault(arch, {"folds": []})
+        for k in ks:
+            rec = next((f for f in a["folds"] if f.get("test_fold") == k), None)
+            if rec is None:
+                rec = {"test_fold": k}
+                a["folds"].append(rec)
+            rec["scenes"] = score_scenes(work / arch / f"fold{k}", dirs[k], st["node_kw"], progress)
+            f = rec["scenes"]
+            log(f"crossval scenes {arch} fold {k}: event F1 {f['event_f1']}, "
+                f"false alarms/h {f['false_alarms_per_hour']}")
+        a.setdefault("summary", {})["scenes"] = _scenes_summary(a["folds"])
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = json_path.with_name(json_path.name + ".tmp")
+    tmp.write_text(json.dumps(res, indent=1, default=float) + "\n")
+    tmp.replace(json_path)
+    return res
+
+
 def summary_text(res: dict) -> str:
     lines = []
     for arch, a in res["archs"].items():
         s = a.get("summary", {})
+        if "node" not in s:                   # a scenes-only JSON
+            lines += [f"{arch} scenes: " + _scene_line(s.get("scenes"))]
+            continue
         f = lambda d: "-" if not d or d.get("mean") is None else f"{d['mean']:.3f} ± {d['std']:.3f}"
         lines.append(f"{arch}: node macro-F1 {f(s['node']['macro_f1'])} (classes with clips "
                      f"{f(s['node'].get('macro_f1_supported'))}), classifier macro-F1 "
@@ -202,5 +354,15 @@ def summary_text(res: dict) -> str:
                         f"{f(s['node_room']['macro_f1'])}, gunshot recall {f(s.get('gunshot_recall_node_room'))}"
                         if "node_room" in s else "")
                      + (f"; a perfect model behind the gate would score {f(s['gate_ceiling']['macro_f1'])}"
-                        if "gate_ceiling" in s else ""))
+                        if "gate_ceiling" in s else "")
+                     + (f"; scenes: {_scene_line(s['scenes'])}" if s.get("scenes") else ""))
     return "\n".join(lines)
+
+
+def _scene_line(sm: dict | None) -> str:
+    if not sm:
+        return "not scored"
+    f = lambda v, spec=".3f": "-" if v is None else format(v, spec)       # noqa: E731
+    return (f"event F1 {f(sm['event_f1'])} (200 ms), {f(sm['collars']['500ms']['event_f1'])} (500 ms), "
+            f"gate recall {f(sm['gate_recall'])}, false alarms/h on streams "
+            f"{f(sm['streams']['false_alarms_per_hour'], '.1f')}")

@@ -325,15 +325,121 @@ def crossval_markdown(cv: dict, baselines: dict | None = None, figures: dict | N
                  f"{_ms(sm.get('macs'), '.0f')} | {_ms(sm.get('int8_macro_f1_drop'), '.4f')} | "
                  f"{_ms(sm.get('parity_mismatches'), '.1f')} |")
     L.append("")
-    if figures:
+    figures = dict(figures or {})
+    timelines = {n: p for n, p in figures.items() if n.startswith("scene timeline")}
+    confusions = {n: p for n, p in figures.items() if n not in timelines}
+    if confusions:
         L += ["## Pooled confusion matrices (node)", ""]
-        for name, p in figures.items():
+        for name, p in confusions.items():
             L += [f"![{name}]({p.name})", ""]
+    L += scenes_markdown(cv, timelines)
     return "\n".join(L)
 
 
+def scenes_markdown(cv: dict, timelines: dict | None = None) -> list[str]:
+    """The scene benchmark section (summary["scenes"] per architecture, training.scene_eval's
+    figures pooled over the test folds); nothing when the JSON has none."""
+    archs = {a: x["summary"]["scenes"] for a, x in cv.get("archs", {}).items()
+             if (x.get("summary") or {}).get("scenes")}
+    if not archs:
+        return []
+    st = cv.get("scenes") or {}
+    ebrs = next(iter(archs.values()))["ebrs_db"]
+    L = ["## Scene benchmark (held-out folds, through the node)", "",
+         "Each test fold's model as deployed (int8 model on the C features, the node's gate, "
+         "thresholds and decision logic; one fresh node per file) on that fold's scenes: target "
+         "events pasted into real background recordings at event-to-background ratios of "
+         + ", ".join(f"{e} dB" for e in ebrs)
+         + (f" ({st['per_ebr']} per class and EBR per fold where the fold has the clips)" if "per_ebr" in st else "")
+         + ", with hard negatives between them; and on negative streams of the fold's everyday "
+         "sounds" + (f" ({st['stream_minutes']:g} min per fold)" if "stream_minutes" in st else "")
+         + ", where every target event is a false alarm. Event-based scores (sed_eval, onsets only) "
+         "against the audible onsets, pooled over the folds (training.scenes, training.scene_eval)."
+         + (f" Node settings: {', '.join(f'{k}={v}' for k, v in st['node_kw'].items())}."
+            if st.get("node_kw") else ""), "",
+         "| arch | event F1 200 ms | error rate 200 ms | event F1 500 ms | error rate 500 ms | events "
+         "| gate recall | window recall | onset latency median / p90 (ms) | false alarms / h (streams) "
+         "| false alarms / h (background) | inference duty scenes / streams / background |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for a, sm in archs.items():
+        c2, c5, lat, strm, d = (sm["collars"]["200ms"], sm["collars"]["500ms"], sm["onset_latency_ms"],
+                                sm["streams"], sm["inference_duty"])
+        L.append(f"| {a} | {_f(c2['event_f1'])} | {_f(c2['event_error_rate'])} | {_f(c5['event_f1'])} | "
+                 f"{_f(c5['event_error_rate'])} | {sm['n_target_events']} | {_f(sm['gate_recall'])} | "
+                 f"{_f(sm['window_recall'])} | {_f(lat['median'], '.0f')} / {_f(lat['p90'], '.0f')} | "
+                 f"{_f(strm['false_alarms_per_hour'], '.1f')} | "
+                 f"{_f(strm['false_alarms_per_hour_background'], '.1f')} | "
+                 f"{_f(d['scenes'], '.2f')} / {_f(d['streams'], '.2f')} / {_f(d['streams_background'], '.2f')} |")
+    L += ["", "Event F1 (200 ms) per fold: " + "; ".join(
+        f"{a} " + ", ".join(f"fold {k} {_f(v)}" for k, v in zip(sm["folds"], sm["event_f1_per_fold"]))
+        for a, sm in archs.items()) + ".", ""]
+    for a, sm in archs.items():
+        r = sm["recall_per_ebr"]["200ms"]
+        pc2, pc5 = sm["collars"]["200ms"]["per_class"], sm["collars"]["500ms"]["per_class"]
+        L += [f"### {a}: recall per class and EBR (200-ms collar), per-class scores, false alarms", "",
+              "| class | " + " | ".join(f"recall {e} dB" for e in ebrs) + " | F1 200 ms | recall 200 ms "
+              "| F1 500 ms | events | false alarms / h (streams) |",
+              "|---" * (6 + len(ebrs)) + "|"]
+        for c in sm["labels"]:
+            L.append(f"| {c} | " + " | ".join(
+                f"{_f(r[e]['per_class'].get(c), '.2f')} (n={sm_n(sm, e, c)})" for e in ebrs)
+                + f" | {_f(pc2[c]['f1'], '.2f')} | {_f(pc2[c]['recall'], '.2f')} | {_f(pc5[c]['f1'], '.2f')} "
+                  f"| {pc2[c]['Nref']} | {_f(sm['streams']['per_class'].get(c), '.1f')} |")
+        L.append("| all | " + " | ".join(f"{_f(r[e]['recall'], '.2f')} (n={r[e]['Nref']})" for e in ebrs)
+                 + f" | {_f(sm['collars']['200ms']['event_f1'], '.2f')} | "
+                   f"{_f(sm['collars']['200ms']['recall'], '.2f')} | {_f(sm['collars']['500ms']['event_f1'], '.2f')} "
+                   f"| {sm['n_target_events']} | {_f(sm['streams']['false_alarms_per_hour'], '.1f')} |")
+        L.append("| gate open | " + " | ".join(_f(sm["gate_recall_per_ebr"].get(e), ".2f") for e in ebrs)
+                 + " | | | | | |")
+        neg = sm.get("negatives_in_scenes") or {}
+        src = list((sm["streams"].get("by_source") or {}).items())[:5]
+        L += ["", f"Streams: {sm['streams']['seconds'] / 3600:.2f} h ({sm['streams']['background_seconds'] / 3600:.2f} h "
+              f"of background), {sm['streams']['false_alarms']} false alarms"
+              + (" (most under " + ", ".join(f"{k} {v}" for k, v in src) + ")" if src else "")
+              + f". Hard negatives in the scenes that triggered a target event: {neg.get('triggered', 0)} of "
+                f"{neg.get('events', 0)}.", ""]
+    if timelines:
+        L += ["### One scene per fold", "",
+              "Waveform and spectrogram; events as spans coloured by class (light: pasted, dark: audible; "
+              "hatched: missed; grey: hard negatives); the node's detections as lines (solid: hit at the "
+              "200-ms collar, dashed red: false).", ""]
+        for name, p in timelines.items():
+            L += [f"![{name}]({p.name})", ""]
+    return L
+
+
+def sm_n(sm: dict, ebr: str, label: str) -> int:
+    """Ground-truth events of a class at an EBR (from the pooled raw counts)."""
+    return sm["recall_per_ebr"]["200ms"][ebr].get("Nref_per_class", {}).get(label, 0)
+
+
+def scene_timelines(cv: dict, out_dir: Path, stem: str) -> dict:
+    """One timeline PNG per architecture and fold (training.scenes.plot_timeline) from the
+    fold's `timeline` entry and its scene WAV (left out where the scene set is not on disk)."""
+    from tools.node import audio
+    from training import scenes
+    figs = {}
+    for arch, a in cv.get("archs", {}).items():
+        for f in a.get("folds", []):
+            t = (f.get("scenes") or {}).get("timeline")
+            sset = (f.get("scenes") or {}).get("scene_set")
+            if not t or not sset:
+                continue
+            try:
+                pcm = audio.load(Path(sset) / t["scene"])
+            except (audio.AudioError, OSError):
+                continue
+            k = f.get("test_fold", f["scenes"].get("fold"))
+            figs[f"scene timeline {arch} fold {k}"] = scenes.plot_timeline(
+                pcm, t["events"], f["scenes"]["labels"], out_dir / f"{stem}_scene_{arch}_fold{k}.png",
+                f"{arch}, fold {k}: {t['scene']} (bed {t['bed_dbfs']:.1f} dBFS)", t["detections"])
+    return figs
+
+
 def write_crossval(cv: dict, md_path, baselines: dict | None = None) -> list[Path]:
-    """<md_path> plus one pooled node confusion PNG per architecture next to it."""
+    """<md_path> plus one pooled node confusion PNG per architecture next to it, and one scene
+    timeline PNG per architecture and fold where the JSON has a scene section and the fold's
+    scene set is on disk."""
     md_path = Path(md_path)
     md_path.parent.mkdir(parents=True, exist_ok=True)
     figures = {}
@@ -343,6 +449,7 @@ def write_crossval(cv: dict, md_path, baselines: dict | None = None) -> list[Pat
             figures[f"{arch}, node, pooled"] = confusion_png(
                 conf, f"{arch} node: confusion over all test folds (clips)",
                 md_path.parent / f"{md_path.stem}_confusion_{arch}.png")
+    figures.update(scene_timelines(cv, md_path.parent, md_path.stem))
     md_path.write_text(crossval_markdown(cv, baselines, figures) + "\n")
     return [md_path, *figures.values()]
 

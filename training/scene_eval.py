@@ -1,6 +1,8 @@
 """Score a model on a scene set (training.scenes) through the node exactly as deployed.
 
     res = evaluate_fold("firmware/model", scene_set)       # or a tools.node.model.Model; JSON-ready
+    res = evaluate_fold(m, scene_set, node_kw={"mode": "continuous"})   # other node settings
+    events = node_events(m, scene_set)                      # {file: [ONSET events]}, as scored
     pooled = summarise([res_fold1, res_fold2, ...])         # the same figures over all folds
 
 Each scene and stream file is one stream into a fresh node, `tools.node.model.load(dir).node(trace=True)`
@@ -14,7 +16,8 @@ Figures (keys of the result; null where undefined):
       {Nref, Nsys, Ntp, Nfp, Nfn, Nsubs}, per_class {label: {precision, recall, f1, Nref, Nsys,
       Ntp}}}}     sed_eval event-based, onset collar, offsets not evaluated; ground truth = the
       audible onsets of the target events (hard negatives are not in it)
-  recall_per_ebr {"200ms"|"500ms": {ebr: {recall, Nref, per_class {label: recall}}}}
+  recall_per_ebr {"200ms"|"500ms": {ebr: {recall, Nref, per_class {label: recall},
+      Nref_per_class {label: events}}}}
   gate_recall, gate_recall_per_ebr      tools.node.coverage.gate_open_in: the gate open in at least
       one 16-ms block of the event's audible span (from the node's block trace)
   window_recall                         an analysis window overlapping the audible span
@@ -28,6 +31,12 @@ Figures (keys of the result; null where undefined):
       {"label:source_label": count}, events [...]}
       every target-class ONSET event on the negative streams is a false alarm; attributed to
       the segment playing at the event's onset; `background` = segments labelled background
+      (the crossval JSON leaves `events` out of `raw.streams`)
+  timeline {scene, seconds, bed_dbfs, events [events.csv spans; targets with `hit`],
+      detections [{label, onset_s, score, match: hit|false}]}   the set's first scene, for the
+      report's timeline plot (hit: a same-class target within the 200-ms collar)
+  node_kw                               the Node keyword arguments the node ran with ({}: the
+      model's own settings, as deployed)
   inference_duty {scenes, streams, streams_background}   audio covered by analysis windows /
       audio (tools.node.coverage.window_coverage)
 """
@@ -45,9 +54,10 @@ COLLARS = {"200ms": 0.2, "500ms": 0.5}
 SCHEMA_VERSION = 1
 
 
-def run_stream(m, pcm: np.ndarray):
-    """(node after flush, [report sample per event]) -- the deployed node on one stream."""
-    node = m.node(trace=True)
+def run_stream(m, pcm: np.ndarray, node_kw: dict | None = None):
+    """(node after flush, [report sample per event]) -- the deployed node on one stream
+    (node_kw: tools.node.core.Node's keyword arguments, e.g. mode='continuous')."""
+    node = m.node(trace=True, **(node_kw or {}))
     arrival = []
     for a in range(0, pcm.size, CHUNK):
         node.process(pcm[a:a + CHUNK])
@@ -105,12 +115,58 @@ def _ebr_key(v) -> str:
     return f"{float(v):g}"
 
 
-def evaluate_fold(model, scene_set, progress: bool = False) -> dict:
-    """Run the node on every scene and stream of a set (SceneSet or its folder) -> JSON dict."""
-    from tools.node import core, coverage
+def _load(model, scene_set):
     from tools.node import model as tmodel
     m = model if isinstance(model, tmodel.Model) else tmodel.load(model)
     ss = scene_set if isinstance(scene_set, sc.SceneSet) else sc.load(scene_set)
+    return m, ss
+
+
+def node_events(model, scene_set, node_kw: dict | None = None) -> dict[str, list[dict]]:
+    """{file name (relative to the set): the node's ONSET events of target classes [{label,
+    onset_s, arrival_s, score}]} for every scene and stream: what evaluate_fold scores."""
+    m, ss = _load(model, scene_set)
+    labels = [c for c in m.labels if c != m.manifest.get("negative_label")]
+    out = {}
+    for item in ss.scenes + ss.streams:
+        node, arrival = run_stream(m, item.pcm, node_kw)
+        out[item.name] = _onsets(m, node, arrival, labels)
+    return out
+
+
+def _timeline(scene, est) -> dict:
+    """One scene's events and the node's detections, marked for the report's timeline plot:
+    a detection is a hit when a same-class target's audible onset lies within the 200-ms
+    collar (each target matched once), else false; a target without one is missed."""
+    truth = scene.targets
+    free = list(range(len(truth)))
+    dets = []
+    for x in sorted(est, key=lambda x: x["onset_s"]):
+        j = next((j for j in free if truth[j]["label"] == x["label"]
+                  and abs(truth[j]["onset_s"] - x["onset_s"]) <= COLLARS["200ms"]), None)
+        if j is not None:
+            free.remove(j)
+        dets.append({"label": x["label"], "onset_s": round(x["onset_s"], 3),
+                     "score": round(x["score"], 4), "match": "false" if j is None else "hit"})
+    keys = ("label", "kind", "ebr_db", "onset_s", "offset_s", "pasted_onset_s", "pasted_offset_s",
+            "audible_onset_s", "audible_offset_s")
+    evs = []
+    for e in scene.events:
+        d = {k: e[k] for k in keys if k in e}
+        if e["kind"] == "target":
+            d["hit"] = truth.index(e) not in free
+        evs.append(d)
+    return {"scene": scene.name, "seconds": round(scene.seconds, 3),
+            "bed_dbfs": round(float(scene.bed_dbfs), 2), "events": evs, "detections": dets}
+
+
+def evaluate_fold(model, scene_set, progress: bool = False, node_kw: dict | None = None) -> dict:
+    """Run the node on every scene and stream of a set (SceneSet or its folder) -> JSON dict.
+    node_kw: tools.node.core.Node's keyword arguments (mode, continuous_stride, gate,
+    holdoff_ms, ...) for every stream; recorded under `node_kw`."""
+    from tools.node import core, coverage
+    m, ss = _load(model, scene_set)
+    node_kw = dict(node_kw or {})
     labels = [c for c in m.labels if c != m.manifest.get("negative_label")]
     missing = [c for c in ss.classes if c not in labels]
     files, gate_hits, win_hits, per_event = [], [], [], []
@@ -122,8 +178,9 @@ def evaluate_fold(model, scene_set, progress: bool = False) -> dict:
         from tqdm import tqdm
         it = tqdm(items, desc=f"fold {ss.fold} node", unit="file", file=sys.stderr, leave=False)
     stream_res = []
+    timeline = None
     for item in it:
-        node, arrival = run_stream(m, item.pcm)
+        node, arrival = run_stream(m, item.pcm, node_kw)
         est = _onsets(m, node, arrival, labels)
         covered = coverage.window_coverage(node.windows, 0, item.pcm.size)
         if isinstance(item, sc.Stream):
@@ -133,6 +190,8 @@ def evaluate_fold(model, scene_set, progress: bool = False) -> dict:
         n_scene += item.pcm.size
         truth = [e for e in item.targets if e["label"] in labels]
         files.append((item.name, truth, est))
+        if timeline is None:
+            timeline = _timeline(item, est)
         gate_hits += coverage.gate_open_in(node.trace, [(e["onset_s"], e["offset_s"]) for e in truth],
                                            core.HOP)
         for e in truth:
@@ -146,7 +205,7 @@ def evaluate_fold(model, scene_set, progress: bool = False) -> dict:
             neg_trig += any(n["pasted_onset_s"] <= x["onset_s"] <= n["pasted_offset_s"] for x in est)
     res = {"schema_version": SCHEMA_VERSION, "fold": ss.fold, "seed": ss.seed,
            "scene_set": str(ss.path) if ss.path else None, "model": str(m.path),
-           "model_sha256": m.sha256, "labels": labels, "classes_not_in_model": missing,
+           "model_sha256": m.sha256, "node_kw": node_kw, "labels": labels, "classes_not_in_model": missing,
            "n_scenes": len(ss.scenes), "scene_seconds": round(n_scene / sc.SR, 3),
            "n_target_events": len(per_event), "ebrs_db": [_ebr_key(e) for e in ss.ebrs]}
     res["raw"] = {"collars": {k: _sed_counts(files, labels, c) for k, c in COLLARS.items()},
@@ -198,6 +257,7 @@ def evaluate_fold(model, scene_set, progress: bool = False) -> dict:
                                  "playing_source_label": g["source_label"], "source": g["source"]})
     res["raw"]["streams"] = st
     res["raw"]["duty"] = {"scene_window_seconds": round(cov_scene / sc.SR, 3)}
+    res["timeline"] = timeline
     res.update(_figures(res["raw"], labels, [_ebr_key(e) for e in ss.ebrs], res["scene_seconds"]))
     return res
 
@@ -213,7 +273,8 @@ def _figures(raw: dict, labels, ebrs, scene_seconds) -> dict:
             tp, nref = sum(v["Ntp"] for v in pc.values()), sum(v["Nref"] for v in pc.values())
             out["recall_per_ebr"][k][e] = {"recall": _ratio(tp, nref), "Nref": nref,
                                            "per_class": {c: _ratio(v["Ntp"], v["Nref"])
-                                                         for c, v in pc.items()}}
+                                                         for c, v in pc.items()},
+                                           "Nref_per_class": {c: v["Nref"] for c, v in pc.items()}}
     g = raw["gate"]
     out["gate_recall"] = _ratio(g["hits"], g["n"])
     out["window_recall"] = _ratio(g["window_hits"], g["n"])

@@ -229,6 +229,13 @@ class _Clips:
         return self.cache[row.path]
 
 
+def clips_fingerprint(rows) -> str:
+    """sha256 of a fold's clip list (path, label, sorted): a cached set is stale when it changes."""
+    import hashlib
+    txt = "\n".join(f"{r.path}\t{r.label}" for r in sorted(rows, key=lambda r: (r.path, r.label)))
+    return hashlib.sha256(txt.encode()).hexdigest()
+
+
 def parse_ebrs(spec) -> list[float]:
     if isinstance(spec, str):
         try:
@@ -263,19 +270,10 @@ def _plan(targets: dict[str, list[data.Row]], ebrs, per_ebr, rng) -> list[tuple[
     return plan
 
 
-def build_fold(rows, root, fold: int, seed: int = 0, *, out=None, classes=None, ebrs=DEFAULT_EBRS,
-               per_ebr: int = PER_EBR, n_scenes: int | None = None,
-               stream_minutes: float = STREAM_MINUTES, progress: bool = False) -> SceneSet:
-    """Build the scene set of one fold (see the module doc); write it to `out` when given."""
-    root = Path(root)
+def check_fold(rows, fold: int, classes=None):
+    """The fold's clips for a scene set: (rows, background, {class: targets}, hard negatives,
+    stream rows); raises SceneError naming what the fold lacks (no audio is read)."""
     classes = list(classes or data.DEFAULT_TARGETS)
-    ebrs = parse_ebrs(ebrs)
-    if per_ebr < 1:
-        raise SceneError(f"--per-ebr must be 1 or more, not {per_ebr}")
-    if stream_minutes < 0:
-        raise SceneError(f"--stream-minutes must be 0 or more, not {stream_minutes}")
-    if n_scenes is not None and n_scenes < 1:
-        raise SceneError(f"--scenes must be 1 or more, not {n_scenes}")
     rows = sorted((r for r in rows if r.fold == fold), key=lambda r: r.path)
     if not rows:
         raise SceneError(f"fold {fold}: no clips in the CSV")
@@ -290,6 +288,23 @@ def build_fold(rows, root, fold: int, seed: int = 0, *, out=None, classes=None, 
         raise SceneError(f"fold {fold}: no target clips of {', '.join(classes)}")
     if not neg_rows:
         raise SceneError(f"fold {fold}: no hard-negative clips ({', '.join(HARD_NEGATIVE_LABELS)})")
+    return rows, bg_rows, tgt, neg_rows, stream_rows
+
+
+def build_fold(rows, root, fold: int, seed: int = 0, *, out=None, classes=None, ebrs=DEFAULT_EBRS,
+               per_ebr: int = PER_EBR, n_scenes: int | None = None,
+               stream_minutes: float = STREAM_MINUTES, progress: bool = False) -> SceneSet:
+    """Build the scene set of one fold (see the module doc); write it to `out` when given."""
+    root = Path(root)
+    classes = list(classes or data.DEFAULT_TARGETS)
+    ebrs = parse_ebrs(ebrs)
+    if per_ebr < 1:
+        raise SceneError(f"--per-ebr must be 1 or more, not {per_ebr}")
+    if stream_minutes < 0:
+        raise SceneError(f"--stream-minutes must be 0 or more, not {stream_minutes}")
+    if n_scenes is not None and n_scenes < 1:
+        raise SceneError(f"--scenes must be 1 or more, not {n_scenes}")
+    rows, bg_rows, tgt, neg_rows, stream_rows = check_fold(rows, fold, classes)
     rng = np.random.default_rng([seed, fold])
     clips = _Clips(root)
     plan = _plan(tgt, ebrs, per_ebr, rng)
@@ -335,6 +350,7 @@ def build_fold(rows, root, fold: int, seed: int = 0, *, out=None, classes=None, 
                      "stream_minutes": stream_minutes,
                      "hard_negative_labels": list(HARD_NEGATIVE_LABELS)},
         "counts": counts,
+        "clips_sha256": clips_fingerprint(rows),
         "missing_classes": [c for c in classes if c not in tgt],
         "dropped_inaudible": dropped,
         "unreadable": clips.problems,
@@ -648,32 +664,53 @@ def summary_text(ss: SceneSet) -> str:
     return "\n".join(lines)
 
 
-def plot_scene(ss: SceneSet, name: str, png) -> Path:
+def plot_scene(ss: SceneSet, name: str, png, detections=None) -> Path:
     """Waveform and spectrogram of one scene with the event spans (pasted: light, audible: dark)
-    coloured by class; hard negatives grey."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    coloured by class; hard negatives grey (plot_timeline)."""
     sc = next((s for s in ss.scenes if s.name == name or Path(s.name).stem == name), None)
     if sc is None:
         raise SceneError(f"no scene '{name}' (scenes: {ss.scenes[0].name} ...)")
-    x = sc.pcm.astype(np.float64) / 32768
+    return plot_timeline(sc.pcm, sc.events, ss.classes, png,
+                         f"{sc.name} (fold {ss.fold}; bed {sc.bed_dbfs:.1f} dBFS)", detections)
+
+
+def plot_timeline(pcm: np.ndarray, events: list[dict], classes, png, title: str,
+                  detections=None) -> Path:
+    """The timeline plot: waveform and spectrogram, events.csv rows as spans (targets coloured
+    by class, missed targets hatched when `hit` is given; hard negatives grey) and, when given,
+    the node's detections [{label, onset_s, match: hit|false}] as markers (hit: class colour,
+    false: red)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    x = pcm.astype(np.float64) / 32768
     t = np.arange(x.size) / SR
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(14, 6), sharex=True)
     a1.plot(t, x, lw=0.3, color="k")
     a2.specgram(x + 1e-9, NFFT=512, Fs=SR, noverlap=256, cmap="magma")
     cmap = plt.get_cmap("tab10")
-    for e in sc.events:
-        col = "grey" if e["kind"] == "negative" else cmap(ss.classes.index(e["label"]) % 10)
+    colour = lambda lab: cmap(list(classes).index(lab) % 10) if lab in classes else "grey"  # noqa: E731
+    for e in events:
+        col = "grey" if e["kind"] == "negative" else colour(e["label"])
         for ax in (a1, a2):
             ax.axvspan(e["pasted_onset_s"], e["pasted_offset_s"], color=col, alpha=0.12)
-            ax.axvspan(e["audible_onset_s"], e["audible_offset_s"], color=col, alpha=0.35)
-        a1.text(e["audible_onset_s"], 0.92, f"{e['label']} {e['ebr_db']:+g} dB", fontsize=8,
-                color="k", transform=a1.get_xaxis_transform(), va="top")
+            ax.axvspan(e["audible_onset_s"], e["audible_offset_s"], color=col, alpha=0.35,
+                       hatch="//" if e.get("hit") is False else None)
+        tag = "" if "hit" not in e else (" hit" if e["hit"] else " MISSED")
+        a1.text(e["audible_onset_s"], 0.92, f"{e['label']} {float(e['ebr_db'] or 0):+g} dB{tag}"
+                if e["kind"] == "target" else e["label"], fontsize=8, color="k",
+                transform=a1.get_xaxis_transform(), va="top")
+    for d in detections or []:
+        col = colour(d["label"]) if d["match"] == "hit" else "red"
+        for ax in (a1, a2):
+            ax.axvline(d["onset_s"], color=col, lw=1.5, ls="-" if d["match"] == "hit" else "--")
+        a1.text(d["onset_s"], 0.05, f"{d['label']} ({d['match']})", fontsize=7, color=col,
+                rotation=90, transform=a1.get_xaxis_transform(), va="bottom")
     a1.set_ylabel("amplitude")
     a2.set_ylabel("Hz")
     a2.set_xlabel("s")
-    a1.set_title(f"{sc.name} (fold {ss.fold}; bed {sc.bed_dbfs:.1f} dBFS)")
+    a1.set_title(title + ("" if detections is None else
+                          "; node detections: solid = hit, dashed red = false"))
     fig.tight_layout()
     png = Path(png)
     png.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,9 @@ Figures (core):
 Figures (model, read from the committed model artefacts, see training/bench.py):
   model_flash_bytes, model_arena_bytes, model_macs, int8_macro_f1_drop, tflm_parity_mismatches,
   crossval_node_macro_f1 (each clip after 1 s of its own floor), crossval_node_macro_f1_room
-  (the room >= 20 dB below each clip's peak, tools.gate_eval's protocol)
+  (the room >= 20 dB below each clip's peak, tools.gate_eval's protocol), crossval_scene_*,
+  crossval_stream_*, crossval_background_fa_per_hour (the scene benchmark on the held-out folds;
+  null with a reason under _skipped["crossval_scene"] when crossval.json has no scene section)
 Figures (link and twin, through a real pty against the twin, see tools/bench_link.py):
   twin_realtime_factor, hil_onset_latency_ms, record_soak_lost_samples,
   link_garbage_recovered_frames
@@ -195,6 +197,11 @@ def main(argv=None) -> int:
         try:
             figures = BENCHMARKS[name](args)
             skipped.pop(name, None)
+            for k, why in figures.pop("_skipped", {}).items():     # a part of a benchmark
+                if why:
+                    skipped[k] = why
+                else:
+                    skipped.pop(k, None)
         except Skip as e:
             figures = {}
             skipped[name] = str(e)
