@@ -198,3 +198,27 @@ def test_in_process_scorer_reports_what_the_twin_reports(tmp_path):
             assert abs(a["onset_s"] - b["onset_s"]) <= core.HOP / scenes.SR, (name, a, b)
         n += len(ev)
     assert n > 0                                  # the comparison compared something
+
+
+def test_make_bench_reports_the_missing_scene_section(tmp_path, monkeypatch, capsys):
+    """python -m tools.bench --only model: the scene keys are null with a reason while the
+    committed crossval.json has no scene section, and the reason goes once they are there."""
+    from tools.bench import core_bench
+    from training import bench as model_bench
+    out = tmp_path / "bench.json"
+    real = model_bench.bench
+    monkeypatch.setattr(model_bench, "bench", lambda: {**real(), **model_bench.scene_figures({})})
+    assert core_bench.main(["--only", "model", "--out", str(out)]) == 0
+    b = json.loads(out.read_text())
+    assert b["crossval_scene_event_f1"] is None and "no scene section" in b["_skipped"]["crossval_scene"]
+    assert set(model_bench.SCENE_KEYS) <= set(b)
+    sm = {"collars": {"200ms": {"event_f1": 0.5}, "500ms": {"event_f1": 0.6}},
+          "recall_per_ebr": {"200ms": {e: {"recall": 0.1} for e in ("-6", "0", "6")}},
+          "gate_recall": 0.9, "onset_latency_ms": {"p90": 300.0},
+          "streams": {"false_alarms_per_hour": 2.0, "false_alarms_per_hour_background": 1.0},
+          "inference_duty": {"streams": 0.2}}
+    monkeypatch.setattr(model_bench, "bench", lambda: model_bench.scene_figures({"scenes": sm}))
+    assert core_bench.main(["--only", "model", "--out", str(out)]) == 0
+    b = json.loads(out.read_text())
+    assert "crossval_scene" not in b["_skipped"] and b["crossval_scene_event_f1_500ms"] == 0.6
+    assert b["crossval_scene_recall_by_ebr"] == {"-6": 0.1, "0": 0.1, "6": 0.1}
