@@ -134,8 +134,14 @@ def test_scenes_only_rescores_the_fold_models_without_training(crossval_run, cap
     assert s["node_kw"] == {"mode": "continuous", "continuous_stride": 4}
     assert cv["scenes"]["node_kw"] == s["node_kw"] and "mode=continuous" in (d / "again.md").read_text()
     assert s["inference_duty"]["streams"] > before["archs"]["ds_cnn"]["folds"][0]["scenes"]["inference_duty"]["streams"]
-    # no fold models in the work dir: one line, exit 2
+    # the JSON's fold figures belong to other models: one line, exit 2, the JSON untouched
     capsys.readouterr()
+    cv["archs"]["ds_cnn"]["folds"][1]["model_sha256"] = "0" * 64
+    out.write_text(json.dumps(cv))
+    assert main(argv) == 2 and json.loads(out.read_text()) == cv
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "another model than" in err[0] and "fold 2" in err[0]
+    # no fold models in the work dir: one line, exit 2
     assert main(argv[:-len(SMALL)] + ["--work", str(d / "empty")] + SMALL) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no fold models" in err[0]

@@ -313,6 +313,17 @@ def rescore_scenes(rows, root, json_path, *, work=None, archs=("ds_cnn", "crnn")
             raise _data.DataError(f"{work / arch}: no fold models (fold<k>/manifest.json); "
                                   "run python -m training crossval first")
         models[arch] = ks
+        recs = {f.get("test_fold"): f for f in ((res or {}).get("archs", {}).get(arch) or {}).get("folds", [])}
+        for k in ks:                        # the JSON's figures and these models must belong together
+            want = (recs.get(k) or {}).get("model_sha256")
+            try:
+                have = json.loads((work / arch / f"fold{k}" / "manifest.json").read_text()).get("model_sha256")
+            except (OSError, ValueError) as e:
+                raise _data.DataError(f"{work / arch / f'fold{k}'}: unreadable manifest.json ({e})") from None
+            if want and have != want:
+                raise _data.DataError(f"{work / arch / f'fold{k}'}: another model than {json_path}'s "
+                                      f"{arch} fold {k} (sha256 {str(have)[:12]} vs {want[:12]}); "
+                                      "pass the work dir of that crossval run or another --json")
     all_folds = sorted({k for ks in models.values() for k in ks})
     dirs = build_scene_sets(rows, root, all_folds, seed, work, cmap.targets, st, progress=progress, log=log)
     if res is None:
