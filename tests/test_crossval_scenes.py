@@ -11,11 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.tinymodel import build_tiny_model
 
 from tools.node import params
 from training import data
-
-from helpers.tinymodel import build_tiny_model
 
 AUDIO = params.ROOT / "tests" / "audio"
 MODEL = params.ROOT / "firmware" / "model"
