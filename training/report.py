@@ -415,24 +415,29 @@ def sm_n(sm: dict, ebr: str, label: str) -> int:
 
 def scene_timelines(cv: dict, out_dir: Path, stem: str) -> dict:
     """One timeline PNG per architecture and fold (training.scenes.plot_timeline) from the
-    fold's `timeline` entry and its scene WAV (left out where the scene set is not on disk)."""
+    fold's `timeline` entry and its scene WAV.  The report names the PNG whenever the JSON has a
+    timeline, so the Markdown depends on the JSON alone; the PNG is drawn only where the fold's
+    scene set is on disk (a clone without build/ keeps the committed PNG)."""
     from tools.node import audio
     from training import scenes
     figs = {}
     for arch, a in cv.get("archs", {}).items():
         for f in a.get("folds", []):
             t = (f.get("scenes") or {}).get("timeline")
-            sset = (f.get("scenes") or {}).get("scene_set")
-            if not t or not sset:
-                continue
-            try:
-                pcm = audio.load(Path(sset) / t["scene"])
-            except (audio.AudioError, OSError):
+            if not t:
                 continue
             k = f.get("test_fold", f["scenes"].get("fold"))
-            figs[f"scene timeline {arch} fold {k}"] = scenes.plot_timeline(
-                pcm, t["events"], f["scenes"]["labels"], out_dir / f"{stem}_scene_{arch}_fold{k}.png",
-                f"{arch}, fold {k}: {t['scene']} (bed {t['bed_dbfs']:.1f} dBFS)", t["detections"])
+            png = out_dir / f"{stem}_scene_{arch}_fold{k}.png"
+            figs[f"scene timeline {arch} fold {k}"] = png
+            sset = f["scenes"].get("scene_set")
+            try:
+                pcm = audio.load(Path(sset) / t["scene"]) if sset else None
+            except (audio.AudioError, OSError):
+                pcm = None
+            if pcm is not None:
+                scenes.plot_timeline(pcm, t["events"], f["scenes"]["labels"], png,
+                                     f"{arch}, fold {k}: {t['scene']} (bed {t['bed_dbfs']:.1f} dBFS)",
+                                     t["detections"])
     return figs
 
 
