@@ -259,3 +259,21 @@ def test_twin_through_fault_proxy(tmp_path):
     good = ~flagged
     good[:bench_link.WARMUP] = False
     assert np.array_equal(y[good], period[idx][good])
+
+
+def test_sim_recording_starts_at_the_first_sample_of_the_audio(tmp_path, capsys):
+    """`record --sim-audio FILE` (the command line, a real twin with the shipped model): every
+    run's WAV begins with the file's first sample as the node's 16 kHz path makes it, however
+    long the handshake took (the twin's microphone restarts its audio at START_STREAM)."""
+    from tools.node import core
+    from tools.sim import twin
+    src = "tests/audio/siren_1.wav"
+    want = core.decimate(core.adc_to_pcm(twin.load_codes(Path(src))), 2)
+    for i in range(3):
+        out = tmp_path / f"r{i}"
+        rc = record.main(["--sim-audio", src, "--out", str(out), "--duration", "1", "-q"])
+        assert rc == 0, capsys.readouterr().err
+        (wav,) = out.glob("*.wav")
+        y, sr = sf.read(str(wav), dtype="int16")
+        assert sr == 16000 and y.size >= 16000
+        assert np.array_equal(y, want[:y.size]), f"run {i}: not the start of {src}"

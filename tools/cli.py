@@ -57,13 +57,13 @@ class _TimeoutAction(argparse.Action):
 
 
 def add_link_args(ap: argparse.ArgumentParser, sim_help: str | None = None) -> None:
-    """--port/--sim/--baud/--timeout on a tool's parser (read back with `link_from_args`)."""
+    """--port/--sim/--sim-audio/--model/--realtime/--baud/--timeout on a tool's parser (read
+    back with `link_from_args`; `args.sim` is None, True or the --sim-audio path)."""
     g = ap.add_argument_group("node connection")
     g.add_argument("--port", metavar="PATH", help="serial port of the node (a board or a twin's "
                    "pty); default: the one ESP32 USB-serial port found")
-    g.add_argument("--sim", nargs="?", const=True, default=None, metavar="AUDIO",
-                   help=sim_help or "start a simulated node (tools.twin) whose microphone plays "
-                   "AUDIO (a WAV/FLAC file or folder; silence if omitted)")
+    from tools.sim.twin import add_sim_args
+    add_sim_args(g, sim_help)
     g.add_argument("--model", default=None, metavar="DIR",
                    help="model of the simulated node (default: the shipped "
                    f"{params.MODEL_DIR.relative_to(params.ROOT)})")

@@ -268,8 +268,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.faultproxy", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--port", help="the node's serial port (a board or a twin's pty)")
-    ap.add_argument("--sim", nargs="?", const=True, default=None, metavar="AUDIO",
-                    help="start a simulated node behind the proxy")
+    from tools.sim.twin import add_sim_args
+    add_sim_args(ap, "start a simulated node behind the proxy (silent microphone unless "
+                 "--sim-audio)")
     ap.add_argument("--seed", type=int, default=0)
     for k in FAULTS:
         ap.add_argument("--" + k.replace("_", "-"), type=float, default=0.0,
