@@ -28,6 +28,11 @@ def open_node(port: str | None = None, sim=None, baud: int = DEFAULT_BAUD,
             from tools.sim import twin as _twin_mod
         except ImportError as e:
             raise LinkError(f"the simulated node is not available ({e})", 2) from None
+        if sim is not True:                 # a missing --sim-audio path: one line, exit 2
+            try:
+                _twin_mod.audio_files([sim])
+            except _twin_mod.TwinError as e:
+                raise LinkError(f"--sim-audio {e}", 2) from None
         try:
             twin = _twin_mod.start(audio=None if sim is True else str(sim), model=model,
                                    realtime=realtime, **twin_opts)

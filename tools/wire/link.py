@@ -52,6 +52,15 @@ class LinkError(ToolError):
         super().__init__(msg, exit_code)
 
 
+class NodeRefused(LinkError):
+    """The node answered a request with an ERROR frame (`code`, `detail`: its message)."""
+
+    def __init__(self, msg: str, code: int, detail: str = "", exit_code: int = 1):
+        super().__init__(msg, exit_code)
+        self.code = code
+        self.detail = detail
+
+
 @dataclass
 class Timeouts:
     """Every wait of the host tools, in seconds.  Override with `--timeout NAME=SECONDS`.
@@ -375,8 +384,9 @@ class NodeLink:
         if fr is None:
             raise LinkError(f"{self.port_name}: no answer to {name} in {timeout:.1f} s", 1)
         if isinstance(fr.msg, pr.Error):
-            raise LinkError(f"node refused {name}: error {fr.msg.code} "
-                            f"{ERROR_NAMES.get(fr.msg.code, '')} {fr.msg.message}".rstrip(), 1)
+            raise NodeRefused(f"node refused {name}: error {fr.msg.code} "
+                              f"{ERROR_NAMES.get(fr.msg.code, '')} {fr.msg.message}".rstrip(),
+                              fr.msg.code, fr.msg.message)
         return fr
 
     def command(self, command: int, arg: int = 0, timeout: float | None = None,
