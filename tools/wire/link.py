@@ -28,6 +28,7 @@ import collections
 import dataclasses
 import errno
 import os
+import stat
 import sys
 import time
 from dataclasses import dataclass
@@ -139,6 +140,22 @@ def _serial_error(port: str, e: BaseException, when: str) -> LinkError:
                      f"{text}", 1)
 
 
+def check_serial_path(port: str) -> None:
+    """A path that exists but is no serial device (a regular file, a folder): bad input, exit 2
+    (pyserial would fail with "Inappropriate ioctl for device")."""
+    if "://" in port:
+        return                                   # a pyserial URL (socket://, loop://, ...)
+    try:
+        st = os.stat(port)
+    except OSError:
+        return                                   # missing / no permission: _serial_error says
+    if not stat.S_ISCHR(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a regular file" \
+            if stat.S_ISREG(st.st_mode) else "not a character device"
+        raise LinkError(f"{port}: not a serial port ({kind}); give the node's serial device, "
+                        f"e.g. /dev/ttyUSB0", 2)
+
+
 class NodeLink:
     """One node on one serial port: framing, sequence numbers, log lines, HELLO handling.
 
@@ -168,6 +185,8 @@ class NodeLink:
     def open(self) -> "NodeLink":
         import serial
 
+        if self._factory is None:
+            check_serial_path(self.port_name)
         t0 = time.monotonic()
         while True:
             try:
