@@ -101,3 +101,18 @@ def test_non_positive_duration_is_refused_alike(capsys, tmp_path, tool, prog, ar
     assert tool.main(["--port", "/dev/earwitness-none", *argv]) == 2
     err = capsys.readouterr().err
     assert one_error_line(err, prog) and "must be > 0" in err
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["nope.wav"], "nope.wav: no such file or folder"),
+    (["--config", "/proc/nope/nvs.json"], "--config /proc/nope/nvs.json"),
+    (["--config", "tests"], "--config tests: is a folder"),
+    (["--node-id", "zz"], "--node-id zz: 6 bytes"),
+    (["--stub-scores", "1,x"], "--stub-scores"),
+    (["--model", "/nope"], "/nope")])
+def test_twin_bad_arguments(capsys, argv, msg):
+    from tools.sim import twin
+    argv = argv if "--model" in argv or "--stub-scores" in argv else [*argv, "--stub-scores", "0,255"]
+    assert twin.main(argv) == 2
+    err = capsys.readouterr().err
+    assert one_error_line(err, "twin") and msg in err

@@ -52,7 +52,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from tools.errors import BadInput, run_cli
+from tools.errors import BadInput, check_output, run_cli
 from tools.node import params
 from tools.sim.pty import open_raw_pty, write_some
 
@@ -444,9 +444,14 @@ def _serve_args(args) -> int:
                 raise TwinError("--stub-scores: comma-separated integers 0..255") from None
             if not 1 <= len(s) <= 16 or not all(0 <= v <= 255 for v in s):
                 raise TwinError("--stub-scores: 1..16 integers 0..255")
-        bytes.fromhex(args.node_id.replace(":", "")).ljust(6)
-        if len(bytes.fromhex(args.node_id.replace(":", ""))) != 6:
-            raise TwinError("--node-id: 6 bytes, e.g. 02:00:00:00:00:01")
+        try:
+            node_id = bytes.fromhex(args.node_id.replace(":", ""))
+        except ValueError:
+            node_id = b""
+        if len(node_id) != 6:
+            raise TwinError(f"--node-id {args.node_id}: 6 bytes, e.g. 02:00:00:00:00:01")
+        if args.config:
+            check_output(args.config, "--config")
         return serve(args)
     except ValueError as e:
         raise BadInput(str(e)) from None
