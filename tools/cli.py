@@ -61,14 +61,16 @@ class _TimeoutAction(argparse.Action):
         getattr(ns, self.dest).append(values)
 
 
-def add_link_args(ap: argparse.ArgumentParser, sim_help: str | None = None) -> None:
+def add_link_args(ap: argparse.ArgumentParser, sim_help: str | None = None,
+                  sim_audio: bool = True) -> None:
     """--port/--sim/--sim-audio/--model/--realtime/--baud/--timeout on a tool's parser (read
-    back with `link_from_args`; `args.sim` is None, True or the --sim-audio path)."""
+    back with `link_from_args`; `args.sim` is None, True or the --sim-audio path).
+    sim_audio=False: no --sim-audio (a tool that feeds the node by INJECT, not its microphone)."""
     g = ap.add_argument_group("node connection")
     g.add_argument("--port", metavar="PATH", help="serial port of the node (a board or a twin's "
                    "pty); default: the one ESP32 USB-serial port found")
     from tools.sim.twin import add_sim_args
-    add_sim_args(g, sim_help)
+    add_sim_args(g, sim_help, audio=sim_audio)
     g.add_argument("--model", default=None, metavar="DIR",
                    help="model of the simulated node (default: the shipped "
                    f"{params.MODEL_DIR.relative_to(params.ROOT)})")
