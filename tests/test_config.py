@@ -60,12 +60,59 @@ def test_read_all_and_change_by_name(capsys, twin_port):
     (["threshold.cat=0.5"], 2, "the node's classes are gunshot"),
     (["threshold.gunshot=1.5"], 2, "0..1 (or off)"),
     (["gain-db=loud"], 2, "not a number"),
-    (["early-preroll-frames=64"], 1, "BAD_VALUE"),
-    (["gate-peak-margin-db=-3"], 1, "BAD_VALUE"),
+    (["early-preroll-frames=64"], 2, "early-preroll-frames is 1..63 hops (or 0: off)"),
+    (["gate-peak-margin-db=-3"], 2, "gate-peak-margin-db is 0..90 dB"),
+    (["holdoff-ms=nan"], 2, "not a number"),
 ])
 def test_bad_values(capsys, twin_port, argv, code, msg):
     rc, out, err = run_main(capsys, ["--port", twin_port] + argv)
     assert rc == code and msg in err and err.startswith("config: error:") and "Traceback" not in err
+    assert err.count("\n") == 1
+
+
+def test_out_of_range_is_refused_before_anything_is_sent(capsys, twin_port):
+    """A value outside its table range: one line with the range, exit 2, and the setting
+    before it on the command line is not applied either."""
+    run_main(capsys, ["--port", twin_port, "--factory-reset"])
+    rc, out, err = run_main(capsys, ["--port", twin_port, "holdoff-ms=900",
+                                     "early-preroll-frames=64"])
+    assert rc == 2 and out == "" and err.count("\n") == 1
+    assert "early-preroll-frames=64: out of range" in err
+    with cli.open_node(twin_port) as link:
+        assert link.config_get(pr.CFG_HOLDOFF_MS) != 900
+
+
+def test_a_value_the_node_refuses_rolls_back_the_others(capsys, twin_port):
+    """In range but refused by the node (early-preroll must exceed the detector's preroll):
+    the error names the setting and the rule, holdoff-ms set by the same call is set back,
+    stdout shows what the node holds now."""
+    run_main(capsys, ["--port", twin_port, "--factory-reset"])
+    with cli.open_node(twin_port) as link:
+        holdoff0 = link.config_get(pr.CFG_HOLDOFF_MS)
+        early0 = link.config_get(pr.CFG_EARLY_PREROLL_FRAMES)
+    assert holdoff0 != 900
+    rc, out, err = run_main(capsys, ["--port", twin_port, "holdoff-ms=900",
+                                     "early-preroll-frames=3", "--json"])
+    assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert "refused early-preroll-frames=3" in err and "preroll" in err and "set back: holdoff-ms" in err
+    now = {r["name"]: r["value"] for r in map(json.loads, out.splitlines())}
+    assert now == {"holdoff-ms": holdoff0, "early-preroll-frames": early0}
+    with cli.open_node(twin_port) as link:
+        assert link.config_get(pr.CFG_HOLDOFF_MS) == holdoff0
+        assert link.config_get(pr.CFG_EARLY_PREROLL_FRAMES) == early0
+
+
+def test_sim_from_the_command_line(capsys):
+    """The example of config's own --help: `--sim NAME=VALUE --json` (--sim takes no value)."""
+    rc, out, err = run_main(capsys, ["--sim", "early-preroll-frames=0", "--json"])
+    assert rc == 0, err
+    assert [json.loads(line) for line in out.splitlines()] == [
+        {"name": "early-preroll-frames", "value": 0, "unit": "hops", "raw": 0, "changed": True}]
+    assert "--sim early-preroll-frames=0 --json" in config.__doc__
+    rc, out, err = run_main(capsys, ["--sim-audio", "tests/audio/siren_1.wav", "mode"])
+    assert rc == 0 and out == "mode = 0\n", err
+    rc, out, err = run_main(capsys, ["--sim-audio", "tests/audio/no-such.wav", "mode"])
+    assert rc == 2 and err.startswith("config: error:") and "no-such.wav" in err
     assert err.count("\n") == 1
 
 

@@ -73,6 +73,7 @@ def test_rolling_files_events_and_metadata(tmp_path):
     assert m0["start_time_utc"].endswith("Z")
     assert [(e["label"], e["kind"], e["onset_sample"]) for e in m0["events"]] == \
         [("gunshot", "onset", 32000), ("gunshot", "end", 32000)]
+    assert summary["events"] == 2            # detections (onsets), as tools.monitor counts them
     assert metas[1]["events"][0]["label"] == "siren"
     assert metas[1]["events"][0]["offset_s"] == pytest.approx(3.0)
     rows = list(csv.DictReader(open(tmp_path / "metadata.csv")))
@@ -259,3 +260,38 @@ def test_twin_through_fault_proxy(tmp_path):
     good = ~flagged
     good[:bench_link.WARMUP] = False
     assert np.array_equal(y[good], period[idx][good])
+
+
+def test_sim_recording_starts_at_the_first_sample_of_the_audio(tmp_path, capsys):
+    """`record --sim-audio FILE` (the command line, a real twin with the shipped model): every
+    run's WAV begins with the file's first sample as the node's 16 kHz path makes it, however
+    long the handshake took (the twin's microphone restarts its audio at START_STREAM)."""
+    from tools.node import core
+    from tools.sim import twin
+    src = "tests/audio/siren_1.wav"
+    want = core.decimate(core.adc_to_pcm(twin.load_codes(Path(src))), 2)
+    for i in range(3):
+        out = tmp_path / f"r{i}"
+        rc = record.main(["--sim-audio", src, "--out", str(out), "--duration", "1", "-q"])
+        assert rc == 0, capsys.readouterr().err
+        (wav,) = out.glob("*.wav")
+        y, sr = sf.read(str(wav), dtype="int16")
+        assert sr == 16000 and y.size >= 16000
+        assert np.array_equal(y, want[:y.size]), f"run {i}: not the start of {src}"
+
+
+def test_cli_counts_detections_like_the_monitor(tmp_path, capsys):
+    """`--json` summary and the human line: one detection per EVENT onset, not per frame."""
+    x = source(6)
+    evs = [pr.Event(16000, 4000, 0, 210, pr.EVENT_ONSET, 1),
+           pr.Event(16000, 8000, 0, 230, pr.EVENT_END, 3),
+           pr.Event(16000 * 3, 4000, 3, 200, pr.EVENT_ONSET, 1),
+           pr.Event(16000 * 3, 6000, 3, 200, pr.EVENT_END, 2)]
+    with FakeNode(x, record=True, events=evs) as node:
+        rc = record.main(["--port", node.port, "--out", str(tmp_path / "j"), "--duration", "6",
+                          "--json"])
+    out = capsys.readouterr().out
+    assert rc == 0 and json.loads(out)["events"] == 2
+    with FakeNode(x, record=True, events=evs) as node:
+        rc = record.main(["--port", node.port, "--out", str(tmp_path / "h"), "--duration", "6"])
+    assert rc == 0 and ", events 2;" in capsys.readouterr().err

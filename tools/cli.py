@@ -28,6 +28,11 @@ def open_node(port: str | None = None, sim=None, baud: int = DEFAULT_BAUD,
             from tools.sim import twin as _twin_mod
         except ImportError as e:
             raise LinkError(f"the simulated node is not available ({e})", 2) from None
+        if sim is not True:                 # a missing --sim-audio path: one line, exit 2
+            try:
+                _twin_mod.audio_files([sim])
+            except _twin_mod.TwinError as e:
+                raise LinkError(f"--sim-audio {e}", 2) from None
         try:
             twin = _twin_mod.start(audio=None if sim is True else str(sim), model=model,
                                    realtime=realtime, **twin_opts)
@@ -56,14 +61,16 @@ class _TimeoutAction(argparse.Action):
         getattr(ns, self.dest).append(values)
 
 
-def add_link_args(ap: argparse.ArgumentParser, sim_help: str | None = None) -> None:
-    """--port/--sim/--baud/--timeout on a tool's parser (read back with `link_from_args`)."""
+def add_link_args(ap: argparse.ArgumentParser, sim_help: str | None = None,
+                  sim_audio: bool = True) -> None:
+    """--port/--sim/--sim-audio/--model/--realtime/--baud/--timeout on a tool's parser (read
+    back with `link_from_args`; `args.sim` is None, True or the --sim-audio path).
+    sim_audio=False: no --sim-audio (a tool that feeds the node by INJECT, not its microphone)."""
     g = ap.add_argument_group("node connection")
     g.add_argument("--port", metavar="PATH", help="serial port of the node (a board or a twin's "
                    "pty); default: the one ESP32 USB-serial port found")
-    g.add_argument("--sim", nargs="?", const=True, default=None, metavar="AUDIO",
-                   help=sim_help or "start a simulated node (tools.twin) whose microphone plays "
-                   "AUDIO (a WAV/FLAC file or folder; silence if omitted)")
+    from tools.sim.twin import add_sim_args
+    add_sim_args(g, sim_help, audio=sim_audio)
     g.add_argument("--model", default=None, metavar="DIR",
                    help="model of the simulated node (default: the shipped "
                    f"{params.MODEL_DIR.relative_to(params.ROOT)})")

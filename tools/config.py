@@ -11,8 +11,15 @@ disables a class threshold); the node answers every change with the value now in
 (margins are held as 256·log2 of a power, so 9 dB comes back as 8.9961).  The node persists
 every change (NVS) until `--factory-reset`.  Key numbers and ranges: docs/protocol.md.
 
-Exit status: 0 ok; 1 the node refused a value (out of range) or did not answer; 2 bad usage
-(unknown name, malformed value, no port).
+Every name and value is checked before anything is sent: a value outside its setting's range
+is refused here with the range in the setting's unit (exit 2, nothing sent).  If the node
+still refuses one (a rule across settings, e.g. early-preroll-frames must be above the
+detector's preroll), the settings this invocation already changed are set back to their
+previous values, the error line says which setting and why, and stdout shows what the node
+holds now.
+
+Exit status: 0 ok; 2 bad input (unknown name, malformed or out-of-range value, a value the
+node refused, no such port); 1 the node did not answer or a roll-back failed.
 """
 from __future__ import annotations
 
@@ -33,10 +40,31 @@ class Setting:
     unit: str
     help: str
     threshold: bool = False   # a class's score threshold: 0..1, or "off"
+    lo: int = 0               # the table's raw range (ewcore.toml [[setting]] min..max)
+    hi: int = 0
+    zero_off: bool = False    # 0 (off) is also accepted
+    rule: str = ""            # what the node checks (ewcore.toml `wire`)
+
+    def accepts(self, raw: int) -> bool:
+        return self.lo <= raw <= self.hi or (self.zero_off and raw == 0)
+
+    def valid_range(self) -> str:
+        """The accepted values in the user's unit, e.g. `1..63 hops (or 0: off)`."""
+        if self.threshold:
+            return "0..1 (or off)"
+        unit = f" {self.unit}" if self.unit else ""
+        text = f"{_num(self.lo / self.scale)}..{_num(self.hi / self.scale)}{unit}"
+        return text + (" (or 0: off)" if self.zero_off and not self.lo <= 0 <= self.hi else "")
+
+
+def _num(v: float) -> str:
+    return f"{v:g}" if float(v).is_integer() else f"{round(v, 4)}"
 
 
 # the settings of ewcore.toml [[setting]], in key order
-SETTINGS: dict[str, Setting] = {s.name: Setting(s.key, s.scale, s.unit, s.help) for s in pr.SETTINGS}
+SETTINGS: dict[str, Setting] = {s.name: Setting(s.key, s.scale, s.unit, s.help, lo=s.min,
+                                                hi=s.max, zero_off=s.zero_off, rule=s.wire)
+                                for s in pr.SETTINGS}
 THRESHOLD_PREFIX = pr.THRESHOLDS.name_prefix
 
 
@@ -51,24 +79,32 @@ def resolve(name: str, labels: list[str]) -> Setting:
         label = name[len(THRESHOLD_PREFIX):]
         if label not in labels:
             raise ConfigError(f"{name}: the node's classes are {', '.join(labels)}")
-        return Setting(pr.cfg_threshold(labels.index(label)), pr.THRESHOLDS.scale, "", f"score threshold of {label}",
-                       threshold=True)
+        return Setting(pr.cfg_threshold(labels.index(label)), pr.THRESHOLDS.scale, "",
+                       f"score threshold of {label}", threshold=True, lo=0,
+                       hi=pr.THRESHOLDS.scale)
     s = SETTINGS.get(name)
     if s is None:
-        raise ConfigError(f"unknown setting {name!r}; known: {', '.join(SETTINGS)}, threshold.<label>")
+        hint = " (an audio file for the simulated node is given with --sim-audio PATH)" \
+            if "=" not in name and "." in name and not name.startswith(THRESHOLD_PREFIX) else ""
+        raise ConfigError(f"unknown setting {name!r}; known: {', '.join(SETTINGS)}, "
+                          f"threshold.<label>{hint}")
     return s
 
 
 def to_raw(name: str, s: Setting, text: str) -> int:
+    """The raw value of `name=text`, checked against the setting's range (ConfigError: exit 2)."""
     if s.threshold and text.strip().lower() == "off":
         return pr.THRESHOLD_OFF
     try:
         v = float(text)
     except ValueError:
         raise ConfigError(f"{name}={text}: not a number") from None
-    if s.threshold and not 0.0 <= v <= 1.0:
-        raise ConfigError(f"{name}={text}: a score threshold is 0..1 (or off)")
-    return int(round(v * s.scale))
+    if v != v or v in (float("inf"), float("-inf")):
+        raise ConfigError(f"{name}={text}: not a number")
+    raw = int(round(v * s.scale))
+    if not s.accepts(raw):
+        raise ConfigError(f"{name}={text}: out of range; {name} is {s.valid_range()}")
+    return raw
 
 
 def to_value(s: Setting, raw: int):
@@ -85,7 +121,12 @@ def all_names(labels: list[str]) -> list[str]:
 
 def run(link: lk.NodeLink, requests: list[str], factory_reset: bool = False) -> list[dict]:
     """Apply `name=value` and read `name` requests (all settings when empty) on an open link;
-    returns one record per setting: name, value (in its unit), unit, raw, changed."""
+    returns one record per setting: name, value (in its unit), unit, raw, changed.
+
+    Every name and value is checked (name known, value in its range) before anything is sent.
+    If the node still refuses a value (a rule across settings, e.g. early-preroll-frames above
+    the preroll), the values already changed by this call are set back to what they were and
+    RefusedChange is raised (its `records`: what the node holds now)."""
     labels = list(link.hello().labels)
     parsed = []
     for r in requests:                  # check every name and value before changing anything
@@ -97,12 +138,57 @@ def run(link: lk.NodeLink, requests: list[str], factory_reset: bool = False) -> 
         parsed = [(n, resolve(n, labels), None) for n in all_names(labels)]
     if factory_reset:
         link.command(pr.CMD_FACTORY_RESET, 0)
-    out = []
+    before = {s.key: link.config_get(s.key) for _, s, raw in parsed if raw is not None}
+    out, applied = [], []
     for name, s, raw in parsed:
-        got = link.config_get(s.key) if raw is None else link.config_set(s.key, raw)
+        if raw is None:
+            got = link.config_get(s.key)
+        else:
+            try:
+                got = link.config_set(s.key, raw)
+            except lk.NodeRefused as e:
+                raise _roll_back(link, name, s, raw, e, applied, before, parsed) from None
+            applied.append((name, s))
         out.append({"name": name, "value": to_value(s, got), "unit": s.unit, "raw": got,
                     "changed": raw is not None})
     return out
+
+
+class RefusedChange(lk.LinkError):
+    """The node refused a checked value; the call's earlier changes were rolled back.
+    `records`: every requested setting as the node holds it now (changed: False)."""
+
+    def __init__(self, msg: str, records: list[dict], exit_code: int = 2):
+        super().__init__(msg, exit_code)
+        self.records = records
+
+
+def _roll_back(link, name, s, raw, err, applied, before, parsed) -> lk.LinkError:
+    why = err.detail or str(err)
+    if s.rule:
+        why += f" ({name}: {s.rule})"
+    restored, failed = [], []
+    for n, st in reversed(applied):
+        try:
+            link.config_set(st.key, before[st.key])
+            restored.append(n)
+        except lk.LinkError as e2:
+            failed.append(f"{n} ({e2})")
+    records = []
+    for n, st, _ in parsed:
+        try:
+            got = link.config_get(st.key)
+        except lk.LinkError:
+            continue
+        records.append({"name": n, "value": to_value(st, got), "unit": st.unit, "raw": got,
+                        "changed": False})
+    msg = f"the node refused {name}={to_value(s, raw)}{' ' + s.unit if s.unit else ''}: {why}"
+    if restored:
+        msg += f"; set back: {', '.join(reversed(restored))}"
+    if failed:
+        msg += f"; could NOT set back: {', '.join(failed)}"
+        return RefusedChange(msg, records, 1)
+    return RefusedChange(msg + "; nothing changed", records, 2)
 
 
 def main(argv=None) -> int:
@@ -122,14 +208,23 @@ def main(argv=None) -> int:
         print(f"{'threshold.<label>':26s} {'':5s} score threshold of a class, 0..1 or off")
         return 0
 
+    def show(rec: dict) -> None:
+        if args.json:
+            print(json.dumps(rec))
+        else:
+            unit = f" {rec['unit']}" if rec["unit"] and rec["value"] != "off" else ""
+            print(f"{rec['name']} {'->' if rec['changed'] else '='} {rec['value']}{unit}")
+
     def body() -> int:
         with cli.link_from_args(args) as link:
-            for rec in run(link, args.settings, args.factory_reset):
-                if args.json:
-                    print(json.dumps(rec))
-                else:
-                    unit = f" {rec['unit']}" if rec["unit"] and rec["value"] != "off" else ""
-                    print(f"{rec['name']} {'->' if rec['changed'] else '='} {rec['value']}{unit}")
+            try:
+                records = run(link, args.settings, args.factory_reset)
+            except RefusedChange as e:
+                for rec in e.records:          # what the node holds now
+                    show(rec)
+                raise
+            for rec in records:
+                show(rec)
         return 0
 
     return cli.run_cli(body, "config")

@@ -53,3 +53,38 @@ def run_cli(main_fn: Callable[[], int], prog: str) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def check_output(path, what: str, folder: bool = False) -> None:
+    """BadInput unless `path` can be written: a folder (folder=True: created here if missing)
+    or a file (its folder exists; it is not a folder itself), probed by creating and removing a
+    temporary file in that folder.  `what` names the option in the message (`--out`).  Called
+    before any work starts."""
+    import os
+    import tempfile
+    p = os.path.abspath(os.fspath(path))
+    if folder:
+        if os.path.exists(p) and not os.path.isdir(p):
+            raise BadInput(f"{what} {path}: exists and is not a folder")
+        try:
+            os.makedirs(p, exist_ok=True)
+        except OSError as e:
+            raise BadInput(f"{what} {path}: cannot create the folder ({e.strerror})") from None
+        probe = p
+    else:
+        if os.path.isdir(p):
+            raise BadInput(f"{what} {path}: is a folder")
+        probe = os.path.dirname(p)
+        if not os.path.isdir(probe):
+            raise BadInput(f"{what} {path}: no such folder {probe}")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        raise BadInput(f"{what} {path}: cannot write in {probe} ({e.strerror})") from None
+
+
+def check_positive(value, what: str) -> None:
+    """BadInput unless value is None or > 0 (--duration, --count, ...)."""
+    if value is not None and not value > 0:
+        raise BadInput(f"{what} must be > 0 (got {value:g})")

@@ -324,6 +324,10 @@ def resolve_ports(ports: Sequence[str] | None, all_: bool,
             if "://" not in p and not os.path.exists(p):
                 raise FlashError(f"{p}: no such serial port (see `python tools/flash.py list`)",
                                  2)
+            try:
+                _link.check_serial_path(p)           # a regular file or folder: exit 2
+            except _link.LinkError as e:
+                raise FlashError(str(e), 2) from None
         return list(dict.fromkeys(ports))
     found = find_ports(comports)
     names = ", ".join(sorted({b for b in USB_IDS.values()}))

@@ -2,7 +2,7 @@
 latency, dropped samples, link errors and the node's log lines (text outside frames).
 
     python -m tools.monitor --port /dev/ttyUSB0
-    python -m tools.monitor --sim tests/audio/gunshot_2.wav --count 2
+    python -m tools.monitor --sim-audio tests/audio/gunshot_2.wav --count 2
     python -m tools.monitor --port P --json | jq .          # one JSON object per line
 
 Human output (one line per item; STATUS redraws one meter line in place on a terminal):
@@ -39,6 +39,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from tools import cli
+from tools.errors import BadInput, check_positive
 from tools.node import params
 from tools.wire import link as lk
 from tools.wire import protocol as pr
@@ -284,7 +285,7 @@ def main(argv=None) -> int:
     cli.add_link_args(ap)
     ap.add_argument("--json", action="store_true", help="JSON lines on stdout")
     ap.add_argument("--duration", type=float, default=None, metavar="SECONDS",
-                    help="stop after this many seconds")
+                    help="stop after this many seconds (> 0)")
     ap.add_argument("--count", type=int, default=None, metavar="N",
                     help="stop after N detections (EVENT onsets)")
     ap.add_argument("--status-every", type=float, default=1.0, metavar="SECONDS",
@@ -292,27 +293,31 @@ def main(argv=None) -> int:
     ap.add_argument("--status-period-ms", type=int, default=None,
                     help="set the node's STATUS_PERIOD_MS first")
     args = ap.parse_args(argv)
-    if (args.duration is not None and args.duration <= 0) or (args.count is not None and
-                                                              args.count <= 0):
-        print("monitor: error: --duration and --count must be positive", file=sys.stderr)
-        return 2
+    return cli.run_cli(lambda: _main(args), "monitor")
+
+
+def _main(args) -> int:
+    """Ctrl-C while monitoring is the normal stop: the counts line is printed, exit 0 (run_cli's
+    130 is only for a Ctrl-C before the node answered)."""
+    check_positive(args.duration, "--duration")
+    check_positive(args.count, "--count")
+    if args.status_every < 0:
+        raise BadInput("--status-every must be >= 0 (0: never ask)")
+    if args.status_period_ms is not None and args.status_period_ms < 0:
+        raise BadInput("--status-period-ms must be >= 0")
     mon = Monitor(out=sys.stdout, as_json=args.json)
-
-    def body() -> int:
-        with cli.link_from_args(args) as link:
+    with cli.link_from_args(args) as link:
+        try:
+            monitor(link, mon, args.duration, args.count, args.status_every,
+                    args.status_period_ms)
+        except KeyboardInterrupt:
+            pass
+        finally:
             try:
-                monitor(link, mon, args.duration, args.count, args.status_every,
-                        args.status_period_ms)
-            except KeyboardInterrupt:
+                mon.finish()
+            except (BrokenPipeError, ValueError):
                 pass
-            finally:
-                try:
-                    mon.finish()
-                except (BrokenPipeError, ValueError):
-                    pass
-        return 0
-
-    return cli.run_cli(body, "monitor")
+    return 0
 
 
 if __name__ == "__main__":

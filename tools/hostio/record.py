@@ -2,7 +2,7 @@
 JSON sidecar, and a `metadata.csv` in the training corpus format.
 
     python -m tools.record --port /dev/ttyUSB0 --out recordings/          # 10-minute files
-    python -m tools.record --sim tests/audio/siren_1.wav --out /tmp/rec --duration 4
+    python -m tools.record --sim-audio tests/audio/siren_1.wav --out /tmp/rec --duration 4
     python -m tools.record --port P --out rec/ --on-event --pre-roll 3 --post-roll 2
 
 Every file `NODE_YYYYmmddTHHMMSSZ_SAMPLE.wav` (16 kHz mono PCM-16) has `*.json` next to it:
@@ -59,6 +59,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from tools import cli
+from tools.errors import BadInput, check_output, check_positive
 from tools.node import audio, params
 from tools.wire import link as lk
 from tools.wire import protocol as pr
@@ -217,14 +218,22 @@ class MetadataCsv:
     def __init__(self, path: Path):
         self.path = path
 
-    def append(self, row: dict) -> None:
+    def check(self) -> bool:
+        """True if the file is new (or empty); BadInput if it exists with other columns."""
         new = not self.path.exists() or self.path.stat().st_size == 0
         if not new:
-            with open(self.path, newline="") as f:
-                head = next(csv.reader(f), [])
+            try:
+                with open(self.path, newline="") as f:
+                    head = next(csv.reader(f), [])
+            except (OSError, UnicodeDecodeError, csv.Error) as e:
+                raise BadInput(f"{self.path}: cannot read it ({e})") from None
             if head[:len(META_COLUMNS)] != META_COLUMNS:
-                raise lk.LinkError(f"{self.path}: existing file has columns {head}, expected "
-                                   f"{META_COLUMNS}", 2)
+                raise BadInput(f"{self.path}: existing file has columns {head}, expected "
+                               f"{META_COLUMNS}")
+        return new
+
+    def append(self, row: dict) -> None:
+        new = self.check()
         try:
             with open(self.path, "a", newline="") as f:
                 w = csv.DictWriter(f, META_COLUMNS, extrasaction="ignore")
@@ -553,7 +562,10 @@ class Recorder:
                 "samples_filled": self.samples_filled,
                 "duplicate_samples_dropped": self.duplicates,
                 "audio_seconds": round(self.samples_received / self.sr, 3),
-                "gaps": self.gaps, "events": len(self.events)}
+                "gaps": self.gaps,
+                # detections: EVENT onsets (an END closes a detection already counted), as
+                # tools.monitor counts them; every EVENT frame is in the sidecars
+                "events": sum(1 for e in self.events if e["kind"] == "onset")}
 
 
 def _link_stats(link: lk.NodeLink) -> dict:
@@ -685,9 +697,9 @@ def main(argv=None) -> int:
     ap.add_argument("--roll-minutes", type=float, default=10.0,
                     help="start a new file every N minutes of audio (default 10)")
     ap.add_argument("--duration", type=float, default=None, metavar="SECONDS",
-                    help="stop after this much audio (node segments: stream time; default: "
-                    "until Ctrl-C; with --sim give one: the twin's microphone goes on with "
-                    "silence after its file)")
+                    help="stop after this much audio, > 0 (node segments: stream time; "
+                    "default: until Ctrl-C; a simulated node's microphone goes on with "
+                    "silence, in real time, after its audio)")
     ap.add_argument("--on-event", action="store_true",
                     help="keep only windows around detections")
     ap.add_argument("--host-buffer", action="store_true",
@@ -705,46 +717,60 @@ def main(argv=None) -> int:
     ap.add_argument("--flac", action="store_true", help="write FLAC instead of WAV")
     ap.add_argument("--flush-s", type=float, default=1.0,
                     help="header/sidecar update interval (default 1 s)")
-    ap.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ap.add_argument("--json", action="store_true", help="print the summary as one JSON line "
+                    "on stdout")
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args(argv)
-    if args.roll_minutes <= 0 or args.pre_roll < 0 or args.post_roll < 0:
-        print("record: error: --roll-minutes must be > 0, rolls >= 0", file=sys.stderr)
-        return 2
+    return cli.run_cli(lambda: _main(args), "record")
+
+
+def check_args(args) -> None:
+    """Every argument checked before any work starts (BadInput: one line, exit 2)."""
+    check_output(args.out, "--out", folder=True)
+    check_positive(args.duration, "--duration")
+    check_positive(args.roll_minutes, "--roll-minutes")
+    check_positive(args.flush_s, "--flush-s")
+    if args.pre_roll < 0 or args.post_roll < 0:
+        raise BadInput("--pre-roll and --post-roll must be >= 0")
+    if args.fold is not None and args.fold < 1:
+        raise BadInput("--fold must be >= 1")
+    MetadataCsv(args.out / "metadata.csv").check()
+
+
+def _main(args) -> int:
+    """Ctrl-C while recording is the normal stop (record() catches it: the files are closed,
+    exit 0); before the recording starts it is run_cli's exit 130."""
+    check_args(args)
     opts = RecordOptions(args.out, args.roll_minutes, args.on_event, args.pre_roll,
                          args.post_roll, args.flush_s, args.label, args.fold, args.licence,
                          "FLAC" if args.flac else "WAV")
+    with cli.link_from_args(args) as link:
+        last = [0.0]
 
-    def body() -> int:
-        with cli.link_from_args(args) as link:
-            last = [0.0]
+        def progress(rec):
+            now = time.monotonic()
+            if not args.quiet and not args.json and now - last[0] > 1.0 and sys.stderr.isatty():
+                last[0] = now
+                print(f"\r{rec.samples_received / rec.sr:9.1f} s  files {len(rec.files)}  "
+                      f"gaps {len(rec.gaps)}  events "
+                      f"{sum(1 for e in rec.events if e['kind'] == 'onset')}", end="",
+                      file=sys.stderr)
 
-            def progress(rec):
-                now = time.monotonic()
-                if not args.quiet and not args.json and now - last[0] > 1.0 and sys.stderr.isatty():
-                    last[0] = now
-                    print(f"\r{rec.samples_received / rec.sr:9.1f} s  files {len(rec.files)}  "
-                          f"gaps {len(rec.gaps)}  events {len(rec.events)}", end="",
-                          file=sys.stderr)
-
-            try:
-                summary, reason, code = record(link, opts, args.duration, progress,
-                                               restart_stream=not args.no_restart,
-                                               node_events=not args.host_buffer)
-            except DiskFull as e:
-                print(f"record: error: {e}", file=sys.stderr)
-                return 1
-        if args.json:
-            print(json.dumps({**summary, "stopped": reason, "exit_code": code}))
-        elif not args.quiet:
-            print(f"\n{summary['audio_seconds']:.1f} s in {len(summary['files'])} file(s) under "
-                  f"{opts.out}; gaps {len(summary['gaps'])} ({summary['samples_filled']} samples "
-                  f"filled), events {summary['events']}; stopped: {reason}", file=sys.stderr)
-        if code:
-            print(f"record: error: {reason}", file=sys.stderr)
-        return code
-
-    return cli.run_cli(body, "record")
+        try:
+            summary, reason, code = record(link, opts, args.duration, progress,
+                                           restart_stream=not args.no_restart,
+                                           node_events=not args.host_buffer)
+        except DiskFull as e:
+            raise lk.LinkError(str(e), 1) from None
+    if args.json:
+        print(json.dumps({**summary, "stopped": reason, "exit_code": code}))
+    elif not args.quiet:
+        print(f"\n{summary['audio_seconds']:.1f} s in {len(summary['files'])} file(s) under "
+              f"{opts.out}; gaps {len(summary['gaps'])} ({summary['samples_filled']} samples "
+              f"filled), events {summary['events']}; stopped: {reason}", file=sys.stderr)
+    if code:
+        print(f"record: error: {reason}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ import time
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+from tools.errors import BadInput, run_cli
 from tools.sim.pty import open_raw_pty, write_all
 from tools.wire import protocol as pr
 
@@ -268,8 +269,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.faultproxy", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--port", help="the node's serial port (a board or a twin's pty)")
-    ap.add_argument("--sim", nargs="?", const=True, default=None, metavar="AUDIO",
-                    help="start a simulated node behind the proxy")
+    from tools.sim.twin import add_sim_args
+    add_sim_args(ap, "start a simulated node behind the proxy (silent microphone unless "
+                 "--sim-audio)")
     ap.add_argument("--seed", type=int, default=0)
     for k in FAULTS:
         ap.add_argument("--" + k.replace("_", "-"), type=float, default=0.0,
@@ -278,19 +280,28 @@ def main(argv=None) -> int:
     ap.add_argument("--seq-offset", type=int, default=0)
     ap.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
     args = ap.parse_args(argv)
+    return run_cli(lambda: _serve(args), "faultproxy")
+
+
+def _serve(args) -> int:
+    """The proxy until --duration or Ctrl-C (the normal stop: exit 0, counts printed)."""
+    from tools.wire import link as lk
     if bool(args.port) == bool(args.sim):
-        print("faultproxy: error: give --port or --sim", file=sys.stderr)
-        return 2
+        raise BadInput("give --port or --sim (or --sim-audio PATH)")
+    if args.duration is not None and args.duration <= 0:
+        raise BadInput("--duration must be > 0")
     twin = None
     port = args.port
-    from tools.wire import link as lk
+    if args.port:
+        lk.check_serial_path(port)
     if args.sim:
         from tools.sim import twin as twin_mod
+        if args.sim is not True:
+            twin_mod.audio_files([args.sim])
         try:
             twin = twin_mod.start(audio=None if args.sim is True else args.sim)
         except twin_mod.TwinError as e:
-            print(f"faultproxy: error: cannot start the simulated node: {e}", file=sys.stderr)
-            return 2
+            raise BadInput(f"cannot start the simulated node: {e}") from None
         port = twin.port
     try:
         px = FaultProxy(port, seed=args.seed, reset_every=args.reset_every,
@@ -298,18 +309,16 @@ def main(argv=None) -> int:
                         **{k: getattr(args, k) for k in FAULTS})
         px.start()
     except Exception as e:      # serial.SerialException, OSError
-        err = lk._serial_error(port, e, "open")
-        print(f"faultproxy: error: {err}", file=sys.stderr)
         if twin is not None:
             twin.stop()
-        return err.exit_code
+        raise lk._serial_error(port, e, "open") from None
     print(f"earwitness faultproxy on {px.port}", flush=True)
     t0 = time.monotonic()
     try:
         while args.duration is None or time.monotonic() - t0 < args.duration:
             time.sleep(0.2)
     except KeyboardInterrupt:
-        pass
+        pass                    # Ctrl-C: the normal way to stop the proxy
     finally:
         px.stop()
         if twin is not None:

@@ -58,6 +58,7 @@ from dataclasses import dataclass
 if __package__ in (None, ""):            # `python tools/romsim.py`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+from tools.errors import BadInput, check_output, run_cli
 from tools.node import params
 from tools.sim.pty import open_raw_pty, write_all
 from tools.wire import protocol as pr
@@ -679,19 +680,29 @@ def main(argv=None) -> int:
                          "string, e.g. --twin '--stub-scores 0,0,0,0,0,0,0,255')")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every loader command")
     args = ap.parse_args(argv)
+    return run_cli(lambda: _serve(args), "romsim")
+
+
+def _serve(args) -> int:
+    """The simulator until Ctrl-C or SIGTERM (the normal stop: exit 0, flash file saved)."""
+    if args.flash_file:
+        check_output(args.flash_file, "--flash-file")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))      # stop cleanly: save, end twin
     twin = None
     if args.twin is not None:
         import shlex
         import subprocess
-        twin = subprocess.Popen([sys.executable, "-m", "tools.twin", *shlex.split(args.twin)],
+        try:
+            twin_args = shlex.split(args.twin)
+        except ValueError as e:
+            raise BadInput(f"--twin: {e}") from None
+        twin = subprocess.Popen([sys.executable, "-m", "tools.twin", *twin_args],
                                 stdout=subprocess.PIPE, text=True,
                                 cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
         line = twin.stdout.readline()
         if not line.startswith("earwitness twin on "):
-            print("romsim: error: the twin did not start", file=sys.stderr)
             twin.wait()
-            return 2
+            raise BadInput("the twin did not start (its error is above)")
         args.app_port = line.split()[-1]
     try:
         sim = RomSim(args.chip, mac=args.mac, flash_size=args.flash_size,
@@ -700,9 +711,11 @@ def main(argv=None) -> int:
                      silent_app=args.silent_app, corrupt_md5=args.corrupt_md5,
                      max_baud=args.max_baud, app_port=args.app_port,
                      log=(lambda s: print(s, file=sys.stderr)) if args.verbose else None)
-    except ValueError as e:
-        print(f"romsim: error: {e}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError) as e:
+        if twin is not None:
+            twin.terminate()
+            twin.wait(10)
+        raise BadInput(str(e)) from None
     sim.start()
     signal.signal(signal.SIGUSR1, lambda *_: sim.reset(True))
     signal.signal(signal.SIGUSR2, lambda *_: sim.reset(False))
@@ -711,7 +724,7 @@ def main(argv=None) -> int:
         while True:
             time.sleep(1.0)
     except KeyboardInterrupt:
-        pass
+        pass                    # Ctrl-C: the normal way to stop the simulator
     finally:
         sim.stop()
         if twin is not None:

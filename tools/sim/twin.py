@@ -22,7 +22,10 @@ What differs from the ESP32 firmware is only the host port (HostPort below):
   - microphone: audio files resampled (soxr) to 32 kHz and turned into 12-bit ADC codes (mid-scale
     bias, clipped), fed through ew_app_feed_adc, so conversion and decimation run as on the device;
     paced to real time with --realtime, otherwise as fast as the host reads (the twin stops
-    feeding while its output is not being read); silence is always paced to real time;
+    feeding while its output is not being read); silence is always paced to real time; a new
+    stream from the microphone (CMD START_STREAM 0, as tools.record sends) plays the audio again
+    from its first sample (a board hears the room from whenever it starts; the twin's "room" is
+    the file, and a recording of it starts with the file);
   - clock: the sample clock (audio time) or, with --realtime, the monotonic clock; inference
     times in STATUS are measured with the host's wall clock;
   - inference: tools.node.model (the tflite-micro interpreter on the exported .tflite);
@@ -49,7 +52,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from tools.errors import BadInput, run_cli
+from tools.errors import BadInput, check_output, run_cli
 from tools.node import params
 from tools.sim.pty import open_raw_pty, write_some
 
@@ -135,6 +138,12 @@ class Microphone:
         mid = np.full(CHUNK_CODES, 1 << (ADC_BITS - 1), np.uint16)
         while True:
             yield mid
+
+    def rewind(self) -> None:
+        """Play the audio again from its first sample (a new stream from the microphone)."""
+        self._it = self._chunks()
+        self.codes_fed = 0
+        self.silent = not self.files
 
     def next(self) -> np.ndarray:
         c = next(self._it)
@@ -347,6 +356,11 @@ def serve(args) -> int:
             if data:
                 host_spoke = True
                 a.rx(data)
+                if a.input == "mic" and a.stats["samples"] == 0 and mic.codes_fed:
+                    # a new stream from the microphone (START_STREAM 0): the audio plays from
+                    # its first sample, so a recording of the twin begins where its file does
+                    mic.rewind()
+                    mic_t0, mic_codes = time.monotonic(), 0
         if port.reboot_requested:
             port.reboot_requested = False
             port.boot_banner("sw")
@@ -430,12 +444,35 @@ def _serve_args(args) -> int:
                 raise TwinError("--stub-scores: comma-separated integers 0..255") from None
             if not 1 <= len(s) <= 16 or not all(0 <= v <= 255 for v in s):
                 raise TwinError("--stub-scores: 1..16 integers 0..255")
-        bytes.fromhex(args.node_id.replace(":", "")).ljust(6)
-        if len(bytes.fromhex(args.node_id.replace(":", ""))) != 6:
-            raise TwinError("--node-id: 6 bytes, e.g. 02:00:00:00:00:01")
+        try:
+            node_id = bytes.fromhex(args.node_id.replace(":", ""))
+        except ValueError:
+            node_id = b""
+        if len(node_id) != 6:
+            raise TwinError(f"--node-id {args.node_id}: 6 bytes, e.g. 02:00:00:00:00:01")
+        if args.config:
+            check_output(args.config, "--config")
         return serve(args)
     except ValueError as e:
         raise BadInput(str(e)) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# The --sim / --sim-audio options of the commands that can start a twin
+
+def add_sim_args(group, sim_help: str | None = None, audio: bool = True) -> None:
+    """`--sim` (a simulated node, silent microphone) and `--sim-audio PATH` (the same, its
+    microphone playing PATH; implies --sim) on a parser or argument group.  Both set `sim`:
+    None, True, or the audio path.  `--sim` takes no value, so `--sim NAME=VALUE` or
+    `--sim --json` never swallows the next argument."""
+    group.add_argument("--sim", action="store_const", const=True, default=None,
+                       help=sim_help or "start a simulated node (tools.twin, silent microphone "
+                       "unless --sim-audio) and talk to it; stopped on exit")
+    if not audio:
+        return
+    group.add_argument("--sim-audio", dest="sim", metavar="PATH",
+                       help="the simulated node's microphone plays PATH (a WAV/FLAC file or a "
+                       "folder of them, from its first sample at each new stream); implies --sim")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ import collections
 import dataclasses
 import errno
 import os
+import stat
 import sys
 import time
 from dataclasses import dataclass
@@ -50,6 +51,15 @@ class LinkError(ToolError):
 
     def __init__(self, msg: str, exit_code: int = 1):
         super().__init__(msg, exit_code)
+
+
+class NodeRefused(LinkError):
+    """The node answered a request with an ERROR frame (`code`, `detail`: its message)."""
+
+    def __init__(self, msg: str, code: int, detail: str = "", exit_code: int = 1):
+        super().__init__(msg, exit_code)
+        self.code = code
+        self.detail = detail
 
 
 @dataclass
@@ -130,6 +140,22 @@ def _serial_error(port: str, e: BaseException, when: str) -> LinkError:
                      f"{text}", 1)
 
 
+def check_serial_path(port: str) -> None:
+    """A path that exists but is no serial device (a regular file, a folder): bad input, exit 2
+    (pyserial would fail with "Inappropriate ioctl for device")."""
+    if "://" in port:
+        return                                   # a pyserial URL (socket://, loop://, ...)
+    try:
+        st = os.stat(port)
+    except OSError:
+        return                                   # missing / no permission: _serial_error says
+    if not stat.S_ISCHR(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a regular file" \
+            if stat.S_ISREG(st.st_mode) else "not a character device"
+        raise LinkError(f"{port}: not a serial port ({kind}); give the node's serial device, "
+                        f"e.g. /dev/ttyUSB0", 2)
+
+
 class NodeLink:
     """One node on one serial port: framing, sequence numbers, log lines, HELLO handling.
 
@@ -159,6 +185,8 @@ class NodeLink:
     def open(self) -> "NodeLink":
         import serial
 
+        if self._factory is None:
+            check_serial_path(self.port_name)
         t0 = time.monotonic()
         while True:
             try:
@@ -375,8 +403,9 @@ class NodeLink:
         if fr is None:
             raise LinkError(f"{self.port_name}: no answer to {name} in {timeout:.1f} s", 1)
         if isinstance(fr.msg, pr.Error):
-            raise LinkError(f"node refused {name}: error {fr.msg.code} "
-                            f"{ERROR_NAMES.get(fr.msg.code, '')} {fr.msg.message}".rstrip(), 1)
+            raise NodeRefused(f"node refused {name}: error {fr.msg.code} "
+                              f"{ERROR_NAMES.get(fr.msg.code, '')} {fr.msg.message}".rstrip(),
+                              fr.msg.code, fr.msg.message)
         return fr
 
     def command(self, command: int, arg: int = 0, timeout: float | None = None,
