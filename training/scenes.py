@@ -724,14 +724,20 @@ def plot_timeline(pcm: np.ndarray, events: list[dict], classes, png, title: str,
 def add_parser(sub) -> None:
     """Register `scenes` (build / inspect / eval) on the training CLI's subparsers."""
     from pathlib import Path as _P
-    p = sub.add_parser("scenes", help="scene benchmark: build / inspect / eval")
+    p = sub.add_parser("scenes", help="scene benchmark: build / inspect / eval",
+                       description="The scene benchmark of one cross-validation fold: the fold's target "
+                       "events mixed into beds of its own background recordings at set "
+                       "event-to-background ratios, its hard negatives, and long streams of its "
+                       "non-target clips; scored through the node as deployed.")
     s = p.add_subparsers(dest="scenes_cmd", metavar="action")
     b = s.add_parser("build", help="build one fold's scenes and negative streams")
-    b.add_argument("--csv", type=_P, required=True)
-    b.add_argument("--root", type=_P, required=True)
-    b.add_argument("--fold", type=int, required=True)
-    b.add_argument("--out", type=_P, required=True)
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--csv", type=_P, required=True, help="clip CSV (path,label,fold,...), e.g. all_metadata.csv")
+    b.add_argument("--root", type=_P, required=True, help="folder the CSV's paths are relative to")
+    b.add_argument("--fold", type=int, required=True, help="use this fold's recordings only")
+    b.add_argument("--out", type=_P, required=True,
+                   help="output folder (scenes/*.wav + .txt, streams/*.wav, events.csv, truth.csv, "
+                        "streams.csv, index.json); written whole or not at all")
+    b.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     import re
     b._negative_number_matcher = re.compile(r"^-\d")   # `--ebr -6,0,6` is a value
     b.add_argument("--ebr", default=",".join(f"{e:g}" for e in DEFAULT_EBRS),
@@ -739,18 +745,21 @@ def add_parser(sub) -> None:
     b.add_argument("--per-ebr", type=int, default=PER_EBR,
                    help=f"events per class per EBR (default {PER_EBR}; fewer where the fold lacks clips)")
     b.add_argument("--scenes", type=int, default=None, help="at most this many scenes")
-    b.add_argument("--stream-minutes", type=float, default=STREAM_MINUTES)
+    b.add_argument("--stream-minutes", type=float, default=STREAM_MINUTES,
+                   help=f"minutes of negative streams (default {STREAM_MINUTES:g}; the fold's "
+                        "non-target clips are repeated when they are shorter)")
     b.add_argument("--classes", default=None, help="target classes (default training.data's)")
-    b.add_argument("--quiet", action="store_true")
+    b.add_argument("--quiet", action="store_true", help="no progress bars")
     i = s.add_parser("inspect", help="summary of a built set")
-    i.add_argument("dir", type=_P)
+    i.add_argument("dir", type=_P, help="a folder written by `scenes build`")
     i.add_argument("--plot", default=None, metavar="SCENE", help="timeline PNG of this scene")
     i.add_argument("--png", type=_P, default=None, help="where (default DIR/<scene>.png)")
     e = s.add_parser("eval", help="score a model on a built set through the node")
-    e.add_argument("--scenes", type=_P, required=True)
+    e.add_argument("--scenes", type=_P, required=True, help="a folder written by `scenes build`")
     e.add_argument("--model", type=_P, default=None, help="model folder (default firmware/model)")
-    e.add_argument("--json", type=_P, default=None)
-    e.add_argument("--quiet", action="store_true")
+    e.add_argument("--json-out", type=_P, default=None, metavar="FILE",
+                   help="write every figure as JSON to FILE")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=main)
 
 
@@ -790,10 +799,10 @@ def main(args) -> int:
                 return die(str(e))
             res = scene_eval.evaluate_fold(m, ss, progress=not args.quiet)
             print(scene_eval.summary_text(res))
-            if args.json:
-                args.json.parent.mkdir(parents=True, exist_ok=True)
-                args.json.write_text(json.dumps(res, indent=1) + "\n")
-                print(f"wrote {args.json}")
+            if args.json_out:
+                args.json_out.parent.mkdir(parents=True, exist_ok=True)
+                args.json_out.write_text(json.dumps(res, indent=1) + "\n")
+                print(f"wrote {args.json_out}")
             return 0
         return die("choose an action: build, inspect or eval")
     except data.DataError as e:
