@@ -69,6 +69,11 @@ def test_demo_with_the_shipped_model(tmp_path, capsys):
     assert m["audio_seconds"] == 90.0 and "event F1" in out
     assert (tmp_path / "hil.md").exists() and (tmp_path / "hil_details.json").exists()
     assert len(list((tmp_path / "hil_plots").glob("*.png"))) == 14
+    assert "PASS  reference_mismatches 0 (needed ≤ 0, --max-reference-mismatches)" in out
+    assert m["complete"] is True and m["skipped"] == 0 and m["files_not_reached"] == []
+    # a missed threshold is the demo's exit code
+    assert demo_hil.main(["--out", str(tmp_path / "b"), "--min-event-f1", "0.99", "-q"]) == 1
+    assert "thresholds missed: event_f1" in capsys.readouterr().err
 
 
 def test_node_defect_is_reported(tmp_path):
