@@ -161,16 +161,18 @@ def test_deprecated_json_name_still_works(tmp_path, capsys):
 def known_outcomes_run(tmp_path, capsys) -> Path:
     """The toy detector calls every loud onset 'gunshot' (at 0.5 s in these clips): one
     correct gunshot, one missed gunshot, a siren named gunshot, a false alarm on a door knock
-    (unscored 'other'), a quiet negative clip."""
+    (unscored 'other'), a quiet negative clip, a gunshot found 499 ms after its annotated
+    onset (outside the 200 ms collar)."""
     root = tmp_path / "a"
     root.mkdir()
     for n in ("gunshot_1.wav", "siren_1.wav", "other_door_wood_knock_1.wav",
-              "background_rain_1.wav"):
+              "background_rain_1.wav", "dog_bark_1.wav"):
         shutil.copy(AUDIO / n, root / n)
     truth = tmp_path / "t.csv"
     truth.write_text("scene,onset_s,offset_s,label\ngunshot_1.wav,0.5,0.78,gunshot\n"
                      "gunshot_1.wav,2.0,2.2,gunshot\nsiren_1.wav,0.5,4.0,siren\n"
-                     "other_door_wood_knock_1.wav,0.5,1.5,other\nbackground_rain_1.wav,,,\n")
+                     "other_door_wood_knock_1.wav,0.5,1.5,other\nbackground_rain_1.wav,,,\n"
+                     "dog_bark_1.wav,0.0,1.0,gunshot\n")
     out = tmp_path / "o" / "hil.json"
     with fk.detector_node() as node:
         rc = hil.main(["--port", node.port, "--root", str(root), "--scenes", str(truth),
@@ -187,6 +189,8 @@ def test_report_shows_what_went_wrong(tmp_path, capsys):
     words = {f["file"]: f["outcomes"]["words"] for f in d["files"]}
     assert words == {
         "background_rain_1.wav": ["quiet on a negative clip — correct"],
+        "dog_bark_1.wav": ["mistimed (gunshot at 0.50 s, +499 ms from the annotated onset, "
+                           "collar 200 ms)"],
         "gunshot_1.wav": ["correct (gunshot at 0.50 s)", "missed (gunshot at 2.00 s)"],
         "other_door_wood_knock_1.wav": ["false alarm (gunshot at 0.51 s)"],
         "siren_1.wav": ["wrong class (gunshot for siren at 0.48 s)"]}
@@ -196,16 +200,19 @@ def test_report_shows_what_went_wrong(tmp_path, capsys):
         assert w in html
     assert '<li class="miss">missed (gunshot at 2.00 s)</li>' in html
     assert '<li class="bad">wrong class (gunshot for siren at 0.48 s)</li>' in html
-    # each threshold next to its figure: event F1 1/3 passes 0.1, 2 false alarms in 14 s fail
-    assert ('<tr><td>event_f1</td><td class="n">0.333</td><td>≥ 0.1</td>'
-            '<td><span class="PASS">PASS</span></td></tr>') in html
-    assert ('<tr><td>false_alarms_per_hour</td><td class="n">514.286</td><td>≤ 1</td>'
-            '<td><span class="FAIL">FAIL</span></td></tr>') in html
+    assert '<li class="bad">mistimed (gunshot at 0.50 s, +499 ms' in html
+    # each threshold next to its figure: 1 hit, 3 false alarms, 3 misses: F1 2/8 passes 0.1;
+    # 3 false alarms in 17 s fail
+    assert ('<tr><td>event_f1</td><td class="n">0.250</td><td>≥ 0.1</td>'
+            '<td><span class="PASS">PASS</span></td>') in html
+    assert ('<tr><td>false_alarms_per_hour</td><td class="n">635.3 /h</td><td>≤ 1</td>'
+            '<td><span class="FAIL">FAIL</span></td>') in html
     assert "<style>" in html and "http" not in html.replace("http-equiv", "")
-    assert len(list(out.with_name("hil_plots").glob("*.png"))) == 4
+    assert len(list(out.with_name("hil_plots").glob("*.png"))) == 5
     md = out.with_suffix(".md").read_text()
     assert md.startswith("# HIL report: FAIL")
-    assert "| event_f1 | 0.333 | ≥ 0.1 | PASS |" in md
+    assert "| event_f1 | 0.250 | ≥ 0.1 | PASS |" in md
+    assert "| gate_recall | n/a | — | — |" in md
 
 
 def test_outcomes_by_hand():
@@ -250,6 +257,6 @@ def test_report_renders_in_a_browser(tmp_path, capsys):
     img = np.asarray(image.imread(str(png)))[..., :3]
     assert img.shape[:2] == (1600, 1280)
     assert img.std() > 0.05                                   # not one flat colour
-    top = img[10:40, 10:200].reshape(-1, 3).mean(0)           # the header: #c62828
+    top = np.median(img[2:10, 600:1200].reshape(-1, 3), 0)   # the header's padding: #c62828
     assert top[0] > 0.6 and top[1] < 0.3 and top[2] < 0.3, top
     assert (img[: 1600].reshape(-1, 3) < 0.5).all(1).mean() > 0.005   # text and tables drawn

@@ -84,9 +84,20 @@ KEYS = ("event_f1", "event_error_rate", "per_class", "false_alarms_per_hour", "g
         "inference_duty_cycle", "onset_latency_ms", "realtime_factor", "reference_mismatches",
         "audio_seconds", "complete", "files_streamed", "files_not_reached", "skipped",
         "ground_truth")
-FIGURES = ("event_f1", "event_error_rate", "false_alarms_per_hour", "gate_recall",
-           "inference_duty_cycle", "onset_latency_ms", "realtime_factor", "reference_mismatches",
-           "audio_seconds", "files_streamed", "skipped")
+# the report's figures table: key -> (format, what it is)
+FIGURES = {
+    "event_f1": ("{:.3f}", "event-based F1 (onset within the collar)"),
+    "event_error_rate": ("{:.3f}", "event-based error rate"),
+    "false_alarms_per_hour": ("{:.1f} /h", "node events matching no ground truth, per hour"),
+    "gate_recall": ("{:.3f}", "ground-truth events during which the gate opened"),
+    "inference_duty_cycle": ("{:.3f}", "audio time under analysis windows"),
+    "onset_latency_ms": ("{:.0f} ms", "median ground-truth onset -> EVENT frame"),
+    "realtime_factor": ("{:.1f}x", "audio seconds per wall second"),
+    "reference_mismatches": ("{}", "node events unlike the host reference (node defects)"),
+    "audio_seconds": ("{:.1f} s", "audio streamed"),
+    "files_streamed": ("{}", "audio files streamed"),
+    "skipped": ("{}", "unreadable files skipped (--skip-bad)"),
+}
 
 
 class HilError(BadInput):
@@ -433,12 +444,15 @@ def window_coverage_s(windows, n: int, window_samples: int) -> float:
 # what happened, event by event
 
 def outcomes(f: dict, scored: list[str], collar: float) -> dict:
-    """One file's events in words.  Each scored ground-truth event is 'hit', 'missed' or
-    'wrong_class' (the node named another class during it); each node event of a scored class
-    'correct', 'false_alarm' or 'wrong_class'; anything else 'unscored'.  A node event matches a
-    ground-truth event of its class whose onset is within the collar (nearest first: the onset
+    """One file's events in words.  Each scored ground-truth event is 'hit', 'missed',
+    'wrong_class' (the node named another class during it) or 'mistimed' (the node named its
+    class, but with an onset outside the collar); each node event of a scored class 'correct',
+    'false_alarm', 'wrong_class' or 'mistimed'; anything else 'unscored'.  A node event matches
+    a ground-truth event of its class whose onset is within the collar (nearest first: the onset
     rule of the event-based scores); an unmatched node event that starts inside a missed event
-    of another class (onset - collar .. offset) is a wrong class, any other a false alarm.
+    (onset - collar .. offset) is mistimed (same class) or a wrong class (another class); any
+    other is a false alarm.  Mistimed and wrong-class events count as a miss and a false alarm
+    in the scores.
     Returns {"truth": [kind per f["truth"]], "node": [kind per f["node_events"]], "words":
     [sentence per event, in time order], "ok": bool}."""
     tr, ev = f["truth"], f["node_events"]
@@ -458,7 +472,8 @@ def outcomes(f: dict, scored: list[str], collar: float) -> dict:
             if ti in t_kind or t["label"] not in scored:
                 continue
             if t["onset_s"] - collar <= e["onset_s"] <= max(t["offset_s"], t["onset_s"] + collar):
-                t_kind[ti], e_kind[ei] = ("wrong_class", e["label"]), ("wrong_class", t["label"])
+                k = "mistimed" if t["label"] == e["label"] else "wrong_class"
+                t_kind[ti], e_kind[ei] = (k, e["label"]), (k, f"{t['label']}\0{t['onset_s']}")
                 break
         else:
             e_kind[ei] = ("false_alarm", None)
@@ -474,16 +489,23 @@ def outcomes(f: dict, scored: list[str], collar: float) -> dict:
             words.append((t["onset_s"], f"missed ({t['label']} at {t['onset_s']:.2f} s)"))
     for ei, e in enumerate(ev):
         k, other = e_kind.get(ei, ("unscored", None))
-        if k == "wrong_class":
-            words.append((e["onset_s"], f"wrong class ({e['label']} for {other} at "
-                                        f"{e['onset_s']:.2f} s)"))
+        if k in ("wrong_class", "mistimed"):
+            lab, t_on = other.split("\0")
+            if k == "wrong_class":
+                words.append((e["onset_s"], f"wrong class ({e['label']} for {lab} at "
+                                            f"{e['onset_s']:.2f} s)"))
+            else:
+                words.append((e["onset_s"], f"mistimed ({lab} at {e['onset_s']:.2f} s, "
+                                            f"{1000 * (e['onset_s'] - float(t_on)):+.0f} ms from "
+                                            f"the annotated onset, collar "
+                                            f"{1000 * collar:.0f} ms)"))
         elif k == "false_alarm":
             words.append((e["onset_s"], f"false alarm ({e['label']} at {e['onset_s']:.2f} s)"))
     words.sort(key=lambda w: w[0])
     out = [w for _, w in words]
     if not any(t["label"] in scored for t in tr) and not out:
         out = ["quiet on a negative clip — correct"]
-    bad = {"missed", "wrong_class", "false_alarm"}
+    bad = {"missed", "wrong_class", "mistimed", "false_alarm"}
     return {"truth": [t_kind.get(i, ("unscored", None))[0] for i in range(len(tr))],
             "node": [e_kind.get(i, ("unscored", None))[0] for i in range(len(ev))],
             "words": out,
@@ -494,8 +516,20 @@ def outcomes(f: dict, scored: list[str], collar: float) -> dict:
 # report
 
 GREEN, ORANGE, RED, GREY = "#2e7d32", "#ef6c00", "#c62828", "#9e9e9e"
-TRUTH_COLOUR = {"hit": GREEN, "missed": ORANGE, "wrong_class": ORANGE, "unscored": GREY}
-NODE_COLOUR = {"correct": GREEN, "false_alarm": RED, "wrong_class": RED, "unscored": GREY}
+TRUTH_COLOUR = {"hit": GREEN, "missed": ORANGE, "wrong_class": ORANGE, "mistimed": ORANGE,
+                "unscored": GREY}
+NODE_COLOUR = {"correct": GREEN, "false_alarm": RED, "wrong_class": RED, "mistimed": RED,
+               "unscored": GREY}
+OUTCOME_NAMES = (("hit", "correct"), ("missed", "missed"), ("wrong_class", "wrong class"),
+                 ("mistimed", "mistimed"), ("false_alarm", "false alarm"))
+
+
+def outcome_counts(oc: dict) -> str:
+    """'2 correct, 1 missed, 1 false alarm' from outcomes(); wrong-class and mistimed events
+    are counted once (on the ground-truth side)."""
+    kinds = oc["truth"] + [k for k in oc["node"] if k == "false_alarm"]
+    parts = [f"{kinds.count(k)} {name}" for k, name in OUTCOME_NAMES if kinds.count(k)]
+    return ", ".join(parts) or (oc["words"][0] if oc["words"] else "")
 
 
 def plot_file(path: Path, f: dict, pcm: np.ndarray, trace, hop: int) -> None:
@@ -546,7 +580,9 @@ def plot_file(path: Path, f: dict, pcm: np.ndarray, trace, hop: int) -> None:
         ax.text(t["onset_s"], 1.0, t["label"], fontsize=7, va="top")
     for e, k in zip(f["node_events"], oc["node"]):
         ax.plot([e["onset_s"]] * 2, [0.05, 0.45], color=NODE_COLOUR[k], lw=2.5)
-        ax.text(e["onset_s"], 0.47, f" {e['label']} {e['score']:.2f}", fontsize=7,
+        why = {"false_alarm": " (false alarm)", "wrong_class": " (wrong class)",
+               "mistimed": " (mistimed)"}.get(k, "")
+        ax.text(e["onset_s"], 0.47, f" {e['label']} {e['score']:.2f}{why}", fontsize=7,
                 color=NODE_COLOUR[k])
     for m in f["mismatches"]:
         ax.plot(m["onset_s"], 0.5, marker="x", color="black")
@@ -565,8 +601,8 @@ def plot_file(path: Path, f: dict, pcm: np.ndarray, trace, hop: int) -> None:
                               label="node ≠ reference"))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7,
                frameon=False)
-    words = "; ".join((f.get("outcomes") or {}).get("words", []))
-    fig.suptitle(f["file"] + (f"  —  {words}" if words else ""), fontsize=9)
+    counts = outcome_counts(f["outcomes"]) if f.get("outcomes") else ""
+    fig.suptitle(f["file"] + (f"  —  {counts}" if counts else ""), fontsize=9)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -624,8 +660,10 @@ def write_report(md_path: Path, metrics: dict, details: dict, plots: dict[str, s
         if k not in FIGURES or k not in metrics:
             continue
         t = ths.get(k)
-        fig_rows.append((k, _fmt(metrics[k]), t["threshold"] if t else "",
-                         ("PASS" if t["pass"] else "FAIL") if t else ""))
+        fmt, what = FIGURES[k]
+        v = "n/a" if metrics[k] is None else fmt.format(metrics[k])
+        fig_rows.append((k, v, t["threshold"] if t else "—",
+                         ("PASS" if t["pass"] else "FAIL") if t else "—", what))
     file_rows = []
     for f in details["files"]:
         oc = f.get("outcomes") or {"words": [], "ok": True}
@@ -642,8 +680,8 @@ def write_report(md_path: Path, metrics: dict, details: dict, plots: dict[str, s
     lines += [f"**{n}**" for n in notes] + ([""] if notes else [])
     if details.get("thresholds_missed"):
         lines += ["**Thresholds missed:** " + "; ".join(details["thresholds_missed"]), ""]
-    lines += ["| figure | value | threshold | result |", "|---|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in fig_rows]
+    lines += ["| figure | value | threshold | result | meaning |", "|---|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} | {w} |" for a, b, c, d, w in fig_rows]
     lines += ["", "| class | precision | recall | f1 | support |", "|---|---|---|---|---|"]
     for lab, r in metrics["per_class"].items():
         lines.append(f"| {lab} | {_fmt(r['precision'])} | {_fmt(r['recall'])} | "
@@ -673,7 +711,7 @@ def write_report(md_path: Path, metrics: dict, details: dict, plots: dict[str, s
            "main{padding:8px 24px 32px;max-width:1180px}h2{font-size:18px;margin:22px 0 6px}"
            "table{border-collapse:collapse;margin:4px 0 12px}"
            "th,td{border:1px solid #d0d0d0;padding:4px 10px;text-align:left;vertical-align:top}"
-           "th{background:#f2f2f2}td.n{text-align:right;font-variant-numeric:tabular-nums}"
+           "th{background:#f2f2f2}.m{color:#616161}td.n{text-align:right;font-variant-numeric:tabular-nums}"
            ".PASS{color:#1b5e20;font-weight:600}.FAIL{color:#b71c1c;font-weight:600}"
            "ul.o{margin:0;padding-left:16px}li.hit{color:#1b5e20}li.miss{color:#e65100}"
            "li.bad{color:#b71c1c}tr.bad td:first-child{border-left:4px solid #c62828}"
@@ -687,7 +725,7 @@ def write_report(md_path: Path, metrics: dict, details: dict, plots: dict[str, s
     def word_class(w: str) -> str:
         if w.startswith("missed"):
             return "miss"
-        if w.startswith(("false alarm", "wrong class")):
+        if w.startswith(("false alarm", "wrong class", "mistimed")):
             return "bad"
         return "hit"
 
@@ -709,9 +747,9 @@ def write_report(md_path: Path, metrics: dict, details: dict, plots: dict[str, s
         body.append('<p class="note">Thresholds missed: '
                     + e("; ".join(details["thresholds_missed"])) + "</p>")
     body.append("<h2>Figures</h2>")
-    body.append(table(["figure", "value", "threshold", "result"],
-                      [[e(a), e(b), e(c), f'<span class="{d}">{d}</span>' if d else ""]
-                       for a, b, c, d in fig_rows], {1}))
+    body.append(table(["figure", "value", "threshold", "result", "meaning"],
+                      [[e(a), e(b), e(c), f'<span class="{d}">{d}</span>' if d != "—" else d,
+                        f'<span class="m">{e(w)}</span>'] for a, b, c, d, w in fig_rows], {1}))
     body.append("<h2>Per class</h2>")
     body.append(table(["class", "precision", "recall", "F1", "support"],
                       [[e(lab), _fmt(r["precision"]), _fmt(r["recall"]), _fmt(r["f1"]),
