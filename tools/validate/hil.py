@@ -2,9 +2,13 @@
 detections, score them against ground truth and against the host reference pipeline.
 
     python tools/hil.py --sim --root tests/audio/scenes --scenes tests/audio/scenes/scenes.csv \\
-        --json build/hil.json --max-reference-mismatches 0
-    python tools/hil.py --port /dev/ttyUSB0 --root field/ --scenes truth.csv --json hil.json \\
+        --json-out build/hil.json --max-reference-mismatches 0
+    python tools/hil.py --port /dev/ttyUSB0 --root field/ --scenes truth.csv --json-out hil.json \\
         --min-event-f1 0.7 --max-false-alarms-per-hour 2
+
+Every argument is checked before any work (output creatable, collar > 0, thresholds in range,
+root with audio, ground truth readable, every file readable): one line, exit 2.  (--json FILE
+is the deprecated name of --json-out FILE.)
 
 Streaming.  Every audio file under --root (WAV/FLAC/OGG, recursive, sorted; loaded as the node
 hears it: mono, resampled to 16 kHz with soxr if needed -- noted in the details) is one stream:
@@ -19,7 +23,8 @@ Ground truth (--scenes).  A CSV with at least scene,onset_s,offset_s,label (scen
 --root; extra columns ignored; a row with empty onset lists a scene without events), or
 DCASE-style tab-separated text: `scene onset offset label` in one file, or `onset offset
 label` in a `<audio stem>.txt` next to each audio file (used when --scenes is not given).
-Files without rows contain no target events.  Scored classes are the model's labels except
+Files without rows contain no target events.  With neither, the run is refused (every
+detection would be a false alarm) unless --no-truth says that is meant.  Scored classes are the model's labels except
 its negative label; ground-truth labels outside them are not scored (listed in the details).
 
 Scores (the JSON, keys exactly as below; null where undefined, e.g. F1 without events):
@@ -45,12 +50,17 @@ Scores (the JSON, keys exactly as below; null where undefined, e.g. F1 without e
   reference_mismatches    node ONSET events without a reference event of the same class within
                           one hop (16 ms) and vice versa: node defects, listed in the details
   audio_seconds           total audio streamed
+  complete                false if interrupted (Ctrl-C, SIGTERM): figures over files_streamed
+  files_streamed, files_not_reached   (the latter [] when complete)
+  skipped                 unreadable files skipped with --skip-bad
+  ground_truth            what was scored against, in words
 The details (per file: events, mismatches, resampling, node STATUS, link counters) go to
 OUT_details.json; a report with one timeline plot per file (waveform and level, gate state,
 detections vs ground truth) to OUT.md / OUT.html and OUT_plots/*.png.
 
 Exit codes: 0 all given thresholds met; 1 a threshold missed (listed on stderr) or the link
-failed; 2 bad input (no files, unreadable file, bad --scenes, model mismatch).
+failed; 2 bad input (no files, unreadable file, bad --scenes, model mismatch); 130 / 143
+interrupted by SIGINT / SIGTERM (what was measured is written, marked complete: false).
 """
 from __future__ import annotations
 
