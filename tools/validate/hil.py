@@ -1127,17 +1127,27 @@ def main(argv=None) -> int:
         return good, refused, truth, reference, gt
 
     def body() -> int:
-        good, refused, truth, reference, gt = prepare()
+        try:
+            good, refused, truth, reference, gt = prepare()
+        except KeyboardInterrupt:
+            print("hil: interrupted while checking the inputs; nothing streamed, nothing "
+                  "written", file=sys.stderr)
+            raise
         out = args.json_out
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise HilError(f"{out}: cannot create its folder ({e.strerror})") from None
         plot_dir = None if args.no_plots else out.with_name(out.stem + "_plots")
-        with cli.link_from_args(args) as link:
-            metrics, details = run(link, good, truth, reference, args.collar, plot_dir,
-                                   progress=(lambda f: say(f"hil: {f}"))
-                                   if sys.stderr.isatty() else None)
+        try:
+            with cli.link_from_args(args) as link:
+                metrics, details = run(link, good, truth, reference, args.collar, plot_dir,
+                                       progress=(lambda f: say(f"hil: {f}"))
+                                       if sys.stderr.isatty() else None)
+        except KeyboardInterrupt:       # before the first stream (run() keeps what it measured)
+            print("hil: interrupted before any file was streamed; nothing written",
+                  file=sys.stderr)
+            raise
         metrics["skipped"] = len(refused)
         metrics["ground_truth"] = gt
         details["root"] = str(args.root)
