@@ -260,3 +260,39 @@ def test_report_renders_in_a_browser(tmp_path, capsys):
     top = np.median(img[2:10, 600:1200].reshape(-1, 3), 0)   # the header's padding: #c62828
     assert top[0] > 0.6 and top[1] < 0.3 and top[2] < 0.3, top
     assert (img[: 1600].reshape(-1, 3) < 0.5).all(1).mean() > 0.005   # text and tables drawn
+
+
+def test_node_failure_keeps_what_was_measured(tmp_path, capsys):
+    """A node that stops answering during the second file: exit 1 with the link's reason, the
+    first file's figures written, complete: false, the report says INCOMPLETE and why."""
+    root = tmp_path / "a"
+    root.mkdir()
+    for n in ("gunshot_1.wav", "siren_1.wav"):
+        shutil.copy(AUDIO / n, root / n)
+    truth = tmp_path / "t.csv"
+    truth.write_text("scene,onset_s,offset_s,label\ngunshot_1.wav,0.5,0.78,gunshot\n"
+                     "siren_1.wav,0.5,4.0,siren\n")
+
+    class SilentInTheSecondFile(fk.DetectorHooks):
+        starts = 0
+        fake = None
+
+        def on_start(self, arg):
+            self.starts += 1
+            if self.starts == 2:
+                self.fake.grant_step = 1 << 40      # no credit after the first buffer
+            return super().on_start(arg)
+
+    h = SilentInTheSecondFile()
+    out = tmp_path / "o" / "hil.json"
+    with fk.FakeNode(on_start=h.on_start, on_inject=h.on_inject, on_stop=h.on_stop) as node:
+        h.fake = node
+        rc = hil.main(["--port", node.port, "--root", str(root), "--scenes", str(truth),
+                       "--json-out", str(out), "--no-reference", "--no-plots", "-q",
+                       "--timeout", "stall_s=2", "--timeout", "credit_s=0.5"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "partial results (complete: false)" in err and "Traceback" not in err
+    m = json.loads(out.read_text())
+    assert m["complete"] is False and m["files_streamed"] == 1
+    assert m["files_not_reached"] == ["siren_1.wav"] and m["event_f1"] == 1.0
+    assert "INCOMPLETE: the node or link failed" in out.with_suffix(".md").read_text()

@@ -637,7 +637,9 @@ def _notes(metrics: dict, details: dict) -> list[str]:
     out = []
     if not details.get("complete", True):
         n_all = len(details["files"]) + len(details.get("files_not_reached", []))
-        out.append(f"INCOMPLETE: interrupted after {len(details['files'])} of {n_all} files; "
+        why = (f"the node or link failed ({details['failure']})" if details.get("failure")
+               else "interrupted")
+        out.append(f"INCOMPLETE: {why} after {len(details['files'])} of {n_all} files; "
                    f"the figures cover the streamed files only; not reached: "
                    f"{', '.join(details.get('files_not_reached', [])) or 'none'}")
     gt = details.get("ground_truth")
@@ -855,7 +857,8 @@ def run(link: lk.NodeLink, clips: list[Clip], truth: dict[str, list[Truth]],
         progress: Callable[[str], None] | None = None) -> tuple[dict, dict]:
     """Stream every clip, score.  Returns (metrics with exactly KEYS, details).  Ctrl-C (or a
     SIGTERM the command turns into KeyboardInterrupt) stops streaming: the files streamed so
-    far are scored and the result says complete: false with the files not reached."""
+    far are scored and the result says complete: false with the files not reached.  A link
+    failure (LinkError) is raised as before, carrying those partial results as `.partial`."""
     from tools.node import core
 
     hello = link.hello()
@@ -923,6 +926,11 @@ def run(link: lk.NodeLink, clips: list[Clip], truth: dict[str, list[Truth]],
             total_wall += sr.wall_s
     except KeyboardInterrupt:
         interrupted = True
+    except lk.LinkError as e:           # the node or link failed: keep what was measured
+        interrupted = True
+        failure = e
+    else:
+        failure = None
     done = {f["file"] for f in files}
     sc = score(files, scored, collar)
     audio_s = total_samples / SR
@@ -956,6 +964,10 @@ def run(link: lk.NodeLink, clips: list[Clip], truth: dict[str, list[Truth]],
                "false_alarms": sc["false_alarms"], "latencies_ms": sc["latencies_ms"],
                "reference": reference is not None, "files": files, "plots": plots,
                "complete": not interrupted, "files_not_reached": metrics["files_not_reached"]}
+    if failure is not None:
+        details["failure"] = str(failure)
+        failure.partial = (metrics, details)
+        raise failure
     return metrics, details
 
 
@@ -1139,6 +1151,7 @@ def main(argv=None) -> int:
         except OSError as e:
             raise HilError(f"{out}: cannot create its folder ({e.strerror})") from None
         plot_dir = None if args.no_plots else out.with_name(out.stem + "_plots")
+        failure = None
         try:
             with cli.link_from_args(args) as link:
                 metrics, details = run(link, good, truth, reference, args.collar, plot_dir,
@@ -1148,6 +1161,10 @@ def main(argv=None) -> int:
             print("hil: interrupted before any file was streamed; nothing written",
                   file=sys.stderr)
             raise
+        except lk.LinkError as e:
+            if getattr(e, "partial", None) is None:
+                raise
+            failure, (metrics, details) = e, e.partial
         metrics["skipped"] = len(refused)
         metrics["ground_truth"] = gt
         details["root"] = str(args.root)
@@ -1167,6 +1184,10 @@ def main(argv=None) -> int:
             print(json.dumps(metrics, indent=1))
         elif not args.quiet:
             print(summary_text(metrics, details, out))
+        if failure is not None:
+            print(f"hil: the run stopped after {metrics['files_streamed']} files; partial "
+                  f"results (complete: false) in {out}", file=sys.stderr)
+            raise failure
         if not metrics["complete"]:
             print(f"hil: interrupted after {metrics['files_streamed']} of "
                   f"{metrics['files_streamed'] + len(metrics['files_not_reached'])} files; "
