@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from helpers import fakenode as fk
+
 from tools.node import params
 from tools.validate import hil
 
