@@ -24,8 +24,9 @@ Ground truth (--scenes).  A CSV with at least scene,onset_s,offset_s,label (scen
 DCASE-style tab-separated text: `scene onset offset label` in one file, or `onset offset
 label` in a `<audio stem>.txt` next to each audio file (used when --scenes is not given).
 Files without rows contain no target events.  With neither, the run is refused (every
-detection would be a false alarm) unless --no-truth says that is meant.  Scored classes are the model's labels except
-its negative label; ground-truth labels outside them are not scored (listed in the details).
+detection would be a false alarm) unless --no-truth says that is meant.  Scored classes are
+the model's labels except its negative label; ground-truth labels outside them are not scored
+(listed in the details).
 
 Scores (the JSON, keys exactly as below; null where undefined, e.g. F1 without events):
   event_f1, event_error_rate, per_class {label: {precision, recall, f1, support}}
@@ -605,7 +606,8 @@ def plot_file(path: Path, f: dict, pcm: np.ndarray, trace, hop: int) -> None:
                Patch(color=ORANGE, alpha=0.55, label="truth: missed / wrong class"),
                Patch(color=GREY, alpha=0.55, label="truth: not scored"),
                Line2D([], [], color=GREEN, lw=2.5, label="node: correct"),
-               Line2D([], [], color=RED, lw=2.5, label="node: false alarm / wrong class")]
+               Line2D([], [], color=RED, lw=2.5,
+                      label="node: false alarm / wrong class / mistimed")]
     if f["mismatches"]:
         handles.append(Line2D([], [], color="black", marker="x", lw=0,
                               label="node ≠ reference"))
@@ -723,12 +725,14 @@ def write_report(md_path: Path, metrics: dict, details: dict, plots: dict[str, s
            "main{padding:8px 24px 32px;max-width:1180px}h2{font-size:18px;margin:22px 0 6px}"
            "table{border-collapse:collapse;margin:4px 0 12px}"
            "th,td{border:1px solid #d0d0d0;padding:4px 10px;text-align:left;vertical-align:top}"
-           "th{background:#f2f2f2}.m{color:#616161}td.n{text-align:right;font-variant-numeric:tabular-nums}"
+           "th{background:#f2f2f2}.m{color:#616161}"
+           "td.n{text-align:right;font-variant-numeric:tabular-nums}"
            ".PASS{color:#1b5e20;font-weight:600}.FAIL{color:#b71c1c;font-weight:600}"
            "ul.o{margin:0;padding-left:16px}li.hit{color:#1b5e20}li.miss{color:#e65100}"
            "li.bad{color:#b71c1c}tr.bad td:first-child{border-left:4px solid #c62828}"
            "tr.ok td:first-child{border-left:4px solid #2e7d32}"
            ".note{background:#fff3e0;border-left:4px solid #ef6c00;padding:6px 12px;margin:8px 0}"
+           ".note.fail{background:#ffebee;border-color:#c62828}"
            ".key span{display:inline-block;margin-right:14px}"
            ".sw{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-1px}"
            "figure{margin:6px 0 22px}figcaption{font-weight:600;margin-bottom:4px}"
@@ -756,7 +760,7 @@ def write_report(md_path: Path, metrics: dict, details: dict, plots: dict[str, s
             f" · {e(who)}</p><p>ground truth: {e(gt)}</p></header><main>"]
     body += [f'<p class="note">{e(n)}</p>' for n in notes]
     if details.get("thresholds_missed"):
-        body.append('<p class="note">Thresholds missed: '
+        body.append('<p class="note fail">Thresholds missed: '
                     + e("; ".join(details["thresholds_missed"])) + "</p>")
     body.append("<h2>Figures</h2>")
     body.append(table(["figure", "value", "threshold", "result", "meaning"],
@@ -779,7 +783,7 @@ def write_report(md_path: Path, metrics: dict, details: dict, plots: dict[str, s
                     + "".join(f'<span><i class="sw" style="background:{c}"></i>{e(t)}</span>'
                               for c, t in ((GREEN, "detected / correct"),
                                            (ORANGE, "missed (ground truth)"),
-                                           (RED, "false alarm / wrong class (node)"),
+                                           (RED, "false alarm / wrong class / mistimed (node)"),
                                            (GREY, "not scored"))) + "</p>")
         for f in details["files"]:
             if f["file"] in plots:
