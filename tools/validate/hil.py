@@ -886,6 +886,7 @@ def run(link: lk.NodeLink, clips: list[Clip], truth: dict[str, list[Truth]],
     gate_hits: list[bool] = []
     mismatches = 0
     interrupted = False
+    failure: lk.LinkError | None = None
     try:
         for clip in clips:
             if progress:
@@ -933,8 +934,6 @@ def run(link: lk.NodeLink, clips: list[Clip], truth: dict[str, list[Truth]],
     except lk.LinkError as e:           # the node or link failed: keep what was measured
         interrupted = True
         failure = e
-    else:
-        failure = None
     done = {f["file"] for f in files}
     sc = score(files, scored, collar)
     audio_s = total_samples / SR
