@@ -211,7 +211,7 @@ def test_evaluate_skips_unreadable(tiny_model, rows, tmp_path, capsys):
 
 def test_cli_writes_json_and_report(tiny_model, tmp_path, capsys):
     out = tmp_path / "eval" / "e.json"
-    rc = evaluate.main(["--csv", str(AUDIO / "manifest.csv"), "--json", str(out), "--model",
+    rc = evaluate.main(["--csv", str(AUDIO / "manifest.csv"), "--json-out", str(out), "--model",
                         str(tiny_model), "--fold", "4", "--fold", "5", "-q"])
     assert rc == 0, capsys.readouterr().err
     res = json.loads(out.read_text())
@@ -242,7 +242,7 @@ def _run_cli(argv, capsys):
 
 
 def test_cli_bad_input(tiny_model, tmp_path, capsys):
-    base = ["--json", str(tmp_path / "o.json"), "-q"]
+    base = ["--json-out", str(tmp_path / "o.json"), "-q"]
     nolabel = tmp_path / "nolabel.csv"
     nolabel.write_text("path,fold\na.wav,1\n")
     cases = [
@@ -271,7 +271,7 @@ def test_cli_model_feature_mismatch(tiny_model, tmp_path, capsys, hash_value):
     else:
         man["feature_config_hash"] = hash_value
     (m / "manifest.json").write_text(json.dumps(man))
-    rc, err = _run_cli(["--csv", str(AUDIO / "manifest.csv"), "--model", str(m), "--json",
+    rc, err = _run_cli(["--csv", str(AUDIO / "manifest.csv"), "--model", str(m), "--json-out",
                         str(tmp_path / "o.json"), "-q"], capsys)
     assert rc == 2 and "feature" in err and "Traceback" not in err
 
@@ -377,7 +377,7 @@ def test_threshold_override(tiny_model, rows):
 
 
 def test_cli_threshold_syntax(tiny_model, tmp_path, capsys):
-    rc, err = _run_cli(["--csv", str(AUDIO / "manifest.csv"), "--model", str(tiny_model), "--json",
+    rc, err = _run_cli(["--csv", str(AUDIO / "manifest.csv"), "--model", str(tiny_model), "--json-out",
                         str(tmp_path / "o.json"), "--threshold", "gunshot:0.5", "-q"], capsys)
     assert rc == 2 and "LABEL=SCORE" in err
 
@@ -389,7 +389,7 @@ def test_core_config_difference_is_a_warning(tiny_model, tmp_path, capsys):
     man["core_config_hash"] = "f" * 64
     (m / "manifest.json").write_text(json.dumps(man))
     out = tmp_path / "w.json"
-    rc = evaluate.main(["--csv", str(AUDIO / "manifest.csv"), "--model", str(m), "--json", str(out),
+    rc = evaluate.main(["--csv", str(AUDIO / "manifest.csv"), "--model", str(m), "--json-out", str(out),
                         "--limit", "2", "-q"])
     assert rc == 0
     assert "warning:" in capsys.readouterr().err
@@ -446,3 +446,45 @@ def test_committed_crossval_report_matches_its_json(tmp_path):
     report.write_crossval(cv, tmp_path / "crossval.md")
     assert (tmp_path / "crossval.md").read_text() == (model / "crossval.md").read_text(), (
         "stale firmware/model/crossval.md: python -m training.report --crossval firmware/model/crossval.json")
+
+
+def test_cli_refuses_unreadable_clips_unless_skip_bad(tiny_model, tmp_path, capsys):
+    """One rule with tools/hil.py: a listed clip that cannot be read refuses the run before any
+    work (first file + count, exit 2); --skip-bad goes on and every summary counts the skipped."""
+    shutil.copy(AUDIO / "gunshot_1.wav", tmp_path / "g.wav")
+    shutil.copy(AUDIO / "background_rain_1.wav", tmp_path / "r.wav")
+    (tmp_path / "bad.wav").write_bytes(b"RIFF nonsense")
+    (tmp_path / "m.csv").write_text("path,label\ng.wav,gunshot\nbad.wav,gunshot\n"
+                                    "missing.wav,other\nr.wav,background\n")
+    out = tmp_path / "o" / "e.json"
+    argv = ["--csv", str(tmp_path / "m.csv"), "--model", str(tiny_model), "--json-out", str(out),
+            "-q", "--no-report"]
+    rc, err = _run_cli(argv, capsys)
+    assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1
+    assert "bad.wav: not a readable audio file" in err and "(2 of 4 listed clips unreadable" in err
+    assert "--skip-bad" in err and not out.exists()
+    assert evaluate.main(argv + ["--skip-bad"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 clips (2 unreadable skipped (--skip-bad))" in printed
+    res = json.loads(out.read_text())
+    assert res["skipped"] == res["n_unreadable"] == 2 and res["n_clips"] == 2
+
+
+def test_cli_output_checked_first_and_no_negative_clips(tiny_model, tmp_path, capsys):
+    (tmp_path / "f").write_text("")
+    argv = ["--csv", str(AUDIO / "manifest.csv"), "--model", str(tiny_model), "-q",
+            "--no-report"]
+    rc, err = _run_cli(argv + ["--json-out", str(tmp_path / "f" / "e.json")], capsys)
+    assert rc == 2 and "is not a folder" in err and err.count("\n") == 1
+    rc, err = _run_cli(argv + ["--json-out", str(tmp_path)], capsys)
+    assert rc == 2 and "is a folder" in err
+    # only target clips: no false-alarm rate, and the summary says why
+    (tmp_path / "t.csv").write_text("path,label\ngunshot_1.wav,gunshot\n")
+    rc = evaluate.main(["--csv", str(tmp_path / "t.csv"), "--root", str(AUDIO), "--model",
+                        str(tiny_model), "-q", "--no-report", "--json",
+                        str(tmp_path / "e.json")])
+    cap = capsys.readouterr()
+    assert rc == 0 and "warning: --json FILE is deprecated, use --json-out FILE" in cap.err
+    assert "false alarms n/a (no negative clip: nothing to count them on)" in cap.out
+    assert "n/a/h" not in cap.out
+    assert json.loads((tmp_path / "e.json").read_text())["false_alarms_per_hour"] is None

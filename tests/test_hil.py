@@ -69,6 +69,11 @@ def test_demo_with_the_shipped_model(tmp_path, capsys):
     assert m["audio_seconds"] == 90.0 and "event F1" in out
     assert (tmp_path / "hil.md").exists() and (tmp_path / "hil_details.json").exists()
     assert len(list((tmp_path / "hil_plots").glob("*.png"))) == 14
+    assert "PASS  reference_mismatches 0 (needed ≤ 0, --max-reference-mismatches)" in out
+    assert m["complete"] is True and m["skipped"] == 0 and m["files_not_reached"] == []
+    # a missed threshold is the demo's exit code
+    assert demo_hil.main(["--out", str(tmp_path / "b"), "--min-event-f1", "0.99", "-q"]) == 1
+    assert "thresholds missed: event_f1" in capsys.readouterr().err
 
 
 def test_node_defect_is_reported(tmp_path):
@@ -98,11 +103,11 @@ def test_cli_thresholds_and_exit_codes(tmp_path, capsys):
     with fk.detector_node() as node:
         base = ["--port", node.port, "--root", str(root), "--scenes", str(root / "scenes.csv"),
                 "--no-reference", "--no-plots", "-q"]
-        rc = hil.main(base + ["--json", str(tmp_path / "a.json"), "--min-event-f1", "0.1"])
+        rc = hil.main(base + ["--json-out", str(tmp_path / "a.json"), "--min-event-f1", "0.1"])
         assert rc == 0
         m = json.loads((tmp_path / "a.json").read_text())
         assert tuple(m) == hil.KEYS and m["reference_mismatches"] is None
-        rc = hil.main(base + ["--json", str(tmp_path / "b.json"), "--min-event-f1", "0.99",
+        rc = hil.main(base + ["--json-out", str(tmp_path / "b.json"), "--min-event-f1", "0.99",
                               "--max-false-alarms-per-hour", "1"])
     err = capsys.readouterr().err
     assert rc == 1 and "thresholds missed: event_f1" in err and "false_alarms_per_hour" in err
@@ -119,8 +124,8 @@ def test_malformed_and_resampled_audio(tmp_path, capsys):
     (root / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage")
     (root / "empty.flac").write_bytes(b"")
     with fk.detector_node() as node:
-        argv = ["--port", node.port, "--root", str(root), "--json", str(tmp_path / "h.json"),
-                "--no-reference", "--no-plots", "-q"]
+        argv = ["--port", node.port, "--root", str(root), "--json-out", str(tmp_path / "h.json"),
+                "--no-reference", "--no-plots", "-q", "--no-truth"]
         rc = hil.main(argv)
         err = capsys.readouterr().err
         assert rc == 2 and "broken.wav: not a readable audio file" in err
@@ -129,6 +134,7 @@ def test_malformed_and_resampled_audio(tmp_path, capsys):
     assert rc == 0
     d = json.loads((tmp_path / "h_details.json").read_text())
     assert len(d["refused"]) == 2
+    assert json.loads((tmp_path / "h.json").read_text())["skipped"] == 2
     notes = {f["file"]: f["note"] for f in d["files"]}
     assert notes["gunshot_44k.wav"] == "resampled 44100 Hz -> 16000 Hz (soxr VHQ)"
     ev = {f["file"]: [e["onset_s"] for e in f["node_events"]] for f in d["files"]}
@@ -202,7 +208,7 @@ def test_model_mismatch_refused():
 
 
 def test_bad_root(tmp_path, capsys):
-    assert hil.main(["--port", "x", "--root", str(tmp_path / "none"), "--json",
+    assert hil.main(["--port", "x", "--root", str(tmp_path / "none"), "--json-out",
                      str(tmp_path / "o.json")]) == 2
     assert "not a folder" in capsys.readouterr().err
 

@@ -8,9 +8,11 @@ tools/make_scenes.py) into it with INJECT, and prints the scores against the gro
 (tests/audio/scenes/truth.csv) and against the host reference pipeline.  Exactly:
 
     python tools/hil.py --sim --root tests/audio --scenes tests/audio/scenes/truth.csv \\
-        --json build/hil/hil.json --max-reference-mismatches 0
+        --json-out build/hil/hil.json --max-reference-mismatches 0
 
-Exit code 1 if the node and the reference pipeline disagree on any event (a node defect).
+The exit code is tools/hil.py's: 1 if the node and the reference pipeline disagree on any event
+(a node defect) or an extra threshold option given here is missed, 2 bad input, 130 interrupted
+(the partial results are written, marked complete: false).
 Report: build/hil/hil.md (+ .html, timeline plots in build/hil/hil_plots/).
 """
 from __future__ import annotations
@@ -32,11 +34,14 @@ def main(argv=None) -> int:
     out = "build/hil"
     if "--out" in argv:
         i = argv.index("--out")
+        if i + 1 >= len(argv):
+            print("demo_hil: error: --out needs a folder", file=sys.stderr)
+            return 2
         out = argv[i + 1]
         del argv[i:i + 2]
     return hil.main(["--sim", "--root", str(ROOT / "tests" / "audio"),
                      "--scenes", str(ROOT / "tests" / "audio" / "scenes" / "truth.csv"),
-                     "--json", os.path.join(out, "hil.json"),
+                     "--json-out", os.path.join(out, "hil.json"),
                      "--max-reference-mismatches", "0"] + argv)
 
 

@@ -1,7 +1,11 @@
 """Evaluate an exported int8 model the way the node runs it, and as a plain classifier.
 
     python -m training.evaluate --csv ../shared/data/all_metadata.csv --root ../shared/data \\
-        --fold 5 --json build/eval/fold5.json [--model firmware/model]
+        --fold 5 --json-out build/eval/fold5.json [--model firmware/model] [--skip-bad]
+
+A listed clip that cannot be read (missing, malformed, empty) refuses the run before any work
+(one line naming the first such file and the count, exit 2) unless --skip-bad; skipped clips
+are counted in every summary (stdout, `skipped` in the JSON, the report).
 
 Library (what `python -m training crossval` calls once per fold; keep the signature stable):
 
@@ -53,7 +57,8 @@ the correct answer is "no target event".  `false_alarms_per_hour` counts the nod
 negative clips per hour of negative audio (lead-in and tail excluded);
 `false_alarms_per_hour_background` only on clips labelled `background` (stationary ambience).
 
-JSON (top level): schema_version, n_clips, n_unreadable, unreadable [{path, reason}],
+JSON (top level): schema_version, n_clips, n_unreadable (= skipped), skipped, unreadable
+[{path, reason}],
 warnings, audio_seconds, model_sha256, model {path, name, labels, negative_label, thresholds},
 feature_config_hash, classes, negative_label, thresholds (those used), settings, node, classifier,
 classifier_any_window, gate_ceiling, false_alarms_per_hour, false_alarms_per_hour_background,
@@ -68,6 +73,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +115,28 @@ def read_csv(path) -> list[dict]:
     if not rows:
         raise EvalError(f"{path}: no clips listed")
     return rows
+
+
+def unreadable_rows(rows, root) -> list[dict]:
+    """[{path, reason}] of the rows whose audio cannot be read (no such file, not an audio file,
+    no samples): the cheap header check the CLI runs before any work."""
+    import soundfile as sf
+
+    bad = []
+    for r in rows:
+        path = str(field_of(r, "path", ""))
+        p = Path(root) / path
+        if not p.is_file():
+            bad.append({"path": path, "reason": f"{p}: no such file"})
+            continue
+        try:
+            info = sf.info(str(p))
+        except (RuntimeError, sf.LibsndfileError) as e:
+            bad.append({"path": path, "reason": f"{p}: not a readable audio file ({e})"})
+            continue
+        if info.frames == 0:
+            bad.append({"path": path, "reason": f"{p}: contains no samples"})
+    return bad
 
 
 def load_model(model_dir):
@@ -294,7 +322,8 @@ def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
     classes: target classes to score (default: the model's labels without its negative);
     label_map: dataset label -> model label before scoring; thresholds: {label: score or None}
     overriding the manifest's for the node (what-if analysis).  Unreadable clips are skipped
-    with a message on stderr and listed under `unreadable`.  Raises EvalError on bad input
+    with a message on stderr and listed under `unreadable` (the CLI refuses them before calling
+    this unless --skip-bad: `unreadable_rows`).  Raises EvalError on bad input
     (model mismatch, unknown class or threshold, no readable clip)."""
     from tqdm import tqdm
     from tools.node import audio
@@ -381,6 +410,7 @@ def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
         "created_by": "python -m training.evaluate",
         "n_clips": len(clips),
         "n_unreadable": len(unreadable),
+        "skipped": len(unreadable),
         "warnings": warnings,
         "unreadable": unreadable,
         "audio_seconds": round(sum(c.seconds for c in clips), 2),
@@ -453,7 +483,12 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--csv", type=Path, required=True, help="metadata CSV with path,label (extra columns ignored)")
     ap.add_argument("--root", type=Path, help="folder the CSV paths are relative to (default: the CSV's folder)")
-    ap.add_argument("--json", type=Path, required=True, help="write the results here (report files next to it)")
+    ap.add_argument("--json-out", type=Path, dest="json_out", metavar="OUT",
+                    help="write the results here (report files next to it)")
+    ap.add_argument("--json", type=Path, dest="json_old", metavar="OUT",
+                    help="deprecated name of --json-out")
+    ap.add_argument("--skip-bad", action="store_true",
+                    help="skip listed clips that cannot be read instead of refusing the run")
     ap.add_argument("--model", type=Path, default=params.MODEL_DIR,
                     help="model folder or manifest.json (default: the shipped firmware/model)")
     ap.add_argument("--classes", nargs="+", metavar="LABEL",
@@ -484,6 +519,13 @@ def main(argv=None) -> int:
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     try:
+        if args.json_old is not None:
+            if args.json_out is not None:
+                raise EvalError("give --json-out only (--json is its deprecated name)")
+            print("warning: --json FILE is deprecated, use --json-out FILE", file=sys.stderr)
+            args.json_out = args.json_old
+        if args.json_out is None:
+            raise EvalError("--json-out FILE is required (where the results are written)")
         rows = read_csv(args.csv)
         if args.fold:
             if "fold" not in rows[0]:
@@ -498,6 +540,11 @@ def main(argv=None) -> int:
         root = args.root or args.csv.parent
         if not root.is_dir():
             raise EvalError(f"{root}: no such folder")
+        _check_output(args.json_out)
+        bad = unreadable_rows(rows, root)
+        if bad and not args.skip_bad:
+            raise EvalError(f"{bad[0]['reason']} ({len(bad)} of {len(rows)} listed clips "
+                            f"unreadable; fix or remove them, or pass --skip-bad)")
         res = evaluate(args.model, rows, root, progress=not args.quiet, classes=args.classes,
                        label_map=_label_map(args.map), stride=args.classifier_stride,
                        lead_in_s=args.lead_in, tail_s=args.tail,
@@ -511,20 +558,24 @@ def main(argv=None) -> int:
     if args.no_clips:
         res = {k: v for k, v in res.items() if k != "clips"}
     try:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(res, indent=1) + "\n")
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(res, indent=1) + "\n")
     except OSError as e:
-        print(f"error: {args.json}: cannot write ({e.strerror})", file=sys.stderr)
+        print(f"error: {args.json_out}: cannot write ({e.strerror})", file=sys.stderr)
         return 2
-    written = [args.json]
+    written = [args.json_out]
     if not args.no_report:
         from training import report
-        written += report.write(report_src, args.json)
+        written += report.write(report_src, args.json_out)
     n, c = res["node"], res["classifier"]
     fa = res["false_alarms_per_hour"]
-    print(f"{res['n_clips']} clips ({res['n_unreadable']} unreadable), model {res['model_sha256'][:12]}")
+    skipped = (f"{res['skipped']} unreadable skipped (--skip-bad)" if res["skipped"]
+               else "0 skipped")
+    print(f"{res['n_clips']} clips ({skipped}), model {res['model_sha256'][:12]}")
+    fa_text = (f"false alarms {fa:.1f}/h of negative audio" if fa is not None else
+               "false alarms n/a (no negative clip: nothing to count them on)")
     print(f"node:       macro-F1 {_fmt(n['macro_f1'])}  accuracy {_fmt(n['accuracy'])}  "
-          f"false alarms {_fmt(fa, '.1f')}/h of negative audio")
+          f"{fa_text}")
     print(f"classifier: macro-F1 {_fmt(c['macro_f1'])}  accuracy {_fmt(c['accuracy'])}  "
           f"(window on each clip's peak)")
     g = res["gate_ceiling"]
@@ -534,6 +585,19 @@ def main(argv=None) -> int:
     for p in written:
         print(f"wrote {p}")
     return 0
+
+
+def _check_output(out: Path) -> None:
+    """The results file can be written (refused before the evaluation, not after it)."""
+    if out.is_dir():
+        raise EvalError(f"{out}: is a folder; give a file name such as {out / 'eval.json'}")
+    probe = out.parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise EvalError(f"{out}: cannot write here ({probe} is not a folder)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise EvalError(f"{out}: cannot write here ({probe} is not writable)")
 
 
 def _fmt(v, spec: str = ".3f") -> str:

@@ -478,7 +478,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.report", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("json", type=Path, nargs="?",
-                    help="an evaluation JSON (python -m training.evaluate --json)")
+                    help="an evaluation JSON (python -m training.evaluate --json-out)")
     ap.add_argument("--crossval", type=Path, metavar="JSON",
                     help="instead: a `python -m training crossval` JSON -> Markdown (see --out)")
     ap.add_argument("--out", type=Path, metavar="MD",
