@@ -186,7 +186,7 @@ def test_in_process_scorer_reports_what_the_twin_reports(tmp_path):
     assert set(mine) == {"scenes/scene_000.wav", "scenes/scene_001.wav", "streams/stream_00.wav"}
     out = tmp_path / "hil" / "hil.json"
     r = subprocess.run([sys.executable, str(params.ROOT / "tools" / "hil.py"), "--sim", "--root",
-                        str(ss.path), "--scenes", str(ss.path / "truth.csv"), "--json", str(out),
+                        str(ss.path), "--scenes", str(ss.path / "truth.csv"), "--json-out", str(out),
                         "--no-plots", "-q"], capture_output=True, text=True, timeout=600)
     assert r.returncode in (0, 1), r.stderr
     twin = {f["file"]: f["node_events"] for f in

@@ -142,8 +142,9 @@ def _parser():
     p = sub.add_parser("crossval", help="fold cross-validation, CNN vs CRNN, through the node pipeline")
     _common_data(p)
     _recipe_opts(p, one_model=False)
-    p.add_argument("--json", type=Path, required=True,
-                   help="write the results here, and the report next to it (.md, pooled confusion .png)")
+    p.add_argument("--json-out", "--json", dest="json", type=Path, required=True, metavar="FILE",
+                   help="write the results here, and the report next to it (.md, confusion and scene "
+                        "timeline PNGs); --json is the older name")
     p.add_argument("--archs", default="ds_cnn,crnn", help="architectures (default ds_cnn,crnn)")
     p.add_argument("--folds", default=None, help="test folds (default: every fold in the CSV)")
     p.add_argument("--work", type=Path, default=None, help="keep the per-fold models here (default build/crossval)")

@@ -544,8 +544,11 @@ def start(audio=None, model=None, realtime: bool = False, *, loop: bool = False,
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # the caller owns the twin's lifetime (Twin.close): a Ctrl-C at the terminal, which reaches
+    # the whole process group, interrupts the caller only (Python keeps an inherited SIG_IGN)
     proc = subprocess.Popen(cmd, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=stderr,
-                            stdin=subprocess.DEVNULL, env=env, text=True)
+                            stdin=subprocess.DEVNULL, env=env, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     deadline = time.monotonic() + start_timeout
     line = ""
     while time.monotonic() < deadline:

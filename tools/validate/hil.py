@@ -1062,7 +1062,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python tools/hil.py", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_link_args(ap, sim_help="start a simulated node (tools.twin) with --model; the audio "
-                     "comes from --root by INJECT")
+                     "comes from --root by INJECT", sim_audio=False)
     ap.add_argument("--root", type=Path, required=True, help="folder of audio files (recursive)")
     ap.add_argument("--scenes", type=Path, default=None,
                     help="ground truth: CSV (scene,onset_s,offset_s,label) or DCASE .txt")
