@@ -9,7 +9,7 @@ DEMO_STAMP := $(VENV)/.installed-demo
 FULL_STAMP := $(VENV)/.installed-full
 PIP     := $(VPY) -m pip --disable-pip-version-check
 # system packages of the test suite only (rv32imc/QEMU proof, libFuzzer); the demo needs none
-APT_PKGS := gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc clang libclang-rt-14-dev libsndfile1
+APT_PKGS := gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc clang libclang-rt-14-dev libsndfile1 clang-format
 CORE_SRCS := $(wildcard firmware/lib/ewcore/src/*.c firmware/lib/ewcore/src/*.h firmware/lib/ewcore/include/*.h tools/node/_ewcore_module.c)
 
 .PHONY: setup setup-demo venv sysdeps test bench demo demo-core twin flash train crossval gen check clean lint
@@ -54,7 +54,7 @@ test: setup
 # of the core and the ESP32 port (the generated ew_params.h / ew_tables.c are left out)
 RUFF        ?= $(if $(wildcard $(VENV)/bin/ruff),$(VENV)/bin/ruff,ruff)
 CLANG_FORMAT ?= clang-format
-C_SOURCES = $(filter-out %/ew_params.h %/ew_tables.c,\
+C_SOURCES = $(filter-out %/ew_params.h %/ew_tables.c %/ew_settings.h %/ew_settings.c,\
             $(shell find firmware/lib/ewcore firmware/src \( -name '*.c' -o -name '*.h' -o -name '*.cc' \)))
 lint:
 	$(RUFF) check .

@@ -3,6 +3,7 @@
 The library is a (trivial) CPython extension module so that `pip install -e .` compiles it
 with the same compiler Python uses, with no manual step; all real functions are plain C.
 """
+
 from glob import glob
 
 from setuptools import Extension, setup
@@ -15,7 +16,9 @@ setup(
             sources=["tools/node/_ewcore_module.c", *core_sources],
             include_dirs=["firmware/lib/ewcore/include"],
             extra_compile_args=["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"],
-            depends=sorted(glob("firmware/lib/ewcore/include/*.h") + glob("firmware/lib/ewcore/src/*.h")),
+            depends=sorted(
+                glob("firmware/lib/ewcore/include/*.h") + glob("firmware/lib/ewcore/src/*.h")
+            ),
         )
     ]
 )

@@ -1,5 +1,6 @@
 """Shared test setup: make `tests/` (cbuild, helpers) and the repository root (tools,
 training) importable, and provide the common skip markers."""
+
 import sys
 from pathlib import Path
 
@@ -13,4 +14,6 @@ for _p in (_TESTS, _TESTS.parent):
 from tools.bench.cbuild import have_rv32  # noqa: E402
 
 #: skip a test when the RISC-V cross compiler or qemu-system-riscv32 is missing
-requires_rv32 = pytest.mark.skipif(not have_rv32(), reason="needs riscv64-unknown-elf-gcc + qemu-system-riscv32")
+requires_rv32 = pytest.mark.skipif(
+    not have_rv32(), reason="needs riscv64-unknown-elf-gcc + qemu-system-riscv32"
+)

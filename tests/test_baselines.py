@@ -1,4 +1,5 @@
 """training.baselines: MFCC statistics + logistic regression / SVM on tiny data."""
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,7 @@ def test_mfcc_stats_shape_and_content():
     assert a.shape == b.shape == (4 * baselines.N_MFCC,)
     assert np.all(np.isfinite(a)) and np.all(np.isfinite(b))
     assert not np.allclose(a, b)
-    short = baselines.mfcc_stats(tone[:100])              # shorter than one FFT frame
+    short = baselines.mfcc_stats(tone[:100])  # shorter than one FFT frame
     assert short.shape == a.shape and np.all(np.isfinite(short))
 
 
@@ -87,9 +88,13 @@ def test_run_rejects_single_class_training(synthetic):
 def test_cli_folds_loop(synthetic, tmp_path, capsys):
     root, rows = synthetic
     csv_path = root / "meta.csv"
-    csv_path.write_text("path,label,fold\n" + "".join(f"{r['path']},{r['label']},{r['fold']}\n" for r in rows))
+    csv_path.write_text(
+        "path,label,fold\n" + "".join(f"{r['path']},{r['label']},{r['fold']}\n" for r in rows)
+    )
     out = tmp_path / "b.json"
-    rc = baselines.main(["--csv", str(csv_path), "--json", str(out), "--classes", "gunshot", "siren", "-q"])
+    rc = baselines.main(
+        ["--csv", str(csv_path), "--json", str(out), "--classes", "gunshot", "siren", "-q"]
+    )
     assert rc == 0, capsys.readouterr().err
     res = json.loads(out.read_text())
     assert sorted(res["folds"]) == ["1", "2", "3"]

@@ -2,11 +2,13 @@
 `--sim` takes no value and `--sim-audio PATH` names the simulated node's audio; a path that is no
 serial port, an unwritable output and a non-positive --duration are bad input (one
 `prog: error:` line, exit 2, no traceback)."""
+
 import json
 
 import pytest
 
-from tools import config, link as link_cmd
+from tools import config
+from tools import link as link_cmd
 from tools.esp import flash
 from tools.hostio import monitor, record
 from tools.sim import faultproxy, romsim
@@ -36,16 +38,24 @@ def test_sim_audio_in_every_tool(capsys, tmp_path):
     recs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert any(r["type"] == "event" and r["kind"] == "onset" for r in recs)
     assert recs[-1]["events"] == 1
-    assert record.main(["--sim-audio", CLIP, "--out", str(tmp_path), "--duration", "1",
-                        "--json"]) == 0
+    assert (
+        record.main(["--sim-audio", CLIP, "--out", str(tmp_path), "--duration", "1", "--json"]) == 0
+    )
     assert json.loads(capsys.readouterr().out)["audio_seconds"] >= 1
     assert faultproxy.main(["--sim-audio", CLIP, "--duration", "0.3"]) == 0
     capsys.readouterr()
 
 
-@pytest.mark.parametrize("tool, prog, argv", [
-    (link_cmd, "link", []), (config, "config", ["mode"]), (monitor, "monitor", ["--count", "1"]),
-    (record, "record", ["--out", "OUT"]), (faultproxy, "faultproxy", ["--duration", "1"])])
+@pytest.mark.parametrize(
+    "tool, prog, argv",
+    [
+        (link_cmd, "link", []),
+        (config, "config", ["mode"]),
+        (monitor, "monitor", ["--count", "1"]),
+        (record, "record", ["--out", "OUT"]),
+        (faultproxy, "faultproxy", ["--duration", "1"]),
+    ],
+)
 def test_missing_sim_audio_is_bad_input(capsys, tmp_path, tool, prog, argv):
     argv = [str(tmp_path / "o") if a == "OUT" else a for a in argv]
     assert tool.main(["--sim-audio", str(tmp_path / "nope.wav"), *argv]) == 2
@@ -60,10 +70,17 @@ def test_sim_with_a_path_is_no_longer_swallowed(capsys, tmp_path):
     assert e.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("tool, prog, argv", [
-    (link_cmd, "link", []), (config, "config", []), (monitor, "monitor", ["--duration", "1"]),
-    (record, "record", ["--out", "OUT"]), (faultproxy, "faultproxy", ["--duration", "1"]),
-    (flash, "flash", ["verify"])])
+@pytest.mark.parametrize(
+    "tool, prog, argv",
+    [
+        (link_cmd, "link", []),
+        (config, "config", []),
+        (monitor, "monitor", ["--duration", "1"]),
+        (record, "record", ["--out", "OUT"]),
+        (faultproxy, "faultproxy", ["--duration", "1"]),
+        (flash, "flash", ["verify"]),
+    ],
+)
 def test_a_regular_file_as_port_is_bad_input(capsys, tmp_path, tool, prog, argv):
     f = tmp_path / "not-a-port"
     f.write_text("x")
@@ -89,13 +106,17 @@ def test_romsim_unwritable_flash_file(capsys):
     assert one_error_line(capsys.readouterr().err, "romsim")
 
 
-@pytest.mark.parametrize("tool, prog, argv", [
-    (record, "record", ["--out", "OUT", "--duration", "-1"]),
-    (record, "record", ["--out", "OUT", "--duration", "0"]),
-    (monitor, "monitor", ["--duration", "-1"]),
-    (monitor, "monitor", ["--duration", "0"]),
-    (monitor, "monitor", ["--count", "0"]),
-    (faultproxy, "faultproxy", ["--duration", "0"])])
+@pytest.mark.parametrize(
+    "tool, prog, argv",
+    [
+        (record, "record", ["--out", "OUT", "--duration", "-1"]),
+        (record, "record", ["--out", "OUT", "--duration", "0"]),
+        (monitor, "monitor", ["--duration", "-1"]),
+        (monitor, "monitor", ["--duration", "0"]),
+        (monitor, "monitor", ["--count", "0"]),
+        (faultproxy, "faultproxy", ["--duration", "0"]),
+    ],
+)
 def test_non_positive_duration_is_refused_alike(capsys, tmp_path, tool, prog, argv):
     argv = [str(tmp_path / "o") if a == "OUT" else a for a in argv]
     assert tool.main(["--port", "/dev/earwitness-none", *argv]) == 2
@@ -103,16 +124,23 @@ def test_non_positive_duration_is_refused_alike(capsys, tmp_path, tool, prog, ar
     assert one_error_line(err, prog) and "must be > 0" in err
 
 
-@pytest.mark.parametrize("argv, msg", [
-    (["nope.wav"], "nope.wav: no such file or folder"),
-    (["--config", "/proc/nope/nvs.json"], "--config /proc/nope/nvs.json"),
-    (["--config", "tests"], "--config tests: is a folder"),
-    (["--node-id", "zz"], "--node-id zz: 6 bytes"),
-    (["--stub-scores", "1,x"], "--stub-scores"),
-    (["--model", "/nope"], "/nope")])
+@pytest.mark.parametrize(
+    "argv, msg",
+    [
+        (["nope.wav"], "nope.wav: no such file or folder"),
+        (["--config", "/proc/nope/nvs.json"], "--config /proc/nope/nvs.json"),
+        (["--config", "tests"], "--config tests: is a folder"),
+        (["--node-id", "zz"], "--node-id zz: 6 bytes"),
+        (["--stub-scores", "1,x"], "--stub-scores"),
+        (["--model", "/nope"], "/nope"),
+    ],
+)
 def test_twin_bad_arguments(capsys, argv, msg):
     from tools.sim import twin
-    argv = argv if "--model" in argv or "--stub-scores" in argv else [*argv, "--stub-scores", "0,255"]
+
+    argv = (
+        argv if "--model" in argv or "--stub-scores" in argv else [*argv, "--stub-scores", "0,255"]
+    )
     assert twin.main(argv) == 2
     err = capsys.readouterr().err
     assert one_error_line(err, "twin") and msg in err

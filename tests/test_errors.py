@@ -1,4 +1,5 @@
 """The one error family and runner of the commands (tools/errors.py)."""
+
 from tools.errors import BadInput, NodeFailure, ToolError, run_cli
 from tools.esp.flash import FlashError
 from tools.sim.twin import TwinError
@@ -9,6 +10,7 @@ from tools.wire.link import LinkError
 def _raises(e):
     def body():
         raise e
+
     return body
 
 
@@ -17,8 +19,11 @@ def test_tool_error_is_one_line_and_its_exit_code(capsys):
     assert run_cli(_raises(NodeFailure("node not answering")), "monitor") == 1
     assert run_cli(_raises(ToolError("disk full", 1)), "record") == 1
     err = capsys.readouterr().err.splitlines()
-    assert err == ["demo: error: no such file: x.wav", "monitor: error: node not answering",
-                   "record: error: disk full"]
+    assert err == [
+        "demo: error: no such file: x.wav",
+        "monitor: error: node not answering",
+        "record: error: disk full",
+    ]
 
 
 def test_ctrl_c_is_130_and_success_passes_through(capsys):

@@ -1,6 +1,7 @@
 """training.evaluate / training.metrics / training.report: schema, hand-checked metrics, report
 files, bad input.  A tiny int8 model (random weights, low thresholds so that the node reports
 events) is built with TensorFlow in a fixture; the clips are the shipped tests/audio."""
+
 from __future__ import annotations
 
 import csv
@@ -10,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.tinymodel import LABELS, build_tiny_model
 
 from tools.node import params
-from helpers.tinymodel import LABELS, build_tiny_model
 from training import evaluate, metrics, report
 
 AUDIO = params.ROOT / "tests" / "audio"
@@ -36,23 +37,35 @@ def result(tiny_model, rows) -> dict:
 
 # ---- metrics: hand-checked, no scikit-learn --------------------------------------------------
 
+
 def test_summary_hand_example():
     truth = ["a", "a", "a", "b", "b", "n", "n", "n"]
     pred = ["a", "a", "b", "b", "n", "n", "a", "n"]
     s = metrics.summary(truth, pred, ["a", "b", "c", "d"], "n")
     # c: no clip, no prediction -> undefined, out of the macro average; d: same here
     assert s["confusion"]["labels"] == ["a", "b", "c", "d", "n"]
-    assert s["confusion"]["matrix"] == [[2, 1, 0, 0, 0], [0, 1, 0, 0, 1], [0] * 5, [0] * 5,
-                                        [1, 0, 0, 0, 2]]
+    assert s["confusion"]["matrix"] == [
+        [2, 1, 0, 0, 0],
+        [0, 1, 0, 0, 1],
+        [0] * 5,
+        [0] * 5,
+        [1, 0, 0, 0, 2],
+    ]
     a, b = s["per_class"]["a"], s["per_class"]["b"]
-    assert (a["precision"], a["recall"], a["support"]) == (pytest.approx(2 / 3), pytest.approx(2 / 3), 3)
+    assert (a["precision"], a["recall"], a["support"]) == (
+        pytest.approx(2 / 3),
+        pytest.approx(2 / 3),
+        3,
+    )
     assert a["f1"] == pytest.approx(2 / 3)
     assert (b["precision"], b["recall"], b["f1"], b["support"]) == (0.5, 0.5, 0.5, 2)
     assert s["per_class"]["c"]["f1"] is None and s["per_class"]["c"]["precision"] is None
     assert s["macro_f1_classes"] == ["a", "b"]
     assert s["macro_f1"] == pytest.approx(7 / 12) == s["macro_f1_supported"]
     assert s["accuracy"] == pytest.approx(5 / 8)
-    assert s["negative"]["recall"] == pytest.approx(2 / 3) and s["negative"]["precision"] == pytest.approx(2 / 3)
+    assert s["negative"]["recall"] == pytest.approx(2 / 3) and s["negative"][
+        "precision"
+    ] == pytest.approx(2 / 3)
 
 
 def test_summary_false_alarm_class_counts_zero():
@@ -61,7 +74,7 @@ def test_summary_false_alarm_class_counts_zero():
     assert s["per_class"]["d"]["f1"] == 0.0 and s["per_class"]["d"]["recall"] is None
     assert s["per_class"]["d"]["precision"] == 0.0
     assert s["macro_f1"] == pytest.approx(0.5)
-    assert s["macro_f1_supported"] == pytest.approx(1.0)      # only a has clips
+    assert s["macro_f1_supported"] == pytest.approx(1.0)  # only a has clips
     assert s["accuracy"] == pytest.approx(0.5)
 
 
@@ -77,7 +90,7 @@ def test_binary_curves_hand_example():
     assert c["precision"] == pytest.approx([1, 1 / 2, 2 / 3, 1 / 2])
     assert c["recall"] == pytest.approx([0.5, 0.5, 1, 1])
     assert c["average_precision"] == pytest.approx(5 / 6)
-    assert c["roc_auc"] == pytest.approx(0.75)           # 3 of 4 positive/negative pairs ordered
+    assert c["roc_auc"] == pytest.approx(0.75)  # 3 of 4 positive/negative pairs ordered
     tie = metrics.binary_curves([1, 0], [0.5, 0.5])
     assert tie["roc_auc"] == pytest.approx(0.5) and tie["thresholds"] == [0.5]
     assert metrics.binary_curves([0, 0], [0.1, 0.2])["average_precision"] is None
@@ -90,35 +103,53 @@ def test_mean_std():
 
 # ---- evaluate ------------------------------------------------------------------------------
 
+
 def _in01(v):
     return v is None or 0.0 <= v <= 1.0
 
 
 def test_evaluate_schema(result, rows):
     r = result
-    for k in ("n_clips", "model_sha256", "node", "classifier", "false_alarms_per_hour",
-              "false_alarms_per_hour_background", "false_alarms", "n_unreadable", "clips",
-              "classes", "negative_label", "audio_seconds"):
+    for k in (
+        "n_clips",
+        "model_sha256",
+        "node",
+        "classifier",
+        "false_alarms_per_hour",
+        "false_alarms_per_hour_background",
+        "false_alarms",
+        "n_unreadable",
+        "clips",
+        "classes",
+        "negative_label",
+        "audio_seconds",
+    ):
         assert k in r, k
     assert r["n_clips"] == len(rows) and r["n_unreadable"] == 0
-    assert r["warnings"] == []                   # the fixture's manifest names this core config
+    assert r["warnings"] == []  # the fixture's manifest names this core config
     assert r["classes"] == LABELS[:-1] and r["negative_label"] == "other"
     assert len(r["model_sha256"]) == 64
     for system in ("node", "classifier", "classifier_any_window"):
         s = r[system]
         assert set(s["per_class"]) == set(r["classes"])
         assert _in01(s["macro_f1"]) and _in01(s["accuracy"])
-        for c, v in s["per_class"].items():
+        for v in s["per_class"].values():
             assert {"precision", "recall", "f1", "support"} <= set(v)
-            assert all(_in01(v[m]) for m in ("precision", "recall", "f1", "average_precision", "roc_auc"))
+            assert all(
+                _in01(v[m]) for m in ("precision", "recall", "f1", "average_precision", "roc_auc")
+            )
         m = np.array(s["confusion"]["matrix"])
         assert s["confusion"]["labels"] == r["classes"] + ["other"]
         assert m.shape == (8, 8) and m.sum() == r["n_clips"]
         truth_counts = m.sum(axis=1)
         for i, c in enumerate(r["classes"]):
-            assert truth_counts[i] == s["per_class"][c]["support"] == sum(x["label"] == c for x in rows)
+            assert (
+                truth_counts[i]
+                == s["per_class"][c]["support"]
+                == sum(x["label"] == c for x in rows)
+            )
         assert s["accuracy"] == pytest.approx(np.trace(m) / m.sum())
-    json.dumps(r)                                        # serialisable as is
+    json.dumps(r)  # serialisable as is
 
 
 def test_evaluate_clip_decisions_consistent(result):
@@ -128,7 +159,7 @@ def test_evaluate_clip_decisions_consistent(result):
         if c["events"]:
             best = max(c["events"], key=lambda e: e["score"])
             assert c["node"] == best["label"]
-            assert all(e["score"] >= 0.1 for e in c["events"])      # the manifest's threshold
+            assert all(e["score"] >= 0.1 for e in c["events"])  # the manifest's threshold
         else:
             assert c["node"] == neg
         assert c["windows"]["continuous"] > 0
@@ -143,7 +174,9 @@ def test_evaluate_clip_decisions_consistent(result):
     assert fa["clips"] == len(neg_clips)
     assert fa["events"] == sum(len(c["events"]) for c in neg_clips)
     assert fa["seconds"] == pytest.approx(sum(c["seconds"] for c in neg_clips), abs=0.01)
-    assert result["false_alarms_per_hour"] == pytest.approx(fa["events"] * 3600 / fa["seconds"], rel=1e-3)
+    assert result["false_alarms_per_hour"] == pytest.approx(
+        fa["events"] * 3600 / fa["seconds"], rel=1e-3
+    )
 
 
 def test_gate_ceiling_is_a_perfect_model_behind_the_gate(tiny_model, rows):
@@ -151,11 +184,19 @@ def test_gate_ceiling_is_a_perfect_model_behind_the_gate(tiny_model, rows):
     target event", every negative right: no false positive, recall = window coverage, and the
     node (any model behind the same gate) cannot beat it.  The three steady background clips,
     relabelled siren, are target clips on which the gate opens no window."""
-    result = evaluate.evaluate(tiny_model, rows, AUDIO, progress=False, label_map={"background": "siren"})
+    result = evaluate.evaluate(
+        tiny_model, rows, AUDIO, progress=False, label_map={"background": "siren"}
+    )
     siren = [c for c in result["clips"] if c["truth"] == "siren"]
-    assert [c["windows"]["gated"] > 0 for c in siren] == [True, False, False, False]   # siren_1 first
+    assert [c["windows"]["gated"] > 0 for c in siren] == [
+        True,
+        False,
+        False,
+        False,
+    ]  # siren_1 first
     assert result["gate_ceiling"]["per_class"]["siren"] == pytest.approx(
-        {"precision": 1.0, "recall": 0.25, "f1": 0.4, "support": 4, "tp": 1, "fp": 0, "fn": 3})
+        {"precision": 1.0, "recall": 0.25, "f1": 0.4, "support": 4, "tp": 1, "fp": 0, "fn": 3}
+    )
     neg = result["negative_label"]
     ceil = result["gate_ceiling"]
     labels = ceil["confusion"]["labels"]
@@ -182,11 +223,18 @@ def test_gate_ceiling_is_a_perfect_model_behind_the_gate(tiny_model, rows):
 
 def test_evaluate_classes_subset_and_label_map(tiny_model, rows):
     sub = [r for r in rows if r["label"] in ("gunshot", "siren", "background")]
-    res = evaluate.evaluate(tiny_model, sub, AUDIO, progress=False, classes=["gunshot"],
-                            label_map={"siren": "gunshot"}, include_clips=False)
+    res = evaluate.evaluate(
+        tiny_model,
+        sub,
+        AUDIO,
+        progress=False,
+        classes=["gunshot"],
+        label_map={"siren": "gunshot"},
+        include_clips=False,
+    )
     assert list(res["node"]["per_class"]) == ["gunshot"]
     assert res["node"]["confusion"]["labels"] == ["gunshot", "other"]
-    assert res["node"]["per_class"]["gunshot"]["support"] == 3        # 2 gunshots + mapped siren
+    assert res["node"]["per_class"]["gunshot"]["support"] == 3  # 2 gunshots + mapped siren
     assert "clips" not in res
     with pytest.raises(evaluate.EvalError, match="not a target class"):
         evaluate.evaluate(tiny_model, sub, AUDIO, progress=False, classes=["helicopter"])
@@ -196,10 +244,16 @@ def test_evaluate_skips_unreadable(tiny_model, rows, tmp_path, capsys):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF nonsense")
     shutil.copy(AUDIO / "gunshot_1.wav", tmp_path / "g.wav")
-    res = evaluate.evaluate(tiny_model, [{"path": "g.wav", "label": "gunshot"},
-                                         {"path": "bad.wav", "label": "gunshot"},
-                                         {"path": "missing.wav", "label": "other"}],
-                            tmp_path, progress=False)
+    res = evaluate.evaluate(
+        tiny_model,
+        [
+            {"path": "g.wav", "label": "gunshot"},
+            {"path": "bad.wav", "label": "gunshot"},
+            {"path": "missing.wav", "label": "other"},
+        ],
+        tmp_path,
+        progress=False,
+    )
     assert res["n_clips"] == 1 and res["n_unreadable"] == 2
     assert {u["path"] for u in res["unreadable"]} == {"bad.wav", "missing.wav"}
     assert "skipped:" in capsys.readouterr().err
@@ -209,20 +263,38 @@ def test_evaluate_skips_unreadable(tiny_model, rows, tmp_path, capsys):
 
 # ---- CLI and report ---------------------------------------------------------------------------
 
+
 def test_cli_writes_json_and_report(tiny_model, tmp_path, capsys):
     out = tmp_path / "eval" / "e.json"
-    rc = evaluate.main(["--csv", str(AUDIO / "manifest.csv"), "--json-out", str(out), "--model",
-                        str(tiny_model), "--fold", "4", "--fold", "5", "-q"])
+    rc = evaluate.main(
+        [
+            "--csv",
+            str(AUDIO / "manifest.csv"),
+            "--json-out",
+            str(out),
+            "--model",
+            str(tiny_model),
+            "--fold",
+            "4",
+            "--fold",
+            "5",
+            "-q",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     res = json.loads(out.read_text())
-    assert res["n_clips"] == 7                               # rows of folds 4 and 5
+    assert res["n_clips"] == 7  # rows of folds 4 and 5
     printed = capsys.readouterr().out
     assert f"ceiling:    macro-F1 {res['gate_ceiling']['macro_f1']:.3f}" in printed
     md = (out.parent / "e.md").read_text()
-    assert f"| ceiling: a perfect model behind this gate | {res['gate_ceiling']['macro_f1']:.3f} |" in md
+    assert (
+        f"| ceiling: a perfect model behind this gate | {res['gate_ceiling']['macro_f1']:.3f} |"
+        in md
+    )
     pngs = sorted(out.parent.glob("e_*.png"))
-    assert {p.name for p in pngs} == {f"e_{k}_{s}.png" for k in ("confusion", "pr", "roc")
-                                      for s in ("node", "classifier")}
+    assert {p.name for p in pngs} == {
+        f"e_{k}_{s}.png" for k in ("confusion", "pr", "roc") for s in ("node", "classifier")
+    }
     for p in pngs:
         assert p.read_bytes()[:8] == PNG_MAGIC and p.stat().st_size > 2000
         assert f"({p.name})" in md
@@ -248,10 +320,25 @@ def test_cli_bad_input(tiny_model, tmp_path, capsys):
     cases = [
         (["--csv", str(tmp_path / "none.csv"), "--model", str(tiny_model)], "no such file"),
         (["--csv", str(nolabel), "--model", str(tiny_model)], "no label column"),
-        (["--csv", str(AUDIO / "manifest.csv"), "--model", str(tmp_path / "nomodel")], "no such file"),
-        (["--csv", str(AUDIO / "manifest.csv"), "--model", str(tiny_model), "--fold", "9"], "no row in fold 9"),
-        (["--csv", str(AUDIO / "manifest.csv"), "--model", str(tiny_model), "--classes", "helicopter"],
-         "not a target class"),
+        (
+            ["--csv", str(AUDIO / "manifest.csv"), "--model", str(tmp_path / "nomodel")],
+            "no such file",
+        ),
+        (
+            ["--csv", str(AUDIO / "manifest.csv"), "--model", str(tiny_model), "--fold", "9"],
+            "no row in fold 9",
+        ),
+        (
+            [
+                "--csv",
+                str(AUDIO / "manifest.csv"),
+                "--model",
+                str(tiny_model),
+                "--classes",
+                "helicopter",
+            ],
+            "not a target class",
+        ),
     ]
     for argv, reason in cases:
         rc, err = _run_cli(argv + base, capsys)
@@ -271,8 +358,18 @@ def test_cli_model_feature_mismatch(tiny_model, tmp_path, capsys, hash_value):
     else:
         man["feature_config_hash"] = hash_value
     (m / "manifest.json").write_text(json.dumps(man))
-    rc, err = _run_cli(["--csv", str(AUDIO / "manifest.csv"), "--model", str(m), "--json-out",
-                        str(tmp_path / "o.json"), "-q"], capsys)
+    rc, err = _run_cli(
+        [
+            "--csv",
+            str(AUDIO / "manifest.csv"),
+            "--model",
+            str(m),
+            "--json-out",
+            str(tmp_path / "o.json"),
+            "-q",
+        ],
+        capsys,
+    )
     assert rc == 2 and "feature" in err and "Traceback" not in err
 
 
@@ -283,7 +380,9 @@ def test_read_csv_ignores_extra_columns_and_blank_rows(tmp_path):
         w.writerow(["corpus", "path", "label", "whatever"])
         w.writerow(["x", "a.wav", "gunshot", "1"])
         w.writerow(["x", "", "", ""])
-    assert evaluate.read_csv(p) == [{"corpus": "x", "path": "a.wav", "label": "gunshot", "whatever": "1"}]
+    assert evaluate.read_csv(p) == [
+        {"corpus": "x", "path": "a.wav", "label": "gunshot", "whatever": "1"}
+    ]
 
 
 def test_pooled_adds_confusions():
@@ -333,10 +432,13 @@ def test_report_with_baselines(result, tmp_path, capsys):
     out.write_text(json.dumps(result))
     cls = result["classes"]
     truth = [c["truth"] for c in result["clips"]]
-    fake = metrics.summary(truth, truth, cls, "other")            # a perfect "baseline"
+    fake = metrics.summary(truth, truth, cls, "other")  # a perfect "baseline"
     base = tmp_path / "b.json"
-    base.write_text(json.dumps({"folds": {"4": {"svm": fake, "logreg": fake, "n_train": 1,
-                                                "n_test": len(truth)}}}))
+    base.write_text(
+        json.dumps(
+            {"folds": {"4": {"svm": fake, "logreg": fake, "n_train": 1, "n_test": len(truth)}}}
+        )
+    )
     assert report.main([str(out), "--baselines", str(base)]) == 0
     md = (tmp_path / "r.md").read_text()
     assert "| MFCC + SVM |" in md and "| node (int8, gated) |" in md
@@ -358,13 +460,14 @@ def test_classifier_window_is_the_nodes_front_end(tiny_model):
     assert len(node.windows) > 10
     for w, f in zip(node.windows, node.features):
         j = w.start_sample // core.HOP
-        assert np.array_equal(feats[j:j + core.FRAMES_PER_WINDOW], f)
+        assert np.array_equal(feats[j : j + core.FRAMES_PER_WINDOW], f)
 
 
 def test_threshold_override(tiny_model, rows):
     sub = rows[:4]
-    off = evaluate.evaluate(tiny_model, sub, AUDIO, progress=False,
-                            thresholds={lab: None for lab in LABELS})
+    off = evaluate.evaluate(
+        tiny_model, sub, AUDIO, progress=False, thresholds={lab: None for lab in LABELS}
+    )
     assert off["node"]["diagnostics"]["events"] == 0
     assert all(c["node"] == "other" for c in off["clips"])
     assert off["thresholds"]["gunshot"] is None and off["model"]["thresholds"]["gunshot"] == 0.1
@@ -377,8 +480,20 @@ def test_threshold_override(tiny_model, rows):
 
 
 def test_cli_threshold_syntax(tiny_model, tmp_path, capsys):
-    rc, err = _run_cli(["--csv", str(AUDIO / "manifest.csv"), "--model", str(tiny_model), "--json-out",
-                        str(tmp_path / "o.json"), "--threshold", "gunshot:0.5", "-q"], capsys)
+    rc, err = _run_cli(
+        [
+            "--csv",
+            str(AUDIO / "manifest.csv"),
+            "--model",
+            str(tiny_model),
+            "--json-out",
+            str(tmp_path / "o.json"),
+            "--threshold",
+            "gunshot:0.5",
+            "-q",
+        ],
+        capsys,
+    )
     assert rc == 2 and "LABEL=SCORE" in err
 
 
@@ -389,8 +504,19 @@ def test_core_config_difference_is_a_warning(tiny_model, tmp_path, capsys):
     man["core_config_hash"] = "f" * 64
     (m / "manifest.json").write_text(json.dumps(man))
     out = tmp_path / "w.json"
-    rc = evaluate.main(["--csv", str(AUDIO / "manifest.csv"), "--model", str(m), "--json-out", str(out),
-                        "--limit", "2", "-q"])
+    rc = evaluate.main(
+        [
+            "--csv",
+            str(AUDIO / "manifest.csv"),
+            "--model",
+            str(m),
+            "--json-out",
+            str(out),
+            "--limit",
+            "2",
+            "-q",
+        ]
+    )
     assert rc == 0
     assert "warning:" in capsys.readouterr().err
     res = json.loads(out.read_text())
@@ -405,22 +531,60 @@ def test_crossval_report(tmp_path, capsys):
     folds = []
     for truth, pred in ((["a", "b", "n"], ["a", "n", "n"]), (["a", "a", "n"], ["a", "b", "b"])):
         s = metrics.summary(truth, pred, cls, "n")
-        ceil = metrics.summary(truth, [t if t == "n" or i else "n" for i, t in enumerate(truth)], cls, "n")
-        folds.append({"node": s, "classifier": s, "gate_ceiling": ceil, "false_alarms_per_hour": 3.0,
-                      "false_alarms_per_hour_background": 0.0, "model_bytes": 1000,
-                      "arena_bytes": 2000, "macs": 3000, "int8_macro_f1_drop": 0.01,
-                      "parity_mismatches": 0})
-    cv = {"design": "toy", "folds": [1, 2], "classes": cls,
-          "archs": {"ds_cnn": {"folds": folds, "summary": crossval.summarize(folds, cls)}}}
+        ceil = metrics.summary(
+            truth, [t if t == "n" or i else "n" for i, t in enumerate(truth)], cls, "n"
+        )
+        folds.append(
+            {
+                "node": s,
+                "classifier": s,
+                "gate_ceiling": ceil,
+                "false_alarms_per_hour": 3.0,
+                "false_alarms_per_hour_background": 0.0,
+                "model_bytes": 1000,
+                "arena_bytes": 2000,
+                "macs": 3000,
+                "int8_macro_f1_drop": 0.01,
+                "parity_mismatches": 0,
+            }
+        )
+    cv = {
+        "design": "toy",
+        "folds": [1, 2],
+        "classes": cls,
+        "archs": {"ds_cnn": {"folds": folds, "summary": crossval.summarize(folds, cls)}},
+    }
     (tmp_path / "cv.json").write_text(json.dumps(cv))
     base = metrics.summary(["a", "b", "n"], ["a", "b", "n"], cls, "n")
-    (tmp_path / "b.json").write_text(json.dumps({
-        "folds": {"1": {"svm": base}}, "pooled": {"svm": base},
-        "mean_std": {"svm": {"macro_f1": metrics.mean_std([1.0]), "accuracy": metrics.mean_std([1.0]),
-                             "per_class": {c: {"f1": metrics.mean_std([1.0])} for c in cls}}}}))
+    (tmp_path / "b.json").write_text(
+        json.dumps(
+            {
+                "folds": {"1": {"svm": base}},
+                "pooled": {"svm": base},
+                "mean_std": {
+                    "svm": {
+                        "macro_f1": metrics.mean_std([1.0]),
+                        "accuracy": metrics.mean_std([1.0]),
+                        "per_class": {c: {"f1": metrics.mean_std([1.0])} for c in cls},
+                    }
+                },
+            }
+        )
+    )
     out = tmp_path / "docs" / "cv.md"
-    assert report.main(["--crossval", str(tmp_path / "cv.json"), "--baselines",
-                        str(tmp_path / "b.json"), "--out", str(out)]) == 0
+    assert (
+        report.main(
+            [
+                "--crossval",
+                str(tmp_path / "cv.json"),
+                "--baselines",
+                str(tmp_path / "b.json"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     md = out.read_text()
     png = out.parent / "cv_confusion_ds_cnn.png"
     assert png.read_bytes()[:8] == PNG_MAGIC and f"({png.name})" in md
@@ -432,9 +596,11 @@ def test_crossval_report(tmp_path, capsys):
     # none false (F1 0.5), b 1 of 1 (F1 1) -> 0.75
     # precision | recall of a through the node | clips of a with a window (the ceiling's recall)
     assert "| a | 1.00 ± 0.00 (1.00) | 0.75 ± 0.25 (0.67) | 0.25 ± 0.25 (0.33) |" in md
-    assert ("| ds_cnn gate ceiling (a perfect model behind the gate) | 0.583 ± 0.083 | 0.583 ± 0.083 "
-            "| 0.667 ± 0.000 | 0.750 | 0.667 |") in md      # b: no clips in fold 2, never called there
-    assert "ds_cnn node (int8), room" not in md and "gate ceiling, room" not in md   # not evaluated
+    assert (
+        "| ds_cnn gate ceiling (a perfect model behind the gate) | 0.583 ± 0.083 | 0.583 ± 0.083 "
+        "| 0.667 ± 0.000 | 0.750 | 0.667 |"
+    ) in md  # b: no clips in fold 2, never called there
+    assert "ds_cnn node (int8), room" not in md and "gate ceiling, room" not in md  # not evaluated
     assert report.main([]) == 2 and "one of them" in capsys.readouterr().err
 
 
@@ -445,7 +611,8 @@ def test_committed_crossval_report_matches_its_json(tmp_path):
     cv = json.loads((model / "crossval.json").read_text())
     report.write_crossval(cv, tmp_path / "crossval.md")
     assert (tmp_path / "crossval.md").read_text() == (model / "crossval.md").read_text(), (
-        "stale firmware/model/crossval.md: python -m training.report --crossval firmware/model/crossval.json")
+        "stale firmware/model/crossval.md: python -m training.report --crossval firmware/model/crossval.json"
+    )
 
 
 def test_cli_refuses_unreadable_clips_unless_skip_bad(tiny_model, tmp_path, capsys):
@@ -454,11 +621,20 @@ def test_cli_refuses_unreadable_clips_unless_skip_bad(tiny_model, tmp_path, caps
     shutil.copy(AUDIO / "gunshot_1.wav", tmp_path / "g.wav")
     shutil.copy(AUDIO / "background_rain_1.wav", tmp_path / "r.wav")
     (tmp_path / "bad.wav").write_bytes(b"RIFF nonsense")
-    (tmp_path / "m.csv").write_text("path,label\ng.wav,gunshot\nbad.wav,gunshot\n"
-                                    "missing.wav,other\nr.wav,background\n")
+    (tmp_path / "m.csv").write_text(
+        "path,label\ng.wav,gunshot\nbad.wav,gunshot\nmissing.wav,other\nr.wav,background\n"
+    )
     out = tmp_path / "o" / "e.json"
-    argv = ["--csv", str(tmp_path / "m.csv"), "--model", str(tiny_model), "--json-out", str(out),
-            "-q", "--no-report"]
+    argv = [
+        "--csv",
+        str(tmp_path / "m.csv"),
+        "--model",
+        str(tiny_model),
+        "--json-out",
+        str(out),
+        "-q",
+        "--no-report",
+    ]
     rc, err = _run_cli(argv, capsys)
     assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1
     assert "bad.wav: not a readable audio file" in err and "(2 of 4 listed clips unreadable" in err
@@ -472,17 +648,27 @@ def test_cli_refuses_unreadable_clips_unless_skip_bad(tiny_model, tmp_path, caps
 
 def test_cli_output_checked_first_and_no_negative_clips(tiny_model, tmp_path, capsys):
     (tmp_path / "f").write_text("")
-    argv = ["--csv", str(AUDIO / "manifest.csv"), "--model", str(tiny_model), "-q",
-            "--no-report"]
+    argv = ["--csv", str(AUDIO / "manifest.csv"), "--model", str(tiny_model), "-q", "--no-report"]
     rc, err = _run_cli(argv + ["--json-out", str(tmp_path / "f" / "e.json")], capsys)
     assert rc == 2 and "is not a folder" in err and err.count("\n") == 1
     rc, err = _run_cli(argv + ["--json-out", str(tmp_path)], capsys)
     assert rc == 2 and "is a folder" in err
     # only target clips: no false-alarm rate, and the summary says why
     (tmp_path / "t.csv").write_text("path,label\ngunshot_1.wav,gunshot\n")
-    rc = evaluate.main(["--csv", str(tmp_path / "t.csv"), "--root", str(AUDIO), "--model",
-                        str(tiny_model), "-q", "--no-report", "--json",
-                        str(tmp_path / "e.json")])
+    rc = evaluate.main(
+        [
+            "--csv",
+            str(tmp_path / "t.csv"),
+            "--root",
+            str(AUDIO),
+            "--model",
+            str(tiny_model),
+            "-q",
+            "--no-report",
+            "--json",
+            str(tmp_path / "e.json"),
+        ]
+    )
     cap = capsys.readouterr()
     assert rc == 0 and "warning: --json FILE is deprecated, use --json-out FILE" in cap.err
     assert "false alarms n/a (no negative clip: nothing to count them on)" in cap.out

@@ -13,6 +13,7 @@ What is checked without the ESP-IDF toolchain:
   * the lock-free capture ring (port_esp32/ew_spsc.h) under a real producer and consumer
     thread: order preserved, nothing lost or duplicated, drops reported exactly.
 """
+
 from __future__ import annotations
 
 import re
@@ -32,15 +33,26 @@ SOURCE_SUFFIXES = (".c", ".cc", ".cpp")
 # Headers of ESP-IDF v5.3, FreeRTOS and esp-tflite-micro the firmware may include, with the
 # ESP-IDF component that provides them (None: common requirement or managed component).
 KNOWN_HEADERS = {
-    "esp_log.h": None, "esp_err.h": None, "sdkconfig.h": None, "esp_attr.h": None,
-    "esp_system.h": None, "esp_mac.h": None, "esp_heap_caps.h": None, "soc/soc_caps.h": None,
-    "freertos/FreeRTOS.h": None, "freertos/task.h": None, "freertos/semphr.h": None,
+    "esp_log.h": None,
+    "esp_err.h": None,
+    "sdkconfig.h": None,
+    "esp_attr.h": None,
+    "esp_system.h": None,
+    "esp_mac.h": None,
+    "esp_heap_caps.h": None,
+    "soc/soc_caps.h": None,
+    "freertos/FreeRTOS.h": None,
+    "freertos/task.h": None,
+    "freertos/semphr.h": None,
     "freertos/stream_buffer.h": None,
     "esp_task_wdt.h": None,
     "esp_timer.h": "esp_timer",
     "esp_adc/adc_continuous.h": "esp_adc",
-    "driver/uart.h": "driver", "driver/usb_serial_jtag.h": "driver", "driver/gpio.h": "driver",
-    "nvs.h": "nvs_flash", "nvs_flash.h": "nvs_flash",
+    "driver/uart.h": "driver",
+    "driver/usb_serial_jtag.h": "driver",
+    "driver/gpio.h": "driver",
+    "nvs.h": "nvs_flash",
+    "nvs_flash.h": "nvs_flash",
     "tensorflow/lite/micro/micro_interpreter.h": None,
     "tensorflow/lite/micro/micro_mutable_op_resolver.h": None,
     "tensorflow/lite/micro/system_setup.h": None,
@@ -54,7 +66,9 @@ def sources() -> list[Path]:
 
 
 def cmake_register_args() -> dict[str, list[str]]:
-    text = "\n".join(l.split("#", 1)[0] for l in (SRC / "CMakeLists.txt").read_text().splitlines())
+    text = "\n".join(
+        line.split("#", 1)[0] for line in (SRC / "CMakeLists.txt").read_text().splitlines()
+    )
     m = re.search(r"idf_component_register\s*\(([^)]*)\)", text)
     assert m, "no idf_component_register() in firmware/src/CMakeLists.txt"
     out: dict[str, list[str]] = {}
@@ -81,13 +95,15 @@ def includes(path: Path) -> list[tuple[str, str]]:
 
 # ----------------------------------------------------------------------------- build files
 
+
 def test_cmakelists_lists_every_source_and_the_model():
     args = cmake_register_args()
     listed = {(SRC / s).resolve() for s in args["SRCS"]}
     on_disk = {p.resolve() for p in sources()}
     assert on_disk <= listed, f"not in CMakeLists.txt: {sorted(on_disk - listed)}"
-    assert (SRC / "../model/ew_model_data.c").resolve() in listed, \
+    assert (SRC / "../model/ew_model_data.c").resolve() in listed, (
         "the exported model array (../model/ew_model_data.c) must be compiled into the firmware"
+    )
     assert "../model" in args["INCLUDE_DIRS"] and "." in args["INCLUDE_DIRS"]
     for s in args["SRCS"]:
         if not s.startswith("../model/"):
@@ -95,11 +111,12 @@ def test_cmakelists_lists_every_source_and_the_model():
 
 
 def test_cmakelists_requires_the_components_it_includes():
-    required = set(cmake_register_args().get("PRIV_REQUIRES", [])) | \
-        set(cmake_register_args().get("REQUIRES", []))
+    required = set(cmake_register_args().get("PRIV_REQUIRES", [])) | set(
+        cmake_register_args().get("REQUIRES", [])
+    )
     needed = set()
     for src in sources():
-        for kind, name in includes(src):
+        for _kind, name in includes(src):
             comp = KNOWN_HEADERS.get(name)
             if comp:
                 needed.add(comp)
@@ -114,12 +131,13 @@ def test_includes_resolve():
             continue
         for kind, name in includes(src):
             if kind == "<":
-                continue   # C / C++ standard headers
+                continue  # C / C++ standard headers
             if name in KNOWN_HEADERS or name in GENERATED_MODEL_HEADERS:
                 continue
             here = src.parent / name
-            assert here.is_file() or any((d / name).is_file() for d in search), \
-                f"{src.relative_to(ROOT)} includes unknown \"{name}\""
+            assert here.is_file() or any((d / name).is_file() for d in search), (
+                f'{src.relative_to(ROOT)} includes unknown "{name}"'
+            )
 
 
 def test_tflm_glue_is_the_only_cxx():
@@ -140,10 +158,11 @@ def test_kconfig_defines_every_symbol_used():
 
 def test_kconfig_mic_defaults_are_adc1_pins():
     kconfig = (SRC / "Kconfig.projbuild").read_text(encoding="utf-8")
-    block = kconfig[kconfig.index("config EW_MIC_GPIO"):]
-    block = block[:block.index("\n    config ", 1)]
-    defaults = dict((t, int(v)) for v, t in re.findall(r"default\s+(\d+)\s+if\s+IDF_TARGET_(\w+)",
-                                                      block))
+    block = kconfig[kconfig.index("config EW_MIC_GPIO") :]
+    block = block[: block.index("\n    config ", 1)]
+    defaults = dict(
+        (t, int(v)) for v, t in re.findall(r"default\s+(\d+)\s+if\s+IDF_TARGET_(\w+)", block)
+    )
     # ADC1 pads (ESP32 / S3 / C3 datasheets): ESP32 GPIO32-39, S3 GPIO1-10, C3 GPIO0-4
     adc1 = {"ESP32": range(32, 40), "ESP32S3": range(1, 11), "ESP32C3": range(0, 5)}
     assert set(defaults) == set(adc1)
@@ -153,8 +172,11 @@ def test_kconfig_mic_defaults_are_adc1_pins():
 
 def test_sdkconfig_firmware_defaults():
     text = (ROOT / "sdkconfig.defaults").read_text(encoding="utf-8")
-    for line in ("CONFIG_ESP_TASK_WDT_PANIC=y", "CONFIG_NN_OPTIMIZED=y",
-                 "CONFIG_ESP_TASK_WDT_INIT=y"):
+    for line in (
+        "CONFIG_ESP_TASK_WDT_PANIC=y",
+        "CONFIG_NN_OPTIMIZED=y",
+        "CONFIG_ESP_TASK_WDT_INIT=y",
+    ):
         assert re.search(rf"^{re.escape(line)}$", text, flags=re.M), line
 
 
@@ -212,7 +234,7 @@ STUBS = {
         void esp_restart(void) __attribute__((noreturn));
     """,
     "esp_mac.h": '#pragma once\n#include <stdint.h>\n#include "esp_err.h"\n'
-                 "esp_err_t esp_efuse_mac_get_default(uint8_t *mac);\n",
+    "esp_err_t esp_efuse_mac_get_default(uint8_t *mac);\n",
     "esp_heap_caps.h": """
         #pragma once
         #include <stddef.h>
@@ -417,7 +439,7 @@ STUBS = {
         void nvs_close(nvs_handle_t h);
     """,
     "nvs_flash.h": '#pragma once\n#include "nvs.h"\nesp_err_t nvs_flash_init(void);\n'
-                   "esp_err_t nvs_flash_erase(void);\n",
+    "esp_err_t nvs_flash_erase(void);\n",
     # TFLM: the declarations tflm_glue.cc uses, as in tflite-micro's micro_interpreter.h
     "tensorflow/lite/micro/micro_interpreter.h": """
         #pragma once
@@ -586,9 +608,24 @@ def test_firmware_c_compiles_on_host(tmp_path, cc, model, serial):
     flags = ["-DCONFIG_EW_SERIAL_USB_JTAG=1"] if serial == "usb_jtag" else []
     inc = [f"-I{stubs}", f"-I{SRC}", f"-I{CORE_INC}"] + ([f"-I{MODEL}"] if model == "real" else [])
     for p in sources():
-        if p.suffix == ".c":   # compile (not only parse): -O2 enables the flow warnings
-            _compile([cc, "-std=gnu17", "-O2", "-Wall", "-Wextra", "-Werror", "-Wformat=2",
-                      *flags, *inc, "-c", str(p), "-o", str(tmp_path / (p.stem + ".o"))])
+        if p.suffix == ".c":  # compile (not only parse): -O2 enables the flow warnings
+            _compile(
+                [
+                    cc,
+                    "-std=gnu17",
+                    "-O2",
+                    "-Wall",
+                    "-Wextra",
+                    "-Werror",
+                    "-Wformat=2",
+                    *flags,
+                    *inc,
+                    "-c",
+                    str(p),
+                    "-o",
+                    str(tmp_path / (p.stem + ".o")),
+                ]
+            )
 
 
 @pytest.mark.parametrize("model", ["stub", "real"])
@@ -600,8 +637,21 @@ def test_tflm_glue_compiles_on_host(tmp_path, model):
         pytest.skip("firmware/model has no generated headers yet")
     stubs = _stub_dir(tmp_path, real_model=(model == "real"))
     inc = [f"-I{stubs}", f"-I{SRC}", f"-I{CORE_INC}"] + ([f"-I{MODEL}"] if model == "real" else [])
-    _compile([cxx, "-std=gnu++17", "-O2", "-Wall", "-Wextra", "-Werror", *inc, "-c",
-              str(SRC / "tflm_glue.cc"), "-o", str(tmp_path / "tflm_glue.o")])
+    _compile(
+        [
+            cxx,
+            "-std=gnu++17",
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            *inc,
+            "-c",
+            str(SRC / "tflm_glue.cc"),
+            "-o",
+            str(tmp_path / "tflm_glue.o"),
+        ]
+    )
 
 
 # ----------------------------------------------------------------------------- capture ring
@@ -675,8 +725,21 @@ def test_spsc_ring_two_threads(tmp_path, cc):
     src = tmp_path / "spsc_test.c"
     src.write_text(SPSC_TEST)
     exe = tmp_path / "spsc_test"
-    _compile([cc, "-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread",
-              f"-I{SRC / 'port_esp32'}", str(src), "-o", str(exe)])
+    _compile(
+        [
+            cc,
+            "-std=gnu11",
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pthread",
+            f"-I{SRC / 'port_esp32'}",
+            str(src),
+            "-o",
+            str(exe),
+        ]
+    )
     res = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, (res.returncode, res.stderr)
     assert res.stdout.startswith("ok")
@@ -698,12 +761,27 @@ def test_static_ram_fits_the_esp32_budget(tmp_path):
         pytest.skip("riscv64-unknown-elf-gcc not installed (make setup installs it)")
     stubs = _stub_dir(tmp_path, real_model=_real_model())
     inc = [f"-I{stubs}", f"-I{SRC}", f"-I{CORE_INC}"] + ([f"-I{MODEL}"] if _real_model() else [])
-    files = [p for p in sources() if p.suffix == ".c"] + sorted((CORE_INC.parent / "src").glob("*.c"))
+    files = [p for p in sources() if p.suffix == ".c"] + sorted(
+        (CORE_INC.parent / "src").glob("*.c")
+    )
     objs = []
     for p in files:
         o = tmp_path / f"{p.parent.name}_{p.stem}.o"
-        _compile([rv, "-march=rv32imc", "-mabi=ilp32", "--specs=picolibc.specs", "-O2",
-                  "-std=gnu17", *inc, "-c", str(p), "-o", str(o)])
+        _compile(
+            [
+                rv,
+                "-march=rv32imc",
+                "-mabi=ilp32",
+                "--specs=picolibc.specs",
+                "-O2",
+                "-std=gnu17",
+                *inc,
+                "-c",
+                str(p),
+                "-o",
+                str(o),
+            ]
+        )
         objs.append(str(o))
     res = subprocess.run([size, "-t", *objs], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr

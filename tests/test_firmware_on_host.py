@@ -15,6 +15,7 @@ Time: the fake esp_timer runs `EW_FAKE_SPEED` times faster than the host clock a
 plays at that speed, so seconds of audio take a fraction of a second.  Tests wait for frames
 with generous timeouts but never assert on durations.
 """
+
 from __future__ import annotations
 
 import os
@@ -576,6 +577,7 @@ size_t MicroInterpreter::arena_used_bytes() const { return 12345; }
 # ------------------------------------------------------------------------------------------
 # Build (once per module)
 
+
 @pytest.fixture(scope="module")
 def node_exe(tmp_path_factory):
     cc, cxx = shutil.which("gcc"), shutil.which("g++")
@@ -584,8 +586,9 @@ def node_exe(tmp_path_factory):
     return build_host_node(tmp_path_factory.mktemp("fwhost"), cc, cxx)
 
 
-def build_host_node(d: Path, cc: str = "gcc", cxx: str = "g++", real_model: bool = False,
-                    usb_jtag: bool = False) -> Path:
+def build_host_node(
+    d: Path, cc: str = "gcc", cxx: str = "g++", real_model: bool = False, usb_jtag: bool = False
+) -> Path:
     """Compile the firmware + core + fakes into d/earwitness_host (also usable from a shell:
     `python -c 'import sys; sys.path[:0] = ["tests"]; import test_firmware_on_host as t;
     print(t.build_host_node(__import__("pathlib").Path("/tmp/fw")))'`).
@@ -596,22 +599,59 @@ def build_host_node(d: Path, cc: str = "gcc", cxx: str = "g++", real_model: bool
     (stubs / "esp_log.h").write_text(textwrap.dedent(HARNESS_LOG_H).lstrip())
     (d / "fake_idf.c").write_text(FAKE_IDF_C)
     (d / "fake_tflm.cc").write_text(FAKE_TFLM_CC)
-    inc = [f"-I{stubs}", f"-I{tf.SRC}", f"-I{tf.CORE_INC}"] + ([f"-I{tf.MODEL}"] if real_model else [])
-    defs = (["-DEW_HARNESS_REAL_MODEL=1"] if real_model else []) + \
-        (["-DCONFIG_EW_SERIAL_USB_JTAG=1"] if usb_jtag else [])
-    c_files = [p for p in tf.sources() if p.suffix == ".c"] + \
-        sorted(tf.CORE_INC.parent.joinpath("src").glob("*.c")) + [d / "fake_idf.c"] + \
-        ([tf.MODEL / "ew_model_data.c"] if real_model else [])
+    inc = [f"-I{stubs}", f"-I{tf.SRC}", f"-I{tf.CORE_INC}"] + (
+        [f"-I{tf.MODEL}"] if real_model else []
+    )
+    defs = (["-DEW_HARNESS_REAL_MODEL=1"] if real_model else []) + (
+        ["-DCONFIG_EW_SERIAL_USB_JTAG=1"] if usb_jtag else []
+    )
+    c_files = (
+        [p for p in tf.sources() if p.suffix == ".c"]
+        + sorted(tf.CORE_INC.parent.joinpath("src").glob("*.c"))
+        + [d / "fake_idf.c"]
+        + ([tf.MODEL / "ew_model_data.c"] if real_model else [])
+    )
     objs = []
     for i, src in enumerate(c_files):
         o = d / f"{i:02d}_{src.stem}.o"
-        tf._compile([cc, "-std=gnu17", "-O1", "-g", "-pthread", "-Wall", "-Wextra", "-Werror",
-                     "-Wno-unused-parameter", *defs, *inc, "-c", str(src), "-o", str(o)])
+        tf._compile(
+            [
+                cc,
+                "-std=gnu17",
+                "-O1",
+                "-g",
+                "-pthread",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-Wno-unused-parameter",
+                *defs,
+                *inc,
+                "-c",
+                str(src),
+                "-o",
+                str(o),
+            ]
+        )
         objs.append(o)
     for src in (tf.SRC / "tflm_glue.cc", d / "fake_tflm.cc"):
         o = d / f"{src.stem}.o"
-        tf._compile([cxx, "-std=gnu++17", "-O1", "-g", "-Wall", "-Wextra", "-Werror", *inc,
-                     "-c", str(src), "-o", str(o)])
+        tf._compile(
+            [
+                cxx,
+                "-std=gnu++17",
+                "-O1",
+                "-g",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                *inc,
+                "-c",
+                str(src),
+                "-o",
+                str(o),
+            ]
+        )
         objs.append(o)
     exe = d / "earwitness_host"
     tf._compile([cxx, "-pthread", *map(str, objs), "-o", str(exe)])
@@ -631,14 +671,23 @@ def node_exe_real_model(tmp_path_factory):
     cc, cxx = shutil.which("gcc"), shutil.which("g++")
     if cc is None or cxx is None:
         pytest.skip("no host C/C++ compiler")
-    if not (tf._real_model() and (tf.MODEL / "ew_model_data.c").is_file()
-            and (tf.MODEL / "manifest.json").is_file()):
+    if not (
+        tf._real_model()
+        and (tf.MODEL / "ew_model_data.c").is_file()
+        and (tf.MODEL / "manifest.json").is_file()
+    ):
         pytest.skip("firmware/model has no exported model yet")
     return build_host_node(tmp_path_factory.mktemp("fwhost_real"), cc, cxx, real_model=True)
 
 
-def adc_codes(path: Path, seconds_quiet: float = 2.0, clip: str | None = "gunshot_1.wav",
-              tail: float = 2.0, gain: float = 0.5, seed: int = 1) -> float:
+def adc_codes(
+    path: Path,
+    seconds_quiet: float = 2.0,
+    clip: str | None = "gunshot_1.wav",
+    tail: float = 2.0,
+    gain: float = 0.5,
+    seed: int = 1,
+) -> float:
     """Write 12-bit ADC codes at 32 kHz: quiet noise, then a shipped clip, then quiet.
     Returns the clip's start time in seconds."""
     rng = np.random.default_rng(seed)
@@ -646,6 +695,7 @@ def adc_codes(path: Path, seconds_quiet: float = 2.0, clip: str | None = "gunsho
     if clip:
         import soundfile as sf
         import soxr
+
         x, sr = sf.read(tf.ROOT / "tests" / "audio" / clip, dtype="float64", always_2d=True)
         x = soxr.resample(x.mean(axis=1), sr, ADC_RATE)
         parts.append(x / max(1e-9, np.abs(x).max()) * 0.9)
@@ -659,19 +709,25 @@ def adc_codes(path: Path, seconds_quiet: float = 2.0, clip: str | None = "gunsho
 # ------------------------------------------------------------------------------------------
 # A running node
 
+
 class HostNode:
-    def __init__(self, exe: Path, tmp: Path, adc: Path | None = None, speed: float = SPEED,
-                 **env):
+    def __init__(self, exe: Path, tmp: Path, adc: Path | None = None, speed: float = SPEED, **env):
         e = dict(os.environ)
-        e.update({"EW_FAKE_SPEED": str(speed), "EW_FAKE_NVS": str(tmp / "nvs.bin"),
-                  "EW_FAKE_ADC_POOL_SCALE": "4"})
+        e.update(
+            {
+                "EW_FAKE_SPEED": str(speed),
+                "EW_FAKE_NVS": str(tmp / "nvs.bin"),
+                "EW_FAKE_ADC_POOL_SCALE": "4",
+            }
+        )
         if adc is not None:
             e["EW_FAKE_ADC"] = str(adc)
         e.update({k: str(v) for k, v in env.items()})
-        self.proc = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=e)
+        self.proc = subprocess.Popen(
+            [str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e
+        )
         self.dec = pr.FrameDecoder()
-        self.items: "queue.Queue" = queue.Queue()
+        self.items: queue.Queue = queue.Queue()
         self.all: list = []
         self.stderr = b""
         self.enc = pr.Encoder()
@@ -737,26 +793,35 @@ class HostNode:
 
 def is_msg(cls, **fields):
     def pred(it):
-        return isinstance(it, pr.Frame) and isinstance(it.msg, cls) and \
-            all(getattr(it.msg, k) == v for k, v in fields.items())
+        return (
+            isinstance(it, pr.Frame)
+            and isinstance(it.msg, cls)
+            and all(getattr(it.msg, k) == v for k, v in fields.items())
+        )
+
     return pred
 
 
 # ------------------------------------------------------------------------------------------
 # Tests
 
+
 def test_boot_hello_logs_and_detection(node_exe, tmp_path):
     """Boot: HELLO from the processing task, logs between frames (no decoder errors), the
     capture path from the fake DMA to an EVENT for a played gunshot, STATUS, alarm GPIO."""
     adc = tmp_path / "adc.raw"
     t_clip = adc_codes(adc)
-    node = HostNode(node_exe, tmp_path, adc, speed=1.0)   # real time: no drops on a busy host
+    node = HostNode(node_exe, tmp_path, adc, speed=1.0)  # real time: no drops on a busy host
     try:
         hello = node.wait(is_msg(pr.Hello), 20)
         assert hello is not None, node.stderr.decode(errors="replace")
         h = hello.msg
-        assert (h.board, h.fw_version, h.reset_reason, h.sample_rate_hz) == \
-            ("esp32dev", "0.2.0", 1, 16000)
+        assert (h.board, h.fw_version, h.reset_reason, h.sample_rate_hz) == (
+            "esp32dev",
+            "0.2.0",
+            1,
+            16000,
+        )
         assert h.node_id == bytes([0x24, 0x6F, 0x28, 1, 2, 3])
         assert len(h.labels) == 8 and h.labels[0] == "gunshot"
         ev = node.wait(is_msg(pr.Event, kind=pr.EVENT_ONSET), 30)
@@ -827,7 +892,7 @@ def test_reboot_acks_then_restarts(node_exe, tmp_path):
     ack = node.wait(is_msg(pr.Ack, acked_seq=seq), 20)
     rc = node.close()
     assert ack is not None
-    assert rc == 75 and b"RESTART" in node.stderr   # esp_restart() after the ACK was written
+    assert rc == 75 and b"RESTART" in node.stderr  # esp_restart() after the ACK was written
 
 
 def test_model_mismatch_refuses_to_run(node_exe, tmp_path):
@@ -864,12 +929,20 @@ def test_adc_rate_correction(node_exe, tmp_path):
     capture task measures it and reprograms sample_freq_hz to 40000 Hz."""
     node = HostNode(node_exe, tmp_path, speed=1.0, EW_FAKE_ADC_RATE=0.8)  # real-time clock
     try:
-        ok = node.wait(lambda it: isinstance(it, pr.LogLine) and "ew_adc: ADC rate" in it.text
-                       and "target 32000, programmed" in it.text, 40)
+        ok = node.wait(
+            lambda it: (
+                isinstance(it, pr.LogLine)
+                and "ew_adc: ADC rate" in it.text
+                and "target 32000, programmed" in it.text
+            ),
+            40,
+        )
     finally:
         node.close()
     assert ok is not None, node.logs()
-    steps = [(int(a), int(b)) for a, b in re.findall(r"reprogramming (\d+) -> (\d+) Hz", node.logs())]
+    steps = [
+        (int(a), int(b)) for a, b in re.findall(r"reprogramming (\d+) -> (\d+) Hz", node.logs())
+    ]
     assert steps and steps[0][0] == 32000, node.logs()
     # 32000 / 0.8; a loaded test machine can skew the 2-s measurement by a few per cent, and
     # the firmware then corrects a second time
@@ -891,8 +964,14 @@ def test_slow_processing_is_reported_as_overrun(node_exe, tmp_path):
         err = node.wait(is_msg(pr.Error, code=pr.ERRC_OVERRUN), 40)
         assert err is not None, node.logs()
         node.send(pr.Cmd(pr.CMD_STATUS, 0))
-        st = node.wait(lambda it: isinstance(it, pr.Frame) and isinstance(it.msg, pr.Status)
-                       and it.msg.dropped_samples > 0, 20)
+        st = node.wait(
+            lambda it: (
+                isinstance(it, pr.Frame)
+                and isinstance(it.msg, pr.Status)
+                and it.msg.dropped_samples > 0
+            ),
+            20,
+        )
         assert st is not None
     finally:
         node.close()
@@ -904,6 +983,7 @@ def test_inject_mode_runs_the_same_detector(node_exe, tmp_path):
     is ignored meanwhile; the EVENT comes from the injected audio at its stream position."""
     import soundfile as sf
     import soxr
+
     x, sr = sf.read(tf.ROOT / "tests" / "audio" / "gunshot_1.wav", dtype="float64", always_2d=True)
     x = soxr.resample(x.mean(axis=1), sr, 16000)
     rng = np.random.default_rng(3)
@@ -923,7 +1003,7 @@ def test_inject_mode_runs_the_same_detector(node_exe, tmp_path):
                 assert c is not None, "no CREDIT"
                 credit += c.msg.credits_samples
             n = min(512, credit, len(pcm) - pos)
-            node.send(pr.Inject(pos, pcm[pos:pos + n].tolist()))
+            node.send(pr.Inject(pos, pcm[pos : pos + n].tolist()))
             pos += n
             credit -= n
         seq = node.send(pr.Cmd(pr.CMD_STOP_STREAM, 0))
@@ -942,7 +1022,9 @@ def test_hello_identity_matches_the_shipped_model(node_exe_real_model, tmp_path)
     verifies (the manifest's model_sha256 and the core's config hash, first 8 bytes), the
     manifest's labels, and CONFIG_GET THRESHOLD(i) answers the exported thresholds."""
     import json
+
     from tools.node import params
+
     man = json.loads((tf.MODEL / "manifest.json").read_text())
     node = HostNode(node_exe_real_model, tmp_path)
     try:
@@ -957,9 +1039,12 @@ def test_hello_identity_matches_the_shipped_model(node_exe_real_model, tmp_path)
     assert h.config_hash.hex() == params.default().config_hash[:16]
     assert h.labels == man["labels"]
     header = (tf.MODEL / "ew_model.h").read_text()
-    q8 = [int(v) for v in re.search(r"EW_MODEL_THRESHOLDS_Q8\s*\{([^}]*)\}", header).group(1).split(",")]
+    q8 = [
+        int(v)
+        for v in re.search(r"EW_MODEL_THRESHOLDS_Q8\s*\{([^}]*)\}", header).group(1).split(",")
+    ]
     assert th0 is not None and th0.msg.value == q8[0]
-    assert not node.frames(pr.Error), node.logs()     # the fake tensors match ew_model.h
+    assert not node.frames(pr.Error), node.logs()  # the fake tensors match ew_model.h
 
 
 def test_usb_serial_jtag_build_speaks_the_protocol(node_exe_usb_jtag, tmp_path):

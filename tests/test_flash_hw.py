@@ -7,6 +7,7 @@ EARWITNESS_FIRMWARE: a PlatformIO build dir or a merged image of the earwitness 
 where PlatformIO can download ESP-IDF).  The board must come back with the shipped model's and
 this checkout's config hashes.
 """
+
 import os
 
 import pytest
@@ -16,9 +17,12 @@ from tools.esp import flash
 PORT = os.environ.get("EARWITNESS_PORT")
 FIRMWARE = os.environ.get("EARWITNESS_FIRMWARE")
 
-pytestmark = [pytest.mark.hardware,
-              pytest.mark.skipif(not (PORT and FIRMWARE),
-                                 reason="set EARWITNESS_PORT and EARWITNESS_FIRMWARE")]
+pytestmark = [
+    pytest.mark.hardware,
+    pytest.mark.skipif(
+        not (PORT and FIRMWARE), reason="set EARWITNESS_PORT and EARWITNESS_FIRMWARE"
+    ),
+]
 
 
 def test_flash_real_board_and_check_hello():

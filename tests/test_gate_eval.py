@@ -1,6 +1,7 @@
 """tools.gate_eval on the shipped test clips (../shared is not needed): the gate alone, the
 node with the shipped model in the loop (habituation), held-out fold models, and the CLI's
 errors."""
+
 import csv
 import shutil
 from pathlib import Path
@@ -15,6 +16,7 @@ AUDIO = Path(__file__).parent / "audio"
 
 class Rejector:
     """A model that rejects every window with confidence: the node habituates at once."""
+
     n_classes = 2
 
     def node(self, **kw):
@@ -27,16 +29,27 @@ def rows(tmp_path_factory):
     door knock is filed as a crackling-fire background (impulsive, for --mixed)."""
     d = tmp_path_factory.mktemp("ge")
     out = []
-    for i, (name, label, src) in enumerate([
-            ("gunshot_1.wav", "gunshot", "gunshot"), ("gunshot_2.wav", "gunshot", "gunshot"),
+    for i, (name, label, src) in enumerate(
+        [
+            ("gunshot_1.wav", "gunshot", "gunshot"),
+            ("gunshot_2.wav", "gunshot", "gunshot"),
             ("glass_breaking_1.wav", "glass_breaking", "glass"),
             ("fireworks_explosion_1.wav", "fireworks_explosion", "explosion"),
             ("background_rain_1.wav", "background", "rain"),
             ("background_engine_1.wav", "background", "engine"),
-            ("other_door_wood_knock_1.wav", "background", "Fire crackling")]):
+            ("other_door_wood_knock_1.wav", "background", "Fire crackling"),
+        ]
+    ):
         shutil.copy(AUDIO / name, d / name)
-        out.append({"path": name, "label": label, "source_label": src, "fold": str(1 + i % 2),
-                    "corpus": "test"})
+        out.append(
+            {
+                "path": name,
+                "label": label,
+                "source_label": src,
+                "fold": str(1 + i % 2),
+                "corpus": "test",
+            }
+        )
     with open(d / "all_metadata.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(out[0]))
         w.writeheader()
@@ -69,12 +82,12 @@ def test_mixed_recall_counts_events_inside_an_impulsive_background(rows):
     res = gate_eval.mixed_recall(root, r, model=model.load(), snrs_db=(20.0,), progress=False)
     # the "fire" (the knock) is in fold 1 with gunshot_1 and the glass clip
     assert res["clips"] == 2 and res["backgrounds"] == list(gate_eval.IMPULSIVE_BACKGROUNDS)
-    assert res["20"] == 1.0                      # 20 dB over the background: always heard
+    assert res["20"] == 1.0  # 20 dB over the background: always heard
 
 
 def test_cli_errors(rows, tmp_path, capsys):
     root, _ = rows
-    assert gate_eval.main(["--root", str(tmp_path)]) == 2          # no CSV there
+    assert gate_eval.main(["--root", str(tmp_path)]) == 2  # no CSV there
     assert "no such file" in capsys.readouterr().err
     assert gate_eval.main(["--root", str(root), "--fold-models", str(tmp_path)]) == 2
     assert "fold<k>/manifest.json" in capsys.readouterr().err

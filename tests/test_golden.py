@@ -1,13 +1,14 @@
 """Golden vectors: reference == committed files == C on the host == C on rv32imc == binding."""
+
 import json
 
 import numpy as np
 import pytest
-
-from tools.bench.cbuild import BUILD, C_TESTS, build, run
 from conftest import requires_rv32
-from tools.node import core, params
+
 from tools import gen_params, golden
+from tools.bench.cbuild import BUILD, C_TESTS, build, run
+from tools.node import core, params
 from tools.node import reference as R
 
 IDX = json.loads((golden.GOLDEN / "index.json").read_text())
@@ -24,8 +25,10 @@ def test_gen_params_check_finds_a_stale_file(target, tmp_path, monkeypatch, caps
     a table entry of the wrong type is one error line, exit 2."""
     src = getattr(gen_params, target)
     stale = tmp_path / src.name
-    text = src.read_text()     # the docs: only the generated table counts
-    stale.write_text(text.replace("| 0x0017 |", "| 0x0018 |") if src.suffix == ".md" else text + "\n")
+    text = src.read_text()  # the docs: only the generated table counts
+    stale.write_text(
+        text.replace("| 0x0017 |", "| 0x0018 |") if src.suffix == ".md" else text + "\n"
+    )
     monkeypatch.setattr(gen_params, target, stale)
     assert gen_params.main(["--check"]) == 1
     assert src.name in capsys.readouterr().err
@@ -33,7 +36,7 @@ def test_gen_params_check_finds_a_stale_file(target, tmp_path, monkeypatch, caps
 
 def test_gen_params_refuses_a_bad_setting_table(tmp_path, monkeypatch, capsys):
     bad = tmp_path / "ewcore.toml"
-    bad.write_text(params.CONFIG_PATH.read_text().replace('max = 23040', 'max = "90 dB"', 1))
+    bad.write_text(params.CONFIG_PATH.read_text().replace("max = 23040", 'max = "90 dB"', 1))
     monkeypatch.setattr(params, "CONFIG_PATH", bad)
     assert gen_params.main(["--check"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -41,8 +44,9 @@ def test_gen_params_refuses_a_bad_setting_table(tmp_path, monkeypatch, capsys):
 
 
 def test_golden_index_matches_config():
-    assert IDX["config_hash"] == params.default().config_hash, \
+    assert IDX["config_hash"] == params.default().config_hash, (
         "tests/golden was made for another ewcore.toml: run `python -m tools.golden --update`"
+    )
 
 
 def test_reference_reproduces_golden():
@@ -55,9 +59,13 @@ def _golden_header() -> list:
     lines = ["#include <stdint.h>"]
     for name in CASES:
         x = golden.load(name, "input")
-        lines.append(f"static const int16_t golden_{name}[{x.size}] = {{{','.join(map(str, x.tolist()))}}};")
+        lines.append(
+            f"static const int16_t golden_{name}[{x.size}] = {{{','.join(map(str, x.tolist()))}}};"
+        )
     codes = np.frombuffer((golden.GOLDEN / "adc.codes.u2").read_bytes(), "<u2")
-    lines.append(f"static const uint16_t golden_adc_codes[{codes.size}] = {{{','.join(map(str, codes.tolist()))}}};")
+    lines.append(
+        f"static const uint16_t golden_adc_codes[{codes.size}] = {{{','.join(map(str, codes.tolist()))}}};"
+    )
     text = "\n".join(lines) + "\n"
     h = d / "golden_data.h"
     if not h.exists() or h.read_text() != text:
@@ -90,9 +98,16 @@ def _check_c_output(res):
             bad = np.nonzero(g != exp)[0]
             assert bad.size == 0, f"{name}/{stage}: {bad.size} mismatches, first at {bad[0]}"
     codes = np.frombuffer((golden.GOLDEN / "adc.codes.u2").read_bytes(), "<u2")
-    np.testing.assert_array_equal(got[("adc", "pcm")], np.frombuffer((golden.GOLDEN / "adc.pcm.i2").read_bytes(), "<i2"))
+    np.testing.assert_array_equal(
+        got[("adc", "pcm")], np.frombuffer((golden.GOLDEN / "adc.pcm.i2").read_bytes(), "<i2")
+    )
     assert codes.size == got[("adc", "pcm")].size
-    assert got["log2"] == [0, 0, R.log2_q8(np.uint64(1000003)).item(), R.log2_q8(np.uint64(2**64 - 1)).item()]
+    assert got["log2"] == [
+        0,
+        0,
+        R.log2_q8(np.uint64(1000003)).item(),
+        R.log2_q8(np.uint64(2**64 - 1)).item(),
+    ]
 
 
 def test_c_host_matches_golden():
@@ -104,7 +119,9 @@ def test_c_host_matches_golden():
 @pytest.mark.rv32
 def test_c_rv32imc_matches_golden():
     """The same program built for the ESP32-C3 ISA (rv32imc, no FPU) under QEMU."""
-    exe = build("test_golden", [C_TESTS / "test_golden.c"], target="rv32", include_dirs=_golden_header())
+    exe = build(
+        "test_golden", [C_TESTS / "test_golden.c"], target="rv32", include_dirs=_golden_header()
+    )
     _check_c_output(run(exe, target="rv32", timeout=300))
 
 

@@ -6,6 +6,7 @@ import, at module level or inside a function, counts.
   * no library module (a subpackage of tools/, tools.cli, tools.errors) imports a command module;
   * the subpackages (and tools.cli, tools.errors) form no import cycle.
 """
+
 from __future__ import annotations
 
 import ast
@@ -14,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ROOT / "tools"
 SUBPACKAGES = sorted(p.name for p in TOOLS.iterdir() if (p / "__init__.py").is_file())
-SHARED = ["cli", "errors"]                  # top-level library modules every layer above may use
+SHARED = ["cli", "errors"]  # top-level library modules every layer above may use
 COMMANDS = sorted(p.stem for p in TOOLS.glob("*.py") if p.stem not in SHARED + ["__init__"])
 
 
@@ -33,7 +34,7 @@ def imports_of(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             out.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:                       # relative: resolve against the package
+            if node.level:  # relative: resolve against the package
                 base = _module_name(path).split(".")
                 base = base[: len(base) - node.level + (path.name == "__init__.py")]
                 mod = ".".join(base + ([node.module] if node.module else []))
@@ -54,7 +55,7 @@ def tools_unit(name: str) -> str | None:
         return parts[1]
     if parts[1] in COMMANDS:
         return "command:" + parts[1]
-    return "command:" + parts[1]                 # an unknown top-level name: treat as a command
+    return "command:" + parts[1]  # an unknown top-level name: treat as a command
 
 
 def _files(top: Path):
@@ -69,21 +70,33 @@ def test_the_layer_units_exist():
 
 
 def test_training_imports_only_tools_node():
-    bad = [(str(p.relative_to(ROOT)), n) for p in _files(ROOT / "training") for n in imports_of(p)
-           if tools_unit(n) not in (None, "node")]
+    bad = [
+        (str(p.relative_to(ROOT)), n)
+        for p in _files(ROOT / "training")
+        for n in imports_of(p)
+        if tools_unit(n) not in (None, "node")
+    ]
     assert not bad, f"training/ may import only tools.node: {bad}"
 
 
 def test_node_imports_nothing_else_of_tools():
-    bad = [(str(p.relative_to(ROOT)), n) for p in _files(TOOLS / "node") for n in imports_of(p)
-           if tools_unit(n) not in (None, "node")]
+    bad = [
+        (str(p.relative_to(ROOT)), n)
+        for p in _files(TOOLS / "node")
+        for n in imports_of(p)
+        if tools_unit(n) not in (None, "node")
+    ]
     assert not bad, f"tools.node may import only tools.node: {bad}"
 
 
 def test_libraries_do_not_import_commands():
     libs = [p for s in SUBPACKAGES for p in _files(TOOLS / s)] + [TOOLS / f"{s}.py" for s in SHARED]
-    bad = [(str(p.relative_to(ROOT)), n) for p in libs for n in imports_of(p)
-           if (tools_unit(n) or "").startswith("command:")]
+    bad = [
+        (str(p.relative_to(ROOT)), n)
+        for p in libs
+        for n in imports_of(p)
+        if (tools_unit(n) or "").startswith("command:")
+    ]
     assert not bad, f"library modules must not import command modules: {bad}"
 
 
@@ -108,7 +121,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(u)
         for v in sorted(graph[u]):
             if state.get(v) == 1:
-                return stack[stack.index(v):] + [v]
+                return stack[stack.index(v) :] + [v]
             if v not in state and (c := visit(v)):
                 return c
         stack.pop()

@@ -1,22 +1,23 @@
 """tools.link end to end through pyserial on a pty: HELLO, errors (unknown protocol version,
 wrong baud, silent node, missing/busy/vanishing port), INJECT credit flow control, and the
 fault-injecting proxy (garbage, truncation, CRC errors, drops, node reset, sequence wrap)."""
+
 import os
 import time
 import tty
 
 import numpy as np
 import pytest
-
 from helpers.fakenode import FakeNode
+
 from tools import cli
 from tools import link as link_cmd
+from tools.sim.faultproxy import FaultProxy
 from tools.wire import link as lk
 from tools.wire import protocol as pr
-from tools.sim.faultproxy import FaultProxy
 
 FAST = lk.Timeouts(hello_s=1.0, hello_tries=2, reply_s=2.0, credit_s=0.2, stall_s=5.0)
-SHORT = lk.Timeouts(hello_s=0.3, hello_tries=2)       # for nodes that never answer
+SHORT = lk.Timeouts(hello_s=0.3, hello_tries=2)  # for nodes that never answer
 
 
 def audio_frames(items):
@@ -41,8 +42,8 @@ def test_items_arriving_during_a_request_are_kept():
     x = np.arange(5000, dtype=np.int16)
     with FakeNode(x, record=True) as node, lk.NodeLink(node.port, timeouts=FAST) as link:
         link.hello()
-        node.audio_done.wait(5)      # 10 frames: they fit in the pty's buffer
-        link.status()                # AUDIO frames arrive before the STATUS answer
+        node.audio_done.wait(5)  # 10 frames: they fit in the pty's buffer
+        link.status()  # AUDIO frames arrive before the STATUS answer
         frames = audio_frames(link.items(timeout=0.3))
     got = np.concatenate([np.frombuffer(a.samples.tobytes(), np.int16) for a in frames])
     assert np.array_equal(got, x)
@@ -160,8 +161,10 @@ def test_inject_respects_credit_and_delivers_every_sample():
 def test_inject_resyncs_after_lost_credit():
     """CREDIT frames dropped by the proxy: the host stalls, asks for STATUS, resyncs."""
     x = np.random.default_rng(1).integers(-20000, 20000, 16000 * 4).astype(np.int16)
-    with FakeNode(buffer=4096, grant_step=512) as node, \
-            FaultProxy(node.port, seed=5, drop=0.15, start_after=2) as px:
+    with (
+        FakeNode(buffer=4096, grant_step=512) as node,
+        FaultProxy(node.port, seed=5, drop=0.15, start_after=2) as px,
+    ):
         inj = _stream(node, x, via=px.port)
         assert px.counts["drop"] > 0
     assert inj.resyncs > 0
@@ -171,6 +174,7 @@ def test_inject_resyncs_after_lost_credit():
 def test_inject_no_credit_rewinds():
     """A node that refuses one INJECT with NO_CREDIT (and, strictly, ignores the misaligned
     frames already in flight after it): the host rewinds, resyncs and completes the stream."""
+
     class Strict(FakeNode):
         n_inject = 0
 
@@ -182,7 +186,7 @@ def test_inject_no_credit_rewinds():
                 if self.n_inject == 3:
                     self.send(pr.Error(pr.ERRC_NO_CREDIT, fr.seq, "no credit"))
                     return
-                if m.first_sample != self.inject_pos:      # in flight after the refusal
+                if m.first_sample != self.inject_pos:  # in flight after the refusal
                     self.outstanding -= n
                     self.outstanding += n
                     self.send(pr.Credit(n))
@@ -200,23 +204,39 @@ def test_faults_reported_and_survived():
     """Garbage, truncated frames, CRC errors, drops, dropped bytes, log lines and node resets:
     every intact frame arrives, every damaged one is reported, the rest is accounted for."""
     x = (np.arange(16000 * 20) % 4000 - 2000).astype(np.int16)
-    with FakeNode(x, record=True) as node, \
-            FaultProxy(node.port, seed=11, garbage=0.02, truncate=0.02, crc=0.02, drop=0.02,
-                       drop_bytes=0.02, log=0.02, reset_every=150) as px:
+    with (
+        FakeNode(x, record=True) as node,
+        FaultProxy(
+            node.port,
+            seed=11,
+            garbage=0.02,
+            truncate=0.02,
+            crc=0.02,
+            drop=0.02,
+            drop_bytes=0.02,
+            log=0.02,
+            reset_every=150,
+        ) as px,
+    ):
         with lk.NodeLink(px.port, timeouts=FAST) as link:
             link.hello()
             items = []
             for it in link.items(timeout=10):
                 items.append(it)
-                if isinstance(it, pr.Frame) and isinstance(it.msg, pr.Audio) and \
-                        it.msg.first_sample + len(it.msg.samples) >= x.size:
+                if (
+                    isinstance(it, pr.Frame)
+                    and isinstance(it.msg, pr.Audio)
+                    and it.msg.first_sample + len(it.msg.samples) >= x.size
+                ):
                     break
             st = link.stats
         c = dict(px.counts)
     frames = audio_frames(items)
-    for a in frames:                     # every frame that arrived is intact
-        assert np.array_equal(np.frombuffer(a.samples.tobytes(), np.int16),
-                              x[a.first_sample:a.first_sample + len(a.samples)])
+    for a in frames:  # every frame that arrived is intact
+        assert np.array_equal(
+            np.frombuffer(a.samples.tobytes(), np.int16),
+            x[a.first_sample : a.first_sample + len(a.samples)],
+        )
     lost = c["truncate"] + c["crc"] + c["drop"] + c["drop_bytes"]
     assert len(frames) == x.size // 512 - lost
     assert c["garbage"] and c["truncate"] and c["crc"] and c["drop"] and c["reset"]
@@ -232,8 +252,10 @@ def test_faultproxy_is_deterministic():
     x = (np.arange(16000 * 4) % 300).astype(np.int16)
     logs = []
     for _ in range(2):
-        with FakeNode(x, record=True) as node, \
-                FaultProxy(node.port, seed=3, crc=0.05, drop=0.05, garbage=0.05) as px:
+        with (
+            FakeNode(x, record=True) as node,
+            FaultProxy(node.port, seed=3, crc=0.05, drop=0.05, garbage=0.05) as px,
+        ):
             with lk.NodeLink(px.port, timeouts=FAST) as link:
                 link.hello()
                 t_end = time.monotonic() + 10
@@ -245,7 +267,7 @@ def test_faultproxy_is_deterministic():
 
 
 def test_sequence_wrap():
-    x = (np.arange(16000 * 25) % 1000).astype(np.int16)      # 782 frames
+    x = (np.arange(16000 * 25) % 1000).astype(np.int16)  # 782 frames
     with FakeNode(x, record=True) as node, FaultProxy(node.port, seq_offset=65300) as px:
         with lk.NodeLink(px.port, timeouts=FAST) as link:
             link.hello()
@@ -263,6 +285,7 @@ def test_sequence_wrap():
 
 def test_faultproxy_cli_errors(capsys):
     from tools.sim import faultproxy
+
     assert faultproxy.main(["--port", "/dev/earwitness-no-such-port", "--duration", "0.1"]) == 2
     assert faultproxy.main([]) == 2
     err = capsys.readouterr().err

@@ -1,12 +1,13 @@
 """tools/node/model.py: loading an exported model and running it with the TFLM interpreter."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
-
 from helpers.tinymodel import build_tiny_model
+
 from tools.node import audio, core, model, params
 
 P = params.default()
@@ -18,8 +19,9 @@ LABELS = ["gunshot", "siren", "other"]
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("model"), labels=LABELS,
-                            threshold={"gunshot": 0.5, "siren": 0.7})
+    return build_tiny_model(
+        tmp_path_factory.mktemp("model"), labels=LABELS, threshold={"gunshot": 0.5, "siren": 0.7}
+    )
 
 
 def test_load_and_views(tiny_dir):
@@ -38,13 +40,16 @@ def test_scores_equal_tflite_reference(tiny_dir):
     m = model.load(tiny_dir)
     ref = tf.lite.Interpreter(
         model_path=str(tiny_dir / "model.tflite"),
-        experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+        experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF,
+    )
     ref.allocate_tensors()
     feats = core.features(audio.load(params.ROOT / "tests" / "audio" / "gunshot_1.wav"))
     assert feats.shape[0] >= 2 * P.frames_per_window
     for start in range(0, feats.shape[0] - P.frames_per_window, 16):
-        w = feats[start:start + P.frames_per_window]
-        ref.set_tensor(ref.get_input_details()[0]["index"], w.reshape(1, P.frames_per_window, P.n_mels, 1))
+        w = feats[start : start + P.frames_per_window]
+        ref.set_tensor(
+            ref.get_input_details()[0]["index"], w.reshape(1, P.frames_per_window, P.n_mels, 1)
+        )
         ref.invoke()
         want = ref.get_tensor(ref.get_output_details()[0]["index"]).reshape(-1).astype(np.int32)
         got = m.output_q(w).astype(np.int32)
@@ -67,14 +72,17 @@ def test_node_uses_model(tiny_dir):
     assert all(e.class_index != m.negative_index for e in node.events)
 
 
-@pytest.mark.parametrize("mutate, reason", [
-    (lambda d: (d / "manifest.json").unlink(), "no such file"),
-    (lambda d: (d / "manifest.json").write_text("{"), "not a readable manifest"),
-    (lambda d: _edit(d, schema_version=99), "schema 99"),
-    (lambda d: _edit(d, feature_config_hash="00" * 32), "trained on features"),
-    (lambda d: _edit(d, model_sha256="11" * 32), "SHA-256 differs"),
-    (lambda d: (d / "model.tflite").unlink(), "cannot read the model file"),
-])
+@pytest.mark.parametrize(
+    "mutate, reason",
+    [
+        (lambda d: (d / "manifest.json").unlink(), "no such file"),
+        (lambda d: (d / "manifest.json").write_text("{"), "not a readable manifest"),
+        (lambda d: _edit(d, schema_version=99), "schema 99"),
+        (lambda d: _edit(d, feature_config_hash="00" * 32), "trained on features"),
+        (lambda d: _edit(d, model_sha256="11" * 32), "SHA-256 differs"),
+        (lambda d: (d / "model.tflite").unlink(), "cannot read the model file"),
+    ],
+)
 def test_bad_models_are_refused(tiny_dir, tmp_path, mutate, reason):
     d = tmp_path / "m"
     d.mkdir()

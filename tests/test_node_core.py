@@ -1,5 +1,6 @@
 """Behaviour of the C core through its Python binding: streaming invariance, conditioning,
 detector decisions, configuration errors."""
+
 import csv
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def burst_stream(onsets_s, total_s=6.0, burst_ms=60, level=12000, floor=60, seed
     onsets = [int(t * SR) for t in onsets_s]
     for o, g in zip(onsets, gains or [1.0] * len(onsets)):
         n = int(burst_ms * SR / 1000)
-        x[o:o + n] += g * rng.normal(0, level, n) * np.exp(-np.arange(n) / (n / 3))
+        x[o : o + n] += g * rng.normal(0, level, n) * np.exp(-np.arange(n) / (n / 3))
     return np.clip(np.round(x), -32768, 32767).astype(np.int16), onsets
 
 
@@ -37,27 +38,41 @@ def feature_classifier(window, feats):
 
 # ---- streaming invariance ------------------------------------------------------------------------
 
+
 def _run(x, chunk, mode="gated"):
-    node = core.Node(feature_classifier, 3, thresholds=[0.3, 0.5, 0.7], mode=mode,
-                     keep_features=True, trace=True, continuous_stride=17)
+    node = core.Node(
+        feature_classifier,
+        3,
+        thresholds=[0.3, 0.5, 0.7],
+        mode=mode,
+        keep_features=True,
+        trace=True,
+        continuous_stride=17,
+    )
     if chunk is None:
         node.process(x)
     else:
         for i in range(0, x.size, chunk):
-            node.process(x[i:i + chunk])
+            node.process(x[i : i + chunk])
     node.flush()
     return node
 
 
 @pytest.mark.parametrize("mode", ["gated", "continuous"])
 def test_output_does_not_depend_on_chunk_sizes(mode):
-    x = np.concatenate([clip("background_rain_1.wav"), clip("gunshot_2.wav"), clip("siren_1.wav"),
-                        clip("glass_breaking_1.wav")])
+    x = np.concatenate(
+        [
+            clip("background_rain_1.wav"),
+            clip("gunshot_2.wav"),
+            clip("siren_1.wav"),
+            clip("glass_breaking_1.wav"),
+        ]
+    )
     ref = _run(x, None, mode)
     assert len(ref.windows) >= 4 and ref.events, "the stream must exercise windows and events"
     for chunk in (1, 7, 256, 4096):
-        n = _run(x if chunk != 1 else x[:3 * SR], chunk, mode)
-        r = ref if chunk != 1 else _run(x[:3 * SR], None, mode)
+        n = _run(x if chunk != 1 else x[: 3 * SR], chunk, mode)
+        r = ref if chunk != 1 else _run(x[: 3 * SR], None, mode)
         assert n.events == r.events
         assert n.windows == r.windows
         assert n.stats == r.stats
@@ -73,15 +88,18 @@ def test_window_features_are_the_frame_features():
     node.process(x)
     node.flush()
     all_feats = core.features(np.concatenate([x, np.zeros(SR * 2, np.int16)]))
-    pad = core.FRAMES_PER_WINDOW                       # frames before the stream are silence
-    all_feats = np.concatenate([np.full((pad, core.N_MELS), core.P.quant.zero_point, np.int8), all_feats])
-    assert node.windows and min(w.start_sample for w in node.windows) < 0   # gunshot at 0.5 s
+    pad = core.FRAMES_PER_WINDOW  # frames before the stream are silence
+    all_feats = np.concatenate(
+        [np.full((pad, core.N_MELS), core.P.quant.zero_point, np.int8), all_feats]
+    )
+    assert node.windows and min(w.start_sample for w in node.windows) < 0  # gunshot at 0.5 s
     for w, f in zip(node.windows, node.features):
         j = w.start_sample // core.HOP + pad
-        np.testing.assert_array_equal(f, all_feats[j:j + core.FRAMES_PER_WINDOW])
+        np.testing.assert_array_equal(f, all_feats[j : j + core.FRAMES_PER_WINDOW])
 
 
 # ---- conditioning ------------------------------------------------------------------------------------
+
 
 def _tone(freq, sr, seconds=0.5, amp=16000):
     t = np.arange(int(sr * seconds)) / sr
@@ -89,7 +107,7 @@ def _tone(freq, sr, seconds=0.5, amp=16000):
 
 
 def _gain_db(y):
-    y = y[len(y) // 4:].astype(np.float64)
+    y = y[len(y) // 4 :].astype(np.float64)
     return 20 * np.log10(np.sqrt(np.mean(y * y)) / (16000 / np.sqrt(2)) + 1e-12)
 
 
@@ -110,7 +128,12 @@ def test_decimator_full_scale_does_not_wrap(factor):
     x = np.tile(np.array([32767] * 8 + [-32768] * 8, np.int16), 600)
     y = core.decimate(x, factor).astype(np.int64)
     taps = np.array(P.decim_taps_q15(factor), dtype=np.float64)
-    exact = np.convolve(np.concatenate([np.zeros(taps.size - 1), x]), taps[::-1], "valid")[factor - 1::factor] / 32768
+    exact = (
+        np.convolve(np.concatenate([np.zeros(taps.size - 1), x]), taps[::-1], "valid")[
+            factor - 1 :: factor
+        ]
+        / 32768
+    )
     np.testing.assert_allclose(y, np.clip(np.round(exact), -32768, 32767), atol=1)
     assert np.abs(y).max() == 32767 or np.abs(y).max() == 32768
 
@@ -120,14 +143,17 @@ def test_adc_codes_to_pcm():
 
 
 def test_dc_blocker_removes_adc_bias_and_keeps_audio():
-    codes = (2048 + 300 + np.round(200 * np.sin(2 * np.pi * 300 * np.arange(32000 * 2) / 32000))).astype(np.uint16)
+    codes = (
+        2048 + 300 + np.round(200 * np.sin(2 * np.pi * 300 * np.arange(32000 * 2) / 32000))
+    ).astype(np.uint16)
     y = core.dc_block(core.decimate(core.adc_to_pcm(codes), 2))
     tail = y[SR:].astype(np.float64)
-    assert abs(tail.mean()) < 2.0                       # the bias (300 codes = 4800 LSB) is gone
-    assert abs(20 * np.log10(tail.std() * np.sqrt(2) / (200 * 16))) < 0.5   # 300 Hz passes
+    assert abs(tail.mean()) < 2.0  # the bias (300 codes = 4800 LSB) is gone
+    assert abs(20 * np.log10(tail.std() * np.sqrt(2) / (200 * 16))) < 0.5  # 300 Hz passes
 
 
 # ---- detector decisions --------------------------------------------------------------------------
+
 
 def test_event_onset_is_sample_accurate():
     x, onsets = burst_stream([2.0])
@@ -144,8 +170,12 @@ def test_event_onset_is_sample_accurate():
 
 def test_threshold_and_disabled_class():
     x, _ = burst_stream([2.0])
-    for scores, thr, expect in (([150, 0], [0.6, 0.6], 0), ([154, 0], [0.6, 0.6], 1),
-                                ([250, 240], [None, 0.9], 1), ([250, 10], [None, 0.5], 0)):
+    for scores, thr, expect in (
+        ([150, 0], [0.6, 0.6], 0),
+        ([154, 0], [0.6, 0.6], 1),
+        ([250, 240], [None, 0.9], 1),
+        ([250, 10], [None, 0.5], 0),
+    ):
         node = core.Node(lambda w, f, s=scores: s, 2, thresholds=thr)
         node.process(x)
         node.flush()
@@ -176,45 +206,56 @@ def test_early_window_reports_an_onset_sooner_and_the_main_window_merges():
     early, pre = P.detector["early_preroll_frames"], P.detector["preroll_frames"]
     assert pre < early < core.FRAMES_PER_WINDOW
     arrivals = {}
-    for burst_ms, e_pre, kinds in ((60, early, ["early"]), (800, early, ["early", "onset"]),
-                                   (60, 0, ["onset"]), (800, 0, ["onset"])):
+    for burst_ms, e_pre, kinds in (
+        (60, early, ["early"]),
+        (800, early, ["early", "onset"]),
+        (60, 0, ["onset"]),
+        (800, 0, ["onset"]),
+    ):
         # a short burst is over when the early window completes; a 0.8-s one is still on
         x, onsets = burst_stream([2.0], burst_ms=burst_ms)
         if burst_ms > 100:
             x, onsets = burst_stream([2.0], burst_ms=60)
             n = int(0.8 * SR)
-            x[onsets[0]:onsets[0] + n] += np.random.default_rng(5).normal(0, 3000, n).astype(np.int16)
+            x[onsets[0] : onsets[0] + n] += (
+                np.random.default_rng(5).normal(0, 3000, n).astype(np.int16)
+            )
         seen = []
-        node = core.Node(lambda w, f: (seen.append(w), [230])[1], 1, early_preroll=e_pre)
+        node = core.Node(lambda w, f, seen=seen: (seen.append(w), [230])[1], 1, early_preroll=e_pre)
         node.process(x)
         node.flush()
         assert [w.kind for w in seen] == kinds, (burst_ms, e_pre)
         on = [e for e in node.events if e.kind == "onset"]
         assert len(on) == 1 and abs(on[0].onset_sample - onsets[0]) <= 16
-        assert node.events[-1].hits == len(kinds)                 # the main window's hit merged
+        assert node.events[-1].hits == len(kinds)  # the main window's hit merged
         k = seen[0].trigger_block
         starts = {"early": k - early, "onset": k - pre}
         assert [w.start_sample // HOP for w in seen] == [starts[c] for c in kinds]
         assert {w.trigger_sample for w in seen} == {on[0].onset_sample}
         assert node.stats["windows_dropped"] == (1 if kinds == ["early"] else 0)
         # the EVENT leaves when the first window is complete
-        arrivals[(burst_ms, e_pre)] = (seen[0].start_sample // HOP + core.FRAMES_PER_WINDOW) * HOP - onsets[0]
+        arrivals[(burst_ms, e_pre)] = (
+            seen[0].start_sample // HOP + core.FRAMES_PER_WINDOW
+        ) * HOP - onsets[0]
     assert arrivals[(60, 0)] - arrivals[(60, early)] == (early - pre) * HOP
     assert arrivals[(800, early)] == arrivals[(60, early)]
     assert arrivals[(60, early)] <= (core.FRAMES_PER_WINDOW - early + 2) * HOP
 
 
 def test_early_window_at_the_stream_start_sees_silence_before_it():
-    x, onsets = burst_stream([0.3], total_s=3.0)          # onset block < early pre-roll
+    x, onsets = burst_stream([0.3], total_s=3.0)  # onset block < early pre-roll
     node = core.Node(lambda w, f: [0], 1, keep_features=True)
     node.process(x)
     node.flush()
     (w,), (f,) = node.windows, node.features
     k = w.trigger_block
-    assert w.kind == "early" and w.start_sample == (k - core.P.detector["early_preroll_frames"]) * HOP < 0
-    before = -w.start_sample // HOP                       # frames before the stream: the zero point
+    assert (
+        w.kind == "early"
+        and w.start_sample == (k - core.P.detector["early_preroll_frames"]) * HOP < 0
+    )
+    before = -w.start_sample // HOP  # frames before the stream: the zero point
     assert (f[:before] == core.P.quant.zero_point).all()
-    assert (f[before:] == core.features(x)[:core.FRAMES_PER_WINDOW - before]).all()
+    assert (f[before:] == core.features(x)[: core.FRAMES_PER_WINDOW - before]).all()
     assert (f[before:] != core.P.quant.zero_point).any()
 
 
@@ -229,7 +270,12 @@ def test_different_classes_make_separate_events():
     node = core.Node(lambda w, f: [220, 0] if w.trigger_sample < 2 * SR else [0, 220], 2)
     node.process(x)
     node.flush()
-    assert [(e.class_index, e.kind) for e in node.events] == [(0, "onset"), (1, "onset"), (0, "end"), (1, "end")]
+    assert [(e.class_index, e.kind) for e in node.events] == [
+        (0, "onset"),
+        (1, "onset"),
+        (0, "end"),
+        (1, "end"),
+    ]
 
 
 def test_continuous_mode_classifies_every_stride():
@@ -241,7 +287,7 @@ def test_continuous_mode_classifies_every_stride():
     assert all(w.kind == "continuous" for w in node.windows)
     gated = core.Node(lambda w, f: [0], 1)
     gated.process(x)
-    assert len(gated.windows) == 0                    # the gate stays closed on steady rain
+    assert len(gated.windows) == 0  # the gate stays closed on steady rain
 
 
 def test_sustained_event_is_rechecked_while_it_lasts():
@@ -268,12 +314,12 @@ def test_noise_like_sustained_sound_is_not_rechecked():
     (surf, rain coming in) opens no window; the same noise starting abruptly is re-checked."""
     rng = np.random.default_rng(3)
     n = 8 * SR
-    env = np.clip((np.arange(n) - 2 * SR) / (2.0 * SR), 0, 1)       # 0 -> 1 over 2 s from t = 2 s
+    env = np.clip((np.arange(n) - 2 * SR) / (2.0 * SR), 0, 1)  # 0 -> 1 over 2 s from t = 2 s
     slow = rng.normal(0, 30, n) * (1 + 9 * env)
     node = core.Node(trace=True)
     node.process(np.clip(np.round(slow), -32768, 32767).astype(np.int16))
     assert node.windows == [] and (node.trace["flags"] & 2).sum() == 0
-    step = rng.normal(0, 30, n) * np.where(np.arange(n) < 2 * SR, 1, 100)   # +40 dB at once
+    step = rng.normal(0, 30, n) * np.where(np.arange(n) < 2 * SR, 1, 100)  # +40 dB at once
     node = core.Node()
     node.process(np.clip(np.round(step), -32768, 32767).astype(np.int16))
     node.flush()
@@ -292,25 +338,37 @@ def test_classifier_failure_is_counted_and_makes_no_decision():
     assert node.stats["classify_errors"] == 1 and node.events == []
 
 
-@pytest.mark.parametrize("kwargs", [dict(n_classes=17), dict(gate={"bg_fall_shift": 0}),
-                                    dict(gate={"onset_blocks": 5}), dict(gate={"peak_decay_q8": 0}),
-                                    dict(gate={"tonal_shift": 16}), dict(continuous_stride=0),
-                                    dict(quant=params.Quant(0.75, 0, 0)),
-                                    dict(habituate_recheck_s=0.5),          # faster than the gate's re-checks
-                                    dict(habituate_max_score=1.0),          # Q0.8 256 would wrap to 0
-                                    dict(habituate_recheck_max_score=0.999),
-                                    dict(habituate_max_score=-0.01)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(n_classes=17),
+        dict(gate={"bg_fall_shift": 0}),
+        dict(gate={"onset_blocks": 5}),
+        dict(gate={"peak_decay_q8": 0}),
+        dict(gate={"tonal_shift": 16}),
+        dict(continuous_stride=0),
+        dict(quant=params.Quant(0.75, 0, 0)),
+        dict(habituate_recheck_s=0.5),  # faster than the gate's re-checks
+        dict(habituate_max_score=1.0),  # Q0.8 256 would wrap to 0
+        dict(habituate_recheck_max_score=0.999),
+        dict(habituate_max_score=-0.01),
+    ],
+)
 def test_invalid_configuration_is_rejected(kwargs):
     with pytest.raises(ValueError):
         core.Node(**kwargs)
 
 
 def test_scores_become_q8_bytes_or_a_clear_error():
-    assert params.score_q8(0.375) == 96 and params.score_q8(0.0) == 0 and params.score_q8(0.996) == 255
+    assert (
+        params.score_q8(0.375) == 96 and params.score_q8(0.0) == 0 and params.score_q8(0.996) == 255
+    )
     for bad in (1.0, 0.999, -0.01):
         with pytest.raises(ValueError, match="habituate_max_score"):
             params.score_q8(bad, "habituate_max_score")
-    with pytest.raises(ValueError, match="habituate_max_score"):       # ewcore.toml is checked the same way
+    with pytest.raises(
+        ValueError, match="habituate_max_score"
+    ):  # ewcore.toml is checked the same way
         params.load(overrides={"detector": {"habituate_max_score": 1.0}})
 
 
@@ -321,7 +379,11 @@ def test_binding_structs_match_generated_defaults():
     for name, value in P.gate_fixed.items():
         if name != "window_blocks":
             assert getattr(cfg.gate, name) == value, name
-    assert (cfg.quant.mult, cfg.quant.shift, cfg.quant.zero_point) == (P.quant.mult, P.quant.shift, P.quant.zero_point)
+    assert (cfg.quant.mult, cfg.quant.shift, cfg.quant.zero_point) == (
+        P.quant.mult,
+        P.quant.shift,
+        P.quant.zero_point,
+    )
     d = P.detector_fixed
     assert cfg.holdoff_samples == d["holdoff_samples"] and cfg.preroll_frames == d["preroll_frames"]
     assert list(cfg.thresholds_q8[:3]) == [d["default_threshold_q8"]] * 3
@@ -343,19 +405,21 @@ def test_full_scale_input_is_finite_and_ordered():
 def test_manifest_lists_every_shipped_clip():
     rows = list(csv.DictReader(open(AUDIO / "manifest.csv")))
     assert {r["path"] for r in rows} == {p.name for p in AUDIO.glob("*.wav")}
-    for r in rows:   # redistributable: the clip's own licence is CC0 or CC BY
+    for r in rows:  # redistributable: the clip's own licence is CC0 or CC BY
         lic = r["licence"]
         assert "unspecified" not in lic and ("CC0" in lic or "NC" not in lic), r["path"]
 
 
 # ---- habituation: the classifier's confident rejections quiet the gate ---------------------------
 
+
 def _onset_triggers(node):
     return sorted({w.trigger_block for w in node.windows if w.kind in ("onset", "early")})
 
 
-def _habituation_run(scores, gains, habituate=None, thresholds=(0.5, None), spacing_s=2.0,
-                     onsets_s=None):
+def _habituation_run(
+    scores, gains, habituate=None, thresholds=(0.5, None), spacing_s=2.0, onsets_s=None
+):
     """Bursts every spacing_s from 1 s (or at onsets_s), each scaled by its gain; the classifier
     answers scores(window) for classes [target, negative]; returns (node, trigger times in s,
     onsets in samples)."""
@@ -368,14 +432,14 @@ def _habituation_run(scores, gains, habituate=None, thresholds=(0.5, None), spac
 
 
 def test_habituation_stops_windows_on_repeated_rejected_impulses():
-    reject = lambda w: [0, 255]                  # confidently "not a target"
+    reject = lambda w: [0, 255]  # confidently "not a target"
     gains = [1.0] * 6
     off, t_off, _ = _habituation_run(reject, gains, habituate=0)
     on, t_on, _ = _habituation_run(reject, gains)
-    assert t_off == [1, 3, 5, 7, 9, 11]          # without habituation every burst is classified
-    assert t_on == [1]                           # with it, the first one only
+    assert t_off == [1, 3, 5, 7, 9, 11]  # without habituation every burst is classified
+    assert t_on == [1]  # with it, the first one only
     assert on.stats["onsets_habituated"] == 5 and off.stats["onsets_habituated"] == 0
-    assert P.detector["habituate_onsets"] == 1   # the shipped default is on
+    assert P.detector["habituate_onsets"] == 1  # the shipped default is on
     # N = 2: two rejected onsets before the node habituates
     two, t_two, _ = _habituation_run(reject, gains, habituate=2)
     assert t_two == [1, 3]
@@ -384,10 +448,11 @@ def test_habituation_stops_windows_on_repeated_rejected_impulses():
 def test_habituated_node_still_opens_on_a_louder_impulse_and_a_hit_ends_it():
     target_at = {}
 
-    def scores(w):                               # the burst at target_at["s"] is a target
+    def scores(w):  # the burst at target_at["s"] is a target
         return [230, 20] if abs(w.trigger_sample / SR - target_at.get("s", -9)) < 0.1 else [0, 255]
+
     # 12 dB louder (at 5 s) opens a habituated node: 1, 3 (suppressed), 5
-    at = [1.0, 3.0, 5.0, 11.0]                   # 11 s: 8 s after the last suppressed onset
+    at = [1.0, 3.0, 5.0, 11.0]  # 11 s: 8 s after the last suppressed onset
     for hit in (False, True):
         target_at["s"] = 5.0 if hit else -9
         node, t, onsets = _habituation_run(scores, [0.5, 0.5, 2.0, 0.5], onsets_s=at)
@@ -401,11 +466,11 @@ def test_habituated_node_still_opens_on_a_louder_impulse_and_a_hit_ends_it():
 
 def test_habituation_needs_a_confident_rejection_and_enabled_classes():
     at = int(P.detector["habituate_max_score"] * 256)
-    assert 0 < at < 128                          # the shipped rule: below the 0.5 threshold
-    unsure = lambda w: [at, 255 - at]            # below the threshold, but not below the max score
+    assert 0 < at < 128  # the shipped rule: below the 0.5 threshold
+    unsure = lambda w: [at, 255 - at]  # below the threshold, but not below the max score
     node, t, _ = _habituation_run(unsure, [1.0] * 4)
     assert t == [1, 3, 5, 7] and node.stats["onsets_habituated"] == 0
-    sure = lambda w: [at - 1, 256 - at]          # one step below the max score: rejected with confidence
+    sure = lambda w: [at - 1, 256 - at]  # one step below the max score: rejected with confidence
     node, t, _ = _habituation_run(sure, [1.0] * 4)
     assert t == [1] and node.stats["onsets_habituated"] == 3
     # no enabled class (training's feature extraction, gate-only measurements): never habituates
@@ -451,16 +516,16 @@ def _recheck_run(x, scores, **kw):
 
 
 def test_rejected_rechecks_slow_down_and_a_hit_restores_them():
-    assert N_RECHECKS >= 1 and SLOW_BLOCKS > 2 * RECHECK_BLOCKS     # the shipped default is on
+    assert N_RECHECKS >= 1 and SLOW_BLOCKS > 2 * RECHECK_BLOCKS  # the shipped default is on
     x = _noise_episodes([(2.0, 30.0)], 31.0)
-    unsure = lambda w: [100, 155]                # no hit, not a confident rejection either
+    unsure = lambda w: [100, 155]  # no hit, not a confident rejection either
     off, r_off = _recheck_run(x, unsure, habituate_rechecks=0)
-    (fast,) = set(np.diff(r_off))                # back to back: the gate's period (+1: the
+    (fast,) = set(np.diff(r_off))  # back to back: the gate's period (+1: the
     assert fast - RECHECK_BLOCKS in (0, 1) and len(r_off) >= 20  # window completes first)
     on, r_on = _recheck_run(x, unsure)
     gaps = np.diff(r_on)
-    assert list(gaps[:N_RECHECKS - 1]) == [fast] * (N_RECHECKS - 1)
-    assert set(gaps[N_RECHECKS - 1:]) == {SLOW_BLOCKS}
+    assert list(gaps[: N_RECHECKS - 1]) == [fast] * (N_RECHECKS - 1)
+    assert set(gaps[N_RECHECKS - 1 :]) == {SLOW_BLOCKS}
     assert on.stats["rechecks_slowed"] == len(gaps) - (N_RECHECKS - 1) > 0
     assert off.stats["rechecks_slowed"] == 0
     # the classifier recognises the sound from 8 s on: a hit brings the re-checks back
@@ -469,7 +534,7 @@ def test_rejected_rechecks_slow_down_and_a_hit_restores_them():
     node, r = _recheck_run(x, late)
     first_hit = next(b for b in r if b >= hit_from)
     after = np.diff([b for b in r if b >= first_hit])
-    assert len(after) >= 4 and set(after) == {fast}     # until the floor has caught up (~21 s)
+    assert len(after) >= 4 and set(after) == {fast}  # until the floor has caught up (~21 s)
     assert [e.class_index for e in node.events if e.kind == "onset"] == [0]
     # a node with no enabled class (training, gate-only measurements) never slows down
     _, r_none = _recheck_run(x, unsure, thresholds=[None, None])
@@ -486,7 +551,9 @@ def test_rechecks_stay_back_to_back_for_a_while_after_a_hit():
     hold_blocks = P.detector_fixed["habituate_blocks"]
     x = _noise_episodes([(2.0, 30.0)], 31.0)
     node, r = _recheck_run(x, lambda w: [230, 20] if w.kind in ("onset", "early") else [100, 155])
-    hit_block = max(w.trigger_block for w in node.windows if w.kind == "onset") + core.FRAMES_PER_WINDOW
+    hit_block = (
+        max(w.trigger_block for w in node.windows if w.kind == "onset") + core.FRAMES_PER_WINDOW
+    )
     gaps = np.diff(r)
     alert = [g for b, g in zip(r[1:], gaps) if b < hit_block + hold_blocks]
     assert len(alert) >= 8 and set(alert) == {gaps[0]} and gaps[0] <= RECHECK_BLOCKS + 1
@@ -498,13 +565,13 @@ def test_a_louder_sustained_sound_is_rechecked_at_once():
     margin_db = P.detector["habituate_margin_db"]
     x = _noise_episodes([(2.0, 30.0)], 31.0).astype(np.float64)
     t_step = 12.0
-    x[int(t_step * SR):] *= 10 ** ((margin_db + 6) / 20)          # 6 dB over the margin
+    x[int(t_step * SR) :] *= 10 ** ((margin_db + 6) / 20)  # 6 dB over the margin
     x = np.clip(np.round(x), -32768, 32767).astype(np.int16)
     _, r = _recheck_run(x, lambda w: [100, 155])
     step = int(t_step * SR / HOP)
     before = [b for b in r if b < step]
     after = [b for b in r if b >= step]
-    assert before[-1] - before[-2] == SLOW_BLOCKS                  # slowed before the step
+    assert before[-1] - before[-2] == SLOW_BLOCKS  # slowed before the step
     assert after[0] - before[-1] < SLOW_BLOCKS and after[0] - step <= RECHECK_BLOCKS + 1
 
 
@@ -514,11 +581,13 @@ def test_recheck_habituation_expires():
     for gap_s, slowed in ((2.0, True), (hold_s + 3.0, False)):
         x = _noise_episodes([(2.0, 10.0), (10.0 + gap_s, 18.0 + gap_s)], 19.0 + gap_s)
         node, r = _recheck_run(x, unsure)
-        onset = max(w.trigger_block for w in node.windows if w.kind == "onset")   # second episode
+        onset = max(w.trigger_block for w in node.windows if w.kind == "onset")  # second episode
         first = min(b for b in r if b > onset)
         # the second episode is re-checked as soon as its onset window is done, unless the node
         # still remembers rejecting the first one
-        assert (first - onset == SLOW_BLOCKS) if slowed else (first - onset <= RECHECK_BLOCKS + 1), gap_s
+        assert (
+            (first - onset == SLOW_BLOCKS) if slowed else (first - onset <= RECHECK_BLOCKS + 1)
+        ), gap_s
 
 
 def test_ctypes_mirrors_match_the_c_layout():
@@ -527,11 +596,18 @@ def test_ctypes_mirrors_match_the_c_layout():
     import ctypes as C
 
     from tools.node import app
+
     core.check_layout({**core.MIRRORS, **app.MIRRORS})
     mirrored = {cls.__name__ for cls in {**core.MIRRORS, **app.MIRRORS}}
-    for mod in (core, app):        # no mirror escapes the check
-        structs = {n for n, v in vars(mod).items() if isinstance(v, type) and issubclass(v, C.Structure)
-                   and v.__module__ == mod.__name__ and n != "LayoutRow"}
+    for mod in (core, app):  # no mirror escapes the check
+        structs = {
+            n
+            for n, v in vars(mod).items()
+            if isinstance(v, type)
+            and issubclass(v, C.Structure)
+            and v.__module__ == mod.__name__
+            and n != "LayoutRow"
+        }
         assert structs <= mirrored, structs - mirrored
 
     def mirror(fields):
@@ -540,10 +616,15 @@ def test_ctypes_mirrors_match_the_c_layout():
     good = list(core.Event._fields_)
     wide = [(n, C.c_uint16 if n == "score" else t) for n, t in good]
     renamed = [("class_idx" if n == "class_index" else n, t) for n, t in good]
-    for fields, msg in [(wide, "Event of ew_event_t: field score at offset 14 (2 bytes), C has offset 13 (1 bytes)"),
-                        (renamed, "Event of ew_event_t: field class_idx where C has class_index"),
-                        (good[:-1], "Event of ew_event_t: field hits only in C"),
-                        (good + [("extra", C.c_uint8)], "Event of ew_event_t: field extra only in the mirror")]:
+    for fields, msg in [
+        (
+            wide,
+            "Event of ew_event_t: field score at offset 14 (2 bytes), C has offset 13 (1 bytes)",
+        ),
+        (renamed, "Event of ew_event_t: field class_idx where C has class_index"),
+        (good[:-1], "Event of ew_event_t: field hits only in C"),
+        (good + [("extra", C.c_uint8)], "Event of ew_event_t: field extra only in the mirror"),
+    ]:
         with pytest.raises(core.LayoutError) as e:
             core.check_layout({mirror(fields): "ew_event_t"})
         assert str(e.value) == f"ctypes mirror {msg}" and "\n" not in str(e.value)

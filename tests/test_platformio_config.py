@@ -10,6 +10,7 @@ checked without it:
   * the core compiles with the flags library.json gives it on the target (main.c and the
     ESP32 port are compiled against stub ESP-IDF headers in tests/test_firmware_compile_stubs.py).
 """
+
 from __future__ import annotations
 
 import configparser
@@ -32,13 +33,27 @@ ENVS = {  # env name -> (board, F_CPU, IDF target)
     "esp32-s3-devkitc-1": ("esp32-s3-devkitc-1", "240000000L", "esp32s3"),
     "esp32-c3-devkitm-1": ("esp32-c3-devkitm-1", "160000000L", "esp32c3"),
 }
-CMAKE_KEYWORDS = {"SRCS", "SRC_DIRS", "EXCLUDE_SRCS", "INCLUDE_DIRS", "PRIV_INCLUDE_DIRS",
-                  "REQUIRES", "PRIV_REQUIRES", "LDFRAGMENTS", "REQUIRED_IDF_TARGETS",
-                  "EMBED_FILES", "EMBED_TXTFILES", "KCONFIG", "KCONFIG_PROJBUILD", "WHOLE_ARCHIVE"}
+CMAKE_KEYWORDS = {
+    "SRCS",
+    "SRC_DIRS",
+    "EXCLUDE_SRCS",
+    "INCLUDE_DIRS",
+    "PRIV_INCLUDE_DIRS",
+    "REQUIRES",
+    "PRIV_REQUIRES",
+    "LDFRAGMENTS",
+    "REQUIRED_IDF_TARGETS",
+    "EMBED_FILES",
+    "EMBED_TXTFILES",
+    "KCONFIG",
+    "KCONFIG_PROJBUILD",
+    "WHOLE_ARCHIVE",
+}
 SOURCE_SUFFIXES = (".c", ".cpp", ".cc", ".S")
 
 
 # ----------------------------------------------------------------------------- helpers
+
 
 def read_ini() -> configparser.ConfigParser:
     cp = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
@@ -74,13 +89,17 @@ def registered_sources(cmake_file: Path) -> list[Path]:
     for args in cmake_call_args(text, "file"):
         if args and args[0].upper() in ("GLOB", "GLOB_RECURSE"):
             recursive = args[0].upper() == "GLOB_RECURSE"
-            var, patterns = args[1], [a.strip('"') for a in args[2:]
-                                      if a.upper() not in ("CONFIGURE_DEPENDS",)]
+            var, patterns = (
+                args[1],
+                [a.strip('"') for a in args[2:] if a.upper() not in ("CONFIGURE_DEPENDS",)],
+            )
             found = []
             for pat in patterns:
-                pat = pat.replace("${CMAKE_CURRENT_LIST_DIR}", str(comp_dir)) \
-                         .replace("${CMAKE_CURRENT_SOURCE_DIR}", str(comp_dir)) \
-                         .replace("${COMPONENT_DIR}", str(comp_dir))
+                pat = (
+                    pat.replace("${CMAKE_CURRENT_LIST_DIR}", str(comp_dir))
+                    .replace("${CMAKE_CURRENT_SOURCE_DIR}", str(comp_dir))
+                    .replace("${COMPONENT_DIR}", str(comp_dir))
+                )
                 if not Path(pat).is_absolute():
                     pat = str(comp_dir / pat)
                 if recursive:
@@ -120,6 +139,7 @@ def sdkconfig(path: Path) -> dict[str, str]:
 
 # ----------------------------------------------------------------------------- platformio.ini
 
+
 def test_platformio_ini_layout():
     cp = read_ini()
     assert cp.get("platformio", "src_dir") == SRC_DIR
@@ -144,15 +164,21 @@ def test_platformio_ini_envs():
 
 def test_pio_project_config():
     """PlatformIO's own reading of platformio.ini (works offline, ~1 s)."""
-    venv_bin = Path(sys.executable).parent          # the project's .venv when run by `make test`
-    pio = (shutil.which("pio", path=str(venv_bin)) or shutil.which("pio")
-           or shutil.which("platformio"))
+    venv_bin = Path(sys.executable).parent  # the project's .venv when run by `make test`
+    pio = (
+        shutil.which("pio", path=str(venv_bin)) or shutil.which("pio") or shutil.which("platformio")
+    )
     if pio is None:
         pytest.skip("PlatformIO (pio) not installed")
-    res = subprocess.run([pio, "project", "config", "--json-output"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [pio, "project", "config", "--json-output"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 0, res.stderr
-    data = json.loads(res.stdout[res.stdout.index("["):])
+    data = json.loads(res.stdout[res.stdout.index("[") :])
     sections = {name: dict(items) for name, items in data}
     assert Path(sections["platformio"]["src_dir"]).resolve() == (ROOT / SRC_DIR).resolve()
     assert Path(sections["platformio"]["lib_dir"]).resolve() == (ROOT / LIB_DIR).resolve()
@@ -166,6 +192,7 @@ def test_pio_project_config():
 
 
 # ----------------------------------------------------------------------------- CMake / ESP-IDF
+
 
 def test_root_cmakelists():
     text = strip_cmake_comments((ROOT / "CMakeLists.txt").read_text(encoding="utf-8"))
@@ -185,7 +212,7 @@ def test_src_cmakelists_sources_exist_and_complete():
     model_dir = (ROOT / "firmware" / "model").resolve()
     for f in files:
         if f.resolve().parent == model_dir and not model_dir.is_dir():
-            continue   # the exported model (python -m training export) is not there yet
+            continue  # the exported model (python -m training export) is not there yet
         assert f.is_file(), f"{cmake_file} registers {f}, which does not exist"
     on_disk = {p.resolve() for p in (ROOT / SRC_DIR).rglob("*") if p.suffix in SOURCE_SUFFIXES}
     missing = on_disk - {f.resolve() for f in files}
@@ -228,11 +255,14 @@ def test_sdkconfig_defaults():
     # otherwise, and the default would be silently ignored)
     if "CONFIG_ESP_CONSOLE_UART_BAUDRATE" in base:
         assert base.get("CONFIG_ESP_CONSOLE_UART_CUSTOM") == "y"
-        assert base["CONFIG_ESP_CONSOLE_UART_BAUDRATE"] == env_option(read_ini(), "esp32dev",
-                                                                       "monitor_speed")
+        assert base["CONFIG_ESP_CONSOLE_UART_BAUDRATE"] == env_option(
+            read_ini(), "esp32dev", "monitor_speed"
+        )
     # PlatformIO builds partitions.bin from board_build.partitions, not from sdkconfig
-    assert env_option(read_ini(), "esp32dev", "board_build.partitions") == \
-        "partitions_singleapp_large.csv"
+    assert (
+        env_option(read_ini(), "esp32dev", "board_build.partitions")
+        == "partitions_singleapp_large.csv"
+    )
     for env, (_, f_cpu, target) in ENVS.items():
         per_target = sdkconfig(ROOT / f"sdkconfig.defaults.{target}")
         mhz = int(f_cpu.rstrip("L")) // 1_000_000
@@ -240,6 +270,7 @@ def test_sdkconfig_defaults():
 
 
 # ----------------------------------------------------------------------------- host compiles
+
 
 def _cc() -> str:
     cc = shutil.which("cc") or shutil.which("gcc")
@@ -251,8 +282,13 @@ def _cc() -> str:
 def test_main_c_uses_core_parameters():
     main_c = (ROOT / SRC_DIR / "main.c").read_text(encoding="utf-8")
     params = (ROOT / LIB_DIR / "ewcore" / "include" / "ew_params.h").read_text(encoding="utf-8")
-    for name in ("EW_CONFIG_HASH_STR", "EW_SAMPLE_RATE_HZ", "EW_FRAME_SAMPLES",
-                 "EW_HOP_SAMPLES", "EW_N_MELS"):
+    for name in (
+        "EW_CONFIG_HASH_STR",
+        "EW_SAMPLE_RATE_HZ",
+        "EW_FRAME_SAMPLES",
+        "EW_HOP_SAMPLES",
+        "EW_N_MELS",
+    ):
         assert name in main_c
         assert re.search(rf"#define\s+{name}\b", params), f"{name} not in ew_params.h"
     assert re.search(r"\bvoid\s+app_main\s*\(\s*void\s*\)", main_c)
@@ -265,7 +301,17 @@ def test_core_compiles_with_library_json_flags():
     meta = json.loads((lib / "library.json").read_text(encoding="utf-8"))
     sources = sorted((lib / meta["build"]["srcDir"]).glob("*.c"))
     res = subprocess.run(
-        [cc, *meta["build"]["flags"], "-Werror", "-O2", "-fsyntax-only",
-         f"-I{lib / meta['build']['includeDir']}", *map(str, sources)],
-        capture_output=True, text=True, timeout=120)
+        [
+            cc,
+            *meta["build"]["flags"],
+            "-Werror",
+            "-O2",
+            "-fsyntax-only",
+            f"-I{lib / meta['build']['includeDir']}",
+            *map(str, sources),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr

@@ -6,6 +6,7 @@ to add coverage).  To refresh the seeds: `EW_REGEN_CORPUS=1 pytest tests/test_pr
 to grow the corpus: build the harness as described in fuzz_proto.c, run it for a while on a
 scratch directory, then `./fuzz -merge=1 tests/fuzz/corpus/proto scratch/`.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,10 +16,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_protocol import _bad_payloads, _frame_cases, _stream_cases, item_line
 
 from tools.bench.cbuild import ROOT, build
-from test_protocol import _frame_cases, _bad_payloads, _stream_cases, item_line
 from tools.wire import protocol as P
 
 CORPUS = ROOT / "tests" / "fuzz" / "corpus" / "proto"
@@ -50,18 +52,23 @@ def _check_items(items, dec: P.FrameDecoder):
     assert all(isinstance(i, ITEM_TYPES) for i in items)
     for i, it in enumerate(items):
         if isinstance(it, P.Frame):
-            assert len(it.payload) <= P.MAX_PAYLOAD and 0 <= it.type <= 255 and 0 <= it.seq <= 0xFFFF
+            assert (
+                len(it.payload) <= P.MAX_PAYLOAD and 0 <= it.type <= 255 and 0 <= it.seq <= 0xFFFF
+            )
         elif isinstance(it, P.LogLine):
             assert set(it.text.encode("ascii")) <= TEXT
         elif isinstance(it, P.DecodeError):
             assert it.kind in ("cobs", "short", "oversize", "magic", "crc") and it.raw_len > 0
-        else:   # a sequence diagnostic is followed by its frame
+        else:  # a sequence diagnostic is followed by its frame
             assert isinstance(items[i + 1], P.Frame)
-    assert s.bytes_in == s.delim_bytes + s.frame_bytes + s.text_bytes + s.garbage_bytes + dec.pending
+    assert (
+        s.bytes_in == s.delim_bytes + s.frame_bytes + s.text_bytes + s.garbage_bytes + dec.pending
+    )
     assert s.frames == sum(isinstance(i, P.Frame) for i in items)
     assert s.log_lines == sum(isinstance(i, P.LogLine) for i in items)
-    assert s.err_cobs + s.err_short + s.err_oversize + s.err_magic + s.err_crc == \
-        sum(isinstance(i, P.DecodeError) for i in items)
+    assert s.err_cobs + s.err_short + s.err_oversize + s.err_magic + s.err_crc == sum(
+        isinstance(i, P.DecodeError) for i in items
+    )
 
 
 @SETTINGS
@@ -80,11 +87,20 @@ def test_arbitrary_bytes_never_raise(data, cuts):
 
 
 @SETTINGS
-@given(st.lists(st.tuples(st.integers(0, 255), st.integers(0, 0xFFFF), st.binary(max_size=300)),
-                min_size=1, max_size=8),
-       st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255), st.sampled_from(["set", "ins", "del"])),
-                max_size=6),
-       st.binary(max_size=100))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 255), st.integers(0, 0xFFFF), st.binary(max_size=300)),
+        min_size=1,
+        max_size=8,
+    ),
+    st.lists(
+        st.tuples(
+            st.integers(0, 10_000), st.integers(0, 255), st.sampled_from(["set", "ins", "del"])
+        ),
+        max_size=6,
+    ),
+    st.binary(max_size=100),
+)
 def test_mutated_frames_invent_nothing(frames, mutations, noise):
     """Corrupted, truncated, shifted frames in noise: every decoded frame is one that was sent
     (CRC-protected), and frames not touched by a mutation all come out."""
@@ -112,19 +128,40 @@ def test_mutated_frames_invent_nothing(frames, mutations, noise):
 
 # typed messages: strategies for every dataclass
 u8, u16, u32, u64 = (st.integers(0, 2**b - 1) for b in (8, 16, 32, 64))
-i16, i32 = st.integers(-2**15, 2**15 - 1), st.integers(-2**31, 2**31 - 1)
+i16, i32 = st.integers(-(2**15), 2**15 - 1), st.integers(-(2**31), 2**31 - 1)
 name = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=P.MAX_NAME)
 pcm = st.lists(i16, max_size=P.MAX_PCM)
 messages = st.one_of(
-    st.builds(P.Hello, u8, u8, u8, u8, u8, u32, st.binary(min_size=8, max_size=8), st.binary(min_size=8, max_size=8),
-              st.binary(min_size=6, max_size=6), name, st.lists(name, max_size=P.MAX_LABELS)),
+    st.builds(
+        P.Hello,
+        u8,
+        u8,
+        u8,
+        u8,
+        u8,
+        u32,
+        st.binary(min_size=8, max_size=8),
+        st.binary(min_size=8, max_size=8),
+        st.binary(min_size=6, max_size=6),
+        name,
+        st.lists(name, max_size=P.MAX_LABELS),
+    ),
     st.builds(P.HelloRequest),
     st.builds(P.Event, u64, u32, u8, u8, u8, u16),
     st.builds(P.Status, u64, i16, i16, u16, u32, u32, u32, u32, u8, u32),
-    st.builds(P.Audio, u64, pcm), st.builds(P.Inject, u64, pcm),
-    st.builds(P.Credit, u32), st.builds(P.ConfigGet, u16), st.builds(P.ConfigSet, u16, i32),
-    st.builds(P.Config, u16, i32), st.builds(P.Ack, u16, u8),
-    st.builds(P.Error, u16, u16, st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=P.MAX_ERROR_TEXT)),
+    st.builds(P.Audio, u64, pcm),
+    st.builds(P.Inject, u64, pcm),
+    st.builds(P.Credit, u32),
+    st.builds(P.ConfigGet, u16),
+    st.builds(P.ConfigSet, u16, i32),
+    st.builds(P.Config, u16, i32),
+    st.builds(P.Ack, u16, u8),
+    st.builds(
+        P.Error,
+        u16,
+        u16,
+        st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=P.MAX_ERROR_TEXT),
+    ),
     st.builds(P.Cmd, u8, u32),
 )
 
@@ -135,7 +172,7 @@ def test_typed_round_trip(msg, seq, extra):
     payload = msg.pack()
     assert len(payload) <= P.MAX_PAYLOAD
     assert P.unpack_payload(msg.TYPE, payload) == msg
-    if not isinstance(msg, (P.Audio, P.Inject, P.HelloRequest)):      # forward compatibility
+    if not isinstance(msg, (P.Audio, P.Inject, P.HelloRequest)):  # forward compatibility
         assert P.unpack_payload(msg.TYPE, payload + extra) == msg
     items = P.FrameDecoder().feed(P.encode_frame(msg.TYPE, seq, payload))
     assert len(items) == 1 and items[0].msg == msg and items[0].seq == seq
@@ -150,8 +187,8 @@ def test_unpack_arbitrary_payloads(type_, payload):
         assert e.code in ("short", "range") and str(e)
         return
     packed = msg.pack()
-    if "\ufffd" not in repr(msg):                  # strings that were not valid UTF-8
-        assert packed == payload[:len(packed)]
+    if "\ufffd" not in repr(msg):  # strings that were not valid UTF-8
+        assert packed == payload[: len(packed)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,7 +201,7 @@ def seed_corpus() -> dict[str, bytes]:
     seeds, types = {}, set()
     for name, t, s, p, _ in _frame_cases():
         if t in types and not name.startswith("cobs"):
-            continue                                   # one frame per type, plus COBS edges
+            continue  # one frame per type, plus COBS edges
         types.add(t)
         seeds[f"frame_{name}"] = P.encode_frame(t, s, p)
         if t in P.MESSAGE_TYPES:
@@ -193,10 +230,13 @@ def _have_libfuzzer() -> bool:
         return False
     probe = ROOT / "build" / "ctests" / "libfuzzer_probe.c"
     probe.parent.mkdir(parents=True, exist_ok=True)
-    probe.write_text("#include <stddef.h>\n#include <stdint.h>\n"
-                     "int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }\n")
-    res = subprocess.run(["clang", *FUZZ_FLAGS, str(probe), "-o", str(probe.with_suffix(""))],
-                         capture_output=True)
+    probe.write_text(
+        "#include <stddef.h>\n#include <stdint.h>\n"
+        "int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }\n"
+    )
+    res = subprocess.run(
+        ["clang", *FUZZ_FLAGS, str(probe), "-o", str(probe.with_suffix(""))], capture_output=True
+    )
     return res.returncode == 0
 
 
@@ -208,14 +248,19 @@ def harness() -> Path:
 
 
 def _run_fuzzer(exe: Path, args, timeout: float) -> subprocess.CompletedProcess:
-    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
-               UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
-    return subprocess.run([str(exe), *map(str, args)], capture_output=True, timeout=timeout, env=env)
+    env = dict(
+        os.environ,
+        ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
+        UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1",
+    )
+    return subprocess.run(
+        [str(exe), *map(str, args)], capture_output=True, timeout=timeout, env=env
+    )
 
 
 def test_libfuzzer_regression_corpus(harness):
     files = sorted(p for p in CORPUS.iterdir() if p.is_file())
-    res = _run_fuzzer(harness, files, timeout=120)     # each file executed once
+    res = _run_fuzzer(harness, files, timeout=120)  # each file executed once
     assert res.returncode == 0, res.stderr.decode(errors="replace")[-4000:]
     assert f"Executed {files[-1]}".encode() in res.stderr
 
@@ -223,9 +268,21 @@ def test_libfuzzer_regression_corpus(harness):
 def test_libfuzzer_short_run(harness, tmp_path):
     work = tmp_path / "new"
     work.mkdir()
-    res = _run_fuzzer(harness, ["-runs=20000", "-max_total_time=20", "-seed=1", "-max_len=4096",
-                                "-timeout=10", "-rss_limit_mb=2048", f"-artifact_prefix={tmp_path}/",
-                                work, CORPUS], timeout=120)
+    res = _run_fuzzer(
+        harness,
+        [
+            "-runs=20000",
+            "-max_total_time=20",
+            "-seed=1",
+            "-max_len=4096",
+            "-timeout=10",
+            "-rss_limit_mb=2048",
+            f"-artifact_prefix={tmp_path}/",
+            work,
+            CORPUS,
+        ],
+        timeout=120,
+    )
     log = res.stderr.decode(errors="replace")
     assert res.returncode == 0, log[-4000:]
     assert "Done" in log and "runs" in log
@@ -242,9 +299,26 @@ def test_harness_catches_a_broken_decoder(harness, tmp_path):
     broken.write_text(src.replace(bug, ""))
     exe = tmp_path / "fuzz_broken"
     inc = ROOT / "firmware" / "lib" / "ewcore" / "include"
-    others = [p for p in core_src.glob("ew_*.c") if p.name in ("ew_proto_msg.c", "ew_cobs.c", "ew_crc32.c")]
-    res = subprocess.run(["clang", *FUZZ_FLAGS, "-std=c99", f"-I{inc}", f"-I{core_src}", str(HARNESS), str(broken),
-                          *map(str, others), "-o", str(exe)], capture_output=True)
+    others = [
+        p
+        for p in core_src.glob("ew_*.c")
+        if p.name in ("ew_proto_msg.c", "ew_cobs.c", "ew_crc32.c")
+    ]
+    res = subprocess.run(
+        [
+            "clang",
+            *FUZZ_FLAGS,
+            "-std=c99",
+            f"-I{inc}",
+            f"-I{core_src}",
+            str(HARNESS),
+            str(broken),
+            *map(str, others),
+            "-o",
+            str(exe),
+        ],
+        capture_output=True,
+    )
     assert res.returncode == 0, res.stderr.decode()[-2000:]
     body = struct.pack("<BBH", P.MAGIC, P.EVENT, 1) + b"\x01\x02\x03"
     bad = tmp_path / "bad_crc"

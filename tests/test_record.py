@@ -1,6 +1,7 @@
 """tools.record end to end through pyserial: the twin (soak, node-side event segments) and the
 scripted fake node behind the fault proxy (gaps filled and flagged, resets, a pulled cable,
 Ctrl-C, a full disk, host-side event windows, metadata.csv)."""
+
 import csv
 import errno
 import json
@@ -9,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from helpers.fakenode import FakeNode
+
 from tools.bench import link_bench as bench_link
 from tools.hostio import record
+from tools.sim.faultproxy import FaultProxy
 from tools.wire import link as lk
 from tools.wire import protocol as pr
-from tools.sim.faultproxy import FaultProxy
 
 # generous for loaded CI machines: a stalled 2-core runner must not look like a silent node
 FAST = lk.Timeouts(hello_s=2.0, reply_s=4.0, idle_s=10.0)
@@ -26,8 +27,9 @@ def source(seconds, seed=0):
 
 
 def sidecars(out: Path):
-    return sorted((json.loads(p.read_text()) for p in out.glob("*.json")),
-                  key=lambda m: m["first_sample"])
+    return sorted(
+        (json.loads(p.read_text()) for p in out.glob("*.json")), key=lambda m: m["first_sample"]
+    )
 
 
 def check_against_source(out: Path, x: np.ndarray, allow_gaps=True):
@@ -38,12 +40,12 @@ def check_against_source(out: Path, x: np.ndarray, allow_gaps=True):
         y, sr = sf.read(str(out / m["file"]), dtype="int16")
         assert sr == 16000 and y.size == m["samples"] and m["closed"]
         a = m["first_sample"]
-        want = x[a:a + y.size].copy()
+        want = x[a : a + y.size].copy()
         for g in m["gaps"]:
             assert allow_gaps and g["filled"] == "silence"
             o, n = g["offset_samples"], g["samples"]
-            assert np.all(y[o:o + n] == 0)
-            want[o:o + n] = 0
+            assert np.all(y[o : o + n] == 0)
+            want[o : o + n] = 0
         assert np.array_equal(y, want), m["file"]
         total += y.size
     return total
@@ -57,23 +59,27 @@ def run_record(port, out, seconds=None, opts=None, **kw):
 
 def test_rolling_files_events_and_metadata(tmp_path):
     x = source(14)
-    evs = [pr.Event(16000 * 2, 4000, 0, 210, pr.EVENT_ONSET, 1),
-           pr.Event(16000 * 2, 8000, 0, 230, pr.EVENT_END, 3),
-           pr.Event(16000 * 9, 4000, 3, 200, pr.EVENT_ONSET, 1)]
+    evs = [
+        pr.Event(16000 * 2, 4000, 0, 210, pr.EVENT_ONSET, 1),
+        pr.Event(16000 * 2, 8000, 0, 230, pr.EVENT_END, 3),
+        pr.Event(16000 * 9, 4000, 3, 200, pr.EVENT_ONSET, 1),
+    ]
     with FakeNode(x, record=True, events=evs) as node:
         summary, reason, code = run_record(node.port, tmp_path, 14)
     assert code == 0 and summary["samples_received"] == x.size and not summary["gaps"]
     metas = sidecars(tmp_path)
-    assert [m["first_sample"] for m in metas] == [0, 96000, 192000]      # 6-s files, exact
+    assert [m["first_sample"] for m in metas] == [0, 96000, 192000]  # 6-s files, exact
     assert [m["close_reason"] for m in metas][:2] == ["roll", "roll"]
     assert check_against_source(tmp_path, x, allow_gaps=False) == x.size
     m0 = metas[0]
     assert m0["node_id"] == "24:a1:b2:c3:d4:e5" and m0["firmware_version"] == "0.2.0"
     assert m0["model_hash"] == bytes(range(8)).hex() and m0["sample_rate_hz"] == 16000
     assert m0["start_time_utc"].endswith("Z")
-    assert [(e["label"], e["kind"], e["onset_sample"]) for e in m0["events"]] == \
-        [("gunshot", "onset", 32000), ("gunshot", "end", 32000)]
-    assert summary["events"] == 2            # detections (onsets), as tools.monitor counts them
+    assert [(e["label"], e["kind"], e["onset_sample"]) for e in m0["events"]] == [
+        ("gunshot", "onset", 32000),
+        ("gunshot", "end", 32000),
+    ]
+    assert summary["events"] == 2  # detections (onsets), as tools.monitor counts them
     assert metas[1]["events"][0]["label"] == "siren"
     assert metas[1]["events"][0]["offset_s"] == pytest.approx(3.0)
     rows = list(csv.DictReader(open(tmp_path / "metadata.csv")))
@@ -84,11 +90,23 @@ def test_rolling_files_events_and_metadata(tmp_path):
 
 def test_faults_make_flagged_gaps_never_stitched(tmp_path):
     x = source(30, seed=1)
-    with FakeNode(x, record=True, autostart=False) as node, \
-            FaultProxy(node.port, seed=4, garbage=0.02, crc=0.02, truncate=0.02, drop=0.02,
-                       drop_bytes=0.01, log=0.02, spare_types=(pr.HELLO, pr.ACK, pr.CONFIG)) as px:
-        summary, reason, code = run_record(px.port, tmp_path, 30,
-                                           record.RecordOptions(tmp_path, roll_minutes=0.25))
+    with (
+        FakeNode(x, record=True, autostart=False) as node,
+        FaultProxy(
+            node.port,
+            seed=4,
+            garbage=0.02,
+            crc=0.02,
+            truncate=0.02,
+            drop=0.02,
+            drop_bytes=0.01,
+            log=0.02,
+            spare_types=(pr.HELLO, pr.ACK, pr.CONFIG),
+        ) as px,
+    ):
+        summary, reason, code = run_record(
+            px.port, tmp_path, 30, record.RecordOptions(tmp_path, roll_minutes=0.25)
+        )
         c = px.counts
     lost_frames = c["crc"] + c["truncate"] + c["drop"] + c["drop_bytes"]
     assert code == 0 and lost_frames > 5
@@ -104,10 +122,13 @@ def test_faults_make_flagged_gaps_never_stitched(tmp_path):
 
 def test_node_reset_starts_a_new_file(tmp_path):
     x = source(12, seed=2)
-    with FakeNode(x, record=True, autostart=False) as node, \
-            FaultProxy(node.port, reset_every=200, spare_types=(pr.HELLO, pr.ACK, pr.CONFIG)) as px:
-        summary, reason, code = run_record(px.port, tmp_path, 12,
-                                           record.RecordOptions(tmp_path, roll_minutes=10))
+    with (
+        FakeNode(x, record=True, autostart=False) as node,
+        FaultProxy(node.port, reset_every=200, spare_types=(pr.HELLO, pr.ACK, pr.CONFIG)) as px,
+    ):
+        summary, reason, code = run_record(
+            px.port, tmp_path, 12, record.RecordOptions(tmp_path, roll_minutes=10)
+        )
         resets = px.counts["reset"]
     metas = sidecars(tmp_path)
     assert resets == 1 and len(metas) == 2
@@ -119,9 +140,11 @@ def test_pulled_cable_closes_the_file(tmp_path, capsys):
     x = source(60, seed=3)
     with FakeNode(x, record=True, pace=20.0) as node:
         import threading
+
         threading.Timer(1.0, node.vanish).start()
-        rc = record.main(["--port", node.port, "--out", str(tmp_path), "--quiet",
-                          "--timeout", "hello_s=1"])
+        rc = record.main(
+            ["--port", node.port, "--out", str(tmp_path), "--quiet", "--timeout", "hello_s=1"]
+        )
     err = capsys.readouterr().err
     assert rc == 1 and "vanished" in err and "Traceback" not in err
     metas = sidecars(tmp_path)
@@ -158,8 +181,9 @@ def test_disk_full_stops_and_keeps_what_was_written(tmp_path, monkeypatch, capsy
 
     monkeypatch.setattr(record.AudioFile, "write", write)
     with FakeNode(x, record=True) as node:
-        rc = record.main(["--port", node.port, "--out", str(tmp_path), "--quiet",
-                          "--duration", "20"])
+        rc = record.main(
+            ["--port", node.port, "--out", str(tmp_path), "--quiet", "--duration", "20"]
+        )
     err = capsys.readouterr().err
     assert rc == 1 and "disk full" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
@@ -170,16 +194,20 @@ def test_disk_full_stops_and_keeps_what_was_written(tmp_path, monkeypatch, capsy
 
 def test_on_event_host_windows(tmp_path):
     x = source(20, seed=6)
-    evs = [pr.Event(16000 * 5, 4000, 0, 220, pr.EVENT_ONSET, 1),
-           pr.Event(16000 * 6, 4000, 0, 240, pr.EVENT_ONSET, 1),     # merged into the first
-           pr.Event(16000 * 14, 4000, 6, 200, pr.EVENT_ONSET, 1)]
+    evs = [
+        pr.Event(16000 * 5, 4000, 0, 220, pr.EVENT_ONSET, 1),
+        pr.Event(16000 * 6, 4000, 0, 240, pr.EVENT_ONSET, 1),  # merged into the first
+        pr.Event(16000 * 14, 4000, 6, 200, pr.EVENT_ONSET, 1),
+    ]
     opts = record.RecordOptions(tmp_path, on_event=True, pre_roll_s=1.0, post_roll_s=2.0)
     with FakeNode(x, record=True, events=evs) as node:
         node.config[pr.CFG_AUDIO_STREAM] = 1
         summary, reason, code = run_record(node.port, tmp_path, 20, opts, node_events=False)
     metas = sidecars(tmp_path)
-    assert [(m["first_sample"], m["samples"]) for m in metas] == \
-        [(4 * 16000, 4 * 16000), (13 * 16000, 3 * 16000)]
+    assert [(m["first_sample"], m["samples"]) for m in metas] == [
+        (4 * 16000, 4 * 16000),
+        (13 * 16000, 3 * 16000),
+    ]
     check_against_source(tmp_path, x, allow_gaps=False)
     rows = list(csv.DictReader(open(tmp_path / "metadata.csv")))
     assert [r["label"] for r in rows] == ["gunshot", "dog_bark"]
@@ -188,6 +216,7 @@ def test_on_event_host_windows(tmp_path):
 
 def test_on_event_node_segments_with_the_twin(tmp_path):
     from tools.sim import twin
+
     with twin.start("tests/audio/scenes/street.wav", stub_scores=bench_link.STUB_SCORES) as t:
         opts = record.RecordOptions(tmp_path, on_event=True)
         with lk.NodeLink(t.port, timeouts=FAST) as link:
@@ -197,8 +226,10 @@ def test_on_event_node_segments_with_the_twin(tmp_path):
     for m in metas:
         assert m["mode"] == "on-event (node segments)" and not m["gaps"]
         onsets = [e for e in m["events"] if e["kind"] == "onset"]
-        assert onsets and all(m["first_sample"] <= e["onset_sample"] <
-                              m["first_sample"] + m["samples"] for e in onsets)
+        assert onsets and all(
+            m["first_sample"] <= e["onset_sample"] < m["first_sample"] + m["samples"]
+            for e in onsets
+        )
     rows = list(csv.DictReader(open(tmp_path / "metadata.csv")))
     assert all(r["label"] == "gunshot" for r in rows)
 
@@ -229,16 +260,27 @@ def test_twin_through_fault_proxy(tmp_path):
     every other sample equals what the node's ADC path makes of the source."""
     from tools.node import core
     from tools.sim import twin
+
     src = Path("tests/audio/gunshot_2.wav")
     codes = twin.load_codes(src)
     P = codes.size // 2
-    period = core.decimate(core.adc_to_pcm(np.concatenate([codes] * 3)), 2)[P:2 * P]
-    with twin.start(str(src), loop=True, stub_scores=bench_link.STUB_SCORES) as t, \
-            FaultProxy(t.port, seed=9, garbage=0.01, crc=0.01, truncate=0.01, drop=0.01,
-                       spare_types=(pr.HELLO, pr.ACK, pr.CONFIG)) as px:
+    period = core.decimate(core.adc_to_pcm(np.concatenate([codes] * 3)), 2)[P : 2 * P]
+    with (
+        twin.start(str(src), loop=True, stub_scores=bench_link.STUB_SCORES) as t,
+        FaultProxy(
+            t.port,
+            seed=9,
+            garbage=0.01,
+            crc=0.01,
+            truncate=0.01,
+            drop=0.01,
+            spare_types=(pr.HELLO, pr.ACK, pr.CONFIG),
+        ) as px,
+    ):
         with lk.NodeLink(px.port, timeouts=FAST) as link:
             summary, reason, code = record.record(
-                link, record.RecordOptions(tmp_path, roll_minutes=0.5), 60)
+                link, record.RecordOptions(tmp_path, roll_minutes=0.5), 60
+            )
         c = dict(px.counts)
     assert code == 0 and c["crc"] + c["truncate"] + c["drop"] > 0
     metas = sidecars(tmp_path)
@@ -248,17 +290,17 @@ def test_twin_through_fault_proxy(tmp_path):
     for m in metas:
         for g in m["gaps"]:
             assert "sequence gap" in g["reason"] and g["filled"] == "silence"
-            flagged[base + g["offset_samples"]: base + g["offset_samples"] + g["samples"]] = True
+            flagged[base + g["offset_samples"] : base + g["offset_samples"] + g["samples"]] = True
         base += m["samples"]
     assert y.size == summary["samples_received"] + summary["samples_filled"] >= 60 * 16000
     assert flagged.sum() == summary["samples_filled"] > 0
     assert np.all(y[flagged] == 0)
-    p = next(i for i in range(bench_link.WARMUP, y.size) if not flagged[i:i + 40].any())
-    k = bench_link._phase(y[p - bench_link.WARMUP:], period)     # a window clear of gaps
+    p = next(i for i in range(bench_link.WARMUP, y.size) if not flagged[i : i + 40].any())
+    k = bench_link._phase(y[p - bench_link.WARMUP :], period)  # a window clear of gaps
     assert k is not None
     idx = (k - (p - bench_link.WARMUP) + np.arange(y.size)) % P
     good = ~flagged
-    good[:bench_link.WARMUP] = False
+    good[: bench_link.WARMUP] = False
     assert np.array_equal(y[good], period[idx][good])
 
 
@@ -268,6 +310,7 @@ def test_sim_recording_starts_at_the_first_sample_of_the_audio(tmp_path, capsys)
     long the handshake took (the twin's microphone restarts its audio at START_STREAM)."""
     from tools.node import core
     from tools.sim import twin
+
     src = "tests/audio/siren_1.wav"
     want = core.decimate(core.adc_to_pcm(twin.load_codes(Path(src))), 2)
     for i in range(3):
@@ -277,19 +320,22 @@ def test_sim_recording_starts_at_the_first_sample_of_the_audio(tmp_path, capsys)
         (wav,) = out.glob("*.wav")
         y, sr = sf.read(str(wav), dtype="int16")
         assert sr == 16000 and y.size >= 16000
-        assert np.array_equal(y, want[:y.size]), f"run {i}: not the start of {src}"
+        assert np.array_equal(y, want[: y.size]), f"run {i}: not the start of {src}"
 
 
 def test_cli_counts_detections_like_the_monitor(tmp_path, capsys):
     """`--json` summary and the human line: one detection per EVENT onset, not per frame."""
     x = source(6)
-    evs = [pr.Event(16000, 4000, 0, 210, pr.EVENT_ONSET, 1),
-           pr.Event(16000, 8000, 0, 230, pr.EVENT_END, 3),
-           pr.Event(16000 * 3, 4000, 3, 200, pr.EVENT_ONSET, 1),
-           pr.Event(16000 * 3, 6000, 3, 200, pr.EVENT_END, 2)]
+    evs = [
+        pr.Event(16000, 4000, 0, 210, pr.EVENT_ONSET, 1),
+        pr.Event(16000, 8000, 0, 230, pr.EVENT_END, 3),
+        pr.Event(16000 * 3, 4000, 3, 200, pr.EVENT_ONSET, 1),
+        pr.Event(16000 * 3, 6000, 3, 200, pr.EVENT_END, 2),
+    ]
     with FakeNode(x, record=True, events=evs) as node:
-        rc = record.main(["--port", node.port, "--out", str(tmp_path / "j"), "--duration", "6",
-                          "--json"])
+        rc = record.main(
+            ["--port", node.port, "--out", str(tmp_path / "j"), "--duration", "6", "--json"]
+        )
     out = capsys.readouterr().out
     assert rc == 0 and json.loads(out)["events"] == 2
     with FakeNode(x, record=True, events=evs) as node:

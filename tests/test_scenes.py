@@ -1,4 +1,5 @@
 """The scene benchmark (training.scenes / training.scene_eval) on the shipped clips of tests/audio."""
+
 from __future__ import annotations
 
 import csv
@@ -45,8 +46,11 @@ def built(tmp_path_factory):
 
 
 def _tree_hashes(d: Path) -> dict:
-    return {p.relative_to(d).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(d.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(d).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(d.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_same_bytes_other_seed_other_scenes(tmp_path, built):
@@ -60,7 +64,7 @@ def test_same_seed_same_bytes_other_seed_other_scenes(tmp_path, built):
 def test_scenes_events_and_ebrs(built):
     ix = built.index
     assert [s.seconds >= sc.MIN_SCENE_S for s in built.scenes] == [True] * len(built.scenes)
-    assert ix["missing_classes"] == ["scream"]          # no scream clip ships
+    assert ix["missing_classes"] == ["scream"]  # no scream clip ships
     n = 0
     for s in built.scenes:
         assert 1 <= len(s.events) - len(s.targets) <= 3
@@ -68,8 +72,8 @@ def test_scenes_events_and_ebrs(built):
         for e in s.targets:
             n += 1
             a, b = int(round(e["active_onset_s"] * sc.SR)), int(round(e["active_offset_s"] * sc.SR))
-            ev = s.pcm[a:b].astype(np.float64) - s.bed[a:b]          # the event as placed
-            ebr = 10 * math.log10(np.mean(ev ** 2) / np.mean(s.bed[a:b] ** 2))
+            ev = s.pcm[a:b].astype(np.float64) - s.bed[a:b]  # the event as placed
+            ebr = 10 * math.log10(np.mean(ev**2) / np.mean(s.bed[a:b] ** 2))
             assert abs(ebr - e["ebr_db"]) <= 0.5, (e, ebr)
     # every EBR cycled over the classes present, one clip per class and EBR
     for c, d in ix["counts"].items():
@@ -94,14 +98,19 @@ def test_audible_onset(built):
     F = sc.FRAME
     bed = np.full(10 * F, 1000.0)
     ev = np.zeros(10 * F)
-    ev[2 * F:3 * F] = 5000.0
-    ev[5 * F:9 * F] = 2000.0
+    ev[2 * F : 3 * F] = 5000.0
+    ev[5 * F : 9 * F] = 2000.0
     assert sc.audible_span(ev, bed) == (5 * F, 9 * F)
     assert sc.audible_span(np.full(10 * F, 900.0), bed) is None
     # every placed event: audible span inside the pasted segment, recomputed from the stems
     for s in built.scenes:
         for e in s.events:
-            assert e["pasted_onset_s"] <= e["audible_onset_s"] < e["audible_offset_s"] <= e["pasted_offset_s"]
+            assert (
+                e["pasted_onset_s"]
+                <= e["audible_onset_s"]
+                < e["audible_offset_s"]
+                <= e["pasted_offset_s"]
+            )
             assert (e["onset_s"], e["offset_s"]) == (e["audible_onset_s"], e["audible_offset_s"])
             a, b = int(round(e["pasted_onset_s"] * sc.SR)), int(round(e["pasted_offset_s"] * sc.SR))
             got = sc.audible_span(s.pcm[a:b] - s.bed[a:b], s.bed[a:b])
@@ -126,10 +135,12 @@ def test_files_and_negatives_never_scored(built):
     ev = list(csv.DictReader((d / "events.csv").read_text().splitlines()))
     assert list(ev[0]) == sc.EVENT_COLUMNS and {r["kind"] for r in ev} == {"target", "negative"}
     import soundfile as sf
+
     info = sf.info(str(d / built.scenes[0].name))
     assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
     # tools/hil.py reads the truth as it is
     from tools.validate import hil
+
     clips = hil.find_audio(d)
     t = hil.load_scenes(d / "truth.csv", clips, d)
     assert sum(len(v) for v in t.values()) == sum(len(s.targets) for s in built.scenes)
@@ -145,20 +156,41 @@ def test_files_and_negatives_never_scored(built):
     assert loaded.scenes[1].events[0]["ebr_db"] == built.scenes[1].events[0]["ebr_db"]
 
 
-@pytest.mark.parametrize("drop,fold,args,msg", [
-    (("background",), 1, [], "fold 1: no background clips"),
-    (("gunshot", "fireworks_explosion", "glass_breaking", "siren", "baby_cry", "dog_bark"), 1, [],
-     "fold 1: no target clips"),
-    ((), 1, ["--ebr", "-6,x"], "not a comma-separated list"),
-    ((), 1, ["--ebr", "0,40"], "EBR 40 dB cannot be met"),
-    ((), 7, [], "fold 7: no clips"),
-])
+@pytest.mark.parametrize(
+    "drop,fold,args,msg",
+    [
+        (("background",), 1, [], "fold 1: no background clips"),
+        (
+            ("gunshot", "fireworks_explosion", "glass_breaking", "siren", "baby_cry", "dog_bark"),
+            1,
+            [],
+            "fold 1: no target clips",
+        ),
+        ((), 1, ["--ebr", "-6,x"], "not a comma-separated list"),
+        ((), 1, ["--ebr", "0,40"], "EBR 40 dB cannot be met"),
+        ((), 7, [], "fold 7: no clips"),
+    ],
+)
 def test_bad_input(tmp_path, capsys, drop, fold, args, msg):
     from training.__main__ import main
+
     csvp = tiny_csv(tmp_path / "t.csv", drop)
     out = tmp_path / "out" / "set"
-    argv = ["scenes", "build", "--csv", str(csvp), "--root", str(AUDIO), "--fold", str(fold),
-            "--out", str(out), "--stream-minutes", "0.2", "--quiet"] + args
+    argv = [
+        "scenes",
+        "build",
+        "--csv",
+        str(csvp),
+        "--root",
+        str(AUDIO),
+        "--fold",
+        str(fold),
+        "--out",
+        str(out),
+        "--stream-minutes",
+        "0.2",
+        "--quiet",
+    ] + args
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and msg in err[0] and "error:" in err[0], err
@@ -168,8 +200,9 @@ def test_bad_input(tmp_path, capsys, drop, fold, args, msg):
 
 def test_eval_shipped_model(built):
     from training import scene_eval
+
     res = scene_eval.evaluate_fold(MODEL, built)
-    json.dumps(res)                                      # JSON-ready
+    json.dumps(res)  # JSON-ready
     n = sum(len(s.targets) for s in built.scenes)
     assert res["n_target_events"] == n > 0
     for k in ("200ms", "500ms"):
@@ -201,14 +234,41 @@ def test_eval_shipped_model(built):
 
 def test_cli_build_inspect_plot(tmp_path, capsys):
     from training.__main__ import main
+
     out = tmp_path / "set"
-    assert main(["scenes", "build", "--csv", str(tiny_csv(tmp_path / "t.csv")), "--root", str(AUDIO),
-                 "--fold", "1", "--out", str(out), "--ebr", "-6,0,6", "--scenes", "1",
-                 "--stream-minutes", "0.1", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "scenes",
+                "build",
+                "--csv",
+                str(tiny_csv(tmp_path / "t.csv")),
+                "--root",
+                str(AUDIO),
+                "--fold",
+                "1",
+                "--out",
+                str(out),
+                "--ebr",
+                "-6,0,6",
+                "--scenes",
+                "1",
+                "--stream-minutes",
+                "0.1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     ix = json.loads((out / "index.json").read_text())
     assert len(ix["scenes"]) == 1 and ix["ebrs_db"] == [-6.0, 0.0, 6.0]
     capsys.readouterr()
-    assert main(["scenes", "inspect", str(out), "--plot", "scene_000", "--png", str(tmp_path / "p.png")]) == 0
+    assert (
+        main(
+            ["scenes", "inspect", str(out), "--plot", "scene_000", "--png", str(tmp_path / "p.png")]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "events per class per EBR" in text and "gunshot" in text
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"

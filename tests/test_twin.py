@@ -4,6 +4,7 @@ Most tests run the twin with --stub-scores (constant classifier: no model needed
 model test runs when an exported model is present at firmware/model.  No timed asserts: every
 wait has a generous timeout and only fails a test when nothing arrives at all.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -21,7 +22,7 @@ from tools.wire import protocol as pr
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT / "tests" / "audio" / "gunshot_1.wav"
-STUB = [230, 0, 0, 0, 0, 0, 0, 25]             # every window: "gunshot" at 0.9
+STUB = [230, 0, 0, 0, 0, 0, 0, 25]  # every window: "gunshot" at 0.9
 STUB_THRESHOLDS = [0.6] * 7 + [None]
 TIMEOUT = 60.0
 MODEL_DIR = ROOT / "firmware" / "model"
@@ -79,13 +80,26 @@ def link(stub_twin):
 
 
 def test_help_and_bad_input():
-    r = subprocess.run([sys.executable, "-m", "tools.twin", "--help"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "tools.twin", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0 and "pseudo-terminal" in r.stdout and "--realtime" in r.stdout
-    for args in (["nonexistent.wav", "--stub-scores", "1,2"], ["--model", "/nonexistent"],
-                 ["--stub-scores", "1,x"]):
-        r = subprocess.run([sys.executable, "-m", "tools.twin", *args], cwd=ROOT,
-                           capture_output=True, text=True, timeout=120)
+    for args in (
+        ["nonexistent.wav", "--stub-scores", "1,2"],
+        ["--model", "/nonexistent"],
+        ["--stub-scores", "1,x"],
+    ):
+        r = subprocess.run(
+            [sys.executable, "-m", "tools.twin", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 2, (args, r.stderr)
         assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     with pytest.raises(twin.TwinError, match="exited with status 2"):
@@ -93,7 +107,7 @@ def test_help_and_bad_input():
 
 
 def test_hello_on_start(link):
-    hello = link.wait_type(pr.Hello)                  # the boot HELLO waits in the pty
+    hello = link.wait_type(pr.Hello)  # the boot HELLO waits in the pty
     assert hello.proto_version == pr.PROTO_VERSION and hello.reset_reason == 1
     assert hello.labels == twin.STUB_LABELS and hello.model_hash == bytes(8)
     assert hello.board == "twin" and hello.sample_rate_hz == 16000
@@ -108,7 +122,7 @@ def test_unknown_type_and_bad_payload(link):
     seq = link.send(pr.CMD, b"\x02")
     err = link.wait_type(pr.Error)
     assert err.code == pr.ERRC_BAD_PAYLOAD and err.ref_seq == seq
-    link.s.write(b"some log text\n\x00\x07\xe7garbage\x00")      # text and a broken frame
+    link.s.write(b"some log text\n\x00\x07\xe7garbage\x00")  # text and a broken frame
     assert link.wait_type(pr.Error).code == pr.ERRC_BAD_FRAME
     link.send(pr.Cmd(pr.CMD_STATUS, 0))
     assert link.wait_type(pr.Status).mode == 0
@@ -135,7 +149,7 @@ def test_config_round_trip_persists(tmp_path):
         assert lk.wait_type(pr.Config).value == 99
         lk.close()
     assert cfg.exists()
-    with twin.start(stub_scores=STUB, config=cfg) as t:      # a new twin reads the "NVS" file
+    with twin.start(stub_scores=STUB, config=cfg) as t:  # a new twin reads the "NVS" file
         lk = Link(t.port)
         lk.send(pr.ConfigGet(pr.CFG_HOLDOFF_MS))
         assert lk.wait_type(pr.Config).value == 1200
@@ -163,8 +177,13 @@ def test_record_mode_audio_contiguous_and_faithful():
     got = np.concatenate([np.asarray(f.samples, np.int16) for f in frames])
     # the stream starts at a microphone chunk boundary of the looped file, decimator reset
     looped = np.tile(codes, 2 + 2 * want_n // codes.size)
-    matches = [k for k in range(0, codes.size, twin.CHUNK_CODES)
-               if np.array_equal(core.decimate(core.adc_to_pcm(looped[k:k + 2 * got.size]), 2)[:got.size], got)]
+    matches = [
+        k
+        for k in range(0, codes.size, twin.CHUNK_CODES)
+        if np.array_equal(
+            core.decimate(core.adc_to_pcm(looped[k : k + 2 * got.size]), 2)[: got.size], got
+        )
+    ]
     assert len(matches) == 1
 
 
@@ -189,7 +208,7 @@ def inject_file(lk: Link, x: np.ndarray, frame: int = 512) -> tuple[list, float]
                 return events, time.monotonic() - t0
         while balance > 0 and pos < x.size:
             n = min(frame, balance, x.size - pos)
-            lk.send(pr.Inject(pos, x[pos:pos + n]))
+            lk.send(pr.Inject(pos, x[pos : pos + n]))
             balance -= n
             pos += n
         if pos >= x.size and stop_seq is None:
@@ -197,13 +216,23 @@ def inject_file(lk: Link, x: np.ndarray, frame: int = 512) -> tuple[list, float]
 
 
 def event_tuples(events):
-    return [(e.onset_sample, e.class_index, e.kind, e.duration_samples, e.hits, e.score)
-            for e in events]
+    return [
+        (e.onset_sample, e.class_index, e.kind, e.duration_samples, e.hits, e.score) for e in events
+    ]
 
 
 def node_tuples(node: core.Node):
-    return [(e.onset_sample, e.class_index, pr.EVENT_ONSET if e.kind == "onset" else pr.EVENT_END,
-             e.duration_samples, e.hits, e.score) for e in node.events]
+    return [
+        (
+            e.onset_sample,
+            e.class_index,
+            pr.EVENT_ONSET if e.kind == "onset" else pr.EVENT_END,
+            e.duration_samples,
+            e.hits,
+            e.score,
+        )
+        for e in node.events
+    ]
 
 
 def test_inject_events_equal_host_node(link):
@@ -229,6 +258,7 @@ def model_dir(tmp_path_factory) -> Path:
         return MODEL_DIR
     pytest.importorskip("tensorflow")
     from helpers.tinymodel import build_tiny_model
+
     return build_tiny_model(tmp_path_factory.mktemp("model"))
 
 
@@ -236,9 +266,14 @@ def test_inject_with_model_equals_reference(model_dir):
     """The twin with the real TFLM interpreter gives the events of the host reference pipeline
     (tools.node.model.Node: the same C detector and interpreter, run directly on the audio)."""
     from tools.node import model
+
     m = model.load(model_dir)
-    x = np.concatenate([audio.load(ROOT / "tests" / "audio" / f) for f in
-                        ("gunshot_1.wav", "glass_breaking_1.wav", "siren_1.wav")])
+    x = np.concatenate(
+        [
+            audio.load(ROOT / "tests" / "audio" / f)
+            for f in ("gunshot_1.wav", "glass_breaking_1.wav", "siren_1.wav")
+        ]
+    )
     with twin.start(model=model_dir) as t:
         lk = Link(t.port)
         hello = lk.wait_type(pr.Hello)
@@ -274,7 +309,7 @@ def test_record_on_event_segments():
         if segments and segments[-1][1] == f.first_sample:
             segments[-1][1] += len(f.samples)
         else:
-            assert not segments or f.first_sample > segments[-1][1]       # no overlap/repeat
+            assert not segments or f.first_sample > segments[-1][1]  # no overlap/repeat
             segments.append([f.first_sample, f.first_sample + len(f.samples)])
     pre = app.LIMITS["event_preroll_samples"]
     for o in onsets[:2]:
@@ -294,7 +329,9 @@ def test_uart_log_and_48khz_adc():
             assert time.monotonic() < end
             items += dec.feed(s.read(4096))
         first_hello = next(k for k, i in enumerate(items) if isinstance(i, pr.Frame))
-        assert any("POWERON_RESET" in i.text for i in items[:first_hello] if isinstance(i, pr.LogLine))
+        assert any(
+            "POWERON_RESET" in i.text for i in items[:first_hello] if isinstance(i, pr.LogLine)
+        )
         s.write(enc.encode(pr.ConfigSet(pr.CFG_AUDIO_STREAM, 1)))
         s.write(enc.encode(pr.Cmd(pr.CMD_START_STREAM, 0)))
         frames, logs = [], []
@@ -303,8 +340,9 @@ def test_uart_log_and_48khz_adc():
             for it in dec.feed(s.read(65536)):
                 if isinstance(it, pr.LogLine):
                     logs.append(it.text)
-                elif isinstance(it.msg if isinstance(it, pr.Frame) else None, pr.Audio) and \
-                        (frames or it.msg.first_sample == 0):
+                elif isinstance(it.msg if isinstance(it, pr.Frame) else None, pr.Audio) and (
+                    frames or it.msg.first_sample == 0
+                ):
                     frames.append(it.msg)
         s.write(enc.encode(pr.Cmd(pr.CMD_REBOOT, 0)))
         after = []
@@ -313,7 +351,7 @@ def test_uart_log_and_48khz_adc():
             after += dec.feed(s.read(4096))
         s.close()
     assert dec.stats.garbage_bytes == 0
-    assert any("alarm: class 0" in line for line in logs)           # stub: every window fires
+    assert any("alarm: class 0" in line for line in logs)  # stub: every window fires
     assert any(isinstance(i, pr.LogLine) and "SW_CPU_RESET" in i.text for i in after)
     starts = [f.first_sample for f in frames]
     assert starts == list(np.cumsum([0] + [len(f.samples) for f in frames[:-1]]))

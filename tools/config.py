@@ -21,6 +21,7 @@ holds now.
 Exit status: 0 ok; 2 bad input (unknown name, malformed or out-of-range value, a value the
 node refused, no such port); 1 the node did not answer or a roll-back failed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,14 +37,14 @@ from tools.wire import protocol as pr
 @dataclass(frozen=True)
 class Setting:
     key: int
-    scale: float          # raw = round(value * scale)
+    scale: float  # raw = round(value * scale)
     unit: str
     help: str
-    threshold: bool = False   # a class's score threshold: 0..1, or "off"
-    lo: int = 0               # the table's raw range (ewcore.toml [[setting]] min..max)
+    threshold: bool = False  # a class's score threshold: 0..1, or "off"
+    lo: int = 0  # the table's raw range (ewcore.toml [[setting]] min..max)
     hi: int = 0
-    zero_off: bool = False    # 0 (off) is also accepted
-    rule: str = ""            # what the node checks (ewcore.toml `wire`)
+    zero_off: bool = False  # 0 (off) is also accepted
+    rule: str = ""  # what the node checks (ewcore.toml `wire`)
 
     def accepts(self, raw: int) -> bool:
         return self.lo <= raw <= self.hi or (self.zero_off and raw == 0)
@@ -62,9 +63,12 @@ def _num(v: float) -> str:
 
 
 # the settings of ewcore.toml [[setting]], in key order
-SETTINGS: dict[str, Setting] = {s.name: Setting(s.key, s.scale, s.unit, s.help, lo=s.min,
-                                                hi=s.max, zero_off=s.zero_off, rule=s.wire)
-                                for s in pr.SETTINGS}
+SETTINGS: dict[str, Setting] = {
+    s.name: Setting(
+        s.key, s.scale, s.unit, s.help, lo=s.min, hi=s.max, zero_off=s.zero_off, rule=s.wire
+    )
+    for s in pr.SETTINGS
+}
 THRESHOLD_PREFIX = pr.THRESHOLDS.name_prefix
 
 
@@ -76,18 +80,28 @@ class ConfigError(lk.LinkError):
 def resolve(name: str, labels: list[str]) -> Setting:
     """The setting of a name (threshold.<label> uses the node's labels)."""
     if name.startswith(THRESHOLD_PREFIX):
-        label = name[len(THRESHOLD_PREFIX):]
+        label = name[len(THRESHOLD_PREFIX) :]
         if label not in labels:
             raise ConfigError(f"{name}: the node's classes are {', '.join(labels)}")
-        return Setting(pr.cfg_threshold(labels.index(label)), pr.THRESHOLDS.scale, "",
-                       f"score threshold of {label}", threshold=True, lo=0,
-                       hi=pr.THRESHOLDS.scale)
+        return Setting(
+            pr.cfg_threshold(labels.index(label)),
+            pr.THRESHOLDS.scale,
+            "",
+            f"score threshold of {label}",
+            threshold=True,
+            lo=0,
+            hi=pr.THRESHOLDS.scale,
+        )
     s = SETTINGS.get(name)
     if s is None:
-        hint = " (an audio file for the simulated node is given with --sim-audio PATH)" \
-            if "=" not in name and "." in name and not name.startswith(THRESHOLD_PREFIX) else ""
-        raise ConfigError(f"unknown setting {name!r}; known: {', '.join(SETTINGS)}, "
-                          f"threshold.<label>{hint}")
+        hint = (
+            " (an audio file for the simulated node is given with --sim-audio PATH)"
+            if "=" not in name and "." in name and not name.startswith(THRESHOLD_PREFIX)
+            else ""
+        )
+        raise ConfigError(
+            f"unknown setting {name!r}; known: {', '.join(SETTINGS)}, threshold.<label>{hint}"
+        )
     return s
 
 
@@ -129,7 +143,7 @@ def run(link: lk.NodeLink, requests: list[str], factory_reset: bool = False) -> 
     RefusedChange is raised (its `records`: what the node holds now)."""
     labels = list(link.hello().labels)
     parsed = []
-    for r in requests:                  # check every name and value before changing anything
+    for r in requests:  # check every name and value before changing anything
         name, _, text = r.partition("=")
         name = name.strip()
         s = resolve(name, labels)
@@ -149,8 +163,15 @@ def run(link: lk.NodeLink, requests: list[str], factory_reset: bool = False) -> 
             except lk.NodeRefused as e:
                 raise _roll_back(link, name, s, raw, e, applied, before, parsed) from None
             applied.append((name, s))
-        out.append({"name": name, "value": to_value(s, got), "unit": s.unit, "raw": got,
-                    "changed": raw is not None})
+        out.append(
+            {
+                "name": name,
+                "value": to_value(s, got),
+                "unit": s.unit,
+                "raw": got,
+                "changed": raw is not None,
+            }
+        )
     return out
 
 
@@ -180,8 +201,9 @@ def _roll_back(link, name, s, raw, err, applied, before, parsed) -> lk.LinkError
             got = link.config_get(st.key)
         except lk.LinkError:
             continue
-        records.append({"name": n, "value": to_value(st, got), "unit": st.unit, "raw": got,
-                        "changed": False})
+        records.append(
+            {"name": n, "value": to_value(st, got), "unit": st.unit, "raw": got, "changed": False}
+        )
     msg = f"the node refused {name}={to_value(s, raw)}{' ' + s.unit if s.unit else ''}: {why}"
     if restored:
         msg += f"; set back: {', '.join(reversed(restored))}"
@@ -192,13 +214,23 @@ def _roll_back(link, name, s, raw, err, applied, before, parsed) -> lk.LinkError
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tools.config", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m tools.config",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     cli.add_link_args(ap)
-    ap.add_argument("settings", nargs="*", metavar="NAME[=VALUE]",
-                    help="settings to read (NAME) or change (NAME=VALUE); none: read them all")
-    ap.add_argument("--factory-reset", action="store_true",
-                    help="restore the firmware's and model's defaults first")
+    ap.add_argument(
+        "settings",
+        nargs="*",
+        metavar="NAME[=VALUE]",
+        help="settings to read (NAME) or change (NAME=VALUE); none: read them all",
+    )
+    ap.add_argument(
+        "--factory-reset",
+        action="store_true",
+        help="restore the firmware's and model's defaults first",
+    )
     ap.add_argument("--json", action="store_true", help="one JSON object per setting")
     ap.add_argument("--list", action="store_true", help="list the setting names and exit")
     args = ap.parse_args(argv)
@@ -220,7 +252,7 @@ def main(argv=None) -> int:
             try:
                 records = run(link, args.settings, args.factory_reset)
             except RefusedChange as e:
-                for rec in e.records:          # what the node holds now
+                for rec in e.records:  # what the node holds now
                     show(rec)
                 raise
             for rec in records:

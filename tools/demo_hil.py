@@ -15,6 +15,7 @@ The exit code is tools/hil.py's: 1 if the node and the reference pipeline disagr
 (the partial results are written, marked complete: false).
 Report: build/hil/hil.md (+ .html, timeline plots in build/hil/hil_plots/).
 """
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,8 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tools.validate import hil
 from tools.node import params
+from tools.validate import hil
 
 ROOT = params.ROOT
 
@@ -38,11 +39,21 @@ def main(argv=None) -> int:
             print("demo_hil: error: --out needs a folder", file=sys.stderr)
             return 2
         out = argv[i + 1]
-        del argv[i:i + 2]
-    return hil.main(["--sim", "--root", str(ROOT / "tests" / "audio"),
-                     "--scenes", str(ROOT / "tests" / "audio" / "scenes" / "truth.csv"),
-                     "--json-out", os.path.join(out, "hil.json"),
-                     "--max-reference-mismatches", "0"] + argv)
+        del argv[i : i + 2]
+    return hil.main(
+        [
+            "--sim",
+            "--root",
+            str(ROOT / "tests" / "audio"),
+            "--scenes",
+            str(ROOT / "tests" / "audio" / "scenes" / "truth.csv"),
+            "--json-out",
+            os.path.join(out, "hil.json"),
+            "--max-reference-mismatches",
+            "0",
+        ]
+        + argv
+    )
 
 
 if __name__ == "__main__":

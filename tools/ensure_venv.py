@@ -9,6 +9,7 @@ Python 3 so that an interpreter that is too old gets a clear line instead of a p
 Exit status: 0 ok (VENV is usable), 2 the requested Python is too old or VENV is not a
 virtualenv this script may replace.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,15 +18,19 @@ import subprocess
 import sys
 import venv
 
-MIN_PYTHON = (3, 11)            # pyproject.toml: requires-python
+MIN_PYTHON = (3, 11)  # pyproject.toml: requires-python
 PROG = "ensure_venv"
 
 
 def version_of(python: str) -> str | None:
     """X.Y.Z of an interpreter, or None when it does not run."""
     try:
-        res = subprocess.run([python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
-                             capture_output=True, text=True, timeout=60)
+        res = subprocess.run(
+            [python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     out = res.stdout.strip()
@@ -50,15 +55,21 @@ def check(path: str, want: str) -> str | None:
 
 
 def ensure(path: str, out=sys.stdout) -> int:
-    want = "%d.%d.%d" % sys.version_info[:3]
+    want = ".".join(str(v) for v in sys.version_info[:3])
     if sys.version_info[:2] < MIN_PYTHON:
-        print(f"{PROG}: error: {sys.executable} is Python {want}; earwitness needs "
-              f"{MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer (make PY=python3.11 ...)", file=sys.stderr)
+        print(
+            f"{PROG}: error: {sys.executable} is Python {want}; earwitness needs "
+            f"{MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer (make PY=python3.11 ...)",
+            file=sys.stderr,
+        )
         return 2
     why = check(path, want)
     if why is not None:
         if not os.path.isfile(os.path.join(path, "pyvenv.cfg")):
-            print(f"{PROG}: error: {path} exists but is not a virtualenv; move it away", file=sys.stderr)
+            print(
+                f"{PROG}: error: {path} exists but is not a virtualenv; move it away",
+                file=sys.stderr,
+            )
             return 2
         print(f"rebuilding {path}: {why} ({sys.executable})", file=out, flush=True)
         shutil.rmtree(path)
@@ -71,7 +82,7 @@ def ensure(path: str, out=sys.stdout) -> int:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1 or argv[0].startswith("-"):
-        print(f"usage: python tools/ensure_venv.py VENV", file=sys.stderr)
+        print("usage: python tools/ensure_venv.py VENV", file=sys.stderr)
         return 2
     return ensure(argv[0])
 

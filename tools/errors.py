@@ -6,13 +6,14 @@ input (BadInput: arguments, files, settings the user gave) and 1 for a node or l
 from it.  `run_cli` turns them into `prog: error: message` on stderr and the exit code, with no
 traceback, and Ctrl-C into exit 130.  This module imports nothing of tools/.
 """
+
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from collections.abc import Callable
 
-EXIT_FAILURE = 1       # the node, the link or the work failed
-EXIT_BAD_INPUT = 2     # the user's arguments, files or settings are wrong
+EXIT_FAILURE = 1  # the node, the link or the work failed
+EXIT_BAD_INPUT = 2  # the user's arguments, files or settings are wrong
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as a shell reports it
 
 
@@ -62,6 +63,7 @@ def check_output(path, what: str, folder: bool = False) -> None:
     before any work starts."""
     import os
     import tempfile
+
     p = os.path.abspath(os.fspath(path))
     if folder:
         if os.path.exists(p) and not os.path.isdir(p):

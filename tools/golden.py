@@ -6,12 +6,12 @@
 Each case is an int16 input stream and the exact outputs of every stage.  The C tests (host
 and rv32imc under QEMU), the Python binding and the reference all compare against these files.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -20,14 +20,17 @@ from tools.node import reference as R
 
 GOLDEN = _params.ROOT / "tests" / "golden"
 AUDIO = _params.ROOT / "tests" / "audio"
-REAL_CLIP = "gunshot_2.wav"           # a shipped, licensed clip (tests/audio/ATTRIBUTION.md)
-STAGES = {            # name -> (dtype, function of the input)
+REAL_CLIP = "gunshot_2.wav"  # a shipped, licensed clip (tests/audio/ATTRIBUTION.md)
+STAGES = {  # name -> (dtype, function of the input)
     "dc": ("<i2", R.dc_block),
     "decim2": ("<i2", lambda x: R.decimate(x, 2)),
     "decim3": ("<i2", lambda x: R.decimate(x, 3)),
     "logmel": ("<u2", R.logmel),
     "features": ("<i1", lambda x: R.quantize(R.logmel(x))),
-    "gate": ("<i8", lambda x: (lambda g: np.stack([g[f] for f in R.GATE_FIELDS], axis=1))(R.gate_stream(x))),
+    "gate": (
+        "<i8",
+        lambda x: (lambda g: np.stack([g[f] for f in R.GATE_FIELDS], axis=1))(R.gate_stream(x)),
+    ),
 }
 
 
@@ -40,9 +43,17 @@ def synthetic() -> np.ndarray:
     clicks[::997] = 30000
     sq = np.where(np.sin(2 * np.pi * 1000 * t) >= 0, 32767, -32768)
     sweep = 20000 * np.sin(2 * np.pi * (100 * t + (7800 / (2 * t[-1])) * t * t))
-    parts = [np.zeros(sr // 4), rng.normal(0, 100, sr // 4), clicks + rng.normal(0, 30, sr // 4),
-             sq, sweep, rng.normal(0, 30, sr // 4), rng.normal(0, 8000, sr // 8),
-             rng.normal(0, 30, sr // 8), np.full(sr // 4, -32768.0)]
+    parts = [
+        np.zeros(sr // 4),
+        rng.normal(0, 100, sr // 4),
+        clicks + rng.normal(0, 30, sr // 4),
+        sq,
+        sweep,
+        rng.normal(0, 30, sr // 4),
+        rng.normal(0, 8000, sr // 8),
+        rng.normal(0, 30, sr // 8),
+        np.full(sr // 4, -32768.0),
+    ]
     return np.clip(np.round(np.concatenate(parts)), -32768, 32767).astype(np.int16)
 
 
@@ -53,7 +64,7 @@ def sustained() -> np.ndarray:
     rng = np.random.default_rng(20261124)
     n = 3 * sr
     t = np.arange(n) / sr
-    swell = np.clip((t - 0.4) / 1.0, 0, 1) * (t < 1.9)                # 0 -> 1 over 1 s, held 0.5 s
+    swell = np.clip((t - 0.4) / 1.0, 0, 1) * (t < 1.9)  # 0 -> 1 over 1 s, held 0.5 s
     gain = 10 ** (30 / 20 * swell)
     gain = np.where(t >= 2.4, 10 ** (40 / 20), gain)
     return np.clip(np.round(rng.normal(0, 20, n) * gain), -32768, 32767).astype(np.int16)
@@ -61,6 +72,7 @@ def sustained() -> np.ndarray:
 
 def real() -> np.ndarray:
     import soundfile as sf
+
     x, sr = sf.read(AUDIO / REAL_CLIP, dtype="int16")
     assert sr == _params.default().sample_rate_hz
     return x[: 2 * sr]
@@ -68,8 +80,9 @@ def real() -> np.ndarray:
 
 def adc_codes() -> np.ndarray:
     rng = np.random.default_rng(7)
-    return np.concatenate([np.array([0, 1, 2047, 2048, 2049, 4094, 4095, 4096, 65535]),
-                           rng.integers(0, 4096, 503)]).astype(np.uint16)
+    return np.concatenate(
+        [np.array([0, 1, 2047, 2048, 2049, 4094, 4095, 4096, 65535]), rng.integers(0, 4096, 503)]
+    ).astype(np.uint16)
 
 
 def compute() -> dict:
@@ -100,7 +113,9 @@ def index(data: dict) -> dict:
         "config_hash": p.config_hash,
         "gate_fields": list(R.GATE_FIELDS),
         "n_mels": p.n_mels,
-        "cases": {n: {s: list(a.shape) for s, a in arrs.items()} for n, arrs in data["cases"].items()},
+        "cases": {
+            n: {s: list(a.shape) for s, a in arrs.items()} for n, arrs in data["cases"].items()
+        },
     }
 
 
@@ -108,13 +123,18 @@ def load(name: str, stage: str) -> np.ndarray:
     """Read one golden array (shape from index.json)."""
     idx = json.loads((GOLDEN / "index.json").read_text())
     dt = "<i2" if stage == "input" else STAGES[stage][0]
-    a = np.frombuffer((GOLDEN / f"{name}.{stage}.{dt[1:] if stage != 'input' else 'i16'}").read_bytes(), dt)
+    a = np.frombuffer(
+        (GOLDEN / f"{name}.{stage}.{dt[1:] if stage != 'input' else 'i16'}").read_bytes(), dt
+    )
     return a.reshape(idx["cases"][name][stage])
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tools.golden", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m tools.golden",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--update", action="store_true", help="rewrite tests/golden")
     args = ap.parse_args(argv)
     data = compute()
@@ -126,12 +146,17 @@ def main(argv=None) -> int:
             (GOLDEN / n).write_bytes(b)
         print(f"wrote {len(files)} files to {GOLDEN.relative_to(_params.ROOT)}")
         return 0
-    stale = [n for n, b in files.items() if not (GOLDEN / n).exists() or (GOLDEN / n).read_bytes() != b]
+    stale = [
+        n for n, b in files.items() if not (GOLDEN / n).exists() or (GOLDEN / n).read_bytes() != b
+    ]
     for n in stale:
         print(f"stale: tests/golden/{n}", file=sys.stderr)
     if stale:
-        print("the reference no longer produces the golden vectors; if the change is deliberate run "
-              "`python -m tools.golden --update`", file=sys.stderr)
+        print(
+            "the reference no longer produces the golden vectors; if the change is deliberate run "
+            "`python -m tools.golden --update`",
+            file=sys.stderr,
+        )
     return 1 if stale else 0
 
 

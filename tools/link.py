@@ -1,9 +1,10 @@
 """python -m tools.link [--port P | --sim]: print the node's HELLO (a connectivity check)."""
+
 import argparse
 import os
 import sys
 
-if __package__ in (None, ""):            # `python tools/link.py`
+if __package__ in (None, ""):  # `python tools/link.py`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tools import cli  # noqa: E402
@@ -19,11 +20,13 @@ def main(argv=None) -> int:
     def body() -> int:
         with cli.link_from_args(args) as link:
             h = link.hello()
-            print(f"{link.port_name}: protocol v{h.proto_version}, firmware {h.fw_version}, "
-                  f"board {h.board or '?'}, node {h.node_id.hex(':')}, "
-                  f"model {h.model_hash.hex()}, config {h.config_hash.hex()}, "
-                  f"{h.sample_rate_hz} Hz, reset {pr.RESET_REASONS.get(h.reset_reason, '?')}, "
-                  f"labels {','.join(h.labels)}")
+            print(
+                f"{link.port_name}: protocol v{h.proto_version}, firmware {h.fw_version}, "
+                f"board {h.board or '?'}, node {h.node_id.hex(':')}, "
+                f"model {h.model_hash.hex()}, config {h.config_hash.hex()}, "
+                f"{h.sample_rate_hz} Hz, reset {pr.RESET_REASONS.get(h.reset_reason, '?')}, "
+                f"labels {','.join(h.labels)}"
+            )
         return 0
 
     return cli.run_cli(body, "link")

@@ -21,6 +21,7 @@ detector sees some background before the event; background clips are 4 s of stea
     python -m tools.make_test_clips --data DIR      # corpus root (default: $EW_SHARED_DATA or
                                                     #   /work/shared/data)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-if __package__ in (None, ""):            # `python tools/make_test_clips.py`
+if __package__ in (None, ""):  # `python tools/make_test_clips.py`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tools.node import params  # noqa: E402
@@ -44,11 +45,20 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = ROOT / "tests" / "audio"
 DEFAULT_DATA = Path(os.environ.get("EW_SHARED_DATA", "/work/shared/data"))
 SAMPLE_RATE = params.default().sample_rate_hz
-BLOCK = 256                       # 16 ms: the core's hop / gate block
+BLOCK = 256  # 16 ms: the core's hop / gate block
 MAX_CLIP_S = 4.0
 MAX_TOTAL_BYTES = 1_500_000
-MANIFEST_FIELDS = ["path", "label", "source_label", "fold", "duration_s", "source", "licence",
-                   "source_path", "offset_s"]
+MANIFEST_FIELDS = [
+    "path",
+    "label",
+    "source_label",
+    "fold",
+    "duration_s",
+    "source",
+    "licence",
+    "source_path",
+    "offset_s",
+]
 # Licences a clip may carry to be shipped (the `licence` column of the shared metadata).
 SESA_LICENCE_PREFIX = "CC BY 4.0 (SESA"
 FREESOUND_OK = ("CC0", "CC-BY")
@@ -56,41 +66,113 @@ FREESOUND_OK = ("CC0", "CC-BY")
 
 @dataclass(frozen=True)
 class Clip:
-    name: str             # file name under tests/audio/
-    source_path: str      # relative to the shared data root
-    offset_s: float       # start of the segment in the source
-    duration_s: float     # length of the segment
-    kind: str             # "event" or "background"
-    note: str             # what is in the segment (checked by eye with --check's report)
+    name: str  # file name under tests/audio/
+    source_path: str  # relative to the shared data root
+    offset_s: float  # start of the segment in the source
+    duration_s: float  # length of the segment
+    kind: str  # "event" or "background"
+    note: str  # what is in the segment (checked by eye with --check's report)
 
 
 # The selection.  Offsets: event onset (first 16 ms block 15 dB above the lead-in) minus 0.5 s,
 # or 0 where the source has less lead-in than that.
 CLIPS: tuple[Clip, ...] = (
-    Clip("gunshot_1.wav", "sesa/gunshot/train_gunshot_002.flac", 0.43, 3.0, "event",
-         "one shot at 0.50 s, short decay; 8-bit source, quiet parts are mostly exact zeros"),
-    Clip("gunshot_2.wav", "sesa/gunshot/train_gunshot_062.flac", 0.19, 4.0, "event",
-         "two shots, at 0.50 s and 3.51 s, with reverberant tails"),
-    Clip("fireworks_explosion_1.wav", "sesa/fireworks_explosion/train_explosion_001.flac", 0.72,
-         3.0, "event", "explosion at 0.50 s, long decay"),
-    Clip("fireworks_explosion_2.wav", "sesa/fireworks_explosion/train_explosion_048.flac", 0.14,
-         3.0, "event", "explosion at 0.50 s followed by rumble"),
-    Clip("glass_breaking_1.wav", "esc50/glass_breaking/4-212698-A-39.flac", 0.0, 3.0, "event",
-         "bottle breaking at 0.46 s; digital silence (ESC zero padding) from 2.33 s"),
-    Clip("other_door_wood_knock_1.wav", "esc50/other/4-261068-A-30.flac", 0.33, 3.0, "event",
-         "four aggressive bangs on a door from 0.50 s; near-silent lead-in (-90 dBFS)"),
-    Clip("siren_1.wav", "sesa/siren/train_siren_003.flac", 0.30, 4.0, "event",
-         "wail siren starting at 0.50 s, rising sweep ~700-1500 Hz"),
-    Clip("baby_cry_1.wav", "esc10/baby_cry/2-66637-A.flac", 0.32, 4.0, "event",
-         "crying from 0.50 s, several bursts"),
-    Clip("dog_bark_1.wav", "esc10/dog_bark/3-170015-A.flac", 0.73, 3.0, "event",
-         "a single bark at 0.50 s; digital silence (ESC zero padding) from 2.65 s"),
-    Clip("background_rain_1.wav", "esc10/background/1-50060-A.flac", 0.58, 4.0, "background",
-         "steady rain"),
-    Clip("background_sea_waves_1.wav", "esc50/background/4-182613-A-11.flac", 0.0, 4.0,
-         "background", "sea waves on a beach"),
-    Clip("background_engine_1.wav", "esc50/background/4-186936-A-44.flac", 0.19, 4.0,
-         "background", "idling engine"),
+    Clip(
+        "gunshot_1.wav",
+        "sesa/gunshot/train_gunshot_002.flac",
+        0.43,
+        3.0,
+        "event",
+        "one shot at 0.50 s, short decay; 8-bit source, quiet parts are mostly exact zeros",
+    ),
+    Clip(
+        "gunshot_2.wav",
+        "sesa/gunshot/train_gunshot_062.flac",
+        0.19,
+        4.0,
+        "event",
+        "two shots, at 0.50 s and 3.51 s, with reverberant tails",
+    ),
+    Clip(
+        "fireworks_explosion_1.wav",
+        "sesa/fireworks_explosion/train_explosion_001.flac",
+        0.72,
+        3.0,
+        "event",
+        "explosion at 0.50 s, long decay",
+    ),
+    Clip(
+        "fireworks_explosion_2.wav",
+        "sesa/fireworks_explosion/train_explosion_048.flac",
+        0.14,
+        3.0,
+        "event",
+        "explosion at 0.50 s followed by rumble",
+    ),
+    Clip(
+        "glass_breaking_1.wav",
+        "esc50/glass_breaking/4-212698-A-39.flac",
+        0.0,
+        3.0,
+        "event",
+        "bottle breaking at 0.46 s; digital silence (ESC zero padding) from 2.33 s",
+    ),
+    Clip(
+        "other_door_wood_knock_1.wav",
+        "esc50/other/4-261068-A-30.flac",
+        0.33,
+        3.0,
+        "event",
+        "four aggressive bangs on a door from 0.50 s; near-silent lead-in (-90 dBFS)",
+    ),
+    Clip(
+        "siren_1.wav",
+        "sesa/siren/train_siren_003.flac",
+        0.30,
+        4.0,
+        "event",
+        "wail siren starting at 0.50 s, rising sweep ~700-1500 Hz",
+    ),
+    Clip(
+        "baby_cry_1.wav",
+        "esc10/baby_cry/2-66637-A.flac",
+        0.32,
+        4.0,
+        "event",
+        "crying from 0.50 s, several bursts",
+    ),
+    Clip(
+        "dog_bark_1.wav",
+        "esc10/dog_bark/3-170015-A.flac",
+        0.73,
+        3.0,
+        "event",
+        "a single bark at 0.50 s; digital silence (ESC zero padding) from 2.65 s",
+    ),
+    Clip(
+        "background_rain_1.wav",
+        "esc10/background/1-50060-A.flac",
+        0.58,
+        4.0,
+        "background",
+        "steady rain",
+    ),
+    Clip(
+        "background_sea_waves_1.wav",
+        "esc50/background/4-182613-A-11.flac",
+        0.0,
+        4.0,
+        "background",
+        "sea waves on a beach",
+    ),
+    Clip(
+        "background_engine_1.wav",
+        "esc50/background/4-186936-A-44.flac",
+        0.19,
+        4.0,
+        "background",
+        "idling engine",
+    ),
 )
 
 
@@ -129,12 +211,15 @@ def block_db(x: np.ndarray) -> np.ndarray:
 def cut(clip: Clip, data: Path) -> np.ndarray:
     x, sr = sf.read(data / clip.source_path, dtype="int16", always_2d=False)
     if sr != SAMPLE_RATE or x.ndim != 1:
-        raise ValueError(f"{clip.source_path}: expected {SAMPLE_RATE} Hz mono, got {sr} Hz {x.shape}")
+        raise ValueError(
+            f"{clip.source_path}: expected {SAMPLE_RATE} Hz mono, got {sr} Hz {x.shape}"
+        )
     start = round(clip.offset_s * SAMPLE_RATE)
     stop = start + round(clip.duration_s * SAMPLE_RATE)
     if stop > len(x):
-        raise ValueError(f"{clip.source_path}: segment ends at {stop / sr:.3f} s, source is "
-                         f"{len(x) / sr:.3f} s")
+        raise ValueError(
+            f"{clip.source_path}: segment ends at {stop / sr:.3f} s, source is {len(x) / sr:.3f} s"
+        )
     return x, x[start:stop].copy()
 
 
@@ -145,9 +230,11 @@ def check_segment(clip: Clip, src: np.ndarray, seg: np.ndarray) -> tuple[list[st
     peak_dbfs = 20 * np.log10(max(peak, 1) / 32768.0)
     p_seg, p_src = block_db(seg), block_db(src)
     k = int(np.argmax(p_seg))
-    line = (f"{clip.name:30s} {clip.duration_s:4.1f} s  peak {peak_dbfs:6.1f} dBFS  "
-            f"loudest 16 ms block at {k * BLOCK / SAMPLE_RATE:5.2f} s "
-            f"({p_seg[k]:6.1f} dBFS; source max {p_src.max():6.1f})")
+    line = (
+        f"{clip.name:30s} {clip.duration_s:4.1f} s  peak {peak_dbfs:6.1f} dBFS  "
+        f"loudest 16 ms block at {k * BLOCK / SAMPLE_RATE:5.2f} s "
+        f"({p_seg[k]:6.1f} dBFS; source max {p_src.max():6.1f})"
+    )
     if clip.kind == "event":
         lead = p_seg[: max(1, int(0.25 * SAMPLE_RATE / BLOCK))]
         onset = int(np.argmax(p_seg > np.median(lead) + 15.0))
@@ -204,7 +291,7 @@ def attribution_text(rows: list[dict[str, str]]) -> str:
         "* **SESA** - Sound Events for Surveillance Applications, Tito Spadini, 2019, Zenodo, "
         "doi:10.5281/zenodo.3519845. Licence: CC BY 4.0 "
         "(https://creativecommons.org/licenses/by/4.0/). SESA gives no per-clip Freesound credits.",
-        "* **ESC-10** - K. J. Piczak, \"ESC: Dataset for Environmental Sound Classification\", "
+        '* **ESC-10** - K. J. Piczak, "ESC: Dataset for Environmental Sound Classification", '
         "Proc. ACM Multimedia 2015, doi:10.1145/2733373.2806390 "
         "(https://github.com/karoldvl/ESC-10). Licence: CC BY 3.0 "
         "(https://creativecommons.org/licenses/by/3.0/); each clip also carries the licence of "
@@ -230,14 +317,19 @@ def attribution_text(rows: list[dict[str, str]]) -> str:
         seg = f"{start:.2f}-{start + float(r['duration_s']):.2f} s"
         cred = freesound_credit(r["licence"])
         if cred:
-            lic = f"{cred['licence']} (Freesound)" + ("; ESC-10 CC BY 3.0" if corpus == "esc10" else "")
+            lic = f"{cred['licence']} (Freesound)" + (
+                "; ESC-10 CC BY 3.0" if corpus == "esc10" else ""
+            )
             who = f"'{cred['title'].strip()}' by {cred['author']}, {cred['url']}"
         else:
             lic, who = "CC BY 4.0 (SESA)", "n/a (SESA, Tito Spadini)"
-        label = r["label"] + (f" ({r['source_label']})" if r["label"] in ("other", "background")
-                              else "")
-        out.append(f"| {r['path']} | {label} | {r['source_path']} | {seg} | {lic} | {who} | "
-                   f"{notes[r['path']]} |")
+        label = r["label"] + (
+            f" ({r['source_label']})" if r["label"] in ("other", "background") else ""
+        )
+        out.append(
+            f"| {r['path']} | {label} | {r['source_path']} | {seg} | {lic} | {who} | "
+            f"{notes[r['path']]} |"
+        )
     out.append("")
     return "\n".join(out)
 
@@ -252,19 +344,27 @@ def build(data: Path) -> tuple[dict[str, bytes], list[str], list[str]]:
         if row is None:
             raise KeyError(f"{clip.source_path} is not in all_metadata.csv")
         if not licence_ok(row):
-            raise ValueError(f"{clip.source_path}: licence does not allow redistribution: "
-                             f"{row['licence']}")
+            raise ValueError(
+                f"{clip.source_path}: licence does not allow redistribution: {row['licence']}"
+            )
         src, seg = cut(clip, data)
         probs, line = check_segment(clip, src, seg)
         report.append(f"{line}  [{clip.note}]")
         problems += [f"{clip.name}: {p}" for p in probs]
         files[clip.name] = wav_bytes(seg)
-        rows.append({
-            "path": clip.name, "label": row["label"], "source_label": row["source_label"],
-            "fold": row["fold"], "duration_s": str(round(len(seg) / SAMPLE_RATE, 3)),
-            "source": row["source"], "licence": row["licence"],
-            "source_path": clip.source_path, "offset_s": str(round(clip.offset_s, 3)),
-        })
+        rows.append(
+            {
+                "path": clip.name,
+                "label": row["label"],
+                "source_label": row["source_label"],
+                "fold": row["fold"],
+                "duration_s": str(round(len(seg) / SAMPLE_RATE, 3)),
+                "source": row["source"],
+                "licence": row["licence"],
+                "source_path": clip.source_path,
+                "offset_s": str(round(clip.offset_s, 3)),
+            }
+        )
     files["manifest.csv"] = manifest_text(rows).encode()
     files["ATTRIBUTION.md"] = attribution_text(rows).encode()
     total = sum(len(b) for n, b in files.items() if n.endswith(".wav"))
@@ -278,8 +378,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared corpus root")
     ap.add_argument("--out", type=Path, default=OUT_DIR, help="output folder")
-    ap.add_argument("--check", action="store_true",
-                    help="compare with the files in --out instead of writing them")
+    ap.add_argument(
+        "--check",
+        action="store_true",
+        help="compare with the files in --out instead of writing them",
+    )
     args = ap.parse_args(argv)
     if not (args.data / "all_metadata.csv").is_file():
         print(f"no corpus at {args.data} (set --data or EW_SHARED_DATA)", file=sys.stderr)
@@ -291,8 +394,11 @@ def main(argv=None) -> int:
     if problems:
         return 1
     if args.check:
-        stale = sorted(n for n, b in files.items()
-                       if not (args.out / n).is_file() or (args.out / n).read_bytes() != b)
+        stale = sorted(
+            n
+            for n, b in files.items()
+            if not (args.out / n).is_file() or (args.out / n).read_bytes() != b
+        )
         extra = sorted(p.name for p in args.out.glob("*.wav") if p.name not in files)
         for n in stale:
             print(f"differs or missing: {args.out / n}", file=sys.stderr)

@@ -8,6 +8,7 @@ sounds) mixed the same way teach the model what is *not* an event.
 Every function returns (stream, event_part): the int16 stream the node hears and the
 event's contribution alone (float, aligned with the stream; used to label windows).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,13 +23,13 @@ SR = audio.SR
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    mixes_per_target: int = 2          # background mixtures per target clip
-    mixes_per_negative: int = 1        # background mixtures per hard-negative clip
+    mixes_per_target: int = 2  # background mixtures per target clip
+    mixes_per_negative: int = 1  # background mixtures per hard-negative clip
     snr_db: tuple[float, float] = (-6.0, 12.0)
-    gain_db: tuple[float, float] = (-20.0, 6.0)   # overall gain of a mixture (quiet..loud room)
-    lead_s: tuple[float, float] = (1.0, 2.5)      # background before the event (gate warm-up)
+    gain_db: tuple[float, float] = (-20.0, 6.0)  # overall gain of a mixture (quiet..loud room)
+    lead_s: tuple[float, float] = (1.0, 2.5)  # background before the event (gate warm-up)
     tail_s: float = 0.5
-    background_only: int = 1           # extra background-only negative streams per background clip
+    background_only: int = 1  # extra background-only negative streams per background clip
 
     def to_json(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -65,11 +66,16 @@ def background_segment(bg: np.ndarray, n: int, rng: np.random.Generator) -> np.n
     while x.size < n + 1:
         x = audio.looped(x)
     start = int(rng.integers(0, x.size - n + 1))
-    return x[start:start + n].astype(np.float64)
+    return x[start : start + n].astype(np.float64)
 
 
-def mix(event: np.ndarray, bg: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig,
-        snr_db: float | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+def mix(
+    event: np.ndarray,
+    bg: np.ndarray,
+    rng: np.random.Generator,
+    cfg: AugmentConfig,
+    snr_db: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Event inside a background at a random SNR/offset/gain. Returns (stream int16,
     event part float aligned with it, event start sample)."""
     lead = int(rng.uniform(*cfg.lead_s) * SR)
@@ -81,7 +87,7 @@ def mix(event: np.ndarray, bg: np.ndarray, rng: np.random.Generator, cfg: Augmen
     if pe > 0:
         e = e * np.sqrt(pb * 10 ** (snr / 10) / pe)
     ev = np.zeros(n)
-    ev[lead:lead + e.size] = e
+    ev[lead : lead + e.size] = e
     y = b + ev
     g = 10 ** (rng.uniform(*cfg.gain_db) / 20)
     y, ev = y * g, ev * g

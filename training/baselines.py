@@ -26,6 +26,7 @@ C = 10, gamma "scale"), both with balanced class weights and random_state = 0; t
 on the target classes plus one negative class (every other label), like the model.
 Features are cached in memory per clip path, so a folds loop extracts each clip once.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,13 +39,22 @@ import numpy as np
 from training import metrics
 from training.evaluate import field_of
 
-DEFAULT_CLASSES = ["gunshot", "glass_breaking", "scream", "siren", "fireworks_explosion",
-                   "baby_cry", "dog_bark"]
+DEFAULT_CLASSES = [
+    "gunshot",
+    "glass_breaking",
+    "scream",
+    "siren",
+    "fireworks_explosion",
+    "baby_cry",
+    "dog_bark",
+]
 DEFAULT_NEGATIVE = "other"
 N_MFCC = 20
 SEED = 0
-FEATURES = ("mean+std of 20 MFCCs and their deltas (librosa, n_fft 1024, hop 256, 64 mels "
-            "50-8000 Hz), 80 values per clip")
+FEATURES = (
+    "mean+std of 20 MFCCs and their deltas (librosa, n_fft 1024, hop 256, 64 mels "
+    "50-8000 Hz), 80 values per clip"
+)
 _cache: dict[str, np.ndarray] = {}
 
 
@@ -55,10 +65,11 @@ def mfcc_stats(x: np.ndarray, sr: int = 16000) -> np.ndarray:
     y = np.asarray(x, np.float32)
     if np.issubdtype(np.asarray(x).dtype, np.integer):
         y = y / 32768.0
-    if y.size < 1024:                                   # at least one full FFT frame
+    if y.size < 1024:  # at least one full FFT frame
         y = np.pad(y, (0, 1024 - y.size))
-    m = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=N_MFCC, n_fft=1024, hop_length=256, n_mels=64,
-                             fmin=50.0, fmax=sr / 2)
+    m = librosa.feature.mfcc(
+        y=y, sr=sr, n_mfcc=N_MFCC, n_fft=1024, hop_length=256, n_mels=64, fmin=50.0, fmax=sr / 2
+    )
     d = librosa.feature.delta(m, width=9, mode="nearest")
     return np.concatenate([m.mean(1), m.std(1), d.mean(1), d.std(1)]).astype(np.float64)
 
@@ -66,6 +77,7 @@ def mfcc_stats(x: np.ndarray, sr: int = 16000) -> np.ndarray:
 def clip_features(rows, root, progress: bool = False) -> tuple[np.ndarray, list[int], list[dict]]:
     """(features of the readable rows, their indices into rows, unreadable [{path, reason}])."""
     from tqdm import tqdm
+
     from tools.node import audio
 
     root = Path(root)
@@ -94,10 +106,14 @@ def pipelines() -> dict:
     from sklearn.svm import SVC
 
     return {
-        "logreg": make_pipeline(StandardScaler(), LogisticRegression(
-            C=1.0, max_iter=5000, class_weight="balanced", random_state=SEED)),
-        "svm": make_pipeline(StandardScaler(), SVC(
-            kernel="rbf", C=10.0, gamma="scale", class_weight="balanced", random_state=SEED)),
+        "logreg": make_pipeline(
+            StandardScaler(),
+            LogisticRegression(C=1.0, max_iter=5000, class_weight="balanced", random_state=SEED),
+        ),
+        "svm": make_pipeline(
+            StandardScaler(),
+            SVC(kernel="rbf", C=10.0, gamma="scale", class_weight="balanced", random_state=SEED),
+        ),
     }
 
 
@@ -110,8 +126,16 @@ def _targets(rows, keep, classes, negative, label_map) -> list[str]:
     return out
 
 
-def run(train_rows, test_rows, root, classes=None, *, negative: str = DEFAULT_NEGATIVE,
-        label_map: dict | None = None, progress: bool = False) -> dict:
+def run(
+    train_rows,
+    test_rows,
+    root,
+    classes=None,
+    *,
+    negative: str = DEFAULT_NEGATIVE,
+    label_map: dict | None = None,
+    progress: bool = False,
+) -> dict:
     """Train both baselines on train_rows, score them on test_rows (see the module docstring).
     Raises ValueError when a side has no readable clip or training sees a single class."""
     classes = list(classes or DEFAULT_CLASSES)
@@ -124,8 +148,14 @@ def run(train_rows, test_rows, root, classes=None, *, negative: str = DEFAULT_NE
     yte = _targets(test_rows, kte, classes, negative, label_map)
     if len(set(ytr)) < 2:
         raise ValueError(f"the training clips hold a single class ({ytr[0]})")
-    res = {"features": FEATURES, "n_train": len(ktr), "n_test": len(kte),
-           "unreadable": bad_tr + bad_te, "classes": classes, "negative_label": negative}
+    res = {
+        "features": FEATURES,
+        "n_train": len(ktr),
+        "n_test": len(kte),
+        "unreadable": bad_tr + bad_te,
+        "classes": classes,
+        "negative_label": negative,
+    }
     for name, pipe in pipelines().items():
         pipe.fit(Xtr, ytr)
         res[name] = metrics.summary(yte, list(pipe.predict(Xte)), classes, negative)
@@ -135,6 +165,7 @@ def run(train_rows, test_rows, root, classes=None, *, negative: str = DEFAULT_NE
 def crossval(rows, root, classes=None, folds=None, **kw) -> dict:
     """run() once per fold (test = that fold, train = the others): {"folds": {K: run()},
     "mean_std": per metric over the folds, "pooled": metrics.pooled() of the fold confusions}."""
+
     def fold(r) -> str:
         return str(field_of(r, "fold", "")).strip()
 
@@ -150,12 +181,16 @@ def crossval(rows, root, classes=None, folds=None, **kw) -> dict:
     first = next(iter(per_fold.values()))
     summary = {}
     for name in pipelines():
-        s = {"macro_f1": metrics.mean_std(f[name]["macro_f1"] for f in per_fold.values()),
-             "accuracy": metrics.mean_std(f[name]["accuracy"] for f in per_fold.values()),
-             "per_class": {}}
+        s = {
+            "macro_f1": metrics.mean_std(f[name]["macro_f1"] for f in per_fold.values()),
+            "accuracy": metrics.mean_std(f[name]["accuracy"] for f in per_fold.values()),
+            "per_class": {},
+        }
         for c in first["classes"]:
-            s["per_class"][c] = {m: metrics.mean_std(f[name]["per_class"][c][m] for f in per_fold.values())
-                                 for m in ("precision", "recall", "f1")}
+            s["per_class"][c] = {
+                m: metrics.mean_std(f[name]["per_class"][c][m] for f in per_fold.values())
+                for m in ("precision", "recall", "f1")
+            }
         summary[name] = s
     pooled = {name: metrics.pooled(f[name] for f in per_fold.values()) for name in pipelines()}
     return {"folds": per_fold, "mean_std": summary, "pooled": pooled}
@@ -164,15 +199,29 @@ def crossval(rows, root, classes=None, folds=None, **kw) -> dict:
 def main(argv=None) -> int:
     from training.evaluate import EvalError, read_csv
 
-    ap = argparse.ArgumentParser(prog="python -m training.baselines", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m training.baselines",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--csv", type=Path, required=True, help="metadata CSV with path,label,fold")
-    ap.add_argument("--root", type=Path, help="folder the CSV paths are relative to (default: the CSV's folder)")
-    ap.add_argument("--test-fold", action="append", metavar="K",
-                    help="test on fold K, train on the others (repeatable; default: every fold)")
+    ap.add_argument(
+        "--root", type=Path, help="folder the CSV paths are relative to (default: the CSV's folder)"
+    )
+    ap.add_argument(
+        "--test-fold",
+        action="append",
+        metavar="K",
+        help="test on fold K, train on the others (repeatable; default: every fold)",
+    )
     ap.add_argument("--json", type=Path, required=True, help="write the results here")
-    ap.add_argument("--classes", nargs="+", metavar="LABEL", default=DEFAULT_CLASSES,
-                    help="target classes (default: the shipped model's seven); the rest is negative")
+    ap.add_argument(
+        "--classes",
+        nargs="+",
+        metavar="LABEL",
+        default=DEFAULT_CLASSES,
+        help="target classes (default: the shipped model's seven); the rest is negative",
+    )
     ap.add_argument("--negative", default=DEFAULT_NEGATIVE, help="name of the negative class")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
@@ -185,8 +234,14 @@ def main(argv=None) -> int:
         root = args.root or args.csv.parent
         if not root.is_dir():
             raise EvalError(f"{root}: no such folder")
-        res = crossval(rows, root, args.classes, args.test_fold, negative=args.negative,
-                       progress=not args.quiet)
+        res = crossval(
+            rows,
+            root,
+            args.classes,
+            args.test_fold,
+            negative=args.negative,
+            progress=not args.quiet,
+        )
     except (EvalError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -198,11 +253,18 @@ def main(argv=None) -> int:
         print(f"error: {args.json}: cannot write ({e.strerror})", file=sys.stderr)
         return 2
     for k, f in res["folds"].items():
-        print(f"fold {k}: train {f['n_train']}, test {f['n_test']}:  " + "  ".join(
-            f"{n} macro-F1 {_f(f[n]['macro_f1'])} acc {_f(f[n]['accuracy'])}" for n in pipelines()))
+        print(
+            f"fold {k}: train {f['n_train']}, test {f['n_test']}:  "
+            + "  ".join(
+                f"{n} macro-F1 {_f(f[n]['macro_f1'])} acc {_f(f[n]['accuracy'])}"
+                for n in pipelines()
+            )
+        )
     for n, s in res["mean_std"].items():
-        print(f"{n}: macro-F1 {_f(s['macro_f1']['mean'])} ± {_f(s['macro_f1']['std'])}, "
-              f"accuracy {_f(s['accuracy']['mean'])} ± {_f(s['accuracy']['std'])}")
+        print(
+            f"{n}: macro-F1 {_f(s['macro_f1']['mean'])} ± {_f(s['macro_f1']['std'])}, "
+            f"accuracy {_f(s['accuracy']['mean'])} ± {_f(s['accuracy']['std'])}"
+        )
     print(f"wrote {args.json}")
     return 0
 

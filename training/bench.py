@@ -15,6 +15,7 @@ crossval_stream_fa_per_hour (negative streams), crossval_background_fa_per_hour 
 background segments), crossval_stream_inference_duty; null with the reason under
 _skipped["crossval_scene"] when the JSON has none.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,22 +55,30 @@ def bench(model_dir=None) -> dict:
         g = s.get("gunshot_recall_node") or {}
         out["crossval_node_gunshot_recall"] = g.get("mean")
     room = s.get("node_room", {}).get("macro_f1", {})
-    if room.get("mean") is not None:        # the room >= 20 dB below each clip's peak
+    if room.get("mean") is not None:  # the room >= 20 dB below each clip's peak
         out["crossval_node_macro_f1_room"] = room["mean"]
         out["crossval_node_macro_f1_room_std"] = room.get("std")
-        out["crossval_node_gunshot_recall_room"] = (s.get("gunshot_recall_node_room") or {}).get("mean")
+        out["crossval_node_gunshot_recall_room"] = (s.get("gunshot_recall_node_room") or {}).get(
+            "mean"
+        )
     ceil = s.get("gate_ceiling", {})
-    if (ceil.get("macro_f1") or {}).get("mean") is not None:   # a perfect model behind the gate
+    if (ceil.get("macro_f1") or {}).get("mean") is not None:  # a perfect model behind the gate
         out["crossval_gate_ceiling_macro_f1"] = ceil["macro_f1"]["mean"]
         out["crossval_gate_ceiling_macro_f1_pooled"] = (ceil.get("pooled") or {}).get("macro_f1")
     out.update(scene_figures(s))
     return out
 
 
-SCENE_KEYS = ("crossval_scene_event_f1", "crossval_scene_event_f1_500ms", "crossval_scene_recall_by_ebr",
-              "crossval_scene_gate_recall", "crossval_scene_onset_latency_ms_p90",
-              "crossval_stream_fa_per_hour", "crossval_background_fa_per_hour",
-              "crossval_stream_inference_duty")
+SCENE_KEYS = (
+    "crossval_scene_event_f1",
+    "crossval_scene_event_f1_500ms",
+    "crossval_scene_recall_by_ebr",
+    "crossval_scene_gate_recall",
+    "crossval_scene_onset_latency_ms_p90",
+    "crossval_stream_fa_per_hour",
+    "crossval_background_fa_per_hour",
+    "crossval_stream_inference_duty",
+)
 
 
 def scene_figures(summary: dict) -> dict:
@@ -78,17 +87,26 @@ def scene_figures(summary: dict) -> dict:
     _skipped["crossval_scene"], when the JSON has no scene section (None there otherwise)."""
     sm = summary.get("scenes")
     if not sm:
-        return {**{k: None for k in SCENE_KEYS},
-                "_skipped": {"crossval_scene": "the crossval JSON has no scene section (python -m "
-                                               "training crossval --scenes-only re-scores the fold models)"}}
-    return {"_skipped": {"crossval_scene": None},"crossval_scene_event_f1": sm["collars"]["200ms"]["event_f1"],
-            "crossval_scene_event_f1_500ms": sm["collars"]["500ms"]["event_f1"],
-            "crossval_scene_recall_by_ebr": {e: v["recall"] for e, v in sm["recall_per_ebr"]["200ms"].items()},
-            "crossval_scene_gate_recall": sm["gate_recall"],
-            "crossval_scene_onset_latency_ms_p90": sm["onset_latency_ms"]["p90"],
-            "crossval_stream_fa_per_hour": sm["streams"]["false_alarms_per_hour"],
-            "crossval_background_fa_per_hour": sm["streams"]["false_alarms_per_hour_background"],
-            "crossval_stream_inference_duty": sm["inference_duty"]["streams"]}
+        return {
+            **{k: None for k in SCENE_KEYS},
+            "_skipped": {
+                "crossval_scene": "the crossval JSON has no scene section (python -m "
+                "training crossval --scenes-only re-scores the fold models)"
+            },
+        }
+    return {
+        "_skipped": {"crossval_scene": None},
+        "crossval_scene_event_f1": sm["collars"]["200ms"]["event_f1"],
+        "crossval_scene_event_f1_500ms": sm["collars"]["500ms"]["event_f1"],
+        "crossval_scene_recall_by_ebr": {
+            e: v["recall"] for e, v in sm["recall_per_ebr"]["200ms"].items()
+        },
+        "crossval_scene_gate_recall": sm["gate_recall"],
+        "crossval_scene_onset_latency_ms_p90": sm["onset_latency_ms"]["p90"],
+        "crossval_stream_fa_per_hour": sm["streams"]["false_alarms_per_hour"],
+        "crossval_background_fa_per_hour": sm["streams"]["false_alarms_per_hour_background"],
+        "crossval_stream_inference_duty": sm["inference_duty"]["streams"],
+    }
 
 
 if __name__ == "__main__":

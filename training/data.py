@@ -7,6 +7,7 @@ root folder, a class map, and loading through tools.node.audio (the node's 16 kH
 
 Errors a person can act on are `DataError` (CLI: exit 2, one line).
 """
+
 from __future__ import annotations
 
 import csv
@@ -19,8 +20,15 @@ import numpy as np
 
 from tools.node import audio
 
-DEFAULT_TARGETS = ("gunshot", "glass_breaking", "scream", "siren", "fireworks_explosion",
-                   "baby_cry", "dog_bark")
+DEFAULT_TARGETS = (
+    "gunshot",
+    "glass_breaking",
+    "scream",
+    "siren",
+    "fireworks_explosion",
+    "baby_cry",
+    "dog_bark",
+)
 NEGATIVE = "other"
 # labels of the shared corpus that are hard negatives (impulsive, easily confused with targets)
 HARD_NEGATIVES = ("door_slam", "other", "car_horn", "alarm")
@@ -45,16 +53,17 @@ class Row:
 @dataclass
 class ClassMap:
     """Model classes in output order; every unmapped label maps to the negative class (last)."""
+
     targets: tuple[str, ...] = DEFAULT_TARGETS
     negative: str = NEGATIVE
-    aliases: dict = field(default_factory=dict)   # dataset label -> target label
+    aliases: dict = field(default_factory=dict)  # dataset label -> target label
 
     @classmethod
-    def default(cls) -> "ClassMap":
+    def default(cls) -> ClassMap:
         return cls()
 
     @classmethod
-    def parse(cls, spec: str | None) -> "ClassMap":
+    def parse(cls, spec: str | None) -> ClassMap:
         """'gunshot,glass_breaking,siren=siren+alarm' -> targets, with optional label aliases."""
         if not spec:
             return cls()
@@ -68,7 +77,9 @@ class ClassMap:
             for a in filter(None, extra.split("+")):
                 aliases[a] = name
         if len(set(targets)) != len(targets) or NEGATIVE in targets:
-            raise DataError(f"bad class map '{spec}': duplicate classes or '{NEGATIVE}' as a target")
+            raise DataError(
+                f"bad class map '{spec}': duplicate classes or '{NEGATIVE}' as a target"
+            )
         return cls(tuple(targets), NEGATIVE, aliases)
 
     @property
@@ -106,8 +117,10 @@ def read_rows(path) -> list[dict]:
             cols = reader.fieldnames or []
             missing = [c for c in ("path", "label") if c not in cols]
             if missing:
-                raise DataError(f"{path}: CSV has no {' / '.join(missing)} column "
-                                f"(columns: {', '.join(cols) or 'none'})")
+                raise DataError(
+                    f"{path}: CSV has no {' / '.join(missing)} column "
+                    f"(columns: {', '.join(cols) or 'none'})"
+                )
             rows = list(reader)
     except IsADirectoryError:
         raise DataError(f"{path}: is a folder, not a CSV") from None
@@ -140,22 +153,33 @@ def read_csv(path, root=None) -> list[Row]:
             dur = float(dur) if dur not in (None, "") else None
         except ValueError:
             dur = None
-        rows.append(Row(p, lab, fold, dur, r.get("source") or "", r.get("corpus") or "",
-                        r.get("source_label") or ""))
+        rows.append(
+            Row(
+                p,
+                lab,
+                fold,
+                dur,
+                r.get("source") or "",
+                r.get("corpus") or "",
+                r.get("source_label") or "",
+            )
+        )
     return rows
 
 
 @dataclass
 class Clip:
     row: Row
-    pcm: np.ndarray          # int16, 16 kHz
+    pcm: np.ndarray  # int16, 16 kHz
 
     @property
     def label(self) -> str:
         return self.row.label
 
 
-def load_clips(rows, root, strict: bool = False, progress: bool = False, log=None) -> tuple[list[Clip], list[str]]:
+def load_clips(
+    rows, root, strict: bool = False, progress: bool = False, log=None
+) -> tuple[list[Clip], list[str]]:
     """Load every row's audio; returns (clips, problems). A bad file is reported (path and
     reason) and skipped, or raises DataError when strict."""
     root = Path(root)
@@ -164,6 +188,7 @@ def load_clips(rows, root, strict: bool = False, progress: bool = False, log=Non
     it = rows
     if progress:
         from tqdm import tqdm
+
         it = tqdm(rows, desc="load", unit="clip", file=sys.stderr, leave=False)
     for r in it:
         try:

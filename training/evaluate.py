@@ -69,6 +69,7 @@ accuracy, per_class {label: precision, recall, f1, support, ..., average_precisi
 negative, confusion {labels, matrix}); `node` adds `diagnostics` (gate and event coverage).
 A Markdown report with figures (training.report) is written next to the JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -84,10 +85,10 @@ from training import data, metrics
 
 SCHEMA_VERSION = 1
 BACKGROUND_LABELS = ("background",)
-DEFAULT_STRIDE = 4            # classifier: one continuous window every 4 hops (64 ms)
+DEFAULT_STRIDE = 4  # classifier: one continuous window every 4 hops (64 ms)
 DEFAULT_LEAD_IN_S = 1.0
 DEFAULT_TAIL_S = 1.0
-NO_NEGATIVE_LABEL = "none"    # name of the negative when the manifest gives none
+NO_NEGATIVE_LABEL = "none"  # name of the negative when the manifest gives none
 
 
 class EvalError(Exception):
@@ -95,6 +96,7 @@ class EvalError(Exception):
 
 
 # ---- input ------------------------------------------------------------------------------------
+
 
 def field_of(row, name: str, default=None):
     """row[name] for CSV dicts, row.name for objects (training.data.Row); `default` if absent."""
@@ -142,7 +144,8 @@ def unreadable_rows(rows, root) -> list[dict]:
 def load_model(model_dir):
     """tools.node.model.load plus the evaluation's own check: the manifest must name the feature
     configuration it was trained on, and it must be this core's (else EvalError)."""
-    from tools.node import model as _model, params
+    from tools.node import model as _model
+    from tools.node import params
 
     if isinstance(model_dir, _model.Model):
         m = model_dir
@@ -154,11 +157,15 @@ def load_model(model_dir):
     fh = m.manifest.get("feature_config_hash")
     want = params.default().feature_hash
     if fh is None:
-        raise EvalError(f"{m.path}: manifest has no feature_config_hash: cannot prove the model "
-                        f"was trained on this core's features (re-export it)")
+        raise EvalError(
+            f"{m.path}: manifest has no feature_config_hash: cannot prove the model "
+            f"was trained on this core's features (re-export it)"
+        )
     if fh != want:
-        raise EvalError(f"{m.path}: model features {fh[:16]} != this core's {want[:16]} "
-                        f"(retrain, or evaluate with the matching firmware/lib)")
+        raise EvalError(
+            f"{m.path}: model features {fh[:16]} != this core's {want[:16]} "
+            f"(retrain, or evaluate with the matching firmware/lib)"
+        )
     return m
 
 
@@ -171,16 +178,21 @@ def config_warnings(m) -> list[str]:
     ch = m.manifest.get("core_config_hash")
     now = params.default().config_hash
     if ch is None:
-        return [f"{m.path}: manifest has no core_config_hash: cannot tell whether the model was "
-                f"trained with this node's window alignment"]
+        return [
+            f"{m.path}: manifest has no core_config_hash: cannot tell whether the model was "
+            f"trained with this node's window alignment"
+        ]
     if ch != now:
-        return [f"{m.path}: model trained with core configuration {ch[:16]}, the node now runs "
-                f"{now[:16]} (same features, other gate/detector parameters, e.g. pre-roll): "
-                f"retrain for figures that describe the current node"]
+        return [
+            f"{m.path}: model trained with core configuration {ch[:16]}, the node now runs "
+            f"{now[:16]} (same features, other gate/detector parameters, e.g. pre-roll): "
+            f"retrain for figures that describe the current node"
+        ]
     return []
 
 
 # ---- one clip ---------------------------------------------------------------------------------
+
 
 @dataclass
 class ClipResult:
@@ -205,11 +217,22 @@ def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
     return max(0, min(a1, b1) - max(a0, b0))
 
 
-def run_clip(m, x: np.ndarray, *, classes: list[str], negative: str, path: str = "",
-             label: str = "", truth: str = "", stride: int = DEFAULT_STRIDE,
-             lead_in_s: float = DEFAULT_LEAD_IN_S, tail_s: float = DEFAULT_TAIL_S,
-             room_below_peak_db: float | None = None, steady: bool = False,
-             node_kw: dict | None = None) -> ClipResult:
+def run_clip(
+    m,
+    x: np.ndarray,
+    *,
+    classes: list[str],
+    negative: str,
+    path: str = "",
+    label: str = "",
+    truth: str = "",
+    stride: int = DEFAULT_STRIDE,
+    lead_in_s: float = DEFAULT_LEAD_IN_S,
+    tail_s: float = DEFAULT_TAIL_S,
+    room_below_peak_db: float | None = None,
+    steady: bool = False,
+    node_kw: dict | None = None,
+) -> ClipResult:
     """Stream one 16 kHz int16 clip through the gated node and the classifier (peak-aligned
     window; and every continuous window).  steady=True plays the clip twice (cross-faded) and
     scores the second pass only."""
@@ -246,9 +269,13 @@ def run_clip(m, x: np.ndarray, *, classes: list[str], negative: str, path: str =
     node = core.Node(on_window, m.n_classes, **kw)
     node.process(stream)
     node.flush()
-    ends = [e for e in node.events if e.kind == "end"
-            and _overlap(e.onset_sample, e.onset_sample + max(e.duration_samples, 1), c0, c1)]
-    best = max(ends, key=lambda e: e.score, default=None)    # first of equal scores
+    ends = [
+        e
+        for e in node.events
+        if e.kind == "end"
+        and _overlap(e.onset_sample, e.onset_sample + max(e.duration_samples, 1), c0, c1)
+    ]
+    best = max(ends, key=lambda e: e.score, default=None)  # first of equal scores
     node_answer = negative if best is None else answer(best.class_index)
     g = [s for w, s in gated if _overlap(w.start_sample, w.start_sample + W, c0, c1)]
     node_best = np.max(g, axis=0) if g else np.zeros(m.n_classes, np.uint8)
@@ -259,8 +286,8 @@ def run_clip(m, x: np.ndarray, *, classes: list[str], negative: str, path: str =
     lv = audio.block_levels_db(x)
     peak = pre + (int(np.argmax(lv)) * H + H // 2 if lv.size else x.size // 2)
     s0 = min(max(peak // H - core.P.detector["preroll_frames"], 0), max(feats.shape[0] - FPW, 0))
-    win = feats[s0:s0 + FPW]
-    if win.shape[0] < FPW:                               # only with no lead-in/tail: pad the end
+    win = feats[s0 : s0 + FPW]
+    if win.shape[0] < FPW:  # only with no lead-in/tail: pad the end
         pad = np.full((FPW - win.shape[0], win.shape[1]), core.P.quant.zero_point, np.int8)
         win = np.concatenate([win, pad])
     peak_scores = m.scores(win).astype(np.int64)
@@ -274,8 +301,13 @@ def run_clip(m, x: np.ndarray, *, classes: list[str], negative: str, path: str =
             cont.append(m.scores(f))
         return np.zeros(m.n_classes, np.uint8)
 
-    cnode = core.Node(on_cont, m.n_classes, thresholds=[None] * m.n_classes, mode="continuous",
-                      continuous_stride=stride)
+    cnode = core.Node(
+        on_cont,
+        m.n_classes,
+        thresholds=[None] * m.n_classes,
+        mode="continuous",
+        continuous_stride=stride,
+    )
     cnode.process(stream)
     cnode.flush()
     if cont:
@@ -288,18 +320,32 @@ def run_clip(m, x: np.ndarray, *, classes: list[str], negative: str, path: str =
         any_best = np.zeros(m.n_classes, np.int64)
 
     return ClipResult(
-        path=path, label=label, truth=truth, seconds=round(x.size / sr, 4),
-        node=node_answer, classifier=clf_answer, classifier_any_window=any_answer,
-        events=[{"label": labels[e.class_index], "score": e.score / 256,
-                 "onset_s": round((e.onset_sample - pre) / sr, 4),
-                 "duration_s": round(e.duration_samples / sr, 4), "hits": e.hits} for e in ends],
+        path=path,
+        label=label,
+        truth=truth,
+        seconds=round(x.size / sr, 4),
+        node=node_answer,
+        classifier=clf_answer,
+        classifier_any_window=any_answer,
+        events=[
+            {
+                "label": labels[e.class_index],
+                "score": e.score / 256,
+                "onset_s": round((e.onset_sample - pre) / sr, 4),
+                "duration_s": round(e.duration_samples / sr, 4),
+                "hits": e.hits,
+            }
+            for e in ends
+        ],
         node_scores={c: int(node_best[i]) / 256 for c, i in zip(classes, cls_idx)},
         classifier_scores={c: int(peak_scores[i]) / 256 for c, i in zip(classes, cls_idx)},
         classifier_any_window_scores={c: int(any_best[i]) / 256 for c, i in zip(classes, cls_idx)},
-        windows={"gated": len(g), "continuous": len(cont)})
+        windows={"gated": len(g), "continuous": len(cont)},
+    )
 
 
 # ---- the whole set ----------------------------------------------------------------------------
+
 
 def _curves_into(summary: dict, clips: list[ClipResult], key: str, classes: list[str]) -> None:
     for c in classes:
@@ -310,12 +356,23 @@ def _curves_into(summary: dict, clips: list[ClipResult], key: str, classes: list
         summary["per_class"][c]["roc_auc"] = cur["roc_auc"]
 
 
-def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
-             label_map: dict | None = None, stride: int = DEFAULT_STRIDE,
-             lead_in_s: float = DEFAULT_LEAD_IN_S, tail_s: float = DEFAULT_TAIL_S,
-             room_below_peak_db: float | None = None, steady_background: bool = False,
-             node_kw: dict | None = None, thresholds: dict | None = None,
-             include_clips: bool = True) -> dict:
+def evaluate(
+    model_dir,
+    rows,
+    root,
+    progress: bool = True,
+    *,
+    classes=None,
+    label_map: dict | None = None,
+    stride: int = DEFAULT_STRIDE,
+    lead_in_s: float = DEFAULT_LEAD_IN_S,
+    tail_s: float = DEFAULT_TAIL_S,
+    room_below_peak_db: float | None = None,
+    steady_background: bool = False,
+    node_kw: dict | None = None,
+    thresholds: dict | None = None,
+    include_clips: bool = True,
+) -> dict:
     """Evaluate a model folder (or a loaded tools.node.model.Model) on rows: CSV dicts with at least
     path, label, or objects with .path/.label (training.data.Row); paths relative to `root`.
     Returns the JSON dict described in the module docstring.
@@ -326,6 +383,7 @@ def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
     this unless --skip-bad: `unreadable_rows`).  Raises EvalError on bad input
     (model mismatch, unknown class or threshold, no readable clip)."""
     from tqdm import tqdm
+
     from tools.node import audio
 
     m = load_model(model_dir)
@@ -337,8 +395,10 @@ def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
     classes = list(classes) if classes else targets
     unknown = [c for c in classes if c not in targets]
     if unknown:
-        raise EvalError(f"class {', '.join(unknown)} is not a target class of the model "
-                        f"(targets: {', '.join(targets)})")
+        raise EvalError(
+            f"class {', '.join(unknown)} is not a target class of the model "
+            f"(targets: {', '.join(targets)})"
+        )
     if stride < 1:
         raise EvalError("the classifier stride is at least 1 hop")
     label_map = label_map or {}
@@ -364,13 +424,28 @@ def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
             unreadable.append({"path": path, "reason": str(e)})
             continue
         ambience = label in BACKGROUND_LABELS
-        clips.append(run_clip(m, x, classes=classes, negative=negative, path=path,
-                              label=label, truth=truth, stride=stride, lead_in_s=lead_in_s,
-                              tail_s=tail_s, room_below_peak_db=None if ambience else room_below_peak_db,
-                              steady=ambience and steady_background, node_kw=node_kw))
+        clips.append(
+            run_clip(
+                m,
+                x,
+                classes=classes,
+                negative=negative,
+                path=path,
+                label=label,
+                truth=truth,
+                stride=stride,
+                lead_in_s=lead_in_s,
+                tail_s=tail_s,
+                room_below_peak_db=None if ambience else room_below_peak_db,
+                steady=ambience and steady_background,
+                node_kw=node_kw,
+            )
+        )
     if not clips:
-        raise EvalError(f"no readable clip among {len(rows)} (first reason: "
-                        f"{unreadable[0]['reason'] if unreadable else 'none listed'})")
+        raise EvalError(
+            f"no readable clip among {len(rows)} (first reason: "
+            f"{unreadable[0]['reason'] if unreadable else 'none listed'})"
+        )
 
     truth = [c.truth for c in clips]
     node = metrics.summary(truth, [c.node for c in clips], classes, negative)
@@ -381,11 +456,17 @@ def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
     _curves_into(clf_any, clips, "classifier_any_window_scores", classes)
     # the ceiling of the node behind its gate: a perfect model is right on every target clip the
     # gate placed an analysis window on (and misses the others) and never fires on a negative
-    ceiling = metrics.summary(truth, [c.truth if c.truth == negative or c.windows["gated"] else negative
-                                      for c in clips], classes, negative)
+    ceiling = metrics.summary(
+        truth,
+        [c.truth if c.truth == negative or c.windows["gated"] else negative for c in clips],
+        classes,
+        negative,
+    )
     tgt = [c for c in clips if c.truth != negative]
     node["diagnostics"] = {
-        "target_clips_with_window": (sum(c.windows["gated"] > 0 for c in tgt) / len(tgt)) if tgt else None,
+        "target_clips_with_window": (sum(c.windows["gated"] > 0 for c in tgt) / len(tgt))
+        if tgt
+        else None,
         "target_clips_with_event": (sum(bool(c.events) for c in tgt) / len(tgt)) if tgt else None,
         "gated_windows": sum(c.windows["gated"] for c in clips),
         "events": sum(len(c.events) for c in clips),
@@ -397,8 +478,12 @@ def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
         cs = [c for c in neg if c.label == lab]
         ev = sum(len(c.events) for c in cs)
         sec = sum(c.seconds for c in cs)
-        by_label[lab] = {"clips": len(cs), "events": ev, "seconds": round(sec, 2),
-                         "per_hour": ev * 3600 / sec if sec else None}
+        by_label[lab] = {
+            "clips": len(cs),
+            "events": ev,
+            "seconds": round(sec, 2),
+            "per_hour": ev * 3600 / sec if sec else None,
+        }
     neg_ev = sum(len(c.events) for c in neg)
     neg_sec = sum(c.seconds for c in neg)
     bg = [c for c in neg if c.label in BACKGROUND_LABELS]
@@ -415,33 +500,46 @@ def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
         "unreadable": unreadable,
         "audio_seconds": round(sum(c.seconds for c in clips), 2),
         "model_sha256": m.sha256,
-        "model": {"path": str(m.path), "name": m.manifest.get("name"), "labels": m.labels,
-                  "negative_label": m.manifest.get("negative_label"),
-                  "thresholds": dict(zip(m.labels, m.thresholds))},
+        "model": {
+            "path": str(m.path),
+            "name": m.manifest.get("name"),
+            "labels": m.labels,
+            "negative_label": m.manifest.get("negative_label"),
+            "thresholds": dict(zip(m.labels, m.thresholds)),
+        },
         "thresholds": dict(zip(m.labels, th)),
         "feature_config_hash": m.manifest.get("feature_config_hash"),
         "classes": classes,
         "negative_label": negative,
-        "settings": {"lead_in_s": lead_in_s, "tail_s": tail_s, "classifier_stride_hops": stride,
-                     "room_below_peak_db": room_below_peak_db,
-                     "steady_background": steady_background,
-                     "classifier": "window aligned on the clip's loudest block, its arg-max",
-                     "classifier_any_window": "most target-like continuous window, its arg-max",
-                     "gate_ceiling": "a perfect model behind the node's gate: right on every target "
-                                     "clip with an analysis window, no event on negatives",
-                     "node": "gated C detector, manifest thresholds, highest-scoring event",
-                     "label_map": label_map,
-                     "node_overrides": {k: v for k, v in (node_kw or {}).items() if k != "thresholds"},
-                     "thresholds_overridden": sorted(thresholds or {})},
+        "settings": {
+            "lead_in_s": lead_in_s,
+            "tail_s": tail_s,
+            "classifier_stride_hops": stride,
+            "room_below_peak_db": room_below_peak_db,
+            "steady_background": steady_background,
+            "classifier": "window aligned on the clip's loudest block, its arg-max",
+            "classifier_any_window": "most target-like continuous window, its arg-max",
+            "gate_ceiling": "a perfect model behind the node's gate: right on every target "
+            "clip with an analysis window, no event on negatives",
+            "node": "gated C detector, manifest thresholds, highest-scoring event",
+            "label_map": label_map,
+            "node_overrides": {k: v for k, v in (node_kw or {}).items() if k != "thresholds"},
+            "thresholds_overridden": sorted(thresholds or {}),
+        },
         "node": node,
         "classifier": clf,
         "classifier_any_window": clf_any,
         "gate_ceiling": ceiling,
         "false_alarms_per_hour": neg_ev * 3600 / neg_sec if neg_sec else None,
         "false_alarms_per_hour_background": bg_ev * 3600 / bg_sec if bg_sec else None,
-        "false_alarms": {"events": neg_ev, "seconds": round(neg_sec, 2), "clips": len(neg),
-                         "background_events": bg_ev, "background_seconds": round(bg_sec, 2),
-                         "by_label": by_label},
+        "false_alarms": {
+            "events": neg_ev,
+            "seconds": round(neg_sec, 2),
+            "clips": len(neg),
+            "background_events": bg_ev,
+            "background_seconds": round(bg_sec, 2),
+            "by_label": by_label,
+        },
     }
     if include_clips:
         res["clips"] = [c.as_json() for c in clips]
@@ -449,6 +547,7 @@ def evaluate(model_dir, rows, root, progress: bool = True, *, classes=None,
 
 
 # ---- CLI --------------------------------------------------------------------------------------
+
 
 def _label_map(items) -> dict:
     out = {}
@@ -479,43 +578,105 @@ def _thresholds(items) -> dict:
 def main(argv=None) -> int:
     from tools.node import params
 
-    ap = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--csv", type=Path, required=True, help="metadata CSV with path,label (extra columns ignored)")
-    ap.add_argument("--root", type=Path, help="folder the CSV paths are relative to (default: the CSV's folder)")
-    ap.add_argument("--json-out", type=Path, dest="json_out", metavar="OUT",
-                    help="write the results here (report files next to it)")
-    ap.add_argument("--json", type=Path, dest="json_old", metavar="OUT",
-                    help="deprecated name of --json-out")
-    ap.add_argument("--skip-bad", action="store_true",
-                    help="skip listed clips that cannot be read instead of refusing the run")
-    ap.add_argument("--model", type=Path, default=params.MODEL_DIR,
-                    help="model folder or manifest.json (default: the shipped firmware/model)")
-    ap.add_argument("--classes", nargs="+", metavar="LABEL",
-                    help="target classes to score (default: every model label but the negative)")
-    ap.add_argument("--map", action="append", metavar="DATASET=MODEL",
-                    help="map a dataset label onto a model label (repeatable)")
-    ap.add_argument("--threshold", action="append", metavar="LABEL=SCORE",
-                    help="override the manifest's threshold of a class (0..1, or 'none' = never "
-                         "report it; repeatable): what-if analysis without re-exporting")
-    ap.add_argument("--fold", action="append", metavar="K",
-                    help="only rows whose `fold` column is K (repeatable)")
+    ap = argparse.ArgumentParser(
+        prog="python -m training.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument(
+        "--csv",
+        type=Path,
+        required=True,
+        help="metadata CSV with path,label (extra columns ignored)",
+    )
+    ap.add_argument(
+        "--root", type=Path, help="folder the CSV paths are relative to (default: the CSV's folder)"
+    )
+    ap.add_argument(
+        "--json-out",
+        type=Path,
+        dest="json_out",
+        metavar="OUT",
+        help="write the results here (report files next to it)",
+    )
+    ap.add_argument(
+        "--json", type=Path, dest="json_old", metavar="OUT", help="deprecated name of --json-out"
+    )
+    ap.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip listed clips that cannot be read instead of refusing the run",
+    )
+    ap.add_argument(
+        "--model",
+        type=Path,
+        default=params.MODEL_DIR,
+        help="model folder or manifest.json (default: the shipped firmware/model)",
+    )
+    ap.add_argument(
+        "--classes",
+        nargs="+",
+        metavar="LABEL",
+        help="target classes to score (default: every model label but the negative)",
+    )
+    ap.add_argument(
+        "--map",
+        action="append",
+        metavar="DATASET=MODEL",
+        help="map a dataset label onto a model label (repeatable)",
+    )
+    ap.add_argument(
+        "--threshold",
+        action="append",
+        metavar="LABEL=SCORE",
+        help="override the manifest's threshold of a class (0..1, or 'none' = never "
+        "report it; repeatable): what-if analysis without re-exporting",
+    )
+    ap.add_argument(
+        "--fold",
+        action="append",
+        metavar="K",
+        help="only rows whose `fold` column is K (repeatable)",
+    )
     ap.add_argument("--limit", type=int, help="only the first N rows (smoke runs)")
-    ap.add_argument("--classifier-stride", type=int, default=DEFAULT_STRIDE,
-                    help=f"hops between classifier windows (default {DEFAULT_STRIDE} = 64 ms)")
-    ap.add_argument("--lead-in", type=float, default=DEFAULT_LEAD_IN_S, metavar="S",
-                    help="seconds of room noise before each clip (default 1)")
-    ap.add_argument("--tail", type=float, default=DEFAULT_TAIL_S, metavar="S",
-                    help="seconds of room noise after each clip (default 1)")
-    ap.add_argument("--room-below-peak", type=float, metavar="DB",
-                    help="put the lead-in/tail noise at least DB below the clip's loudest block "
-                         "(tools.validate.gate_eval uses 20 for chunks cut from inside an event; default: "
-                         "the clip's own floor)")
-    ap.add_argument("--steady-background", action="store_true",
-                    help="play background clips twice and score the second pass (steady state, "
-                         "as tools.validate.gate_eval measures duty)")
+    ap.add_argument(
+        "--classifier-stride",
+        type=int,
+        default=DEFAULT_STRIDE,
+        help=f"hops between classifier windows (default {DEFAULT_STRIDE} = 64 ms)",
+    )
+    ap.add_argument(
+        "--lead-in",
+        type=float,
+        default=DEFAULT_LEAD_IN_S,
+        metavar="S",
+        help="seconds of room noise before each clip (default 1)",
+    )
+    ap.add_argument(
+        "--tail",
+        type=float,
+        default=DEFAULT_TAIL_S,
+        metavar="S",
+        help="seconds of room noise after each clip (default 1)",
+    )
+    ap.add_argument(
+        "--room-below-peak",
+        type=float,
+        metavar="DB",
+        help="put the lead-in/tail noise at least DB below the clip's loudest block "
+        "(tools.validate.gate_eval uses 20 for chunks cut from inside an event; default: "
+        "the clip's own floor)",
+    )
+    ap.add_argument(
+        "--steady-background",
+        action="store_true",
+        help="play background clips twice and score the second pass (steady state, "
+        "as tools.validate.gate_eval measures duty)",
+    )
     ap.add_argument("--no-report", action="store_true", help="JSON only, no Markdown/PNG report")
-    ap.add_argument("--no-clips", action="store_true", help="leave the per-clip list out of the JSON")
+    ap.add_argument(
+        "--no-clips", action="store_true", help="leave the per-clip list out of the JSON"
+    )
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     try:
@@ -543,14 +704,25 @@ def main(argv=None) -> int:
         _check_output(args.json_out)
         bad = unreadable_rows(rows, root)
         if bad and not args.skip_bad:
-            raise EvalError(f"{bad[0]['reason']} ({len(bad)} of {len(rows)} listed clips "
-                            f"unreadable; fix or remove them, or pass --skip-bad)")
-        res = evaluate(args.model, rows, root, progress=not args.quiet, classes=args.classes,
-                       label_map=_label_map(args.map), stride=args.classifier_stride,
-                       lead_in_s=args.lead_in, tail_s=args.tail,
-                       room_below_peak_db=args.room_below_peak,
-                       steady_background=args.steady_background,
-                       thresholds=_thresholds(args.threshold), include_clips=True)
+            raise EvalError(
+                f"{bad[0]['reason']} ({len(bad)} of {len(rows)} listed clips "
+                f"unreadable; fix or remove them, or pass --skip-bad)"
+            )
+        res = evaluate(
+            args.model,
+            rows,
+            root,
+            progress=not args.quiet,
+            classes=args.classes,
+            label_map=_label_map(args.map),
+            stride=args.classifier_stride,
+            lead_in_s=args.lead_in,
+            tail_s=args.tail,
+            room_below_peak_db=args.room_below_peak,
+            steady_background=args.steady_background,
+            thresholds=_thresholds(args.threshold),
+            include_clips=True,
+        )
     except EvalError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -566,22 +738,28 @@ def main(argv=None) -> int:
     written = [args.json_out]
     if not args.no_report:
         from training import report
+
         written += report.write(report_src, args.json_out)
     n, c = res["node"], res["classifier"]
     fa = res["false_alarms_per_hour"]
-    skipped = (f"{res['skipped']} unreadable skipped (--skip-bad)" if res["skipped"]
-               else "0 skipped")
+    skipped = f"{res['skipped']} unreadable skipped (--skip-bad)" if res["skipped"] else "0 skipped"
     print(f"{res['n_clips']} clips ({skipped}), model {res['model_sha256'][:12]}")
-    fa_text = (f"false alarms {fa:.1f}/h of negative audio" if fa is not None else
-               "false alarms n/a (no negative clip: nothing to count them on)")
-    print(f"node:       macro-F1 {_fmt(n['macro_f1'])}  accuracy {_fmt(n['accuracy'])}  "
-          f"{fa_text}")
-    print(f"classifier: macro-F1 {_fmt(c['macro_f1'])}  accuracy {_fmt(c['accuracy'])}  "
-          f"(window on each clip's peak)")
+    fa_text = (
+        f"false alarms {fa:.1f}/h of negative audio"
+        if fa is not None
+        else "false alarms n/a (no negative clip: nothing to count them on)"
+    )
+    print(f"node:       macro-F1 {_fmt(n['macro_f1'])}  accuracy {_fmt(n['accuracy'])}  {fa_text}")
+    print(
+        f"classifier: macro-F1 {_fmt(c['macro_f1'])}  accuracy {_fmt(c['accuracy'])}  "
+        f"(window on each clip's peak)"
+    )
     g = res["gate_ceiling"]
-    print(f"ceiling:    macro-F1 {_fmt(g['macro_f1'])}  accuracy {_fmt(g['accuracy'])}  "
-          f"(a perfect model behind this gate; target clips with an analysis window: "
-          f"{_fmt(n['diagnostics']['target_clips_with_window'])})")
+    print(
+        f"ceiling:    macro-F1 {_fmt(g['macro_f1'])}  accuracy {_fmt(g['accuracy'])}  "
+        f"(a perfect model behind this gate; target clips with an analysis window: "
+        f"{_fmt(n['diagnostics']['target_clips_with_window'])})"
+    )
     for p in written:
         print(f"wrote {p}")
     return 0

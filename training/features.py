@@ -18,6 +18,7 @@ Features are cached in build/training/features-<key>.npz, keyed by P.feature_has
 (paths, labels, folds, file sizes), the class map, the augmentation config, the seed and
 FEATURE_VERSION.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,10 +36,10 @@ P = params.default()
 HOP = P.hop_samples
 FRAMES = P.frames_per_window
 N_MELS = P.n_mels
-WIN_BLOCKS = FRAMES + 1          # 64 frames of 512 samples at hop 256 span 65 hop blocks
+WIN_BLOCKS = FRAMES + 1  # 64 frames of 512 samples at hop 256 span 65 hop blocks
 FEATURE_VERSION = 4
-LEAD_IN_S = 1.0                  # as training.evaluate plays a clip: 1 s of room before...
-TAIL_S = 1.0                     # ...and 1 s after it
+LEAD_IN_S = 1.0  # as training.evaluate plays a clip: 1 s of room before...
+TAIL_S = 1.0  # ...and 1 s after it
 TARGET_DB = 10.0
 NEG_DB = 30.0
 CACHE_DIR = params.ROOT / "build" / "training"
@@ -50,6 +51,7 @@ KIND_NAMES = ("plain", "quiet_room", "mix", "background", "continuous", "fallbac
 @dataclass
 class WindowSet:
     """Training windows: X int8 (n, 64, 40), y class index, clip index into `rows`, kind."""
+
     X: np.ndarray
     y: np.ndarray
     clip: np.ndarray
@@ -60,8 +62,10 @@ class WindowSet:
     def __len__(self) -> int:
         return int(self.y.size)
 
-    def subset(self, mask: np.ndarray) -> "WindowSet":
-        return WindowSet(self.X[mask], self.y[mask], self.clip[mask], self.kind[mask], self.rows, self.labels)
+    def subset(self, mask: np.ndarray) -> WindowSet:
+        return WindowSet(
+            self.X[mask], self.y[mask], self.clip[mask], self.kind[mask], self.rows, self.labels
+        )
 
     def folds(self) -> np.ndarray:
         f = np.array([-1 if r.fold is None else r.fold for r in self.rows], dtype=np.int64)
@@ -120,10 +124,21 @@ def label_windows(starts, energy: np.ndarray | None, cls: int, neg: int) -> list
 
 
 class _Builder:
-    def __init__(self, cmap: data.ClassMap, seed: int, cfg: augment.AugmentConfig,
-                 max_gated: int = 4, max_continuous: int = 3, continuous_stride: int = 32):
+    def __init__(
+        self,
+        cmap: data.ClassMap,
+        seed: int,
+        cfg: augment.AugmentConfig,
+        max_gated: int = 4,
+        max_continuous: int = 3,
+        continuous_stride: int = 32,
+    ):
         self.cmap, self.seed, self.cfg = cmap, seed, cfg
-        self.max_gated, self.max_continuous, self.stride = max_gated, max_continuous, continuous_stride
+        self.max_gated, self.max_continuous, self.stride = (
+            max_gated,
+            max_continuous,
+            continuous_stride,
+        )
         self.X, self.y, self.clip, self.kind = [], [], [], []
 
     def add_stream(self, stream, ev, cls, ci, kind, rng, fallback=False, continuous=True):
@@ -144,11 +159,11 @@ class _Builder:
                 group = [group[i] for i in sorted(idx)]
             keep += group
         for s, c in keep:
-            self._add(F[s:s + FRAMES], c, ci, kind)
+            self._add(F[s : s + FRAMES], c, ci, kind)
         if fallback and energy is not None and not pos:
             # the gate missed this event: one window around its loudest part (classifier only)
             best = int(np.argmax(energy))
-            self._add(F[best:best + FRAMES], cls, ci, KIND_FALLBACK)
+            self._add(F[best : best + FRAMES], cls, ci, KIND_FALLBACK)
         if continuous:
             off = int(rng.integers(0, self.stride))
             starts = list(range(off, nf - FRAMES + 1, self.stride))
@@ -157,7 +172,7 @@ class _Builder:
                 idx = rng.choice(len(lab), self.max_continuous, replace=False)
                 lab = [lab[i] for i in sorted(idx)]
             for s, c in lab:
-                self._add(F[s:s + FRAMES], c, ci, KIND_CONTINUOUS)
+                self._add(F[s : s + FRAMES], c, ci, KIND_CONTINUOUS)
 
     def _add(self, f, c, ci, kind):
         self.X.append(np.asarray(f, np.int8))
@@ -166,9 +181,14 @@ class _Builder:
         self.kind.append(kind)
 
 
-def build(clips: list[data.Clip], cmap: data.ClassMap, seed: int = 0,
-          cfg: augment.AugmentConfig | None = None, augment_data: bool = True,
-          progress: bool = False) -> WindowSet:
+def build(
+    clips: list[data.Clip],
+    cmap: data.ClassMap,
+    seed: int = 0,
+    cfg: augment.AugmentConfig | None = None,
+    augment_data: bool = True,
+    progress: bool = False,
+) -> WindowSet:
     """All training windows of the clips. Background mixtures only draw backgrounds from the
     clip's own fold, so selecting windows by fold never leaks another fold's audio."""
     cfg = cfg or augment.AugmentConfig()
@@ -181,29 +201,32 @@ def build(clips: list[data.Clip], cmap: data.ClassMap, seed: int = 0,
     it = enumerate(clips)
     if progress:
         from tqdm import tqdm
+
         it = tqdm(list(it), desc="features", unit="clip", file=sys.stderr, leave=False)
     for ci, c in it:
         rng = augment.rng_for(seed, c.row.path)
         cls = cmap.index(c.label)
         x = c.pcm
         target = cls != neg
-        stream, pre = eval_stream(x)                 # as the evaluation plays it
+        stream, pre = eval_stream(x)  # as the evaluation plays it
         ev = np.zeros(stream.size)
-        ev[pre:pre + x.size] = x
+        ev[pre : pre + x.size] = x
         b.add_stream(stream, ev, cls, ci, KIND_PLAIN, rng, fallback=target)
         if not augment_data:
             continue
         if target:
             stream, pre = eval_stream(x, max_below_peak_db=20.0, seed=2)
             ev = np.zeros(stream.size)
-            ev[pre:pre + x.size] = x
+            ev[pre : pre + x.size] = x
             b.add_stream(stream, ev, cls, ci, KIND_QUIET_ROOM, rng, fallback=True, continuous=False)
         pool = bg_pool.get(c.row.fold) or [p for v in bg_pool.values() for p in v]
         if c.label in data.BACKGROUND_LABELS:
             for _ in range(cfg.background_only):
                 g = rng.uniform(*cfg.gain_db)
                 s = augment.shift(x, int(rng.integers(0, x.size)))
-                stream, _pre = audio.with_lead_in(augment.gain(s, g), seed=int(rng.integers(1 << 30)))
+                stream, _pre = audio.with_lead_in(
+                    augment.gain(s, g), seed=int(rng.integers(1 << 30))
+                )
                 b.add_stream(stream, None, neg, ci, KIND_BACKGROUND, rng)
             continue
         n_mix = cfg.mixes_per_target if target else cfg.mixes_per_negative
@@ -215,23 +238,47 @@ def build(clips: list[data.Clip], cmap: data.ClassMap, seed: int = 0,
         X = np.zeros((0, FRAMES, N_MELS), np.int8)
     else:
         X = np.stack(b.X)
-    return WindowSet(X, np.array(b.y, np.int64), np.array(b.clip, np.int64),
-                     np.array(b.kind, np.int64), [c.row for c in clips], cmap.labels)
+    return WindowSet(
+        X,
+        np.array(b.y, np.int64),
+        np.array(b.clip, np.int64),
+        np.array(b.kind, np.int64),
+        [c.row for c in clips],
+        cmap.labels,
+    )
 
 
 def cache_key(rows, root, cmap, seed, cfg, augment_data=True) -> str:
     # config_hash, not only feature_hash: the gate (whose parameters feature_hash leaves out)
     # decides where the node-aligned windows start
-    blob = json.dumps({"feature_hash": P.feature_hash, "config_hash": P.config_hash,
-                       "data": data.rows_hash(rows, root),
-                       "classes": cmap.to_json(), "seed": seed, "augment": cfg.to_json(),
-                       "augment_data": augment_data, "version": FEATURE_VERSION},
-                      sort_keys=True).encode()
+    blob = json.dumps(
+        {
+            "feature_hash": P.feature_hash,
+            "config_hash": P.config_hash,
+            "data": data.rows_hash(rows, root),
+            "classes": cmap.to_json(),
+            "seed": seed,
+            "augment": cfg.to_json(),
+            "augment_data": augment_data,
+            "version": FEATURE_VERSION,
+        },
+        sort_keys=True,
+    ).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def load_or_build(rows, root, cmap, seed=0, cfg=None, augment_data=True, strict=False,
-                  cache_dir: Path | None = CACHE_DIR, progress=True, log=None) -> WindowSet:
+def load_or_build(
+    rows,
+    root,
+    cmap,
+    seed=0,
+    cfg=None,
+    augment_data=True,
+    strict=False,
+    cache_dir: Path | None = CACHE_DIR,
+    progress=True,
+    log=None,
+) -> WindowSet:
     """Windows for rows under root, from the cache when the key matches."""
     cfg = cfg or augment.AugmentConfig()
     log = log or (lambda m: print(m, file=sys.stderr))
@@ -248,8 +295,14 @@ def load_or_build(rows, root, cmap, seed=0, cfg=None, augment_data=True, strict=
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, X=ws.X, y=ws.y, clip=ws.clip, kind=ws.kind,
-                 paths=np.array([r.path for r in ws.rows]))
+        np.savez(
+            tmp,
+            X=ws.X,
+            y=ws.y,
+            clip=ws.clip,
+            kind=ws.kind,
+            paths=np.array([r.path for r in ws.rows]),
+        )
         tmp.replace(path)
         log(f"features: {ws.y.size} windows from {len(clips)} clips -> {path}")
     return ws

@@ -25,9 +25,10 @@ Conventions (documented because the thin classes make them matter):
   - `confusion.matrix[i][j]` = clips of truth labels[i] predicted as labels[j]; labels =
     classes + [negative]; the matrix sums to the number of clips.
 """
+
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -58,16 +59,24 @@ def class_figures(m: np.ndarray, i: int) -> dict:
     r = _ratio(tp, support)
     if p is None and r is None:
         f1 = None
-    elif not p or not r:                       # one of them 0 or undefined: no true positive
+    elif not p or not r:  # one of them 0 or undefined: no true positive
         f1 = 0.0
     else:
         f1 = 2 * p * r / (p + r)
-    return {"precision": p, "recall": r, "f1": f1, "support": support,
-            "tp": tp, "fp": predicted - tp, "fn": support - tp}
+    return {
+        "precision": p,
+        "recall": r,
+        "f1": f1,
+        "support": support,
+        "tp": tp,
+        "fp": predicted - tp,
+        "fn": support - tp,
+    }
 
 
-def summary(y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str],
-            negative: str) -> dict:
+def summary(
+    y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str], negative: str
+) -> dict:
     """Everything the JSON reports for one system (see the module docstring)."""
     classes = list(classes)
     if negative in classes:
@@ -102,8 +111,9 @@ def from_confusion(m: np.ndarray, classes: Sequence[str], negative: str) -> dict
     return {
         "macro_f1": float(np.mean([per_class[c]["f1"] for c in scored])) if scored else None,
         "macro_f1_classes": scored,
-        "macro_f1_supported": (float(np.mean([per_class[c]["f1"] for c in supported]))
-                               if supported else None),
+        "macro_f1_supported": (
+            float(np.mean([per_class[c]["f1"] for c in supported])) if supported else None
+        ),
         "accuracy": _ratio(np.trace(m), n),
         "n_clips": n,
         "per_class": per_class,
@@ -128,11 +138,18 @@ def binary_curves(y: Sequence[bool], score: Sequence[float]) -> dict:
     s = np.asarray(score, float)
     pos, neg = int(y.sum()), int((~y).sum())
     if y.size == 0 or pos == 0:
-        return {"average_precision": None, "roc_auc": None,
-                "thresholds": [], "precision": [], "recall": [], "fpr": [], "tpr": []}
+        return {
+            "average_precision": None,
+            "roc_auc": None,
+            "thresholds": [],
+            "precision": [],
+            "recall": [],
+            "fpr": [],
+            "tpr": [],
+        }
     order = np.argsort(-s, kind="mergesort")
     s, y = s[order], y[order]
-    last = np.r_[np.nonzero(np.diff(s))[0], y.size - 1]     # last index of each distinct score
+    last = np.r_[np.nonzero(np.diff(s))[0], y.size - 1]  # last index of each distinct score
     tp = np.cumsum(y)[last].astype(float)
     fp = (last + 1 - tp).astype(float)
     precision = tp / (tp + fp)
@@ -141,6 +158,12 @@ def binary_curves(y: Sequence[bool], score: Sequence[float]) -> dict:
     fpr = fp / neg if neg else np.full_like(fp, np.nan)
     tpr = recall
     auc = float(np.trapezoid(np.r_[0.0, tpr], np.r_[0.0, fpr])) if neg else None
-    return {"average_precision": ap, "roc_auc": auc, "thresholds": s[last].tolist(),
-            "precision": precision.tolist(), "recall": recall.tolist(),
-            "fpr": fpr.tolist(), "tpr": tpr.tolist()}
+    return {
+        "average_precision": ap,
+        "roc_auc": auc,
+        "thresholds": s[last].tolist(),
+        "precision": precision.tolist(),
+        "recall": recall.tolist(),
+        "fpr": fpr.tolist(),
+        "tpr": tpr.tolist(),
+    }

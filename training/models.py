@@ -12,6 +12,7 @@ Inputs are float dB ((q - zero_point) * scale, range [0, 191.25]); the first con
 BatchNorm learn the normalisation, so the int8 model takes the front end's bytes unchanged.
 `keras.Input(shape, batch_size=1)` keeps Flatten/reshape free of dynamic-shape ops.
 """
+
 from __future__ import annotations
 
 ARCHS = ("ds_cnn", "crnn")
@@ -19,6 +20,7 @@ ARCHS = ("ds_cnn", "crnn")
 
 def _keras():
     import keras
+
     return keras
 
 
@@ -41,17 +43,22 @@ def _ds_block(x, filters, strides, name):
     return L.ReLU(name=name + "_pw_relu")(x)
 
 
-def ds_cnn(n_classes: int, input_shape=(64, 40, 1), width: int = 32, dropout: float = 0.2,
-           batch_size: int | None = None):
+def ds_cnn(
+    n_classes: int,
+    input_shape=(64, 40, 1),
+    width: int = 32,
+    dropout: float = 0.2,
+    batch_size: int | None = None,
+):
     """Default model. width=32: 2.3 M MACs, ~27 k parameters (channels grow as the map shrinks)."""
     keras = _keras()
     L = keras.layers
     inp = keras.Input(input_shape, batch_size=batch_size, name="features")
-    x = _conv_bn(inp, width // 2, 3, 2, "conv0")                # 32 x 20 x 16
-    x = _ds_block(x, width, 1, "ds1")                           # 32 x 20 x 32
-    x = _ds_block(x, 2 * width, 2, "ds2")                       # 16 x 10 x 64
+    x = _conv_bn(inp, width // 2, 3, 2, "conv0")  # 32 x 20 x 16
+    x = _ds_block(x, width, 1, "ds1")  # 32 x 20 x 32
+    x = _ds_block(x, 2 * width, 2, "ds2")  # 16 x 10 x 64
     x = _ds_block(x, 2 * width, 1, "ds3")
-    x = _ds_block(x, 3 * width, 2, "ds4")                       # 8 x 5 x 96
+    x = _ds_block(x, 3 * width, 2, "ds4")  # 8 x 5 x 96
     x = _ds_block(x, 3 * width, 1, "ds5")
     # average pooling over the whole 8 x 5 map (AVERAGE_POOL_2D + RESHAPE in TFLite: the same
     # reference kernel in TFLite and TFLM; MEAN rounds differently between the two)
@@ -62,17 +69,23 @@ def ds_cnn(n_classes: int, input_shape=(64, 40, 1), width: int = 32, dropout: fl
     return keras.Model(inp, out, name="ds_cnn")
 
 
-def crnn(n_classes: int, input_shape=(64, 40, 1), width: int = 32, rnn_units: int = 24,
-         dropout: float = 0.2, batch_size: int | None = None):
+def crnn(
+    n_classes: int,
+    input_shape=(64, 40, 1),
+    width: int = 32,
+    rnn_units: int = 24,
+    dropout: float = 0.2,
+    batch_size: int | None = None,
+):
     """CRNN variant: convolutional front, frequency averaged away, GRU over 8 time steps."""
     keras = _keras()
     L = keras.layers
     inp = keras.Input(input_shape, batch_size=batch_size, name="features")
-    x = _conv_bn(inp, width // 2, 3, 2, "conv0")                # 32 x 20
-    x = _ds_block(x, width, 2, "ds1")                           # 16 x 10 (small arena: the
-    x = _ds_block(x, 2 * width, 1, "ds2")                       # unrolled GRU's ops need room)
-    x = _ds_block(x, 2 * width, 2, "ds3")                       # 8 x 5
-    x = L.AveragePooling2D((1, 5), name="freq_pool")(x)         # 8 x 1
+    x = _conv_bn(inp, width // 2, 3, 2, "conv0")  # 32 x 20
+    x = _ds_block(x, width, 2, "ds1")  # 16 x 10 (small arena: the
+    x = _ds_block(x, 2 * width, 1, "ds2")  # unrolled GRU's ops need room)
+    x = _ds_block(x, 2 * width, 2, "ds3")  # 8 x 5
+    x = L.AveragePooling2D((1, 5), name="freq_pool")(x)  # 8 x 1
     x = L.Conv2D(rnn_units, 1, use_bias=False, name="proj")(x)  # fewer GRU inputs
     x = L.BatchNormalization(name="proj_bn")(x)
     x = L.ReLU(name="proj_relu")(x)

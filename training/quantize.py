@@ -11,6 +11,7 @@
 - the export checks: `check_budget` (NODE_BUDGET), `check_parity` (reference vs tflite-micro),
   `check_int8_drop` (window macro-F1, float vs int8); each raises ExportError.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,8 +34,10 @@ NODE_BUDGET = {"model_bytes": 64 * 1024, "arena_bytes": 48 * 1024, "macs": 3_000
 def budget_text() -> str:
     """NODE_BUDGET in words: '64 KB flatbuffer, 48 KB arena, 3 M MACs'."""
     b = NODE_BUDGET
-    return (f"{b['model_bytes'] // 1024} KB flatbuffer, {b['arena_bytes'] // 1024} KB arena, "
-            f"{b['macs'] / 1e6:g} M MACs")
+    return (
+        f"{b['model_bytes'] // 1024} KB flatbuffer, {b['arena_bytes'] // 1024} KB arena, "
+        f"{b['macs'] / 1e6:g} M MACs"
+    )
 
 
 class ExportError(Exception):
@@ -45,12 +48,16 @@ def calibration_windows(X_int8: np.ndarray, n: int = 300, seed: int = 0) -> np.n
     """Representative float inputs: n training windows + two range anchors."""
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(X_int8), min(n, len(X_int8)), replace=False) if len(X_int8) else []
-    F = features.to_float(X_int8[np.sort(idx)]) if len(idx) else np.zeros((0, 64, 40, 1), np.float32)
+    F = (
+        features.to_float(X_int8[np.sort(idx)])
+        if len(idx)
+        else np.zeros((0, 64, 40, 1), np.float32)
+    )
     lo_q, hi_q = -128, 127
     a = features.to_float(np.full((1, 64, 40), -100, np.int8))
     b = a.copy()
-    a[0, 0, 0, 0] = (lo_q - P.quant.zero_point) * P.quant.scale        # 0 dB
-    b[0, 0, 0, 0] = (hi_q - P.quant.zero_point) * P.quant.scale        # 191.25 dB
+    a[0, 0, 0, 0] = (lo_q - P.quant.zero_point) * P.quant.scale  # 0 dB
+    b[0, 0, 0, 0] = (hi_q - P.quant.zero_point) * P.quant.scale  # 191.25 dB
     b[0, 1, 0, 0] = 0.0
     return np.concatenate([a, b, F]).astype(np.float32)
 
@@ -64,12 +71,13 @@ def fixed_batch_copy(model, arch: str, **arch_kw):
 
 def convert(model, arch: str, X_rep_int8: np.ndarray, seed: int = 0, **arch_kw) -> bytes:
     import tensorflow as tf
+
     m1 = fixed_batch_copy(model, arch, **arch_kw)
     cal = calibration_windows(X_rep_int8, seed=seed)
 
     def rep():
         for i in range(len(cal)):
-            yield [cal[i:i + 1]]
+            yield [cal[i : i + 1]]
 
     conv = tf.lite.TFLiteConverter.from_keras_model(m1)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -82,9 +90,11 @@ def convert(model, arch: str, X_rep_int8: np.ndarray, seed: int = 0, **arch_kw) 
 
 def _ref_interpreter(blob: bytes):
     import tensorflow as tf
+
     return tf.lite.Interpreter(
         model_content=blob,
-        experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+        experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF,
+    )
 
 
 def inspect(blob: bytes) -> dict:
@@ -101,17 +111,28 @@ def inspect(blob: bytes) -> dict:
             continue
         o = tensors[op["outputs"][0]]["shape"]
         w = tensors[op["inputs"][1]]["shape"]
-        if name == "CONV_2D":          # out N,H,W,Cout; weights Cout,kh,kw,Cin
+        if name == "CONV_2D":  # out N,H,W,Cout; weights Cout,kh,kw,Cin
             macs += int(np.prod(o)) * int(w[1] * w[2] * w[3])
-        elif name == "DEPTHWISE_CONV_2D":   # weights 1,kh,kw,C
+        elif name == "DEPTHWISE_CONV_2D":  # weights 1,kh,kw,C
             macs += int(np.prod(o)) * int(w[1] * w[2])
-        else:                          # weights Cout,Cin
+        else:  # weights Cout,Cin
             macs += int(np.prod(o)) * int(w[1])
-    return {"input": {"shape": [int(v) for v in inp["shape"]], "dtype": np.dtype(inp["dtype"]).name,
-                      "scale": float(inp["quantization"][0]), "zero_point": int(inp["quantization"][1])},
-            "output": {"shape": [int(v) for v in out["shape"]], "dtype": np.dtype(out["dtype"]).name,
-                       "scale": float(out["quantization"][0]), "zero_point": int(out["quantization"][1])},
-            "ops": sorted(set(ops)), "macs": int(macs)}
+    return {
+        "input": {
+            "shape": [int(v) for v in inp["shape"]],
+            "dtype": np.dtype(inp["dtype"]).name,
+            "scale": float(inp["quantization"][0]),
+            "zero_point": int(inp["quantization"][1]),
+        },
+        "output": {
+            "shape": [int(v) for v in out["shape"]],
+            "dtype": np.dtype(out["dtype"]).name,
+            "scale": float(out["quantization"][0]),
+            "zero_point": int(out["quantization"][1]),
+        },
+        "ops": sorted(set(ops)),
+        "macs": int(macs),
+    }
 
 
 def check_quant(info: dict) -> None:
@@ -119,13 +140,19 @@ def check_quant(info: dict) -> None:
     if i["dtype"] != "int8" or o["dtype"] != "int8":
         raise ExportError(f"model input/output must be int8 (got {i['dtype']}/{o['dtype']})")
     if abs(i["scale"] - P.quant.scale) > 1e-7 or i["zero_point"] != P.quant.zero_point:
-        raise ExportError(f"model input quantisation scale {i['scale']} zero point {i['zero_point']} "
-                          f"!= the front end's {P.quant.scale} / {P.quant.zero_point}")
+        raise ExportError(
+            f"model input quantisation scale {i['scale']} zero point {i['zero_point']} "
+            f"!= the front end's {P.quant.scale} / {P.quant.zero_point}"
+        )
     if abs(o["scale"] - SOFTMAX_SCALE) > 1e-9 or o["zero_point"] != SOFTMAX_ZP:
-        raise ExportError(f"model output quantisation scale {o['scale']} zero point {o['zero_point']} "
-                          f"!= softmax 1/256 / -128")
+        raise ExportError(
+            f"model output quantisation scale {o['scale']} zero point {o['zero_point']} "
+            f"!= softmax 1/256 / -128"
+        )
     if i["shape"] != [1, P.frames_per_window, P.n_mels, 1]:
-        raise ExportError(f"model input shape {i['shape']} != [1, {P.frames_per_window}, {P.n_mels}, 1]")
+        raise ExportError(
+            f"model input shape {i['shape']} != [1, {P.frames_per_window}, {P.n_mels}, 1]"
+        )
 
 
 def run_ref(blob: bytes, X_int8: np.ndarray) -> np.ndarray:
@@ -143,6 +170,7 @@ def run_ref(blob: bytes, X_int8: np.ndarray) -> np.ndarray:
 
 def tflm_interpreter(blob: bytes, arena: int = 256 * 1024):
     from tflite_micro.python.tflite_micro import runtime as tflm
+
     return tflm.Interpreter.from_bytes(blob, arena_size=arena)
 
 
@@ -164,15 +192,19 @@ def parity(blob: bytes, X_int8: np.ndarray) -> dict:
 def _parity_counts(a: np.ndarray, b: np.ndarray) -> dict:
     a, b = a.astype(np.int32), b.astype(np.int32)
     d = np.abs(a - b)
-    return {"windows": int(len(a)), "max_abs_diff_lsb": int(d.max()) if d.size else 0,
-            "mismatches": int(np.sum(np.any(d > 1, axis=1))) if d.size else 0,
-            "windows_not_identical": int(np.sum(np.any(d > 0, axis=1))) if d.size else 0,
-            "argmax_differs": int(np.sum(a.argmax(1) != b.argmax(1))) if d.size else 0}
+    return {
+        "windows": int(len(a)),
+        "max_abs_diff_lsb": int(d.max()) if d.size else 0,
+        "mismatches": int(np.sum(np.any(d > 1, axis=1))) if d.size else 0,
+        "windows_not_identical": int(np.sum(np.any(d > 0, axis=1))) if d.size else 0,
+        "argmax_differs": int(np.sum(a.argmax(1) != b.argmax(1))) if d.size else 0,
+    }
 
 
 def _capture_fd2(fn) -> str:
     """Run fn() with C-level stderr redirected to a temporary file; return what it wrote."""
     import sys
+
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile(mode="w+b") as tmp:
@@ -230,23 +262,30 @@ def arena_bytes_bisect(blob: bytes, hi: int = 512 * 1024) -> int:
 
 # ---- the export checks -------------------------------------------------------------------------
 
+
 def check_budget(model_bytes: int, arena: int, macs: int, enforce: bool = True) -> dict:
     """{figure: [value, NODE_BUDGET's limit]}; raises ExportError when over (with enforce)."""
-    budget = {"model_bytes": [int(model_bytes), NODE_BUDGET["model_bytes"]],
-              "arena_bytes": [int(arena), NODE_BUDGET["arena_bytes"]],
-              "macs": [int(macs), NODE_BUDGET["macs"]]}
+    budget = {
+        "model_bytes": [int(model_bytes), NODE_BUDGET["model_bytes"]],
+        "arena_bytes": [int(arena), NODE_BUDGET["arena_bytes"]],
+        "macs": [int(macs), NODE_BUDGET["macs"]],
+    }
     over = {k: v for k, v in budget.items() if v[0] > v[1]}
     if over and enforce:
-        raise ExportError("over the node's budget: " +
-                          ", ".join(f"{k} {v[0]} > {v[1]}" for k, v in over.items()))
+        raise ExportError(
+            "over the node's budget: " + ", ".join(f"{k} {v[0]} > {v[1]}" for k, v in over.items())
+        )
     return budget
 
 
-def check_parity(blob: bytes, X_int8: np.ndarray, max_rate: float, keep_dir) -> tuple[dict, np.ndarray]:
+def check_parity(
+    blob: bytes, X_int8: np.ndarray, max_rate: float, keep_dir
+) -> tuple[dict, np.ndarray]:
     """TFLite BUILTIN_REF vs tflite-micro on the windows: (counts, tflite-micro outputs).
     Raises ExportError (keeping the model in keep_dir/failed-parity.tflite) when more than
     max_rate of the windows differ by more than 1 LSB or in arg-max."""
     from pathlib import Path
+
     q_tflm = run_tflm(blob, X_int8)
     par = _parity_counts(run_ref(blob, X_int8), q_tflm)
     allowed = int(max_rate * len(X_int8))
@@ -254,19 +293,25 @@ def check_parity(blob: bytes, X_int8: np.ndarray, max_rate: float, keep_dir) -> 
         bad = Path(keep_dir) / "failed-parity.tflite"
         bad.parent.mkdir(parents=True, exist_ok=True)
         bad.write_bytes(blob)
-        raise ExportError(f"TFLite BUILTIN_REF and tflite-micro differ by more than 1 LSB "
-                          f"on {par['mismatches']} of {par['windows']} windows, arg-max on "
-                          f"{par['argmax_differs']} (allowed {allowed}); model kept in {bad}")
+        raise ExportError(
+            f"TFLite BUILTIN_REF and tflite-micro differ by more than 1 LSB "
+            f"on {par['mismatches']} of {par['windows']} windows, arg-max on "
+            f"{par['argmax_differs']} (allowed {allowed}); model kept in {bad}"
+        )
     return par, q_tflm
 
 
 def window_metrics(y_true, y_pred, cmap) -> dict:
     """Window accuracy and macro-F1 over the target classes."""
     from sklearn.metrics import f1_score
+
     tg = list(range(len(cmap.targets)))
-    return {"accuracy": float(np.mean(y_true == y_pred)) if len(y_true) else None,
-            "macro_f1": float(f1_score(y_true, y_pred, labels=tg, average="macro", zero_division=0))
-            if len(y_true) else None}
+    return {
+        "accuracy": float(np.mean(y_true == y_pred)) if len(y_true) else None,
+        "macro_f1": float(f1_score(y_true, y_pred, labels=tg, average="macro", zero_division=0))
+        if len(y_true)
+        else None,
+    }
 
 
 def check_int8_drop(y_true, p_float: np.ndarray, q_int8: np.ndarray, cmap, max_drop: float) -> dict:
@@ -274,10 +319,19 @@ def check_int8_drop(y_true, p_float: np.ndarray, q_int8: np.ndarray, cmap, max_d
     int8 loses more than max_drop window macro-F1."""
     mf = window_metrics(y_true, p_float.argmax(1), cmap)
     mq = window_metrics(y_true, q_int8.argmax(1), cmap)
-    drop = {"float": mf, "int8": mq,
-            "accuracy_drop": round(mf["accuracy"] - mq["accuracy"], 4) if mf["accuracy"] is not None else None,
-            "macro_f1_drop": round(mf["macro_f1"] - mq["macro_f1"], 4) if mf["macro_f1"] is not None else None}
+    drop = {
+        "float": mf,
+        "int8": mq,
+        "accuracy_drop": round(mf["accuracy"] - mq["accuracy"], 4)
+        if mf["accuracy"] is not None
+        else None,
+        "macro_f1_drop": round(mf["macro_f1"] - mq["macro_f1"], 4)
+        if mf["macro_f1"] is not None
+        else None,
+    }
     if drop["macro_f1_drop"] is not None and drop["macro_f1_drop"] > max_drop:
-        raise ExportError(f"int8 model loses {drop['macro_f1_drop']:.3f} window macro-F1 "
-                          f"(> {max_drop}) against the float model")
+        raise ExportError(
+            f"int8 model loses {drop['macro_f1_drop']:.3f} window macro-F1 "
+            f"(> {max_drop}) against the float model"
+        )
     return drop

@@ -37,7 +37,7 @@
 
 #if defined(EW_MODEL_MIN_FW_VERSION_MAJOR) && defined(EW_MODEL_MIN_FW_VERSION_MINOR) && \
     defined(EW_MODEL_MIN_FW_VERSION_PATCH)
-#if (EW_FW_MAJOR * 10000 + EW_FW_MINOR * 100 + EW_FW_PATCH) < \
+#if (EW_FW_MAJOR * 10000 + EW_FW_MINOR * 100 + EW_FW_PATCH) <                      \
     (EW_MODEL_MIN_FW_VERSION_MAJOR * 10000 + EW_MODEL_MIN_FW_VERSION_MINOR * 100 + \
      EW_MODEL_MIN_FW_VERSION_PATCH)
 #error "firmware/model needs a newer firmware version (EW_MODEL_MIN_FW_VERSION_*)"
@@ -54,20 +54,19 @@
 
 #define EW_PROC_STACK 8192
 #define EW_PROC_PRIO 5
-#define EW_FEED_CHUNK 512              /**< ADC codes per ew_app_feed_adc call (16 ms) */
+#define EW_FEED_CHUNK 512 /**< ADC codes per ew_app_feed_adc call (16 ms) */
 #define EW_RX_CHUNK 256
 #define EW_MISMATCH_REPEAT_US 10000000
 
 static const char *TAG = "earwitness";
 
-static ew_app_t s_app;                                  /* ~74 KiB, .bss */
+static ew_app_t s_app; /* ~74 KiB, .bss */
 static const char *const s_labels[EW_MODEL_N_CLASSES] = EW_MODEL_LABELS;
 static const uint16_t s_thresholds[EW_MODEL_N_CLASSES] = EW_MODEL_THRESHOLDS_Q8;
 static char s_model_error[EW_PROTO_MAX_ERROR_TEXT + 1];
 static int s_model_status;
 
-static void fill_info(ew_app_info_t *info)
-{
+static void fill_info(ew_app_info_t *info) {
     static const uint8_t model_hash[EW_PROTO_HASH_BYTES] = EW_MODEL_HASH8;
     static const uint8_t config_hash[EW_PROTO_HASH_BYTES] = EW_CONFIG_HASH8;
     memset(info, 0, sizeof *info);
@@ -82,13 +81,12 @@ static void fill_info(ew_app_info_t *info)
     info->n_classes = EW_MODEL_N_CLASSES;
     info->labels = s_labels;
     info->thresholds_q8 = s_thresholds;
-    ew_quant_default(&info->quant);       /* = EW_QUANT_*; tflm_glue checks the model's */
+    ew_quant_default(&info->quant); /* = EW_QUANT_*; tflm_glue checks the model's */
     info->adc_rate_hz = (uint32_t)EW_SAMPLE_RATE_HZ * CONFIG_EW_ADC_DECIM_FACTOR;
     info->default_baud = CONFIG_EW_SERIAL_BAUD;
 }
 
-static void processing_task(void *arg)
-{
+static void processing_task(void *arg) {
     (void)arg;
     static uint16_t codes[EW_FEED_CHUNK];
     static uint8_t rx[EW_RX_CHUNK];
@@ -98,7 +96,7 @@ static void processing_task(void *arg)
     ew_esp32_set_consumer(xTaskGetCurrentTaskHandle());
     fill_info(&info);
     ew_esp32_port(&port);
-    int rc = ew_app_init(&s_app, &info, &port);           /* sends HELLO */
+    int rc = ew_app_init(&s_app, &info, &port); /* sends HELLO */
     if (rc != EW_OK) {
         ESP_LOGE(TAG, "ew_app_init failed (%d): check ew_model.h labels / thresholds", rc);
         vTaskDelete(NULL);
@@ -106,9 +104,11 @@ static void processing_task(void *arg)
     }
     const bool model_ok = s_model_status == EW_TFLM_OK;
     if (!model_ok) {
-        ew_app_set_input(&s_app, EW_APP_INPUT_STOPPED);  /* refuse to run */
-        ew_app_send_error(&s_app, s_model_status == EW_TFLM_ERR_MISMATCH ?
-                          EW_ERRC_MODEL_MISMATCH : EW_ERRC_INTERNAL, 0, s_model_error);
+        ew_app_set_input(&s_app, EW_APP_INPUT_STOPPED); /* refuse to run */
+        ew_app_send_error(&s_app,
+                          s_model_status == EW_TFLM_ERR_MISMATCH ? EW_ERRC_MODEL_MISMATCH
+                                                                 : EW_ERRC_INTERNAL,
+                          0, s_model_error);
     }
     esp_err_t err = ew_adc_start(CONFIG_EW_MIC_GPIO, info.adc_rate_hz, EW_CORE_IO);
     if (err != ESP_OK) {
@@ -140,7 +140,7 @@ static void processing_task(void *arg)
             if (n == 0) {
                 break;
             }
-            ew_app_feed_adc(&s_app, codes, n);   /* discarded unless the input is MIC */
+            ew_app_feed_adc(&s_app, codes, n); /* discarded unless the input is MIC */
             ew_app_poll(&s_app);
             esp_task_wdt_reset();
         }
@@ -155,14 +155,15 @@ static void processing_task(void *arg)
         if (!model_ok && ew_board_time_us() - mismatch_t >= EW_MISMATCH_REPEAT_US) {
             mismatch_t = ew_board_time_us();
             ESP_LOGE(TAG, "model not running: %s", s_model_error);
-            ew_app_send_error(&s_app, s_model_status == EW_TFLM_ERR_MISMATCH ?
-                              EW_ERRC_MODEL_MISMATCH : EW_ERRC_INTERNAL, 0, s_model_error);
+            ew_app_send_error(&s_app,
+                              s_model_status == EW_TFLM_ERR_MISMATCH ? EW_ERRC_MODEL_MISMATCH
+                                                                     : EW_ERRC_INTERNAL,
+                              0, s_model_error);
         }
     }
 }
 
-void app_main(void)
-{
+void app_main(void) {
     esp_err_t err = ew_nvs_init();
     if (err != ESP_OK) {
         ESP_LOGE(TAG, "NVS: %s (configuration will not persist)", esp_err_to_name(err));
@@ -182,8 +183,8 @@ void app_main(void)
         ESP_LOGE(TAG, "model check failed: %s", s_model_error);
     }
 
-    if (xTaskCreatePinnedToCore(processing_task, "ew_proc", EW_PROC_STACK, NULL, EW_PROC_PRIO,
-                                NULL, EW_CORE_DSP) != pdPASS) {
+    if (xTaskCreatePinnedToCore(processing_task, "ew_proc", EW_PROC_STACK, NULL, EW_PROC_PRIO, NULL,
+                                EW_CORE_DSP) != pdPASS) {
         ESP_LOGE(TAG, "no memory for the processing task");
         return;
     }

@@ -35,11 +35,11 @@
 #include "tensorflow/lite/micro/system_setup.h"
 #include "tensorflow/lite/schema/schema_generated.h"
 
-#include "ew_node.h"        // C header with its own extern "C"
+#include "ew_node.h" // C header with its own extern "C"
 extern "C" {
-#include "ew_model.h"       // generated; may lack C++ guards
+#include "ew_model.h" // generated; may lack C++ guards
 }
-#include "ew_model_ops.h"   // generated, C++ only
+#include "ew_model_ops.h" // generated, C++ only
 
 #include "tflm_glue.h"
 
@@ -66,8 +66,7 @@ tflite::MicroInterpreter *g_interp = nullptr;
 uint8_t *g_arena = nullptr;
 ew_tflm_stats_t g_stats = {};
 
-void reason(char *why, size_t why_len, const char *fmt, ...)
-{
+void reason(char *why, size_t why_len, const char *fmt, ...) {
     char line[128];
     va_list ap;
     va_start(ap, fmt);
@@ -79,21 +78,19 @@ void reason(char *why, size_t why_len, const char *fmt, ...)
     }
 }
 
-bool same_scale(float got, float want)
-{
-    return std::fabs(got - want) <= 1e-6f * std::fabs(want);
-}
+bool same_scale(float got, float want) { return std::fabs(got - want) <= 1e-6f * std::fabs(want); }
 
-const char *type_name(TfLiteType t)
-{
-    return t == kTfLiteInt8 ? "int8" : (t == kTfLiteUInt8 ? "uint8" :
-           (t == kTfLiteFloat32 ? "float32" : (t == kTfLiteInt16 ? "int16" : "other")));
+const char *type_name(TfLiteType t) {
+    return t == kTfLiteInt8 ? "int8"
+                            : (t == kTfLiteUInt8 ? "uint8"
+                                                 : (t == kTfLiteFloat32
+                                                        ? "float32"
+                                                        : (t == kTfLiteInt16 ? "int16" : "other")));
 }
 
 // Compare a tensor with the expected type, shape and quantisation; fill `why` on mismatch.
-bool check_tensor(const TfLiteTensor *t, const char *name, const int *shape, int rank,
-                  float scale, int zero_point, char *why, size_t why_len)
-{
+bool check_tensor(const TfLiteTensor *t, const char *name, const int *shape, int rank, float scale,
+                  int zero_point, char *why, size_t why_len) {
     if (t == nullptr) {
         reason(why, why_len, "model %s tensor missing", name);
         return false;
@@ -114,9 +111,10 @@ bool check_tensor(const TfLiteTensor *t, const char *name, const int *shape, int
                 o += (size_t)snprintf(got + o, sizeof got - o, i ? ",%d" : "%d", t->dims->data[i]);
             }
         }
-        reason(why, why_len, "model %s shape [%s], expected rank %d (frames %d, bands %d, "
-               "classes %d)", name, got, rank, EW_MODEL_INPUT_FRAMES, EW_MODEL_INPUT_BANDS,
-               EW_MODEL_N_CLASSES);
+        reason(why, why_len,
+               "model %s shape [%s], expected rank %d (frames %d, bands %d, "
+               "classes %d)",
+               name, got, rank, EW_MODEL_INPUT_FRAMES, EW_MODEL_INPUT_BANDS, EW_MODEL_N_CLASSES);
         return false;
     }
     if (!same_scale(t->params.scale, scale) || t->params.zero_point != zero_point) {
@@ -127,10 +125,9 @@ bool check_tensor(const TfLiteTensor *t, const char *name, const int *shape, int
     return true;
 }
 
-}  // namespace
+} // namespace
 
-extern "C" int ew_tflm_init(char *why, size_t why_len)
-{
+extern "C" int ew_tflm_init(char *why, size_t why_len) {
     if (g_stats.ready) {
         return EW_TFLM_OK;
     }
@@ -174,8 +171,8 @@ extern "C" int ew_tflm_init(char *why, size_t why_len)
                (unsigned)interp->inputs_size(), (unsigned)interp->outputs_size());
         return EW_TFLM_ERR_MISMATCH;
     }
-    static const int in_shape[4] = {1, EW_MODEL_INPUT_FRAMES, EW_MODEL_INPUT_BANDS, 1};
-    static const int out_shape[2] = {1, EW_MODEL_N_CLASSES};
+    static const int in_shape[4] = { 1, EW_MODEL_INPUT_FRAMES, EW_MODEL_INPUT_BANDS, 1 };
+    static const int out_shape[2] = { 1, EW_MODEL_N_CLASSES };
     if (!check_tensor(interp->input(0), "input", in_shape, 4, (float)EW_MODEL_INPUT_SCALE,
                       (int)EW_MODEL_INPUT_ZERO_POINT, why, why_len) ||
         !check_tensor(interp->output(0), "output", out_shape, 2, (float)EW_MODEL_OUTPUT_SCALE,
@@ -192,8 +189,8 @@ extern "C" int ew_tflm_init(char *why, size_t why_len)
     // q = zp + (L * mult + 2^(shift-1)) >> shift, L = 256 log2(power), so one step of q is
     // 2^shift / mult steps of L = 2^shift / mult * 10 log10(2) / 256 dB.  The model must
     // expect exactly that scale and zero point.
-    const double core_scale = 10.0 * std::log10(2.0) / 256.0 *
-                              std::ldexp(1.0, EW_QUANT_SHIFT) / (double)EW_QUANT_MULT;
+    const double core_scale =
+        10.0 * std::log10(2.0) / 256.0 * std::ldexp(1.0, EW_QUANT_SHIFT) / (double)EW_QUANT_MULT;
     if ((int)EW_MODEL_INPUT_ZERO_POINT != (int)EW_QUANT_ZERO_POINT ||
         std::fabs(core_scale - (double)EW_MODEL_INPUT_SCALE) > 1e-4 * core_scale) {
         reason(why, why_len, "model input scale %g zp %d, core quantiser %g zp %d",
@@ -204,8 +201,8 @@ extern "C" int ew_tflm_init(char *why, size_t why_len)
 #ifdef EW_FEATURE_HASH_STR
     // When the core's generated header names its feature hash, it must be the model's.
     if (std::strcmp(EW_FEATURE_HASH_STR, EW_MODEL_FEATURE_HASH_STR) != 0) {
-        reason(why, why_len, "model features %.12s, core features %.12s",
-               EW_MODEL_FEATURE_HASH_STR, EW_FEATURE_HASH_STR);
+        reason(why, why_len, "model features %.12s, core features %.12s", EW_MODEL_FEATURE_HASH_STR,
+               EW_FEATURE_HASH_STR);
         return EW_TFLM_ERR_MISMATCH;
     }
 #endif
@@ -217,8 +214,7 @@ extern "C" int ew_tflm_init(char *why, size_t why_len)
     return EW_TFLM_OK;
 }
 
-extern "C" int ew_tflm_classify(const int8_t *features, uint8_t *scores)
-{
+extern "C" int ew_tflm_classify(const int8_t *features, uint8_t *scores) {
     if (g_interp == nullptr) {
         return EW_TFLM_ERR_NOT_READY;
     }
@@ -244,7 +240,4 @@ extern "C" int ew_tflm_classify(const int8_t *features, uint8_t *scores)
     return EW_TFLM_OK;
 }
 
-extern "C" void ew_tflm_get_stats(ew_tflm_stats_t *out)
-{
-    *out = g_stats;
-}
+extern "C" void ew_tflm_get_stats(ew_tflm_stats_t *out) { *out = g_stats; }

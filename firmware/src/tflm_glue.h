@@ -21,21 +21,21 @@ extern "C" {
 /** Results of ew_tflm_init(). */
 enum {
     EW_TFLM_OK = 0,
-    EW_TFLM_ERR_MISMATCH = -1,   /**< model tensors differ from ew_model.h (MODEL_MISMATCH) */
-    EW_TFLM_ERR_ARENA = -2,      /**< arena allocation or AllocateTensors failed (INTERNAL) */
-    EW_TFLM_ERR_OPS = -3,        /**< op registration failed (INTERNAL) */
-    EW_TFLM_ERR_NOT_READY = -4,  /**< classify before a successful init */
-    EW_TFLM_ERR_INVOKE = -5,     /**< Invoke() failed */
+    EW_TFLM_ERR_MISMATCH = -1,  /**< model tensors differ from ew_model.h (MODEL_MISMATCH) */
+    EW_TFLM_ERR_ARENA = -2,     /**< arena allocation or AllocateTensors failed (INTERNAL) */
+    EW_TFLM_ERR_OPS = -3,       /**< op registration failed (INTERNAL) */
+    EW_TFLM_ERR_NOT_READY = -4, /**< classify before a successful init */
+    EW_TFLM_ERR_INVOKE = -5,    /**< Invoke() failed */
 };
 
 typedef struct {
-    uint32_t invokes;            /**< successful Invoke() calls */
-    uint32_t errors;             /**< failed ones */
-    uint32_t last_us;            /**< duration of the last Invoke() (input copy included) */
-    uint32_t max_us;             /**< longest since boot */
-    uint32_t arena_bytes;        /**< arena allocated (EW_MODEL_ARENA_BYTES + margin) */
-    uint32_t arena_used;         /**< arena_used_bytes() after AllocateTensors */
-    uint8_t ready;               /**< init succeeded */
+    uint32_t invokes;     /**< successful Invoke() calls */
+    uint32_t errors;      /**< failed ones */
+    uint32_t last_us;     /**< duration of the last Invoke() (input copy included) */
+    uint32_t max_us;      /**< longest since boot */
+    uint32_t arena_bytes; /**< arena allocated (EW_MODEL_ARENA_BYTES + margin) */
+    uint32_t arena_used;  /**< arena_used_bytes() after AllocateTensors */
+    uint8_t ready;        /**< init succeeded */
 } ew_tflm_stats_t;
 
 /**

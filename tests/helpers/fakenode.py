@@ -9,6 +9,7 @@ It speaks protocol v1 through tools.wire.protocol: HELLO at start and on request
 `buffer` samples, grants every `grant_step` consumed samples), AUDIO frames of `pcm` in record
 mode (512 samples each, as fast as the pty takes them), EVENT frames at given sample indices.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,15 +21,40 @@ import numpy as np
 from tools.sim.pty import open_raw_pty, write_all
 from tools.wire import protocol as pr
 
-LABELS = ["gunshot", "glass_breaking", "scream", "siren", "fireworks_explosion", "baby_cry",
-          "dog_bark", "other"]
+LABELS = [
+    "gunshot",
+    "glass_breaking",
+    "scream",
+    "siren",
+    "fireworks_explosion",
+    "baby_cry",
+    "dog_bark",
+    "other",
+]
 
 
 class FakeNode:
-    def __init__(self, pcm=None, *, record=False, events=(), proto_version=1, garbage_only=False,
-                 buffer=4096, grant_step=1024, labels=LABELS, seq0=0, status_every=0,
-                 on_inject=None, audio_frame=512, hello_at_start=True, pace=None, on_start=None,
-                 on_stop=None, autostart=True):
+    def __init__(
+        self,
+        pcm=None,
+        *,
+        record=False,
+        events=(),
+        proto_version=1,
+        garbage_only=False,
+        buffer=4096,
+        grant_step=1024,
+        labels=LABELS,
+        seq0=0,
+        status_every=0,
+        on_inject=None,
+        audio_frame=512,
+        hello_at_start=True,
+        pace=None,
+        on_start=None,
+        on_stop=None,
+        autostart=True,
+    ):
         self.pcm = None if pcm is None else np.asarray(pcm, np.int16)
         self.record = record
         self.events = sorted(events, key=lambda e: e.onset_sample)
@@ -42,35 +68,39 @@ class FakeNode:
         self.on_inject = on_inject
         self.on_start = on_start
         self.on_stop = on_stop
-        self.autostart = autostart      # record mode: stream before any START_STREAM 0
+        self.autostart = autostart  # record mode: stream before any START_STREAM 0
         self.started = threading.Event()
         self.audio_frame = audio_frame
         self.hello_at_start = hello_at_start
         self.pace = pace
-        self.received = []            # (first_sample, np.int16 array) of accepted INJECTs
+        self.received = []  # (first_sample, np.int16 array) of accepted INJECTs
         self.host_items = []
-        self.outstanding = 0          # G
+        self.outstanding = 0  # G
         self.consumed_since_grant = 0
         self.inject_pos = 0
         self.audio_done = threading.Event()
         self.host_seen = threading.Event()
-        self.config = {pr.CFG_MODE: 0, pr.CFG_AUDIO_STREAM: 1 if record else 0,
-                       pr.CFG_STATUS_PERIOD_MS: 0}
+        self.config = {
+            pr.CFG_MODE: 0,
+            pr.CFG_AUDIO_STREAM: 1 if record else 0,
+            pr.CFG_STATUS_PERIOD_MS: 0,
+        }
         self._lock = threading.RLock()  # one frame's encode + write is atomic (seq order)
         self._stream_lock = threading.RLock()
         self._restart = False
         self._pos = 0
         self._stop = threading.Event()
         self._threads = []
-        self.master, self.slave = open_raw_pty(nonblocking=True)   # write() polls _stop
+        self.master, self.slave = open_raw_pty(nonblocking=True)  # write() polls _stop
         self.port = os.ttyname(self.slave)
 
     # ---- output ---------------------------------------------------------------------------
     def write(self, data: bytes) -> None:
         with self._lock:
             if self.master is not None:
-                write_all(self.master, data,
-                          stop=lambda: self._stop.is_set() or self.master is None)
+                write_all(
+                    self.master, data, stop=lambda: self._stop.is_set() or self.master is None
+                )
 
     def send(self, msg) -> None:
         # encode and write under one lock: otherwise the reader's reply (HELLO, CONFIG, ACK)
@@ -79,19 +109,36 @@ class FakeNode:
             self.write(self.enc.encode(msg))
 
     def hello(self) -> pr.Hello:
-        return pr.Hello(proto_version=self.proto_version, fw_major=0, fw_minor=2, fw_patch=0,
-                        reset_reason=1, sample_rate_hz=16000, model_hash=bytes(range(8)),
-                        config_hash=bytes(range(8, 16)), node_id=bytes.fromhex("24a1b2c3d4e5"),
-                        board="fake", labels=self.labels)
+        return pr.Hello(
+            proto_version=self.proto_version,
+            fw_major=0,
+            fw_minor=2,
+            fw_patch=0,
+            reset_reason=1,
+            sample_rate_hz=16000,
+            model_hash=bytes(range(8)),
+            config_hash=bytes(range(8, 16)),
+            node_id=bytes.fromhex("24a1b2c3d4e5"),
+            board="fake",
+            labels=self.labels,
+        )
 
     def status(self) -> pr.Status:
-        return pr.Status(sample_index=self.inject_pos, level_dbfs_q8=-40 * 256,
-                         noise_floor_dbfs_q8=-60 * 256, gate_duty_q16=6553, inference_count=3,
-                         inference_us_last=12000, inference_us_max=15000, dropped_samples=0,
-                         mode=0, credits=self.outstanding)
+        return pr.Status(
+            sample_index=self.inject_pos,
+            level_dbfs_q8=-40 * 256,
+            noise_floor_dbfs_q8=-60 * 256,
+            gate_duty_q16=6553,
+            inference_count=3,
+            inference_us_last=12000,
+            inference_us_max=15000,
+            dropped_samples=0,
+            mode=0,
+            credits=self.outstanding,
+        )
 
     # ---- lifetime -------------------------------------------------------------------------
-    def start(self) -> "FakeNode":
+    def start(self) -> FakeNode:
         for fn in (self._reader, self._talker):
             t = threading.Thread(target=fn, daemon=True)
             t.start()
@@ -122,7 +169,7 @@ class FakeNode:
     def vanish(self) -> None:
         """Close the pty's master: the host's port fails like a pulled cable."""
         self._stop.set()
-        self._join()        # no thread of ours may still use the descriptor number once closed
+        self._join()  # no thread of ours may still use the descriptor number once closed
         self._close("master")
 
     def __enter__(self):
@@ -144,7 +191,7 @@ class FakeNode:
         if not (self.record and self.pcm is not None):
             return
         ready = self.host_seen if self.autostart else self.started
-        while not ready.wait(0.05):                # stream once the host is listening
+        while not ready.wait(0.05):  # stream once the host is listening
             if self._stop.is_set():
                 return
         n = self.audio_frame
@@ -154,14 +201,14 @@ class FakeNode:
         while not self._stop.is_set():
             while self.config.get(pr.CFG_AUDIO_STREAM, 1) == 0 and not self._stop.is_set():
                 time.sleep(0.01)
-            with self._stream_lock:          # START_STREAM restarts the stream atomically
+            with self._stream_lock:  # START_STREAM restarts the stream atomically
                 if self._restart:
                     self._restart = False
                     self._pos, ev, t0 = 0, list(self.events), time.monotonic()
                 i = self._pos
                 at_end = i >= self.pcm.size
                 if not at_end:
-                    chunk = self.pcm[i:i + n]
+                    chunk = self.pcm[i : i + n]
                     self.send(pr.Audio(i, chunk))
                     while ev and ev[0].onset_sample < i + chunk.size:
                         self.send(ev.pop(0))
@@ -186,6 +233,7 @@ class FakeNode:
     def _reader(self) -> None:
         dec = pr.FrameDecoder()
         import select
+
         while not self._stop.is_set():
             try:
                 fd = self.master
@@ -219,11 +267,11 @@ class FakeNode:
                     self.on_start(m.arg)
                 with self._stream_lock:
                     if m.arg == 0:
-                        self._restart = True     # record mode: a new stream from sample 0
+                        self._restart = True  # record mode: a new stream from sample 0
                         self.started.set()
                     self.send(pr.Ack(fr.seq, pr.CMD))
                 if m.arg == 1:
-                    self.inject_pos = 0          # a new stream: G = B, all granted
+                    self.inject_pos = 0  # a new stream: G = B, all granted
                     self.consumed_since_grant = 0
                     self.outstanding = self.buffer
                     self.send(pr.Credit(self.buffer))
@@ -262,6 +310,7 @@ class FakeNode:
 
 # ---- a detector node: the real C detector with a toy classifier, on both sides of a HIL run
 
+
 def toy_classify(window, feats):
     """Deterministic stand-in for the model: loud, broadband windows are 'gunshot'."""
     m = float(np.asarray(feats, np.float64).mean())
@@ -279,6 +328,7 @@ TOY_THRESHOLDS = [0.5] + [None] * (len(LABELS) - 1)
 
 def toy_core_node():
     from tools.node import core
+
     return core.Node(toy_classify, len(LABELS), thresholds=TOY_THRESHOLDS, trace=True)
 
 
@@ -296,9 +346,17 @@ class DetectorHooks:
 
     def _drain(self):
         out = []
-        for e in self.node.events[self.sent:]:
-            out.append(pr.Event(e.onset_sample, e.duration_samples, e.class_index, e.score,
-                                pr.EVENT_ONSET if e.kind == "onset" else pr.EVENT_END, e.hits))
+        for e in self.node.events[self.sent :]:
+            out.append(
+                pr.Event(
+                    e.onset_sample,
+                    e.duration_samples,
+                    e.class_index,
+                    e.score,
+                    pr.EVENT_ONSET if e.kind == "onset" else pr.EVENT_END,
+                    e.hits,
+                )
+            )
         self.sent = len(self.node.events)
         return out
 

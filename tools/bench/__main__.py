@@ -1,4 +1,5 @@
 """python -m tools.bench: see tools/bench/core_bench.py."""
+
 import sys
 
 from tools.bench.core_bench import main

@@ -7,10 +7,11 @@ Takes the bench's argparse namespace (unused) and returns a dict of figures.
       the application layer's own cost is the difference
 (twin_realtime_factor, INJECT through the twin's pty, is measured by tools/bench_link.py.)
 """
+
 from __future__ import annotations
 
-from tools.node import params
 from tools.bench.core_bench import run_rv32_bench
+from tools.node import params
 
 
 def app_rv32(_args=None) -> dict:
@@ -32,4 +33,3 @@ def app_rv32(_args=None) -> dict:
             "percent_of_esp32c3_160mhz_record": round(100 * per["record"] / 160e6, 2),
         },
     }
-

@@ -4,6 +4,7 @@ Used by the tests (golden vectors, protocol, fuzzing) and by the benchmarks.  Th
 recipe is the ESP32-C3 ISA (32-bit, no FPU): RISC-V GCC + picolibc, semihosting crt0, run on
 qemu-system-riscv32's `virt` machine with deterministic instruction counting.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,18 +18,27 @@ CORE = ROOT / "firmware" / "lib" / "ewcore"
 CORE_INCLUDE = CORE / "include"
 CORE_SOURCES = sorted((CORE / "src").glob("*.c"))
 C_TESTS = ROOT / "tests" / "c"
-BENCH_C = ROOT / "tools" / "bench" / "c"   # the rv32 benchmark programs (bench_*.c, ew_instret.h)
+BENCH_C = ROOT / "tools" / "bench" / "c"  # the rv32 benchmark programs (bench_*.c, ew_instret.h)
 BUILD = ROOT / "build" / "ctests"
 
 WARN = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 RV32_CC = "riscv64-unknown-elf-gcc"
 RV32_LAYOUT = [
-    "-Wl,--defsym=__flash=0x80000000", "-Wl,--defsym=__flash_size=0x400000",
-    "-Wl,--defsym=__ram=0x80400000", "-Wl,--defsym=__ram_size=0x400000",
+    "-Wl,--defsym=__flash=0x80000000",
+    "-Wl,--defsym=__flash_size=0x400000",
+    "-Wl,--defsym=__ram=0x80400000",
+    "-Wl,--defsym=__ram_size=0x400000",
     "-Wl,--defsym=__stack_size=0x10000",
 ]
-RV32_FLAGS = ["-march=rv32imc", "-misa-spec=2.2", "-mabi=ilp32", "-O2",
-              "--specs=picolibc.specs", "--oslib=semihost", "--crt0=semihost"]
+RV32_FLAGS = [
+    "-march=rv32imc",
+    "-misa-spec=2.2",
+    "-mabi=ilp32",
+    "-O2",
+    "--specs=picolibc.specs",
+    "--oslib=semihost",
+    "--crt0=semihost",
+]
 QEMU = "qemu-system-riscv32"
 
 
@@ -46,8 +56,15 @@ def _key(parts) -> str:
     return h.hexdigest()[:16]
 
 
-def build(name: str, sources, *, target: str = "host", extra_flags=(), include_dirs=(),
-          cc: str | None = None) -> Path:
+def build(
+    name: str,
+    sources,
+    *,
+    target: str = "host",
+    extra_flags=(),
+    include_dirs=(),
+    cc: str | None = None,
+) -> Path:
     """Compile `sources` + the core into an executable; cached on the content of all inputs."""
     sources = [Path(s) for s in sources] + CORE_SOURCES
     headers = sorted(CORE_INCLUDE.glob("*.h")) + sorted((CORE / "src").glob("*.h"))
@@ -75,16 +92,35 @@ def build(name: str, sources, *, target: str = "host", extra_flags=(), include_d
     return exe
 
 
-def run(exe: Path, *, target: str = "host", args=(), stdin: bytes | None = None,
-        timeout: float = 600) -> subprocess.CompletedProcess:
+def run(
+    exe: Path, *, target: str = "host", args=(), stdin: bytes | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
     """Run a program built by build(); rv32 programs run under QEMU with -icount shift=0."""
     if target == "host":
         cmd = [str(exe), *args]
     else:
-        cmd = [QEMU, "-M", "virt", "-cpu", "rv32", "-nographic", "-monitor", "none",
-               "-serial", "none", "-bios", "none", "-icount", "shift=0",
-               "-kernel", str(exe), "-chardev", "stdio,id=semihost0",
-               "-semihosting-config", "enable=on,target=native,chardev=semihost0"]
+        cmd = [
+            QEMU,
+            "-M",
+            "virt",
+            "-cpu",
+            "rv32",
+            "-nographic",
+            "-monitor",
+            "none",
+            "-serial",
+            "none",
+            "-bios",
+            "none",
+            "-icount",
+            "shift=0",
+            "-kernel",
+            str(exe),
+            "-chardev",
+            "stdio,id=semihost0",
+            "-semihosting-config",
+            "enable=on,target=native,chardev=semihost0",
+        ]
         if args:
             cmd += ["-append", " ".join(args)]
     return subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout)

@@ -29,6 +29,7 @@ Figures (node application layer, see tools/app_bench.py):
   app_rv32_*: rv32imc instructions per audio second of the whole node app (detect / record /
   inject) under QEMU
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,14 @@ ROOT = params.ROOT
 DEFAULT_OUT = ROOT / "build" / "bench.json"
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 CLIPS = ROOT / "tests" / "audio"
-BENCH_CLIPS = ["gunshot_2.wav", "siren_1.wav", "background_rain_1.wav", "baby_cry_1.wav",
-               "glass_breaking_1.wav", "background_engine_1.wav"]
+BENCH_CLIPS = [
+    "gunshot_2.wav",
+    "siren_1.wav",
+    "background_rain_1.wav",
+    "baby_cry_1.wav",
+    "glass_breaking_1.wav",
+    "background_engine_1.wav",
+]
 
 
 class Skip(Exception):
@@ -61,14 +68,20 @@ def bench_data_dir() -> Path:
     """build/bench/bench_data.h: the bench audio as 32 kHz 12-bit ADC codes, for the rv32
     benchmarks (rewritten only when it changes, so builds stay incremental)."""
     import soxr
+
     from tools.bench.cbuild import BUILD
+
     x16 = _bench_audio()
-    x32 = soxr.resample(x16.astype(np.float64) / 32768, params.default().sample_rate_hz, 32000, quality="VHQ")
+    x32 = soxr.resample(
+        x16.astype(np.float64) / 32768, params.default().sample_rate_hz, 32000, quality="VHQ"
+    )
     codes = np.clip(np.round(x32 * 2048) + 2048, 0, 4095).astype(np.uint16)
     d = BUILD / "bench"
     d.mkdir(parents=True, exist_ok=True)
-    text = ("#include <stdint.h>\nstatic const uint16_t bench_codes[%d] = {%s};\n"
-            % (codes.size, ",".join(map(str, codes.tolist()))))
+    text = (
+        f"#include <stdint.h>\nstatic const uint16_t bench_codes[{codes.size}] = "
+        f"{{{','.join(map(str, codes.tolist()))}}};\n"
+    )
     h = d / "bench_data.h"
     if not h.exists() or h.read_text() != text:
         h.write_text(text)
@@ -79,6 +92,7 @@ def run_rv32_bench(name: str) -> dict:
     """Build tools/bench/c/<name>.c for rv32imc with the bench audio, run it under QEMU and return
     its "key value" output lines as ints (Skip without the cross toolchain)."""
     from tools.bench.cbuild import BENCH_C, build, have_rv32, run
+
     if not have_rv32():
         raise Skip("riscv64-unknown-elf-gcc / qemu-system-riscv32 not installed (make setup)")
     d = bench_data_dir()
@@ -112,7 +126,7 @@ def frontend_host_speed(_args) -> dict:
     except ImportError:
         raise Skip("librosa not installed") from None
     p = params.default()
-    x = np.tile(_bench_audio(), 3)             # ~66 s of real audio
+    x = np.tile(_bench_audio(), 3)  # ~66 s of real audio
     y = x.astype(np.float32) / 32768
 
     def best(fn, n=3):
@@ -123,22 +137,34 @@ def frontend_host_speed(_args) -> dict:
             ts.append(time.perf_counter() - t)
         return min(ts)
 
-    kw = dict(sr=p.sample_rate_hz, n_fft=p.frame_samples, hop_length=p.hop_samples, center=False,
-              n_mels=p.n_mels, fmin=p.fmin_hz, fmax=p.fmax_hz, power=2.0)
-    librosa.feature.melspectrogram(y=y[:16000], **kw)          # warm-up (numba, caches)
+    kw = dict(
+        sr=p.sample_rate_hz,
+        n_fft=p.frame_samples,
+        hop_length=p.hop_samples,
+        center=False,
+        n_mels=p.n_mels,
+        fmin=p.fmin_hz,
+        fmax=p.fmax_hz,
+        power=2.0,
+    )
+    librosa.feature.melspectrogram(y=y[:16000], **kw)  # warm-up (numba, caches)
     t_lib = best(lambda: librosa.power_to_db(librosa.feature.melspectrogram(y=y, **kw)))
     t_c = best(lambda: core.logmel(x))
-    return {"frontend_host_speedup_vs_librosa": round(t_lib / t_c, 2),
-            "frontend_host_realtime_factor": round(x.size / p.sample_rate_hz / t_c)}
+    return {
+        "frontend_host_speedup_vs_librosa": round(t_lib / t_c, 2),
+        "frontend_host_realtime_factor": round(x.size / p.sample_rate_hz / t_c),
+    }
 
 
 def gate_figures(args) -> dict:
     from tools.validate import gate_eval
+
     data = Path(args.data)
     csv_path = data / "all_metadata.csv"
     if not csv_path.exists():
         raise Skip(f"{csv_path} not found (the gate figures need ../shared/data)")
     from tools.node import model as _model
+
     rows = gate_eval.read_csv(csv_path)
     g = gate_eval.evaluate(data, rows, progress=sys.stderr.isatty())
     r = gate_eval.evaluate(data, rows, progress=sys.stderr.isatty(), model=_model.load())
@@ -148,28 +174,36 @@ def gate_figures(args) -> dict:
         "gate_recall_impulsive_own_floor": round(r["gate_recall_impulsive_own_floor"], 4),
         "gate_duty_cycle_background_gate_only": round(g["gate_duty_cycle_background"], 4),
         "gate_recall_impulsive_gate_only": round(g["gate_recall_impulsive"], 4),
-        "gate_detail": {"per_label": r["per_label"], "background_seconds": r["background_seconds"],
-                        "impulsive_clips": r["impulsive_clips"], "model": f"{params.MODEL_DIR.relative_to(params.ROOT)} (shipped)",
-                        "duty_cycle_background_unpadded": round(r["gate_duty_cycle_background_unpadded"], 4),
-                        "duty_cycle_background_unpadded_gate_only":
-                            round(g["gate_duty_cycle_background_unpadded"], 4),
-                        "per_source_duty": {k: v["duty"] for k, v in r["per_source"].items()},
-                        "per_source_duty_gate_only": {k: v["duty"] for k, v in g["per_source"].items()}},
+        "gate_detail": {
+            "per_label": r["per_label"],
+            "background_seconds": r["background_seconds"],
+            "impulsive_clips": r["impulsive_clips"],
+            "model": f"{params.MODEL_DIR.relative_to(params.ROOT)} (shipped)",
+            "duty_cycle_background_unpadded": round(r["gate_duty_cycle_background_unpadded"], 4),
+            "duty_cycle_background_unpadded_gate_only": round(
+                g["gate_duty_cycle_background_unpadded"], 4
+            ),
+            "per_source_duty": {k: v["duty"] for k, v in r["per_source"].items()},
+            "per_source_duty_gate_only": {k: v["duty"] for k, v in g["per_source"].items()},
+        },
     }
 
 
 def model_figures(_args) -> dict:
     from training import bench as model_bench
+
     return model_bench.bench()
 
 
 def link_figures(_args) -> dict:
     from tools.bench import link_bench as bench_link
+
     return bench_link.bench()
 
 
 def app_figures(args) -> dict:
     from tools.bench import app_bench
+
     return app_bench.app_rv32(args)
 
 
@@ -184,10 +218,17 @@ BENCHMARKS = {
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(DEFAULT_DATA), help="real corpus (default ../shared/data)")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output (default build/bench.json)")
+    ap = argparse.ArgumentParser(
+        prog="python -m tools.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument(
+        "--data", default=str(DEFAULT_DATA), help="real corpus (default ../shared/data)"
+    )
+    ap.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="JSON output (default build/bench.json)"
+    )
     ap.add_argument("--only", nargs="*", choices=sorted(BENCHMARKS), help="run only these")
     args = ap.parse_args(argv)
     out = json.loads(args.out.read_text()) if args.out.exists() else {}
@@ -197,7 +238,7 @@ def main(argv=None) -> int:
         try:
             figures = BENCHMARKS[name](args)
             skipped.pop(name, None)
-            for k, why in figures.pop("_skipped", {}).items():     # a part of a benchmark
+            for k, why in figures.pop("_skipped", {}).items():  # a part of a benchmark
                 if why:
                     skipped[k] = why
                 else:

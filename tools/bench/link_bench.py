@@ -18,6 +18,7 @@ bench() -> dict with
                                 tools.faultproxy: how many arrive intact and in order (of 1000)
 plus the settings used (model or stub classifier, soak length, wall times).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,22 +58,28 @@ def _twin_opts(use_model: bool | None) -> tuple[dict, str]:
 
 def stub_reference():
     from tools.node import core
-    from tools.validate import hil
     from tools.sim import twin
+    from tools.validate import hil
 
     cls = twin.stub_classifier(STUB_SCORES)
     thr = [0.6] * (len(STUB_SCORES) - 1) + [None]
-    return hil.Reference(twin.STUB_LABELS[:len(STUB_SCORES)], len(STUB_SCORES) - 1, bytes(8),
-                         lambda: core.Node(cls, len(STUB_SCORES), thresholds=thr, trace=True))
+    return hil.Reference(
+        twin.STUB_LABELS[: len(STUB_SCORES)],
+        len(STUB_SCORES) - 1,
+        bytes(8),
+        lambda: core.Node(cls, len(STUB_SCORES), thresholds=thr, trace=True),
+    )
 
 
 # --------------------------------------------------------------------------------------------
 
-def hil_twin(root: Path = SCENES, scenes: Path | None = SCENES / "scenes.csv",
-             use_model: bool | None = None) -> dict:
+
+def hil_twin(
+    root: Path = SCENES, scenes: Path | None = SCENES / "scenes.csv", use_model: bool | None = None
+) -> dict:
     """HIL over `root` through the twin: the metrics dict of tools.hil plus 'classifier'."""
-    from tools.validate import hil
     from tools import cli
+    from tools.validate import hil
 
     opts, what = _twin_opts(use_model)
     if opts:
@@ -95,30 +102,34 @@ def _phase(y: np.ndarray, period: np.ndarray) -> int | None:
     from numpy.lib.stride_tricks import sliding_window_view
 
     P = period.size
-    w = y[WARMUP:WARMUP + 32]
+    w = y[WARMUP : WARMUP + 32]
     ext = np.concatenate([period, period[:32]])
     hits = np.nonzero((sliding_window_view(ext, 32)[:P] == w).all(1))[0]
     return None if not hits.size else int((hits[0] - WARMUP) % P)
 
 
-def record_soak(seconds: float = 3600.0, source: Path = SOAK_SOURCE, roll_minutes: float = 10.0,
-                out: Path | None = None) -> dict:
+def record_soak(
+    seconds: float = 3600.0,
+    source: Path = SOAK_SOURCE,
+    roll_minutes: float = 10.0,
+    out: Path | None = None,
+) -> dict:
     """Record `seconds` of the twin's looped microphone as fast as possible and compare every
     sample with the source (what the node's ADC path makes of it)."""
     import glob
 
     import soundfile as sf
 
-    from tools.node import core
     from tools import cli
     from tools.hostio import record
+    from tools.node import core
     from tools.sim import twin
 
     codes = twin.load_codes(Path(source))
     if codes.size % 2:
         codes = codes[:-1]
     P = codes.size // 2
-    period = core.decimate(core.adc_to_pcm(np.concatenate([codes] * 3)), 2)[P:2 * P]
+    period = core.decimate(core.adc_to_pcm(np.concatenate([codes] * 3)), 2)[P : 2 * P]
     tmp = None
     if out is None:
         tmp = tempfile.TemporaryDirectory(prefix="ew-soak-")
@@ -127,10 +138,13 @@ def record_soak(seconds: float = 3600.0, source: Path = SOAK_SOURCE, roll_minute
         t0 = time.monotonic()
         with cli.open_node(sim=str(source), loop=True, stub_scores=STUB_SCORES) as lk:
             summary, reason, code = record.record(
-                lk, record.RecordOptions(out, roll_minutes=roll_minutes, flush_s=5.0), seconds)
+                lk, record.RecordOptions(out, roll_minutes=roll_minutes, flush_s=5.0), seconds
+            )
         wall = time.monotonic() - t0
-        metas = sorted((json.loads(Path(p).read_text()) for p in glob.glob(str(out / "*.json"))),
-                       key=lambda m: m["first_sample"])
+        metas = sorted(
+            (json.loads(Path(p).read_text()) for p in glob.glob(str(out / "*.json"))),
+            key=lambda m: m["first_sample"],
+        )
         ys, expected_next, index_breaks = [], None, 0
         for m in metas:
             if expected_next is not None and m["first_sample"] != expected_next:
@@ -147,13 +161,20 @@ def record_soak(seconds: float = 3600.0, source: Path = SOAK_SOURCE, roll_minute
             idx = (k + np.arange(WARMUP, y.size)) % P
             mismatched = int(np.count_nonzero(y[WARMUP:] != period[idx]))
         lost = summary["samples_filled"] + max(0, want - y.size) + mismatched
-        return {"seconds": seconds, "wall_s": round(wall, 2),
-                "speed_x_realtime": round(seconds / wall, 1) if wall else None,
-                "samples": int(y.size), "lost_samples": int(lost),
-                "duplicated_samples": int(summary["duplicate_samples_dropped"]),
-                "mismatched_samples": mismatched, "filled_samples": summary["samples_filled"],
-                "index_breaks": index_breaks, "files": len(metas), "stopped": reason,
-                "exit_code": code}
+        return {
+            "seconds": seconds,
+            "wall_s": round(wall, 2),
+            "speed_x_realtime": round(seconds / wall, 1) if wall else None,
+            "samples": int(y.size),
+            "lost_samples": int(lost),
+            "duplicated_samples": int(summary["duplicate_samples_dropped"]),
+            "mismatched_samples": mismatched,
+            "filled_samples": summary["samples_filled"],
+            "index_breaks": index_breaks,
+            "files": len(metas),
+            "stopped": reason,
+            "exit_code": code,
+        }
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -161,9 +182,10 @@ def record_soak(seconds: float = 3600.0, source: Path = SOAK_SOURCE, roll_minute
 
 def garbage_recovery(n_frames: int = 1000, seed: int = 7) -> dict:
     """n AUDIO frames from the twin, each preceded by garbage from the fault proxy."""
-    from tools.wire import link, protocol as pr
     from tools.sim import twin
     from tools.sim.faultproxy import FaultProxy
+    from tools.wire import link
+    from tools.wire import protocol as pr
 
     with twin.start(str(SOAK_SOURCE), loop=True, stub_scores=STUB_SCORES) as tw:
         with FaultProxy(tw.port, seed=seed, garbage=1.0, start_after=0) as px:
@@ -185,9 +207,13 @@ def garbage_recovery(n_frames: int = 1000, seed: int = 7) -> dict:
                 st = lk.stats
                 injected = px.counts["garbage"] - garbage0
                 lk.send(pr.ConfigSet(pr.CFG_AUDIO_STREAM, 0))
-    return {"frames": n_frames, "recovered": intact, "garbage_injected": injected,
-            "decode_errors": st.err_cobs + st.err_short + st.err_magic + st.err_crc +
-            st.err_oversize, "seq_gaps": st.seq_gaps}
+    return {
+        "frames": n_frames,
+        "recovered": intact,
+        "garbage_injected": injected,
+        "decode_errors": st.err_cobs + st.err_short + st.err_magic + st.err_crc + st.err_oversize,
+        "seq_gaps": st.seq_gaps,
+    }
 
 
 def bench(soak_seconds: float = 3600.0) -> dict:
@@ -212,13 +238,16 @@ def bench(soak_seconds: float = 3600.0) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tools.bench_link", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m tools.bench_link",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--soak-seconds", type=float, default=3600.0)
     args = ap.parse_args(argv)
     try:
         print(json.dumps(bench(args.soak_seconds), indent=1))
-    except Exception as e:          # a bench that cannot run: one line, exit 1
+    except Exception as e:  # a bench that cannot run: one line, exit 1
         print(f"bench_link: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     return 0

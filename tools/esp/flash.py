@@ -38,6 +38,7 @@ verify failed, silent after flashing, hash mismatch, build failed); 2 bad usage 
 board found, no such port, missing or corrupt image, wrong chip, unknown env).  Expected errors
 print one line per failed node on stderr, never a traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,11 +54,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
-if __package__ in (None, ""):            # `python tools/flash.py`
+if __package__ in (None, ""):  # `python tools/flash.py`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from tools.errors import ToolError, run_cli
@@ -69,22 +70,36 @@ from tools.wire.ports import USB_IDS, Port, find_ports  # noqa: F401
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL_DIR = params.MODEL_DIR
 
-ROM_BAUD = 115200                        # the ROM loader always syncs at this rate
-DEFAULT_BAUD = 921600                    # flashing baud tried first
-FALLBACK_BAUD = 115200                   # ... and the one used when it fails
-NODE_BAUD = _link.DEFAULT_BAUD           # the earwitness firmware's serial baud
+ROM_BAUD = 115200  # the ROM loader always syncs at this rate
+DEFAULT_BAUD = 921600  # flashing baud tried first
+FALLBACK_BAUD = 115200  # ... and the one used when it fails
+NODE_BAUD = _link.DEFAULT_BAUD  # the earwitness firmware's serial baud
 
 #: PlatformIO environments (platformio.ini) -> esptool chip name
-ENV_CHIPS = {"esp32dev": "esp32", "esp32-s3-devkitc-1": "esp32s3",
-             "esp32-c3-devkitm-1": "esp32c3"}
+ENV_CHIPS = {"esp32dev": "esp32", "esp32-s3-devkitc-1": "esp32s3", "esp32-c3-devkitm-1": "esp32c3"}
 #: second-stage bootloader offset per chip; the partition table and app are the same on all
-BOOTLOADER_OFFSETS = {"esp32": 0x1000, "esp32s2": 0x1000, "esp32s3": 0x0, "esp32c3": 0x0,
-                      "esp32c2": 0x0, "esp32c6": 0x0, "esp32h2": 0x0}
+BOOTLOADER_OFFSETS = {
+    "esp32": 0x1000,
+    "esp32s2": 0x1000,
+    "esp32s3": 0x0,
+    "esp32c3": 0x0,
+    "esp32c2": 0x0,
+    "esp32c6": 0x0,
+    "esp32h2": 0x0,
+}
 PARTITIONS_OFFSET = 0x8000
 APP_OFFSET = 0x10000
 #: the chip id in an ESP image header (extended header byte 12..13)
-IMAGE_CHIP_IDS = {0: "esp32", 2: "esp32s2", 5: "esp32c3", 9: "esp32s3", 12: "esp32c2",
-                  13: "esp32c6", 16: "esp32h2", 18: "esp32p4"}
+IMAGE_CHIP_IDS = {
+    0: "esp32",
+    2: "esp32s2",
+    5: "esp32c3",
+    9: "esp32s3",
+    12: "esp32c2",
+    13: "esp32c6",
+    16: "esp32h2",
+    18: "esp32p4",
+}
 ESP_IMAGE_MAGIC = 0xE9
 PARTITION_TABLE_MAGIC = b"\xaa\x50"
 SUPPORTED_CHIPS = ("esp32", "esp32s3", "esp32c3")
@@ -105,6 +120,7 @@ class Timeouts:
     hello_tries       HELLO requests before "silent after flashing"
     build_s           `pio run` (a first build downloads ESP-IDF: many minutes)
     """
+
     connect_attempts: int = 7
     open_s: float = 2.0
     boot_s: float = 3.0
@@ -113,12 +129,17 @@ class Timeouts:
     build_s: float = 3600.0
 
     def link_timeouts(self) -> _link.Timeouts:
-        return _link.Timeouts(open_s=self.open_s, boot_s=self.boot_s, hello_s=self.hello_s,
-                              hello_tries=self.hello_tries)
+        return _link.Timeouts(
+            open_s=self.open_s,
+            boot_s=self.boot_s,
+            hello_s=self.hello_s,
+            hello_tries=self.hello_tries,
+        )
 
 
 # --------------------------------------------------------------------------------------------
 # Images
+
 
 @dataclass
 class Segment:
@@ -131,6 +152,7 @@ class Segment:
 class FirmwareImage:
     """What gets written: segments at flash offsets, and the chip the image is for (None when
     the image does not say)."""
+
     segments: list[Segment]
     chip: str | None
     source: str
@@ -144,7 +166,7 @@ class FirmwareImage:
         end = max(s.offset + len(s.data) for s in self.segments)
         out = bytearray(b"\xff" * end)
         for s in self.segments:
-            out[s.offset:s.offset + len(s.data)] = s.data
+            out[s.offset : s.offset + len(s.data)] = s.data
         return bytes(out)
 
     def sha256(self) -> str:
@@ -155,7 +177,7 @@ def image_chip(data: bytes, offset: int = 0) -> str | None:
     """The chip an ESP image header at `offset` is built for (None: no header there)."""
     if len(data) < offset + 24 or data[offset] != ESP_IMAGE_MAGIC:
         return None
-    cid = int.from_bytes(data[offset + 12:offset + 14], "little")
+    cid = int.from_bytes(data[offset + 12 : offset + 14], "little")
     return IMAGE_CHIP_IDS.get(cid, f"chip-id-{cid}")
 
 
@@ -173,49 +195,65 @@ def load_image(path, chip: str | None = None) -> FirmwareImage:
     chip = _check_chip_arg(chip)
     p = Path(path)
     if not p.exists():
-        raise FlashError(f"{p}: no such image (give a merged .bin or a PlatformIO build dir "
-                         f".pio/build/ENV)", 2)
+        raise FlashError(
+            f"{p}: no such image (give a merged .bin or a PlatformIO build dir .pio/build/ENV)", 2
+        )
     if p.is_dir():
         names = ("bootloader.bin", "partitions.bin", "firmware.bin")
         missing = [n for n in names if not (p / n).is_file()]
         if missing:
-            raise FlashError(f"{p}: not a complete PlatformIO build dir (missing "
-                             f"{', '.join(missing)}; run `pio run -e ENV`)", 2)
+            raise FlashError(
+                f"{p}: not a complete PlatformIO build dir (missing "
+                f"{', '.join(missing)}; run `pio run -e ENV`)",
+                2,
+            )
         boot, parts, app = ((p / n).read_bytes() for n in names)
         if image_chip(boot) is None:
             raise FlashError(f"{p / 'bootloader.bin'}: corrupt image (no ESP image header)", 2)
         if image_chip(app) is None:
             raise FlashError(f"{p / 'firmware.bin'}: corrupt image (no ESP image header)", 2)
         if parts[:2] != PARTITION_TABLE_MAGIC:
-            raise FlashError(f"{p / 'partitions.bin'}: corrupt partition table (no 0xAA50 "
-                             f"entry)", 2)
+            raise FlashError(
+                f"{p / 'partitions.bin'}: corrupt partition table (no 0xAA50 entry)", 2
+            )
         found = image_chip(boot)
         if chip and found != chip:
             raise FlashError(f"{p}: image is for {found}, --chip says {chip}", 2)
         env_chip = ENV_CHIPS.get(p.name)
         if env_chip and env_chip != found:
-            raise FlashError(f"{p}: env {p.name} is {env_chip} but bootloader.bin is for "
-                             f"{found}", 2)
+            raise FlashError(
+                f"{p}: env {p.name} is {env_chip} but bootloader.bin is for {found}", 2
+            )
         chip = found
         if chip not in BOOTLOADER_OFFSETS:
             raise FlashError(f"{p}: image for unsupported chip {chip}", 2)
-        return FirmwareImage([Segment(BOOTLOADER_OFFSETS[chip], boot, "bootloader.bin"),
-                              Segment(PARTITIONS_OFFSET, parts, "partitions.bin"),
-                              Segment(APP_OFFSET, app, "firmware.bin")], chip, str(p))
+        return FirmwareImage(
+            [
+                Segment(BOOTLOADER_OFFSETS[chip], boot, "bootloader.bin"),
+                Segment(PARTITIONS_OFFSET, parts, "partitions.bin"),
+                Segment(APP_OFFSET, app, "firmware.bin"),
+            ],
+            chip,
+            str(p),
+        )
     data = p.read_bytes()
     if not data:
         raise FlashError(f"{p}: empty image", 2)
-    if data[PARTITIONS_OFFSET:PARTITIONS_OFFSET + 2] != PARTITION_TABLE_MAGIC:
-        raise FlashError(f"{p}: not a merged flash image (no partition table at 0x8000; an "
-                         f"app-only firmware.bin goes in with its build dir)", 2)
+    if data[PARTITIONS_OFFSET : PARTITIONS_OFFSET + 2] != PARTITION_TABLE_MAGIC:
+        raise FlashError(
+            f"{p}: not a merged flash image (no partition table at 0x8000; an "
+            f"app-only firmware.bin goes in with its build dir)",
+            2,
+        )
     found = image_chip(data, 0)
     if found is None or BOOTLOADER_OFFSETS.get(found, 0) != 0:
         found = image_chip(data, 0x1000)
         if found is not None and BOOTLOADER_OFFSETS.get(found) != 0x1000:
             found = None
     if found is None:
-        raise FlashError(f"{p}: not a merged flash image (no bootloader image header at 0x0 "
-                         f"or 0x1000)", 2)
+        raise FlashError(
+            f"{p}: not a merged flash image (no bootloader image header at 0x0 or 0x1000)", 2
+        )
     if chip and found != chip:
         raise FlashError(f"{p}: image is for {found}, --chip says {chip}", 2)
     return FirmwareImage([Segment(0, data, p.name)], found, str(p))
@@ -232,12 +270,23 @@ def write_merged(image: FirmwareImage, out) -> Path:
 # --------------------------------------------------------------------------------------------
 # Building
 
-_OFFLINE_MARKERS = ("Could not resolve host", "Name or service not known",
-                    "Temporary failure in name resolution", "Failed to establish a new connection",
-                    "Max retries exceeded", "HTTPClientError", "InternetIsOffline",
-                    "ConnectionError", "Network is unreachable", "registry.platformio.org",
-                    "api.registry", "Could not install", "UnknownPackageError",
-                    "PackageException", "timed out")
+_OFFLINE_MARKERS = (
+    "Could not resolve host",
+    "Name or service not known",
+    "Temporary failure in name resolution",
+    "Failed to establish a new connection",
+    "Max retries exceeded",
+    "HTTPClientError",
+    "InternetIsOffline",
+    "ConnectionError",
+    "Network is unreachable",
+    "registry.platformio.org",
+    "api.registry",
+    "Could not install",
+    "UnknownPackageError",
+    "PackageException",
+    "timed out",
+)
 
 
 def find_pio() -> str | None:
@@ -249,8 +298,13 @@ def find_pio() -> str | None:
     return str(cand) if cand.exists() else None
 
 
-def build(env: str, project_dir=ROOT, pio: str | None = None,
-          timeouts: Timeouts | None = None, echo: Callable[[str], None] | None = None) -> Path:
+def build(
+    env: str,
+    project_dir=ROOT,
+    pio: str | None = None,
+    timeouts: Timeouts | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> Path:
     """`pio run -e ENV` in project_dir; returns the build dir (.pio/build/ENV).
 
     FlashError: unknown env (2), no PlatformIO (2), PlatformIO could not download its
@@ -265,15 +319,21 @@ def build(env: str, project_dir=ROOT, pio: str | None = None,
     if echo:
         echo(f"building: {' '.join(cmd)}")
     try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                errors="replace", stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            stdin=subprocess.DEVNULL,
+        )
     except OSError as e:
         raise FlashError(f"cannot run {pio}: {e}", 2) from None
-    timer = threading.Timer(timeouts.build_s, proc.kill)      # a first build takes minutes
+    timer = threading.Timer(timeouts.build_s, proc.kill)  # a first build takes minutes
     timer.start()
     lines: list[str] = []
     try:
-        for ln in proc.stdout:                               # live: the build can be long
+        for ln in proc.stdout:  # live: the build can be long
             lines.append(ln.rstrip())
             if echo:
                 echo(f"pio: {ln.rstrip()}")
@@ -283,14 +343,18 @@ def build(env: str, project_dir=ROOT, pio: str | None = None,
         timer.cancel()
         proc.stdout.close()
     if timed_out:
-        raise FlashError(f"`pio run -e {env}` took longer than {timeouts.build_s:.0f} s "
-                         f"(--build-timeout)", 1)
+        raise FlashError(
+            f"`pio run -e {env}` took longer than {timeouts.build_s:.0f} s (--build-timeout)", 1
+        )
     out = "\n".join(lines)
     if proc.returncode != 0:
         if any(m.lower() in out.lower() for m in _OFFLINE_MARKERS):
-            raise FlashError(f"PlatformIO could not fetch the ESP32 toolchain/ESP-IDF for {env} "
-                             f"(offline?): build on a machine with internet (`pio run -e {env}`) "
-                             f"and pass --firmware .pio/build/{env}", 1)
+            raise FlashError(
+                f"PlatformIO could not fetch the ESP32 toolchain/ESP-IDF for {env} "
+                f"(offline?): build on a machine with internet (`pio run -e {env}`) "
+                f"and pass --firmware .pio/build/{env}",
+                1,
+            )
         last = next((ln.strip() for ln in reversed(out.splitlines()) if ln.strip()), "")
         raise FlashError(f"`pio run -e {env}` failed (exit {proc.returncode}): {last}", 1)
     bdir = Path(project_dir) / ".pio" / "build" / env
@@ -302,11 +366,12 @@ def build(env: str, project_dir=ROOT, pio: str | None = None,
 # --------------------------------------------------------------------------------------------
 # Ports
 
+
 def is_pty(port: str) -> bool:
     """A pseudo-terminal (the simulators): no DTR/RTS lines to reset the chip with."""
     try:
         real = os.path.realpath(port)
-        if real.startswith("/dev/pts/") or re.fullmatch(r"/dev/ttys\d+", real):   # Linux, macOS
+        if real.startswith("/dev/pts/") or re.fullmatch(r"/dev/ttys\d+", real):  # Linux, macOS
             return True
         st = os.stat(real)
         return stat.S_ISCHR(st.st_mode) and 136 <= os.major(st.st_rdev) <= 143
@@ -314,26 +379,27 @@ def is_pty(port: str) -> bool:
         return False
 
 
-def resolve_ports(ports: Sequence[str] | None, all_: bool,
-                  comports: Sequence | None = None) -> list[str]:
+def resolve_ports(
+    ports: Sequence[str] | None, all_: bool, comports: Sequence | None = None
+) -> list[str]:
     """--port (repeatable) / --all / the one board found.  FlashError(2) when ambiguous or none."""
     if ports:
         if all_:
             raise FlashError("give --port or --all, not both", 2)
         for p in ports:
             if "://" not in p and not os.path.exists(p):
-                raise FlashError(f"{p}: no such serial port (see `python tools/flash.py list`)",
-                                 2)
+                raise FlashError(f"{p}: no such serial port (see `python tools/flash.py list`)", 2)
             try:
-                _link.check_serial_path(p)           # a regular file or folder: exit 2
+                _link.check_serial_path(p)  # a regular file or folder: exit 2
             except _link.LinkError as e:
                 raise FlashError(str(e), 2) from None
         return list(dict.fromkeys(ports))
     found = find_ports(comports)
     names = ", ".join(sorted({b for b in USB_IDS.values()}))
     if not found:
-        raise FlashError(f"no ESP32 board found by USB VID:PID ({names}): plug one in or give "
-                         f"--port PATH", 2)
+        raise FlashError(
+            f"no ESP32 board found by USB VID:PID ({names}): plug one in or give --port PATH", 2
+        )
     if all_:
         return [p.device for p in found]
     if len(found) > 1:
@@ -345,10 +411,12 @@ def resolve_ports(ports: Sequence[str] | None, all_: bool,
 # --------------------------------------------------------------------------------------------
 # Expected identity and the HELLO check
 
+
 @dataclass
 class Expected:
     """Hashes (16 hex digits = the 8 bytes HELLO carries) a correctly flashed node reports;
     None = not checked."""
+
     model_hash: str | None
     config_hash: str | None
     model_source: str = ""
@@ -361,8 +429,9 @@ def _hex8(v: str, what: str) -> str:
     return s[:16]
 
 
-def expected_hashes(model_dir=DEFAULT_MODEL_DIR, model_hash: str | None = None,
-                    config_hash: str | None = None) -> Expected:
+def expected_hashes(
+    model_dir=DEFAULT_MODEL_DIR, model_hash: str | None = None, config_hash: str | None = None
+) -> Expected:
     """The expected HELLO hashes: overrides, else the shipped model's manifest and
     tools.node.params.default().config_hash.  No manifest -> the model hash is not checked."""
     src = "--expect-model-hash"
@@ -373,15 +442,19 @@ def expected_hashes(model_dir=DEFAULT_MODEL_DIR, model_hash: str | None = None,
             try:
                 model_hash = json.loads(man.read_text())["model_sha256"]
             except (OSError, ValueError, KeyError, TypeError) as e:
-                raise FlashError(f"{man}: cannot read model_sha256 ({e}); pass "
-                                 f"--expect-model-hash", 2) from None
+                raise FlashError(
+                    f"{man}: cannot read model_sha256 ({e}); pass --expect-model-hash", 2
+                ) from None
             src = str(man)
         else:
             src = f"no {man}: not checked"
     if config_hash is None:
         config_hash = params.default().config_hash
-    return Expected(_hex8(model_hash, "model hash") if model_hash else None,
-                    _hex8(config_hash, "config hash"), src)
+    return Expected(
+        _hex8(model_hash, "model hash") if model_hash else None,
+        _hex8(config_hash, "config hash"),
+        src,
+    )
 
 
 def check_identity(hello: pr.Hello, expected: Expected) -> None:
@@ -396,8 +469,13 @@ def check_identity(hello: pr.Hello, expected: Expected) -> None:
         raise FlashError("hash mismatch: node reports " + "; ".join(bad), 1)
 
 
-def verify_node(port: str, expected: Expected | None = None, node_baud: int = NODE_BAUD,
-                timeouts: Timeouts | None = None, after_boot: bool = False) -> pr.Hello:
+def verify_node(
+    port: str,
+    expected: Expected | None = None,
+    node_baud: int = NODE_BAUD,
+    timeouts: Timeouts | None = None,
+    after_boot: bool = False,
+) -> pr.Hello:
     """Open the port at the node baud, get a HELLO (after_boot: first wait passively for the
     one sent at boot), check protocol version and hashes.  Returns the Hello; FlashError."""
     expected = expected if expected is not None else expected_hashes()
@@ -406,8 +484,12 @@ def verify_node(port: str, expected: Expected | None = None, node_baud: int = NO
     return hello
 
 
-def get_hello(port: str, node_baud: int = NODE_BAUD, timeouts: Timeouts | None = None,
-              after_boot: bool = False) -> pr.Hello:
+def get_hello(
+    port: str,
+    node_baud: int = NODE_BAUD,
+    timeouts: Timeouts | None = None,
+    after_boot: bool = False,
+) -> pr.Hello:
     """The node's HELLO (protocol version checked, hashes not).  FlashError: silent (1),
     unknown protocol version (2), port problems (tools.link's exit codes)."""
     timeouts = timeouts or Timeouts()
@@ -425,7 +507,7 @@ def get_hello(port: str, node_baud: int = NODE_BAUD, timeouts: Timeouts | None =
     except _link.LinkError as e:
         msg = str(e)
         if msg.startswith(f"{port}: "):
-            msg = msg[len(port) + 2:]       # the port is named once, by the caller
+            msg = msg[len(port) + 2 :]  # the port is named once, by the caller
         if e.exit_code == 1 and after_boot:
             msg = f"silent after flashing: {msg}"
         raise FlashError(msg, e.exit_code) from None
@@ -445,8 +527,9 @@ def _plain(args) -> str:
     s = " ".join(str(a) for a in args)
     try:
         from rich.text import Text
+
         return Text.from_markup(s).plain
-    except Exception:                    # noqa: BLE001 - not markup after all
+    except Exception:  # noqa: BLE001 - not markup after all
         return s
 
 
@@ -473,7 +556,7 @@ def _make_logger():
         def warning(self, message: str, suggestion=None) -> None:
             self._emit("warning: " + _plain((message,)))
 
-        err, warn = error, warning           # the names esptool's adapter calls
+        err, warn = error, warning  # the names esptool's adapter calls
 
         def note(self, message: str) -> None:
             self._emit("note: " + _plain((message,)))
@@ -502,6 +585,7 @@ class _esptool_output:
     def __enter__(self):
         global _log_users, _log_saved
         from esp_pylib.logger import EspLog
+
         with _log_lock:
             if _log_users == 0:
                 # esptool's documented `log.set_logger`, called on esptool's own logger (the
@@ -524,6 +608,7 @@ class _esptool_output:
 # --------------------------------------------------------------------------------------------
 # Flashing
 
+
 @dataclass
 class FlashOptions:
     """Everything flash_node needs besides the port and the image.
@@ -536,6 +621,7 @@ class FlashOptions:
     verify_hello  after the reset, wait for HELLO and check the hashes against `expected`
                   (None: expected_hashes(), i.e. the shipped model and tools.node.params)
     """
+
     chip: str | None = None
     baud: int = DEFAULT_BAUD
     fallback_baud: int = FALLBACK_BAUD
@@ -546,7 +632,7 @@ class FlashOptions:
     verify_hello: bool = True
     expected: Expected | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
-    verbose: bool = False            # pass esptool's own output to `echo` as it comes
+    verbose: bool = False  # pass esptool's own output to `echo` as it comes
 
 
 @dataclass
@@ -569,10 +655,19 @@ class FlashResult:
     def as_dict(self) -> dict:
         d = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("hello", "log")}
         h = self.hello
-        d["hello"] = None if h is None else {
-            "proto_version": h.proto_version, "fw_version": h.fw_version, "board": h.board,
-            "node_id": h.node_id.hex(":"), "model_hash": h.model_hash.hex(),
-            "config_hash": h.config_hash.hex(), "labels": h.labels}
+        d["hello"] = (
+            None
+            if h is None
+            else {
+                "proto_version": h.proto_version,
+                "fw_version": h.fw_version,
+                "board": h.board,
+                "node_id": h.node_id.hex(":"),
+                "model_hash": h.model_hash.hex(),
+                "config_hash": h.config_hash.hex(),
+                "labels": h.labels,
+            }
+        )
         return d
 
 
@@ -592,6 +687,7 @@ def _resolve_reset(port: str, before: str, after: str) -> tuple[str, str]:
 
 def _connect(port: str, before: str, attempts: int):
     from esptool.cmds import detect_chip
+
     return detect_chip(port, ROM_BAUD, before, False, attempts)
 
 
@@ -599,7 +695,7 @@ def _close(esp) -> None:
     try:
         if esp is not None and esp._port is not None:
             esp._port.close()
-    except Exception:                    # noqa: BLE001 - closing a vanished port
+    except Exception:  # noqa: BLE001 - closing a vanished port
         pass
 
 
@@ -607,17 +703,24 @@ def _leave_loader(esp, after: str) -> None:
     """Reset into the new firmware.  "run": the ROM's "run user code" (FLASH_BEGIN 0 +
     FLASH_END), after taking the stub back to the ROM loader; works without DTR/RTS."""
     from esptool.cmds import reset_chip
+
     if after != "run":
         reset_chip(esp, after)
         return
     if esp.IS_STUB:
-        esp.soft_reset(True)             # stub -> ROM loader (FLASH_END "reboot")
-        esp.IS_STUB = False              # talk to the ROM from here on
-    esp.soft_reset(False)                # ROM: leave the loader, run the app
+        esp.soft_reset(True)  # stub -> ROM loader (FLASH_END "reboot")
+        esp.IS_STUB = False  # talk to the ROM from here on
+    esp.soft_reset(False)  # ROM: leave the loader, run the app
 
 
-def _flash_once(port: str, image: FirmwareImage, opts: FlashOptions, baud: int,
-                res: FlashResult, say: Callable[[str], None]) -> None:
+def _flash_once(
+    port: str,
+    image: FirmwareImage,
+    opts: FlashOptions,
+    baud: int,
+    res: FlashResult,
+    say: Callable[[str], None],
+) -> None:
     """Connect, check the chip, (stub), baud, write + MD5 verify, reset.  Raises
     FlashError (connect/chip) or esptool's FatalError / SerialException (link, write)."""
     from esptool.cmds import attach_flash, run_stub, write_flash
@@ -647,20 +750,30 @@ def _flash_once(port: str, image: FirmwareImage, opts: FlashOptions, baud: int,
         res.baud = ROM_BAUD
         if baud > ROM_BAUD:
             esp.change_baud(baud)
-            esp.read_reg(ESPLoader.CHIP_DETECT_MAGIC_REG_ADDR)     # is the link alive?
+            esp.read_reg(ESPLoader.CHIP_DETECT_MAGIC_REG_ADDR)  # is the link alive?
             res.baud = baud
-        say(f"{res.description or found}, MAC {res.mac or '?'}: writing {image.size} bytes "
-            f"at {res.baud} baud")
+        say(
+            f"{res.description or found}, MAC {res.mac or '?'}: writing {image.size} bytes "
+            f"at {res.baud} baud"
+        )
         attach_flash(esp)
-        write_flash(esp, [(s.offset, s.data) for s in image.segments], flash_mode="keep",
-                    flash_freq="keep", flash_size="keep", no_progress=True)
+        write_flash(
+            esp,
+            [(s.offset, s.data) for s in image.segments],
+            flash_mode="keep",
+            flash_freq="keep",
+            flash_size="keep",
+            no_progress=True,
+        )
         res.bytes_written = image.size
-        res.md5_verified = True          # write_flash raises when SPI_FLASH_MD5 differs
+        res.md5_verified = True  # write_flash raises when SPI_FLASH_MD5 differs
         try:
             _leave_loader(esp, after)
         except (FatalError, OSError, StopIteration) as e:
-            say(f"could not reset into the firmware ({_one_line(e)}): press the board's "
-                f"reset button")
+            say(
+                f"could not reset into the firmware ({_one_line(e)}): press the board's "
+                f"reset button"
+            )
     finally:
         _close(esp)
 
@@ -670,8 +783,12 @@ def _one_line(e: BaseException) -> str:
     return s or type(e).__name__
 
 
-def flash_node(port: str, image: FirmwareImage, opts: FlashOptions | None = None,
-               echo: Callable[[str], None] | None = None) -> FlashResult:
+def flash_node(
+    port: str,
+    image: FirmwareImage,
+    opts: FlashOptions | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> FlashResult:
     """Flash one node and check its HELLO.  Returns the FlashResult (ok, or error + exit_code);
     never raises for an expected failure.  `echo` gets progress lines (and, verbose, esptool's)."""
     opts = opts or FlashOptions()
@@ -687,8 +804,8 @@ def flash_node(port: str, image: FirmwareImage, opts: FlashOptions | None = None
         if opts.verbose:
             say(f"esptool: {line}")
 
-    from esptool.util import FatalError
     import serial
+    from esptool.util import FatalError
 
     try:
         if opts.chip:
@@ -700,8 +817,11 @@ def flash_node(port: str, image: FirmwareImage, opts: FlashOptions | None = None
                     _flash_once(port, image, opts, baud, res, say)
                     break
                 except (FatalError, serial.SerialException, OSError, StopIteration) as e:
-                    reason = _one_line(e) if not isinstance(e, StopIteration) else \
-                        "the chip stopped responding"
+                    reason = (
+                        _one_line(e)
+                        if not isinstance(e, StopIteration)
+                        else "the chip stopped responding"
+                    )
                     if "MD5" in reason or "does not match" in reason:
                         raise FlashError(f"flash verify failed: {reason}", 1) from None
                     if i + 1 == len(bauds):
@@ -710,23 +830,30 @@ def flash_node(port: str, image: FirmwareImage, opts: FlashOptions | None = None
         say(f"wrote {res.bytes_written} bytes, MD5 verified")
         if opts.verify_hello:
             res.hello = get_hello(port, opts.node_baud, opts.timeouts, after_boot=True)
-            check_identity(res.hello, opts.expected if opts.expected is not None
-                           else expected_hashes())
+            check_identity(
+                res.hello, opts.expected if opts.expected is not None else expected_hashes()
+            )
             res.hello_checked = True
             h = res.hello
-            say(f"HELLO: firmware {h.fw_version}, board {h.board or '?'}, "
-                f"model {h.model_hash.hex()}, config {h.config_hash.hex()}: hashes OK")
+            say(
+                f"HELLO: firmware {h.fw_version}, board {h.board or '?'}, "
+                f"model {h.model_hash.hex()}, config {h.config_hash.hex()}: hashes OK"
+            )
         res.ok, res.exit_code = True, 0
     except FlashError as e:
         res.error, res.exit_code = str(e), e.exit_code
-    except Exception as e:               # noqa: BLE001 - a bug here must not kill the others
+    except Exception as e:  # noqa: BLE001 - a bug here must not kill the others
         res.error, res.exit_code = f"unexpected {type(e).__name__}: {_one_line(e)}", 1
     res.seconds = time.monotonic() - t0
     return res
 
 
-def flash_nodes(ports: Sequence[str], image: FirmwareImage, opts: FlashOptions | None = None,
-                echo: Callable[[str], None] | None = None) -> list[FlashResult]:
+def flash_nodes(
+    ports: Sequence[str],
+    image: FirmwareImage,
+    opts: FlashOptions | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> list[FlashResult]:
     """flash_node on every port, in parallel (one thread per node); results in port order."""
     opts = opts or FlashOptions()
     if len(ports) == 1:
@@ -742,14 +869,24 @@ def summary_table(results: Sequence[FlashResult]) -> str:
     rows = [head]
     for r in results:
         h = r.hello
-        rows.append((r.port, r.chip or "?", str(r.baud or "-"), str(r.bytes_written or "-"),
-                     "ok" if r.md5_verified else "-",
-                     "ok" if r.hello_checked else "bad" if h else "-",
-                     h.model_hash.hex() if h else "-", h.config_hash.hex() if h else "-",
-                     f"{r.seconds:.1f}", "OK" if r.ok else f"FAIL: {r.error}"))
+        rows.append(
+            (
+                r.port,
+                r.chip or "?",
+                str(r.baud or "-"),
+                str(r.bytes_written or "-"),
+                "ok" if r.md5_verified else "-",
+                "ok" if r.hello_checked else "bad" if h else "-",
+                h.model_hash.hex() if h else "-",
+                h.config_hash.hex() if h else "-",
+                f"{r.seconds:.1f}",
+                "OK" if r.ok else f"FAIL: {r.error}",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head) - 1)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1]
-                     for row in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1] for row in rows
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -762,26 +899,56 @@ def _add_timeouts(ap: argparse.ArgumentParser, flash: bool) -> None:
     d = Timeouts()
     g = ap.add_argument_group("timeouts and retries (Timeouts)")
     if flash:
-        g.add_argument("--connect-attempts", type=int, default=d.connect_attempts,
-                       help=f"esptool sync attempts (default {d.connect_attempts})")
-        g.add_argument("--boot-timeout", type=float, default=d.boot_s, metavar="S",
-                       help=f"wait for the HELLO sent at boot (default {d.boot_s})")
-        g.add_argument("--build-timeout", type=float, default=d.build_s, metavar="S",
-                       help=f"pio run (default {d.build_s:.0f})")
-    g.add_argument("--open-timeout", type=float, default=d.open_s, metavar="S",
-                   help=f"opening the port at the node baud (default {d.open_s})")
-    g.add_argument("--hello-timeout", type=float, default=d.hello_s, metavar="S",
-                   help=f"wait per HELLO request (default {d.hello_s})")
-    g.add_argument("--hello-tries", type=int, default=d.hello_tries,
-                   help=f"HELLO requests before giving up (default {d.hello_tries})")
+        g.add_argument(
+            "--connect-attempts",
+            type=int,
+            default=d.connect_attempts,
+            help=f"esptool sync attempts (default {d.connect_attempts})",
+        )
+        g.add_argument(
+            "--boot-timeout",
+            type=float,
+            default=d.boot_s,
+            metavar="S",
+            help=f"wait for the HELLO sent at boot (default {d.boot_s})",
+        )
+        g.add_argument(
+            "--build-timeout",
+            type=float,
+            default=d.build_s,
+            metavar="S",
+            help=f"pio run (default {d.build_s:.0f})",
+        )
+    g.add_argument(
+        "--open-timeout",
+        type=float,
+        default=d.open_s,
+        metavar="S",
+        help=f"opening the port at the node baud (default {d.open_s})",
+    )
+    g.add_argument(
+        "--hello-timeout",
+        type=float,
+        default=d.hello_s,
+        metavar="S",
+        help=f"wait per HELLO request (default {d.hello_s})",
+    )
+    g.add_argument(
+        "--hello-tries",
+        type=int,
+        default=d.hello_tries,
+        help=f"HELLO requests before giving up (default {d.hello_tries})",
+    )
 
 
 def _timeouts(args) -> Timeouts:
-    t = Timeouts(open_s=args.open_timeout, hello_s=args.hello_timeout,
-                 hello_tries=args.hello_tries)
+    t = Timeouts(open_s=args.open_timeout, hello_s=args.hello_timeout, hello_tries=args.hello_tries)
     if hasattr(args, "connect_attempts"):
-        t.connect_attempts, t.boot_s, t.build_s = (args.connect_attempts, args.boot_timeout,
-                                                    args.build_timeout)
+        t.connect_attempts, t.boot_s, t.build_s = (
+            args.connect_attempts,
+            args.boot_timeout,
+            args.build_timeout,
+        )
     for name in ("connect_attempts", "hello_tries"):
         if getattr(t, name) < 1:
             raise FlashError(f"--{name.replace('_', '-')} must be at least 1", 2)
@@ -792,66 +959,118 @@ def _timeouts(args) -> Timeouts:
 
 
 def _add_ports(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--port", action="append", metavar="PATH",
-                    help="serial port of a node (repeatable); default: the one board found by "
-                         "USB VID:PID")
-    ap.add_argument("--all", action="store_true",
-                    help="every board found by USB VID:PID (in parallel)")
+    ap.add_argument(
+        "--port",
+        action="append",
+        metavar="PATH",
+        help="serial port of a node (repeatable); default: the one board found by USB VID:PID",
+    )
+    ap.add_argument(
+        "--all", action="store_true", help="every board found by USB VID:PID (in parallel)"
+    )
 
 
 def _add_expect(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--node-baud", type=int, default=NODE_BAUD,
-                    help=f"baud of the earwitness firmware (default {NODE_BAUD})")
-    ap.add_argument("--model-dir", default=str(DEFAULT_MODEL_DIR), metavar="DIR",
-                    help="model whose manifest.json model_sha256 the node must report "
-                         f"(default {DEFAULT_MODEL_DIR.relative_to(ROOT)})")
-    ap.add_argument("--expect-model-hash", metavar="HEX",
-                    help="expected HELLO model hash (16+ hex digits; overrides --model-dir)")
-    ap.add_argument("--expect-config-hash", metavar="HEX",
-                    help="expected HELLO config hash (default: tools.node.params config_hash)")
+    ap.add_argument(
+        "--node-baud",
+        type=int,
+        default=NODE_BAUD,
+        help=f"baud of the earwitness firmware (default {NODE_BAUD})",
+    )
+    ap.add_argument(
+        "--model-dir",
+        default=str(DEFAULT_MODEL_DIR),
+        metavar="DIR",
+        help="model whose manifest.json model_sha256 the node must report "
+        f"(default {DEFAULT_MODEL_DIR.relative_to(ROOT)})",
+    )
+    ap.add_argument(
+        "--expect-model-hash",
+        metavar="HEX",
+        help="expected HELLO model hash (16+ hex digits; overrides --model-dir)",
+    )
+    ap.add_argument(
+        "--expect-config-hash",
+        metavar="HEX",
+        help="expected HELLO config hash (default: tools.node.params config_hash)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog="python tools/flash.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="python tools/flash.py",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description=__doc__,
         epilog="Subcommands: flash (default), list, verify, image; "
-               "`python tools/flash.py SUBCOMMAND --help` for each.\n"
-               "Dry run without a board: python -m tools.romsim --chip esp32  (prints a pty)")
+        "`python tools/flash.py SUBCOMMAND --help` for each.\n"
+        "Dry run without a board: python -m tools.romsim --chip esp32  (prints a pty)",
+    )
     sub = ap.add_subparsers(dest="cmd", metavar="{flash,list,verify,image}")
 
-    steps = __doc__[__doc__.index("Flashing one node"):__doc__.index("Exit status")]
-    fl = sub.add_parser("flash", help="build or take an image, flash node(s), check HELLO "
-                        "(the default subcommand)",
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                        description="Flash one node (or several: --port A --port B, --all) and "
-                                    "check its HELLO.\n\n" + steps.rstrip())
+    steps = __doc__[__doc__.index("Flashing one node") : __doc__.index("Exit status")]
+    fl = sub.add_parser(
+        "flash",
+        help="build or take an image, flash node(s), check HELLO (the default subcommand)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Flash one node (or several: --port A --port B, --all) and "
+        "check its HELLO.\n\n" + steps.rstrip(),
+    )
     src = fl.add_mutually_exclusive_group()
-    src.add_argument("--env", choices=sorted(ENV_CHIPS),
-                     help="build with `pio run -e ENV` and flash .pio/build/ENV")
-    src.add_argument("--firmware", metavar="PATH",
-                     help="merged image (.bin, written at 0x0) or a PlatformIO build dir")
+    src.add_argument(
+        "--env",
+        choices=sorted(ENV_CHIPS),
+        help="build with `pio run -e ENV` and flash .pio/build/ENV",
+    )
+    src.add_argument(
+        "--firmware",
+        metavar="PATH",
+        help="merged image (.bin, written at 0x0) or a PlatformIO build dir",
+    )
     fl.add_argument("--pio", metavar="PATH", help="PlatformIO executable (default: pio on PATH)")
-    fl.add_argument("--project-dir", default=str(ROOT), metavar="DIR",
-                    help="PlatformIO project for --env (default: this checkout)")
+    fl.add_argument(
+        "--project-dir",
+        default=str(ROOT),
+        metavar="DIR",
+        help="PlatformIO project for --env (default: this checkout)",
+    )
     _add_ports(fl)
-    fl.add_argument("--chip", default="auto", choices=("auto",) + SUPPORTED_CHIPS,
-                    help="expected chip (default: the image's); a different board is refused")
-    fl.add_argument("--baud", type=int, default=DEFAULT_BAUD,
-                    help=f"flashing baud (default {DEFAULT_BAUD})")
-    fl.add_argument("--fallback-baud", type=int, default=FALLBACK_BAUD,
-                    help=f"retry at this baud when --baud fails (default {FALLBACK_BAUD})")
-    fl.add_argument("--no-stub", action="store_true",
-                    help="talk to the ROM loader only (slower, no compression)")
-    fl.add_argument("--before", default="auto",
-                    choices=("auto", "default-reset", "usb-reset", "no-reset"),
-                    help="how to enter the loader (auto: default-reset; no-reset on a pty)")
-    fl.add_argument("--after", default="auto",
-                    choices=("auto", "hard-reset", "watchdog-reset", "run", "no-reset"),
-                    help="how to start the firmware (auto: hard-reset; run = ROM 'run user "
-                         "code' on a pty)")
-    fl.add_argument("--no-verify-hello", action="store_true",
-                    help="do not wait for HELLO / check hashes after flashing")
+    fl.add_argument(
+        "--chip",
+        default="auto",
+        choices=("auto",) + SUPPORTED_CHIPS,
+        help="expected chip (default: the image's); a different board is refused",
+    )
+    fl.add_argument(
+        "--baud", type=int, default=DEFAULT_BAUD, help=f"flashing baud (default {DEFAULT_BAUD})"
+    )
+    fl.add_argument(
+        "--fallback-baud",
+        type=int,
+        default=FALLBACK_BAUD,
+        help=f"retry at this baud when --baud fails (default {FALLBACK_BAUD})",
+    )
+    fl.add_argument(
+        "--no-stub",
+        action="store_true",
+        help="talk to the ROM loader only (slower, no compression)",
+    )
+    fl.add_argument(
+        "--before",
+        default="auto",
+        choices=("auto", "default-reset", "usb-reset", "no-reset"),
+        help="how to enter the loader (auto: default-reset; no-reset on a pty)",
+    )
+    fl.add_argument(
+        "--after",
+        default="auto",
+        choices=("auto", "hard-reset", "watchdog-reset", "run", "no-reset"),
+        help="how to start the firmware (auto: hard-reset; run = ROM 'run user code' on a pty)",
+    )
+    fl.add_argument(
+        "--no-verify-hello",
+        action="store_true",
+        help="do not wait for HELLO / check hashes after flashing",
+    )
     _add_expect(fl)
     fl.add_argument("--json", action="store_true", help="print the results as JSON")
     fl.add_argument("-v", "--verbose", action="store_true", help="show esptool's output")
@@ -860,18 +1079,24 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="serial ports of ESP32 boards (by USB VID:PID)")
     ls.add_argument("--json", action="store_true")
 
-    ve = sub.add_parser("verify", help="HELLO + hash check of running node(s), no flashing",
-                        description="Ask running node(s) for HELLO and compare the model and "
-                                    "config hashes with the expected ones (exit 1 on mismatch).")
+    ve = sub.add_parser(
+        "verify",
+        help="HELLO + hash check of running node(s), no flashing",
+        description="Ask running node(s) for HELLO and compare the model and "
+        "config hashes with the expected ones (exit 1 on mismatch).",
+    )
     _add_ports(ve)
     _add_expect(ve)
     ve.add_argument("--json", action="store_true")
     _add_timeouts(ve, False)
 
-    im = sub.add_parser("image", help="merge a build dir (or --env build) into one image",
-                        description="Merge bootloader.bin, partitions.bin and firmware.bin "
-                                    "at their offsets into one image to write at 0x0 "
-                                    "(0xFF-filled gaps).")
+    im = sub.add_parser(
+        "image",
+        help="merge a build dir (or --env build) into one image",
+        description="Merge bootloader.bin, partitions.bin and firmware.bin "
+        "at their offsets into one image to write at 0x0 "
+        "(0xFF-filled gaps).",
+    )
     src = im.add_mutually_exclusive_group(required=True)
     src.add_argument("--env", choices=sorted(ENV_CHIPS))
     src.add_argument("--firmware", metavar="PATH", help="PlatformIO build dir or merged image")
@@ -890,6 +1115,7 @@ def _printer(quiet: bool = False) -> Callable[[str], None]:
         if not quiet:
             with lock:
                 print(msg, flush=True)
+
     return echo
 
 
@@ -900,12 +1126,12 @@ def _image_from_args(args, echo) -> FirmwareImage:
         bdir = build(args.env, Path(args.project_dir), args.pio, t, echo)
         img = load_image(bdir, chip)
         if img.chip != ENV_CHIPS[args.env]:
-            raise FlashError(f"{bdir}: built image is for {img.chip}, env {args.env} is "
-                             f"{ENV_CHIPS[args.env]}", 2)
+            raise FlashError(
+                f"{bdir}: built image is for {img.chip}, env {args.env} is {ENV_CHIPS[args.env]}", 2
+            )
         return img
     if not args.firmware:
-        raise FlashError("give --env ENV (build) or --firmware PATH (merged .bin or build dir)",
-                         2)
+        raise FlashError("give --env ENV (build) or --firmware PATH (merged .bin or build dir)", 2)
     return load_image(args.firmware, chip)
 
 
@@ -914,20 +1140,36 @@ def _cmd_flash(args) -> int:
     timeouts = _timeouts(args)
     ports = resolve_ports(args.port, args.all)
     image = _image_from_args(args, echo)
-    expected = expected_hashes(args.model_dir, args.expect_model_hash, args.expect_config_hash) \
-        if not args.no_verify_hello else None
-    opts = FlashOptions(chip=None if args.chip == "auto" else args.chip, baud=args.baud,
-                        fallback_baud=args.fallback_baud, stub=not args.no_stub,
-                        before=args.before, after=args.after, node_baud=args.node_baud,
-                        verify_hello=not args.no_verify_hello, expected=expected,
-                        timeouts=timeouts, verbose=args.verbose)
+    expected = (
+        expected_hashes(args.model_dir, args.expect_model_hash, args.expect_config_hash)
+        if not args.no_verify_hello
+        else None
+    )
+    opts = FlashOptions(
+        chip=None if args.chip == "auto" else args.chip,
+        baud=args.baud,
+        fallback_baud=args.fallback_baud,
+        stub=not args.no_stub,
+        before=args.before,
+        after=args.after,
+        node_baud=args.node_baud,
+        verify_hello=not args.no_verify_hello,
+        expected=expected,
+        timeouts=timeouts,
+        verbose=args.verbose,
+    )
     want = ""
     if expected:
-        want = (f"; expecting model {expected.model_hash} ({expected.model_source})"
-                if expected.model_hash else f"; model hash: {expected.model_source}")
+        want = (
+            f"; expecting model {expected.model_hash} ({expected.model_source})"
+            if expected.model_hash
+            else f"; model hash: {expected.model_source}"
+        )
         want += f", config {expected.config_hash}"
-    echo(f"image {image.source}: {image.size} bytes for {image.chip or '?'}, sha256 "
-         f"{image.sha256()[:16]}{want}")
+    echo(
+        f"image {image.source}: {image.size} bytes for {image.chip or '?'}, sha256 "
+        f"{image.sha256()[:16]}{want}"
+    )
     results = flash_nodes(ports, image, opts, echo)
     return _report(results, args.json)
 
@@ -966,9 +1208,11 @@ def _cmd_verify(args) -> int:
         for r in results:
             if r.ok:
                 h = r.hello
-                print(f"{r.port}: firmware {h.fw_version}, board {h.board or '?'}, node "
-                      f"{h.node_id.hex(':')}, model {h.model_hash.hex()}, config "
-                      f"{h.config_hash.hex()}: OK")
+                print(
+                    f"{r.port}: firmware {h.fw_version}, board {h.board or '?'}, node "
+                    f"{h.node_id.hex(':')}, model {h.model_hash.hex()}, config "
+                    f"{h.config_hash.hex()}: OK"
+                )
     return _report(results, args.json)
 
 
@@ -978,33 +1222,41 @@ def _cmd_list(args) -> int:
         print(json.dumps([dataclasses.asdict(p) for p in ports], indent=2))
         return 0
     if not ports:
-        print("no ESP32 board found by USB VID:PID (" +
-              ", ".join(f"{v:04x}:{p:04x} {n}" for (v, p), n in USB_IDS.items()) + ")")
+        print(
+            "no ESP32 board found by USB VID:PID ("
+            + ", ".join(f"{v:04x}:{p:04x} {n}" for (v, p), n in USB_IDS.items())
+            + ")"
+        )
     for p in ports:
-        print(f"{p.device}  {p.vid:04x}:{p.pid:04x}  {p.bridge}  {p.description}"
-              + (f"  serial {p.serial_number}" if p.serial_number else ""))
+        print(
+            f"{p.device}  {p.vid:04x}:{p.pid:04x}  {p.bridge}  {p.description}"
+            + (f"  serial {p.serial_number}" if p.serial_number else "")
+        )
     return 0
 
 
 def _cmd_image(args) -> int:
     image = _image_from_args(args, _printer())
     out = write_merged(image, args.output)
-    print(f"{out}: {out.stat().st_size} bytes for {image.chip or '?'} (write at 0x0), sha256 "
-          f"{image.sha256()}")
+    print(
+        f"{out}: {out.stat().st_size} bytes for {image.chip or '?'} (write at 0x0), sha256 "
+        f"{image.sha256()}"
+    )
     return 0
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help")):
-        argv.insert(0, "flash")           # flash is the default subcommand
+        argv.insert(0, "flash")  # flash is the default subcommand
     ap = build_parser()
     try:
         args = ap.parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0)
-    cmd = {"flash": _cmd_flash, "list": _cmd_list, "verify": _cmd_verify,
-           "image": _cmd_image}[args.cmd]
+    cmd = {"flash": _cmd_flash, "list": _cmd_list, "verify": _cmd_verify, "image": _cmd_image}[
+        args.cmd
+    ]
     return run_cli(lambda: cmd(args), "flash")
 
 

@@ -25,6 +25,7 @@ it is 0 (no periodic STATUS), the monitor asks for one every --status-every seco
 after --duration seconds or --count events (ONSET), on Ctrl-C (exit 0), or when the port fails
 (exit 1).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,8 @@ import json
 import os
 import sys
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -49,8 +51,7 @@ METER_FLOOR_DB = -90.0
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds") \
-        .replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _clock() -> str:
@@ -69,20 +70,37 @@ class Monitor:
 
     `handle(item) -> dict | None`; `counts` totals; `records` (if keep=True) every record."""
 
-    def __init__(self, labels: list[str] | None = None, sample_rate: int | None = None,
-                 out: TextIO | None = None, as_json: bool = False, keep: bool = False,
-                 tty: bool | None = None):
+    def __init__(
+        self,
+        labels: list[str] | None = None,
+        sample_rate: int | None = None,
+        out: TextIO | None = None,
+        as_json: bool = False,
+        keep: bool = False,
+        tty: bool | None = None,
+    ):
         self.labels = labels or []
         self.sr = sample_rate or params.default().sample_rate_hz
         self.out = out
         self.as_json = as_json
         self.keep = keep
         self.records: list[dict] = []
-        self.tty = (out.isatty() if out is not None and hasattr(out, "isatty") else False) \
-            if tty is None else tty
-        self.counts = {"events": 0, "event_ends": 0, "status": 0, "log_lines": 0,
-                       "link_errors": 0, "seq_gaps": 0, "frames_missed": 0, "resets": 0,
-                       "node_errors": 0}
+        self.tty = (
+            (out.isatty() if out is not None and hasattr(out, "isatty") else False)
+            if tty is None
+            else tty
+        )
+        self.counts = {
+            "events": 0,
+            "event_ends": 0,
+            "status": 0,
+            "log_lines": 0,
+            "link_errors": 0,
+            "seq_gaps": 0,
+            "frames_missed": 0,
+            "resets": 0,
+            "node_errors": 0,
+        }
         self._last_dropped: int | None = None
         self._meter_shown = False
         self.last_status: dict | None = None
@@ -99,16 +117,28 @@ class Monitor:
             return {"type": "log", "text": item.text}
         if isinstance(item, pr.DecodeError):
             self.counts["link_errors"] += 1
-            return {"type": "link_error", "kind": item.kind, "bytes": item.raw_len,
-                    "detail": item.detail}
+            return {
+                "type": "link_error",
+                "kind": item.kind,
+                "bytes": item.raw_len,
+                "detail": item.detail,
+            }
         if isinstance(item, pr.SeqGap):
             self.counts["seq_gaps"] += 1
             self.counts["frames_missed"] += item.missing
-            return {"type": "seq_gap", "expected": item.expected, "got": item.got,
-                    "missing": item.missing}
+            return {
+                "type": "seq_gap",
+                "expected": item.expected,
+                "got": item.got,
+                "missing": item.missing,
+            }
         if isinstance(item, pr.SeqBackward):
-            return {"type": "seq_backward", "expected": item.expected, "got": item.got,
-                    "behind": item.behind}
+            return {
+                "type": "seq_backward",
+                "expected": item.expected,
+                "got": item.got,
+                "behind": item.behind,
+            }
         if isinstance(item, pr.NodeReset) and item.got != item.expected:
             # (a HELLO continuing the sequence answers a HELLO request: not a reset)
             self.counts["resets"] += 1
@@ -120,55 +150,80 @@ class Monitor:
         if item.msg is None:
             if item.error:
                 self.counts["link_errors"] += 1
-                return {"type": "link_error", "kind": "payload", "bytes": len(item.payload),
-                        "detail": f"{item.type_name}: {item.error}"}
+                return {
+                    "type": "link_error",
+                    "kind": "payload",
+                    "bytes": len(item.payload),
+                    "detail": f"{item.type_name}: {item.error}",
+                }
             return None
         m = item.msg
         if isinstance(m, pr.Hello):
             if m == self._last_hello and not self._reset_seen:
-                return None                  # the same node announcing itself again
+                return None  # the same node announcing itself again
             self._last_hello, self._reset_seen = m, False
             self.labels = list(m.labels)
             self.sr = m.sample_rate_hz or self.sr
-            return {"type": "hello", "proto_version": m.proto_version,
-                    "firmware_version": m.fw_version, "board": m.board,
-                    "node_id": m.node_id.hex(":"), "model_hash": m.model_hash.hex(),
-                    "config_hash": m.config_hash.hex(), "sample_rate_hz": m.sample_rate_hz,
-                    "reset_reason": pr.RESET_REASONS.get(m.reset_reason, str(m.reset_reason)),
-                    "labels": list(m.labels)}
+            return {
+                "type": "hello",
+                "proto_version": m.proto_version,
+                "firmware_version": m.fw_version,
+                "board": m.board,
+                "node_id": m.node_id.hex(":"),
+                "model_hash": m.model_hash.hex(),
+                "config_hash": m.config_hash.hex(),
+                "sample_rate_hz": m.sample_rate_hz,
+                "reset_reason": pr.RESET_REASONS.get(m.reset_reason, str(m.reset_reason)),
+                "labels": list(m.labels),
+            }
         if isinstance(m, pr.Event):
             if m.kind == pr.EVENT_ONSET:
                 self.counts["events"] += 1
             else:
                 self.counts["event_ends"] += 1
-            return {"type": "event", "label": self.label(m.class_index),
-                    "class_index": m.class_index,
-                    "kind": "onset" if m.kind == pr.EVENT_ONSET else "end",
-                    "onset_sample": m.onset_sample, "onset_s": round(m.onset_sample / self.sr, 4),
-                    "duration_s": round(m.duration_samples / self.sr, 4),
-                    "score": round(m.score / 256, 4), "hits": m.hits}
+            return {
+                "type": "event",
+                "label": self.label(m.class_index),
+                "class_index": m.class_index,
+                "kind": "onset" if m.kind == pr.EVENT_ONSET else "end",
+                "onset_sample": m.onset_sample,
+                "onset_s": round(m.onset_sample / self.sr, 4),
+                "duration_s": round(m.duration_samples / self.sr, 4),
+                "score": round(m.score / 256, 4),
+                "hits": m.hits,
+            }
         if isinstance(m, pr.Status):
             self.counts["status"] += 1
-            delta = 0 if self._last_dropped is None else max(0, m.dropped_samples -
-                                                             self._last_dropped)
+            delta = (
+                0 if self._last_dropped is None else max(0, m.dropped_samples - self._last_dropped)
+            )
             self._last_dropped = m.dropped_samples
-            rec = {"type": "status", "sample_index": m.sample_index,
-                   "level_dbfs": round(m.level_dbfs_q8 / 256, 2),
-                   "noise_floor_dbfs": round(m.noise_floor_dbfs_q8 / 256, 2),
-                   "gate_duty": round(m.gate_duty_q16 / 65535, 4),
-                   "inference_count": m.inference_count,
-                   "inference_ms_last": round(m.inference_us_last / 1000, 3),
-                   "inference_ms_max": round(m.inference_us_max / 1000, 3),
-                   "dropped_samples": m.dropped_samples, "dropped_delta": delta,
-                   "mode": m.mode, "credits": m.credits}
+            rec = {
+                "type": "status",
+                "sample_index": m.sample_index,
+                "level_dbfs": round(m.level_dbfs_q8 / 256, 2),
+                "noise_floor_dbfs": round(m.noise_floor_dbfs_q8 / 256, 2),
+                "gate_duty": round(m.gate_duty_q16 / 65535, 4),
+                "inference_count": m.inference_count,
+                "inference_ms_last": round(m.inference_us_last / 1000, 3),
+                "inference_ms_max": round(m.inference_us_max / 1000, 3),
+                "dropped_samples": m.dropped_samples,
+                "dropped_delta": delta,
+                "mode": m.mode,
+                "credits": m.credits,
+            }
             self.last_status = rec
             return rec
         if isinstance(m, pr.Error):
             self.counts["node_errors"] += 1
-            return {"type": "error", "code": m.code,
-                    "name": lk.ERROR_NAMES.get(m.code, str(m.code)), "ref_seq": m.ref_seq,
-                    "message": m.message}
-        return None                      # AUDIO, CREDIT, ACK, CONFIG: not shown
+            return {
+                "type": "error",
+                "code": m.code,
+                "name": lk.ERROR_NAMES.get(m.code, str(m.code)),
+                "ref_seq": m.ref_seq,
+                "message": m.message,
+            }
+        return None  # AUDIO, CREDIT, ACK, CONFIG: not shown
 
     def handle(self, item) -> dict | None:
         rec = self.record(item)
@@ -187,30 +242,40 @@ class Monitor:
         c = _clock()
         if t == "event":
             if r["kind"] == "onset":
-                return (f"{c}  EVENT  {r['label']:<20} onset {r['onset_s']:8.3f} s  "
-                        f"score {r['score']:.2f}")
-            return (f"{c}  END    {r['label']:<20} onset {r['onset_s']:8.3f} s  dur "
-                    f"{r['duration_s']:.2f} s  best {r['score']:.2f}  hits {r['hits']}")
+                return (
+                    f"{c}  EVENT  {r['label']:<20} onset {r['onset_s']:8.3f} s  "
+                    f"score {r['score']:.2f}"
+                )
+            return (
+                f"{c}  END    {r['label']:<20} onset {r['onset_s']:8.3f} s  dur "
+                f"{r['duration_s']:.2f} s  best {r['score']:.2f}  hits {r['hits']}"
+            )
         if t == "status":
-            return (f"level {r['level_dbfs']:6.1f} dBFS {meter(r['level_dbfs'])} floor "
-                    f"{r['noise_floor_dbfs']:6.1f}  gate {100 * r['gate_duty']:5.1f} %  infer "
-                    f"{r['inference_ms_last']:5.1f} ms (max {r['inference_ms_max']:.1f})  "
-                    f"dropped {r['dropped_samples']}" + (f" (+{r['dropped_delta']})"
-                                                         if r["dropped_delta"] else ""))
+            return (
+                f"level {r['level_dbfs']:6.1f} dBFS {meter(r['level_dbfs'])} floor "
+                f"{r['noise_floor_dbfs']:6.1f}  gate {100 * r['gate_duty']:5.1f} %  infer "
+                f"{r['inference_ms_last']:5.1f} ms (max {r['inference_ms_max']:.1f})  "
+                f"dropped {r['dropped_samples']}"
+                + (f" (+{r['dropped_delta']})" if r["dropped_delta"] else "")
+            )
         if t == "log":
             return f"{c}  log    {r['text']}"
         if t == "hello":
-            return (f"{c}  HELLO  node {r['node_id']} board {r['board'] or '?'} firmware "
-                    f"{r['firmware_version']} protocol v{r['proto_version']} model "
-                    f"{r['model_hash']} reset {r['reset_reason']}; classes "
-                    f"{', '.join(r['labels'])}")
+            return (
+                f"{c}  HELLO  node {r['node_id']} board {r['board'] or '?'} firmware "
+                f"{r['firmware_version']} protocol v{r['proto_version']} model "
+                f"{r['model_hash']} reset {r['reset_reason']}; classes "
+                f"{', '.join(r['labels'])}"
+            )
         if t == "link_error":
             return f"{c}  link   {r['kind']} error ({r['bytes']} bytes)"
         if t == "seq_gap":
             return f"{c}  link   {r['missing']} frame(s) lost (seq {r['expected']} -> {r['got']})"
         if t == "seq_backward":
-            return f"{c}  link   frame repeated/out of order (seq {r['got']}, expected " \
-                   f"{r['expected']})"
+            return (
+                f"{c}  link   frame repeated/out of order (seq {r['got']}, expected "
+                f"{r['expected']})"
+            )
         if t == "reset":
             return f"{c}  RESET  node restarted (new HELLO)"
         if t == "error":
@@ -241,15 +306,21 @@ class Monitor:
         else:
             if self._meter_shown:
                 self.out.write("\n")
-            self.out.write(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self.counts.items())
-                           + "\n")
+            self.out.write(
+                ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self.counts.items()) + "\n"
+            )
         self.out.flush()
 
 
-def monitor(link: lk.NodeLink, mon: Monitor, duration: float | None = None,
-            count: int | None = None, status_every: float = 1.0,
-            status_period_ms: int | None = None,
-            stop: Callable[[], bool] | None = None) -> None:
+def monitor(
+    link: lk.NodeLink,
+    mon: Monitor,
+    duration: float | None = None,
+    count: int | None = None,
+    status_every: float = 1.0,
+    status_period_ms: int | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> None:
     """Run the monitor on an open link until duration (wall s), count events, or stop()."""
     mon.handle(pr.Frame(pr.HELLO, 0, b"", link.hello()))
     poll_status = False
@@ -274,24 +345,48 @@ def monitor(link: lk.NodeLink, mon: Monitor, duration: float | None = None,
             next_status = now + status_every
         for it in link.poll():
             rec = mon.handle(it)
-            if count is not None and rec is not None and rec["type"] == "event" and \
-                    rec["kind"] == "onset" and mon.counts["events"] >= count:
+            if (
+                count is not None
+                and rec is not None
+                and rec["type"] == "event"
+                and rec["kind"] == "onset"
+                and mon.counts["events"] >= count
+            ):
                 return
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tools.monitor", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m tools.monitor",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     cli.add_link_args(ap)
     ap.add_argument("--json", action="store_true", help="JSON lines on stdout")
-    ap.add_argument("--duration", type=float, default=None, metavar="SECONDS",
-                    help="stop after this many seconds (> 0)")
-    ap.add_argument("--count", type=int, default=None, metavar="N",
-                    help="stop after N detections (EVENT onsets)")
-    ap.add_argument("--status-every", type=float, default=1.0, metavar="SECONDS",
-                    help="ask for STATUS this often when the node sends none (default 1)")
-    ap.add_argument("--status-period-ms", type=int, default=None,
-                    help="set the node's STATUS_PERIOD_MS first")
+    ap.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop after this many seconds (> 0)",
+    )
+    ap.add_argument(
+        "--count",
+        type=int,
+        default=None,
+        metavar="N",
+        help="stop after N detections (EVENT onsets)",
+    )
+    ap.add_argument(
+        "--status-every",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="ask for STATUS this often when the node sends none (default 1)",
+    )
+    ap.add_argument(
+        "--status-period-ms", type=int, default=None, help="set the node's STATUS_PERIOD_MS first"
+    )
     args = ap.parse_args(argv)
     return cli.run_cli(lambda: _main(args), "monitor")
 
@@ -308,8 +403,7 @@ def _main(args) -> int:
     mon = Monitor(out=sys.stdout, as_json=args.json)
     with cli.link_from_args(args) as link:
         try:
-            monitor(link, mon, args.duration, args.count, args.status_every,
-                    args.status_period_ms)
+            monitor(link, mon, args.duration, args.count, args.status_every, args.status_period_ms)
         except KeyboardInterrupt:
             pass
         finally:

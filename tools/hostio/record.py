@@ -40,6 +40,7 @@ metadata.csv (in --out; appended, created with its header): path (relative to --
 node: 1 + node id mod 5, so one node's recordings never span folds), duration_s, source, licence
 -- the columns of ../shared/data/*/metadata.csv, so `--out` can be added to the corpus as is.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,12 +74,15 @@ class DiskFull(Exception):
 
 
 def _utc(t: float | None = None) -> str:
-    return dt.datetime.fromtimestamp(time.time() if t is None else t, dt.timezone.utc) \
-        .isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        dt.datetime.fromtimestamp(time.time() if t is None else t, dt.UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
 
 
 def _stamp(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def _check_os_error(e: OSError, what: str):
@@ -90,6 +94,7 @@ def _check_os_error(e: OSError, what: str):
 @dataclass
 class NodeInfo:
     """What every sidecar says about the node (from HELLO and CONFIG)."""
+
     node_id: str = ""
     board: str = ""
     firmware_version: str = ""
@@ -101,10 +106,18 @@ class NodeInfo:
     gain_db: float | None = None
 
     @classmethod
-    def from_hello(cls, h: pr.Hello, gain_db: float | None = None) -> "NodeInfo":
-        return cls(h.node_id.hex(":"), h.board, h.fw_version, h.proto_version,
-                   h.model_hash.hex(), h.config_hash.hex(), list(h.labels), h.sample_rate_hz,
-                   gain_db)
+    def from_hello(cls, h: pr.Hello, gain_db: float | None = None) -> NodeInfo:
+        return cls(
+            h.node_id.hex(":"),
+            h.board,
+            h.fw_version,
+            h.proto_version,
+            h.model_hash.hex(),
+            h.config_hash.hex(),
+            list(h.labels),
+            h.sample_rate_hz,
+            gain_db,
+        )
 
     def label(self, i: int) -> str:
         return self.labels[i] if 0 <= i < len(self.labels) else f"class{i}"
@@ -113,8 +126,16 @@ class NodeInfo:
 class AudioFile:
     """One WAV file + its sidecar, written incrementally."""
 
-    def __init__(self, path: Path, first_sample: int, info: NodeInfo, mode: str,
-                 start_time: float, extra: dict | None = None, fmt: str = "WAV"):
+    def __init__(
+        self,
+        path: Path,
+        first_sample: int,
+        info: NodeInfo,
+        mode: str,
+        start_time: float,
+        extra: dict | None = None,
+        fmt: str = "WAV",
+    ):
         import soundfile as sf
 
         self.path = path
@@ -122,16 +143,29 @@ class AudioFile:
         self.first_sample = first_sample
         self.samples = 0
         self.info = info
-        self.meta = {"schema_version": SIDECAR_SCHEMA, "file": path.name, "tool": "tools.record",
-                     "mode": mode, **info.__dict__, "start_time_utc": _utc(start_time),
-                     "first_sample": first_sample, "samples": 0, "duration_s": 0.0,
-                     "events": [], "gaps": [], "duplicate_samples_dropped": 0,
-                     "link": {}, "closed": False, "close_reason": None, **(extra or {})}
+        self.meta = {
+            "schema_version": SIDECAR_SCHEMA,
+            "file": path.name,
+            "tool": "tools.record",
+            "mode": mode,
+            **info.__dict__,
+            "start_time_utc": _utc(start_time),
+            "first_sample": first_sample,
+            "samples": 0,
+            "duration_s": 0.0,
+            "events": [],
+            "gaps": [],
+            "duplicate_samples_dropped": 0,
+            "link": {},
+            "closed": False,
+            "close_reason": None,
+            **(extra or {}),
+        }
         try:
             self.sf = sf.SoundFile(str(path), "w", info.sample_rate_hz, 1, "PCM_16", format=fmt)
         except OSError as e:
             _check_os_error(e, str(path))
-        except RuntimeError as e:               # libsndfile: "System error" on ENOSPC
+        except RuntimeError as e:  # libsndfile: "System error" on ENOSPC
             raise DiskFull(f"cannot create {path}: {e}") from None
         self.write_sidecar()
 
@@ -152,20 +186,31 @@ class AudioFile:
 
     def add_event(self, ev: pr.Event) -> None:
         sr = self.info.sample_rate_hz
-        self.meta["events"].append({
-            "label": self.info.label(ev.class_index), "class_index": ev.class_index,
-            "kind": "onset" if ev.kind == pr.EVENT_ONSET else "end",
-            "onset_sample": ev.onset_sample,
-            "offset_s": round((ev.onset_sample - self.first_sample) / sr, 6),
-            "duration_s": round(ev.duration_samples / sr, 6),
-            "score": round(ev.score / 256, 4), "hits": ev.hits, "received_utc": _utc()})
+        self.meta["events"].append(
+            {
+                "label": self.info.label(ev.class_index),
+                "class_index": ev.class_index,
+                "kind": "onset" if ev.kind == pr.EVENT_ONSET else "end",
+                "onset_sample": ev.onset_sample,
+                "offset_s": round((ev.onset_sample - self.first_sample) / sr, 6),
+                "duration_s": round(ev.duration_samples / sr, 6),
+                "score": round(ev.score / 256, 4),
+                "hits": ev.hits,
+                "received_utc": _utc(),
+            }
+        )
 
     def add_gap(self, at_sample: int, n: int, reason: str, filled: str = "silence") -> None:
-        self.meta["gaps"].append({"sample_index": at_sample,
-                                  "offset_samples": at_sample - self.first_sample,
-                                  "offset_s": round((at_sample - self.first_sample) /
-                                                    self.info.sample_rate_hz, 6),
-                                  "samples": n, "filled": filled, "reason": reason})
+        self.meta["gaps"].append(
+            {
+                "sample_index": at_sample,
+                "offset_samples": at_sample - self.first_sample,
+                "offset_s": round((at_sample - self.first_sample) / self.info.sample_rate_hz, 6),
+                "samples": n,
+                "filled": filled,
+                "reason": reason,
+            }
+        )
 
     def flush(self, link_stats: dict | None = None) -> None:
         try:
@@ -227,9 +272,10 @@ class MetadataCsv:
                     head = next(csv.reader(f), [])
             except (OSError, UnicodeDecodeError, csv.Error) as e:
                 raise BadInput(f"{self.path}: cannot read it ({e})") from None
-            if head[:len(META_COLUMNS)] != META_COLUMNS:
-                raise BadInput(f"{self.path}: existing file has columns {head}, expected "
-                               f"{META_COLUMNS}")
+            if head[: len(META_COLUMNS)] != META_COLUMNS:
+                raise BadInput(
+                    f"{self.path}: existing file has columns {head}, expected {META_COLUMNS}"
+                )
         return new
 
     def append(self, row: dict) -> None:
@@ -276,7 +322,7 @@ class Recorder:
         self.meta_csv = MetadataCsv(opts.out / "metadata.csv")
         self.file: AudioFile | None = None
         self.files: list[AudioFile] = []
-        self.expected: int | None = None      # next sample index of the stream
+        self.expected: int | None = None  # next sample index of the stream
         self.pending_seq_gap: pr.SeqGap | None = None
         self.samples_received = 0
         self.samples_filled = 0
@@ -286,7 +332,7 @@ class Recorder:
         self._last_flush = time.monotonic()
         # on-event mode
         self._ring = np.zeros(0, np.int16)
-        self._ring_start = 0                   # sample index of _ring[0]
+        self._ring_start = 0  # sample index of _ring[0]
         self._ring_gaps: list[tuple[int, int, str]] = []
         self._clip_end: int | None = None
         self._clip_label: str | None = None
@@ -312,14 +358,20 @@ class Recorder:
         while path.exists() or path.with_suffix(".json").exists():
             path = self.o.out / f"{stem}-{k}{ext}"
             k += 1
-        mode = "on-event (node segments)" if self.o.node_segments else \
-            "on-event" if self.host_windows else "continuous"
+        mode = (
+            "on-event (node segments)"
+            if self.o.node_segments
+            else "on-event"
+            if self.host_windows
+            else "continuous"
+        )
         f = AudioFile(path, first_sample, self.info, mode, t, extra, self.o.fmt)
         self.files.append(f)
         return f
 
-    def _close(self, f: AudioFile, reason: str, label: str | None = None,
-               source_label: str | None = None) -> None:
+    def _close(
+        self, f: AudioFile, reason: str, label: str | None = None, source_label: str | None = None
+    ) -> None:
         if self.o.node_segments and label is None:
             evs = [e for e in f.meta["events"] if e["kind"] == "onset"] or f.meta["events"]
             if evs:
@@ -328,15 +380,19 @@ class Recorder:
                 source_label = f"detected {best['label']} (score {best['score']:.2f})"
         f.close(reason, self.link_stats())
         if f.samples:
-            self.meta_csv.append({
-                "path": f.path.relative_to(self.o.out).as_posix(),
-                "label": label or self.o.label or "unlabelled",
-                "source_label": source_label or "field recording",
-                "fold": self._fold(), "duration_s": round(f.samples / self.sr, 3),
-                "source": f"earwitness node {self.info.node_id} ({self.info.board}, firmware "
-                          f"{self.info.firmware_version}, model {self.info.model_hash}) via "
-                          f"tools/record.py",
-                "licence": self.o.licence})
+            self.meta_csv.append(
+                {
+                    "path": f.path.relative_to(self.o.out).as_posix(),
+                    "label": label or self.o.label or "unlabelled",
+                    "source_label": source_label or "field recording",
+                    "fold": self._fold(),
+                    "duration_s": round(f.samples / self.sr, 3),
+                    "source": f"earwitness node {self.info.node_id} ({self.info.board}, firmware "
+                    f"{self.info.firmware_version}, model {self.info.model_hash}) via "
+                    f"tools/record.py",
+                    "licence": self.o.licence,
+                }
+            )
 
     def close(self, reason: str) -> None:
         if self.file is not None:
@@ -390,25 +446,28 @@ class Recorder:
             if first < self.expected:
                 overlap = self.expected - first
                 if first + n <= self.expected and overlap < 4 * self.roll:
-                    self.duplicates += n              # a frame received twice
+                    self.duplicates += n  # a frame received twice
                     self._count_dups(n)
                     return
-                if overlap < n:                       # partial overlap: keep the new part
+                if overlap < n:  # partial overlap: keep the new part
                     self.duplicates += overlap
                     self._count_dups(overlap)
                     x, first = x[overlap:], self.expected
-                else:                                  # index went back: node restarted
+                else:  # index went back: node restarted
                     self._boundary(f"sample index went back from {self.expected} to {first}")
                     self.expected = None
             elif self.o.node_segments and self.pending_seq_gap is None:
-                self._boundary("end of event segment")      # not a loss: between segments
+                self._boundary("end of event segment")  # not a loss: between segments
                 self.expected = None
             else:
                 gap = first - self.expected
                 sg = self.pending_seq_gap
-                reason = (f"sequence gap: {sg.missing} frame(s) lost (expected seq {sg.expected}"
-                          f", got {sg.got})" if sg else "sample index jump (node overrun or "
-                          "frames lost without a sequence gap)")
+                reason = (
+                    f"sequence gap: {sg.missing} frame(s) lost (expected seq {sg.expected}"
+                    f", got {sg.got})"
+                    if sg
+                    else "sample index jump (node overrun or frames lost without a sequence gap)"
+                )
                 rec = {"sample_index": self.expected, "samples": gap, "reason": reason}
                 self.gaps.append(rec)
                 if gap > self.roll:
@@ -453,7 +512,7 @@ class Recorder:
                 self.file.add_gap(first, x.size, gap_reason)
             room = self.roll - self.file.samples
             take = min(room, x.size - pos)
-            self.file.write(x[pos:pos + take])
+            self.file.write(x[pos : pos + take])
             pos += take
             if gap_reason is not None:
                 self.file.write_sidecar()
@@ -462,8 +521,12 @@ class Recorder:
                 self._close(f, "roll")
 
     def _event(self, ev: pr.Event) -> None:
-        rec = {"label": self.info.label(ev.class_index), "onset_sample": ev.onset_sample,
-               "score": ev.score / 256, "kind": "onset" if ev.kind == pr.EVENT_ONSET else "end"}
+        rec = {
+            "label": self.info.label(ev.class_index),
+            "onset_sample": ev.onset_sample,
+            "score": ev.score / 256,
+            "kind": "onset" if ev.kind == pr.EVENT_ONSET else "end",
+        }
         self.events.append(rec)
         if self.host_windows:
             self._event_mode_event(ev)
@@ -478,8 +541,14 @@ class Recorder:
             self._pending_events.append(ev)
             return
         else:
-            target = next((f for f in reversed(self.files)
-                           if f.first_sample <= ev.onset_sample < f.end_sample), None)
+            target = next(
+                (
+                    f
+                    for f in reversed(self.files)
+                    if f.first_sample <= ev.onset_sample < f.end_sample
+                ),
+                None,
+            )
             target = target or cur or (self.files[-1] if self.files else None)
         if target is None:
             self._pending_events.append(ev)
@@ -535,8 +604,7 @@ class Recorder:
         start = max(self._ring_start, ev.onset_sample - pre)
         if start > ring_end:
             start = ring_end
-        f = self._open(start, {"pre_roll_s": self.o.pre_roll_s,
-                               "post_roll_s": self.o.post_roll_s})
+        f = self._open(start, {"pre_roll_s": self.o.pre_roll_s, "post_roll_s": self.o.post_roll_s})
         self._clip_file = f
         self._clip_end = end
         self._clip_label, self._clip_score = label, ev.score / 256
@@ -545,41 +613,61 @@ class Recorder:
             if g0 + gn > start:
                 f.add_gap(max(g0, start), g0 + gn - max(g0, start), why)
         upto = min(ring_end, end)
-        f.write(self._ring[start - self._ring_start: upto - self._ring_start])
+        f.write(self._ring[start - self._ring_start : upto - self._ring_start])
         f.write_sidecar()
         if ring_end >= end:
             self._finish_clip("end of post-roll")
 
     def _finish_clip(self, reason: str) -> None:
         f, self._clip_file = self._clip_file, None
-        self._close(f, reason, label=self.o.label or self._clip_label,
-                    source_label=f"detected {self._clip_label} (score {self._clip_score:.2f})")
+        self._close(
+            f,
+            reason,
+            label=self.o.label or self._clip_label,
+            source_label=f"detected {self._clip_label} (score {self._clip_score:.2f})",
+        )
 
     # ---- summary ----------------------------------------------------------------------------
     def summary(self) -> dict:
-        return {"files": [str(f.path) for f in self.files],
-                "samples_received": self.samples_received,
-                "samples_filled": self.samples_filled,
-                "duplicate_samples_dropped": self.duplicates,
-                "audio_seconds": round(self.samples_received / self.sr, 3),
-                "gaps": self.gaps,
-                # detections: EVENT onsets (an END closes a detection already counted), as
-                # tools.monitor counts them; every EVENT frame is in the sidecars
-                "events": sum(1 for e in self.events if e["kind"] == "onset")}
+        return {
+            "files": [str(f.path) for f in self.files],
+            "samples_received": self.samples_received,
+            "samples_filled": self.samples_filled,
+            "duplicate_samples_dropped": self.duplicates,
+            "audio_seconds": round(self.samples_received / self.sr, 3),
+            "gaps": self.gaps,
+            # detections: EVENT onsets (an END closes a detection already counted), as
+            # tools.monitor counts them; every EVENT frame is in the sidecars
+            "events": sum(1 for e in self.events if e["kind"] == "onset"),
+        }
 
 
 def _link_stats(link: lk.NodeLink) -> dict:
     s = link.stats
-    return {"frames": s.frames, "seq_gaps": s.seq_gaps, "frames_missed": s.frames_missed,
-            "seq_backward": s.seq_backward, "resets": s.resets, "decode_errors": {
-                k: getattr(s, "err_" + k) for k in ("cobs", "short", "oversize", "magic", "crc")},
-            "garbage_bytes": s.garbage_bytes, "log_lines": s.log_lines,
-            "bad_payloads": s.bad_payloads}
+    return {
+        "frames": s.frames,
+        "seq_gaps": s.seq_gaps,
+        "frames_missed": s.frames_missed,
+        "seq_backward": s.seq_backward,
+        "resets": s.resets,
+        "decode_errors": {
+            k: getattr(s, "err_" + k) for k in ("cobs", "short", "oversize", "magic", "crc")
+        },
+        "garbage_bytes": s.garbage_bytes,
+        "log_lines": s.log_lines,
+        "bad_payloads": s.bad_payloads,
+    }
 
 
-def record(link: lk.NodeLink, opts: RecordOptions, duration_s: float | None = None,
-           progress=None, stop_on_idle: bool = True, restart_stream: bool = True,
-           node_events: bool = True) -> tuple[dict, str | None, int]:
+def record(
+    link: lk.NodeLink,
+    opts: RecordOptions,
+    duration_s: float | None = None,
+    progress=None,
+    stop_on_idle: bool = True,
+    restart_stream: bool = True,
+    node_events: bool = True,
+) -> tuple[dict, str | None, int]:
     """Record from an open link until duration_s of audio, Ctrl-C, a link failure, a full disk
     or (stop_on_idle) no AUDIO for Timeouts.idle_s.
 
@@ -590,15 +678,15 @@ def record(link: lk.NodeLink, opts: RecordOptions, duration_s: float | None = No
     try:
         gain = link.config_get(pr.CFG_GAIN_DB_Q8) / 256
     except lk.LinkError:
-        pass                            # a node without the key: recorded as null
+        pass  # a node without the key: recorded as null
     info = NodeInfo.from_hello(hello, gain)
     stream = 1
     if opts.on_event and not opts.node_segments and node_events:
-        try:                            # detect + record-on-event on the node itself
+        try:  # detect + record-on-event on the node itself
             link.config_set(pr.CFG_AUDIO_STREAM, 2)
             stream = 2
         except lk.LinkError:
-            stream = 1                  # an older node: host-side pre-roll buffer
+            stream = 1  # an older node: host-side pre-roll buffer
     opts.node_segments = stream == 2
     rec = Recorder(opts, info, lambda: _link_stats(link))
     try:
@@ -606,23 +694,26 @@ def record(link: lk.NodeLink, opts: RecordOptions, duration_s: float | None = No
             link.config_set(pr.CFG_AUDIO_STREAM, 1)
     except lk.LinkError as e:
         raise lk.LinkError(f"node refused to stream audio: {e}", 1) from None
-    pos0 = None                         # stream index where the recording started
+    pos0 = None  # stream index where the recording started
     if restart_stream:
-        try:                            # a new stream from the microphone: indices from 0
+        try:  # a new stream from the microphone: indices from 0
             link.command(pr.CMD_START_STREAM, 0, drop_before=True)
             pos0 = 0
         except lk.LinkError:
-            pass                        # a node without streams: record what comes
+            pass  # a node without streams: record what comes
     limit = None if duration_s is None else int(round(duration_s * info.sample_rate_hz))
     reason, code = "stopped", 0
     last_audio = time.monotonic()
     try:
         for it in _idle_items(link):
-            if it is None:              # nothing arrived in one poll
+            if it is None:  # nothing arrived in one poll
                 if time.monotonic() - rec._last_flush >= opts.flush_s:
                     rec.flush()
-                if stop_on_idle and not opts.node_segments and \
-                        time.monotonic() - last_audio > link.timeouts.idle_s:
+                if (
+                    stop_on_idle
+                    and not opts.node_segments
+                    and time.monotonic() - last_audio > link.timeouts.idle_s
+                ):
                     reason = f"no audio for {link.timeouts.idle_s:g} s"
                     code = 0 if link.twin is not None else 1
                     break
@@ -631,8 +722,13 @@ def record(link: lk.NodeLink, opts: RecordOptions, duration_s: float | None = No
             if opts.node_segments and limit is not None and isinstance(it, pr.Frame):
                 # segments: --duration is stream time (AUDIO and STATUS sample indices)
                 m = it.msg
-                idx = m.first_sample + len(m.samples) if isinstance(m, pr.Audio) else \
-                    m.sample_index if isinstance(m, pr.Status) else None
+                idx = (
+                    m.first_sample + len(m.samples)
+                    if isinstance(m, pr.Audio)
+                    else m.sample_index
+                    if isinstance(m, pr.Status)
+                    else None
+                )
                 if idx is not None:
                     if pos0 is None:
                         pos0 = idx - (len(m.samples) if isinstance(m, pr.Audio) else 0)
@@ -647,7 +743,7 @@ def record(link: lk.NodeLink, opts: RecordOptions, duration_s: float | None = No
                     reason = f"{duration_s:g} s recorded"
                     break
             elif isinstance(it, pr.NodeReset) and it.got != it.expected:
-                try:            # a rebooted node forgets the stream setting
+                try:  # a rebooted node forgets the stream setting
                     link.send(pr.ConfigSet(pr.CFG_AUDIO_STREAM, stream))
                 except lk.LinkError:
                     pass
@@ -656,8 +752,7 @@ def record(link: lk.NodeLink, opts: RecordOptions, duration_s: float | None = No
     except lk.LinkError as e:
         reason, code = str(e), 1
     except (DiskFull, OSError) as e:
-        if isinstance(e, OSError) and getattr(e, "errno", None) not in (errno.ENOSPC,
-                                                                         errno.EDQUOT):
+        if isinstance(e, OSError) and getattr(e, "errno", None) not in (errno.ENOSPC, errno.EDQUOT):
             why, closing = f"cannot write the recording ({e})", "write error"
         else:
             why = str(e) if isinstance(e, DiskFull) else f"disk full ({e.strerror})"
@@ -685,40 +780,72 @@ def _idle_items(link):
         items = link.poll()
         if not items:
             yield None
-        for it in items:
-            yield it
+        yield from items
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tools.record", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m tools.record",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     cli.add_link_args(ap)
     ap.add_argument("--out", type=Path, required=True, help="folder for the files")
-    ap.add_argument("--roll-minutes", type=float, default=10.0,
-                    help="start a new file every N minutes of audio (default 10)")
-    ap.add_argument("--duration", type=float, default=None, metavar="SECONDS",
-                    help="stop after this much audio, > 0 (node segments: stream time; "
-                    "default: until Ctrl-C; a simulated node's microphone goes on with "
-                    "silence, in real time, after its audio)")
-    ap.add_argument("--on-event", action="store_true",
-                    help="keep only windows around detections")
-    ap.add_argument("--host-buffer", action="store_true",
-                    help="--on-event with the host's pre-roll buffer even if the node could do it")
-    ap.add_argument("--pre-roll", type=float, default=3.0, metavar="SECONDS",
-                    help="host buffer: audio kept before an event onset (default 3)")
-    ap.add_argument("--post-roll", type=float, default=2.0, metavar="SECONDS",
-                    help="host buffer: audio kept after an event onset (default 2)")
-    ap.add_argument("--no-restart", action="store_true",
-                    help="do not start a new stream (keep the node's sample indices)")
-    ap.add_argument("--label", default=None, help="label for metadata.csv (default: "
-                    "'unlabelled', or the detected class with --on-event)")
+    ap.add_argument(
+        "--roll-minutes",
+        type=float,
+        default=10.0,
+        help="start a new file every N minutes of audio (default 10)",
+    )
+    ap.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop after this much audio, > 0 (node segments: stream time; "
+        "default: until Ctrl-C; a simulated node's microphone goes on with "
+        "silence, in real time, after its audio)",
+    )
+    ap.add_argument("--on-event", action="store_true", help="keep only windows around detections")
+    ap.add_argument(
+        "--host-buffer",
+        action="store_true",
+        help="--on-event with the host's pre-roll buffer even if the node could do it",
+    )
+    ap.add_argument(
+        "--pre-roll",
+        type=float,
+        default=3.0,
+        metavar="SECONDS",
+        help="host buffer: audio kept before an event onset (default 3)",
+    )
+    ap.add_argument(
+        "--post-roll",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="host buffer: audio kept after an event onset (default 2)",
+    )
+    ap.add_argument(
+        "--no-restart",
+        action="store_true",
+        help="do not start a new stream (keep the node's sample indices)",
+    )
+    ap.add_argument(
+        "--label",
+        default=None,
+        help="label for metadata.csv (default: "
+        "'unlabelled', or the detected class with --on-event)",
+    )
     ap.add_argument("--fold", type=int, default=None)
     ap.add_argument("--licence", default="unspecified (own field recording)")
     ap.add_argument("--flac", action="store_true", help="write FLAC instead of WAV")
-    ap.add_argument("--flush-s", type=float, default=1.0,
-                    help="header/sidecar update interval (default 1 s)")
-    ap.add_argument("--json", action="store_true", help="print the summary as one JSON line "
-                    "on stdout")
+    ap.add_argument(
+        "--flush-s", type=float, default=1.0, help="header/sidecar update interval (default 1 s)"
+    )
+    ap.add_argument(
+        "--json", action="store_true", help="print the summary as one JSON line on stdout"
+    )
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args(argv)
     return cli.run_cli(lambda: _main(args), "record")
@@ -741,9 +868,18 @@ def _main(args) -> int:
     """Ctrl-C while recording is the normal stop (record() catches it: the files are closed,
     exit 0); before the recording starts it is run_cli's exit 130."""
     check_args(args)
-    opts = RecordOptions(args.out, args.roll_minutes, args.on_event, args.pre_roll,
-                         args.post_roll, args.flush_s, args.label, args.fold, args.licence,
-                         "FLAC" if args.flac else "WAV")
+    opts = RecordOptions(
+        args.out,
+        args.roll_minutes,
+        args.on_event,
+        args.pre_roll,
+        args.post_roll,
+        args.flush_s,
+        args.label,
+        args.fold,
+        args.licence,
+        "FLAC" if args.flac else "WAV",
+    )
     with cli.link_from_args(args) as link:
         last = [0.0]
 
@@ -751,23 +887,34 @@ def _main(args) -> int:
             now = time.monotonic()
             if not args.quiet and not args.json and now - last[0] > 1.0 and sys.stderr.isatty():
                 last[0] = now
-                print(f"\r{rec.samples_received / rec.sr:9.1f} s  files {len(rec.files)}  "
-                      f"gaps {len(rec.gaps)}  events "
-                      f"{sum(1 for e in rec.events if e['kind'] == 'onset')}", end="",
-                      file=sys.stderr)
+                print(
+                    f"\r{rec.samples_received / rec.sr:9.1f} s  files {len(rec.files)}  "
+                    f"gaps {len(rec.gaps)}  events "
+                    f"{sum(1 for e in rec.events if e['kind'] == 'onset')}",
+                    end="",
+                    file=sys.stderr,
+                )
 
         try:
-            summary, reason, code = record(link, opts, args.duration, progress,
-                                           restart_stream=not args.no_restart,
-                                           node_events=not args.host_buffer)
+            summary, reason, code = record(
+                link,
+                opts,
+                args.duration,
+                progress,
+                restart_stream=not args.no_restart,
+                node_events=not args.host_buffer,
+            )
         except DiskFull as e:
             raise lk.LinkError(str(e), 1) from None
     if args.json:
         print(json.dumps({**summary, "stopped": reason, "exit_code": code}))
     elif not args.quiet:
-        print(f"\n{summary['audio_seconds']:.1f} s in {len(summary['files'])} file(s) under "
-              f"{opts.out}; gaps {len(summary['gaps'])} ({summary['samples_filled']} samples "
-              f"filled), events {summary['events']}; stopped: {reason}", file=sys.stderr)
+        print(
+            f"\n{summary['audio_seconds']:.1f} s in {len(summary['files'])} file(s) under "
+            f"{opts.out}; gaps {len(summary['gaps'])} ({summary['samples_filled']} samples "
+            f"filled), events {summary['events']}; stopped: {reason}",
+            file=sys.stderr,
+        )
     if code:
         print(f"record: error: {reason}", file=sys.stderr)
     return code

@@ -25,11 +25,12 @@ Port callables (all optional except write and classify):
 An exception raised by a callable is kept and re-raised by the App method that triggered it
 (it never unwinds through C); the C side sees a failure for that call.
 """
+
 from __future__ import annotations
 
 import ctypes as C
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -47,8 +48,14 @@ CONFIG_MAX = 512
 
 WRITE_FN = C.CFUNCTYPE(C.c_int, C.c_void_p, C.POINTER(C.c_uint8), C.c_size_t)
 TIME_FN = C.CFUNCTYPE(C.c_uint64, C.c_void_p)
-CLASSIFY_FN = C.CFUNCTYPE(C.c_int, C.c_void_p, C.POINTER(core.Window), C.POINTER(C.c_int8),
-                          C.POINTER(C.c_uint8), C.c_uint8)
+CLASSIFY_FN = C.CFUNCTYPE(
+    C.c_int,
+    C.c_void_p,
+    C.POINTER(core.Window),
+    C.POINTER(C.c_int8),
+    C.POINTER(C.c_uint8),
+    C.c_uint8,
+)
 LOAD_FN = C.CFUNCTYPE(C.c_int, C.c_void_p, C.POINTER(C.c_uint8), C.c_size_t)
 SAVE_FN = C.CFUNCTYPE(C.c_int, C.c_void_p, C.POINTER(C.c_uint8), C.c_size_t)
 ALARM_FN = C.CFUNCTYPE(None, C.c_void_p, C.c_uint8, C.c_uint32)
@@ -58,34 +65,68 @@ LOG_FN = C.CFUNCTYPE(None, C.c_void_p, C.c_char_p)
 
 
 class Port(C.Structure):
-    _fields_ = [("ctx", C.c_void_p), ("write", WRITE_FN), ("time_us", TIME_FN),
-                ("perf_us", TIME_FN), ("classify", CLASSIFY_FN), ("config_load", LOAD_FN),
-                ("config_save", SAVE_FN), ("alarm", ALARM_FN), ("set_baud", BAUD_FN),
-                ("reboot", REBOOT_FN), ("log", LOG_FN)]
+    _fields_ = [
+        ("ctx", C.c_void_p),
+        ("write", WRITE_FN),
+        ("time_us", TIME_FN),
+        ("perf_us", TIME_FN),
+        ("classify", CLASSIFY_FN),
+        ("config_load", LOAD_FN),
+        ("config_save", SAVE_FN),
+        ("alarm", ALARM_FN),
+        ("set_baud", BAUD_FN),
+        ("reboot", REBOOT_FN),
+        ("log", LOG_FN),
+    ]
 
 
 class AppInfo(C.Structure):
-    _fields_ = [("board", C.c_char_p), ("fw_major", C.c_uint8), ("fw_minor", C.c_uint8),
-                ("fw_patch", C.c_uint8), ("reset_reason", C.c_uint8),
-                ("model_hash", C.c_uint8 * 8), ("config_hash", C.c_uint8 * 8),
-                ("node_id", C.c_uint8 * 6), ("n_classes", C.c_uint8),
-                ("labels", C.POINTER(C.c_char_p)), ("thresholds_q8", C.POINTER(C.c_uint16)),
-                ("quant", core.Quant), ("adc_rate_hz", C.c_uint32), ("default_baud", C.c_uint32)]
+    _fields_ = [
+        ("board", C.c_char_p),
+        ("fw_major", C.c_uint8),
+        ("fw_minor", C.c_uint8),
+        ("fw_patch", C.c_uint8),
+        ("reset_reason", C.c_uint8),
+        ("model_hash", C.c_uint8 * 8),
+        ("config_hash", C.c_uint8 * 8),
+        ("node_id", C.c_uint8 * 6),
+        ("n_classes", C.c_uint8),
+        ("labels", C.POINTER(C.c_char_p)),
+        ("thresholds_q8", C.POINTER(C.c_uint16)),
+        ("quant", core.Quant),
+        ("adc_rate_hz", C.c_uint32),
+        ("default_baud", C.c_uint32),
+    ]
 
 
 class AppStats(C.Structure):
-    _fields_ = [("samples", C.c_uint64), ("input", C.c_uint8), ("credits", C.c_uint32),
-                ("inject_queued", C.c_uint32), ("rx_frames", C.c_uint32),
-                ("rx_bad_frames", C.c_uint32), ("rx_unknown", C.c_uint32),
-                ("rx_bad_payload", C.c_uint32), ("rx_seq_gaps", C.c_uint32),
-                ("tx_frames", C.c_uint32), ("tx_bytes", C.c_uint32), ("tx_errors", C.c_uint32),
-                ("inject_samples", C.c_uint32), ("inject_no_credit", C.c_uint32),
-                ("inject_gap_samples", C.c_uint32), ("inject_overlap_samples", C.c_uint32),
-                ("dropped_samples", C.c_uint32), ("audio_frames", C.c_uint32),
-                ("audio_skipped_samples", C.c_uint32), ("status_frames", C.c_uint32),
-                ("events", C.c_uint32), ("inference_count", C.c_uint32),
-                ("inference_us_last", C.c_uint32), ("inference_us_max", C.c_uint32),
-                ("persist_errors", C.c_uint32)]
+    _fields_ = [
+        ("samples", C.c_uint64),
+        ("input", C.c_uint8),
+        ("credits", C.c_uint32),
+        ("inject_queued", C.c_uint32),
+        ("rx_frames", C.c_uint32),
+        ("rx_bad_frames", C.c_uint32),
+        ("rx_unknown", C.c_uint32),
+        ("rx_bad_payload", C.c_uint32),
+        ("rx_seq_gaps", C.c_uint32),
+        ("tx_frames", C.c_uint32),
+        ("tx_bytes", C.c_uint32),
+        ("tx_errors", C.c_uint32),
+        ("inject_samples", C.c_uint32),
+        ("inject_no_credit", C.c_uint32),
+        ("inject_gap_samples", C.c_uint32),
+        ("inject_overlap_samples", C.c_uint32),
+        ("dropped_samples", C.c_uint32),
+        ("audio_frames", C.c_uint32),
+        ("audio_skipped_samples", C.c_uint32),
+        ("status_frames", C.c_uint32),
+        ("events", C.c_uint32),
+        ("inference_count", C.c_uint32),
+        ("inference_us_last", C.c_uint32),
+        ("inference_us_max", C.c_uint32),
+        ("persist_errors", C.c_uint32),
+    ]
 
 
 #: the ctypes mirrors of this module and their C types (checked at import)
@@ -124,8 +165,19 @@ APP_SIZE = lib.ew_app_sizeof()
 _lim = (C.c_uint32 * 8)()
 lib.ew_app_limits(_lim, 8)
 #: build-time sizes of the C app (ew_app.h)
-LIMITS = dict(zip(("inject_samples", "credit_step", "audio_ring_samples", "event_preroll_samples",
-                   "event_postroll_samples", "audio_frame_samples"), list(_lim)[:6]))
+LIMITS = dict(
+    zip(
+        (
+            "inject_samples",
+            "credit_step",
+            "audio_ring_samples",
+            "event_preroll_samples",
+            "event_postroll_samples",
+            "audio_frame_samples",
+        ),
+        list(_lim)[:6],
+    )
+)
 
 
 class AppError(Exception):
@@ -149,20 +201,30 @@ def thresholds_q8(thresholds: Sequence[float | None]) -> list[int]:
 class App:
     """One ew_app_t with a Python port.  See the module docstring."""
 
-    def __init__(self, *, labels: Sequence[str], write: Callable[[bytes], object],
-                 classify: Callable, thresholds: Sequence[float | None] | None = None,
-                 model_hash: bytes = bytes(8), board: str = "twin",
-                 fw_version: tuple[int, int, int] = (0, 0, 0), reset_reason: int = 1,
-                 node_id: bytes = bytes(6), config_hash: bytes | None = None,
-                 adc_rate_hz: int = 32000, default_baud: int = 0,
-                 time_us: Callable[[], int] | None = None,
-                 perf_us: Callable[[], int] | None = None,
-                 config_load: Callable[[], bytes | None] | None = None,
-                 config_save: Callable[[bytes], object] | None = None,
-                 alarm: Callable[[int, int], object] | None = None,
-                 set_baud: Callable[[int], object] | None = None,
-                 reboot: Callable[[], object] | None = None,
-                 log: Callable[[str], object] | None = None):
+    def __init__(
+        self,
+        *,
+        labels: Sequence[str],
+        write: Callable[[bytes], object],
+        classify: Callable,
+        thresholds: Sequence[float | None] | None = None,
+        model_hash: bytes = bytes(8),
+        board: str = "twin",
+        fw_version: tuple[int, int, int] = (0, 0, 0),
+        reset_reason: int = 1,
+        node_id: bytes = bytes(6),
+        config_hash: bytes | None = None,
+        adc_rate_hz: int = 32000,
+        default_baud: int = 0,
+        time_us: Callable[[], int] | None = None,
+        perf_us: Callable[[], int] | None = None,
+        config_load: Callable[[], bytes | None] | None = None,
+        config_save: Callable[[bytes], object] | None = None,
+        alarm: Callable[[int, int], object] | None = None,
+        set_baud: Callable[[int], object] | None = None,
+        reboot: Callable[[], object] | None = None,
+        log: Callable[[str], object] | None = None,
+    ):
         self.labels = list(labels)
         self.n_classes = len(self.labels)
         if not 1 <= self.n_classes <= core.MAX_CLASSES:
@@ -177,9 +239,16 @@ class App:
 
         # C-visible objects, kept alive with the App
         self._labels_c = (C.c_char_p * self.n_classes)(*[s.encode() for s in self.labels])
-        th = thresholds_q8(thresholds) if thresholds is not None else \
-            [P.detector["default_threshold_q8"] if "default_threshold_q8" in P.detector
-             else round(P.detector["default_threshold"] * 256)] * self.n_classes
+        th = (
+            thresholds_q8(thresholds)
+            if thresholds is not None
+            else [
+                P.detector["default_threshold_q8"]
+                if "default_threshold_q8" in P.detector
+                else round(P.detector["default_threshold"] * 256)
+            ]
+            * self.n_classes
+        )
         if len(th) != self.n_classes:
             raise ValueError("one threshold per label")
         self._thr_c = (C.c_uint16 * self.n_classes)(*th)
@@ -188,9 +257,11 @@ class App:
         info.board = self._board
         info.fw_major, info.fw_minor, info.fw_patch = fw_version
         info.reset_reason = reset_reason
-        for name, value, n in (("model_hash", model_hash, 8),
-                               ("config_hash", config_hash or config_hash8(), 8),
-                               ("node_id", node_id, 6)):
+        for name, value, n in (
+            ("model_hash", model_hash, 8),
+            ("config_hash", config_hash or config_hash8(), 8),
+            ("node_id", node_id, 6),
+        ):
             value = bytes(value)
             if len(value) != n:
                 raise ValueError(f"{name} must be {n} bytes")
@@ -204,14 +275,17 @@ class App:
         self.info = info
 
         self._cbs = dict(
-            write=WRITE_FN(self._cb_write), time_us=TIME_FN(self._cb_time),
-            perf_us=TIME_FN(self._cb_perf), classify=CLASSIFY_FN(self._cb_classify),
+            write=WRITE_FN(self._cb_write),
+            time_us=TIME_FN(self._cb_time),
+            perf_us=TIME_FN(self._cb_perf),
+            classify=CLASSIFY_FN(self._cb_classify),
             config_load=LOAD_FN(self._cb_load) if config_load else LOAD_FN(),
             config_save=SAVE_FN(self._cb_save) if config_save else SAVE_FN(),
             alarm=ALARM_FN(self._cb_alarm) if alarm else ALARM_FN(),
             set_baud=BAUD_FN(self._cb_baud) if set_baud else BAUD_FN(),
             reboot=REBOOT_FN(self._cb_reboot) if reboot else REBOOT_FN(),
-            log=LOG_FN(self._cb_log) if log else LOG_FN())
+            log=LOG_FN(self._cb_log) if log else LOG_FN(),
+        )
         self.port = Port(None, **self._cbs)
         self._buf = C.create_string_buffer(APP_SIZE)
         self.reinit(reset_reason)
@@ -240,6 +314,7 @@ class App:
         def run():
             self._write(C.string_at(data, n))
             return n
+
         return self._guard(run, -1)
 
     def _cb_time(self, _ctx):
@@ -250,8 +325,12 @@ class App:
 
     def _cb_classify(self, _ctx, w, feats, scores, n):
         def run():
-            win = core.WindowRec(w[0].start_sample, w[0].trigger_sample, w[0].trigger_block,
-                                 core.TRIGGER_KINDS[w[0].kind])
+            win = core.WindowRec(
+                w[0].start_sample,
+                w[0].trigger_sample,
+                w[0].trigger_block,
+                core.TRIGGER_KINDS[w[0].kind],
+            )
             f = np.ctypeslib.as_array(feats, shape=(core.FRAMES_PER_WINDOW, core.N_MELS)).copy()
             s = np.asarray(self._classify(win, f)).astype(np.int64).reshape(-1)
             if s.shape != (n,):
@@ -259,6 +338,7 @@ class App:
             for i, v in enumerate(np.clip(s, 0, 255)):
                 scores[i] = int(v)
             return 0
+
         return self._guard(run, 1)
 
     def _cb_load(self, _ctx, buf, cap):
@@ -269,6 +349,7 @@ class App:
             blob = bytes(blob)[:cap]
             C.memmove(buf, blob, len(blob))
             return len(blob)
+
         return self._guard(run, -1)
 
     def _cb_save(self, _ctx, blob, n):
@@ -382,6 +463,7 @@ def parse_config_blob(blob: bytes) -> dict:
     """The persisted blob as {key: value} (ew_app.h "Persistence"); ValueError if invalid."""
     import struct
     import zlib
+
     if len(blob) < 17 or blob[:3] != b"EWC" or blob[3] != 1:
         raise ValueError("not an ew_app configuration blob")
     n = blob[12]

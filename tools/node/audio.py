@@ -3,6 +3,7 @@
 Errors are `AudioError` with the path and a reason a person can act on; callers turn them into
 exit code 2 (bad input) without a traceback.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,6 +39,7 @@ def load(path, sr: int = SR) -> np.ndarray:
     x = x.mean(axis=1)
     if file_sr != sr:
         import soxr
+
         x = soxr.resample(x, file_sr, sr, quality="VHQ")
     if not np.all(np.isfinite(x)):
         raise AudioError(f"{path}: contains NaN/inf samples")
@@ -54,8 +56,13 @@ def block_levels_db(x: np.ndarray, block: int | None = None) -> np.ndarray:
     return 10 * np.log10(np.mean(b * b, axis=1) + 1e-12)
 
 
-def lead_in(x: np.ndarray, seconds: float = 1.0, seed: int = 0, percentile: float = 10.0,
-            max_below_peak_db: float | None = None) -> np.ndarray:
+def lead_in(
+    x: np.ndarray,
+    seconds: float = 1.0,
+    seed: int = 0,
+    percentile: float = 10.0,
+    max_below_peak_db: float | None = None,
+) -> np.ndarray:
     """White noise at the clip's own floor (the `percentile` of its non-silent block levels).
 
     Clips in datasets start abruptly, a node never does: it has been listening to the room.
@@ -66,7 +73,7 @@ def lead_in(x: np.ndarray, seconds: float = 1.0, seed: int = 0, percentile: floa
     dataset chunks cut from inside an event, whose quietest part is still the event.
     """
     lv = block_levels_db(x)
-    lv = lv[lv > -90.0]            # datasets pad clips with digital silence: not the room
+    lv = lv[lv > -90.0]  # datasets pad clips with digital silence: not the room
     floor_db = float(np.percentile(lv, percentile)) if lv.size else -90.0
     if max_below_peak_db is not None and lv.size:
         floor_db = min(floor_db, float(lv.max()) - max_below_peak_db)
@@ -85,8 +92,9 @@ def looped(x: np.ndarray, fade_samples: int = 320) -> np.ndarray:
     return np.clip(np.round(y), -32768, 32767).astype(np.int16)
 
 
-def with_lead_in(x: np.ndarray, seconds: float = 1.0, seed: int = 0,
-                 max_below_peak_db: float | None = None) -> tuple[np.ndarray, int]:
+def with_lead_in(
+    x: np.ndarray, seconds: float = 1.0, seed: int = 0, max_below_peak_db: float | None = None
+) -> tuple[np.ndarray, int]:
     """(lead-in + clip, number of lead-in samples)."""
     pre = lead_in(x, seconds, seed, max_below_peak_db=max_below_peak_db)
     return np.concatenate([pre, x]), pre.size

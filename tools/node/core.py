@@ -10,12 +10,13 @@ reference (tools/reference.py) bit for bit.
     node = core.Node(classify=fn)          # streaming detector with gate, windows, events
     node.process(chunk); node.flush(); node.events
 """
+
 from __future__ import annotations
 
 import ctypes as C
 import importlib.util
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -46,17 +47,27 @@ i8p = np.ctypeslib.ndpointer(np.int8, flags="C_CONTIGUOUS")
 
 
 class GateConfig(C.Structure):
-    _fields_ = [("floor_q8", C.c_int32), ("onset_margin_q8", C.c_int32),
-                ("strong_margin_q8", C.c_int32), ("jump_margin_q8", C.c_int32),
-                ("confirm_margin_q8", C.c_int32), ("onset_blocks", C.c_uint8),
-                ("sustain_margin_q8", C.c_int32),
-                ("spread_max_q16", C.c_uint32), ("sustain_blocks", C.c_uint16),
-                ("recheck_blocks", C.c_uint16),
-                ("warmup_blocks", C.c_uint16), ("bg_fall_shift", C.c_uint8),
-                ("bg_rise_shift", C.c_uint8), ("nf_fall_shift", C.c_uint8),
-                ("nf_rise_shift", C.c_uint8), ("peak_margin_q8", C.c_int32),
-                ("peak_decay_q8", C.c_int32), ("tonal_margin_q8", C.c_int32),
-                ("tonal_shift", C.c_uint8)]
+    _fields_ = [
+        ("floor_q8", C.c_int32),
+        ("onset_margin_q8", C.c_int32),
+        ("strong_margin_q8", C.c_int32),
+        ("jump_margin_q8", C.c_int32),
+        ("confirm_margin_q8", C.c_int32),
+        ("onset_blocks", C.c_uint8),
+        ("sustain_margin_q8", C.c_int32),
+        ("spread_max_q16", C.c_uint32),
+        ("sustain_blocks", C.c_uint16),
+        ("recheck_blocks", C.c_uint16),
+        ("warmup_blocks", C.c_uint16),
+        ("bg_fall_shift", C.c_uint8),
+        ("bg_rise_shift", C.c_uint8),
+        ("nf_fall_shift", C.c_uint8),
+        ("nf_rise_shift", C.c_uint8),
+        ("peak_margin_q8", C.c_int32),
+        ("peak_decay_q8", C.c_int32),
+        ("tonal_margin_q8", C.c_int32),
+        ("tonal_shift", C.c_uint8),
+    ]
 
 
 class Quant(C.Structure):
@@ -64,48 +75,88 @@ class Quant(C.Structure):
 
 
 class NodeConfig(C.Structure):
-    _fields_ = [("gate", GateConfig), ("quant", Quant),
-                ("thresholds_q8", C.c_uint16 * MAX_CLASSES), ("holdoff_samples", C.c_uint32),
-                ("n_classes", C.c_uint8), ("preroll_frames", C.c_uint8), ("mode", C.c_uint8),
-                ("continuous_stride", C.c_uint16), ("early_preroll_frames", C.c_uint8),
-                ("early_continue_blocks", C.c_uint8), ("early_continue_margin_q8", C.c_int32),
-                ("habituate_onsets", C.c_uint8), ("habituate_max_score_q8", C.c_uint8),
-                ("habituate_blocks", C.c_uint16), ("habituate_margin_q8", C.c_int32),
-                ("habituate_rechecks", C.c_uint8), ("habituate_recheck_max_score_q8", C.c_uint8),
-                ("habituate_recheck_blocks", C.c_uint16)]
+    _fields_ = [
+        ("gate", GateConfig),
+        ("quant", Quant),
+        ("thresholds_q8", C.c_uint16 * MAX_CLASSES),
+        ("holdoff_samples", C.c_uint32),
+        ("n_classes", C.c_uint8),
+        ("preroll_frames", C.c_uint8),
+        ("mode", C.c_uint8),
+        ("continuous_stride", C.c_uint16),
+        ("early_preroll_frames", C.c_uint8),
+        ("early_continue_blocks", C.c_uint8),
+        ("early_continue_margin_q8", C.c_int32),
+        ("habituate_onsets", C.c_uint8),
+        ("habituate_max_score_q8", C.c_uint8),
+        ("habituate_blocks", C.c_uint16),
+        ("habituate_margin_q8", C.c_int32),
+        ("habituate_rechecks", C.c_uint8),
+        ("habituate_recheck_max_score_q8", C.c_uint8),
+        ("habituate_recheck_blocks", C.c_uint16),
+    ]
 
 
 class Event(C.Structure):
-    _fields_ = [("onset_sample", C.c_uint64), ("duration_samples", C.c_uint32),
-                ("class_index", C.c_uint8), ("score", C.c_uint8), ("kind", C.c_uint8),
-                ("hits", C.c_uint16)]
+    _fields_ = [
+        ("onset_sample", C.c_uint64),
+        ("duration_samples", C.c_uint32),
+        ("class_index", C.c_uint8),
+        ("score", C.c_uint8),
+        ("kind", C.c_uint8),
+        ("hits", C.c_uint16),
+    ]
 
 
 class Window(C.Structure):
-    _fields_ = [("start_sample", C.c_int64), ("trigger_sample", C.c_uint64),
-                ("trigger_block", C.c_uint64), ("kind", C.c_uint8)]
+    _fields_ = [
+        ("start_sample", C.c_int64),
+        ("trigger_sample", C.c_uint64),
+        ("trigger_block", C.c_uint64),
+        ("kind", C.c_uint8),
+    ]
 
 
 class BlockInfo(C.Structure):
-    _fields_ = [("block", C.c_uint64), ("level_q8", C.c_int32), ("bg_q8", C.c_int32),
-                ("excess_q8", C.c_int32), ("nf_q8", C.c_int32), ("spread_q16", C.c_uint32),
-                ("flags", C.c_uint8),
-                ("trigger", C.c_uint8), ("gate_open", C.c_uint8)]
+    _fields_ = [
+        ("block", C.c_uint64),
+        ("level_q8", C.c_int32),
+        ("bg_q8", C.c_int32),
+        ("excess_q8", C.c_int32),
+        ("nf_q8", C.c_int32),
+        ("spread_q16", C.c_uint32),
+        ("flags", C.c_uint8),
+        ("trigger", C.c_uint8),
+        ("gate_open", C.c_uint8),
+    ]
 
 
 class Stats(C.Structure):
-    _fields_ = [("samples", C.c_uint64), ("blocks", C.c_uint64), ("frames", C.c_uint64),
-                ("gate_open_blocks", C.c_uint64), ("triggers_onset", C.c_uint32),
-                ("triggers_recheck", C.c_uint32), ("windows", C.c_uint32),
-                ("classify_errors", C.c_uint32), ("events", C.c_uint32),
-                ("windows_dropped", C.c_uint32), ("onsets_habituated", C.c_uint32),
-                ("rechecks_slowed", C.c_uint32)]
+    _fields_ = [
+        ("samples", C.c_uint64),
+        ("blocks", C.c_uint64),
+        ("frames", C.c_uint64),
+        ("gate_open_blocks", C.c_uint64),
+        ("triggers_onset", C.c_uint32),
+        ("triggers_recheck", C.c_uint32),
+        ("windows", C.c_uint32),
+        ("classify_errors", C.c_uint32),
+        ("events", C.c_uint32),
+        ("windows_dropped", C.c_uint32),
+        ("onsets_habituated", C.c_uint32),
+        ("rechecks_slowed", C.c_uint32),
+    ]
 
 
 class LayoutRow(C.Structure):
     """One row of the C compiler's layout table (ew_layout_rows, tools/node/_ewcore_module.c)."""
-    _fields_ = [("type", C.c_char_p), ("field", C.c_char_p), ("offset_bytes", C.c_uint32),
-                ("size_bytes", C.c_uint32)]
+
+    _fields_ = [
+        ("type", C.c_char_p),
+        ("field", C.c_char_p),
+        ("offset_bytes", C.c_uint32),
+        ("size_bytes", C.c_uint32),
+    ]
 
 
 class LayoutError(ImportError):
@@ -139,10 +190,12 @@ def check_layout(mirrors: dict) -> None:
             if name != c_name:
                 raise LayoutError(f"{where}: field {name} where C has {c_name}")
             if (off, size) != (c_off, c_sz):
-                raise LayoutError(f"{where}: field {name} at offset {off} ({size} bytes), "
-                                  f"C has offset {c_off} ({c_sz} bytes)")
+                raise LayoutError(
+                    f"{where}: field {name} at offset {off} ({size} bytes), "
+                    f"C has offset {c_off} ({c_sz} bytes)"
+                )
         if len(py) != len(c_fields):
-            extra = py[len(c_fields):] or c_fields[len(py):]
+            extra = py[len(c_fields) :] or c_fields[len(py) :]
             side = "the mirror" if len(py) > len(c_fields) else "C"
             raise LayoutError(f"{where}: field {extra[0][0]} only in {side}")
         if C.sizeof(cls) != c_size:
@@ -152,14 +205,21 @@ def check_layout(mirrors: dict) -> None:
 lib.ew_layout_rows.restype = C.POINTER(LayoutRow)
 lib.ew_layout_rows.argtypes = [C.POINTER(C.c_uint32)]
 #: the ctypes mirrors of this module and their C types (checked at import)
-MIRRORS = {GateConfig: "ew_gate_config_t", Quant: "ew_quant_t", NodeConfig: "ew_node_config_t",
-           Event: "ew_event_t", Window: "ew_window_t", BlockInfo: "ew_block_info_t",
-           Stats: "ew_node_stats_t"}
+MIRRORS = {
+    GateConfig: "ew_gate_config_t",
+    Quant: "ew_quant_t",
+    NodeConfig: "ew_node_config_t",
+    Event: "ew_event_t",
+    Window: "ew_window_t",
+    BlockInfo: "ew_block_info_t",
+    Stats: "ew_node_stats_t",
+}
 check_layout(MIRRORS)
 
 
-CLASSIFY_FN = C.CFUNCTYPE(C.c_int, C.c_void_p, C.POINTER(Window), C.POINTER(C.c_int8),
-                          C.POINTER(C.c_uint8))
+CLASSIFY_FN = C.CFUNCTYPE(
+    C.c_int, C.c_void_p, C.POINTER(Window), C.POINTER(C.c_int8), C.POINTER(C.c_uint8)
+)
 EVENT_FN = C.CFUNCTYPE(None, C.c_void_p, C.POINTER(Event))
 BLOCK_FN = C.CFUNCTYPE(None, C.c_void_p, C.POINTER(BlockInfo))
 
@@ -181,8 +241,16 @@ _sig("ew_frontend_logmel", None, C.c_void_p, i16p, u16p)
 _sig("ew_frontend_logmel_frames", None, C.c_void_p, i16p, C.c_size_t, C.c_size_t, u16p)
 _sig("ew_frontend_quantize", None, u16p, i8p, C.c_size_t, C.POINTER(Quant))
 _sig("ew_node_config_default", None, C.POINTER(NodeConfig), C.c_uint8)
-_sig("ew_node_init", C.c_int, C.c_void_p, C.POINTER(NodeConfig), CLASSIFY_FN, EVENT_FN, BLOCK_FN,
-     C.c_void_p)
+_sig(
+    "ew_node_init",
+    C.c_int,
+    C.c_void_p,
+    C.POINTER(NodeConfig),
+    CLASSIFY_FN,
+    EVENT_FN,
+    BLOCK_FN,
+    C.c_void_p,
+)
 _sig("ew_node_reset", None, C.c_void_p)
 _sig("ew_node_process", None, C.c_void_p, i16p, C.c_size_t)
 _sig("ew_node_flush", None, C.c_void_p)
@@ -211,6 +279,7 @@ def quant_struct(q: _params.Quant | None = None) -> Quant:
 
 
 # ---- stage functions ----------------------------------------------------------------------------
+
 
 def adc_to_pcm(codes) -> np.ndarray:
     codes = np.ascontiguousarray(codes, dtype=np.uint16)
@@ -264,6 +333,7 @@ def quantize(logmel, q: _params.Quant | None = None) -> np.ndarray:
 
 # ---- the detector ----------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class EventRec:
     onset_sample: int
@@ -294,15 +364,26 @@ class Node:
     trace=True one row per block in .trace (level, background, excess, spread, flags...).
     """
 
-    def __init__(self, classify: Callable | None = None, n_classes: int = 0, *,
-                 thresholds: Sequence[float] | None = None, mode: str = "gated",
-                 quant: _params.Quant | None = None, gate: dict | None = None,
-                 holdoff_ms: float | None = None, continuous_stride: int | None = None,
-                 early_preroll: int | None = None, habituate: int | None = None,
-                 habituate_max_score: float | None = None,
-                 habituate_rechecks: int | None = None, habituate_recheck_s: float | None = None,
-                 habituate_recheck_max_score: float | None = None,
-                 keep_features: bool = False, trace: bool = False):
+    def __init__(
+        self,
+        classify: Callable | None = None,
+        n_classes: int = 0,
+        *,
+        thresholds: Sequence[float] | None = None,
+        mode: str = "gated",
+        quant: _params.Quant | None = None,
+        gate: dict | None = None,
+        holdoff_ms: float | None = None,
+        continuous_stride: int | None = None,
+        early_preroll: int | None = None,
+        habituate: int | None = None,
+        habituate_max_score: float | None = None,
+        habituate_rechecks: int | None = None,
+        habituate_recheck_s: float | None = None,
+        habituate_recheck_max_score: float | None = None,
+        keep_features: bool = False,
+        trace: bool = False,
+    ):
         if n_classes > MAX_CLASSES:
             raise ValueError(f"at most {MAX_CLASSES} classes")
         cfg = NodeConfig()
@@ -323,16 +404,19 @@ class Node:
         if continuous_stride is not None:
             cfg.continuous_stride = continuous_stride
         if early_preroll is not None:
-            cfg.early_preroll_frames = early_preroll      # 0: no early window per onset
+            cfg.early_preroll_frames = early_preroll  # 0: no early window per onset
         if habituate is not None:
-            cfg.habituate_onsets = habituate              # 0: no habituation
+            cfg.habituate_onsets = habituate  # 0: no habituation
         if habituate_max_score is not None:
-            cfg.habituate_max_score_q8 = _params.score_q8(habituate_max_score, "habituate_max_score")
+            cfg.habituate_max_score_q8 = _params.score_q8(
+                habituate_max_score, "habituate_max_score"
+            )
         if habituate_rechecks is not None:
-            cfg.habituate_rechecks = habituate_rechecks   # 0: re-checks never slow down
+            cfg.habituate_rechecks = habituate_rechecks  # 0: re-checks never slow down
         if habituate_recheck_max_score is not None:
-            cfg.habituate_recheck_max_score_q8 = _params.score_q8(habituate_recheck_max_score,
-                                                                  "habituate_recheck_max_score")
+            cfg.habituate_recheck_max_score_q8 = _params.score_q8(
+                habituate_recheck_max_score, "habituate_recheck_max_score"
+            )
         if habituate_recheck_s is not None:
             cfg.habituate_recheck_blocks = P.seconds_to_blocks(habituate_recheck_s)
         self.config = cfg
@@ -348,16 +432,18 @@ class Node:
         self._cb_classify = CLASSIFY_FN(self._on_classify)
         self._cb_event = EVENT_FN(self._on_event)
         self._cb_block = BLOCK_FN(self._on_block) if trace else BLOCK_FN()
-        rc = lib.ew_node_init(self._buf, C.byref(cfg), self._cb_classify, self._cb_event,
-                              self._cb_block, None)
+        rc = lib.ew_node_init(
+            self._buf, C.byref(cfg), self._cb_classify, self._cb_event, self._cb_block, None
+        )
         if rc != 0:
             raise ValueError(f"ew_node_init rejected the configuration (error {rc})")
 
     # callbacks from C -----------------------------------------------------------------------
     def _on_classify(self, _ctx, w, feats, scores) -> int:
         try:
-            win = WindowRec(w[0].start_sample, w[0].trigger_sample, w[0].trigger_block,
-                            TRIGGER_KINDS[w[0].kind])
+            win = WindowRec(
+                w[0].start_sample, w[0].trigger_sample, w[0].trigger_block, TRIGGER_KINDS[w[0].kind]
+            )
             f = np.ctypeslib.as_array(feats, shape=(FRAMES_PER_WINDOW, N_MELS)).copy()
             self.windows.append(win)
             if self.keep_features:
@@ -366,7 +452,9 @@ class Node:
                 return 0
             s = np.asarray(self._classify(win, f)).astype(np.int64)
             if s.shape != (self.n_classes,):
-                raise ValueError(f"classifier returned shape {s.shape}, expected ({self.n_classes},)")
+                raise ValueError(
+                    f"classifier returned shape {s.shape}, expected ({self.n_classes},)"
+                )
             for i, v in enumerate(np.clip(s, 0, 255)):
                 scores[i] = int(v)
             return 0
@@ -376,13 +464,32 @@ class Node:
 
     def _on_event(self, _ctx, ev) -> None:
         e = ev[0]
-        self.events.append(EventRec(e.onset_sample, e.duration_samples, e.class_index, e.score,
-                                    EVENT_KINDS[e.kind], e.hits))
+        self.events.append(
+            EventRec(
+                e.onset_sample,
+                e.duration_samples,
+                e.class_index,
+                e.score,
+                EVENT_KINDS[e.kind],
+                e.hits,
+            )
+        )
 
     def _on_block(self, _ctx, b) -> None:
         x = b[0]
-        self._trace_rows.append((x.block, x.level_q8, x.bg_q8, x.excess_q8, x.nf_q8, x.spread_q16,
-                                 x.flags, x.trigger, x.gate_open))
+        self._trace_rows.append(
+            (
+                x.block,
+                x.level_q8,
+                x.bg_q8,
+                x.excess_q8,
+                x.nf_q8,
+                x.spread_q16,
+                x.flags,
+                x.trigger,
+                x.gate_open,
+            )
+        )
 
     # API ------------------------------------------------------------------------------------
     def process(self, pcm) -> None:
@@ -409,8 +516,17 @@ class Node:
     @property
     def trace(self) -> np.ndarray:
         """Structured array, one row per block."""
-        dt = [("block", "u8"), ("level_q8", "i4"), ("bg_q8", "i4"), ("excess_q8", "i4"),
-              ("nf_q8", "i4"), ("spread_q16", "u4"), ("flags", "u1"), ("trigger", "u1"), ("gate_open", "u1")]
+        dt = [
+            ("block", "u8"),
+            ("level_q8", "i4"),
+            ("bg_q8", "i4"),
+            ("excess_q8", "i4"),
+            ("nf_q8", "i4"),
+            ("spread_q16", "u4"),
+            ("flags", "u1"),
+            ("trigger", "u1"),
+            ("gate_open", "u1"),
+        ]
         return np.array(self._trace_rows, dtype=dt)
 
     @property
@@ -424,6 +540,7 @@ _sig("ew_node_get_stats", None, C.c_void_p, C.POINTER(Stats))
 
 
 # ---- convenience for training and tools --------------------------------------------------------
+
 
 def logmel(pcm) -> np.ndarray:
     """Log-mel (log2 Q8, uint16) of every frame of a 16 kHz stream, exactly as the node computes:

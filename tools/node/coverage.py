@@ -1,6 +1,7 @@
 """What the node's gate and analysis windows cover: one home for the coverage measures that the
 gate evaluation (tools.validate.gate_eval), the HIL report (tools.validate.hil) and the scene
 benchmark (training.scene_eval) share."""
+
 from __future__ import annotations
 
 import math
@@ -13,7 +14,9 @@ _P = params.default()
 WINDOW_SAMPLES = _P.window_samples
 
 
-def window_coverage(windows, offset: int, n: int, window_samples: int = WINDOW_SAMPLES) -> np.ndarray:
+def window_coverage(
+    windows, offset: int, n: int, window_samples: int = WINDOW_SAMPLES
+) -> np.ndarray:
     """Boolean mask of the n samples after `offset` that some analysis window covers
     (`windows`: objects with a `start_sample`, e.g. tools.node.core.WindowRec)."""
     covered = np.zeros(n, bool)
@@ -33,6 +36,6 @@ def gate_open_in(trace, spans_s, hop: int, sample_rate_hz: int = _P.sample_rate_
     for onset_s, offset_s in spans_s:
         a = int(onset_s * sample_rate_hz) // hop
         b = int(math.ceil(offset_s * sample_rate_hz / hop))
-        blocks = trace["gate_open"][a:max(b, a + 1)] if len(trace) else []
+        blocks = trace["gate_open"][a : max(b, a + 1)] if len(trace) else []
         out.append(bool(np.any(blocks)))
     return out

@@ -11,6 +11,7 @@ The manifest (`manifest.json`, written by `python -m training export`) is the si
 labels, thresholds and quantisation; `load` refuses a model whose feature configuration is not
 the one the C core was built with, or whose file does not match the manifest's hash.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,7 +37,7 @@ class ModelError(Exception):
 
 @dataclass
 class Model:
-    path: Path                                   # folder holding manifest.json and the .tflite
+    path: Path  # folder holding manifest.json and the .tflite
     manifest: dict
     blob: bytes = field(repr=False)
     _interp: object = field(default=None, repr=False)
@@ -90,8 +91,9 @@ class Model:
         if self._interp is None:
             from tflite_micro.python.tflite_micro import runtime as tflm
 
-            arena = max(HOST_ARENA_MIN_BYTES,
-                        HOST_ARENA_FACTOR * int(self.manifest.get("arena_bytes", 0)))
+            arena = max(
+                HOST_ARENA_MIN_BYTES, HOST_ARENA_FACTOR * int(self.manifest.get("arena_bytes", 0))
+            )
             try:
                 self._interp = tflm.Interpreter.from_bytes(self.blob, arena_size=arena)
             except Exception as e:  # the TFLM runtime raises plain RuntimeError/ValueError
@@ -112,7 +114,7 @@ class Model:
         its thresholds.  Same arithmetic as the firmware's glue: round(p * 256), clipped."""
         scale, zp = self.output_quant
         q = self.output_q(features).astype(np.int32)
-        if scale == 1.0 / 256 and zp == -128:        # the exported softmax: exact
+        if scale == 1.0 / 256 and zp == -128:  # the exported softmax: exact
             return (q + 128).astype(np.uint8)
         p = (q - zp) * scale
         return np.clip(np.round(p * 256), 0, 255).astype(np.uint8)
@@ -133,8 +135,10 @@ def load(path=None, check_features: bool = True) -> Model:
     mpath = path / "manifest.json" if path.is_dir() else path
     folder = mpath.parent
     if not mpath.exists():
-        raise ModelError(f"{mpath}: no such file (train and export a model with "
-                         f"`python -m training export`, or pass --model DIR)")
+        raise ModelError(
+            f"{mpath}: no such file (train and export a model with "
+            f"`python -m training export`, or pass --model DIR)"
+        )
     try:
         manifest = json.loads(mpath.read_text())
     except (OSError, ValueError) as e:
@@ -143,8 +147,10 @@ def load(path=None, check_features: bool = True) -> Model:
         raise ModelError(f"{mpath}: not a manifest object")
     ver = manifest.get("schema_version")
     if ver != MANIFEST_SCHEMA_VERSION:
-        raise ModelError(f"{mpath}: manifest schema {ver}, this tool reads "
-                         f"{MANIFEST_SCHEMA_VERSION}: re-export the model")
+        raise ModelError(
+            f"{mpath}: manifest schema {ver}, this tool reads "
+            f"{MANIFEST_SCHEMA_VERSION}: re-export the model"
+        )
     for key in ("labels", "input", "output"):
         if key not in manifest:
             raise ModelError(f"{mpath}: manifest has no '{key}'")
@@ -155,24 +161,36 @@ def load(path=None, check_features: bool = True) -> Model:
         raise ModelError(f"{tfl}: cannot read the model file ({e.strerror})") from None
     want = manifest.get("model_sha256")
     if want and hashlib.sha256(blob).hexdigest() != want:
-        raise ModelError(f"{tfl}: SHA-256 differs from the manifest's: the manifest belongs to "
-                         f"another model (re-export)")
+        raise ModelError(
+            f"{tfl}: SHA-256 differs from the manifest's: the manifest belongs to "
+            f"another model (re-export)"
+        )
     P = params.default()
     if check_features:
         fh = manifest.get("feature_config_hash")
         if fh is not None and fh != P.feature_hash:
-            raise ModelError(f"{mpath}: model trained on features {fh[:16]}, this core computes "
-                             f"{P.feature_hash[:16]}: retrain, or use the matching firmware/lib")
+            raise ModelError(
+                f"{mpath}: model trained on features {fh[:16]}, this core computes "
+                f"{P.feature_hash[:16]}: retrain, or use the matching firmware/lib"
+            )
         iq = manifest["input"]
-        if abs(float(iq["scale"]) - P.quant.scale) > 1e-9 or int(iq["zero_point"]) != P.quant.zero_point:
-            raise ModelError(f"{mpath}: model input quantisation scale {iq['scale']} zero point "
-                             f"{iq['zero_point']} != the front end's {P.quant.scale} / "
-                             f"{P.quant.zero_point}")
+        if (
+            abs(float(iq["scale"]) - P.quant.scale) > 1e-9
+            or int(iq["zero_point"]) != P.quant.zero_point
+        ):
+            raise ModelError(
+                f"{mpath}: model input quantisation scale {iq['scale']} zero point "
+                f"{iq['zero_point']} != the front end's {P.quant.scale} / "
+                f"{P.quant.zero_point}"
+            )
         shape = list(iq.get("shape", []))
         if shape[1:3] != [P.frames_per_window, P.n_mels]:
-            raise ModelError(f"{mpath}: model input {shape}, the front end makes windows of "
-                             f"{P.frames_per_window} x {P.n_mels}")
+            raise ModelError(
+                f"{mpath}: model input {shape}, the front end makes windows of "
+                f"{P.frames_per_window} x {P.n_mels}"
+            )
     if len(manifest["labels"]) > core.MAX_CLASSES:
-        raise ModelError(f"{mpath}: {len(manifest['labels'])} classes, the node supports "
-                         f"{core.MAX_CLASSES}")
+        raise ModelError(
+            f"{mpath}: {len(manifest['labels'])} classes, the node supports {core.MAX_CLASSES}"
+        )
     return Model(folder, manifest, blob)

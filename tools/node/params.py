@@ -5,6 +5,7 @@ decimator taps) is computed here, once, and used by both the C generator (tools/
 and the NumPy reference (tools/reference.py).  Tables are plain Python ints so that the
 generated C and the reference can never disagree.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,13 +20,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_PATH = ROOT / "firmware" / "lib" / "ewcore" / "ewcore.toml"
-MODEL_DIR = ROOT / "firmware" / "model"      # the shipped model (manifest.json, .tflite, C arrays)
+MODEL_DIR = ROOT / "firmware" / "model"  # the shipped model (manifest.json, .tflite, C arrays)
 SCHEMA_VERSION = 1
-DB_PER_LOG2 = 10.0 * math.log10(2.0)   # 3.0103 dB of power per octave of power
-FULL_SCALE_LOG2_POWER = 30             # (2^15)^2: mean square of a full-scale int16 signal
-QUANT_SHIFT = 24                        # q = zp + (L * mult + 2^23) >> 24
-LOG2_LUT_BITS = 7                       # 128-segment interpolated log2 table
-LOG2_LUT_FRAC = 14                      # table values in Q14
+DB_PER_LOG2 = 10.0 * math.log10(2.0)  # 3.0103 dB of power per octave of power
+FULL_SCALE_LOG2_POWER = 30  # (2^15)^2: mean square of a full-scale int16 signal
+QUANT_SHIFT = 24  # q = zp + (L * mult + 2^23) >> 24
+LOG2_LUT_BITS = 7  # 128-segment interpolated log2 table
+LOG2_LUT_FRAC = 14  # table values in Q14
 
 
 def db_to_log2_q8(db: float) -> int:
@@ -50,7 +51,9 @@ def hz_to_mel(f):
     min_log_hz = 1000.0
     min_log_mel = min_log_hz / f_sp
     logstep = math.log(6.4) / 27.0
-    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-9) / min_log_hz) / logstep, mels)
+    return np.where(
+        f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-9) / min_log_hz) / logstep, mels
+    )
 
 
 def mel_to_hz(m):
@@ -87,13 +90,14 @@ def q15(values) -> list[int]:
 @dataclass(frozen=True)
 class Quant:
     """Integer mapping of the front end's log-mel (log2 Q8) to the model's int8 input."""
+
     scale: float
     zero_point: int
     mult: int
     shift: int = QUANT_SHIFT
 
     @classmethod
-    def from_scale(cls, scale: float, zero_point: int) -> "Quant":
+    def from_scale(cls, scale: float, zero_point: int) -> Quant:
         if not (scale > 0 and -128 <= zero_point <= 127):
             raise ValueError(f"bad input quantisation: scale={scale} zero_point={zero_point}")
         mult = int(round(DB_PER_LOG2 / 256.0 / scale * (1 << QUANT_SHIFT)))
@@ -165,8 +169,9 @@ class Params:
             "warmup_blocks": g["warmup_blocks"],
             "peak_margin_q8": db_to_log2_q8(g["peak_margin_db"]),
             # dB per second -> log2 Q8 per block (at least 1: a peak that never decays would mute the gate)
-            "peak_decay_q8": max(1, db_to_log2_q8(g["peak_decay_db_per_s"] * self.hop_samples
-                                                  / self.sample_rate_hz)),
+            "peak_decay_q8": max(
+                1, db_to_log2_q8(g["peak_decay_db_per_s"] * self.hop_samples / self.sample_rate_hz)
+            ),
             "tonal_margin_q8": db_to_log2_q8(g["tonal_margin_db"]),
             "tonal_shift": g["tonal_shift"],
         }
@@ -195,7 +200,7 @@ class Params:
     @property
     def hann_q15(self) -> list[int]:
         n = np.arange(self.frame_samples)
-        w = 0.5 - 0.5 * np.cos(2 * np.pi * n / self.frame_samples)   # periodic Hann
+        w = 0.5 - 0.5 * np.cos(2 * np.pi * n / self.frame_samples)  # periodic Hann
         return [min(v, 32767) for v in q15(w)]
 
     @property
@@ -203,7 +208,7 @@ class Params:
         """cos / -sin of 2*pi*k/frame_samples for k < frame_samples/2 (Q31, 1.0 -> 2^31 - 1)."""
         k = np.arange(self.frame_samples // 2)
         ang = 2 * np.pi * k / self.frame_samples
-        q31 = lambda v: [int(min(max(x, -(1 << 31)), (1 << 31) - 1)) for x in np.round(v * 2.0 ** 31)]
+        q31 = lambda v: [int(min(max(x, -(1 << 31)), (1 << 31) - 1)) for x in np.round(v * 2.0**31)]
         return q31(np.cos(ang)), q31(-np.sin(ang))
 
     @property
@@ -216,8 +221,9 @@ class Params:
     @property
     def mel_sparse(self) -> tuple[list[int], list[int], list[int]]:
         """Per band: first FFT bin, number of bins, and the concatenated Q15 weights (uint16)."""
-        w = mel_weights_float(self.sample_rate_hz, self.frame_samples, self.n_mels,
-                              self.fmin_hz, self.fmax_hz)
+        w = mel_weights_float(
+            self.sample_rate_hz, self.frame_samples, self.n_mels, self.fmin_hz, self.fmax_hz
+        )
         wq = np.round(w * 32768.0).astype(np.int64)
         starts, lens, weights = [], [], []
         for band in wq:
@@ -271,22 +277,29 @@ class Params:
         """Hash of only what changes the int8 features a model sees (audio, conditioning, front
         end, input quantisation): a model stays valid when gate/detector defaults change."""
         raw = {k: self.raw[k] for k in self.FEATURE_SECTIONS}
-        blob = json.dumps({"schema_version": SCHEMA_VERSION, "features": raw}, sort_keys=True,
-                          separators=(",", ":")).encode()
+        blob = json.dumps(
+            {"schema_version": SCHEMA_VERSION, "features": raw},
+            sort_keys=True,
+            separators=(",", ":"),
+        ).encode()
         return hashlib.sha256(blob).hexdigest()
 
 
 def _check(raw: dict) -> None:
     if raw.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"ewcore.toml schema_version {raw.get('schema_version')} != {SCHEMA_VERSION}")
+        raise ValueError(
+            f"ewcore.toml schema_version {raw.get('schema_version')} != {SCHEMA_VERSION}"
+        )
     fe = raw["frontend"]
     if fe["frame_samples"] & (fe["frame_samples"] - 1) or fe["frame_samples"] < 64:
         raise ValueError("frame_samples must be a power of two >= 64")
     if fe["hop_samples"] & (fe["hop_samples"] - 1) or fe["frame_samples"] != 2 * fe["hop_samples"]:
         raise ValueError("hop_samples must be a power of two and half of frame_samples")
     if not 0 <= fe["window_frac_bits"] <= 6 or fe["power_shift"] < 2 * fe["window_frac_bits"] + 4:
-        raise ValueError("window_frac_bits must be 0..6 and power_shift >= 2 * window_frac_bits + 4 "
-                         "(64-bit mel accumulator bound)")
+        raise ValueError(
+            "window_frac_bits must be 0..6 and power_shift >= 2 * window_frac_bits + 4 "
+            "(64-bit mel accumulator bound)"
+        )
     if not 1 <= raw["gate"]["onset_blocks"] <= 4:
         raise ValueError("gate.onset_blocks must be 1..4")
     if not 0 <= raw["gate"]["tonal_shift"] <= 15:
@@ -297,7 +310,9 @@ def _check(raw: dict) -> None:
         raise ValueError("warmup_blocks must cover the pre-roll")
     early = raw["detector"].get("early_preroll_frames", 0)
     if early and not raw["detector"]["preroll_frames"] < early < fe["frames_per_window"]:
-        raise ValueError("early_preroll_frames must be 0 (off) or between preroll_frames and frames_per_window")
+        raise ValueError(
+            "early_preroll_frames must be 0 (off) or between preroll_frames and frames_per_window"
+        )
     if not 0 <= raw["detector"].get("early_continue_blocks", 0) <= 255:
         raise ValueError("early_continue_blocks must be 0..255")
     det = raw["detector"]
@@ -309,10 +324,16 @@ def _check(raw: dict) -> None:
     if not 0 <= det.get("habituate_rechecks", 0) <= 255:
         raise ValueError("habituate_rechecks must be 0..255")
     score_q8(det.get("habituate_recheck_max_score", 0.0), "habituate_recheck_max_score")
-    rb = det.get("habituate_recheck_s", 0.0) * raw["audio"]["sample_rate_hz"] / raw["frontend"]["hop_samples"]
+    rb = (
+        det.get("habituate_recheck_s", 0.0)
+        * raw["audio"]["sample_rate_hz"]
+        / raw["frontend"]["hop_samples"]
+    )
     if det.get("habituate_rechecks", 0) and not raw["gate"]["recheck_blocks"] <= round(rb) <= 65535:
-        raise ValueError("habituate_recheck_s must be at least the gate's recheck period "
-                         "(recheck_blocks) and at most 65535 blocks")
+        raise ValueError(
+            "habituate_recheck_s must be at least the gate's recheck period "
+            "(recheck_blocks) and at most 65535 blocks"
+        )
 
 
 def load(path: Path | str | None = None, overrides: dict | None = None) -> Params:
@@ -323,14 +344,24 @@ def load(path: Path | str | None = None, overrides: dict | None = None) -> Param
     a, dec, dc, fe = raw["audio"], raw["decimator"], raw["dc_block"], raw["frontend"]
     return Params(
         raw=raw,
-        sample_rate_hz=a["sample_rate_hz"], adc_bits=a["adc_bits"],
-        decim_factors=tuple(dec["factors"]), decim_taps=tuple(dec["taps"]),
-        decim_cutoff_hz=tuple(dec["cutoff_hz"]), decim_beta=tuple(dec["kaiser_beta"]),
-        dc_pole_shift=dc["pole_shift"], dc_frac_bits=dc["frac_bits"],
-        frame_samples=fe["frame_samples"], hop_samples=fe["hop_samples"], n_mels=fe["n_mels"],
-        fmin_hz=fe["fmin_hz"], fmax_hz=fe["fmax_hz"], frames_per_window=fe["frames_per_window"],
-        window_frac_bits=fe["window_frac_bits"], power_shift=fe["power_shift"],
-        gate=dict(raw["gate"]), detector=dict(raw["detector"]),
+        sample_rate_hz=a["sample_rate_hz"],
+        adc_bits=a["adc_bits"],
+        decim_factors=tuple(dec["factors"]),
+        decim_taps=tuple(dec["taps"]),
+        decim_cutoff_hz=tuple(dec["cutoff_hz"]),
+        decim_beta=tuple(dec["kaiser_beta"]),
+        dc_pole_shift=dc["pole_shift"],
+        dc_frac_bits=dc["frac_bits"],
+        frame_samples=fe["frame_samples"],
+        hop_samples=fe["hop_samples"],
+        n_mels=fe["n_mels"],
+        fmin_hz=fe["fmin_hz"],
+        fmax_hz=fe["fmax_hz"],
+        frames_per_window=fe["frames_per_window"],
+        window_frac_bits=fe["window_frac_bits"],
+        power_shift=fe["power_shift"],
+        gate=dict(raw["gate"]),
+        detector=dict(raw["detector"]),
         quant=Quant.from_scale(raw["quant"]["input_scale"], raw["quant"]["input_zero_point"]),
     )
 
@@ -341,15 +372,28 @@ def default() -> Params:
 
 
 # ---- CONFIG settings ---------------------------------------------------------------------------
-SETTING_SECTIONS = ("setting", "setting_threshold")   # not hashed: they change no computed number
-SETTING_FIELDS = {"key": int, "id": str, "name": str, "unit": str, "scale": int, "min": int,
-                  "max": int, "zero_off": bool, "persisted": bool, "restart": bool,
-                  "default": (int, float, str), "wire": str, "help": str}
+SETTING_SECTIONS = ("setting", "setting_threshold")  # not hashed: they change no computed number
+SETTING_FIELDS = {
+    "key": int,
+    "id": str,
+    "name": str,
+    "unit": str,
+    "scale": int,
+    "min": int,
+    "max": int,
+    "zero_off": bool,
+    "persisted": bool,
+    "restart": bool,
+    "default": (int, float, str),
+    "wire": str,
+    "help": str,
+}
 
 
 @dataclass(frozen=True)
 class Setting:
     """One CONFIG setting of ewcore.toml's [[setting]] table (field meanings there)."""
+
     key: int
     id: str
     name: str
@@ -372,6 +416,7 @@ class Setting:
 @dataclass(frozen=True)
 class ThresholdSetting:
     """The per-class score thresholds: keys key_base + class index (ewcore.toml [setting_threshold])."""
+
     key_base: int
     key_last: int
     name_prefix: str
@@ -395,7 +440,7 @@ def settings_from(raw: dict) -> tuple[tuple[Setting, ...], ThresholdSetting]:
         s = Setting(**entry)
         if not 0 < s.key < 0x10000 or not s.min <= s.max or s.scale <= 0:
             raise ValueError(f"{where}: key must be 1..0xFFFF, min <= max, scale > 0")
-        if not (-2**31 <= s.min and s.max < 2**31):
+        if not (-(2**31) <= s.min and s.max < 2**31):
             raise ValueError(f"{where}: range must fit an i32")
         if not s.id.isidentifier() or not s.id.isupper():
             raise ValueError(f"{where}: id must be an UPPER_CASE identifier")
@@ -409,7 +454,9 @@ def settings_from(raw: dict) -> tuple[tuple[Setting, ...], ThresholdSetting]:
         seen = [getattr(s, attr) for s in out]
         if len(set(seen)) != len(seen):
             raise ValueError(f"[[setting]]: duplicate {attr}")
-    if any(t.key_base <= s.key <= t.key_last for s in out) or out != sorted(out, key=lambda s: s.key):
+    if any(t.key_base <= s.key <= t.key_last for s in out) or out != sorted(
+        out, key=lambda s: s.key
+    ):
         raise ValueError("[[setting]]: keys must be ascending and outside the threshold keys")
     return tuple(out), t
 

@@ -6,6 +6,7 @@ vectors (tests/golden) are produced by this module; the C core (host, rv32imc un
 through tools.node.core) must reproduce them bit for bit.  All arithmetic is int64/uint64 with
 floor shifts, which is what the C code's arithmetic right shifts do.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,8 +44,8 @@ def decimate(x, factor: int) -> np.ndarray:
     taps = np.array(P.decim_taps_q15(factor), dtype=np.int64)
     x = np.asarray(x, dtype=np.int64)
     padded = np.concatenate([np.zeros(taps.size - 1, np.int64), x])
-    full = np.convolve(padded, taps[::-1], mode="valid")       # full[n] uses inputs n-nt+1..n
-    acc = full[factor - 1::factor]
+    full = np.convolve(padded, taps[::-1], mode="valid")  # full[n] uses inputs n-nt+1..n
+    acc = full[factor - 1 :: factor]
     return sat16((acc + (1 << 14)) >> 15)
 
 
@@ -65,7 +66,7 @@ def log2_q8(v) -> np.ndarray:
     n = bitlen(v) - 1
     nn = np.maximum(n, 0).astype(np.uint64)
     hi = v >> (np.maximum(nn, np.uint64(15)) - np.uint64(15))
-    lo = (v << np.where(n < 15, np.uint64(15) - np.minimum(nn, 15), 0).astype(np.uint64))
+    lo = v << np.where(n < 15, np.uint64(15) - np.minimum(nn, 15), 0).astype(np.uint64)
     m = (np.where(n >= 15, hi, lo) & np.uint64(0x7FFF)).astype(np.int64)
     i, r = m >> 8, m & 0xFF
     y = lut[i] + (((lut[i + 1] - lut[i]) * r + 128) >> 8)
@@ -75,8 +76,9 @@ def log2_q8(v) -> np.ndarray:
 
 # ---- front end -----------------------------------------------------------------------------
 
+
 def _mulq31(a, w):
-    return (2 * a * w) >> 32          # floor(a * w / 2^31): the high word of (2a) * w
+    return (2 * a * w) >> 32  # floor(a * w / 2^31): the high word of (2a) * w
 
 
 def _rmul(ar, ai, wr, wi):
@@ -103,7 +105,7 @@ def power_spectrum(frames) -> np.ndarray:
         wr = np.tile(cos[j * 2 * (m // size)], starts.size)
         wi = np.tile(sin[j * 2 * (m // size)], starts.size)
         tr, ti = _rmul(re[:, ib], im[:, ib], wr, wi)
-        one = np.tile(j == 0, starts.size)          # the j = 0 twiddle is exactly 1: no product
+        one = np.tile(j == 0, starts.size)  # the j = 0 twiddle is exactly 1: no product
         tr[:, one], ti[:, one] = re[:, ib][:, one], im[:, ib][:, one]
         ar, ai = re[:, ia], im[:, ia]
         re[:, ib], im[:, ib] = ar - tr, ai - ti
@@ -129,10 +131,10 @@ def logmel_frames(frames) -> np.ndarray:
     starts, lens, weights = P.mel_sparse
     out = np.empty((p.shape[0], P.n_mels), np.int64)
     off = 0
-    for b, (s, l) in enumerate(zip(starts, lens)):
-        w = np.array(weights[off:off + l], dtype=np.uint64)
-        off += l
-        out[:, b] = log2_q8((p[:, s:s + l] * w).sum(axis=1, dtype=np.uint64) + np.uint64(1))
+    for b, (s, n) in enumerate(zip(starts, lens)):
+        w = np.array(weights[off : off + n], dtype=np.uint64)
+        off += n
+        out[:, b] = log2_q8((p[:, s : s + n] * w).sum(axis=1, dtype=np.uint64) + np.uint64(1))
     return out.astype(np.uint16)
 
 
@@ -150,14 +152,27 @@ def logmel(pcm) -> np.ndarray:
 
 def quantize(logmel_q8, q: _params.Quant | None = None) -> np.ndarray:
     q = q or P.quant
-    v = q.zero_point + ((np.asarray(logmel_q8, np.int64) * q.mult + (1 << (q.shift - 1))) >> q.shift)
+    v = q.zero_point + (
+        (np.asarray(logmel_q8, np.int64) * q.mult + (1 << (q.shift - 1))) >> q.shift
+    )
     return np.clip(v, -128, 127).astype(np.int8)
 
 
 # ---- gate -------------------------------------------------------------------------------------
 
-GATE_FIELDS = ("power", "level_q8", "bg_q8", "excess_q8", "spread_q16", "flags", "nf_q8",
-               "jump_q8", "onset_delay", "novelty_q8", "tonal_q8")
+GATE_FIELDS = (
+    "power",
+    "level_q8",
+    "bg_q8",
+    "excess_q8",
+    "spread_q16",
+    "flags",
+    "nf_q8",
+    "jump_q8",
+    "onset_delay",
+    "novelty_q8",
+    "tonal_q8",
+)
 WARM, LOUD, ONSET, ABOVE = 1, 2, 4, 8
 
 
@@ -165,7 +180,7 @@ def block_powers(y) -> np.ndarray:
     """Mean square of each complete block of DC-blocked samples (uint32 range)."""
     y = np.asarray(y, dtype=np.int64)
     n = y.size // P.hop_samples
-    b = y[:n * P.hop_samples].reshape(n, P.hop_samples)
+    b = y[: n * P.hop_samples].reshape(n, P.hop_samples)
     return (b * b).sum(axis=1) >> P.hop_log2
 
 
@@ -222,7 +237,7 @@ def gate(powers, logmel_q8=None, cfg: dict | None = None) -> dict:
         ring.append(e)
         if len(ring) > L:
             ring.pop(0)
-        other = max(ring[:-2], default=0)          # every block but this one and the previous
+        other = max(ring[:-2], default=0)  # every block but this one and the previous
         j = p - int(log2_q8(np.uint64(other + 1)))
         if k == 0:
             bg = nf = p * 256
@@ -237,9 +252,12 @@ def gate(powers, logmel_q8=None, cfg: dict | None = None) -> dict:
             if p >= c["floor_q8"]:
                 if p - fl >= c["sustain_margin_q8"]:
                     f |= ABOVE
-                candidate = (x >= c["onset_margin_q8"] and j >= c["jump_margin_q8"]
-                             and nov >= c["peak_margin_q8"]
-                             and (s <= c["spread_max_q16"] or x >= c["strong_margin_q8"]))
+                candidate = (
+                    x >= c["onset_margin_q8"]
+                    and j >= c["jump_margin_q8"]
+                    and nov >= c["peak_margin_q8"]
+                    and (s <= c["spread_max_q16"] or x >= c["strong_margin_q8"])
+                )
         if cand_age > 0:
             cand_age = cand_age + 1 if p - cand_bg >= c["confirm_margin_q8"] else 0
         if cand_age == 0 and candidate:

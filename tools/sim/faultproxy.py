@@ -27,6 +27,7 @@ The host -> node direction is passed through unchanged.  `cut()` closes the tool
 pulled cable).  HELLO frames are never damaged (spare_types) and nothing is damaged in the
 first `start_after` frames, so tools can connect.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,14 +69,33 @@ def _reseq(body: bytes, seq: int) -> bytes:
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, *, seed: int = 0, garbage: float = 0.0,
-                 truncate: float = 0.0, crc: float = 0.0, drop: float = 0.0,
-                 drop_bytes: float = 0.0, log: float = 0.0, reset_every: int = 0,
-                 seq_offset: int = 0, start_after: int = 1, max_faults: int | None = None,
-                 spare_types=(pr.HELLO,), baud: int = 921600):
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        seed: int = 0,
+        garbage: float = 0.0,
+        truncate: float = 0.0,
+        crc: float = 0.0,
+        drop: float = 0.0,
+        drop_bytes: float = 0.0,
+        log: float = 0.0,
+        reset_every: int = 0,
+        seq_offset: int = 0,
+        start_after: int = 1,
+        max_faults: int | None = None,
+        spare_types=(pr.HELLO,),
+        baud: int = 921600,
+    ):
         self.upstream_name = upstream
-        self.rates = {"garbage": garbage, "truncate": truncate, "crc": crc, "drop": drop,
-                      "drop_bytes": drop_bytes, "log": log}
+        self.rates = {
+            "garbage": garbage,
+            "truncate": truncate,
+            "crc": crc,
+            "drop": drop,
+            "drop_bytes": drop_bytes,
+            "log": log,
+        }
         self.reset_every = reset_every
         self.seq_offset = seq_offset
         self.start_after = start_after
@@ -83,14 +103,19 @@ class FaultProxy:
         self.spare_types = set(spare_types)
         self.baud = baud
         self.rng = random.Random(seed)
-        self.counts = {"frames": 0, "bytes_up": 0, "bytes_down": 0, "reset": 0,
-                       **{k: 0 for k in FAULTS}}
+        self.counts = {
+            "frames": 0,
+            "bytes_up": 0,
+            "bytes_down": 0,
+            "reset": 0,
+            **{k: 0 for k in FAULTS},
+        }
         #: (index among non-spared frames, fault) in order: the same for the same node stream
         self.log: list[tuple[int, str]] = []
         self._hello_body: bytes | None = None
         self._reset_pending = False
         self._eligible = 0
-        self._renumber: int | None = None        # after a simulated reset: next seq to give
+        self._renumber: int | None = None  # after a simulated reset: next seq to give
         self._buf = bytearray()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -100,7 +125,7 @@ class FaultProxy:
         self._cut = False
 
     # ---- lifetime -------------------------------------------------------------------------
-    def start(self) -> "FaultProxy":
+    def start(self) -> FaultProxy:
         import serial
 
         self._up = serial.serial_for_url(self.upstream_name, baudrate=self.baud, timeout=0.02)
@@ -150,8 +175,9 @@ class FaultProxy:
 
     # ---- data paths -----------------------------------------------------------------------
     def _write_down(self, data: bytes) -> None:
-        self.counts["bytes_down"] += write_all(self.master, data,
-                                               stop=lambda: self._stop.is_set() or self._cut)
+        self.counts["bytes_down"] += write_all(
+            self.master, data, stop=lambda: self._stop.is_set() or self._cut
+        )
 
     def _host_to_node(self) -> None:
         while not self._stop.is_set() and not self._cut:
@@ -174,7 +200,7 @@ class FaultProxy:
         while not self._stop.is_set():
             try:
                 data = self._up.read(max(1, self._up.in_waiting))
-            except Exception:           # the node's side vanished: so does ours
+            except Exception:  # the node's side vanished: so does ours
                 self.cut()
                 return
             if data:
@@ -191,12 +217,15 @@ class FaultProxy:
             if z < 0:
                 break
             chunk = bytes(self._buf[:z])
-            del self._buf[:z + 1]
+            del self._buf[: z + 1]
             out += self._chunk(chunk)
             out.append(0)
         # plain log text without a following delimiter: pass it through now
-        if self._buf and self._buf.endswith(b"\n") and all(
-                0x20 <= b <= 0x7E or b in (9, 10, 13, 27) for b in self._buf):
+        if (
+            self._buf
+            and self._buf.endswith(b"\n")
+            and all(0x20 <= b <= 0x7E or b in (9, 10, 13, 27) for b in self._buf)
+        ):
             out += self._buf
             self._buf.clear()
         return bytes(out)
@@ -205,18 +234,18 @@ class FaultProxy:
         if not chunk:
             return b""
         body = _decode_body(chunk)
-        if body is None:                    # text or the node's own garbage: unchanged
+        if body is None:  # text or the node's own garbage: unchanged
             return chunk
         typ, seq = body[1], struct.unpack_from("<H", body, 2)[0]
         self.counts["frames"] += 1
         spared = typ in self.spare_types
-        idx = self._eligible                # index among the frames that may be damaged
+        idx = self._eligible  # index among the frames that may be damaged
         if not spared:
             self._eligible += 1
         prefix = b""
         if typ == pr.HELLO and len(body) > pr.OVERHEAD:
             self._hello_body = body
-            self._renumber = None           # a real reset: follow the node's own numbering
+            self._renumber = None  # a real reset: follow the node's own numbering
         if self.reset_every and not spared and idx and idx % self.reset_every == 0:
             self._reset_pending = True
         if self._reset_pending and self._hello_body is not None and typ != pr.HELLO:
@@ -233,8 +262,11 @@ class FaultProxy:
         if new != seq:
             body = _reseq(body, new)
         enc = pr.cobs_encode(body)
-        if spared or idx < self.start_after or (
-                self.max_faults is not None and self.faults >= self.max_faults):
+        if (
+            spared
+            or idx < self.start_after
+            or (self.max_faults is not None and self.faults >= self.max_faults)
+        ):
             return prefix + enc
         # one draw per fault kind, in a fixed order: deterministic for a given stream
         draws = {k: self.rng.random() for k in FAULTS}
@@ -246,18 +278,20 @@ class FaultProxy:
         self.log.append((idx, kind))
         if kind == "garbage":
             n = self.rng.randint(1, 64)
-            junk = bytes(self.rng.choice(range(0x80, 0x100)) if i == 0 else
-                         self.rng.randint(1, 255) for i in range(n))
+            junk = bytes(
+                self.rng.choice(range(0x80, 0x100)) if i == 0 else self.rng.randint(1, 255)
+                for i in range(n)
+            )
             return prefix + junk + b"\0" + enc
         if kind == "log":
             return prefix + b"W (1234) earwitness: injected log line\r\n\0" + enc
         if kind == "drop":
             return prefix
         if kind == "truncate":
-            return prefix + enc[:self.rng.randint(1, len(enc) - 1)]
+            return prefix + enc[: self.rng.randint(1, len(enc) - 1)]
         if kind == "drop_bytes":
             i = self.rng.randrange(len(enc))
-            return prefix + enc[:i] + enc[i + 1:]
+            return prefix + enc[:i] + enc[i + 1 :]
         # crc: flip one byte of type/seq/payload, keep the stored CRC
         b = bytearray(body)
         i = self.rng.randrange(1, len(b) - 4)
@@ -266,16 +300,25 @@ class FaultProxy:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tools.faultproxy", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m tools.faultproxy",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--port", help="the node's serial port (a board or a twin's pty)")
     from tools.sim.twin import add_sim_args
-    add_sim_args(ap, "start a simulated node behind the proxy (silent microphone unless "
-                 "--sim-audio)")
+
+    add_sim_args(
+        ap, "start a simulated node behind the proxy (silent microphone unless --sim-audio)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     for k in FAULTS:
-        ap.add_argument("--" + k.replace("_", "-"), type=float, default=0.0,
-                        help=f"probability per frame of '{k}'")
+        ap.add_argument(
+            "--" + k.replace("_", "-"),
+            type=float,
+            default=0.0,
+            help=f"probability per frame of '{k}'",
+        )
     ap.add_argument("--reset-every", type=int, default=0, metavar="FRAMES")
     ap.add_argument("--seq-offset", type=int, default=0)
     ap.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
@@ -286,6 +329,7 @@ def main(argv=None) -> int:
 def _serve(args) -> int:
     """The proxy until --duration or Ctrl-C (the normal stop: exit 0, counts printed)."""
     from tools.wire import link as lk
+
     if bool(args.port) == bool(args.sim):
         raise BadInput("give --port or --sim (or --sim-audio PATH)")
     if args.duration is not None and args.duration <= 0:
@@ -296,6 +340,7 @@ def _serve(args) -> int:
         lk.check_serial_path(port)
     if args.sim:
         from tools.sim import twin as twin_mod
+
         if args.sim is not True:
             twin_mod.audio_files([args.sim])
         try:
@@ -304,11 +349,15 @@ def _serve(args) -> int:
             raise BadInput(f"cannot start the simulated node: {e}") from None
         port = twin.port
     try:
-        px = FaultProxy(port, seed=args.seed, reset_every=args.reset_every,
-                        seq_offset=args.seq_offset,
-                        **{k: getattr(args, k) for k in FAULTS})
+        px = FaultProxy(
+            port,
+            seed=args.seed,
+            reset_every=args.reset_every,
+            seq_offset=args.seq_offset,
+            **{k: getattr(args, k) for k in FAULTS},
+        )
         px.start()
-    except Exception as e:      # serial.SerialException, OSError
+    except Exception as e:  # serial.SerialException, OSError
         if twin is not None:
             twin.stop()
         raise lk._serial_error(port, e, "open") from None
@@ -318,7 +367,7 @@ def _serve(args) -> int:
         while args.duration is None or time.monotonic() - t0 < args.duration:
             time.sleep(0.2)
     except KeyboardInterrupt:
-        pass                    # Ctrl-C: the normal way to stop the proxy
+        pass  # Ctrl-C: the normal way to stop the proxy
     finally:
         px.stop()
         if twin is not None:

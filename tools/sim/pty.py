@@ -1,12 +1,13 @@
 """The pseudo-terminal plumbing of the simulators (twin, romsim, faultproxy) and of the tests'
 fake node: a raw pty pair, and writing to its master end."""
+
 from __future__ import annotations
 
 import errno
 import os
 import time
 import tty
-from typing import Callable
+from collections.abc import Callable
 
 
 def open_raw_pty(nonblocking: bool = False) -> tuple[int, int]:
@@ -20,8 +21,9 @@ def open_raw_pty(nonblocking: bool = False) -> tuple[int, int]:
     return master, slave
 
 
-def write_all(fd: int, data, stop: Callable[[], bool] | None = None,
-              deadline: float | None = None) -> int:
+def write_all(
+    fd: int, data, stop: Callable[[], bool] | None = None, deadline: float | None = None
+) -> int:
     """Write all of `data` to `fd`; while the pty is full, wait 1 ms and retry, until `stop()`
     is true or time.monotonic() passes `deadline`.  An OSError (the other end is gone) ends it
     without raising.  Returns the number of bytes written."""

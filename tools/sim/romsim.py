@@ -39,6 +39,7 @@ never sends anything: a broken build), `model_hash`/`config_hash` (HELLO content
 CHANGE_BAUDRATE above it gets no answer and the loader stays at its baud: an adapter that cannot
 do the rate), `boot_delay_s` (time from reset to HELLO).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,7 +56,7 @@ import tty
 import zlib
 from dataclasses import dataclass
 
-if __package__ in (None, ""):            # `python tools/romsim.py`
+if __package__ in (None, ""):  # `python tools/romsim.py`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from tools.errors import BadInput, check_output, run_cli
@@ -89,44 +90,76 @@ SPIFLASH_RDID = 0x9F
 
 FLASH_SIZE_IDS = {"1MB": 0x14, "2MB": 0x15, "4MB": 0x16, "8MB": 0x17, "16MB": 0x18}
 #: termios speed constant -> baud
-_SPEEDS = {getattr(termios, n): int(n[1:]) for n in dir(termios)
-           if n.startswith("B") and n[1:].isdigit()}
+_SPEEDS = {
+    getattr(termios, n): int(n[1:]) for n in dir(termios) if n.startswith("B") and n[1:].isdigit()
+}
 
 
 @dataclass(frozen=True)
 class ChipModel:
     """What esptool reads to recognise a chip, and where its registers are."""
-    name: str                    # esptool's --chip name
-    image_chip_id: int           # GET_SECURITY_INFO chip id (S3/C3), image header chip id
-    magic: int                   # word at CHIP_DETECT_MAGIC_REG
-    security_info: bool          # ROM supports GET_SECURITY_INFO
+
+    name: str  # esptool's --chip name
+    image_chip_id: int  # GET_SECURITY_INFO chip id (S3/C3), image header chip id
+    magic: int  # word at CHIP_DETECT_MAGIC_REG
+    security_info: bool  # ROM supports GET_SECURITY_INFO
     spi_base: int
     spi_usr2_offs: int
     spi_w0_offs: int
-    mac_regs: tuple[int, int]    # (low word, high word) addresses
-    mac_layout: str              # "esp32": words = efuse(1)=low, efuse(2)=high with CRC byte
-    uart_clkdiv_reg: int         # UART0 clock divider: esptool estimates the crystal from it
-    extra_regs: tuple = ()       # (address, value) pairs
+    mac_regs: tuple[int, int]  # (low word, high word) addresses
+    mac_layout: str  # "esp32": words = efuse(1)=low, efuse(2)=high with CRC byte
+    uart_clkdiv_reg: int  # UART0 clock divider: esptool estimates the crystal from it
+    extra_regs: tuple = ()  # (address, value) pairs
     rom_status_bytes: int = 4
     banner: str = ""
 
 
 CHIPS = {
-    "esp32": ChipModel("esp32", 0, 0x00F01D83, False, 0x3FF42000, 0x24, 0x80,
-                       (0x3FF5A004, 0x3FF5A008), "esp32", 0x3FF40014,
-                       # RTC calibration x EFUSE_RD_CK8M_FREQ: ESP32's CHANGE_BAUDRATE
-                       # workaround computes a 40 MHz crystal from these (value = baud exactly)
-                       ((0x3FF5F06C, 1024 << 7), (0x3FF5A010, 100)),
-                       banner="ets Jul 29 2019 12:21:46\r\n\r\nrst:0xc (SW_CPU_RESET),boot:0x13 "
-                              "(SPI_FAST_FLASH_BOOT)\r\n"),
-    "esp32s3": ChipModel("esp32s3", 9, 0x00000009, True, 0x60002000, 0x20, 0x58,
-                         (0x60007044, 0x60007048), "s3", 0x60000014,
-                         banner="ESP-ROM:esp32s3-20210327\r\nBuild:Mar 27 2021\r\nrst:0xc "
-                                "(RTC_SW_CPU_RST),boot:0x8 (SPI_FAST_FLASH_BOOT)\r\n"),
-    "esp32c3": ChipModel("esp32c3", 5, 0x1B31506F, True, 0x60002000, 0x20, 0x58,
-                         (0x60008844, 0x60008848), "s3", 0x60000014,
-                         banner="ESP-ROM:esp32c3-api1-20210207\r\nBuild:Feb  7 2021\r\nrst:0x3 "
-                                "(RTC_SW_SYS_RST),boot:0xc (SPI_FAST_FLASH_BOOT)\r\n"),
+    "esp32": ChipModel(
+        "esp32",
+        0,
+        0x00F01D83,
+        False,
+        0x3FF42000,
+        0x24,
+        0x80,
+        (0x3FF5A004, 0x3FF5A008),
+        "esp32",
+        0x3FF40014,
+        # RTC calibration x EFUSE_RD_CK8M_FREQ: ESP32's CHANGE_BAUDRATE
+        # workaround computes a 40 MHz crystal from these (value = baud exactly)
+        ((0x3FF5F06C, 1024 << 7), (0x3FF5A010, 100)),
+        banner="ets Jul 29 2019 12:21:46\r\n\r\nrst:0xc (SW_CPU_RESET),boot:0x13 "
+        "(SPI_FAST_FLASH_BOOT)\r\n",
+    ),
+    "esp32s3": ChipModel(
+        "esp32s3",
+        9,
+        0x00000009,
+        True,
+        0x60002000,
+        0x20,
+        0x58,
+        (0x60007044, 0x60007048),
+        "s3",
+        0x60000014,
+        banner="ESP-ROM:esp32s3-20210327\r\nBuild:Mar 27 2021\r\nrst:0xc "
+        "(RTC_SW_CPU_RST),boot:0x8 (SPI_FAST_FLASH_BOOT)\r\n",
+    ),
+    "esp32c3": ChipModel(
+        "esp32c3",
+        5,
+        0x1B31506F,
+        True,
+        0x60002000,
+        0x20,
+        0x58,
+        (0x60008844, 0x60008848),
+        "s3",
+        0x60000014,
+        banner="ESP-ROM:esp32c3-api1-20210207\r\nBuild:Feb  7 2021\r\nrst:0x3 "
+        "(RTC_SW_SYS_RST),boot:0xc (SPI_FAST_FLASH_BOOT)\r\n",
+    ),
 }
 
 
@@ -146,13 +179,14 @@ def _default_hashes() -> tuple[bytes, bytes]:
     config = bytes(pr.HASH_BYTES)
     try:
         import json
+
         man = params.MODEL_DIR / "manifest.json"
         model = bytes.fromhex(json.loads(man.read_text())["model_sha256"][:16])
     except (OSError, ValueError, KeyError):
         pass
     try:
         config = bytes.fromhex(params.default().config_hash[:16])
-    except Exception:                    # noqa: BLE001 - the sim also runs without the core
+    except Exception:  # noqa: BLE001 - the sim also runs without the core
         pass
     return model, config
 
@@ -163,7 +197,7 @@ def _hash8(v, default: bytes) -> bytes:
     b = bytes.fromhex(v) if isinstance(v, str) else bytes(v)
     if len(b) < pr.HASH_BYTES:
         raise ValueError(f"hash {v!r}: need at least {pr.HASH_BYTES} bytes (16 hex digits)")
-    return b[:pr.HASH_BYTES]
+    return b[: pr.HASH_BYTES]
 
 
 class RomSim:
@@ -171,13 +205,29 @@ class RomSim:
     path a host tool opens.  States: "rom" (ROM loader), "stub" (esptool's stub "running"),
     "app" (the earwitness firmware)."""
 
-    def __init__(self, chip: str = "esp32", *, mac: bytes | str = "24:0a:c4:12:34:56",
-                 flash_size: str = "4MB", flash_file: str | None = None, boot: str = "rom",
-                 node_baud: int = NODE_BAUD, model_hash=None, config_hash=None,
-                 board: str | None = None, labels=None, fw_version=(0, 2, 0),
-                 silent_app: bool = False, corrupt_md5: bool = False, max_baud: int | None = None,
-                 boot_delay_s: float = 0.05, reset_on_sync: bool = True, banner: bool = True,
-                 app_port: str | None = None, log=None):
+    def __init__(
+        self,
+        chip: str = "esp32",
+        *,
+        mac: bytes | str = "24:0a:c4:12:34:56",
+        flash_size: str = "4MB",
+        flash_file: str | None = None,
+        boot: str = "rom",
+        node_baud: int = NODE_BAUD,
+        model_hash=None,
+        config_hash=None,
+        board: str | None = None,
+        labels=None,
+        fw_version=(0, 2, 0),
+        silent_app: bool = False,
+        corrupt_md5: bool = False,
+        max_baud: int | None = None,
+        boot_delay_s: float = 0.05,
+        reset_on_sync: bool = True,
+        banner: bool = True,
+        app_port: str | None = None,
+        log=None,
+    ):
         if chip not in CHIPS:
             raise ValueError(f"unknown chip {chip!r} (one of {', '.join(CHIPS)})")
         if flash_size not in FLASH_SIZE_IDS:
@@ -192,16 +242,33 @@ class RomSim:
         if flash_file and os.path.exists(flash_file):
             with open(flash_file, "rb") as f:
                 data = f.read(len(self.flash))
-            self.flash[:len(data)] = data
+            self.flash[: len(data)] = data
         self.node_baud = node_baud
         dm, dc = _default_hashes()
         self.model_hash = _hash8(model_hash, dm)
         self.config_hash = _hash8(config_hash, dc)
-        self.board = board or {"esp32": "esp32dev", "esp32s3": "esp32-s3-devkitc-1",
-                               "esp32c3": "esp32-c3-devkitm-1"}[chip]
-        self.labels = list(labels) if labels is not None else [
-            "gunshot", "glass_breaking", "scream", "siren", "fireworks_explosion", "baby_cry",
-            "dog_bark", "other"]
+        self.board = (
+            board
+            or {
+                "esp32": "esp32dev",
+                "esp32s3": "esp32-s3-devkitc-1",
+                "esp32c3": "esp32-c3-devkitm-1",
+            }[chip]
+        )
+        self.labels = (
+            list(labels)
+            if labels is not None
+            else [
+                "gunshot",
+                "glass_breaking",
+                "scream",
+                "siren",
+                "fireworks_explosion",
+                "baby_cry",
+                "dog_bark",
+                "other",
+            ]
+        )
         self.fw_version = tuple(fw_version)
         self.silent_app = silent_app
         self.corrupt_md5 = corrupt_md5
@@ -215,9 +282,9 @@ class RomSim:
         # observable state (read by tests)
         self.state = "rom"
         self.baud = ROM_BAUD
-        self.writes: list[tuple[int, int]] = []      # (offset, length) of every flash write
-        self.commands: list[int] = []                # opcodes received, in order
-        self.hello_count = 0                         # HELLO frames sent
+        self.writes: list[tuple[int, int]] = []  # (offset, length) of every flash write
+        self.commands: list[int] = []  # opcodes received, in order
+        self.hello_count = 0  # HELLO frames sent
         self.boots = 0
         self.garbled_in = 0
         self.garbled_out = 0
@@ -232,7 +299,7 @@ class RomSim:
         self._slip = bytearray()
         self._in_slip = False
         self._esc = False
-        self._wr = None                               # current flash write: dict
+        self._wr = None  # current flash write: dict
         self._app_dec = pr.FrameDecoder()
         self._app_enc = pr.Encoder()
         self._boot_at: float | None = None
@@ -245,19 +312,20 @@ class RomSim:
     def port(self) -> str:
         return self._slave_name
 
-    def start(self) -> "RomSim":
+    def start(self) -> RomSim:
         m, s = open_raw_pty(nonblocking=True)
         self._master = m
         self._slave_name = os.ttyname(s)
-        os.close(s)           # not held open: a host closing the port is seen (POLLHUP)
+        os.close(s)  # not held open: a host closing the port is seen (POLLHUP)
         if self.app_port:
             fd = os.open(self.app_port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
             tty.setraw(fd)
             self._app_fd = fd
         if self._boot_target == "app":
             self._boot()
-        self._thread = threading.Thread(target=self._serve, name=f"romsim {self._slave_name}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._serve, name=f"romsim {self._slave_name}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -279,7 +347,7 @@ class RomSim:
             with open(self.flash_file, "wb") as f:
                 f.write(self.flash)
 
-    def __enter__(self) -> "RomSim":
+    def __enter__(self) -> RomSim:
         if self._thread is None:
             self.start()
         return self
@@ -296,20 +364,20 @@ class RomSim:
                 self._boot()
 
     def read_flash(self, offset: int, length: int) -> bytes:
-        return bytes(self.flash[offset:offset + length])
+        return bytes(self.flash[offset : offset + length])
 
     # ---- registers ---------------------------------------------------------------------------
     def _init_regs(self) -> None:
         c = self.chip
         self._regs[CHIP_DETECT_MAGIC_REG] = c.magic
-        self._regs[c.uart_clkdiv_reg] = round(40e6 / ROM_BAUD)     # 40 MHz crystal
+        self._regs[c.uart_clkdiv_reg] = round(40e6 / ROM_BAUD)  # 40 MHz crystal
         for addr, value in c.extra_regs:
             self._regs[addr] = value
         lo, hi = c.mac_regs
         m = self.mac
         if c.mac_layout == "esp32":
             # esptool: words = [efuse(2), efuse(1)] packed big-endian, first 2 bytes = CRC
-            self._regs[hi] = (0x00 << 24) | (0 << 16) | (m[0] << 8) | m[1]   # efuse word 2
+            self._regs[hi] = (0x00 << 24) | (0 << 16) | (m[0] << 8) | m[1]  # efuse word 2
             self._regs[lo] = (m[2] << 24) | (m[3] << 16) | (m[4] << 8) | m[5]
         else:
             # S3/C3: mac0 = low 32 bits (bytes 2..5), mac1 low 16 bits = bytes 0..1
@@ -323,14 +391,15 @@ class RomSim:
         old = self._regs.get(addr, 0)
         self._regs[addr] = (old & ~mask | value & mask) & 0xFFFFFFFF
         c = self.chip
-        if addr == c.spi_base and value & SPI_CMD_USR:              # SPI user command: run it
+        if addr == c.spi_base and value & SPI_CMD_USR:  # SPI user command: run it
             cmd = self._regs.get(c.spi_base + c.spi_usr2_offs, 0) & 0xFF
-            if cmd == SPIFLASH_RDID:     # manufacturer 0xEF (Winbond), type 0x40, capacity id
+            if cmd == SPIFLASH_RDID:  # manufacturer 0xEF (Winbond), type 0x40, capacity id
                 self._regs[c.spi_base + c.spi_w0_offs] = (
-                    FLASH_SIZE_IDS[self.flash_size] << 16) | (0x40 << 8) | 0xEF
-            else:                         # status registers etc.: all clear
+                    (FLASH_SIZE_IDS[self.flash_size] << 16) | (0x40 << 8) | 0xEF
+                )
+            else:  # status registers etc.: all clear
                 self._regs[c.spi_base + c.spi_w0_offs] = 0
-            self._regs[addr] &= ~SPI_CMD_USR & 0xFFFFFFFF              # done at once
+            self._regs[addr] &= ~SPI_CMD_USR & 0xFFFFFFFF  # done at once
 
     # ---- state changes -----------------------------------------------------------------------
     def _enter_rom(self) -> None:
@@ -350,7 +419,9 @@ class RomSim:
         self.boots += 1
         self.baud = ROM_BAUD
         if self.banner:
-            self._send(self.chip.banner.encode() + b"load:0x3fff0030,len:7000\r\nentry 0x40080000\r\n")
+            self._send(
+                self.chip.banner.encode() + b"load:0x3fff0030,len:7000\r\nentry 0x40080000\r\n"
+            )
         self._app_dec = pr.FrameDecoder()
         self._app_enc = pr.Encoder()
         self._boot_at = time.monotonic() + self.boot_delay_s
@@ -370,7 +441,7 @@ class RomSim:
     def _send(self, data: bytes) -> None:
         if not self._link_ok():
             self.garbled_out += len(data)
-            data = bytes(((b * 7 + 0x55) & 0xFF) or 0x3F for b in data)   # junk at the wrong rate
+            data = bytes(((b * 7 + 0x55) & 0xFF) or 0x3F for b in data)  # junk at the wrong rate
         self._out += data
 
     def _app_running(self) -> bool:
@@ -400,11 +471,14 @@ class RomSim:
             poller.register(self._app_fd, select.POLLIN)
         while not self._stop.is_set():
             with self._lock:
-                if self.state == "app" and self._boot_at is not None and \
-                        time.monotonic() >= self._boot_at:
+                if (
+                    self.state == "app"
+                    and self._boot_at is not None
+                    and time.monotonic() >= self._boot_at
+                ):
                     self._boot_at = None
                     self.baud = self.node_baud
-                    if self._app_fd >= 0:        # the external firmware "boots": its HELLO
+                    if self._app_fd >= 0:  # the external firmware "boots": its HELLO
                         if not self.silent_app:
                             self._app_write(pr.Encoder().encode(pr.HelloRequest()))
                     else:
@@ -451,7 +525,7 @@ class RomSim:
     def _receive(self, data: bytes) -> None:
         if self.state == "app":
             if self.reset_on_sync and b"\xc0\x00\x08\x24\x00" in data:
-                self._enter_rom()           # the auto-reset circuit stand-in (module doc)
+                self._enter_rom()  # the auto-reset circuit stand-in (module doc)
                 return
             if not self._link_ok():
                 self.garbled_in += len(data)
@@ -465,7 +539,7 @@ class RomSim:
             return
         if not self._link_ok():
             if self.reset_on_sync and b"\xc0\x00\x08\x24\x00" in data:
-                self._enter_rom()           # a host syncing at another baud "reset" us
+                self._enter_rom()  # a host syncing at another baud "reset" us
                 return
             self.garbled_in += len(data)
             return
@@ -488,11 +562,19 @@ class RomSim:
 
     # ---- the firmware ------------------------------------------------------------------------
     def hello(self, reset_reason: int = 3) -> pr.Hello:
-        return pr.Hello(proto_version=pr.PROTO_VERSION, fw_major=self.fw_version[0],
-                        fw_minor=self.fw_version[1], fw_patch=self.fw_version[2],
-                        reset_reason=reset_reason, sample_rate_hz=params.default().sample_rate_hz,
-                        model_hash=self.model_hash, config_hash=self.config_hash,
-                        node_id=self.mac, board=self.board, labels=self.labels)
+        return pr.Hello(
+            proto_version=pr.PROTO_VERSION,
+            fw_major=self.fw_version[0],
+            fw_minor=self.fw_version[1],
+            fw_patch=self.fw_version[2],
+            reset_reason=reset_reason,
+            sample_rate_hz=params.default().sample_rate_hz,
+            model_hash=self.model_hash,
+            config_hash=self.config_hash,
+            node_id=self.mac,
+            board=self.board,
+            labels=self.labels,
+        )
 
     def _send_hello(self, reset_reason: int = 0) -> None:
         if self.silent_app:
@@ -510,8 +592,11 @@ class RomSim:
             self._send(self._app_enc.encode(pr.Ack(item.seq, item.type)))
             self._boot()
         else:
-            self._send(self._app_enc.encode(pr.Error(pr.ERRC_UNSUPPORTED, item.seq,
-                                                     "romsim firmware: HELLO only")))
+            self._send(
+                self._app_enc.encode(
+                    pr.Error(pr.ERRC_UNSUPPORTED, item.seq, "romsim firmware: HELLO only")
+                )
+            )
 
     # ---- the loader ----------------------------------------------------------------------------
     def _reply(self, op: int, val: int = 0, data: bytes = b"", error: int = 0) -> None:
@@ -522,9 +607,9 @@ class RomSim:
 
     def _command(self, pkt: bytes) -> None:
         if len(pkt) < 8 or pkt[0] != 0:
-            return                                   # not a request: the ROM ignores it
+            return  # not a request: the ROM ignores it
         _, op, size, chk = struct.unpack_from("<BBHI", pkt)
-        data = pkt[8:8 + size]
+        data = pkt[8 : 8 + size]
         self.commands.append(op)
         if self._log:
             self._log(f"romsim {self.state} cmd 0x{op:02x} len {size}")
@@ -533,7 +618,7 @@ class RomSim:
             if data[:4] != b"\x07\x07\x12\x20":
                 return
             val = 0 if self.state == "stub" else 0x20120707
-            for _ in range(8):           # esptool reads 8 answers (ROM: val != 0, stub: 0)
+            for _ in range(8):  # esptool reads 8 answers (ROM: val != 0, stub: 0)
                 self._reply(op, val)
         elif op == READ_REG:
             (addr,) = struct.unpack_from("<I", data)
@@ -547,34 +632,40 @@ class RomSim:
             if not self.chip.security_info:
                 self._reply(op, error=ERR_INVALID_MESSAGE)
                 return
-            info = struct.pack("<IBBBBBBBBII", 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                               self.chip.image_chip_id, 0)
+            info = struct.pack(
+                "<IBBBBBBBBII", 0, 0, 0, 0, 0, 0, 0, 0, 0, self.chip.image_chip_id, 0
+            )
             self._reply(op, data=info)
         elif op in (SPI_ATTACH, SPI_SET_PARAMS):
             self._reply(op)
         elif op == CHANGE_BAUDRATE:
             new, _old = struct.unpack_from("<II", data)
             if self.max_baud is not None and new > self.max_baud:
-                return                                # lost: host times out, loader keeps its baud
+                return  # lost: host times out, loader keeps its baud
             self._reply(op)
             self._flush_now()
             self.baud = new
         elif op in (FLASH_BEGIN, FLASH_DEFL_BEGIN):
             erase, nblocks, blksize, offset = struct.unpack_from("<IIII", data)
             if op == FLASH_DEFL_BEGIN and rom and self.chip.name != "esp32":
-                pass                                  # newer ROMs support it too
+                pass  # newer ROMs support it too
             if offset + (erase if op == FLASH_BEGIN else 0) > len(self.flash):
                 self._reply(op, error=ERR_FAILED_TO_ACT)
                 return
             if op == FLASH_BEGIN and erase:
                 end = min(len(self.flash), offset + erase)
                 self.flash[offset:end] = b"\xff" * (end - offset)
-            elif op == FLASH_DEFL_BEGIN:             # erase size = uncompressed size
+            elif op == FLASH_DEFL_BEGIN:  # erase size = uncompressed size
                 end = min(len(self.flash), offset + erase)
                 self.flash[offset:end] = b"\xff" * (end - offset)
-            self._wr = {"offset": offset, "pos": offset, "blksize": blksize, "seq": 0,
-                        "defl": op == FLASH_DEFL_BEGIN,
-                        "z": zlib.decompressobj() if op == FLASH_DEFL_BEGIN else None}
+            self._wr = {
+                "offset": offset,
+                "pos": offset,
+                "blksize": blksize,
+                "seq": 0,
+                "defl": op == FLASH_DEFL_BEGIN,
+                "z": zlib.decompressobj() if op == FLASH_DEFL_BEGIN else None,
+            }
             self._reply(op)
         elif op in (FLASH_DATA, FLASH_DEFL_DATA):
             wr = self._wr
@@ -582,7 +673,7 @@ class RomSim:
                 self._reply(op, error=ERR_FAILED_TO_ACT)
                 return
             n, seq, _, _ = struct.unpack_from("<IIII", data)
-            block = data[16:16 + n]
+            block = data[16 : 16 + n]
             if rom_checksum(block) != chk & 0xFF:
                 self._reply(op, error=ERR_BAD_CRC)
                 return
@@ -599,7 +690,7 @@ class RomSim:
             if pos + len(block) > len(self.flash):
                 self._reply(op, error=ERR_FLASH_WRITE)
                 return
-            self.flash[pos:pos + len(block)] = block
+            self.flash[pos : pos + len(block)] = block
             self.writes.append((pos, len(block)))
             wr["pos"] = pos + len(block)
             wr["seq"] += 1
@@ -609,16 +700,16 @@ class RomSim:
             self._wr = None
             self._reply(op)
             self._flush_now()
-            if rom:                                  # the ROM leaves the loader either way
+            if rom:  # the ROM leaves the loader either way
                 self._boot()
-            elif flag == 0:                          # stub: "reboot" = back to the ROM loader
+            elif flag == 0:  # stub: "reboot" = back to the ROM loader
                 self.state = "rom"
         elif op == SPI_FLASH_MD5:
             addr, size = struct.unpack_from("<II", data)
             if addr + size > len(self.flash):
                 self._reply(op, error=ERR_FLASH_READ)
                 return
-            digest = hashlib.md5(self.flash[addr:addr + size]).digest()
+            digest = hashlib.md5(self.flash[addr : addr + size]).digest()
             if self.corrupt_md5:
                 digest = bytes([digest[0] ^ 0xFF]) + digest[1:]
             self._reply(op, data=digest if self.state == "stub" else digest.hex().encode())
@@ -629,15 +720,15 @@ class RomSim:
         elif op == MEM_END:
             flag, entry = struct.unpack_from("<II", data)
             self._reply(op)
-            if entry:                                # "run" the uploaded flasher stub
+            if entry:  # "run" the uploaded flasher stub
                 self._flush_now()
                 self.state = "stub"
                 self._send(slip_encode(b"OHAI"))
         elif op == READ_FLASH_SLOW and rom or op == READ_FLASH and not rom:
-            self._reply(op, error=ERR_INVALID_MESSAGE)   # not needed by the flashing tools
+            self._reply(op, error=ERR_INVALID_MESSAGE)  # not needed by the flashing tools
         elif op == ERASE_REGION and not rom:
             offset, size = struct.unpack_from("<II", data)
-            self.flash[offset:offset + size] = b"\xff" * size
+            self.flash[offset : offset + size] = b"\xff" * size
             self._reply(op)
         elif op == ERASE_FLASH and not rom:
             self.flash[:] = b"\xff" * len(self.flash)
@@ -651,33 +742,56 @@ class RomSim:
         n = write_all(self._master, bytes(self._out), deadline=end)
         del self._out[:n]
         if self._out and time.monotonic() < end:
-            self._out.clear()                # the pty is gone
+            self._out.clear()  # the pty is gone
 
 
 def main(argv=None) -> int:
     """Serve a simulated ESP32 ROM loader + earwitness HELLO on a pty until Ctrl-C."""
-    ap = argparse.ArgumentParser(prog="python -m tools.romsim", description=__doc__.split("\n\n")[0],
-                                 epilog="Dry run: python -m tools.romsim --chip esp32 & "
-                                        "python tools/flash.py --port /dev/pts/N --firmware IMG")
+    ap = argparse.ArgumentParser(
+        prog="python -m tools.romsim",
+        description=__doc__.split("\n\n")[0],
+        epilog="Dry run: python -m tools.romsim --chip esp32 & "
+        "python tools/flash.py --port /dev/pts/N --firmware IMG",
+    )
     ap.add_argument("--chip", choices=sorted(CHIPS), default="esp32")
-    ap.add_argument("--boot", choices=("rom", "app"), default="rom",
-                    help="start in the ROM loader (download mode, default) or running the firmware")
+    ap.add_argument(
+        "--boot",
+        choices=("rom", "app"),
+        default="rom",
+        help="start in the ROM loader (download mode, default) or running the firmware",
+    )
     ap.add_argument("--flash-file", metavar="PATH", help="load/save the flash contents here")
     ap.add_argument("--flash-size", choices=sorted(FLASH_SIZE_IDS), default="4MB")
     ap.add_argument("--mac", default="24:0a:c4:12:34:56")
     ap.add_argument("--node-baud", type=int, default=NODE_BAUD, help="baud of the firmware")
-    ap.add_argument("--model-hash", metavar="HEX", help="HELLO model hash (default: this "
-                    "checkout's firmware/model/manifest.json)")
-    ap.add_argument("--config-hash", metavar="HEX", help="HELLO config hash (default: "
-                    "tools.node.params.default().config_hash)")
+    ap.add_argument(
+        "--model-hash",
+        metavar="HEX",
+        help="HELLO model hash (default: this checkout's firmware/model/manifest.json)",
+    )
+    ap.add_argument(
+        "--config-hash",
+        metavar="HEX",
+        help="HELLO config hash (default: tools.node.params.default().config_hash)",
+    )
     ap.add_argument("--silent-app", action="store_true", help="firmware sends nothing")
     ap.add_argument("--corrupt-md5", action="store_true", help="SPI_FLASH_MD5 answers wrong")
     ap.add_argument("--max-baud", type=int, help="CHANGE_BAUDRATE above this is lost")
-    ap.add_argument("--app-port", metavar="PATH", help="the firmware is this pty's node (e.g. "
-                    "a twin's): forward the serial line to it while the firmware runs")
-    ap.add_argument("--twin", nargs="?", const="", default=None, metavar="'TWIN ARGS'",
-                    help="start `python -m tools.twin TWIN ARGS` as the firmware (one quoted "
-                         "string, e.g. --twin '--stub-scores 0,0,0,0,0,0,0,255')")
+    ap.add_argument(
+        "--app-port",
+        metavar="PATH",
+        help="the firmware is this pty's node (e.g. "
+        "a twin's): forward the serial line to it while the firmware runs",
+    )
+    ap.add_argument(
+        "--twin",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="'TWIN ARGS'",
+        help="start `python -m tools.twin TWIN ARGS` as the firmware (one quoted "
+        "string, e.g. --twin '--stub-scores 0,0,0,0,0,0,0,255')",
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="print every loader command")
     args = ap.parse_args(argv)
     return run_cli(lambda: _serve(args), "romsim")
@@ -687,30 +801,43 @@ def _serve(args) -> int:
     """The simulator until Ctrl-C or SIGTERM (the normal stop: exit 0, flash file saved)."""
     if args.flash_file:
         check_output(args.flash_file, "--flash-file")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))      # stop cleanly: save, end twin
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop cleanly: save, end twin
     twin = None
     if args.twin is not None:
         import shlex
         import subprocess
+
         try:
             twin_args = shlex.split(args.twin)
         except ValueError as e:
             raise BadInput(f"--twin: {e}") from None
-        twin = subprocess.Popen([sys.executable, "-m", "tools.twin", *twin_args],
-                                stdout=subprocess.PIPE, text=True,
-                                cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+        twin = subprocess.Popen(
+            [sys.executable, "-m", "tools.twin", *twin_args],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+        )
         line = twin.stdout.readline()
         if not line.startswith("earwitness twin on "):
             twin.wait()
             raise BadInput("the twin did not start (its error is above)")
         args.app_port = line.split()[-1]
     try:
-        sim = RomSim(args.chip, mac=args.mac, flash_size=args.flash_size,
-                     flash_file=args.flash_file, boot=args.boot, node_baud=args.node_baud,
-                     model_hash=args.model_hash, config_hash=args.config_hash,
-                     silent_app=args.silent_app, corrupt_md5=args.corrupt_md5,
-                     max_baud=args.max_baud, app_port=args.app_port,
-                     log=(lambda s: print(s, file=sys.stderr)) if args.verbose else None)
+        sim = RomSim(
+            args.chip,
+            mac=args.mac,
+            flash_size=args.flash_size,
+            flash_file=args.flash_file,
+            boot=args.boot,
+            node_baud=args.node_baud,
+            model_hash=args.model_hash,
+            config_hash=args.config_hash,
+            silent_app=args.silent_app,
+            corrupt_md5=args.corrupt_md5,
+            max_baud=args.max_baud,
+            app_port=args.app_port,
+            log=(lambda s: print(s, file=sys.stderr)) if args.verbose else None,
+        )
     except (ValueError, OSError) as e:
         if twin is not None:
             twin.terminate()
@@ -724,7 +851,7 @@ def _serve(args) -> int:
         while True:
             time.sleep(1.0)
     except KeyboardInterrupt:
-        pass                    # Ctrl-C: the normal way to stop the simulator
+        pass  # Ctrl-C: the normal way to stop the simulator
     finally:
         sim.stop()
         if twin is not None:

@@ -35,6 +35,7 @@ What differs from the ESP32 firmware is only the host port (HostPort below):
     the link like the firmware's log output (plus ROM-style boot text before each HELLO);
   - ADC rate: 32 kHz (decimation x2), or 48 kHz with --adc-rate 48000 (x3).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -59,14 +60,22 @@ from tools.sim.pty import open_raw_pty, write_some
 ROOT = Path(__file__).resolve().parents[2]
 ADC_RATE_HZ = 32000
 ADC_BITS = 12
-CHUNK_CODES = 1024                     # ADC codes fed per step (512 samples at 16 kHz, 32 ms)
-HIGH_WATER = 32 * 1024                 # stop feeding the microphone above this many unsent bytes
-HOST_SETTLE_S = 0.5                    # output starts this long after a host opened the pty
-                                       # (or as soon as it sends something)
+CHUNK_CODES = 1024  # ADC codes fed per step (512 samples at 16 kHz, 32 ms)
+HIGH_WATER = 32 * 1024  # stop feeding the microphone above this many unsent bytes
+HOST_SETTLE_S = 0.5  # output starts this long after a host opened the pty
+# (or as soon as it sends something)
 READY_RE = re.compile(r"earwitness twin on (\S+)")
 AUDIO_EXTS = (".wav", ".flac")
-STUB_LABELS = ["gunshot", "glass_breaking", "scream", "siren", "fireworks_explosion",
-               "baby_cry", "dog_bark", "other"]
+STUB_LABELS = [
+    "gunshot",
+    "glass_breaking",
+    "scream",
+    "siren",
+    "fireworks_explosion",
+    "baby_cry",
+    "dog_bark",
+    "other",
+]
 FW_VERSION = (0, 2, 0)
 RESET_POWERON, RESET_SW = 1, 3
 
@@ -77,6 +86,7 @@ class TwinError(BadInput):
 
 # ---------------------------------------------------------------------------------------------
 # Microphone
+
 
 def audio_files(paths: Sequence[str | Path]) -> list[Path]:
     """Files given, folders expanded (sorted, recursive, .wav/.flac)."""
@@ -98,6 +108,7 @@ def to_adc_codes(x: np.ndarray, sr: int, rate: int = ADC_RATE_HZ) -> np.ndarray:
     """Float audio (-1..1) at sr -> unsigned 12-bit ADC codes at `rate` (mid-scale bias, clipped)."""
     if sr != rate:
         import soxr
+
         x = soxr.resample(x, sr, rate, quality="HQ")
     half = 1 << (ADC_BITS - 1)
     return np.clip(np.round(x * half) + half, 0, (1 << ADC_BITS) - 1).astype(np.uint16)
@@ -105,6 +116,7 @@ def to_adc_codes(x: np.ndarray, sr: int, rate: int = ADC_RATE_HZ) -> np.ndarray:
 
 def load_codes(path: Path, rate: int = ADC_RATE_HZ) -> np.ndarray:
     import soundfile as sf
+
     try:
         x, sr = sf.read(str(path), dtype="float64", always_2d=True)
     except Exception as e:  # soundfile raises RuntimeError / LibsndfileError
@@ -131,7 +143,7 @@ class Microphone:
             for f in self.files:
                 codes = load_codes(f, self.rate)
                 for i in range(0, codes.size, CHUNK_CODES):
-                    yield codes[i:i + CHUNK_CODES]
+                    yield codes[i : i + CHUNK_CODES]
             if not self.loop:
                 break
         self.silent = True
@@ -159,22 +171,31 @@ class Microphone:
 # ---------------------------------------------------------------------------------------------
 # Classifier
 
+
 def stub_classifier(scores: Sequence[int]):
     s = np.asarray(scores, np.int64)
 
     def classify(window, features):
         return s
+
     return classify
 
 
 # ---------------------------------------------------------------------------------------------
 # The twin process
 
+
 class HostPort:
     """The host side of ew_port.h for the twin (everything that is not the firmware)."""
 
-    def __init__(self, fd: int, realtime: bool, config_file: Path | None, verbose: bool,
-                 uart_log: bool = False):
+    def __init__(
+        self,
+        fd: int,
+        realtime: bool,
+        config_file: Path | None,
+        verbose: bool,
+        uart_log: bool = False,
+    ):
         self.fd = fd
         self.out = bytearray()
         self.uart_log = uart_log
@@ -207,8 +228,11 @@ class HostPort:
         self.blob = bytes(blob)
         if self.config_file is not None:
             from tools.node import app
-            doc = {"ew_app_blob": self.blob.hex(),
-                   "values": {f"0x{k:04x}": v for k, v in app.parse_config_blob(self.blob).items()}}
+
+            doc = {
+                "ew_app_blob": self.blob.hex(),
+                "values": {f"0x{k:04x}": v for k, v in app.parse_config_blob(self.blob).items()},
+            }
             tmp = self.config_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(doc, indent=1) + "\n")
             os.replace(tmp, self.config_file)
@@ -218,7 +242,7 @@ class HostPort:
             self.log(f"alarm: class {cls}, {ms} ms pulse")
 
     def set_baud(self, baud: int) -> None:
-        self.baud = baud            # a pty has no baud rate
+        self.baud = baud  # a pty has no baud rate
         if self.verbose:
             self.log(f"baud {baud} (no effect on a pty)")
 
@@ -238,10 +262,12 @@ class HostPort:
         """With uart_log: the text a booting ESP32 prints before the application's HELLO."""
         if self.uart_log:
             rst = "0x1 (POWERON_RESET)" if reason == "poweron" else "0xc (SW_CPU_RESET)"
-            self.out += (f"ets Jun  8 2016 00:22:57\r\n\r\nrst:{rst},boot:0x13 "
-                         f"(SPI_FAST_FLASH_BOOT)\r\n"
-                         f"I (0) twin: earwitness twin (host port), fw "
-                         f"{'.'.join(map(str, FW_VERSION))}\r\n").encode()
+            self.out += (
+                f"ets Jun  8 2016 00:22:57\r\n\r\nrst:{rst},boot:0x13 "
+                f"(SPI_FAST_FLASH_BOOT)\r\n"
+                f"I (0) twin: earwitness twin (host port), fw "
+                f"{'.'.join(map(str, FW_VERSION))}\r\n"
+            ).encode()
 
     # link I/O
     def flush(self) -> None:
@@ -249,27 +275,58 @@ class HostPort:
         write_some(self.fd, self.out)
 
 
-def build_app(port: HostPort, model, stub_scores, board: str, node_id: bytes,
-              reset_reason: int = RESET_POWERON, adc_rate_hz: int = ADC_RATE_HZ):
+def build_app(
+    port: HostPort,
+    model,
+    stub_scores,
+    board: str,
+    node_id: bytes,
+    reset_reason: int = RESET_POWERON,
+    adc_rate_hz: int = ADC_RATE_HZ,
+):
     from tools.node import app
+
     if model is not None:
-        labels, thresholds, classify, mhash = model.labels, model.thresholds, model.classify, model.hash8
+        labels, thresholds, classify, mhash = (
+            model.labels,
+            model.thresholds,
+            model.classify,
+            model.hash8,
+        )
     else:
-        labels = STUB_LABELS[:len(stub_scores)] if len(stub_scores) <= len(STUB_LABELS) else \
-            [f"class{i}" for i in range(len(stub_scores))]
+        labels = (
+            STUB_LABELS[: len(stub_scores)]
+            if len(stub_scores) <= len(STUB_LABELS)
+            else [f"class{i}" for i in range(len(stub_scores))]
+        )
         thresholds = [0.6] * (len(labels) - 1) + [None]
         classify, mhash = stub_classifier(stub_scores), bytes(8)
-    return app.App(labels=labels, thresholds=thresholds, classify=classify, model_hash=mhash,
-                   board=board, fw_version=FW_VERSION, reset_reason=reset_reason, node_id=node_id,
-                   adc_rate_hz=adc_rate_hz, write=port.write, time_us=port.time_us,
-                   config_load=port.config_load, config_save=port.config_save, alarm=port.alarm,
-                   set_baud=port.set_baud, reboot=port.reboot, log=port.log)
+    return app.App(
+        labels=labels,
+        thresholds=thresholds,
+        classify=classify,
+        model_hash=mhash,
+        board=board,
+        fw_version=FW_VERSION,
+        reset_reason=reset_reason,
+        node_id=node_id,
+        adc_rate_hz=adc_rate_hz,
+        write=port.write,
+        time_us=port.time_us,
+        config_load=port.config_load,
+        config_save=port.config_save,
+        alarm=port.alarm,
+        set_baud=port.set_baud,
+        reboot=port.reboot,
+        log=port.log,
+    )
 
 
 def serve(args) -> int:
     model = None
     if args.stub_scores is None:
         from tools.node import model as model_mod
+
         try:
             model = model_mod.load(args.model)
             model.interpreter()
@@ -279,15 +336,23 @@ def serve(args) -> int:
     else:
         stub = [int(s) for s in args.stub_scores.split(",")]
     rate = args.adc_rate
-    mic = Microphone(audio_files(args.audio) if args.audio and not args.silence else [],
-                     loop=args.loop, rate=rate)
+    mic = Microphone(
+        audio_files(args.audio) if args.audio and not args.silence else [],
+        loop=args.loop,
+        rate=rate,
+    )
     mic.check()
 
     master, slave = open_raw_pty(nonblocking=True)
     path = os.ttyname(slave)
-    os.close(slave)                   # POLLHUP on the master tells whether a host has it open
-    port = HostPort(master, args.realtime, Path(args.config) if args.config else None,
-                    args.verbose, args.uart_log)
+    os.close(slave)  # POLLHUP on the master tells whether a host has it open
+    port = HostPort(
+        master,
+        args.realtime,
+        Path(args.config) if args.config else None,
+        args.verbose,
+        args.uart_log,
+    )
     node_id = bytes.fromhex(args.node_id.replace(":", ""))
     port.boot_banner("poweron")
     a = build_app(port, model, stub, args.board, node_id, adc_rate_hz=rate)
@@ -298,15 +363,16 @@ def serve(args) -> int:
     def on_signal(signum, frame):
         nonlocal stop
         stop = True
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
     poller = select.poll()
-    samples_seen = 0                  # detector samples, across streams: the sample clock
+    samples_seen = 0  # detector samples, across streams: the sample clock
     last_stream_samples = 0
-    mic_t0, mic_codes = time.monotonic(), 0     # real-time pacing of the microphone
-    connected_at = None               # when a host opened the pty (None: nobody has it open)
-    host_spoke = False                # it has sent bytes: its open() (input flush) is over
+    mic_t0, mic_codes = time.monotonic(), 0  # real-time pacing of the microphone
+    connected_at = None  # when a host opened the pty (None: nobody has it open)
+    host_spoke = False  # it has sent bytes: its open() (input flush) is over
     while not stop:
         now = time.monotonic()
         paced = args.realtime or mic.silent
@@ -318,9 +384,9 @@ def serve(args) -> int:
         elif (online and len(port.out) < HIGH_WATER) or (not online and paced):
             if paced:
                 due = mic_t0 + mic_codes / rate
-                if now - due > 1.0:             # stalled (host not reading): like the
-                    lost = int((now - due) * rate) // CHUNK_CODES   # device's DMA,
-                    for _ in range(lost):           # lose that audio and report an overrun
+                if now - due > 1.0:  # stalled (host not reading): like the
+                    lost = int((now - due) * rate) // CHUNK_CODES  # device's DMA,
+                    for _ in range(lost):  # lose that audio and report an overrun
                         mic.next()
                     if lost and a.input == "mic":
                         a.note_overrun(lost * CHUNK_CODES)
@@ -335,14 +401,14 @@ def serve(args) -> int:
         except InterruptedError:
             continue
         ev = events[0][1] if events else 0
-        if ev & select.POLLHUP:                 # no host: hold output, drop it when it piles up
+        if ev & select.POLLHUP:  # no host: hold output, drop it when it piles up
             connected_at, host_spoke = None, False
             if len(port.out) > HIGH_WATER:
                 port.out.clear()
             if not feed:
                 time.sleep(timeout)
         elif connected_at is None:
-            connected_at = now                  # a host opened the pty: let it settle (pyserial
+            connected_at = now  # a host opened the pty: let it settle (pyserial
         # host -> node                          # flushes its input while opening)
         if ev & select.POLLIN and not ev & select.POLLHUP:
             try:
@@ -391,41 +457,62 @@ def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python -m tools.twin",
         description="Simulated earwitness node on a pseudo-terminal: the firmware's application "
-                    "code (portable C core) with a file or silence as its microphone and the "
-                    "exported model run by the tflite-micro interpreter.  Prints "
-                    "'earwitness twin on /dev/pts/N' and serves the node protocol there until "
-                    "killed (Ctrl-C).",
+        "code (portable C core) with a file or silence as its microphone and the "
+        "exported model run by the tflite-micro interpreter.  Prints "
+        "'earwitness twin on /dev/pts/N' and serves the node protocol there until "
+        "killed (Ctrl-C).",
         epilog="Examples:\n"
-               "  python -m tools.twin                           # silent room, shipped model\n"
-               "  python -m tools.twin tests/audio --loop        # the shipped clips, forever\n"
-               "  python -m tools.twin scene.wav --realtime      # paced like a real microphone\n"
-               "Then: python tools/monitor.py --port /dev/pts/N  (or any --port tool; --sim "
-               "starts a twin itself).\n"
-               "Without --realtime the microphone runs as fast as the host reads its output.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("audio", nargs="*", metavar="AUDIO",
-                    help="WAV/FLAC files or folders used as the microphone, in order "
-                         "(default: silence)")
-    ap.add_argument("--model", default=str(params.MODEL_DIR),
-                    help="exported model folder or manifest.json (default: "
-                    f"{params.MODEL_DIR.relative_to(params.ROOT)})")
-    ap.add_argument("--realtime", action="store_true",
-                    help="pace the microphone and the clock to real time")
+        "  python -m tools.twin                           # silent room, shipped model\n"
+        "  python -m tools.twin tests/audio --loop        # the shipped clips, forever\n"
+        "  python -m tools.twin scene.wav --realtime      # paced like a real microphone\n"
+        "Then: python tools/monitor.py --port /dev/pts/N  (or any --port tool; --sim "
+        "starts a twin itself).\n"
+        "Without --realtime the microphone runs as fast as the host reads its output.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument(
+        "audio",
+        nargs="*",
+        metavar="AUDIO",
+        help="WAV/FLAC files or folders used as the microphone, in order (default: silence)",
+    )
+    ap.add_argument(
+        "--model",
+        default=str(params.MODEL_DIR),
+        help="exported model folder or manifest.json (default: "
+        f"{params.MODEL_DIR.relative_to(params.ROOT)})",
+    )
+    ap.add_argument(
+        "--realtime", action="store_true", help="pace the microphone and the clock to real time"
+    )
     ap.add_argument("--loop", action="store_true", help="repeat the audio files forever")
     ap.add_argument("--silence", action="store_true", help="silent microphone (ignore AUDIO)")
-    ap.add_argument("--config", metavar="FILE",
-                    help="JSON file standing in for NVS (persisted CONFIG survives restarts)")
+    ap.add_argument(
+        "--config",
+        metavar="FILE",
+        help="JSON file standing in for NVS (persisted CONFIG survives restarts)",
+    )
     ap.add_argument("--board", default="twin", help="board name in HELLO (default: twin)")
-    ap.add_argument("--node-id", default="02:00:00:00:00:01",
-                    help="6-byte node id (MAC) in HELLO")
-    ap.add_argument("--stub-scores", metavar="Q8,Q8,...",
-                    help="testing: no model; every window gets these constant Q0.8 scores "
-                         "(one per class; labels from the standard class list, last = negative)")
-    ap.add_argument("--adc-rate", type=int, choices=(32000, 48000), default=ADC_RATE_HZ,
-                    help="simulated ADC sample rate (decimation x2 or x3; default 32000)")
-    ap.add_argument("--uart-log", action="store_true",
-                    help="also print text on the link like the firmware: boot messages before "
-                         "HELLO, diagnostics and alarms as ESP-IDF-style log lines")
+    ap.add_argument("--node-id", default="02:00:00:00:00:01", help="6-byte node id (MAC) in HELLO")
+    ap.add_argument(
+        "--stub-scores",
+        metavar="Q8,Q8,...",
+        help="testing: no model; every window gets these constant Q0.8 scores "
+        "(one per class; labels from the standard class list, last = negative)",
+    )
+    ap.add_argument(
+        "--adc-rate",
+        type=int,
+        choices=(32000, 48000),
+        default=ADC_RATE_HZ,
+        help="simulated ADC sample rate (decimation x2 or x3; default 32000)",
+    )
+    ap.add_argument(
+        "--uart-log",
+        action="store_true",
+        help="also print text on the link like the firmware: boot messages before "
+        "HELLO, diagnostics and alarms as ESP-IDF-style log lines",
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="log alarms etc. on stderr")
     return ap
 
@@ -460,23 +547,35 @@ def _serve_args(args) -> int:
 # ---------------------------------------------------------------------------------------------
 # The --sim / --sim-audio options of the commands that can start a twin
 
+
 def add_sim_args(group, sim_help: str | None = None, audio: bool = True) -> None:
     """`--sim` (a simulated node, silent microphone) and `--sim-audio PATH` (the same, its
     microphone playing PATH; implies --sim) on a parser or argument group.  Both set `sim`:
     None, True, or the audio path.  `--sim` takes no value, so `--sim NAME=VALUE` or
     `--sim --json` never swallows the next argument."""
-    group.add_argument("--sim", action="store_const", const=True, default=None,
-                       help=sim_help or "start a simulated node (tools.twin, silent microphone "
-                       "unless --sim-audio) and talk to it; stopped on exit")
+    group.add_argument(
+        "--sim",
+        action="store_const",
+        const=True,
+        default=None,
+        help=sim_help
+        or "start a simulated node (tools.twin, silent microphone "
+        "unless --sim-audio) and talk to it; stopped on exit",
+    )
     if not audio:
         return
-    group.add_argument("--sim-audio", dest="sim", metavar="PATH",
-                       help="the simulated node's microphone plays PATH (a WAV/FLAC file or a "
-                       "folder of them, from its first sample at each new stream); implies --sim")
+    group.add_argument(
+        "--sim-audio",
+        dest="sim",
+        metavar="PATH",
+        help="the simulated node's microphone plays PATH (a WAV/FLAC file or a "
+        "folder of them, from its first sample at each new stream); implies --sim",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Library: run a twin in a subprocess
+
 
 class Twin:
     """A running twin subprocess: `.port` (pty path), `.stop()`, context manager."""
@@ -501,7 +600,7 @@ class Twin:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def __enter__(self) -> "Twin":
+    def __enter__(self) -> Twin:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -511,11 +610,23 @@ class Twin:
         return f"Twin(port={self.port!r}, pid={self.proc.pid})"
 
 
-def start(audio=None, model=None, realtime: bool = False, *, loop: bool = False,
-          silence: bool = False, config=None, board: str | None = None,
-          node_id: str | None = None, stub_scores: Sequence[int] | None = None,
-          verbose: bool = False, uart_log: bool = False, adc_rate: int | None = None,
-          start_timeout: float = 120.0, stderr=None) -> Twin:
+def start(
+    audio=None,
+    model=None,
+    realtime: bool = False,
+    *,
+    loop: bool = False,
+    silence: bool = False,
+    config=None,
+    board: str | None = None,
+    node_id: str | None = None,
+    stub_scores: Sequence[int] | None = None,
+    verbose: bool = False,
+    uart_log: bool = False,
+    adc_rate: int | None = None,
+    start_timeout: float = 120.0,
+    stderr=None,
+) -> Twin:
     """Start `python -m tools.twin` and wait for its pty path.
 
     audio: None (silence), a path, or a list of paths (files / folders); model: folder or
@@ -527,8 +638,13 @@ def start(audio=None, model=None, realtime: bool = False, *, loop: bool = False,
         cmd += [str(a) for a in ([audio] if isinstance(audio, (str, Path)) else audio)]
     if model is not None:
         cmd += ["--model", str(model)]
-    for flag, on in (("--realtime", realtime), ("--loop", loop), ("--silence", silence),
-                     ("--verbose", verbose), ("--uart-log", uart_log)):
+    for flag, on in (
+        ("--realtime", realtime),
+        ("--loop", loop),
+        ("--silence", silence),
+        ("--verbose", verbose),
+        ("--uart-log", uart_log),
+    ):
         if on:
             cmd.append(flag)
     if config is not None:
@@ -542,13 +658,22 @@ def start(audio=None, model=None, realtime: bool = False, *, loop: bool = False,
     if stub_scores is not None:
         cmd += ["--stub-scores", ",".join(str(int(s)) for s in stub_scores)]
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = str(ROOT) + (
+        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+    )
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # the caller owns the twin's lifetime (Twin.close): a Ctrl-C at the terminal, which reaches
     # the whole process group, interrupts the caller only (Python keeps an inherited SIG_IGN)
-    proc = subprocess.Popen(cmd, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=stderr,
-                            stdin=subprocess.DEVNULL, env=env, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    proc = subprocess.Popen(
+        cmd,
+        cwd=str(ROOT),
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
     deadline = time.monotonic() + start_timeout
     line = ""
     while time.monotonic() < deadline:
@@ -558,12 +683,12 @@ def start(audio=None, model=None, realtime: bool = False, *, loop: bool = False,
             m = READY_RE.search(line)
             if m:
                 return Twin(proc, m.group(1))
-            if line == "":                      # EOF: the twin exited
+            if line == "":  # EOF: the twin exited
                 break
         elif proc.poll() is not None:
             break
     try:
-        rc = proc.wait(5 if line == "" else 0.1)   # EOF: the twin is exiting
+        rc = proc.wait(5 if line == "" else 0.1)  # EOF: the twin is exiting
     except subprocess.TimeoutExpired:
         rc = None
     if rc is None:

@@ -26,6 +26,7 @@ Reported next to the headline, not instead of it:
     before looping: looped, the padding becomes "silence, then the background starts again"
     every 5 s, which a node in a real room never hears.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,13 +43,13 @@ from tools.node import audio, core
 from tools.node.coverage import window_coverage
 
 IMPULSIVE = ("gunshot", "glass_breaking", "fireworks_explosion", "door_slam")
-ROOM_BELOW_PEAK_DB = 20.0   # event clips: the room is at least this far below the event's peak
+ROOM_BELOW_PEAK_DB = 20.0  # event clips: the room is at least this far below the event's peak
 BACKGROUND = ("background",)
 H = core.HOP
 WINDOW_SAMPLES = core.P.window_samples
 
 
-SILENCE_DBFS = -90.0        # digital silence (dataset padding), as in tools.node.audio.lead_in
+SILENCE_DBFS = -90.0  # digital silence (dataset padding), as in tools.node.audio.lead_in
 
 
 def source_of(row: dict) -> str:
@@ -65,7 +66,7 @@ def trim_padding(x: np.ndarray) -> np.ndarray:
     keep = np.nonzero(lv > SILENCE_DBFS)[0]
     if keep.size == 0:
         return x
-    return x[keep[0] * H:min(x.size, (keep[-1] + 1) * H)]
+    return x[keep[0] * H : min(x.size, (keep[-1] + 1) * H)]
 
 
 @dataclass
@@ -73,9 +74,9 @@ class ClipResult:
     path: str
     label: str
     seconds: float
-    window_seconds: float      # union of analysis windows inside the clip
+    window_seconds: float  # union of analysis windows inside the clip
     opened_on_peak: bool
-    trigger_times_s: list      # trigger onsets relative to the clip start
+    trigger_times_s: list  # trigger onsets relative to the clip start
     peak_time_s: float
     opened_own_floor: bool | None = None
 
@@ -84,9 +85,16 @@ class ClipResult:
         return self.window_seconds / self.seconds if self.seconds else 0.0
 
 
-def run_clip(x: np.ndarray, *, path: str = "", label: str = "", gate: dict | None = None,
-             steady: bool = False, room_below_peak_db: float | None = None,
-             model=None) -> ClipResult:
+def run_clip(
+    x: np.ndarray,
+    *,
+    path: str = "",
+    label: str = "",
+    gate: dict | None = None,
+    steady: bool = False,
+    room_below_peak_db: float | None = None,
+    model=None,
+) -> ClipResult:
     """Stream one clip (after its lead-in; with steady=True twice, measuring the second pass).
     model: a tools.node.model.Model classifying the windows (habituation), or None (gate alone)."""
     body = audio.looped(x) if steady else x
@@ -100,10 +108,19 @@ def run_clip(x: np.ndarray, *, path: str = "", label: str = "", gate: dict | Non
     lv = audio.block_levels_db(x)
     pk = int(np.argmax(lv)) if lv.size else 0
     p0, p1 = pre + pk * H, pre + (pk + 1) * H
-    opened = any(w.start_sample <= p0 and w.start_sample + WINDOW_SAMPLES >= p1 for w in node.windows)
+    opened = any(
+        w.start_sample <= p0 and w.start_sample + WINDOW_SAMPLES >= p1 for w in node.windows
+    )
     sr = audio.SR
-    return ClipResult(path, label, x.size / sr, covered.sum() / sr, opened,
-                      [round((w.trigger_sample - pre) / sr, 3) for w in node.windows], pk * H / sr)
+    return ClipResult(
+        path,
+        label,
+        x.size / sr,
+        covered.sum() / sr,
+        opened,
+        [round((w.trigger_sample - pre) / sr, 3) for w in node.windows],
+        pk * H / sr,
+    )
 
 
 def read_csv(csv_path: Path) -> list[dict]:
@@ -120,8 +137,15 @@ def _model_of(row: dict, model, fold_models: dict | None):
     return m is not None, m
 
 
-def evaluate(root: Path, rows: list[dict], *, gate: dict | None = None, progress: bool = True,
-             model=None, fold_models: dict | None = None) -> dict:
+def evaluate(
+    root: Path,
+    rows: list[dict],
+    *,
+    gate: dict | None = None,
+    progress: bool = True,
+    model=None,
+    fold_models: dict | None = None,
+) -> dict:
     """model: classify every clip's windows with this tools.node.model.Model; fold_models: {fold:
     Model} for the clips of each fold (held-out models); neither: the gate alone."""
     from tqdm import tqdm
@@ -154,31 +178,51 @@ def evaluate(root: Path, rows: list[dict], *, gate: dict | None = None, progress
     for lab in IMPULSIVE:
         cs = [c for c in imp if c.label == lab]
         if cs:
-            per_label[lab] = {"clips": len(cs), "recall": sum(c.opened_on_peak for c in cs) / len(cs),
-                              "recall_own_floor": sum(c.opened_own_floor for c in cs) / len(cs)}
+            per_label[lab] = {
+                "clips": len(cs),
+                "recall": sum(c.opened_on_peak for c in cs) / len(cs),
+                "recall_own_floor": sum(c.opened_own_floor for c in cs) / len(cs),
+            }
     bg_time = sum(c.seconds for c in bg)
     un_time = sum(c.seconds for c in unpadded)
     per_source = {}
     for c, u in zip(bg, unpadded):
-        d = per_source.setdefault(sources[c.path], {"clips": 0, "seconds": 0.0, "window_seconds": 0.0,
-                                                    "unpadded_seconds": 0.0, "unpadded_window_seconds": 0.0})
+        d = per_source.setdefault(
+            sources[c.path],
+            {
+                "clips": 0,
+                "seconds": 0.0,
+                "window_seconds": 0.0,
+                "unpadded_seconds": 0.0,
+                "unpadded_window_seconds": 0.0,
+            },
+        )
         d["clips"] += 1
         d["seconds"] += c.seconds
         d["window_seconds"] += c.window_seconds
         d["unpadded_seconds"] += u.seconds
         d["unpadded_window_seconds"] += u.window_seconds
-    per_source = {k: {"clips": d["clips"], "seconds": round(d["seconds"], 1),
-                      "window_seconds": round(d["window_seconds"], 1),
-                      "duty": round(d["window_seconds"] / d["seconds"], 3),
-                      "duty_unpadded": round(d["unpadded_window_seconds"] / d["unpadded_seconds"], 3)}
-                  for k, d in sorted(per_source.items(), key=lambda kv: -kv[1]["window_seconds"])}
+    per_source = {
+        k: {
+            "clips": d["clips"],
+            "seconds": round(d["seconds"], 1),
+            "window_seconds": round(d["window_seconds"], 1),
+            "duty": round(d["window_seconds"] / d["seconds"], 3),
+            "duty_unpadded": round(d["unpadded_window_seconds"] / d["unpadded_seconds"], 3),
+        }
+        for k, d in sorted(per_source.items(), key=lambda kv: -kv[1]["window_seconds"])
+    }
     return {
-        "gate_duty_cycle_background": sum(c.window_seconds for c in bg) / bg_time if bg_time else None,
-        "gate_duty_cycle_background_unpadded":
-            sum(c.window_seconds for c in unpadded) / un_time if un_time else None,
+        "gate_duty_cycle_background": sum(c.window_seconds for c in bg) / bg_time
+        if bg_time
+        else None,
+        "gate_duty_cycle_background_unpadded": sum(c.window_seconds for c in unpadded) / un_time
+        if un_time
+        else None,
         "gate_recall_impulsive": sum(c.opened_on_peak for c in imp) / len(imp) if imp else None,
-        "gate_recall_impulsive_own_floor":
-            sum(c.opened_own_floor for c in imp) / len(imp) if imp else None,
+        "gate_recall_impulsive_own_floor": sum(c.opened_own_floor for c in imp) / len(imp)
+        if imp
+        else None,
         "background_clips": len(bg),
         "background_seconds": round(bg_time, 1),
         "impulsive_clips": len(imp),
@@ -189,14 +233,22 @@ def evaluate(root: Path, rows: list[dict], *, gate: dict | None = None, progress
     }
 
 
-IMPULSIVE_BACKGROUNDS = ("fire_crackling", "water_drops")   # sequences of real impulses
+IMPULSIVE_BACKGROUNDS = ("fire_crackling", "water_drops")  # sequences of real impulses
 MIX_SNRS_DB = (0.0, 3.0, 6.0, 10.0)
 MIX_LEAD_S = 6.0
-NO_HABITUATION = dict(habituate=0, habituate_rechecks=0)    # tools.node.core.Node settings
+NO_HABITUATION = dict(habituate=0, habituate_rechecks=0)  # tools.node.core.Node settings
 
 
-def mixed_recall(root: Path, rows: list[dict], *, model=None, fold_models: dict | None = None,
-                 node_kw: dict | None = None, snrs_db=MIX_SNRS_DB, progress: bool = True) -> dict:
+def mixed_recall(
+    root: Path,
+    rows: list[dict],
+    *,
+    model=None,
+    fold_models: dict | None = None,
+    node_kw: dict | None = None,
+    snrs_db=MIX_SNRS_DB,
+    progress: bool = True,
+) -> dict:
     """Recall of impulsive events heard *inside* an impulsive background (crackling fire,
     dripping water): each event clip is mixed into MIX_LEAD_S s of a background clip of the
     same fold (looped, so the node has heard it long enough to habituate), its loudest block
@@ -204,6 +256,7 @@ def mixed_recall(root: Path, rows: list[dict], *, model=None, fold_models: dict 
     event's loudest block.  The cost of habituation shows here, not on isolated clips.
     node_kw: tools.node.core.Node settings, e.g. NO_HABITUATION."""
     from tqdm import tqdm
+
     bgs = [r for r in rows if r["label"] in BACKGROUND and source_of(r) in IMPULSIVE_BACKGROUNDS]
     evs = [r for r in rows if r["label"] in IMPULSIVE]
     by_fold: dict[str, list] = {}
@@ -224,7 +277,9 @@ def mixed_recall(root: Path, rows: list[dict], *, model=None, fold_models: dict 
             continue
         y = trim_padding(y)
         reps = int(np.ceil((MIX_LEAD_S * audio.SR + x.size) / max(y.size, 1)))
-        bg = np.concatenate([y] * max(reps, 1))[: int(MIX_LEAD_S * audio.SR) + x.size].astype(np.float64)
+        bg = np.concatenate([y] * max(reps, 1))[: int(MIX_LEAD_S * audio.SR) + x.size].astype(
+            np.float64
+        )
         lx, ly = audio.block_levels_db(x), audio.block_levels_db(y)
         if lx.size == 0 or ly.size == 0:
             continue
@@ -234,37 +289,58 @@ def mixed_recall(root: Path, rows: list[dict], *, model=None, fold_models: dict 
         for snr in snrs_db:
             g = 10 ** ((ly.max() + snr - lx.max()) / 20)
             mix = bg.copy()
-            mix[off:off + x.size] += g * x
+            mix[off : off + x.size] += g * x
             mix = np.clip(np.round(mix), -32768, 32767).astype(np.int16)
             stream, pre = audio.with_lead_in(mix)
             node = core.Node() if m is None else m.node(**(node_kw or {}))
             node.process(stream)
             node.flush()
-            ok = any(w.start_sample <= pre + p0 and w.start_sample + WINDOW_SAMPLES >= pre + p1
-                     for w in node.windows)
+            ok = any(
+                w.start_sample <= pre + p0 and w.start_sample + WINDOW_SAMPLES >= pre + p1
+                for w in node.windows
+            )
             hits[snr][0] += ok
             hits[snr][1] += 1
-    return {f"{snr:g}": round(h / n, 4) if n else None for snr, (h, n) in hits.items()} | \
-        {"clips": hits[snrs_db[0]][1], "backgrounds": list(IMPULSIVE_BACKGROUNDS)}
+    return {f"{snr:g}": round(h / n, 4) if n else None for snr, (h, n) in hits.items()} | {
+        "clips": hits[snrs_db[0]][1],
+        "backgrounds": list(IMPULSIVE_BACKGROUNDS),
+    }
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tools.gate_eval", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m tools.gate_eval",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--root", type=Path, required=True, help="folder the CSV paths are relative to")
-    ap.add_argument("--csv", type=Path, help="metadata CSV with path,label (default ROOT/all_metadata.csv)")
+    ap.add_argument(
+        "--csv", type=Path, help="metadata CSV with path,label (default ROOT/all_metadata.csv)"
+    )
     ap.add_argument("--json", type=Path, help="also write the figures here")
     src = ap.add_mutually_exclusive_group()
-    src.add_argument("--model", type=Path, default=None,
-                     help="classify the windows with this model folder (the node as deployed: "
-                          "rejected onsets habituate the detector); default: the gate alone")
-    src.add_argument("--fold-models", type=Path, default=None, metavar="DIR",
-                     help="held-out models: clips of fold k are classified by DIR/fold<k> "
-                          "(e.g. build/crossval/ds_cnn after `make crossval`); other folds are skipped")
-    ap.add_argument("--mixed", action="store_true",
-                    help="also measure recall of impulsive events mixed into impulsive backgrounds "
-                         "(fire, dripping water) at 0/3/6/10 dB over their loudest pops, with the "
-                         "node habituating and without (needs --model or --fold-models)")
+    src.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="classify the windows with this model folder (the node as deployed: "
+        "rejected onsets habituate the detector); default: the gate alone",
+    )
+    src.add_argument(
+        "--fold-models",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="held-out models: clips of fold k are classified by DIR/fold<k> "
+        "(e.g. build/crossval/ds_cnn after `make crossval`); other folds are skipped",
+    )
+    ap.add_argument(
+        "--mixed",
+        action="store_true",
+        help="also measure recall of impulsive events mixed into impulsive backgrounds "
+        "(fire, dripping water) at 0/3/6/10 dB over their loudest pops, with the "
+        "node habituating and without (needs --model or --fold-models)",
+    )
     args = ap.parse_args(argv)
     return run_cli(lambda: run(args), "gate_eval")
 
@@ -277,6 +353,7 @@ def run(args) -> int:
     if args.mixed and args.model is None and args.fold_models is None:
         raise BadInput("--mixed needs --model or --fold-models")
     from tools.node import model as _model
+
     try:
         model = _model.load(args.model) if args.model else None
         folds = None
@@ -292,8 +369,10 @@ def run(args) -> int:
     if args.mixed:
         res["mixed_recall_impulsive"] = {
             "habituating": mixed_recall(args.root, rows, model=model, fold_models=folds),
-            "not_habituating": mixed_recall(args.root, rows, model=model, fold_models=folds,
-                                            node_kw=NO_HABITUATION)}
+            "not_habituating": mixed_recall(
+                args.root, rows, model=model, fold_models=folds, node_kw=NO_HABITUATION
+            ),
+        }
     text = json.dumps(res, indent=2)
     print(text)
     if args.json:

@@ -63,6 +63,7 @@ Exit codes: 0 all given thresholds met; 1 a threshold missed (listed on stderr) 
 failed; 2 bad input (no files, unreadable file, bad --scenes, model mismatch); 130 / 143
 interrupted by SIGINT / SIGTERM (what was measured is written, marked complete: false).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,9 +74,9 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -90,11 +91,24 @@ from tools.wire import protocol as pr
 
 AUDIO_EXT = (".wav", ".flac", ".ogg")
 SR = params.default().sample_rate_hz
-EXIT_TERMINATED = 128 + 15             # SIGTERM, as a shell reports it
-KEYS = ("event_f1", "event_error_rate", "per_class", "false_alarms_per_hour", "gate_recall",
-        "inference_duty_cycle", "onset_latency_ms", "realtime_factor", "reference_mismatches",
-        "audio_seconds", "complete", "files_streamed", "files_not_reached", "skipped",
-        "ground_truth")
+EXIT_TERMINATED = 128 + 15  # SIGTERM, as a shell reports it
+KEYS = (
+    "event_f1",
+    "event_error_rate",
+    "per_class",
+    "false_alarms_per_hour",
+    "gate_recall",
+    "inference_duty_cycle",
+    "onset_latency_ms",
+    "realtime_factor",
+    "reference_mismatches",
+    "audio_seconds",
+    "complete",
+    "files_streamed",
+    "files_not_reached",
+    "skipped",
+    "ground_truth",
+)
 # the report's figures table: key -> (format, what it is)
 FIGURES = {
     "event_f1": ("{:.3f}", "event-based F1 (onset within the collar)"),
@@ -118,6 +132,7 @@ class HilError(BadInput):
 # --------------------------------------------------------------------------------------------
 # inputs
 
+
 @dataclass
 class Truth:
     onset_s: float
@@ -127,7 +142,7 @@ class Truth:
 
 @dataclass
 class Clip:
-    rel: str                    # path relative to --root (posix)
+    rel: str  # path relative to --root (posix)
     path: Path
     pcm: np.ndarray | None = None
     file_sr: int | None = None
@@ -137,8 +152,11 @@ class Clip:
 def find_audio(root: Path) -> list[Clip]:
     if not root.is_dir():
         raise HilError(f"{root}: not a folder")
-    out = [Clip(p.relative_to(root).as_posix(), p) for p in sorted(root.rglob("*"))
-           if p.is_file() and p.suffix.lower() in AUDIO_EXT]
+    out = [
+        Clip(p.relative_to(root).as_posix(), p)
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.suffix.lower() in AUDIO_EXT
+    ]
     if not out:
         raise HilError(f"{root}: no audio files ({', '.join(AUDIO_EXT)})")
     return out
@@ -201,26 +219,34 @@ def load_scenes(path: Path | None, clips: list[Clip], root: Path) -> dict[str, l
         text = path.read_text(errors="replace")
         if path.suffix.lower() == ".csv":
             rows = list(csv.DictReader(text.splitlines()))
-            cols = set(rows[0].keys()) if rows else set(
-                next(csv.reader(text.splitlines()), []))
+            cols = set(rows[0].keys()) if rows else set(next(csv.reader(text.splitlines()), []))
             need = {"scene", "onset_s", "offset_s", "label"}
             if not need <= cols:
-                raise HilError(f"{path}: needs columns scene,onset_s,offset_s,label "
-                               f"(has {','.join(sorted(c for c in cols if c))})")
+                raise HilError(
+                    f"{path}: needs columns scene,onset_s,offset_s,label "
+                    f"(has {','.join(sorted(c for c in cols if c))})"
+                )
             for i, r in enumerate(rows, 2):
-                add(r["scene"] or "", r["onset_s"] or "", r["offset_s"] or "", r["label"] or "",
-                    f"{path}:{i}")
-        else:                               # DCASE: scene<TAB>onset<TAB>offset<TAB>label
+                add(
+                    r["scene"] or "",
+                    r["onset_s"] or "",
+                    r["offset_s"] or "",
+                    r["label"] or "",
+                    f"{path}:{i}",
+                )
+        else:  # DCASE: scene<TAB>onset<TAB>offset<TAB>label
             for i, line in enumerate(text.splitlines(), 1):
                 if not line.strip() or line.startswith("#"):
                     continue
                 f = line.rstrip("\r\n").split("\t")
                 if len(f) < 4:
-                    raise HilError(f"{path}:{i}: expected scene, onset, offset, label "
-                                   f"(tab separated), got {len(f)} fields")
+                    raise HilError(
+                        f"{path}:{i}: expected scene, onset, offset, label "
+                        f"(tab separated), got {len(f)} fields"
+                    )
                 add(f[0], f[1], f[2], f[3], f"{path}:{i}")
         return truth
-    for c in clips:                         # per-file DCASE annotations
+    for c in clips:  # per-file DCASE annotations
         ann = c.path.with_suffix(".txt")
         if not ann.exists():
             continue
@@ -237,17 +263,19 @@ def load_scenes(path: Path | None, clips: list[Clip], root: Path) -> dict[str, l
 # --------------------------------------------------------------------------------------------
 # the reference pipeline
 
+
 @dataclass
 class Reference:
     """The host pipeline the node must agree with: tools.node.core.Node with a classifier.
     `make_node()` -> a fresh core.Node(trace=True)."""
+
     labels: list[str]
     negative_index: int | None
     hash8: bytes | None
     make_node: Callable
 
     @classmethod
-    def from_model(cls, m) -> "Reference":
+    def from_model(cls, m) -> Reference:
         return cls(m.labels, m.negative_index, m.hash8, lambda: m.node(trace=True))
 
     def run(self, pcm: np.ndarray):
@@ -260,13 +288,14 @@ class Reference:
 # --------------------------------------------------------------------------------------------
 # streaming one file
 
+
 @dataclass
 class NodeEvent:
     label: str
     class_index: int
     onset_sample: int
     score: float
-    arrival_sample: int           # node's consumed-sample position when the frame arrived
+    arrival_sample: int  # node's consumed-sample position when the frame arrived
     end_duration: int | None = None
     hits: int = 1
 
@@ -287,8 +316,11 @@ def stream_file(link: lk.NodeLink, pcm: np.ndarray, labels: list[str]) -> Stream
     res = StreamResult(samples=int(pcm.size))
     t0 = time.monotonic()
     st0 = link.stats
-    counters0 = (st0.seq_gaps, st0.err_crc + st0.err_cobs + st0.err_short + st0.err_magic +
-                 st0.err_oversize, st0.resets)
+    counters0 = (
+        st0.seq_gaps,
+        st0.err_crc + st0.err_cobs + st0.err_short + st0.err_magic + st0.err_oversize,
+        st0.resets,
+    )
     inj = lk.InjectStream(link)
     acc = {"granted": 0, "initial": None, "resets": 0}
     ends: dict[tuple[int, int], tuple[int, int, int]] = {}
@@ -307,15 +339,26 @@ def stream_file(link: lk.NodeLink, pcm: np.ndarray, labels: list[str]) -> Stream
         elif isinstance(m, pr.Event):
             lab = labels[m.class_index] if m.class_index < len(labels) else f"class{m.class_index}"
             if m.kind == pr.EVENT_ONSET:
-                res.events.append(NodeEvent(lab, m.class_index, m.onset_sample, m.score / 256,
-                                            min(acc["granted"], res.samples)))
+                res.events.append(
+                    NodeEvent(
+                        lab,
+                        m.class_index,
+                        m.onset_sample,
+                        m.score / 256,
+                        min(acc["granted"], res.samples),
+                    )
+                )
             else:
                 ends[(m.class_index, m.onset_sample)] = (m.duration_samples, m.hits, m.score)
         elif isinstance(m, pr.Status):
-            res.status = {"sample_index": m.sample_index, "inference_count": m.inference_count,
-                          "inference_ms_max": m.inference_us_max / 1000,
-                          "dropped_samples": m.dropped_samples, "gate_duty": m.gate_duty_q16 /
-                          65535, "credits": m.credits}
+            res.status = {
+                "sample_index": m.sample_index,
+                "inference_count": m.inference_count,
+                "inference_ms_max": m.inference_us_max / 1000,
+                "dropped_samples": m.dropped_samples,
+                "gate_duty": m.gate_duty_q16 / 65535,
+                "credits": m.credits,
+            }
         elif isinstance(m, pr.Error):
             res.node_errors.append(f"{lk.ERROR_NAMES.get(m.code, m.code)}: {m.message}")
 
@@ -332,21 +375,24 @@ def stream_file(link: lk.NodeLink, pcm: np.ndarray, labels: list[str]) -> Stream
     done = False
     while not done:
         if time.monotonic() > deadline:
-            raise lk.LinkError(f"{link.port_name}: no ACK to STOP_STREAM (node did not finish "
-                               f"the stream)", 1)
+            raise lk.LinkError(
+                f"{link.port_name}: no ACK to STOP_STREAM (node did not finish the stream)", 1
+            )
         for it in link.poll():
             if isinstance(it, pr.Frame) and isinstance(it.msg, pr.Ack) and it.msg.acked_seq == seq:
                 done = True
                 continue
-            if isinstance(it, pr.Frame) and isinstance(it.msg, pr.Error) and \
-                    it.msg.ref_seq == seq:
+            if isinstance(it, pr.Frame) and isinstance(it.msg, pr.Error) and it.msg.ref_seq == seq:
                 raise lk.LinkError(f"node refused STOP_STREAM: {it.msg.message}", 1)
             inj.handle(it)
             on_item(it)
     res.wall_s = time.monotonic() - t0
     if sum(e.code == pr.ERRC_NO_CREDIT for e in inj.errors) > refused_before:
-        raise lk.LinkError(f"{link.port_name}: the node refused INJECT samples at the end of the "
-                           f"stream (NO_CREDIT): the stream is incomplete", 1)
+        raise lk.LinkError(
+            f"{link.port_name}: the node refused INJECT samples at the end of the "
+            f"stream (NO_CREDIT): the stream is incomplete",
+            1,
+        )
     try:
         on_item(pr.Frame(pr.STATUS, 0, b"", link.status()))
     except lk.LinkError:
@@ -356,12 +402,23 @@ def stream_file(link: lk.NodeLink, pcm: np.ndarray, labels: list[str]) -> Stream
         if d is not None:
             e.end_duration, e.hits = d[0], d[1]
     st = link.stats
-    res.link_events = {"seq_gaps": st.seq_gaps - counters0[0],
-                       "decode_errors": st.err_crc + st.err_cobs + st.err_short + st.err_magic +
-                       st.err_oversize - counters0[1], "node_resets": acc["resets"]}
-    res.inject = {"frames": inj.sent_frames, "samples": inj.sent_samples,
-                  "rewinds": inj.rewinds, "resyncs": inj.resyncs,
-                  "initial_credit": acc["initial"]}
+    res.link_events = {
+        "seq_gaps": st.seq_gaps - counters0[0],
+        "decode_errors": st.err_crc
+        + st.err_cobs
+        + st.err_short
+        + st.err_magic
+        + st.err_oversize
+        - counters0[1],
+        "node_resets": acc["resets"],
+    }
+    res.inject = {
+        "frames": inj.sent_frames,
+        "samples": inj.sent_samples,
+        "rewinds": inj.rewinds,
+        "resyncs": inj.resyncs,
+        "initial_credit": acc["initial"],
+    }
     if acc["resets"]:
         raise lk.LinkError(f"{link.port_name}: the node reset during the stream", 1)
     return res
@@ -369,6 +426,7 @@ def stream_file(link: lk.NodeLink, pcm: np.ndarray, labels: list[str]) -> Stream
 
 # --------------------------------------------------------------------------------------------
 # scoring
+
 
 def _nan_none(v):
     if v is None:
@@ -389,14 +447,25 @@ def compare_reference(node_events: list[NodeEvent], ref_events, labels, hop: int
                 best = i
                 break
         if best is None:
-            out.append({"side": "node_only", "label": e.label, "onset_s":
-                        round(e.onset_sample / SR, 4), "score": round(e.score, 4)})
+            out.append(
+                {
+                    "side": "node_only",
+                    "label": e.label,
+                    "onset_s": round(e.onset_sample / SR, 4),
+                    "score": round(e.score, 4),
+                }
+            )
         else:
             used[best] = True
     for i, (c, s) in enumerate(ref):
         if not used[i]:
-            out.append({"side": "reference_only", "label": labels[c] if c < len(labels) else
-                        f"class{c}", "onset_s": round(s / SR, 4)})
+            out.append(
+                {
+                    "side": "reference_only",
+                    "label": labels[c] if c < len(labels) else f"class{c}",
+                    "onset_s": round(s / SR, 4),
+                }
+            )
     return out
 
 
@@ -405,19 +474,39 @@ def score(files: list[dict], scored: list[str], collar: float) -> dict:
     import sed_eval
 
     metrics = sed_eval.sound_event.EventBasedMetrics(
-        event_label_list=scored, t_collar=collar, evaluate_onset=True, evaluate_offset=False)
+        event_label_list=scored, t_collar=collar, evaluate_onset=True, evaluate_offset=False
+    )
     n_ref = 0
     latencies = []
     for f in files:
-        ref = [{"event_label": t["label"], "onset": t["onset_s"], "offset": t["offset_s"],
-                "filename": f["file"]} for t in f["truth"] if t["label"] in scored]
-        est = [{"event_label": e["label"], "onset": e["onset_s"], "offset": e["offset_s"],
-                "filename": f["file"]} for e in f["node_events"] if e["label"] in scored]
+        ref = [
+            {
+                "event_label": t["label"],
+                "onset": t["onset_s"],
+                "offset": t["offset_s"],
+                "filename": f["file"],
+            }
+            for t in f["truth"]
+            if t["label"] in scored
+        ]
+        est = [
+            {
+                "event_label": e["label"],
+                "onset": e["onset_s"],
+                "offset": e["offset_s"],
+                "filename": f["file"],
+            }
+            for e in f["node_events"]
+            if e["label"] in scored
+        ]
         n_ref += len(ref)
         metrics.evaluate(ref, est)
-        for t in ref:                      # latency: first same-class onset within the collar
-            cands = [e for e in f["node_events"] if e["label"] == t["event_label"] and
-                     abs(e["onset_s"] - t["onset"]) <= collar]
+        for t in ref:  # latency: first same-class onset within the collar
+            cands = [
+                e
+                for e in f["node_events"]
+                if e["label"] == t["event_label"] and abs(e["onset_s"] - t["onset"]) <= collar
+            ]
             if cands:
                 e = min(cands, key=lambda e: e["arrival_s"])
                 latencies.append(1000.0 * (e["arrival_s"] - t["onset"]))
@@ -432,15 +521,22 @@ def score(files: list[dict], scored: list[str], collar: float) -> dict:
         rec = fm.get("recall")
         tp = 0.0 if not nref or rec is None or math.isnan(rec) else rec * nref
         false_alarms += nsys - tp
-        per_class[lab] = {"precision": _nan_none(fm.get("precision")),
-                          "recall": _nan_none(rec), "f1": _nan_none(fm.get("f_measure")),
-                          "support": int(nref)}
+        per_class[lab] = {
+            "precision": _nan_none(fm.get("precision")),
+            "recall": _nan_none(rec),
+            "f1": _nan_none(fm.get("f_measure")),
+            "support": int(nref),
+        }
     f1 = overall["f_measure"]["f_measure"] if n_ref else float("nan")
     er = overall["error_rate"]["error_rate"] if n_ref else float("nan")
-    return {"event_f1": _nan_none(f1), "event_error_rate": _nan_none(er),
-            "per_class": per_class, "false_alarms": int(round(false_alarms)),
-            "onset_latency_ms": _nan_none(statistics.median(latencies)) if latencies else None,
-            "latencies_ms": [round(x, 1) for x in latencies]}
+    return {
+        "event_f1": _nan_none(f1),
+        "event_error_rate": _nan_none(er),
+        "per_class": per_class,
+        "false_alarms": int(round(false_alarms)),
+        "onset_latency_ms": _nan_none(statistics.median(latencies)) if latencies else None,
+        "latencies_ms": [round(x, 1) for x in latencies],
+    }
 
 
 def gate_recall_of(trace, truth: list[Truth], hop: int) -> list[bool]:
@@ -453,6 +549,7 @@ def window_coverage_s(windows, n: int, window_samples: int) -> float:
 
 # --------------------------------------------------------------------------------------------
 # what happened, event by event
+
 
 def outcomes(f: dict, scored: list[str], collar: float) -> dict:
     """One file's events in words.  Each scored ground-truth event is 'hit', 'missed',
@@ -469,10 +566,13 @@ def outcomes(f: dict, scored: list[str], collar: float) -> dict:
     tr, ev = f["truth"], f["node_events"]
     t_kind: dict[int, tuple[str, str | None]] = {}
     e_kind: dict[int, tuple[str, str | None]] = {}
-    pairs = sorted((abs(e["onset_s"] - t["onset_s"]), ti, ei)
-                   for ti, t in enumerate(tr) if t["label"] in scored
-                   for ei, e in enumerate(ev)
-                   if e["label"] == t["label"] and abs(e["onset_s"] - t["onset_s"]) <= collar)
+    pairs = sorted(
+        (abs(e["onset_s"] - t["onset_s"]), ti, ei)
+        for ti, t in enumerate(tr)
+        if t["label"] in scored
+        for ei, e in enumerate(ev)
+        if e["label"] == t["label"] and abs(e["onset_s"] - t["onset_s"]) <= collar
+    )
     for _, ti, ei in pairs:
         if ti not in t_kind and ei not in e_kind:
             t_kind[ti], e_kind[ei] = ("hit", None), ("correct", None)
@@ -503,13 +603,19 @@ def outcomes(f: dict, scored: list[str], collar: float) -> dict:
         if k in ("wrong_class", "mistimed"):
             lab, t_on = other.split("\0")
             if k == "wrong_class":
-                words.append((e["onset_s"], f"wrong class ({e['label']} for {lab} at "
-                                            f"{e['onset_s']:.2f} s)"))
+                words.append(
+                    (e["onset_s"], f"wrong class ({e['label']} for {lab} at {e['onset_s']:.2f} s)")
+                )
             else:
-                words.append((e["onset_s"], f"mistimed ({lab} at {e['onset_s']:.2f} s, "
-                                            f"{1000 * (e['onset_s'] - float(t_on)):+.0f} ms from "
-                                            f"the annotated onset, collar "
-                                            f"{1000 * collar:.0f} ms)"))
+                words.append(
+                    (
+                        e["onset_s"],
+                        f"mistimed ({lab} at {e['onset_s']:.2f} s, "
+                        f"{1000 * (e['onset_s'] - float(t_on)):+.0f} ms from "
+                        f"the annotated onset, collar "
+                        f"{1000 * collar:.0f} ms)",
+                    )
+                )
         elif k == "false_alarm":
             words.append((e["onset_s"], f"false alarm ({e['label']} at {e['onset_s']:.2f} s)"))
     words.sort(key=lambda w: w[0])
@@ -517,22 +623,39 @@ def outcomes(f: dict, scored: list[str], collar: float) -> dict:
     if not any(t["label"] in scored for t in tr) and not out:
         out = ["quiet on a negative clip — correct"]
     bad = {"missed", "wrong_class", "mistimed", "false_alarm"}
-    return {"truth": [t_kind.get(i, ("unscored", None))[0] for i in range(len(tr))],
-            "node": [e_kind.get(i, ("unscored", None))[0] for i in range(len(ev))],
-            "words": out,
-            "ok": not any(k in bad for k, _ in list(t_kind.values()) + list(e_kind.values()))}
+    return {
+        "truth": [t_kind.get(i, ("unscored", None))[0] for i in range(len(tr))],
+        "node": [e_kind.get(i, ("unscored", None))[0] for i in range(len(ev))],
+        "words": out,
+        "ok": not any(k in bad for k, _ in list(t_kind.values()) + list(e_kind.values())),
+    }
 
 
 # --------------------------------------------------------------------------------------------
 # report
 
 GREEN, ORANGE, RED, GREY = "#2e7d32", "#ef6c00", "#c62828", "#9e9e9e"
-TRUTH_COLOUR = {"hit": GREEN, "missed": ORANGE, "wrong_class": ORANGE, "mistimed": ORANGE,
-                "unscored": GREY}
-NODE_COLOUR = {"correct": GREEN, "false_alarm": RED, "wrong_class": RED, "mistimed": RED,
-               "unscored": GREY}
-OUTCOME_NAMES = (("hit", "correct"), ("missed", "missed"), ("wrong_class", "wrong class"),
-                 ("mistimed", "mistimed"), ("false_alarm", "false alarm"))
+TRUTH_COLOUR = {
+    "hit": GREEN,
+    "missed": ORANGE,
+    "wrong_class": ORANGE,
+    "mistimed": ORANGE,
+    "unscored": GREY,
+}
+NODE_COLOUR = {
+    "correct": GREEN,
+    "false_alarm": RED,
+    "wrong_class": RED,
+    "mistimed": RED,
+    "unscored": GREY,
+}
+OUTCOME_NAMES = (
+    ("hit", "correct"),
+    ("missed", "missed"),
+    ("wrong_class", "wrong class"),
+    ("mistimed", "mistimed"),
+    ("false_alarm", "false alarm"),
+)
 
 
 def outcome_counts(oc: dict) -> str:
@@ -556,15 +679,18 @@ def plot_file(path: Path, f: dict, pcm: np.ndarray, trace, hop: int) -> None:
 
     from tools.node import params
 
-    oc = f.get("outcomes") or {"truth": ["unscored"] * len(f["truth"]),
-                               "node": ["unscored"] * len(f["node_events"])}
+    oc = f.get("outcomes") or {
+        "truth": ["unscored"] * len(f["truth"]),
+        "node": ["unscored"] * len(f["node_events"]),
+    }
     t_end = pcm.size / SR
-    fig, axes = plt.subplots(3, 1, figsize=(11, 5.6), sharex=True,
-                             gridspec_kw={"height_ratios": [2.2, 0.7, 1.6]})
+    fig, axes = plt.subplots(
+        3, 1, figsize=(11, 5.6), sharex=True, gridspec_kw={"height_ratios": [2.2, 0.7, 1.6]}
+    )
     ax = axes[0]
     nb = pcm.size // hop
     if nb:
-        blk = pcm[:nb * hop].reshape(nb, hop).astype(np.float32) / 32768
+        blk = pcm[: nb * hop].reshape(nb, hop).astype(np.float32) / 32768
         tb = (np.arange(nb) + 0.5) * hop / SR
         ax.fill_between(tb, blk.min(1), blk.max(1), color="0.6", lw=0)
     ax.set_ylim(-1, 1)
@@ -586,15 +712,30 @@ def plot_file(path: Path, f: dict, pcm: np.ndarray, trace, hop: int) -> None:
     axes[1].set_ylabel("gate")
     ax = axes[2]
     for t, k in zip(f["truth"], oc["truth"]):
-        ax.axvspan(t["onset_s"], t["offset_s"], ymin=0.55, ymax=0.9, color=TRUTH_COLOUR[k],
-                   alpha=0.55, lw=0)
+        ax.axvspan(
+            t["onset_s"],
+            t["offset_s"],
+            ymin=0.55,
+            ymax=0.9,
+            color=TRUTH_COLOUR[k],
+            alpha=0.55,
+            lw=0,
+        )
         ax.text(t["onset_s"], 1.0, t["label"], fontsize=7, va="top")
     for e, k in zip(f["node_events"], oc["node"]):
         ax.plot([e["onset_s"]] * 2, [0.05, 0.45], color=NODE_COLOUR[k], lw=2.5)
-        why = {"false_alarm": " (false alarm)", "wrong_class": " (wrong class)",
-               "mistimed": " (mistimed)"}.get(k, "")
-        ax.text(e["onset_s"], 0.47, f" {e['label']} {e['score']:.2f}{why}", fontsize=7,
-                color=NODE_COLOUR[k])
+        why = {
+            "false_alarm": " (false alarm)",
+            "wrong_class": " (wrong class)",
+            "mistimed": " (mistimed)",
+        }.get(k, "")
+        ax.text(
+            e["onset_s"],
+            0.47,
+            f" {e['label']} {e['score']:.2f}{why}",
+            fontsize=7,
+            color=NODE_COLOUR[k],
+        )
     for m in f["mismatches"]:
         ax.plot(m["onset_s"], 0.5, marker="x", color="black")
     ax.set_ylim(0, 1.1)
@@ -602,17 +743,16 @@ def plot_file(path: Path, f: dict, pcm: np.ndarray, trace, hop: int) -> None:
     ax.set_yticklabels(["node", "truth"])
     ax.set_xlim(0, t_end)
     ax.set_xlabel("s")
-    handles = [Patch(color=GREEN, alpha=0.55, label="truth: detected"),
-               Patch(color=ORANGE, alpha=0.55, label="truth: missed / wrong class"),
-               Patch(color=GREY, alpha=0.55, label="truth: not scored"),
-               Line2D([], [], color=GREEN, lw=2.5, label="node: correct"),
-               Line2D([], [], color=RED, lw=2.5,
-                      label="node: false alarm / wrong class / mistimed")]
+    handles = [
+        Patch(color=GREEN, alpha=0.55, label="truth: detected"),
+        Patch(color=ORANGE, alpha=0.55, label="truth: missed / wrong class"),
+        Patch(color=GREY, alpha=0.55, label="truth: not scored"),
+        Line2D([], [], color=GREEN, lw=2.5, label="node: correct"),
+        Line2D([], [], color=RED, lw=2.5, label="node: false alarm / wrong class / mistimed"),
+    ]
     if f["mismatches"]:
-        handles.append(Line2D([], [], color="black", marker="x", lw=0,
-                              label="node ≠ reference"))
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7,
-               frameon=False)
+        handles.append(Line2D([], [], color="black", marker="x", lw=0, label="node ≠ reference"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
     counts = outcome_counts(f["outcomes"]) if f.get("outcomes") else ""
     fig.suptitle(f["file"] + (f"  —  {counts}" if counts else ""), fontsize=9)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
@@ -639,20 +779,29 @@ def _notes(metrics: dict, details: dict) -> list[str]:
     out = []
     if not details.get("complete", True):
         n_all = len(details["files"]) + len(details.get("files_not_reached", []))
-        why = (f"the node or link failed ({details['failure']})" if details.get("failure")
-               else "interrupted")
-        out.append(f"INCOMPLETE: {why} after {len(details['files'])} of {n_all} files; "
-                   f"the figures cover the streamed files only; not reached: "
-                   f"{', '.join(details.get('files_not_reached', [])) or 'none'}")
+        why = (
+            f"the node or link failed ({details['failure']})"
+            if details.get("failure")
+            else "interrupted"
+        )
+        out.append(
+            f"INCOMPLETE: {why} after {len(details['files'])} of {n_all} files; "
+            f"the figures cover the streamed files only; not reached: "
+            f"{', '.join(details.get('files_not_reached', [])) or 'none'}"
+        )
     gt = details.get("ground_truth")
     if gt and gt.startswith("none"):
         out.append(f"No ground truth: {gt}")
     if details.get("refused"):
-        out.append(f"{len(details['refused'])} unreadable file(s) skipped (--skip-bad): "
-                   + "; ".join(details["refused"]))
+        out.append(
+            f"{len(details['refused'])} unreadable file(s) skipped (--skip-bad): "
+            + "; ".join(details["refused"])
+        )
     if details.get("unscored_labels"):
-        out.append("Ground-truth labels not scored (not a target class of the node): "
-                   + ", ".join(details["unscored_labels"]))
+        out.append(
+            "Ground-truth labels not scored (not a target class of the node): "
+            + ", ".join(details["unscored_labels"])
+        )
     return out
 
 
@@ -664,8 +813,10 @@ def write_report(md_path: Path, metrics: dict, details: dict, plots: dict[str, s
     verdict = verdict_of(details)
     ths = details.get("thresholds", {})
     node = details["node"]
-    who = (f"node {node.get('board')} firmware {node.get('firmware')} model "
-           f"{node.get('model_hash')} on {details['port']}")
+    who = (
+        f"node {node.get('board')} firmware {node.get('firmware')} model "
+        f"{node.get('model_hash')} on {details['port']}"
+    )
     n_files = len(details["files"])
     gt = details.get("ground_truth", "")
     notes = _notes(metrics, details)
@@ -676,21 +827,41 @@ def write_report(md_path: Path, metrics: dict, details: dict, plots: dict[str, s
         t = ths.get(k)
         fmt, what = FIGURES[k]
         v = "n/a" if metrics[k] is None else fmt.format(metrics[k])
-        fig_rows.append((k, v, t["threshold"] if t else "—",
-                         ("PASS" if t["pass"] else "FAIL") if t else "—", what))
+        fig_rows.append(
+            (
+                k,
+                v,
+                t["threshold"] if t else "—",
+                ("PASS" if t["pass"] else "FAIL") if t else "—",
+                what,
+            )
+        )
     file_rows = []
     for f in details["files"]:
         oc = f.get("outcomes") or {"words": [], "ok": True}
         n_tr = sum(t["scored"] for t in f["truth"])
-        file_rows.append((f["file"], f"{f['seconds']:.1f}",
-                          ", ".join(t["label"] for t in f["truth"]) or "none",
-                          ", ".join(e["label"] for e in f["node_events"]) or "none",
-                          oc["words"], oc["ok"], len(f["mismatches"]), n_tr))
+        file_rows.append(
+            (
+                f["file"],
+                f"{f['seconds']:.1f}",
+                ", ".join(t["label"] for t in f["truth"]) or "none",
+                ", ".join(e["label"] for e in f["node_events"]) or "none",
+                oc["words"],
+                oc["ok"],
+                len(f["mismatches"]),
+                n_tr,
+            )
+        )
 
     # Markdown
-    lines = [f"# HIL report: {verdict}", "", f"{details['root']}: {n_files} files, "
-             f"{metrics['audio_seconds']:.1f} s of audio; {who}", "",
-             f"ground truth: {gt}", ""]
+    lines = [
+        f"# HIL report: {verdict}",
+        "",
+        f"{details['root']}: {n_files} files, {metrics['audio_seconds']:.1f} s of audio; {who}",
+        "",
+        f"ground truth: {gt}",
+        "",
+    ]
     lines += [f"**{n}**" for n in notes] + ([""] if notes else [])
     if details.get("thresholds_missed"):
         lines += ["**Thresholds missed:** " + "; ".join(details["thresholds_missed"]), ""]
@@ -698,16 +869,28 @@ def write_report(md_path: Path, metrics: dict, details: dict, plots: dict[str, s
     lines += [f"| {a} | {b} | {c} | {d} | {w} |" for a, b, c, d, w in fig_rows]
     lines += ["", "| class | precision | recall | f1 | support |", "|---|---|---|---|---|"]
     for lab, r in metrics["per_class"].items():
-        lines.append(f"| {lab} | {_fmt(r['precision'])} | {_fmt(r['recall'])} | "
-                     f"{_fmt(r['f1'])} | {r['support']} |")
-    lines += ["", "| file | s | ground truth | node events | outcome | ref. mismatches |",
-              "|---|---|---|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} | {d} | {'; '.join(w)} | {m} |"
-              for a, b, c, d, w, _, m, _ in file_rows]
+        lines.append(
+            f"| {lab} | {_fmt(r['precision'])} | {_fmt(r['recall'])} | "
+            f"{_fmt(r['f1'])} | {r['support']} |"
+        )
+    lines += [
+        "",
+        "| file | s | ground truth | node events | outcome | ref. mismatches |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {a} | {b} | {c} | {d} | {'; '.join(w)} | {m} |" for a, b, c, d, w, _, m, _ in file_rows
+    ]
     for f in details["files"]:
-        lines += ["", f"## {f['file']}", "",
-                  f"{f['seconds']:.1f} s: " + "; ".join((f.get("outcomes") or {}).get(
-                      "words", [])) + (f"; {f['note']}" if f["note"] else ""), ""]
+        lines += [
+            "",
+            f"## {f['file']}",
+            "",
+            f"{f['seconds']:.1f} s: "
+            + "; ".join((f.get("outcomes") or {}).get("words", []))
+            + (f"; {f['note']}" if f["note"] else ""),
+            "",
+        ]
         if f["file"] in plots:
             lines.append(f"![{f['file']}]({plots[f['file']]})")
         for m in f["mismatches"]:
@@ -716,27 +899,29 @@ def write_report(md_path: Path, metrics: dict, details: dict, plots: dict[str, s
 
     # HTML: the same content, laid out
     e = h.escape
-    css = ("body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;"
-           "color:#212121;background:#fff}"
-           "header{padding:14px 24px;color:#fff}header h1{margin:0;font-size:24px}"
-           "header p{margin:4px 0 0;opacity:.9}"
-           ".v-PASS{background:#2e7d32}.v-FAIL{background:#c62828}"
-           ".v-INCOMPLETE{background:#6a1b9a}.v-NO-THRESHOLDS{background:#455a64}"
-           "main{padding:8px 24px 32px;max-width:1180px}h2{font-size:18px;margin:22px 0 6px}"
-           "table{border-collapse:collapse;margin:4px 0 12px}"
-           "th,td{border:1px solid #d0d0d0;padding:4px 10px;text-align:left;vertical-align:top}"
-           "th{background:#f2f2f2}.m{color:#616161}"
-           "td.n{text-align:right;font-variant-numeric:tabular-nums}"
-           ".PASS{color:#1b5e20;font-weight:600}.FAIL{color:#b71c1c;font-weight:600}"
-           "ul.o{margin:0;padding-left:16px}li.hit{color:#1b5e20}li.miss{color:#e65100}"
-           "li.bad{color:#b71c1c}tr.bad td:first-child{border-left:4px solid #c62828}"
-           "tr.ok td:first-child{border-left:4px solid #2e7d32}"
-           ".note{background:#fff3e0;border-left:4px solid #ef6c00;padding:6px 12px;margin:8px 0}"
-           ".note.fail{background:#ffebee;border-color:#c62828}"
-           ".key span{display:inline-block;margin-right:14px}"
-           ".sw{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-1px}"
-           "figure{margin:6px 0 22px}figcaption{font-weight:600;margin-bottom:4px}"
-           "img{max-width:100%;border:1px solid #e0e0e0}")
+    css = (
+        "body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;"
+        "color:#212121;background:#fff}"
+        "header{padding:14px 24px;color:#fff}header h1{margin:0;font-size:24px}"
+        "header p{margin:4px 0 0;opacity:.9}"
+        ".v-PASS{background:#2e7d32}.v-FAIL{background:#c62828}"
+        ".v-INCOMPLETE{background:#6a1b9a}.v-NO-THRESHOLDS{background:#455a64}"
+        "main{padding:8px 24px 32px;max-width:1180px}h2{font-size:18px;margin:22px 0 6px}"
+        "table{border-collapse:collapse;margin:4px 0 12px}"
+        "th,td{border:1px solid #d0d0d0;padding:4px 10px;text-align:left;vertical-align:top}"
+        "th{background:#f2f2f2}.m{color:#616161}"
+        "td.n{text-align:right;font-variant-numeric:tabular-nums}"
+        ".PASS{color:#1b5e20;font-weight:600}.FAIL{color:#b71c1c;font-weight:600}"
+        "ul.o{margin:0;padding-left:16px}li.hit{color:#1b5e20}li.miss{color:#e65100}"
+        "li.bad{color:#b71c1c}tr.bad td:first-child{border-left:4px solid #c62828}"
+        "tr.ok td:first-child{border-left:4px solid #2e7d32}"
+        ".note{background:#fff3e0;border-left:4px solid #ef6c00;padding:6px 12px;margin:8px 0}"
+        ".note.fail{background:#ffebee;border-color:#c62828}"
+        ".key span{display:inline-block;margin-right:14px}"
+        ".sw{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-1px}"
+        "figure{margin:6px 0 22px}figcaption{font-weight:600;margin-bottom:4px}"
+        "img{max-width:100%;border:1px solid #e0e0e0}"
+    )
 
     def word_class(w: str) -> str:
         if w.startswith("missed"):
@@ -745,59 +930,119 @@ def write_report(md_path: Path, metrics: dict, details: dict, plots: dict[str, s
             return "bad"
         return "hit"
 
-    def table(head: list[str], rows: list[list[str]], numeric: set[int] = frozenset(),
-              row_cls: list[str] | None = None) -> str:
+    def table(
+        head: list[str],
+        rows: list[list[str]],
+        numeric: set[int] = frozenset(),
+        row_cls: list[str] | None = None,
+    ) -> str:
         out = ["<table><tr>" + "".join(f"<th>{e(x)}</th>" for x in head) + "</tr>"]
         for i, r in enumerate(rows):
             cls = f' class="{row_cls[i]}"' if row_cls else ""
-            out.append(f"<tr{cls}>" + "".join(
-                f'<td class="n">{c}</td>' if j in numeric else f"<td>{c}</td>"
-                for j, c in enumerate(r)) + "</tr>")
+            out.append(
+                f"<tr{cls}>"
+                + "".join(
+                    f'<td class="n">{c}</td>' if j in numeric else f"<td>{c}</td>"
+                    for j, c in enumerate(r)
+                )
+                + "</tr>"
+            )
         return "\n".join(out) + "</table>"
 
-    body = [f'<header class="v-{verdict.replace(" ", "-")}"><h1>HIL report: {e(verdict)}</h1>'
-            f"<p>{e(details['root'])}: {n_files} files, {metrics['audio_seconds']:.1f} s of audio"
-            f" · {e(who)}</p><p>ground truth: {e(gt)}</p></header><main>"]
+    body = [
+        f'<header class="v-{verdict.replace(" ", "-")}"><h1>HIL report: {e(verdict)}</h1>'
+        f"<p>{e(details['root'])}: {n_files} files, {metrics['audio_seconds']:.1f} s of audio"
+        f" · {e(who)}</p><p>ground truth: {e(gt)}</p></header><main>"
+    ]
     body += [f'<p class="note">{e(n)}</p>' for n in notes]
     if details.get("thresholds_missed"):
-        body.append('<p class="note fail">Thresholds missed: '
-                    + e("; ".join(details["thresholds_missed"])) + "</p>")
+        body.append(
+            '<p class="note fail">Thresholds missed: '
+            + e("; ".join(details["thresholds_missed"]))
+            + "</p>"
+        )
     body.append("<h2>Figures</h2>")
-    body.append(table(["figure", "value", "threshold", "result", "meaning"],
-                      [[e(a), e(b), e(c), f'<span class="{d}">{d}</span>' if d != "—" else d,
-                        f'<span class="m">{e(w)}</span>'] for a, b, c, d, w in fig_rows], {1}))
+    body.append(
+        table(
+            ["figure", "value", "threshold", "result", "meaning"],
+            [
+                [
+                    e(a),
+                    e(b),
+                    e(c),
+                    f'<span class="{d}">{d}</span>' if d != "—" else d,
+                    f'<span class="m">{e(w)}</span>',
+                ]
+                for a, b, c, d, w in fig_rows
+            ],
+            {1},
+        )
+    )
     body.append("<h2>Per class</h2>")
-    body.append(table(["class", "precision", "recall", "F1", "support"],
-                      [[e(lab), _fmt(r["precision"]), _fmt(r["recall"]), _fmt(r["f1"]),
-                        str(r["support"])] for lab, r in metrics["per_class"].items()],
-                      {1, 2, 3, 4}))
+    body.append(
+        table(
+            ["class", "precision", "recall", "F1", "support"],
+            [
+                [e(lab), _fmt(r["precision"]), _fmt(r["recall"]), _fmt(r["f1"]), str(r["support"])]
+                for lab, r in metrics["per_class"].items()
+            ],
+            {1, 2, 3, 4},
+        )
+    )
     body.append("<h2>Per file</h2>")
-    body.append(table(["file", "s", "ground truth", "node events", "outcome", "ref. mismatches"],
-                      [[e(a), b, e(c), e(d), '<ul class="o">' + "".join(
-                          f'<li class="{word_class(x)}">{e(x)}</li>' for x in w) + "</ul>", str(m)]
-                       for a, b, c, d, w, _, m, _ in file_rows], {1, 5},
-                      ["ok" if ok else "bad" for *_, ok, _, _ in file_rows]))
+    body.append(
+        table(
+            ["file", "s", "ground truth", "node events", "outcome", "ref. mismatches"],
+            [
+                [
+                    e(a),
+                    b,
+                    e(c),
+                    e(d),
+                    '<ul class="o">'
+                    + "".join(f'<li class="{word_class(x)}">{e(x)}</li>' for x in w)
+                    + "</ul>",
+                    str(m),
+                ]
+                for a, b, c, d, w, _, m, _ in file_rows
+            ],
+            {1, 5},
+            ["ok" if ok else "bad" for *_, ok, _, _ in file_rows],
+        )
+    )
     if plots:
         body.append("<h2>Timelines</h2>")
-        body.append('<p class="key">'
-                    + "".join(f'<span><i class="sw" style="background:{c}"></i>{e(t)}</span>'
-                              for c, t in ((GREEN, "detected / correct"),
-                                           (ORANGE, "missed (ground truth)"),
-                                           (RED, "false alarm / wrong class / mistimed (node)"),
-                                           (GREY, "not scored"))) + "</p>")
+        body.append(
+            '<p class="key">'
+            + "".join(
+                f'<span><i class="sw" style="background:{c}"></i>{e(t)}</span>'
+                for c, t in (
+                    (GREEN, "detected / correct"),
+                    (ORANGE, "missed (ground truth)"),
+                    (RED, "false alarm / wrong class / mistimed (node)"),
+                    (GREY, "not scored"),
+                )
+            )
+            + "</p>"
+        )
         for f in details["files"]:
             if f["file"] in plots:
-                body.append(f"<figure><figcaption>{e(f['file'])}</figcaption>"
-                            f'<img src="{e(plots[f["file"]])}" alt="{e(f["file"])}"></figure>')
+                body.append(
+                    f"<figure><figcaption>{e(f['file'])}</figcaption>"
+                    f'<img src="{e(plots[f["file"]])}" alt="{e(f["file"])}"></figure>'
+                )
     body.append("</main>")
     md_path.with_suffix(".html").write_text(
         "<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
         f"<title>HIL report: {e(verdict)}</title><style>{css}</style></head><body>\n"
-        + "\n".join(body) + "\n</body></html>\n")
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # the run
+
 
 @dataclass
 class Thresholds:
@@ -810,10 +1055,15 @@ class Thresholds:
     max_reference_mismatches: int | None = None
 
     # the range each threshold must lie in (checked before a run starts)
-    RANGES = {"min_event_f1": (0.0, 1.0), "max_event_error_rate": (0.0, None),
-              "max_false_alarms_per_hour": (0.0, None), "min_gate_recall": (0.0, 1.0),
-              "max_onset_latency_ms": (0.0, None), "min_realtime_factor": (0.0, None),
-              "max_reference_mismatches": (0, None)}
+    RANGES = {
+        "min_event_f1": (0.0, 1.0),
+        "max_event_error_rate": (0.0, None),
+        "max_false_alarms_per_hour": (0.0, None),
+        "min_gate_recall": (0.0, 1.0),
+        "max_onset_latency_ms": (0.0, None),
+        "min_realtime_factor": (0.0, None),
+        "max_reference_mismatches": (0, None),
+    }
 
     def validate(self) -> None:
         for name, v in self.__dict__.items():
@@ -835,9 +1085,12 @@ class Thresholds:
             kind, key = name.split("_", 1)
             got = m.get(key)
             ok = got is not None and (got >= v if kind == "min" else got <= v)
-            out[key] = {"option": "--" + name.replace("_", "-"),
-                        "threshold": f"{'≥' if kind == 'min' else '≤'} {v:g}", "value": got,
-                        "pass": bool(ok)}
+            out[key] = {
+                "option": "--" + name.replace("_", "-"),
+                "threshold": f"{'≥' if kind == 'min' else '≤'} {v:g}",
+                "value": got,
+                "pass": bool(ok),
+            }
         return out
 
     def check(self, m: dict) -> list[str]:
@@ -856,9 +1109,15 @@ class Thresholds:
         return out
 
 
-def run(link: lk.NodeLink, clips: list[Clip], truth: dict[str, list[Truth]],
-        reference: Reference | None, collar: float = 0.2, plot_dir: Path | None = None,
-        progress: Callable[[str], None] | None = None) -> tuple[dict, dict]:
+def run(
+    link: lk.NodeLink,
+    clips: list[Clip],
+    truth: dict[str, list[Truth]],
+    reference: Reference | None,
+    collar: float = 0.2,
+    plot_dir: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[dict, dict]:
     """Stream every clip, score.  Returns (metrics with exactly KEYS, details).  Ctrl-C (or a
     SIGTERM the command turns into KeyboardInterrupt) stops streaming: the files streamed so
     far are scored and the result says complete: false with the files not reached.  A link
@@ -870,11 +1129,15 @@ def run(link: lk.NodeLink, clips: list[Clip], truth: dict[str, list[Truth]],
     neg = None
     if reference is not None:
         if reference.labels != labels:
-            raise HilError(f"node classes {labels} differ from the reference model's "
-                           f"{reference.labels}: pass the node's model with --model")
+            raise HilError(
+                f"node classes {labels} differ from the reference model's "
+                f"{reference.labels}: pass the node's model with --model"
+            )
         if reference.hash8 is not None and reference.hash8 != hello.model_hash:
-            raise HilError(f"node runs model {hello.model_hash.hex()}, the reference is "
-                           f"{reference.hash8.hex()}: pass the node's model with --model")
+            raise HilError(
+                f"node runs model {hello.model_hash.hex()}, the reference is "
+                f"{reference.hash8.hex()}: pass the node's model with --model"
+            )
         neg = reference.negative_index
     elif "other" in labels:
         neg = labels.index("other")
@@ -893,25 +1156,54 @@ def run(link: lk.NodeLink, clips: list[Clip], truth: dict[str, list[Truth]],
                 progress(clip.rel)
             pcm = clip.pcm
             sr = stream_file(link, pcm, labels)
-            node_ev = [{"label": e.label, "class_index": e.class_index,
-                        "onset_s": round(e.onset_sample / SR, 4),
-                        "offset_s": round((e.onset_sample + (e.end_duration or hop)) / SR, 4),
-                        "score": round(e.score, 4), "hits": e.hits,
-                        "arrival_s": round(e.arrival_sample / SR, 4)} for e in sr.events]
-            tr = [{"onset_s": t.onset_s, "offset_s": t.offset_s, "label": t.label,
-                   "scored": t.label in scored} for t in truth.get(clip.rel, [])]
-            f = {"file": clip.rel, "seconds": round(pcm.size / SR, 3), "note": clip.note,
-                 "node_events": node_ev, "truth": tr, "mismatches": [],
-                 "wall_s": round(sr.wall_s, 3), "node_status": sr.status, "inject": sr.inject,
-                 "link": sr.link_events, "node_errors": sr.node_errors}
+            node_ev = [
+                {
+                    "label": e.label,
+                    "class_index": e.class_index,
+                    "onset_s": round(e.onset_sample / SR, 4),
+                    "offset_s": round((e.onset_sample + (e.end_duration or hop)) / SR, 4),
+                    "score": round(e.score, 4),
+                    "hits": e.hits,
+                    "arrival_s": round(e.arrival_sample / SR, 4),
+                }
+                for e in sr.events
+            ]
+            tr = [
+                {
+                    "onset_s": t.onset_s,
+                    "offset_s": t.offset_s,
+                    "label": t.label,
+                    "scored": t.label in scored,
+                }
+                for t in truth.get(clip.rel, [])
+            ]
+            f = {
+                "file": clip.rel,
+                "seconds": round(pcm.size / SR, 3),
+                "note": clip.note,
+                "node_events": node_ev,
+                "truth": tr,
+                "mismatches": [],
+                "wall_s": round(sr.wall_s, 3),
+                "node_status": sr.status,
+                "inject": sr.inject,
+                "link": sr.link_events,
+                "node_errors": sr.node_errors,
+            }
             f["outcomes"] = outcomes(f, scored, collar)
             trace, cov, gr = None, 0.0, []
             if reference is not None:
                 rn = reference.run(pcm)
                 trace = rn.trace
-                f["reference_events"] = [{"label": labels[e.class_index], "onset_s":
-                                          round(e.onset_sample / SR, 4), "kind": e.kind,
-                                          "score": round(e.score / 256, 4)} for e in rn.events]
+                f["reference_events"] = [
+                    {
+                        "label": labels[e.class_index],
+                        "onset_s": round(e.onset_sample / SR, 4),
+                        "kind": e.kind,
+                        "score": round(e.score / 256, 4),
+                    }
+                    for e in rn.events
+                ]
                 f["mismatches"] = compare_reference(sr.events, rn.events, labels, hop)
                 cov = window_coverage_s(rn.windows, pcm.size, core.P.window_samples)
                 scored_truth = [t for t in truth.get(clip.rel, []) if t.label in scored]
@@ -931,7 +1223,7 @@ def run(link: lk.NodeLink, clips: list[Clip], truth: dict[str, list[Truth]],
             total_wall += sr.wall_s
     except KeyboardInterrupt:
         interrupted = True
-    except lk.LinkError as e:           # the node or link failed: keep what was measured
+    except lk.LinkError as e:  # the node or link failed: keep what was measured
         interrupted = True
         failure = e
     done = {f["file"] for f in files}
@@ -942,10 +1234,12 @@ def run(link: lk.NodeLink, clips: list[Clip], truth: dict[str, list[Truth]],
         "event_error_rate": sc["event_error_rate"],
         "per_class": sc["per_class"],
         "false_alarms_per_hour": _nan_none(sc["false_alarms"] / (audio_s / 3600.0))
-        if audio_s else None,
+        if audio_s
+        else None,
         "gate_recall": _nan_none(sum(gate_hits) / len(gate_hits)) if gate_hits else None,
-        "inference_duty_cycle": _nan_none(covered_s / audio_s) if reference is not None and
-        audio_s else None,
+        "inference_duty_cycle": _nan_none(covered_s / audio_s)
+        if reference is not None and audio_s
+        else None,
         "onset_latency_ms": sc["onset_latency_ms"],
         "realtime_factor": _nan_none(audio_s / total_wall) if total_wall else None,
         "reference_mismatches": mismatches if reference is not None else None,
@@ -956,17 +1250,29 @@ def run(link: lk.NodeLink, clips: list[Clip], truth: dict[str, list[Truth]],
         "skipped": 0,
         "ground_truth": "",
     }
-    details = {"port": link.port_name,
-               "node": {"board": hello.board, "firmware": hello.fw_version,
-                        "model_hash": hello.model_hash.hex(), "config_hash":
-                        hello.config_hash.hex(), "node_id": hello.node_id.hex(":"),
-                        "labels": labels},
-               "scored_labels": scored, "collar_s": collar,
-               "unscored_labels": sorted({t.label for ts in truth.values() for t in ts
-                                          if t.label not in scored}),
-               "false_alarms": sc["false_alarms"], "latencies_ms": sc["latencies_ms"],
-               "reference": reference is not None, "files": files, "plots": plots,
-               "complete": not interrupted, "files_not_reached": metrics["files_not_reached"]}
+    details = {
+        "port": link.port_name,
+        "node": {
+            "board": hello.board,
+            "firmware": hello.fw_version,
+            "model_hash": hello.model_hash.hex(),
+            "config_hash": hello.config_hash.hex(),
+            "node_id": hello.node_id.hex(":"),
+            "labels": labels,
+        },
+        "scored_labels": scored,
+        "collar_s": collar,
+        "unscored_labels": sorted(
+            {t.label for ts in truth.values() for t in ts if t.label not in scored}
+        ),
+        "false_alarms": sc["false_alarms"],
+        "latencies_ms": sc["latencies_ms"],
+        "reference": reference is not None,
+        "files": files,
+        "plots": plots,
+        "complete": not interrupted,
+        "files_not_reached": metrics["files_not_reached"],
+    }
     if failure is not None:
         details["failure"] = str(failure)
         failure.partial = (metrics, details)
@@ -976,6 +1282,7 @@ def run(link: lk.NodeLink, clips: list[Clip], truth: dict[str, list[Truth]],
 
 def summary_text(metrics: dict, details: dict, out: Path) -> str:
     """The scores as a few lines for people (the JSON has the same numbers)."""
+
     def f(v, fmt="{:.3f}"):
         return "n/a" if v is None else fmt.format(v)
 
@@ -984,28 +1291,36 @@ def summary_text(metrics: dict, details: dict, out: Path) -> str:
     lines = []
     if not metrics.get("complete", True):
         n_all = metrics["files_streamed"] + len(metrics["files_not_reached"])
-        lines.append(f"HIL INCOMPLETE: interrupted after {metrics['files_streamed']} of {n_all} "
-                     f"files; the figures cover those only")
-    lines += [f"HIL: {len(details['files'])} files, {metrics['audio_seconds']:.1f} s of audio at "
-              f"{f(metrics['realtime_factor'], '{:.1f}')}x real time through "
-              f"{details['port']} (model {details['node']['model_hash']}), "
-              f"{metrics.get('skipped', 0)} skipped",
-              f"  ground truth: {metrics.get('ground_truth') or 'n/a'}",
-              f"  event F1 {f(metrics['event_f1'])}   error rate "
-              f"{f(metrics['event_error_rate'])}   ({n_ev} node events, {n_tr} ground-truth "
-              f"events, collar {details['collar_s'] * 1000:.0f} ms)",
-              f"  false alarms/h {f(metrics['false_alarms_per_hour'], '{:.1f}')}   gate recall "
-              f"{f(metrics['gate_recall'])}   inference duty {f(metrics['inference_duty_cycle'])}"
-              f"   onset latency {f(metrics['onset_latency_ms'], '{:.0f}')} ms (median)",
-              f"  reference mismatches {f(metrics['reference_mismatches'], '{}')}",
-              f"  {'class':22} {'prec':>6} {'recall':>6} {'f1':>6} {'n':>4}"]
+        lines.append(
+            f"HIL INCOMPLETE: interrupted after {metrics['files_streamed']} of {n_all} "
+            f"files; the figures cover those only"
+        )
+    lines += [
+        f"HIL: {len(details['files'])} files, {metrics['audio_seconds']:.1f} s of audio at "
+        f"{f(metrics['realtime_factor'], '{:.1f}')}x real time through "
+        f"{details['port']} (model {details['node']['model_hash']}), "
+        f"{metrics.get('skipped', 0)} skipped",
+        f"  ground truth: {metrics.get('ground_truth') or 'n/a'}",
+        f"  event F1 {f(metrics['event_f1'])}   error rate "
+        f"{f(metrics['event_error_rate'])}   ({n_ev} node events, {n_tr} ground-truth "
+        f"events, collar {details['collar_s'] * 1000:.0f} ms)",
+        f"  false alarms/h {f(metrics['false_alarms_per_hour'], '{:.1f}')}   gate recall "
+        f"{f(metrics['gate_recall'])}   inference duty {f(metrics['inference_duty_cycle'])}"
+        f"   onset latency {f(metrics['onset_latency_ms'], '{:.0f}')} ms (median)",
+        f"  reference mismatches {f(metrics['reference_mismatches'], '{}')}",
+        f"  {'class':22} {'prec':>6} {'recall':>6} {'f1':>6} {'n':>4}",
+    ]
     for lab, r in metrics["per_class"].items():
-        lines.append(f"  {lab:22} {f(r['precision'], '{:6.2f}'):>6} "
-                     f"{f(r['recall'], '{:6.2f}'):>6} {f(r['f1'], '{:6.2f}'):>6} "
-                     f"{r['support']:4d}")
+        lines.append(
+            f"  {lab:22} {f(r['precision'], '{:6.2f}'):>6} "
+            f"{f(r['recall'], '{:6.2f}'):>6} {f(r['f1'], '{:6.2f}'):>6} "
+            f"{r['support']:4d}"
+        )
     for key, v in (details.get("thresholds") or {}).items():
-        lines.append(f"  {'PASS' if v['pass'] else 'FAIL'}  {key} {f(v['value'], '{:.4g}')} "
-                     f"(needed {v['threshold']}, {v['option']})")
+        lines.append(
+            f"  {'PASS' if v['pass'] else 'FAIL'}  {key} {f(v['value'], '{:.4g}')} "
+            f"(needed {v['threshold']}, {v['option']})"
+        )
     lines.append(f"  scores: {out}   report: {out.with_suffix('.md')} (.html)")
     return "\n".join(lines)
 
@@ -1023,8 +1338,11 @@ def check_output(out: Path) -> None:
         raise HilError(f"{out}: is a folder; give a file name such as {out / 'hil.json'}")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise HilError(f"{out}: cannot write here ({probe} is not writable)")
-    for p in (out.with_name(out.stem + "_details.json"), out.with_suffix(".md"),
-              out.with_suffix(".html")):
+    for p in (
+        out.with_name(out.stem + "_details.json"),
+        out.with_suffix(".md"),
+        out.with_suffix(".html"),
+    ):
         if p.is_dir():
             raise HilError(f"{p}: is a folder (the report goes there)")
     plots = out.with_name(out.stem + "_plots")
@@ -1043,46 +1361,90 @@ def ground_truth_of(args, clips: list[Clip]) -> str:
     if n:
         if args.no_truth:
             raise HilError(f"--no-truth given but {n} audio file(s) have a .txt annotation")
-        return (f"per-file .txt annotations ({n} of {len(clips)} files; files without one "
-                f"are scored as containing no target event)")
+        return (
+            f"per-file .txt annotations ({n} of {len(clips)} files; files without one "
+            f"are scored as containing no target event)"
+        )
     if not args.no_truth:
         manifest = args.root / "manifest.csv"
-        hint = (f" ({manifest} lists clip labels, not event times: write a --scenes CSV with "
-                f"scene,onset_s,offset_s,label)" if manifest.exists() else "")
-        raise HilError(f"no ground truth for {args.root}: give --scenes CSV or .txt "
-                       f"annotations next to the audio files{hint}, or --no-truth to score "
-                       f"every file as containing no target event")
-    return ("none (--no-truth): every file is scored as containing no target event, so every "
-            "node event is a false alarm and F1/recall are undefined")
+        hint = (
+            f" ({manifest} lists clip labels, not event times: write a --scenes CSV with "
+            f"scene,onset_s,offset_s,label)"
+            if manifest.exists()
+            else ""
+        )
+        raise HilError(
+            f"no ground truth for {args.root}: give --scenes CSV or .txt "
+            f"annotations next to the audio files{hint}, or --no-truth to score "
+            f"every file as containing no target event"
+        )
+    return (
+        "none (--no-truth): every file is scored as containing no target event, so every "
+        "node event is a false alarm and F1/recall are undefined"
+    )
 
 
 def main(argv=None) -> int:
     import signal
 
-    ap = argparse.ArgumentParser(prog="python tools/hil.py", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_link_args(ap, sim_help="start a simulated node (tools.twin) with --model; the audio "
-                     "comes from --root by INJECT", sim_audio=False)
+    ap = argparse.ArgumentParser(
+        prog="python tools/hil.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cli.add_link_args(
+        ap,
+        sim_help="start a simulated node (tools.twin) with --model; the audio "
+        "comes from --root by INJECT",
+        sim_audio=False,
+    )
     ap.add_argument("--root", type=Path, required=True, help="folder of audio files (recursive)")
-    ap.add_argument("--scenes", type=Path, default=None,
-                    help="ground truth: CSV (scene,onset_s,offset_s,label) or DCASE .txt")
-    ap.add_argument("--no-truth", action="store_true",
-                    help="no ground truth: score every file as containing no target event "
-                    "(every node event is a false alarm)")
-    ap.add_argument("--json-out", type=Path, default=None, dest="json_out", metavar="OUT",
-                    help="write the scores (JSON) here; details, report and plots go next to it")
-    ap.add_argument("--json", type=Path, default=None, dest="json_old", metavar="OUT",
-                    help="deprecated name of --json-out")
-    ap.add_argument("--collar", type=float, default=0.2,
-                    help="onset collar, s (default 0.2; > 0)")
-    ap.add_argument("--no-reference", action="store_true",
-                    help="skip the host reference pipeline (no model needed)")
+    ap.add_argument(
+        "--scenes",
+        type=Path,
+        default=None,
+        help="ground truth: CSV (scene,onset_s,offset_s,label) or DCASE .txt",
+    )
+    ap.add_argument(
+        "--no-truth",
+        action="store_true",
+        help="no ground truth: score every file as containing no target event "
+        "(every node event is a false alarm)",
+    )
+    ap.add_argument(
+        "--json-out",
+        type=Path,
+        default=None,
+        dest="json_out",
+        metavar="OUT",
+        help="write the scores (JSON) here; details, report and plots go next to it",
+    )
+    ap.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        dest="json_old",
+        metavar="OUT",
+        help="deprecated name of --json-out",
+    )
+    ap.add_argument("--collar", type=float, default=0.2, help="onset collar, s (default 0.2; > 0)")
+    ap.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="skip the host reference pipeline (no model needed)",
+    )
     ap.add_argument("--no-plots", action="store_true")
-    ap.add_argument("--skip-bad", action="store_true",
-                    help="skip unreadable audio files instead of refusing the run")
+    ap.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip unreadable audio files instead of refusing the run",
+    )
     for name in Thresholds.__dataclass_fields__:
-        ap.add_argument("--" + name.replace("_", "-"),
-                        type=int if name == "max_reference_mismatches" else float, default=None)
+        ap.add_argument(
+            "--" + name.replace("_", "-"),
+            type=int if name == "max_reference_mismatches" else float,
+            default=None,
+        )
     ap.add_argument("--print-json", action="store_true", help="print the scores as JSON")
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args(argv)
@@ -1097,8 +1459,7 @@ def main(argv=None) -> int:
         if args.json_old is not None:
             if args.json_out is not None:
                 raise HilError("give --json-out only (--json is its deprecated name)")
-            print("hil: warning: --json FILE is deprecated, use --json-out FILE",
-                  file=sys.stderr)
+            print("hil: warning: --json FILE is deprecated, use --json-out FILE", file=sys.stderr)
             args.json_out = args.json_old
         if args.json_out is None:
             raise HilError("--json-out FILE is required (where the scores are written)")
@@ -1108,8 +1469,11 @@ def main(argv=None) -> int:
         check_output(args.json_out)
         clips = find_audio(args.root)
         if args.scenes is not None and not args.scenes.is_file():
-            raise HilError(f"{args.scenes}: no such file" if not args.scenes.exists() else
-                           f"{args.scenes}: not a file")
+            raise HilError(
+                f"{args.scenes}: no such file"
+                if not args.scenes.exists()
+                else f"{args.scenes}: not a file"
+            )
         good, refused = [], []
         for c in clips:
             try:
@@ -1118,9 +1482,11 @@ def main(argv=None) -> int:
             except HilError as e:
                 refused.append(str(e))
         if refused and not args.skip_bad:
-            raise HilError(f"{refused[0]}" + (f" (and {len(refused) - 1} more unreadable "
-                                              f"file(s))" if len(refused) > 1 else "") +
-                           "; fix or remove it, or pass --skip-bad")
+            raise HilError(
+                f"{refused[0]}"
+                + (f" (and {len(refused) - 1} more unreadable file(s))" if len(refused) > 1 else "")
+                + "; fix or remove it, or pass --skip-bad"
+            )
         for r in refused:
             say(f"hil: skipped {r}")
         if not good:
@@ -1135,6 +1501,7 @@ def main(argv=None) -> int:
         reference = None
         if not args.no_reference:
             from tools.node import model as mdl
+
             try:
                 reference = Reference.from_model(mdl.load(args.model))
             except mdl.ModelError as e:
@@ -1145,8 +1512,10 @@ def main(argv=None) -> int:
         try:
             good, refused, truth, reference, gt = prepare()
         except KeyboardInterrupt:
-            print("hil: interrupted while checking the inputs; nothing streamed, nothing "
-                  "written", file=sys.stderr)
+            print(
+                "hil: interrupted while checking the inputs; nothing streamed, nothing written",
+                file=sys.stderr,
+            )
             raise
         out = args.json_out
         try:
@@ -1157,12 +1526,17 @@ def main(argv=None) -> int:
         failure = None
         try:
             with cli.link_from_args(args) as link:
-                metrics, details = run(link, good, truth, reference, args.collar, plot_dir,
-                                       progress=(lambda f: say(f"hil: {f}"))
-                                       if sys.stderr.isatty() else None)
-        except KeyboardInterrupt:       # before the first stream (run() keeps what it measured)
-            print("hil: interrupted before any file was streamed; nothing written",
-                  file=sys.stderr)
+                metrics, details = run(
+                    link,
+                    good,
+                    truth,
+                    reference,
+                    args.collar,
+                    plot_dir,
+                    progress=(lambda f: say(f"hil: {f}")) if sys.stderr.isatty() else None,
+                )
+        except KeyboardInterrupt:  # before the first stream (run() keeps what it measured)
+            print("hil: interrupted before any file was streamed; nothing written", file=sys.stderr)
             raise
         except lk.LinkError as e:
             if getattr(e, "partial", None) is None:
@@ -1179,7 +1553,8 @@ def main(argv=None) -> int:
         try:
             out.write_text(json.dumps(metrics, indent=1) + "\n")
             out.with_name(out.stem + "_details.json").write_text(
-                json.dumps(details, indent=1) + "\n")
+                json.dumps(details, indent=1) + "\n"
+            )
             write_report(out.with_suffix(".md"), metrics, details, details["plots"])
         except OSError as e:
             raise NodeFailure(f"{out}: cannot write the results ({e.strerror})") from None
@@ -1188,13 +1563,19 @@ def main(argv=None) -> int:
         elif not args.quiet:
             print(summary_text(metrics, details, out))
         if failure is not None:
-            print(f"hil: the run stopped after {metrics['files_streamed']} files; partial "
-                  f"results (complete: false) in {out}", file=sys.stderr)
+            print(
+                f"hil: the run stopped after {metrics['files_streamed']} files; partial "
+                f"results (complete: false) in {out}",
+                file=sys.stderr,
+            )
             raise failure
         if not metrics["complete"]:
-            print(f"hil: interrupted after {metrics['files_streamed']} of "
-                  f"{metrics['files_streamed'] + len(metrics['files_not_reached'])} files; "
-                  f"partial results (complete: false) in {out}", file=sys.stderr)
+            print(
+                f"hil: interrupted after {metrics['files_streamed']} of "
+                f"{metrics['files_streamed'] + len(metrics['files_not_reached'])} files; "
+                f"partial results (complete: false) in {out}",
+                file=sys.stderr,
+            )
             return EXIT_TERMINATED if got_term else EXIT_INTERRUPTED
         if missed:
             print("hil: thresholds missed: " + "; ".join(missed), file=sys.stderr)
@@ -1203,14 +1584,14 @@ def main(argv=None) -> int:
 
     got_term = []
 
-    def on_term(signum, frame):          # SIGTERM: stop as on Ctrl-C, exit 143
+    def on_term(signum, frame):  # SIGTERM: stop as on Ctrl-C, exit 143
         got_term.append(signum)
         raise KeyboardInterrupt
 
     old = None
     try:
         old = signal.signal(signal.SIGTERM, on_term)
-    except ValueError:                  # not the main thread: SIGTERM stays as it is
+    except ValueError:  # not the main thread: SIGTERM stays as it is
         pass
     try:
         rc = cli.run_cli(body, "hil")

@@ -23,6 +23,7 @@ Outputs (tests/audio/scenes/): street.wav, home.wav, scenes.csv (scene relative 
 folder), truth.csv (ground truth for `--root tests/audio`: the two scenes and every shipped
 event clip; scene,onset_s,offset_s,label,source), ATTRIBUTION.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,14 +61,27 @@ EVENT_CLIPS = {
 }
 
 SCENES = {
-    "street.wav": {"bed": ["background_engine_1.wav", "background_rain_1.wav"], "bed_db": -35.0,
-                   "events": [("gunshot_1.wav", 2.0), ("siren_1.wav", 6.0),
-                              ("glass_breaking_1.wav", 12.0),
-                              ("fireworks_explosion_2.wav", 17.0)]},
-    "home.wav": {"bed": ["background_sea_waves_1.wav", "background_rain_1.wav"], "bed_db": -38.0,
-                 "events": [("baby_cry_1.wav", 1.5), ("dog_bark_1.wav", 7.0),
-                            ("gunshot_2.wav", 11.0), ("other_door_wood_knock_1.wav", 17.0),
-                            ("fireworks_explosion_1.wav", 20.5)]},
+    "street.wav": {
+        "bed": ["background_engine_1.wav", "background_rain_1.wav"],
+        "bed_db": -35.0,
+        "events": [
+            ("gunshot_1.wav", 2.0),
+            ("siren_1.wav", 6.0),
+            ("glass_breaking_1.wav", 12.0),
+            ("fireworks_explosion_2.wav", 17.0),
+        ],
+    },
+    "home.wav": {
+        "bed": ["background_sea_waves_1.wav", "background_rain_1.wav"],
+        "bed_db": -38.0,
+        "events": [
+            ("baby_cry_1.wav", 1.5),
+            ("dog_bark_1.wav", 7.0),
+            ("gunshot_2.wav", 11.0),
+            ("other_door_wood_knock_1.wav", 17.0),
+            ("fireworks_explosion_1.wav", 20.5),
+        ],
+    },
 }
 
 
@@ -124,7 +138,7 @@ def build_scene(spec: dict) -> tuple[np.ndarray, list[tuple[float, float, str, s
         x[-fade:] *= ramp[::-1]
         a = int(round(at * SR))
         m = min(x.size, n - a)
-        y[a:a + m] += x[:m]
+        y[a : a + m] += x[:m]
         for on, off, label in event_spans(name, audio.load(CLIPS / name)):
             truth.append((round(at + on, 3), round(at + off, 3), label, name))
     return np.clip(np.round(y), -32768, 32767).astype(np.int16), truth
@@ -162,8 +176,7 @@ def build() -> dict[str, bytes]:
         for on, off, label, src in truth:
             scene_rows.append([scene, on, off, label, src])
             truth_rows.append([f"scenes/{scene}", on, off, label, src])
-        att.append(f"| {scene} | " + ", ".join(spec["bed"] + [e for e, _ in spec["events"]]) +
-                   " |")
+        att.append(f"| {scene} | " + ", ".join(spec["bed"] + [e for e, _ in spec["events"]]) + " |")
     for name in sorted(EVENT_CLIPS):
         for on, off, label in event_spans(name, audio.load(CLIPS / name)):
             truth_rows.append([name, on, off, label, name])
@@ -182,18 +195,27 @@ def build() -> dict[str, bytes]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tools.make_scenes", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m tools.make_scenes",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--check", action="store_true", help="compare with the files in --out")
     args = ap.parse_args(argv)
     files = build()
     if args.check:
-        bad = [n for n, b in files.items() if not (args.out / n).exists() or
-               (args.out / n).read_bytes() != b]
+        bad = [
+            n
+            for n, b in files.items()
+            if not (args.out / n).exists() or (args.out / n).read_bytes() != b
+        ]
         if bad:
-            print(f"make_scenes: {', '.join(bad)} differ from a rebuild: run "
-                  f"`python -m tools.make_scenes`", file=sys.stderr)
+            print(
+                f"make_scenes: {', '.join(bad)} differ from a rebuild: run "
+                f"`python -m tools.make_scenes`",
+                file=sys.stderr,
+            )
             return 1
         return 0
     args.out.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ tool (`--timeout NAME=SECONDS`, see `add_link_args`).
 
 INJECT flow control (docs/protocol.md section 6) lives in `InjectStream`.
 """
+
 from __future__ import annotations
 
 import collections
@@ -31,10 +32,10 @@ import os
 import stat
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
-if __package__ in (None, ""):            # `python tools/link.py`
+if __package__ in (None, ""):  # `python tools/link.py`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from tools.errors import ToolError
@@ -78,6 +79,7 @@ class Timeouts:
     idle_s       monitor/record: no frame at all for this long -> report the node as silent
     retries      requests (CONFIG, CMD) re-sent this many times when their answer is lost
     """
+
     open_s: float = 2.0
     poll_s: float = 0.05
     hello_s: float = 1.0
@@ -99,8 +101,9 @@ class Timeouts:
         if not key.endswith("_s") and key not in ints and key + "_s" in names:
             key += "_s"
         if not sep or key not in names:
-            raise LinkError(f"bad timeout {spec!r}: use NAME=SECONDS with NAME one of "
-                            f"{', '.join(names)}", 2)
+            raise LinkError(
+                f"bad timeout {spec!r}: use NAME=SECONDS with NAME one of {', '.join(names)}", 2
+            )
         try:
             v = int(value) if key in ints else float(value)
         except ValueError:
@@ -115,8 +118,9 @@ def check_hello(hello: pr.Hello) -> pr.Hello:
     v = hello.proto_version
     if v != pr.PROTO_VERSION:
         what = "the host tools (git pull)" if v > pr.PROTO_VERSION else "the node's firmware"
-        raise LinkError(f"node speaks protocol v{v}, this tool v{pr.PROTO_VERSION}: update {what}",
-                        2)
+        raise LinkError(
+            f"node speaks protocol v{v}, this tool v{pr.PROTO_VERSION}: update {what}", 2
+        )
     return hello
 
 
@@ -124,36 +128,53 @@ def _serial_error(port: str, e: BaseException, when: str) -> LinkError:
     """A SerialException/OSError as a LinkError with a reason a person can act on."""
     en = getattr(e, "errno", None)
     text = str(e)
-    if en == errno.ENOENT or "No such file" in text or "could not open port" in text and \
-            "No such" in text:
-        return LinkError(f"{port}: no such serial port (is the node plugged in? see "
-                         f"`python -m serial.tools.list_ports`)", 2)
+    if (
+        en == errno.ENOENT
+        or "No such file" in text
+        or "could not open port" in text
+        and "No such" in text
+    ):
+        return LinkError(
+            f"{port}: no such serial port (is the node plugged in? see "
+            f"`python -m serial.tools.list_ports`)",
+            2,
+        )
     if en in (errno.EACCES, errno.EPERM) or "Permission denied" in text:
-        return LinkError(f"{port}: permission denied (add yourself to the 'dialout' group, "
-                         f"then log in again)", 2)
+        return LinkError(
+            f"{port}: permission denied (add yourself to the 'dialout' group, then log in again)", 2
+        )
     if en in (errno.EBUSY, errno.EAGAIN) or "exclusively lock" in text or "busy" in text.lower():
-        return LinkError(f"{port}: port busy (another program has it open: a monitor, "
-                         f"a second tool, ModemManager?)", 1)
+        return LinkError(
+            f"{port}: port busy (another program has it open: a monitor, "
+            f"a second tool, ModemManager?)",
+            1,
+        )
     if when == "open":
         return LinkError(f"{port}: cannot open ({text})", 1)
-    return LinkError(f"{port}: port vanished while {when} (cable pulled or node reset?): "
-                     f"{text}", 1)
+    return LinkError(f"{port}: port vanished while {when} (cable pulled or node reset?): {text}", 1)
 
 
 def check_serial_path(port: str) -> None:
     """A path that exists but is no serial device (a regular file, a folder): bad input, exit 2
     (pyserial would fail with "Inappropriate ioctl for device")."""
     if "://" in port:
-        return                                   # a pyserial URL (socket://, loop://, ...)
+        return  # a pyserial URL (socket://, loop://, ...)
     try:
         st = os.stat(port)
     except OSError:
-        return                                   # missing / no permission: _serial_error says
+        return  # missing / no permission: _serial_error says
     if not stat.S_ISCHR(st.st_mode):
-        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a regular file" \
-            if stat.S_ISREG(st.st_mode) else "not a character device"
-        raise LinkError(f"{port}: not a serial port ({kind}); give the node's serial device, "
-                        f"e.g. /dev/ttyUSB0", 2)
+        kind = (
+            "a folder"
+            if stat.S_ISDIR(st.st_mode)
+            else "a regular file"
+            if stat.S_ISREG(st.st_mode)
+            else "not a character device"
+        )
+        raise LinkError(
+            f"{port}: not a serial port ({kind}); give the node's serial device, e.g. /dev/ttyUSB0",
+            2,
+        )
 
 
 class NodeLink:
@@ -166,8 +187,13 @@ class NodeLink:
     decoder counters.
     """
 
-    def __init__(self, port: str, baud: int = DEFAULT_BAUD, timeouts: Timeouts | None = None,
-                 serial_factory: Callable | None = None):
+    def __init__(
+        self,
+        port: str,
+        baud: int = DEFAULT_BAUD,
+        timeouts: Timeouts | None = None,
+        serial_factory: Callable | None = None,
+    ):
         self.port_name = port
         self.baud = baud
         self.timeouts = timeouts or Timeouts()
@@ -182,7 +208,7 @@ class NodeLink:
         self.bytes_out = 0
 
     # ---- lifetime ---------------------------------------------------------------------------
-    def open(self) -> "NodeLink":
+    def open(self) -> NodeLink:
         import serial
 
         if self._factory is None:
@@ -194,8 +220,12 @@ class NodeLink:
                     self.serial = self._factory(self.port_name, self.baud, self.timeouts)
                 else:
                     self.serial = serial.serial_for_url(
-                        self.port_name, baudrate=self.baud, timeout=self.timeouts.poll_s,
-                        write_timeout=self.timeouts.write_s, exclusive=True)
+                        self.port_name,
+                        baudrate=self.baud,
+                        timeout=self.timeouts.poll_s,
+                        write_timeout=self.timeouts.write_s,
+                        exclusive=True,
+                    )
                 return self
             except (serial.SerialException, OSError, ValueError) as e:
                 err = _serial_error(self.port_name, e, "open")
@@ -211,13 +241,13 @@ class NodeLink:
         if s is not None:
             try:
                 s.close()
-            except Exception:                    # closing a vanished port: nothing to save
+            except Exception:  # closing a vanished port: nothing to save
                 pass
         if self._twin is not None:
             t, self._twin = self._twin, None
             t.stop()
 
-    def __enter__(self) -> "NodeLink":
+    def __enter__(self) -> NodeLink:
         if self.serial is None:
             self.open()
         return self
@@ -243,8 +273,11 @@ class NodeLink:
         try:
             s.write(data)
         except serial.SerialTimeoutException:
-            raise LinkError(f"{self.port_name}: write stalled for {self.timeouts.write_s} s "
-                            f"(node not reading?)", 1) from None
+            raise LinkError(
+                f"{self.port_name}: write stalled for {self.timeouts.write_s} s "
+                f"(node not reading?)",
+                1,
+            ) from None
         except (serial.SerialException, OSError) as e:
             raise _serial_error(self.port_name, e, "writing") from None
         self.bytes_out += len(data)
@@ -270,7 +303,7 @@ class NodeLink:
             return data
         except (serial.SerialException, OSError) as e:
             raise _serial_error(self.port_name, e, "reading") from None
-        except TypeError as e:                   # pyserial on a closed fd mid-read
+        except TypeError as e:  # pyserial on a closed fd mid-read
             raise LinkError(f"{self.port_name}: port vanished while reading ({e})", 1) from None
 
     def _poll(self) -> list:
@@ -299,8 +332,7 @@ class NodeLink:
                 yield self._backlog.popleft()
             if end is not None and time.monotonic() >= end:
                 return
-            for it in self._poll():
-                yield it
+            yield from self._poll()
 
     def poll(self) -> list:
         """Items available now (backlog first, then one read of at most Timeouts.poll_s)."""
@@ -320,7 +352,7 @@ class NodeLink:
                 if match(it):
                     if drop_before:
                         self._backlog.clear()
-                    self._backlog.extend(items[i + 1:])
+                    self._backlog.extend(items[i + 1 :])
                     return it
                 self._backlog.append(it)
         return None
@@ -333,23 +365,36 @@ class NodeLink:
         garbage = st.garbage_bytes - stats_before.garbage_bytes
         lines = st.log_lines - stats_before.log_lines
         if got == 0:
-            return LinkError(f"{self.port_name}: node not answering (no bytes in {waited:.1f} s "
-                             f"at {self.baud} baud; is it powered and running the earwitness "
-                             f"firmware?)", 1)
+            return LinkError(
+                f"{self.port_name}: node not answering (no bytes in {waited:.1f} s "
+                f"at {self.baud} baud; is it powered and running the earwitness "
+                f"firmware?)",
+                1,
+            )
         text = st.text_bytes - stats_before.text_bytes
         delim = st.delim_bytes - stats_before.delim_bytes
         if frames == 0 and (garbage > 0 or got - text - delim > got // 10):
             other = next(b for b in BAUD_CANDIDATES if b != self.baud)
-            return LinkError(f"{self.port_name}: {got} bytes but no valid frame in {waited:.1f} s "
-                             f"at {self.baud} baud: wrong baud? try --baud {other}", 1)
+            return LinkError(
+                f"{self.port_name}: {got} bytes but no valid frame in {waited:.1f} s "
+                f"at {self.baud} baud: wrong baud? try --baud {other}",
+                1,
+            )
         if frames == 0:
-            return LinkError(f"{self.port_name}: only log text ({lines} lines), no HELLO in "
-                             f"{waited:.1f} s: is the earwitness firmware flashed?", 1)
-        return LinkError(f"{self.port_name}: {frames} frames but no HELLO in {waited:.1f} s "
-                         f"(node ignoring HELLO requests?)", 1)
+            return LinkError(
+                f"{self.port_name}: only log text ({lines} lines), no HELLO in "
+                f"{waited:.1f} s: is the earwitness firmware flashed?",
+                1,
+            )
+        return LinkError(
+            f"{self.port_name}: {frames} frames but no HELLO in {waited:.1f} s "
+            f"(node ignoring HELLO requests?)",
+            1,
+        )
 
-    def hello(self, timeout: float | None = None, tries: int | None = None,
-              check: bool = True) -> pr.Hello:
+    def hello(
+        self, timeout: float | None = None, tries: int | None = None, check: bool = True
+    ) -> pr.Hello:
         """Request HELLO and wait for it (Timeouts.hello_s per try, hello_tries tries).
 
         Raises LinkError: node silent, wrong baud (only garbage), no HELLO, or (check=True) an
@@ -360,8 +405,9 @@ class NodeLink:
         t0 = time.monotonic()
         for _ in range(max(1, tries)):
             self.send(pr.HelloRequest())
-            it = self._wait(lambda x: isinstance(x, pr.Frame) and isinstance(x.msg, pr.Hello),
-                            per_try)
+            it = self._wait(
+                lambda x: isinstance(x, pr.Frame) and isinstance(x.msg, pr.Hello), per_try
+            )
             if it is not None:
                 return check_hello(it.msg) if check else it.msg
         raise self._no_hello(time.monotonic() - t0, before)
@@ -377,8 +423,13 @@ class NodeLink:
         return check_hello(it.msg) if check else it.msg
 
     # ---- requests ---------------------------------------------------------------------------
-    def request(self, msg: pr.Message, answer: Callable[[pr.Frame, int], bool] | None = None,
-                timeout: float | None = None, drop_before: bool = False) -> pr.Frame:
+    def request(
+        self,
+        msg: pr.Message,
+        answer: Callable[[pr.Frame, int], bool] | None = None,
+        timeout: float | None = None,
+        drop_before: bool = False,
+    ) -> pr.Frame:
         """Send msg and wait for its answer: an ERROR with ref_seq = its seq raises LinkError;
         `answer(frame, seq)` decides what else answers it (default: an ACK of that seq)."""
         timeout = self.timeouts.reply_s if timeout is None else timeout
@@ -403,45 +454,65 @@ class NodeLink:
         if fr is None:
             raise LinkError(f"{self.port_name}: no answer to {name} in {timeout:.1f} s", 1)
         if isinstance(fr.msg, pr.Error):
-            raise NodeRefused(f"node refused {name}: error {fr.msg.code} "
-                              f"{ERROR_NAMES.get(fr.msg.code, '')} {fr.msg.message}".rstrip(),
-                              fr.msg.code, fr.msg.message)
+            raise NodeRefused(
+                f"node refused {name}: error {fr.msg.code} "
+                f"{ERROR_NAMES.get(fr.msg.code, '')} {fr.msg.message}".rstrip(),
+                fr.msg.code,
+                fr.msg.message,
+            )
         return fr
 
-    def command(self, command: int, arg: int = 0, timeout: float | None = None,
-                drop_before: bool = False) -> pr.Frame:
+    def command(
+        self, command: int, arg: int = 0, timeout: float | None = None, drop_before: bool = False
+    ) -> pr.Frame:
         """CMD answered by ACK (START_STREAM, STOP_STREAM, REBOOT) or STATUS / HELLO."""
         want = {pr.CMD_STATUS: pr.Status, pr.CMD_HELLO: pr.Hello}.get(command)
         if want is not None:
-            return self.request(pr.Cmd(command, arg), lambda f, s: isinstance(f.msg, want),
-                                timeout, drop_before)
+            return self.request(
+                pr.Cmd(command, arg), lambda f, s: isinstance(f.msg, want), timeout, drop_before
+            )
         return self.request(pr.Cmd(command, arg), None, timeout, drop_before)
 
     def config_get(self, key: int, timeout: float | None = None) -> int:
-        fr = self.request(pr.ConfigGet(key), lambda f, s: isinstance(f.msg, pr.Config) and
-                          f.msg.key == key, timeout)
+        fr = self.request(
+            pr.ConfigGet(key),
+            lambda f, s: isinstance(f.msg, pr.Config) and f.msg.key == key,
+            timeout,
+        )
         return fr.msg.value
 
     def config_set(self, key: int, value: int, timeout: float | None = None) -> int:
         """Set a CONFIG key; returns the value now in effect (the node may round it)."""
-        fr = self.request(pr.ConfigSet(key, value), lambda f, s: isinstance(f.msg, pr.Config) and
-                          f.msg.key == key, timeout)
+        fr = self.request(
+            pr.ConfigSet(key, value),
+            lambda f, s: isinstance(f.msg, pr.Config) and f.msg.key == key,
+            timeout,
+        )
         return fr.msg.value
 
     def status(self, timeout: float | None = None) -> pr.Status:
         return self.command(pr.CMD_STATUS, 0, timeout).msg
 
 
-ERROR_NAMES = {pr.ERRC_BAD_FRAME: "BAD_FRAME", pr.ERRC_UNKNOWN_TYPE: "UNKNOWN_TYPE",
-               pr.ERRC_BAD_PAYLOAD: "BAD_PAYLOAD", pr.ERRC_BAD_CONFIG_KEY: "BAD_CONFIG_KEY",
-               pr.ERRC_BAD_VALUE: "BAD_VALUE", pr.ERRC_NO_CREDIT: "NO_CREDIT",
-               pr.ERRC_OVERRUN: "OVERRUN", pr.ERRC_MODEL_MISMATCH: "MODEL_MISMATCH",
-               pr.ERRC_BUSY: "BUSY", pr.ERRC_UNSUPPORTED: "UNSUPPORTED",
-               pr.ERRC_SEQ_GAP: "SEQ_GAP", pr.ERRC_INTERNAL: "INTERNAL"}
+ERROR_NAMES = {
+    pr.ERRC_BAD_FRAME: "BAD_FRAME",
+    pr.ERRC_UNKNOWN_TYPE: "UNKNOWN_TYPE",
+    pr.ERRC_BAD_PAYLOAD: "BAD_PAYLOAD",
+    pr.ERRC_BAD_CONFIG_KEY: "BAD_CONFIG_KEY",
+    pr.ERRC_BAD_VALUE: "BAD_VALUE",
+    pr.ERRC_NO_CREDIT: "NO_CREDIT",
+    pr.ERRC_OVERRUN: "OVERRUN",
+    pr.ERRC_MODEL_MISMATCH: "MODEL_MISMATCH",
+    pr.ERRC_BUSY: "BUSY",
+    pr.ERRC_UNSUPPORTED: "UNSUPPORTED",
+    pr.ERRC_SEQ_GAP: "SEQ_GAP",
+    pr.ERRC_INTERNAL: "INTERNAL",
+}
 
 
 # --------------------------------------------------------------------------------------------
 # INJECT with credit-based flow control (docs/protocol.md section 6)
+
 
 class InjectStream:
     """Host side of INJECT flow control.
@@ -461,8 +532,8 @@ class InjectStream:
 
     def __init__(self, link: NodeLink, first_sample: int = 0, max_chunk: int = pr.MAX_PCM):
         self.link = link
-        self.base = first_sample          # stream position of pcm[0]
-        self.position = first_sample      # next sample to send
+        self.base = first_sample  # stream position of pcm[0]
+        self.position = first_sample  # next sample to send
         self.credit = 0
         self.max_chunk = min(max_chunk, pr.MAX_PCM)
         self.sent_frames = 0
@@ -524,9 +595,9 @@ class InjectStream:
         while self.position < end:
             n = min(self.max_chunk, end - self.position, self.credit)
             if n <= 0 or (n < self.max_chunk and self.position + n < end and n < 256):
-                break                         # wait for more credit rather than send crumbs
+                break  # wait for more credit rather than send crumbs
             i = self.position - self.base
-            chunk = np.ascontiguousarray(pcm[i:i + n], dtype=np.int16)
+            chunk = np.ascontiguousarray(pcm[i : i + n], dtype=np.int16)
             seq = self.link.send(pr.Inject(self.position, _as_array(chunk)))
             self._inflight[seq] = (self.position, n)
             while len(self._inflight) > 256:
@@ -553,12 +624,16 @@ class InjectStream:
             if self.position >= end:
                 break
             if now - t_wait > self.link.timeouts.stall_s:
-                raise LinkError(f"{self.link.port_name}: node granted no INJECT credit for "
-                                f"{self.link.timeouts.stall_s:.0f} s (stream at sample "
-                                f"{self.position}; is it in INJECT mode?)", 1)
-            if now - self._last_credit > self.link.timeouts.credit_s and \
-                    self.credit < min(self.max_chunk, end - self.position):
-                self._resync_pending = False      # a lost STATUS answer: ask again
+                raise LinkError(
+                    f"{self.link.port_name}: node granted no INJECT credit for "
+                    f"{self.link.timeouts.stall_s:.0f} s (stream at sample "
+                    f"{self.position}; is it in INJECT mode?)",
+                    1,
+                )
+            if now - self._last_credit > self.link.timeouts.credit_s and self.credit < min(
+                self.max_chunk, end - self.position
+            ):
+                self._resync_pending = False  # a lost STATUS answer: ask again
                 self.resync()
 
 

@@ -18,6 +18,7 @@ Typical use with pyserial::
 or as a `serial.threaded.ReaderThread` protocol: subclass `NodeProtocol` and override
 `handle_item`.
 """
+
 from __future__ import annotations
 
 import array
@@ -25,7 +26,7 @@ import struct
 import sys
 import zlib
 from dataclasses import dataclass, field, fields
-from typing import ClassVar, Union
+from typing import ClassVar
 
 from tools.node import params as _params
 
@@ -34,7 +35,7 @@ MAGIC = 0xE7
 MAX_PAYLOAD = 1280
 HEADER = 4
 OVERHEAD = 8
-MAX_BODY = MAX_PAYLOAD + OVERHEAD                # 1288
+MAX_BODY = MAX_PAYLOAD + OVERHEAD  # 1288
 
 
 def cobs_max_encoded(n: int) -> int:
@@ -42,8 +43,8 @@ def cobs_max_encoded(n: int) -> int:
     return n + n // 254 + 1
 
 
-MAX_ENCODED = cobs_max_encoded(MAX_BODY)         # 1294: the decoder's chunk limit
-MAX_WIRE = MAX_ENCODED + 2                       # 1296: any frame, both delimiters
+MAX_ENCODED = cobs_max_encoded(MAX_BODY)  # 1294: the decoder's chunk limit
+MAX_WIRE = MAX_ENCODED + 2  # 1296: any frame, both delimiters
 MAX_NAME = 32
 MAX_LABELS = 32
 MAX_ERROR_TEXT = 96
@@ -54,22 +55,44 @@ NODE_ID_BYTES = 6
 # message types
 HELLO, EVENT, STATUS, AUDIO, INJECT, CREDIT = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06
 CONFIG_GET, CONFIG_SET, CONFIG, ACK, ERROR, CMD = 0x07, 0x08, 0x09, 0x0A, 0x0B, 0x0C
-TYPE_NAMES = {HELLO: "HELLO", EVENT: "EVENT", STATUS: "STATUS", AUDIO: "AUDIO", INJECT: "INJECT",
-              CREDIT: "CREDIT", CONFIG_GET: "CONFIG_GET", CONFIG_SET: "CONFIG_SET",
-              CONFIG: "CONFIG", ACK: "ACK", ERROR: "ERROR", CMD: "CMD"}
+TYPE_NAMES = {
+    HELLO: "HELLO",
+    EVENT: "EVENT",
+    STATUS: "STATUS",
+    AUDIO: "AUDIO",
+    INJECT: "INJECT",
+    CREDIT: "CREDIT",
+    CONFIG_GET: "CONFIG_GET",
+    CONFIG_SET: "CONFIG_SET",
+    CONFIG: "CONFIG",
+    ACK: "ACK",
+    ERROR: "ERROR",
+    CMD: "CMD",
+}
 
 # HELLO.reset_reason (ESP-IDF esp_reset_reason_t numbering)
-RESET_REASONS = {0: "unknown", 1: "poweron", 2: "ext", 3: "sw", 4: "panic", 5: "int_wdt",
-                 6: "task_wdt", 7: "wdt", 8: "deepsleep", 9: "brownout", 10: "sdio"}
+RESET_REASONS = {
+    0: "unknown",
+    1: "poweron",
+    2: "ext",
+    3: "sw",
+    4: "panic",
+    5: "int_wdt",
+    6: "task_wdt",
+    7: "wdt",
+    8: "deepsleep",
+    9: "brownout",
+    10: "sdio",
+}
 # EVENT.kind
 EVENT_ONSET, EVENT_END = 0, 1
 # CONFIG keys: CFG_<id> = key of every ewcore.toml [[setting]] (CFG_MODE, CFG_GAIN_DB_Q8, ...,
 # CFG_HABITUATE_MAX_SCORE_Q8: the table in docs/protocol.md), and the class threshold keys
 SETTINGS, THRESHOLDS = _params.settings()
 globals().update({f"CFG_{_s.id}": _s.key for _s in SETTINGS})
-CFG_THRESHOLD_BASE = THRESHOLDS.key_base         # + class index, 0x0100..0x01FF
+CFG_THRESHOLD_BASE = THRESHOLDS.key_base  # + class index, 0x0100..0x01FF
 CFG_THRESHOLD_LAST = THRESHOLDS.key_last
-THRESHOLD_OFF = _params.THRESHOLD_OFF           # THRESHOLD value: class disabled
+THRESHOLD_OFF = _params.THRESHOLD_OFF  # THRESHOLD value: class disabled
 
 
 def cfg_threshold(class_index: int) -> int:
@@ -107,6 +130,7 @@ class ProtocolError(ValueError):
 # --------------------------------------------------------------------------------------------
 # COBS, CRC, frames
 
+
 def crc32(data: bytes) -> int:
     """IEEE 802.3 CRC-32 (zlib.crc32)."""
     return zlib.crc32(data) & 0xFFFFFFFF
@@ -115,7 +139,7 @@ def crc32(data: bytes) -> int:
 def cobs_encode(data: bytes) -> bytes:
     """Canonical COBS encoding (no delimiter); a final 0xFF piece is followed by 0x01."""
     out = bytearray()
-    for piece in bytes(data).split(b"\0"):   # n zeros -> n + 1 pieces
+    for piece in bytes(data).split(b"\0"):  # n zeros -> n + 1 pieces
         while len(piece) >= 254:
             out.append(0xFF)
             out += piece[:254]
@@ -133,9 +157,10 @@ def cobs_decode(block: bytes) -> bytes:
         code = block[i]
         i += 1
         if code == 0 or code - 1 > n - i:
-            raise ProtocolError(f"COBS code 0x{code:02x} at offset {i - 1} runs past the "
-                                f"{n}-byte block", "cobs")
-        out += block[i:i + code - 1]
+            raise ProtocolError(
+                f"COBS code 0x{code:02x} at offset {i - 1} runs past the {n}-byte block", "cobs"
+            )
+        out += block[i : i + code - 1]
         i += code - 1
         if code != 0xFF and i < n:
             out.append(0)
@@ -159,6 +184,7 @@ def encode_frame(type: int, seq: int, payload: bytes = b"") -> bytes:
 # --------------------------------------------------------------------------------------------
 # Typed messages
 
+
 def _pack(fmt: str, *values) -> bytes:
     try:
         return struct.pack(fmt, *values)
@@ -179,7 +205,7 @@ def _string(b: bytes, pos: int, limit: int, what: str) -> tuple[bytes, int]:
         raise ProtocolError(f"{what}: length {n} exceeds {limit}", "range")
     if len(b) - pos - 1 < n:
         raise ProtocolError(f"{what}: {n} bytes announced, {len(b) - pos - 1} present", "short")
-    return b[pos + 1:pos + 1 + n], pos + 1 + n
+    return b[pos + 1 : pos + 1 + n], pos + 1 + n
 
 
 def _put_string(s: str | bytes, limit: int, what: str) -> bytes:
@@ -202,6 +228,7 @@ def _fixed_bytes(v, n: int, what: str) -> bytes:
 
 class Message:
     """Base of the typed payloads: `TYPE`, `pack() -> bytes`, `unpack(payload)` classmethod."""
+
     TYPE: ClassVar[int]
 
     def pack(self) -> bytes:  # pragma: no cover - overridden
@@ -214,6 +241,7 @@ class Message:
 
 class _Fixed(Message):
     """Messages with a fixed struct layout: FORMAT + the dataclass fields in order."""
+
     FORMAT: ClassVar[str]
 
     def pack(self) -> bytes:
@@ -229,6 +257,7 @@ class _Fixed(Message):
 @dataclass
 class HelloRequest(Message):
     """HELLO with an empty payload (host->node): "send HELLO"."""
+
     TYPE: ClassVar[int] = HELLO
 
     def pack(self) -> bytes:
@@ -242,6 +271,7 @@ class HelloRequest(Message):
 @dataclass
 class Hello(Message):
     """HELLO (0x01), node->host: identity, sent at boot and on request."""
+
     TYPE: ClassVar[int] = HELLO
     proto_version: int = PROTO_VERSION
     fw_major: int = 0
@@ -255,7 +285,7 @@ class Hello(Message):
     board: str = ""
     labels: list = field(default_factory=list)
 
-    FIXED: ClassVar[str] = "<BBBBBI8s8s6s"      # 31 bytes
+    FIXED: ClassVar[str] = "<BBBBBI8s8s6s"  # 31 bytes
 
     @property
     def fw_version(self) -> str:
@@ -267,8 +297,18 @@ class Hello(Message):
         node_id = _fixed_bytes(self.node_id, NODE_ID_BYTES, "node_id")
         if len(self.labels) > MAX_LABELS:
             raise ProtocolError(f"{len(self.labels)} labels, more than {MAX_LABELS}", "range")
-        out = _pack(self.FIXED, self.proto_version, self.fw_major, self.fw_minor, self.fw_patch,
-                    self.reset_reason, self.sample_rate_hz, model_hash, config_hash, node_id)
+        out = _pack(
+            self.FIXED,
+            self.proto_version,
+            self.fw_major,
+            self.fw_minor,
+            self.fw_patch,
+            self.reset_reason,
+            self.sample_rate_hz,
+            model_hash,
+            config_hash,
+            node_id,
+        )
         out += _put_string(self.board, MAX_NAME, "board")
         out += bytes([len(self.labels)])
         for i, lab in enumerate(self.labels):
@@ -298,12 +338,13 @@ class Hello(Message):
 @dataclass
 class Event(_Fixed):
     """EVENT (0x02): a detection (kind EVENT_ONSET at once, EVENT_END when it closes)."""
+
     TYPE: ClassVar[int] = EVENT
     FORMAT: ClassVar[str] = "<QIBBBH"
     onset_sample: int = 0
     duration_samples: int = 0
     class_index: int = 0
-    score: int = 0            # Q0.8 probability
+    score: int = 0  # Q0.8 probability
     kind: int = EVENT_ONSET
     hits: int = 1
 
@@ -311,6 +352,7 @@ class Event(_Fixed):
 @dataclass
 class Status(_Fixed):
     """STATUS (0x03): levels, gate duty, inference timing, drops, flow-control credit."""
+
     TYPE: ClassVar[int] = STATUS
     FORMAT: ClassVar[str] = "<QhhHIIIIBI"
     sample_index: int = 0
@@ -368,6 +410,7 @@ class _Pcm(Message):
 @dataclass
 class Audio(_Pcm):
     """AUDIO (0x04), node->host: int16 PCM from sample index first_sample (<= 512 samples)."""
+
     TYPE: ClassVar[int] = AUDIO
     first_sample: int = 0
     samples: array.array = field(default_factory=lambda: array.array("h"))
@@ -376,6 +419,7 @@ class Audio(_Pcm):
 @dataclass
 class Inject(_Pcm):
     """INJECT (0x05), host->node: int16 PCM at host stream position first_sample."""
+
     TYPE: ClassVar[int] = INJECT
     first_sample: int = 0
     samples: array.array = field(default_factory=lambda: array.array("h"))
@@ -384,6 +428,7 @@ class Inject(_Pcm):
 @dataclass
 class Credit(_Fixed):
     """CREDIT (0x06), node->host: grant of INJECT samples."""
+
     TYPE: ClassVar[int] = CREDIT
     FORMAT: ClassVar[str] = "<I"
     credits_samples: int = 0
@@ -407,6 +452,7 @@ class ConfigSet(_Fixed):
 @dataclass
 class Config(_Fixed):
     """CONFIG (0x09), node->host: current value of a key (answer to CONFIG_GET / CONFIG_SET)."""
+
     TYPE: ClassVar[int] = CONFIG
     FORMAT: ClassVar[str] = "<Hi"
     key: int = 0
@@ -424,14 +470,16 @@ class Ack(_Fixed):
 @dataclass
 class Error(Message):
     """ERROR (0x0B): code (ERRC_*), seq of the frame it refers to, short text."""
+
     TYPE: ClassVar[int] = ERROR
     code: int = 0
     ref_seq: int = 0
     message: str = ""
 
     def pack(self) -> bytes:
-        return _pack("<HH", self.code, self.ref_seq) + _put_string(self.message, MAX_ERROR_TEXT,
-                                                                    "ERROR message")
+        return _pack("<HH", self.code, self.ref_seq) + _put_string(
+            self.message, MAX_ERROR_TEXT, "ERROR message"
+        )
 
     @classmethod
     def unpack(cls, payload: bytes):
@@ -445,15 +493,30 @@ class Error(Message):
 @dataclass
 class Cmd(_Fixed):
     """CMD (0x0C), host->node: command (CMD_*) with a u32 argument."""
+
     TYPE: ClassVar[int] = CMD
     FORMAT: ClassVar[str] = "<BI"
     command: int = 0
     arg: int = 0
 
 
-MESSAGE_TYPES: dict[int, type] = {c.TYPE: c for c in (Hello, Event, Status, Audio, Inject, Credit,
-                                                      ConfigGet, ConfigSet, Config, Ack, Error,
-                                                      Cmd)}
+MESSAGE_TYPES: dict[int, type] = {
+    c.TYPE: c
+    for c in (
+        Hello,
+        Event,
+        Status,
+        Audio,
+        Inject,
+        Credit,
+        ConfigGet,
+        ConfigSet,
+        Config,
+        Ack,
+        Error,
+        Cmd,
+    )
+}
 
 
 def unpack_payload(type: int, payload: bytes) -> Message:
@@ -472,7 +535,7 @@ class Encoder:
     def __init__(self, seq: int = 0):
         self.seq = seq & 0xFFFF
 
-    def encode(self, msg: Union[Message, int], payload: bytes | None = None) -> bytes:
+    def encode(self, msg: Message | int, payload: bytes | None = None) -> bytes:
         """encode(Message) or encode(type, payload): wire bytes; the counter advances."""
         if isinstance(msg, Message):
             if payload is not None:
@@ -488,10 +551,12 @@ class Encoder:
 # --------------------------------------------------------------------------------------------
 # Decoder
 
+
 @dataclass
 class Frame:
     """A valid frame.  `msg` is the typed message for a known type whose payload parses;
     otherwise None with the reason in `error`."""
+
     type: int
     seq: int
     payload: bytes
@@ -510,12 +575,14 @@ class Frame:
 @dataclass
 class LogLine:
     """A plain-text line (printable ASCII, TAB, CR, ESC only), trailing CR/LF removed."""
+
     text: str
 
 
 @dataclass
 class DecodeError:
     """A rejected chunk: kind is "cobs", "short", "oversize", "magic" or "crc"."""
+
     kind: str
     detail: str
     raw_len: int
@@ -524,6 +591,7 @@ class DecodeError:
 @dataclass
 class SeqGap:
     """`missing` frames were lost before the frame with seq `got` (precedes that Frame)."""
+
     expected: int
     got: int
     missing: int
@@ -532,6 +600,7 @@ class SeqGap:
 @dataclass
 class SeqBackward:
     """The frame with seq `got` is `behind` frames before the expected one (1 = duplicate)."""
+
     expected: int
     got: int
     behind: int
@@ -540,16 +609,18 @@ class SeqBackward:
 @dataclass
 class NodeReset:
     """A HELLO arrived after other frames: the sender restarted, sequence tracking restarts."""
+
     expected: int
     got: int
 
 
-Item = Union[Frame, LogLine, DecodeError, SeqGap, SeqBackward, NodeReset]
+Item = Frame | LogLine | DecodeError | SeqGap | SeqBackward | NodeReset
 
 
 @dataclass
 class DecoderStats:
     """Same counters as the C decoder's ew_proto_stats_t (unbounded here, mod 2^32 in C)."""
+
     bytes_in: int = 0
     delim_bytes: int = 0
     frame_bytes: int = 0
@@ -567,7 +638,7 @@ class DecoderStats:
     frames_missed: int = 0
     seq_backward: int = 0
     resets: int = 0
-    bad_payloads: int = 0     # Python only: valid frames of a known type whose payload fails
+    bad_payloads: int = 0  # Python only: valid frames of a known type whose payload fails
 
 
 def _is_text_byte(b: int) -> bool:
@@ -631,9 +702,9 @@ class FrameDecoder:
                 b = data[i]
                 text = _is_text_byte(b)
                 if len(buf) == 1 and buf[0] == 0x0A and text:
-                    self._emit_text(out)              # held LF was a line of its own
+                    self._emit_text(out)  # held LF was a line of its own
                 if len(buf) == MAX_ENCODED:
-                    self._emit_text(out)              # over-long text line: split
+                    self._emit_text(out)  # over-long text line: split
                 buf.append(b)
                 i += 1
                 if not text:
@@ -649,7 +720,7 @@ class FrameDecoder:
                 buf.clear()
                 continue
             take = min(room, end - i)
-            buf += data[i:i + take]
+            buf += data[i : i + take]
             i += take
 
     def _clear(self) -> None:
@@ -673,8 +744,12 @@ class FrameDecoder:
 
     def _end_chunk(self, out: list) -> None:
         if self._discarding:
-            self._error(out, "oversize", f"chunk of {self._discard_len} bytes exceeds "
-                        f"{MAX_ENCODED} without a 0x00", self._discard_len)
+            self._error(
+                out,
+                "oversize",
+                f"chunk of {self._discard_len} bytes exceeds {MAX_ENCODED} without a 0x00",
+                self._discard_len,
+            )
             return
         raw = len(self._buf)
         if raw == 0:
@@ -688,8 +763,9 @@ class FrameDecoder:
             self._error(out, "cobs", str(e), raw)
             return
         if len(body) < OVERHEAD:
-            self._error(out, "short", f"{len(body)}-byte body, a frame has at least {OVERHEAD}",
-                        raw)
+            self._error(
+                out, "short", f"{len(body)}-byte body, a frame has at least {OVERHEAD}", raw
+            )
             return
         if len(body) > MAX_BODY:
             self._error(out, "oversize", f"{len(body)}-byte body exceeds {MAX_BODY}", raw)
@@ -699,8 +775,13 @@ class FrameDecoder:
             return
         got, want = struct.unpack_from("<I", body, len(body) - 4)[0], crc32(body[:-4])
         if got != want:
-            self._error(out, "crc", f"type 0x{body[1]:02x} seq {body[2] | body[3] << 8}: "
-                        f"crc 0x{got:08x}, computed 0x{want:08x}", raw)
+            self._error(
+                out,
+                "crc",
+                f"type 0x{body[1]:02x} seq {body[2] | body[3] << 8}: "
+                f"crc 0x{got:08x}, computed 0x{want:08x}",
+                raw,
+            )
             return
         type_, seq = body[1], body[2] | body[3] << 8
         self._track(type_, seq, out)

@@ -48,10 +48,10 @@ static const char *TAG = "ew_adc";
 #define EW_ADC_FRAME_BYTES (EW_ADC_FRAME_RESULTS * SOC_ADC_DIGI_RESULT_BYTES)
 /** Driver pool: 8 frames (64 ms) between the DMA ISR and the capture task. */
 #define EW_ADC_POOL_BYTES (8u * EW_ADC_FRAME_BYTES)
-#define EW_ADC_CAL_US 2000000      /**< rate measurement window */
-#define EW_ADC_CAL_TRIES 2         /**< rate corrections attempted */
+#define EW_ADC_CAL_US 2000000 /**< rate measurement window */
+#define EW_ADC_CAL_TRIES 2    /**< rate corrections attempted */
 #define EW_ADC_TASK_STACK 4096
-#define EW_ADC_TASK_PRIO (configMAX_PRIORITIES - 2)  /**< above everything of ours */
+#define EW_ADC_TASK_PRIO (configMAX_PRIORITIES - 2) /**< above everything of ours */
 
 #if CONFIG_IDF_TARGET_ESP32
 #define EW_ADC_FORMAT ADC_DIGI_OUTPUT_FORMAT_TYPE1
@@ -62,7 +62,7 @@ static const char *TAG = "ew_adc";
 #define EW_ADC_FORMAT ADC_DIGI_OUTPUT_FORMAT_TYPE2
 #define EW_ADC_RES_CHANNEL(p) ((p)->type2.channel)
 #define EW_ADC_RES_DATA(p) ((p)->type2.data)
-#define EW_ADC_RES_UNIT_OK(p) ((p)->type2.unit == 0)  /* 0 = ADC1 */
+#define EW_ADC_RES_UNIT_OK(p) ((p)->type2.unit == 0) /* 0 = ADC1 */
 #endif
 
 static uint16_t s_ring_buf[EW_ADC_RING_SAMPLES];
@@ -70,14 +70,13 @@ static ew_spsc_t s_ring;
 static adc_continuous_handle_t s_adc;
 static adc_channel_t s_channel;
 static TaskHandle_t s_capture_task;
-static ew_adc_stats_t s_stats;            /* written by the capture task only ... */
-static volatile uint32_t s_pool_ovf;      /* ... except these, written by the ADC ISR */
+static ew_adc_stats_t s_stats;       /* written by the capture task only ... */
+static volatile uint32_t s_pool_ovf; /* ... except these, written by the ADC ISR */
 static volatile uint32_t s_isr_frames;
 
 /* ISR: one conversion frame is complete.  Wake the capture task. */
 static bool IRAM_ATTR on_conv_done(adc_continuous_handle_t handle,
-                                   const adc_continuous_evt_data_t *edata, void *user_data)
-{
+                                   const adc_continuous_evt_data_t *edata, void *user_data) {
     (void)handle;
     (void)edata;
     (void)user_data;
@@ -91,8 +90,7 @@ static bool IRAM_ATTR on_conv_done(adc_continuous_handle_t handle,
 
 /* ISR: the driver's pool is full, the newest frame is lost (the task fell behind). */
 static bool IRAM_ATTR on_pool_ovf(adc_continuous_handle_t handle,
-                                  const adc_continuous_evt_data_t *edata, void *user_data)
-{
+                                  const adc_continuous_evt_data_t *edata, void *user_data) {
     (void)handle;
     (void)edata;
     (void)user_data;
@@ -100,8 +98,7 @@ static bool IRAM_ATTR on_pool_ovf(adc_continuous_handle_t handle,
     return false;
 }
 
-static esp_err_t adc_configure(uint32_t rate_hz)
-{
+static esp_err_t adc_configure(uint32_t rate_hz) {
     adc_digi_pattern_config_t pattern = {
         .atten = ADC_ATTEN_DB_12,
         .channel = (uint8_t)s_channel,
@@ -126,16 +123,15 @@ static esp_err_t adc_configure(uint32_t rate_hz)
  * another channel / unit (ESP-IDF reports them occasionally on the S3, espressif/esp-idf
  * issue #14690) still stands for one sampling instant: it is replaced by the previous code
  * and counted in bad_results, so the time base is kept.  Capture task only. */
-static void take_results(const uint8_t *buf, uint32_t n)
-{
-    static uint16_t last = 1u << 11;        /* mid-scale until the first valid result */
+static void take_results(const uint8_t *buf, uint32_t n) {
+    static uint16_t last = 1u << 11; /* mid-scale until the first valid result */
     uint16_t codes[EW_ADC_FRAME_RESULTS];
     size_t k = 0;
     for (uint32_t i = 0; i + SOC_ADC_DIGI_RESULT_BYTES <= n && k < EW_ADC_FRAME_RESULTS;
          i += SOC_ADC_DIGI_RESULT_BYTES) {
         const adc_digi_output_data_t *p = (const adc_digi_output_data_t *)(const void *)&buf[i];
         if (EW_ADC_RES_CHANNEL(p) == (uint32_t)s_channel && EW_ADC_RES_UNIT_OK(p)) {
-            last = (uint16_t)(EW_ADC_RES_DATA(p) & 0x0FFFu);   /* 12-bit unsigned code */
+            last = (uint16_t)(EW_ADC_RES_DATA(p) & 0x0FFFu); /* 12-bit unsigned code */
         } else {
             s_stats.bad_results++;
         }
@@ -150,15 +146,14 @@ static void take_results(const uint8_t *buf, uint32_t n)
 }
 
 typedef struct {
-    int64_t t0_us;          /* start of the measurement window; 0 = not started */
-    uint32_t count0;        /* codes received (kept + dropped) at t0 */
+    int64_t t0_us;   /* start of the measurement window; 0 = not started */
+    uint32_t count0; /* codes received (kept + dropped) at t0 */
     int tries;
     bool done;
 } rate_check_t;
 
 /* Called by the capture task after each batch; may reprogram the ADC rate. */
-static void rate_check(rate_check_t *rc, uint32_t target_hz)
-{
+static void rate_check(rate_check_t *rc, uint32_t target_hz) {
     if (rc->done) {
         return;
     }
@@ -211,14 +206,13 @@ static void rate_check(rate_check_t *rc, uint32_t target_hz)
 typedef struct {
     int gpio;
     uint32_t rate_hz;
-    volatile int state;       /* 0 starting, 1 running, 2 failed */
+    volatile int state; /* 0 starting, 1 running, 2 failed */
     volatile esp_err_t err;
 } capture_start_t;
 
 /* Driver setup, run by the capture task itself so that the ADC interrupt is allocated on
  * the capture task's core (esp_intr_alloc uses the calling core). */
-static esp_err_t adc_setup(int gpio, uint32_t rate_hz)
-{
+static esp_err_t adc_setup(int gpio, uint32_t rate_hz) {
     adc_unit_t unit;
     esp_err_t err = adc_continuous_io_to_channel(gpio, &unit, &s_channel);
     if (err != ESP_OK || unit != ADC_UNIT_1) {
@@ -256,19 +250,18 @@ static esp_err_t adc_setup(int gpio, uint32_t rate_hz)
     return ESP_OK;
 }
 
-static void capture_task(void *arg)
-{
+static void capture_task(void *arg) {
     capture_start_t *start = (capture_start_t *)arg;
     const uint32_t target_hz = start->rate_hz;
     static uint8_t buf[EW_ADC_FRAME_BYTES];
-    rate_check_t rc = {0};
+    rate_check_t rc = { 0 };
     uint32_t pool_seen = 0;
     bool stall_logged = false;
 
-    s_capture_task = xTaskGetCurrentTaskHandle();   /* before the first on_conv_done */
+    s_capture_task = xTaskGetCurrentTaskHandle(); /* before the first on_conv_done */
     esp_err_t err = adc_setup(start->gpio, target_hz);
     start->err = err;
-    start->state = err == ESP_OK ? 1 : 2;           /* `start` is not ours after this */
+    start->state = err == ESP_OK ? 1 : 2; /* `start` is not ours after this */
     if (err != ESP_OK) {
         s_capture_task = NULL;
         vTaskDelete(NULL);
@@ -286,7 +279,7 @@ static void capture_task(void *arg)
             uint32_t n = 0;
             err = adc_continuous_read(s_adc, buf, sizeof buf, &n, 0);
             if (err != ESP_OK || n == 0) {
-                break;   /* ESP_ERR_TIMEOUT: pool empty */
+                break; /* ESP_ERR_TIMEOUT: pool empty */
             }
             take_results(buf, n);
             got = true;
@@ -313,8 +306,7 @@ static void capture_task(void *arg)
     }
 }
 
-esp_err_t ew_adc_start(int gpio, uint32_t rate_hz, BaseType_t core)
-{
+esp_err_t ew_adc_start(int gpio, uint32_t rate_hz, BaseType_t core) {
     if (rate_hz < SOC_ADC_SAMPLE_FREQ_THRES_LOW || rate_hz > SOC_ADC_SAMPLE_FREQ_THRES_HIGH) {
         ESP_LOGE(TAG, "ADC rate %u Hz outside %u..%u", (unsigned)rate_hz,
                  (unsigned)SOC_ADC_SAMPLE_FREQ_THRES_LOW, (unsigned)SOC_ADC_SAMPLE_FREQ_THRES_HIGH);
@@ -323,7 +315,7 @@ esp_err_t ew_adc_start(int gpio, uint32_t rate_hz, BaseType_t core)
     if (ew_spsc_init(&s_ring, s_ring_buf, EW_ADC_RING_SAMPLES) != 0) {
         return ESP_ERR_INVALID_ARG;
     }
-    capture_start_t start = {.gpio = gpio, .rate_hz = rate_hz, .state = 0, .err = ESP_OK};
+    capture_start_t start = { .gpio = gpio, .rate_hz = rate_hz, .state = 0, .err = ESP_OK };
     if (xTaskCreatePinnedToCore(capture_task, "ew_capture", EW_ADC_TASK_STACK, &start,
                                 EW_ADC_TASK_PRIO, NULL, core) != pdPASS) {
         return ESP_ERR_NO_MEM;
@@ -334,8 +326,8 @@ esp_err_t ew_adc_start(int gpio, uint32_t rate_hz, BaseType_t core)
         vTaskDelay(pdMS_TO_TICKS(1));
     }
     if (start.state == 0) {
-        ESP_LOGE(TAG, "ADC setup did not finish");   /* `start` must stay valid: never */
-        for (;;) {                                      /* return while the task may use it */
+        ESP_LOGE(TAG, "ADC setup did not finish"); /* `start` must stay valid: never */
+        for (;;) {                                 /* return while the task may use it */
             vTaskDelay(pdMS_TO_TICKS(1000));
             if (start.state != 0) {
                 break;
@@ -345,18 +337,11 @@ esp_err_t ew_adc_start(int gpio, uint32_t rate_hz, BaseType_t core)
     return start.err;
 }
 
-size_t ew_adc_read(uint16_t *dst, size_t max)
-{
-    return ew_spsc_pop(&s_ring, dst, max);
-}
+size_t ew_adc_read(uint16_t *dst, size_t max) { return ew_spsc_pop(&s_ring, dst, max); }
 
-size_t ew_adc_pending(void)
-{
-    return ew_spsc_level(&s_ring);
-}
+size_t ew_adc_pending(void) { return ew_spsc_level(&s_ring); }
 
-void ew_adc_get_stats(ew_adc_stats_t *out)
-{
+void ew_adc_get_stats(ew_adc_stats_t *out) {
     /* Word-sized fields written by one task: each is read atomically; the set may be a
      * few microseconds inconsistent, which is fine for STATUS counters. */
     *out = s_stats;

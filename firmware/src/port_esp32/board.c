@@ -31,27 +31,21 @@ static int s_alarm_gpio = -1;
 #define EW_ALARM_ON (CONFIG_EW_ALARM_ACTIVE_HIGH ? 1 : 0)
 #define EW_ALARM_OFF (CONFIG_EW_ALARM_ACTIVE_HIGH ? 0 : 1)
 
-void ew_esp32_set_consumer(TaskHandle_t task)
-{
-    s_consumer = task;
-}
+void ew_esp32_set_consumer(TaskHandle_t task) { s_consumer = task; }
 
-void ew_esp32_notify_consumer(void)
-{
+void ew_esp32_notify_consumer(void) {
     TaskHandle_t c = s_consumer;
     if (c != NULL) {
         xTaskNotifyGive(c);
     }
 }
 
-static void alarm_off(void *arg)
-{
+static void alarm_off(void *arg) {
     (void)arg;
     gpio_set_level((gpio_num_t)s_alarm_gpio, EW_ALARM_OFF);
 }
 
-esp_err_t ew_board_init(void)
-{
+esp_err_t ew_board_init(void) {
     s_alarm_gpio = CONFIG_EW_ALARM_GPIO;
     if (s_alarm_gpio < 0) {
         ESP_LOGI(TAG, "alarm output disabled");
@@ -84,23 +78,18 @@ esp_err_t ew_board_init(void)
     return err;
 }
 
-void ew_board_alarm_pulse(uint32_t ms)
-{
+void ew_board_alarm_pulse(uint32_t ms) {
     if (s_alarm_gpio < 0 || s_alarm_timer == NULL || ms == 0) {
         return;
     }
-    esp_timer_stop(s_alarm_timer);   /* ESP_ERR_INVALID_STATE when not running: fine */
+    esp_timer_stop(s_alarm_timer); /* ESP_ERR_INVALID_STATE when not running: fine */
     gpio_set_level((gpio_num_t)s_alarm_gpio, EW_ALARM_ON);
     esp_timer_start_once(s_alarm_timer, (uint64_t)ms * 1000u);
 }
 
-uint64_t ew_board_time_us(void)
-{
-    return (uint64_t)esp_timer_get_time();
-}
+uint64_t ew_board_time_us(void) { return (uint64_t)esp_timer_get_time(); }
 
-uint8_t ew_board_reset_reason(void)
-{
+uint8_t ew_board_reset_reason(void) {
     /* esp_reset_reason_t: ESP_RST_UNKNOWN 0, POWERON 1, EXT 2, SW 3, PANIC 4, INT_WDT 5,
      * TASK_WDT 6, WDT 7, DEEPSLEEP 8, BROWNOUT 9, SDIO 10 - the HELLO numbering
      * (docs/protocol.md); later ESP-IDF codes (USB, JTAG, ...) pass through unchanged. */
@@ -108,20 +97,15 @@ uint8_t ew_board_reset_reason(void)
     return (uint8_t)(r < 0 ? 0 : (r > 255 ? 255 : r));
 }
 
-void ew_board_node_id(uint8_t id[6])
-{
+void ew_board_node_id(uint8_t id[6]) {
     if (esp_efuse_mac_get_default(id) != ESP_OK) {
         memset(id, 0, 6);
     }
 }
 
-const char *ew_board_name(void)
-{
-    return CONFIG_EW_BOARD_NAME;
-}
+const char *ew_board_name(void) { return CONFIG_EW_BOARD_NAME; }
 
-void ew_board_reboot(void)
-{
+void ew_board_reboot(void) {
     ew_serial_flush(200);
     esp_restart();
 }

@@ -43,15 +43,15 @@ void ew_esp32_port(ew_port_t *port);
 
 /** Capture counters.  Written by the capture task / ADC ISR; read from anywhere. */
 typedef struct {
-    uint32_t conv_frames;        /**< DMA conversion frames reported by the driver */
-    uint32_t samples;            /**< codes pushed into the ring */
-    uint32_t dropped_samples;    /**< codes lost: ring full or driver pool overflow */
-    uint32_t ring_overruns;      /**< pushes that did not fit completely */
-    uint32_t pool_overflows;     /**< driver pool-full events (on_pool_ovf) */
-    uint32_t bad_results;        /**< results naming another channel / unit (previous code
+    uint32_t conv_frames;       /**< DMA conversion frames reported by the driver */
+    uint32_t samples;           /**< codes pushed into the ring */
+    uint32_t dropped_samples;   /**< codes lost: ring full or driver pool overflow */
+    uint32_t ring_overruns;     /**< pushes that did not fit completely */
+    uint32_t pool_overflows;    /**< driver pool-full events (on_pool_ovf) */
+    uint32_t bad_results;       /**< results naming another channel / unit (previous code
                                       repeated in their place) */
-    uint32_t rate_hz_requested;  /**< sample_freq_hz programmed (after rate correction) */
-    uint32_t rate_hz_measured;   /**< from the sample count over the first seconds; 0 = not yet */
+    uint32_t rate_hz_requested; /**< sample_freq_hz programmed (after rate correction) */
+    uint32_t rate_hz_measured;  /**< from the sample count over the first seconds; 0 = not yet */
 } ew_adc_stats_t;
 
 /**

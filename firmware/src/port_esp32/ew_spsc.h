@@ -30,15 +30,14 @@ extern "C" {
 #endif
 
 typedef struct {
-    uint16_t *buf;           /**< cap elements, provided by the caller */
-    uint32_t mask;           /**< cap - 1 (cap a power of two) */
-    uint32_t head;           /**< written only by the producer: elements pushed so far */
-    uint32_t tail;           /**< written only by the consumer: elements popped so far */
+    uint16_t *buf; /**< cap elements, provided by the caller */
+    uint32_t mask; /**< cap - 1 (cap a power of two) */
+    uint32_t head; /**< written only by the producer: elements pushed so far */
+    uint32_t tail; /**< written only by the consumer: elements popped so far */
 } ew_spsc_t;
 
 /** Initialise over buf[cap]; cap must be a power of two >= 2.  Returns 0, or -1 if not. */
-static inline int ew_spsc_init(ew_spsc_t *r, uint16_t *buf, uint32_t cap)
-{
+static inline int ew_spsc_init(ew_spsc_t *r, uint16_t *buf, uint32_t cap) {
     if (r == NULL || buf == NULL || cap < 2u || (cap & (cap - 1u)) != 0u) {
         return -1;
     }
@@ -50,8 +49,7 @@ static inline int ew_spsc_init(ew_spsc_t *r, uint16_t *buf, uint32_t cap)
 }
 
 /** Elements currently stored (either side may call it; the value may be stale). */
-static inline uint32_t ew_spsc_level(const ew_spsc_t *r)
-{
+static inline uint32_t ew_spsc_level(const ew_spsc_t *r) {
     uint32_t h = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);
     uint32_t t = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
     return h - t;
@@ -61,10 +59,9 @@ static inline uint32_t ew_spsc_level(const ew_spsc_t *r)
  * Producer: append up to n codes.  Never blocks.
  * @return number of codes stored (< n when the ring was full: the rest are dropped).
  */
-static inline size_t ew_spsc_push(ew_spsc_t *r, const uint16_t *src, size_t n)
-{
-    uint32_t h = r->head;                                        /* own index */
-    uint32_t t = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);    /* consumer's */
+static inline size_t ew_spsc_push(ew_spsc_t *r, const uint16_t *src, size_t n) {
+    uint32_t h = r->head;                                     /* own index */
+    uint32_t t = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE); /* consumer's */
     uint32_t room = (r->mask + 1u) - (h - t);
     size_t k = n < room ? n : room;
     for (size_t i = 0; i < k; i++) {
@@ -78,10 +75,9 @@ static inline size_t ew_spsc_push(ew_spsc_t *r, const uint16_t *src, size_t n)
  * Consumer: remove up to max codes into dst.  Never blocks.
  * @return number of codes copied (0 when empty).
  */
-static inline size_t ew_spsc_pop(ew_spsc_t *r, uint16_t *dst, size_t max)
-{
-    uint32_t t = r->tail;                                        /* own index */
-    uint32_t h = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);    /* producer's */
+static inline size_t ew_spsc_pop(ew_spsc_t *r, uint16_t *dst, size_t max) {
+    uint32_t t = r->tail;                                     /* own index */
+    uint32_t h = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE); /* producer's */
     uint32_t avail = h - t;
     size_t k = max < avail ? max : avail;
     for (size_t i = 0; i < k; i++) {

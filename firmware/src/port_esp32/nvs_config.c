@@ -19,8 +19,7 @@ static const char *TAG = "ew_nvs";
 #define EW_NVS_NAMESPACE "earwitness"
 #define EW_NVS_KEY "cfg"
 
-esp_err_t ew_nvs_init(void)
-{
+esp_err_t ew_nvs_init(void) {
     esp_err_t err = nvs_flash_init();
     if (err == ESP_ERR_NVS_NO_FREE_PAGES || err == ESP_ERR_NVS_NEW_VERSION_FOUND) {
         /* Partition full or written by a newer NVS format: start afresh (documented recovery). */
@@ -33,8 +32,7 @@ esp_err_t ew_nvs_init(void)
     return err;
 }
 
-esp_err_t ew_nvs_load(void *blob, size_t cap, size_t *len)
-{
+esp_err_t ew_nvs_load(void *blob, size_t cap, size_t *len) {
     *len = 0;
     nvs_handle_t h;
     esp_err_t err = nvs_open(EW_NVS_NAMESPACE, NVS_READONLY, &h);
@@ -43,7 +41,7 @@ esp_err_t ew_nvs_load(void *blob, size_t cap, size_t *len)
         return err == ESP_ERR_NVS_NOT_FOUND ? ESP_ERR_NOT_FOUND : err;
     }
     size_t stored = 0;
-    err = nvs_get_blob(h, EW_NVS_KEY, NULL, &stored);   /* length query */
+    err = nvs_get_blob(h, EW_NVS_KEY, NULL, &stored); /* length query */
     if (err == ESP_OK && stored > cap) {
         ESP_LOGW(TAG, "stored config is %u bytes, more than %u: ignored", (unsigned)stored,
                  (unsigned)cap);
@@ -58,8 +56,7 @@ esp_err_t ew_nvs_load(void *blob, size_t cap, size_t *len)
     return err == ESP_ERR_NVS_NOT_FOUND ? ESP_ERR_NOT_FOUND : err;
 }
 
-esp_err_t ew_nvs_store(const void *blob, size_t len)
-{
+esp_err_t ew_nvs_store(const void *blob, size_t len) {
     nvs_handle_t h;
     esp_err_t err = nvs_open(EW_NVS_NAMESPACE, NVS_READWRITE, &h);
     if (err != ESP_OK) {
@@ -76,8 +73,7 @@ esp_err_t ew_nvs_store(const void *blob, size_t len)
     return err;
 }
 
-esp_err_t ew_nvs_erase(void)
-{
+esp_err_t ew_nvs_erase(void) {
     nvs_handle_t h;
     esp_err_t err = nvs_open(EW_NVS_NAMESPACE, NVS_READWRITE, &h);
     if (err != ESP_OK) {

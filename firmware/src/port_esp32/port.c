@@ -25,21 +25,18 @@
 
 static const char *TAG = "ew_app";
 
-static int port_write(void *ctx, const uint8_t *data, size_t n)
-{
+static int port_write(void *ctx, const uint8_t *data, size_t n) {
     (void)ctx;
     return ew_serial_write(data, n) == n ? (int)n : -1;
 }
 
-static uint64_t port_time_us(void *ctx)
-{
+static uint64_t port_time_us(void *ctx) {
     (void)ctx;
     return ew_board_time_us();
 }
 
-static int port_classify(void *ctx, const ew_window_t *w, const int8_t *features,
-                         uint8_t *scores, uint8_t n_classes)
-{
+static int port_classify(void *ctx, const ew_window_t *w, const int8_t *features, uint8_t *scores,
+                         uint8_t n_classes) {
     (void)ctx;
     (void)w;
     if (n_classes != (uint8_t)EW_MODEL_N_CLASSES) {
@@ -48,8 +45,7 @@ static int port_classify(void *ctx, const ew_window_t *w, const int8_t *features
     return ew_tflm_classify(features, scores) == EW_TFLM_OK ? 0 : -1;
 }
 
-static int port_config_load(void *ctx, uint8_t *buf, size_t cap)
-{
+static int port_config_load(void *ctx, uint8_t *buf, size_t cap) {
     (void)ctx;
     size_t len = 0;
     esp_err_t err = ew_nvs_load(buf, cap, &len);
@@ -59,39 +55,33 @@ static int port_config_load(void *ctx, uint8_t *buf, size_t cap)
     return err == ESP_OK ? (int)len : -1;
 }
 
-static int port_config_save(void *ctx, const uint8_t *blob, size_t n)
-{
+static int port_config_save(void *ctx, const uint8_t *blob, size_t n) {
     (void)ctx;
     return ew_nvs_store(blob, n) == ESP_OK ? 0 : -1;
 }
 
-static void port_alarm(void *ctx, uint8_t class_index, uint32_t pulse_ms)
-{
+static void port_alarm(void *ctx, uint8_t class_index, uint32_t pulse_ms) {
     (void)ctx;
     (void)class_index;
     ew_board_alarm_pulse(pulse_ms);
 }
 
-static int port_set_baud(void *ctx, uint32_t baud)
-{
+static int port_set_baud(void *ctx, uint32_t baud) {
     (void)ctx;
     return ew_serial_set_baud(baud) == ESP_OK ? 0 : -1;
 }
 
-static void port_reboot(void *ctx)
-{
+static void port_reboot(void *ctx) {
     (void)ctx;
     ew_board_reboot();
 }
 
-static void port_log(void *ctx, const char *line)
-{
+static void port_log(void *ctx, const char *line) {
     (void)ctx;
     ESP_LOGI(TAG, "%s", line);
 }
 
-void ew_esp32_port(ew_port_t *port)
-{
+void ew_esp32_port(ew_port_t *port) {
     memset(port, 0, sizeof *port);
     port->ctx = NULL;
     port->write = port_write;

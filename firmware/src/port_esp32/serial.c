@@ -39,35 +39,35 @@
 static const char *TAG = "ew_serial";
 
 #define EW_UART_PORT UART_NUM_0
-#define EW_SERIAL_RX_DRIVER_BYTES 4096   /**< driver's own RX ring */
-#define EW_SERIAL_TX_DRIVER_BYTES 8192   /**< driver's TX ring: ~90 ms at 921600 baud */
-#define EW_SERIAL_RX_STREAM_BYTES 16384  /**< RX task -> processing task: covers one TFLM
+#define EW_SERIAL_RX_DRIVER_BYTES 4096 /**< driver's own RX ring */
+#define EW_SERIAL_TX_DRIVER_BYTES 8192 /**< driver's TX ring: ~90 ms at 921600 baud */
+#define EW_SERIAL_RX_STREAM_BYTES \
+    16384 /**< RX task -> processing task: covers one TFLM
                                               invoke (~250 ms) of INJECT traffic at 921600 */
 #define EW_SERIAL_RX_CHUNK 256
 #define EW_SERIAL_RX_TASK_STACK 3072
 #define EW_SERIAL_RX_TASK_PRIO (configMAX_PRIORITIES - 3)
 #define EW_SERIAL_LOG_LINE 256
-#define EW_USB_WRITE_TIMEOUT_MS 50       /**< no host reading: drop instead of blocking */
+#define EW_USB_WRITE_TIMEOUT_MS 50 /**< no host reading: drop instead of blocking */
 
 static SemaphoreHandle_t s_tx_lock;
 static StreamBufferHandle_t s_rx;
 static volatile uint32_t s_rx_dropped;
 #if CONFIG_EW_SERIAL_USB_JTAG
-static uint32_t s_tx_dropped;   /* bytes dropped while no host was reading the USB port */
+static uint32_t s_tx_dropped; /* bytes dropped while no host was reading the USB port */
 #endif
 static uint32_t s_baud;
-static char s_log_line[EW_SERIAL_LOG_LINE];   /* guarded by s_tx_lock */
+static char s_log_line[EW_SERIAL_LOG_LINE]; /* guarded by s_tx_lock */
 
 /* Write everything (driver level), caller holds the lock. */
-static size_t raw_write(const uint8_t *data, size_t len)
-{
+static size_t raw_write(const uint8_t *data, size_t len) {
 #if CONFIG_EW_SERIAL_USB_JTAG
     size_t done = 0;
     while (done < len) {
         int n = usb_serial_jtag_write_bytes(data + done, len - done,
                                             pdMS_TO_TICKS(EW_USB_WRITE_TIMEOUT_MS));
         if (n <= 0) {
-            s_tx_dropped += (uint32_t)(len - done);   /* host not reading: do not stall */
+            s_tx_dropped += (uint32_t)(len - done); /* host not reading: do not stall */
             break;
         }
         done += (size_t)n;
@@ -80,8 +80,7 @@ static size_t raw_write(const uint8_t *data, size_t len)
 #endif
 }
 
-size_t ew_serial_write(const uint8_t *data, size_t len)
-{
+size_t ew_serial_write(const uint8_t *data, size_t len) {
     if (s_tx_lock == NULL || data == NULL || len == 0) {
         return 0;
     }
@@ -93,8 +92,7 @@ size_t ew_serial_write(const uint8_t *data, size_t len)
 
 /* esp_log_set_vprintf() hook: format one log call and write it whole under the TX lock.
  * Must be re-entrant (any task may log); the lock makes the shared line buffer safe. */
-static int log_vprintf(const char *fmt, va_list ap)
-{
+static int log_vprintf(const char *fmt, va_list ap) {
     if (s_tx_lock == NULL) {
         return vprintf(fmt, ap);
     }
@@ -103,7 +101,7 @@ static int log_vprintf(const char *fmt, va_list ap)
     if (n > 0) {
         size_t len = (size_t)n < sizeof s_log_line ? (size_t)n : sizeof s_log_line - 1;
         if ((size_t)n >= sizeof s_log_line) {
-            s_log_line[len - 1] = '\n';   /* truncated line still ends the log line */
+            s_log_line[len - 1] = '\n'; /* truncated line still ends the log line */
         }
         raw_write((const uint8_t *)s_log_line, len);
     }
@@ -111,13 +109,9 @@ static int log_vprintf(const char *fmt, va_list ap)
     return n;
 }
 
-void ew_serial_capture_logs(void)
-{
-    esp_log_set_vprintf(log_vprintf);
-}
+void ew_serial_capture_logs(void) { esp_log_set_vprintf(log_vprintf); }
 
-static void rx_task(void *arg)
-{
+static void rx_task(void *arg) {
     (void)arg;
     static uint8_t chunk[EW_SERIAL_RX_CHUNK];
     for (;;) {
@@ -137,8 +131,7 @@ static void rx_task(void *arg)
     }
 }
 
-esp_err_t ew_serial_start(uint32_t baud, BaseType_t core)
-{
+esp_err_t ew_serial_start(uint32_t baud, BaseType_t core) {
     s_tx_lock = xSemaphoreCreateRecursiveMutex();
     s_rx = xStreamBufferCreate(EW_SERIAL_RX_STREAM_BYTES, 1);
     if (s_tx_lock == NULL || s_rx == NULL) {
@@ -163,8 +156,8 @@ esp_err_t ew_serial_start(uint32_t baud, BaseType_t core)
         .source_clk = UART_SCLK_DEFAULT,
     };
     /* UART0 keeps the console pins (U0TXD/U0RXD of each target): no uart_set_pin(). */
-    err = uart_driver_install(EW_UART_PORT, EW_SERIAL_RX_DRIVER_BYTES, EW_SERIAL_TX_DRIVER_BYTES,
-                              0, NULL, 0);
+    err = uart_driver_install(EW_UART_PORT, EW_SERIAL_RX_DRIVER_BYTES, EW_SERIAL_TX_DRIVER_BYTES, 0,
+                              NULL, 0);
     if (err == ESP_OK) {
         err = uart_param_config(EW_UART_PORT, &cfg);
     }
@@ -181,16 +174,14 @@ esp_err_t ew_serial_start(uint32_t baud, BaseType_t core)
     return ESP_OK;
 }
 
-size_t ew_serial_read(uint8_t *dst, size_t max)
-{
+size_t ew_serial_read(uint8_t *dst, size_t max) {
     if (s_rx == NULL) {
         return 0;
     }
     return xStreamBufferReceive(s_rx, dst, max, 0);
 }
 
-void ew_serial_flush(uint32_t timeout_ms)
-{
+void ew_serial_flush(uint32_t timeout_ms) {
 #if CONFIG_EW_SERIAL_USB_JTAG
     /* The host drains the USB FIFO at its own pace; give it a moment. */
     vTaskDelay(pdMS_TO_TICKS(timeout_ms < 50 ? timeout_ms : 50));
@@ -199,17 +190,16 @@ void ew_serial_flush(uint32_t timeout_ms)
 #endif
 }
 
-esp_err_t ew_serial_set_baud(uint32_t baud)
-{
+esp_err_t ew_serial_set_baud(uint32_t baud) {
 #if CONFIG_EW_SERIAL_USB_JTAG
     (void)baud;
-    return ESP_OK;   /* USB: the rate is whatever the host opened the port with */
+    return ESP_OK; /* USB: the rate is whatever the host opened the port with */
 #else
     if (baud < 9600u || baud > 5000000u) {
         return ESP_ERR_INVALID_ARG;
     }
     xSemaphoreTakeRecursive(s_tx_lock, portMAX_DELAY);
-    uart_wait_tx_done(EW_UART_PORT, pdMS_TO_TICKS(500));   /* answer leaves at the old rate */
+    uart_wait_tx_done(EW_UART_PORT, pdMS_TO_TICKS(500)); /* answer leaves at the old rate */
     esp_err_t err = uart_set_baudrate(EW_UART_PORT, baud);
     if (err == ESP_OK) {
         s_baud = baud;
@@ -219,12 +209,6 @@ esp_err_t ew_serial_set_baud(uint32_t baud)
 #endif
 }
 
-uint32_t ew_serial_baud(void)
-{
-    return s_baud;
-}
+uint32_t ew_serial_baud(void) { return s_baud; }
 
-uint32_t ew_serial_rx_dropped(void)
-{
-    return s_rx_dropped;
-}
+uint32_t ew_serial_rx_dropped(void) { return s_rx_dropped; }

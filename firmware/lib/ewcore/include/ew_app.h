@@ -78,13 +78,13 @@ extern "C" {
 /* Sizes (override with -D for a smaller / larger build; Python reads them via ew_app_limits) */
 
 #ifndef EW_APP_INJECT_SAMPLES
-#define EW_APP_INJECT_SAMPLES 4096u        /**< INJECT input buffer B (samples, 8 KiB) */
+#define EW_APP_INJECT_SAMPLES 4096u /**< INJECT input buffer B (samples, 8 KiB) */
 #endif
 #ifndef EW_APP_CREDIT_STEP
-#define EW_APP_CREDIT_STEP 512u            /**< grant credit in steps of at least this many */
+#define EW_APP_CREDIT_STEP 512u /**< grant credit in steps of at least this many */
 #endif
 #ifndef EW_APP_AUDIO_RING_SAMPLES
-#define EW_APP_AUDIO_RING_SAMPLES 24576u   /**< audio ring (1.536 s, 48 KiB): event pre-roll */
+#define EW_APP_AUDIO_RING_SAMPLES 24576u /**< audio ring (1.536 s, 48 KiB): event pre-roll */
 #endif
 #ifndef EW_APP_EVENT_PREROLL_SAMPLES
 #define EW_APP_EVENT_PREROLL_SAMPLES 8000u /**< AUDIO_STREAM 2: audio kept before an onset */
@@ -92,8 +92,8 @@ extern "C" {
 #ifndef EW_APP_EVENT_POSTROLL_SAMPLES
 #define EW_APP_EVENT_POSTROLL_SAMPLES 8000u /**< AUDIO_STREAM 2: audio kept after the last hit */
 #endif
-#define EW_APP_AUDIO_FRAME_SAMPLES 512u    /**< samples per AUDIO frame (EW_PROTO_MAX_PCM) */
-#define EW_APP_AUDIO_BURST 4u              /**< most AUDIO frames sent per ew_app_* call */
+#define EW_APP_AUDIO_FRAME_SAMPLES 512u /**< samples per AUDIO frame (EW_PROTO_MAX_PCM) */
+#define EW_APP_AUDIO_BURST 4u           /**< most AUDIO frames sent per ew_app_* call */
 #define EW_APP_DEFAULT_BAUD 921600u
 #define EW_APP_DEFAULT_STATUS_MS 1000u
 #define EW_APP_DEFAULT_ALARM_MS 250u
@@ -104,9 +104,9 @@ extern "C" {
 
 /** Return codes of ew_app_* besides EW_OK / EW_ERR_ARG / EW_ERR_CONFIG / EW_ERR_FACTOR. */
 enum {
-    EW_APP_ERR_KEY = -10,     /**< unknown CONFIG key (ERROR BAD_CONFIG_KEY) */
-    EW_APP_ERR_VALUE = -11,   /**< value out of range (ERROR BAD_VALUE) */
-    EW_APP_ERR_STATE = -12,   /**< not possible in the current input state / after reboot */
+    EW_APP_ERR_KEY = -10,   /**< unknown CONFIG key (ERROR BAD_CONFIG_KEY) */
+    EW_APP_ERR_VALUE = -11, /**< value out of range (ERROR BAD_VALUE) */
+    EW_APP_ERR_STATE = -12, /**< not possible in the current input state / after reboot */
 };
 
 /** Input source (STATUS does not carry it; ew_app_stats_t.input does). */
@@ -118,57 +118,57 @@ enum { EW_AUDIO_STREAM_OFF = 0, EW_AUDIO_STREAM_CONTINUOUS = 1, EW_AUDIO_STREAM_
 /** What the node is: HELLO contents and factory defaults.  Strings / arrays are referenced,
  *  not copied: they must outlive the app (string literals, generated tables). */
 typedef struct {
-    const char *board;                         /**< e.g. "esp32dev", <= 32 chars */
+    const char *board; /**< e.g. "esp32dev", <= 32 chars */
     uint8_t fw_major, fw_minor, fw_patch;
-    uint8_t reset_reason;                      /**< EW_RESET_* (esp_reset_reason()) */
-    uint8_t model_hash[EW_PROTO_HASH_BYTES];   /**< EW_MODEL_HASH8 */
-    uint8_t config_hash[EW_PROTO_HASH_BYTES];  /**< EW_CONFIG_HASH8 */
-    uint8_t node_id[EW_PROTO_NODE_ID_BYTES];   /**< MAC address */
-    uint8_t n_classes;                         /**< 1..EW_MAX_CLASSES */
-    const char *const *labels;                 /**< n_classes names (<= 32 chars), model order */
-    const uint16_t *thresholds_q8;             /**< n_classes factory thresholds (0..255, 256 =
+    uint8_t reset_reason;                     /**< EW_RESET_* (esp_reset_reason()) */
+    uint8_t model_hash[EW_PROTO_HASH_BYTES];  /**< EW_MODEL_HASH8 */
+    uint8_t config_hash[EW_PROTO_HASH_BYTES]; /**< EW_CONFIG_HASH8 */
+    uint8_t node_id[EW_PROTO_NODE_ID_BYTES];  /**< MAC address */
+    uint8_t n_classes;                        /**< 1..EW_MAX_CLASSES */
+    const char *const *labels;                /**< n_classes names (<= 32 chars), model order */
+    const uint16_t *thresholds_q8;            /**< n_classes factory thresholds (0..255, 256 =
                                                     off); NULL: EW_DET_DEFAULT_THRESHOLD_Q8 */
-    ew_quant_t quant;                          /**< model input quantisation */
-    uint32_t adc_rate_hz;                      /**< 32000 / 48000; 0: no ADC (feed_pcm16 only) */
-    uint32_t default_baud;                     /**< 0: EW_APP_DEFAULT_BAUD */
+    ew_quant_t quant;                         /**< model input quantisation */
+    uint32_t adc_rate_hz;                     /**< 32000 / 48000; 0: no ADC (feed_pcm16 only) */
+    uint32_t default_baud;                    /**< 0: EW_APP_DEFAULT_BAUD */
 } ew_app_info_t;
 
 /** Settings that are not detector configuration (all CONFIG-settable, all persisted). */
 typedef struct {
-    int32_t gain_db_q8;         /**< GAIN_DB_Q8 */
-    int32_t gain_q16;           /**< derived linear gain, Q16 (65536 = 0 dB) */
-    uint32_t status_period_ms;  /**< STATUS_PERIOD_MS, 0 = off */
-    uint32_t baud;              /**< BAUD */
-    uint8_t audio_stream;       /**< EW_AUDIO_STREAM_* */
-    uint32_t alarm_ms;          /**< ALARM_MS, 0 = off */
-    uint32_t alarm_classes;     /**< ALARM_CLASSES bit mask */
+    int32_t gain_db_q8;        /**< GAIN_DB_Q8 */
+    int32_t gain_q16;          /**< derived linear gain, Q16 (65536 = 0 dB) */
+    uint32_t status_period_ms; /**< STATUS_PERIOD_MS, 0 = off */
+    uint32_t baud;             /**< BAUD */
+    uint8_t audio_stream;      /**< EW_AUDIO_STREAM_* */
+    uint32_t alarm_ms;         /**< ALARM_MS, 0 = off */
+    uint32_t alarm_classes;    /**< ALARM_CLASSES bit mask */
 } ew_app_settings_t;
 
 /** Counters (for STATUS, tests and the twin).  32-bit counters wrap. */
 typedef struct {
-    uint64_t samples;           /**< stream sample index: samples given to the detector */
-    uint8_t input;              /**< EW_APP_INPUT_* */
-    uint32_t credits;           /**< G: INJECT credit granted and not yet used */
-    uint32_t inject_queued;     /**< samples in the inject ring */
-    uint32_t rx_frames;         /**< valid frames received */
-    uint32_t rx_bad_frames;     /**< decoder errors (cobs/short/oversize/magic/crc) */
-    uint32_t rx_unknown;        /**< frames answered with UNKNOWN_TYPE */
-    uint32_t rx_bad_payload;    /**< frames answered with BAD_PAYLOAD */
-    uint32_t rx_seq_gaps;       /**< host frames missing (decoder SEQ_GAP items) */
+    uint64_t samples;        /**< stream sample index: samples given to the detector */
+    uint8_t input;           /**< EW_APP_INPUT_* */
+    uint32_t credits;        /**< G: INJECT credit granted and not yet used */
+    uint32_t inject_queued;  /**< samples in the inject ring */
+    uint32_t rx_frames;      /**< valid frames received */
+    uint32_t rx_bad_frames;  /**< decoder errors (cobs/short/oversize/magic/crc) */
+    uint32_t rx_unknown;     /**< frames answered with UNKNOWN_TYPE */
+    uint32_t rx_bad_payload; /**< frames answered with BAD_PAYLOAD */
+    uint32_t rx_seq_gaps;    /**< host frames missing (decoder SEQ_GAP items) */
     uint32_t tx_frames, tx_bytes, tx_errors;
-    uint32_t inject_samples;    /**< INJECT samples accepted */
-    uint32_t inject_no_credit;  /**< INJECT frames dropped for lack of credit */
-    uint32_t inject_gap_samples;      /**< samples zero-filled for position gaps */
-    uint32_t inject_overlap_samples;  /**< samples skipped: INJECT behind the position */
-    uint32_t dropped_samples;   /**< samples lost to overruns (ew_app_note_overrun) */
-    uint32_t audio_frames;      /**< AUDIO frames sent */
-    uint32_t audio_skipped_samples;   /**< AUDIO samples overwritten before they were sent */
+    uint32_t inject_samples;         /**< INJECT samples accepted */
+    uint32_t inject_no_credit;       /**< INJECT frames dropped for lack of credit */
+    uint32_t inject_gap_samples;     /**< samples zero-filled for position gaps */
+    uint32_t inject_overlap_samples; /**< samples skipped: INJECT behind the position */
+    uint32_t dropped_samples;        /**< samples lost to overruns (ew_app_note_overrun) */
+    uint32_t audio_frames;           /**< AUDIO frames sent */
+    uint32_t audio_skipped_samples;  /**< AUDIO samples overwritten before they were sent */
     uint32_t status_frames;
-    uint32_t events;            /**< EVENT frames sent (ONSET and END) */
-    uint32_t inference_count;   /**< classify calls since boot */
+    uint32_t events;          /**< EVENT frames sent (ONSET and END) */
+    uint32_t inference_count; /**< classify calls since boot */
     uint32_t inference_us_last;
-    uint32_t inference_us_max;  /**< since boot */
-    uint32_t persist_errors;    /**< config_save / set_baud failures */
+    uint32_t inference_us_max; /**< since boot */
+    uint32_t persist_errors;   /**< config_save / set_baud failures */
 } ew_app_stats_t;
 
 /** The application state.  Treat as opaque; the caller provides the memory. */
@@ -178,36 +178,36 @@ typedef struct {
     ew_app_settings_t set;
     ew_app_stats_t st;
     ew_node_t node;
-    ew_node_config_t ncfg;                   /**< configuration in effect (persisted part) */
+    ew_node_config_t ncfg; /**< configuration in effect (persisted part) */
     ew_proto_decoder_t dec;
     ew_decim_t decim;
     uint8_t has_adc;
     uint8_t input;
-    uint8_t rebooting;                       /**< port.reboot() returned: ignore everything */
+    uint8_t rebooting; /**< port.reboot() returned: ignore everything */
     uint16_t tx_seq;
-    uint64_t node_base;                      /**< stream index of the node's sample 0 */
+    uint64_t node_base; /**< stream index of the node's sample 0 */
     /* INJECT */
     int16_t inj[EW_APP_INJECT_SAMPLES];
-    uint32_t inj_head, inj_count;            /**< ring read position, samples queued */
-    uint64_t inj_pos;                        /**< next expected host stream position */
-    uint32_t pending_seq_gap;                /**< host frames missing before the next frame */
+    uint32_t inj_head, inj_count; /**< ring read position, samples queued */
+    uint64_t inj_pos;             /**< next expected host stream position */
+    uint32_t pending_seq_gap;     /**< host frames missing before the next frame */
     /* audio ring (AUDIO frames) */
     int16_t aring[EW_APP_AUDIO_RING_SAMPLES];
-    uint64_t a_written;                      /**< stream index after the last ring sample */
-    uint64_t a_next;                         /**< next stream index to send */
-    uint64_t a_stop;                         /**< AUDIO_STREAM 2: send up to here */
-    uint64_t a_hole_start, a_hole_end;       /**< zero fill of the last overrun: not sent */
+    uint64_t a_written;                /**< stream index after the last ring sample */
+    uint64_t a_next;                   /**< next stream index to send */
+    uint64_t a_stop;                   /**< AUDIO_STREAM 2: send up to here */
+    uint64_t a_hole_start, a_hole_end; /**< zero fill of the last overrun: not sent */
     /* STATUS */
     uint64_t status_t0_us;
     uint64_t status_blocks0, status_open0;
     uint32_t inf_us_max_period;
-    uint32_t overrun_rem;                    /**< input samples of overruns not yet converted */
-    uint8_t feed_factor;                     /**< input samples per 16 kHz sample last fed */
-    uint8_t loading;                         /**< applying the persisted blob: do not save */
+    uint32_t overrun_rem; /**< input samples of overruns not yet converted */
+    uint8_t feed_factor;  /**< input samples per 16 kHz sample last fed */
+    uint8_t loading;      /**< applying the persisted blob: do not save */
     /* buffers */
     uint8_t payload[EW_PROTO_MAX_PAYLOAD];
     uint8_t wire[EW_PROTO_MAX_WIRE];
-    int16_t work[EW_APP_AUDIO_FRAME_SAMPLES];   /**< gain output / ADC conversion */
+    int16_t work[EW_APP_AUDIO_FRAME_SAMPLES]; /**< gain output / ADC conversion */
     int16_t dec_out[EW_APP_AUDIO_FRAME_SAMPLES / 2 + 1];
 } ew_app_t;
 

@@ -26,12 +26,12 @@ extern "C" {
 
 /** Incremental encoder state: feed the block in pieces without assembling it first. */
 typedef struct {
-    uint8_t *out;       /**< destination (caller's) */
-    size_t cap;         /**< its capacity */
-    size_t pos;         /**< next write position */
-    size_t code_pos;    /**< where the current piece's code byte goes */
-    uint8_t code;       /**< current piece length + 1 */
-    uint8_t overflow;   /**< set once anything did not fit; the output is then unusable */
+    uint8_t *out;     /**< destination (caller's) */
+    size_t cap;       /**< its capacity */
+    size_t pos;       /**< next write position */
+    size_t code_pos;  /**< where the current piece's code byte goes */
+    uint8_t code;     /**< current piece length + 1 */
+    uint8_t overflow; /**< set once anything did not fit; the output is then unusable */
 } ew_cobs_encoder_t;
 
 /**

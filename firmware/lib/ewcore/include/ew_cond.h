@@ -25,8 +25,8 @@ void ew_adc_to_pcm(const uint16_t *codes, int16_t *out, size_t n);
 
 /** One-pole DC blocker state: y[n] = x[n] - x[n-1] + (1 - 2^-EW_DC_POLE_SHIFT) y[n-1]. */
 typedef struct {
-    int32_t acc;     /**< y in Q(EW_DC_FRAC_BITS): |acc| < 2^29 (|y| <= 2^16, see ew_cond.c) */
-    int16_t x_prev;  /**< previous input sample */
+    int32_t acc;    /**< y in Q(EW_DC_FRAC_BITS): |acc| < 2^29 (|y| <= 2^16, see ew_cond.c) */
+    int16_t x_prev; /**< previous input sample */
 } ew_dcblock_t;
 
 void ew_dcblock_reset(ew_dcblock_t *dc);
@@ -35,17 +35,17 @@ size_t ew_dcblock_sizeof(void);
 /** Filter n samples; in == out is allowed.  Output saturates to int16. */
 void ew_dcblock_process(ew_dcblock_t *dc, const int16_t *in, int16_t *out, size_t n);
 
-#define EW_DECIM_CHUNK 64   /**< inputs filtered per pass over the linear buffer */
+#define EW_DECIM_CHUNK 64 /**< inputs filtered per pass over the linear buffer */
 
 /** FIR decimator that computes only the kept outputs, with the generated folded filters.
  *  Inputs are appended to a linear buffer after the last n_taps - 1 samples, filtered, and
  *  the tail is moved to the front: no per-sample ring bookkeeping. */
 typedef struct {
-    const ew_decim_filter_t *f;           /**< generated filter for this factor */
+    const ew_decim_filter_t *f; /**< generated filter for this factor */
     uint16_t n_taps;
     uint8_t factor;
-    uint8_t next;                         /**< new-sample index that completes the next output */
-    int16_t buf[EW_DECIM_MAX_TAPS - 1 + EW_DECIM_CHUNK];  /**< history, then new samples */
+    uint8_t next; /**< new-sample index that completes the next output */
+    int16_t buf[EW_DECIM_MAX_TAPS - 1 + EW_DECIM_CHUNK]; /**< history, then new samples */
 } ew_decim_t;
 
 /**

@@ -29,9 +29,9 @@ extern "C" {
 /** Error codes returned by the core's init/config functions (hot paths cannot fail). */
 enum {
     EW_OK = 0,
-    EW_ERR_ARG = -1,        /**< NULL pointer or value out of range */
-    EW_ERR_FACTOR = -2,     /**< unsupported decimation factor */
-    EW_ERR_CONFIG = -3,     /**< inconsistent configuration */
+    EW_ERR_ARG = -1,    /**< NULL pointer or value out of range */
+    EW_ERR_FACTOR = -2, /**< unsupported decimation factor */
+    EW_ERR_CONFIG = -3, /**< inconsistent configuration */
 };
 
 /** Saturate a 32-bit value to int16. */

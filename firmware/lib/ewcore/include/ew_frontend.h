@@ -34,15 +34,15 @@ extern "C" {
 
 /** int8 quantisation of the log-mel features (the model's input tensor). */
 typedef struct {
-    int32_t mult;       /**< Q(shift) multiplier: dB-per-LSB(L) / input scale */
-    uint8_t shift;      /**< 1..40 */
-    int8_t zero_point;  /**< model input zero point */
+    int32_t mult;      /**< Q(shift) multiplier: dB-per-LSB(L) / input scale */
+    uint8_t shift;     /**< 1..40 */
+    int8_t zero_point; /**< model input zero point */
 } ew_quant_t;
 
 /** Scratch memory of the front end (no allocation; one per node). */
 typedef struct {
-    int32_t z[EW_FRAME_SAMPLES];       /**< complex work buffer, interleaved re/im */
-    uint64_t power[EW_FFT_BINS];       /**< last power spectrum, P[k] */
+    int32_t z[EW_FRAME_SAMPLES]; /**< complex work buffer, interleaved re/im */
+    uint64_t power[EW_FFT_BINS]; /**< last power spectrum, P[k] */
 } ew_frontend_t;
 
 /** sizeof(ew_frontend_t), for bindings that allocate it opaquely. */

@@ -64,49 +64,49 @@ extern "C" {
 
 /** Gate decision flags returned per block. */
 enum {
-    EW_GATE_WARM = 1u << 0,   /**< past the warm-up blocks */
-    EW_GATE_LOUD = 1u << 1,   /**< sustained event: ABOVE for sustain_blocks blocks in a row */
-    EW_GATE_ONSET = 1u << 2,  /**< onset condition */
-    EW_GATE_ABOVE = 1u << 3,  /**< height over the noise floor >= sustain_margin (event still on) */
+    EW_GATE_WARM = 1u << 0,  /**< past the warm-up blocks */
+    EW_GATE_LOUD = 1u << 1,  /**< sustained event: ABOVE for sustain_blocks blocks in a row */
+    EW_GATE_ONSET = 1u << 2, /**< onset condition */
+    EW_GATE_ABOVE = 1u << 3, /**< height over the noise floor >= sustain_margin (event still on) */
 };
 
 /** Run-time gate parameters (defaults from ew_params.h; changeable by CONFIG frames). */
 typedef struct {
-    int32_t floor_q8;           /**< absolute floor, log2(mean square) Q8 */
-    int32_t onset_margin_q8;    /**< onset excess over background, log2 Q8 */
-    int32_t strong_margin_q8;   /**< excess that opens regardless of spread */
-    int32_t jump_margin_q8;     /**< onset block over every other block of the window */
-    int32_t confirm_margin_q8;  /**< blocks after a candidate: over the pre-onset background */
-    uint8_t onset_blocks;       /**< blocks an onset must last, 1..4 */
-    int32_t sustain_margin_q8;  /**< excess that keeps an event "on" */
-    uint32_t spread_max_q16;    /**< max normalised variance for an onset */
-    uint16_t sustain_blocks;    /**< ABOVE blocks in a row that make LOUD (>= 1) */
-    uint16_t recheck_blocks;    /**< re-trigger period while LOUD (used by the detector) */
-    uint16_t warmup_blocks;     /**< blocks after reset that only seed the background */
-    uint8_t bg_fall_shift;      /**< background fall time constant 2^n blocks (1..15) */
-    uint8_t bg_rise_shift;      /**< background rise time constant 2^n blocks (1..15) */
-    uint8_t nf_fall_shift;      /**< noise floor fall time constant 2^n blocks (1..15) */
-    uint8_t nf_rise_shift;      /**< noise floor rise time constant 2^n blocks (1..15) */
-    int32_t peak_margin_q8;     /**< onset over the decaying peak of all earlier blocks */
-    int32_t peak_decay_q8;      /**< decay of that peak per block (>= 1) */
-    int32_t tonal_margin_q8;    /**< smoothed tonality that makes a sustained event tonal */
-    uint8_t tonal_shift;        /**< tonality smoothing time constant 2^n frames (0..15) */
+    int32_t floor_q8;          /**< absolute floor, log2(mean square) Q8 */
+    int32_t onset_margin_q8;   /**< onset excess over background, log2 Q8 */
+    int32_t strong_margin_q8;  /**< excess that opens regardless of spread */
+    int32_t jump_margin_q8;    /**< onset block over every other block of the window */
+    int32_t confirm_margin_q8; /**< blocks after a candidate: over the pre-onset background */
+    uint8_t onset_blocks;      /**< blocks an onset must last, 1..4 */
+    int32_t sustain_margin_q8; /**< excess that keeps an event "on" */
+    uint32_t spread_max_q16;   /**< max normalised variance for an onset */
+    uint16_t sustain_blocks;   /**< ABOVE blocks in a row that make LOUD (>= 1) */
+    uint16_t recheck_blocks;   /**< re-trigger period while LOUD (used by the detector) */
+    uint16_t warmup_blocks;    /**< blocks after reset that only seed the background */
+    uint8_t bg_fall_shift;     /**< background fall time constant 2^n blocks (1..15) */
+    uint8_t bg_rise_shift;     /**< background rise time constant 2^n blocks (1..15) */
+    uint8_t nf_fall_shift;     /**< noise floor fall time constant 2^n blocks (1..15) */
+    uint8_t nf_rise_shift;     /**< noise floor rise time constant 2^n blocks (1..15) */
+    int32_t peak_margin_q8;    /**< onset over the decaying peak of all earlier blocks */
+    int32_t peak_decay_q8;     /**< decay of that peak per block (>= 1) */
+    int32_t tonal_margin_q8;   /**< smoothed tonality that makes a sustained event tonal */
+    uint8_t tonal_shift;       /**< tonality smoothing time constant 2^n frames (0..15) */
 } ew_gate_config_t;
 
 typedef struct {
     ew_gate_config_t cfg;
-    uint32_t ring[EW_GATE_WINDOW_BLOCKS];  /**< last L block powers */
-    uint32_t n_seen;       /**< blocks since reset (saturates) */
-    uint32_t above_run;    /**< consecutive ABOVE blocks (saturates) */
-    uint8_t cand_age;      /**< 0: no candidate; else blocks since the candidate + 1 */
-    int32_t cand_bg_q8;    /**< background before the candidate */
-    uint16_t head;         /**< next write index in ring */
-    int32_t bg_q16;        /**< short-term background, log2 Q16 (log2 Q8 << 8) */
-    int32_t nf_q16;        /**< long-term noise floor, log2 Q16 */
-    int32_t peak_q8;       /**< decaying peak a(k) of the block levels, log2 Q8 */
-    int32_t tonal_q8;      /**< smoothed tonality t of the log-mel frames, log2 Q8 */
-    uint32_t quiet_run;    /**< consecutive blocks that were not ABOVE (saturates) */
-    uint8_t impulsive;     /**< the current sustained episode began with an onset or a strong rise */
+    uint32_t ring[EW_GATE_WINDOW_BLOCKS]; /**< last L block powers */
+    uint32_t n_seen;                      /**< blocks since reset (saturates) */
+    uint32_t above_run;                   /**< consecutive ABOVE blocks (saturates) */
+    uint8_t cand_age;   /**< 0: no candidate; else blocks since the candidate + 1 */
+    int32_t cand_bg_q8; /**< background before the candidate */
+    uint16_t head;      /**< next write index in ring */
+    int32_t bg_q16;     /**< short-term background, log2 Q16 (log2 Q8 << 8) */
+    int32_t nf_q16;     /**< long-term noise floor, log2 Q16 */
+    int32_t peak_q8;    /**< decaying peak a(k) of the block levels, log2 Q8 */
+    int32_t tonal_q8;   /**< smoothed tonality t of the log-mel frames, log2 Q8 */
+    uint32_t quiet_run; /**< consecutive blocks that were not ABOVE (saturates) */
+    uint8_t impulsive;  /**< the current sustained episode began with an onset or a strong rise */
     /* outputs of the last block, for the detector, STATUS and traces */
     uint32_t power;        /**< e(k) */
     int32_t level_q8;      /**< p(k) */

@@ -66,44 +66,49 @@ extern "C" {
 #define EW_SUBBLOCK_SAMPLES 16
 #define EW_SUBBLOCKS (EW_HOP_SAMPLES / EW_SUBBLOCK_SAMPLES)
 #define EW_WINDOW_FEATURES (EW_FRAMES_PER_WINDOW * EW_N_MELS)
-#define EW_MAX_PENDING 4        /**< two onsets, each with its early and main window */
-#define EW_THRESHOLD_OFF 256u   /**< threshold value that disables a class (e.g. "negative") */
+#define EW_MAX_PENDING 4      /**< two onsets, each with its early and main window */
+#define EW_THRESHOLD_OFF 256u /**< threshold value that disables a class (e.g. "negative") */
 
 enum { EW_MODE_GATED = 0, EW_MODE_CONTINUOUS = 1 };
-enum { EW_TRIGGER_ONSET = 0, EW_TRIGGER_RECHECK = 1, EW_TRIGGER_CONTINUOUS = 2, EW_TRIGGER_EARLY = 3 };
+enum {
+    EW_TRIGGER_ONSET = 0,
+    EW_TRIGGER_RECHECK = 1,
+    EW_TRIGGER_CONTINUOUS = 2,
+    EW_TRIGGER_EARLY = 3
+};
 enum { EW_EVENT_ONSET = 0, EW_EVENT_END = 1 };
 
 /** An event decision, as sent in EVENT frames. */
 typedef struct {
-    uint64_t onset_sample;      /**< first sample of the event (16 kHz, since reset) */
-    uint32_t duration_samples;  /**< so far (ONSET) or total (END) */
+    uint64_t onset_sample;     /**< first sample of the event (16 kHz, since reset) */
+    uint32_t duration_samples; /**< so far (ONSET) or total (END) */
     uint8_t class_index;
-    uint8_t score;              /**< Q0.8 (best over merged hits for END) */
-    uint8_t kind;               /**< EW_EVENT_ONSET / EW_EVENT_END */
-    uint16_t hits;              /**< classifier hits merged into the event */
+    uint8_t score; /**< Q0.8 (best over merged hits for END) */
+    uint8_t kind;  /**< EW_EVENT_ONSET / EW_EVENT_END */
+    uint16_t hits; /**< classifier hits merged into the event */
 } ew_event_t;
 
 /** What the classifier is given with each analysis window. */
 typedef struct {
-    int64_t start_sample;       /**< first sample of the window's first frame (negative for an
+    int64_t start_sample;    /**< first sample of the window's first frame (negative for an
                                      early window at the start of a stream: frames before sample 0
                                      are digital silence) */
-    uint64_t trigger_sample;    /**< refined onset (ONSET), trigger block start otherwise */
+    uint64_t trigger_sample; /**< refined onset (ONSET), trigger block start otherwise */
     uint64_t trigger_block;
-    uint8_t kind;               /**< EW_TRIGGER_* (EARLY: the early window of an onset) */
+    uint8_t kind; /**< EW_TRIGGER_* (EARLY: the early window of an onset) */
 } ew_window_t;
 
 /** Per-block trace (level meter, gate state) for STATUS frames, tests and plots. */
 typedef struct {
     uint64_t block;
-    int32_t level_q8;           /**< log2(mean square) Q8; dBFS = (level_q8/256 - 30) * 3.0103 */
-    int32_t bg_q8;              /**< background estimate used for this block */
+    int32_t level_q8; /**< log2(mean square) Q8; dBFS = (level_q8/256 - 30) * 3.0103 */
+    int32_t bg_q8;    /**< background estimate used for this block */
     int32_t excess_q8;
-    int32_t nf_q8;              /**< long-term noise floor used for this block */
+    int32_t nf_q8; /**< long-term noise floor used for this block */
     uint32_t spread_q16;
-    uint8_t flags;              /**< EW_GATE_* */
-    uint8_t trigger;            /**< 1 + EW_TRIGGER_* if a window opened on this block, else 0 */
-    uint8_t gate_open;          /**< an analysis window is pending (inference will run) */
+    uint8_t flags;     /**< EW_GATE_* */
+    uint8_t trigger;   /**< 1 + EW_TRIGGER_* if a window opened on this block, else 0 */
+    uint8_t gate_open; /**< an analysis window is pending (inference will run) */
 } ew_block_info_t;
 
 /**
@@ -111,39 +116,47 @@ typedef struct {
  * EW_FRAMES_PER_WINDOW x EW_N_MELS int8 features (frame-major).  Return 0, or non-zero on
  * failure (counted in stats; no decision is made for that window).
  */
-typedef int (*ew_classify_fn)(void *ctx, const ew_window_t *w, const int8_t *features, uint8_t *scores);
+typedef int (*ew_classify_fn)(void *ctx, const ew_window_t *w, const int8_t *features,
+                              uint8_t *scores);
 typedef void (*ew_event_fn)(void *ctx, const ew_event_t *ev);
 typedef void (*ew_block_fn)(void *ctx, const ew_block_info_t *b);
 
 typedef struct {
     ew_gate_config_t gate;
     ew_quant_t quant;
-    uint16_t thresholds_q8[EW_MAX_CLASSES];  /**< 0..255, or EW_THRESHOLD_OFF */
+    uint16_t thresholds_q8[EW_MAX_CLASSES]; /**< 0..255, or EW_THRESHOLD_OFF */
     uint32_t holdoff_samples;
-    uint8_t n_classes;                       /**< 0..EW_MAX_CLASSES */
-    uint8_t preroll_frames;                  /**< <= warmup_blocks, < EW_FRAMES_PER_WINDOW */
-    uint8_t mode;                            /**< EW_MODE_* */
-    uint16_t continuous_stride;              /**< >= 1 */
-    uint8_t early_preroll_frames;            /**< 0 (off) or preroll_frames < E < EW_FRAMES_PER_WINDOW */
-    uint8_t early_continue_blocks;           /**< main window kept if the sound was on in the early window's last N blocks... */
-    int32_t early_continue_margin_q8;        /**< ...i.e. a block this far over the noise floor (log2 Q8) */
-    uint8_t habituate_onsets;                /**< habituate after this many rejected onsets (0 = off) */
-    uint8_t habituate_max_score_q8;          /**< rejected: every enabled class scored below this (Q0.8) */
-    uint16_t habituate_blocks;               /**< habituation lasts this long after the last rejected/suppressed onset */
-    int32_t habituate_margin_q8;             /**< suppressed: onset level <= habituation level + this (log2 Q8) */
-    uint8_t habituate_rechecks;              /**< slow re-checks after this many rejected RECHECK windows in a row (0 = off)... */
-    uint8_t habituate_recheck_max_score_q8;  /**< ...rejected: every enabled class scored below this (Q0.8)... */
-    uint16_t habituate_recheck_blocks;       /**< ...to one every this many blocks (>= gate.recheck_blocks) */
+    uint8_t n_classes;            /**< 0..EW_MAX_CLASSES */
+    uint8_t preroll_frames;       /**< <= warmup_blocks, < EW_FRAMES_PER_WINDOW */
+    uint8_t mode;                 /**< EW_MODE_* */
+    uint16_t continuous_stride;   /**< >= 1 */
+    uint8_t early_preroll_frames; /**< 0 (off) or preroll_frames < E < EW_FRAMES_PER_WINDOW */
+    uint8_t
+        early_continue_blocks; /**< main window kept if the sound was on in the early window's last N blocks... */
+    int32_t
+        early_continue_margin_q8;   /**< ...i.e. a block this far over the noise floor (log2 Q8) */
+    uint8_t habituate_onsets;       /**< habituate after this many rejected onsets (0 = off) */
+    uint8_t habituate_max_score_q8; /**< rejected: every enabled class scored below this (Q0.8) */
+    uint16_t
+        habituate_blocks; /**< habituation lasts this long after the last rejected/suppressed onset */
+    int32_t
+        habituate_margin_q8; /**< suppressed: onset level <= habituation level + this (log2 Q8) */
+    uint8_t
+        habituate_rechecks; /**< slow re-checks after this many rejected RECHECK windows in a row (0 = off)... */
+    uint8_t
+        habituate_recheck_max_score_q8; /**< ...rejected: every enabled class scored below this (Q0.8)... */
+    uint16_t
+        habituate_recheck_blocks; /**< ...to one every this many blocks (>= gate.recheck_blocks) */
 } ew_node_config_t;
 
 typedef struct {
     uint64_t samples, blocks, frames;
-    uint64_t gate_open_blocks;               /**< blocks with an analysis window pending */
+    uint64_t gate_open_blocks; /**< blocks with an analysis window pending */
     uint32_t triggers_onset, triggers_recheck, windows;
     uint32_t classify_errors, events;
-    uint32_t windows_dropped;                /**< main windows dropped after their early window (sound over) */
-    uint32_t onsets_habituated;              /**< onsets that opened no window (habituation) */
-    uint32_t rechecks_slowed;                /**< RECHECK windows opened at the slowed period */
+    uint32_t windows_dropped;   /**< main windows dropped after their early window (sound over) */
+    uint32_t onsets_habituated; /**< onsets that opened no window (habituation) */
+    uint32_t rechecks_slowed;   /**< RECHECK windows opened at the slowed period */
 } ew_node_stats_t;
 
 typedef struct {
@@ -153,22 +166,22 @@ typedef struct {
 } ew_active_event_t;
 
 typedef struct {
-    int64_t start_frame;                      /**< may be < 0 (early window, stream start) */
+    int64_t start_frame; /**< may be < 0 (early window, stream start) */
     ew_window_t info;
-    int32_t level_q8;                         /**< ONSET/EARLY: the onset's level (habituation);
+    int32_t level_q8; /**< ONSET/EARLY: the onset's level (habituation);
                                                    RECHECK/CONTINUOUS: the gate level at the trigger */
 } ew_pending_t;
 
 /** Habituation state (see the file comment); all zero after reset. */
 typedef struct {
-    uint8_t count;                            /**< rejected onsets in the current episode */
-    int32_t level_q8;                         /**< loudest of them */
-    uint64_t last_block;                      /**< block of the last rejected or suppressed onset */
-    uint64_t last_trigger;                    /**< trigger block of the last counted onset */
-    uint8_t rechecks;                         /**< RECHECK windows clearly rejected in a row */
-    uint64_t recheck_block;                   /**< block of the last of them */
-    int32_t recheck_level_q8;                 /**< loudest gate level while they were classified */
-    uint64_t last_hit_block;                  /**< block of the last window with a hit */
+    uint8_t count;            /**< rejected onsets in the current episode */
+    int32_t level_q8;         /**< loudest of them */
+    uint64_t last_block;      /**< block of the last rejected or suppressed onset */
+    uint64_t last_trigger;    /**< trigger block of the last counted onset */
+    uint8_t rechecks;         /**< RECHECK windows clearly rejected in a row */
+    uint64_t recheck_block;   /**< block of the last of them */
+    int32_t recheck_level_q8; /**< loudest gate level while they were classified */
+    uint64_t last_hit_block;  /**< block of the last window with a hit */
     uint8_t has_hit;
 } ew_habituation_t;
 
@@ -177,14 +190,14 @@ typedef struct {
     ew_dcblock_t dc;
     ew_gate_t gate;
     ew_frontend_t fe;
-    int16_t frame[EW_FRAME_SAMPLES];          /**< previous block + block being filled */
-    uint64_t sub_sq[EW_GATE_MAX_ONSET_BLOCKS][EW_SUBBLOCKS];  /**< 16-sample sums of squares of
+    int16_t frame[EW_FRAME_SAMPLES]; /**< previous block + block being filled */
+    uint64_t sub_sq[EW_GATE_MAX_ONSET_BLOCKS][EW_SUBBLOCKS]; /**< 16-sample sums of squares of
                                                                  the last blocks (index block % 4) */
-    uint16_t fill;                            /**< samples in the current block */
+    uint16_t fill;                                           /**< samples in the current block */
     uint16_t logmel[EW_N_MELS];
-    int8_t ring[EW_FRAMES_PER_WINDOW][EW_N_MELS];  /**< features of the last 64 frames (silence,
+    int8_t ring[EW_FRAMES_PER_WINDOW][EW_N_MELS]; /**< features of the last 64 frames (silence,
                                                         i.e. the zero point, after reset) */
-    int8_t window[EW_WINDOW_FEATURES];        /**< linearised window handed to the classifier */
+    int8_t window[EW_WINDOW_FEATURES];            /**< linearised window handed to the classifier */
     uint8_t scores[EW_MAX_CLASSES];
     ew_pending_t pending[EW_MAX_PENDING];
     uint8_t n_pending;
@@ -192,11 +205,12 @@ typedef struct {
     uint8_t has_triggered;
     uint64_t last_loud_block;
     uint8_t has_loud;
-    uint64_t last_on_block;                   /**< last block early_continue_margin over the noise floor */
+    uint64_t last_on_block; /**< last block early_continue_margin over the noise floor */
     uint8_t has_on;
-    int32_t recent_level_q8[EW_GATE_MAX_ONSET_BLOCKS];  /**< gate level of the last blocks (index block % 4) */
+    int32_t recent_level_q8
+        [EW_GATE_MAX_ONSET_BLOCKS]; /**< gate level of the last blocks (index block % 4) */
     ew_habituation_t hab;
-    int32_t level_since_trigger_q8;           /**< loudest gate level since the last trigger */
+    int32_t level_since_trigger_q8; /**< loudest gate level since the last trigger */
     ew_active_event_t active[EW_MAX_CLASSES];
     ew_node_stats_t stats;
     ew_classify_fn classify;

@@ -45,56 +45,64 @@ extern "C" {
 /* ------------------------------------------------------------------------------------------ */
 /* Sizes                                                                                        */
 
-#define EW_PROTO_VERSION 1u          /**< HELLO.proto_version sent by this implementation */
-#define EW_PROTO_MAGIC 0xE7u         /**< first body byte */
-#define EW_PROTO_MAX_PAYLOAD 1280u   /**< largest payload */
-#define EW_PROTO_HEADER 4u           /**< magic, type, seq */
-#define EW_PROTO_OVERHEAD 8u         /**< header + CRC: the smallest body */
-#define EW_PROTO_MAX_BODY (EW_PROTO_MAX_PAYLOAD + EW_PROTO_OVERHEAD)        /**< 1288 */
-#define EW_PROTO_MAX_ENCODED EW_COBS_MAX_ENCODED(EW_PROTO_MAX_BODY)         /**< 1294 */
+#define EW_PROTO_VERSION 1u        /**< HELLO.proto_version sent by this implementation */
+#define EW_PROTO_MAGIC 0xE7u       /**< first body byte */
+#define EW_PROTO_MAX_PAYLOAD 1280u /**< largest payload */
+#define EW_PROTO_HEADER 4u         /**< magic, type, seq */
+#define EW_PROTO_OVERHEAD 8u       /**< header + CRC: the smallest body */
+#define EW_PROTO_MAX_BODY (EW_PROTO_MAX_PAYLOAD + EW_PROTO_OVERHEAD) /**< 1288 */
+#define EW_PROTO_MAX_ENCODED EW_COBS_MAX_ENCODED(EW_PROTO_MAX_BODY)  /**< 1294 */
 /** Wire bytes of a frame with an n-byte payload, worst case (both delimiters included). */
 #define EW_PROTO_WIRE_SIZE(n) (EW_COBS_MAX_ENCODED((n) + EW_PROTO_OVERHEAD) + 2u)
 /** Buffer size that holds any encoded frame: 1296. */
 #define EW_PROTO_MAX_WIRE EW_PROTO_WIRE_SIZE(EW_PROTO_MAX_PAYLOAD)
 
-#define EW_PROTO_MAX_NAME 32u        /**< longest board name / label (bytes) */
-#define EW_PROTO_MAX_LABELS 32u      /**< most labels in a HELLO */
-#define EW_PROTO_MAX_ERROR_TEXT 96u  /**< longest ERROR message (bytes) */
-#define EW_PROTO_MAX_PCM 512u        /**< most samples in an AUDIO / INJECT frame */
-#define EW_PROTO_HASH_BYTES 8u       /**< model / config hash prefix length */
-#define EW_PROTO_NODE_ID_BYTES 6u    /**< MAC address */
+#define EW_PROTO_MAX_NAME 32u       /**< longest board name / label (bytes) */
+#define EW_PROTO_MAX_LABELS 32u     /**< most labels in a HELLO */
+#define EW_PROTO_MAX_ERROR_TEXT 96u /**< longest ERROR message (bytes) */
+#define EW_PROTO_MAX_PCM 512u       /**< most samples in an AUDIO / INJECT frame */
+#define EW_PROTO_HASH_BYTES 8u      /**< model / config hash prefix length */
+#define EW_PROTO_NODE_ID_BYTES 6u   /**< MAC address */
 
 /** Return codes of the encoder and the typed pack / unpack functions. */
 enum {
     EW_PROTO_OK = 0,
-    EW_PROTO_ERR_ARG = -1,     /**< NULL pointer where data is required */
-    EW_PROTO_ERR_SPACE = -20,  /**< output buffer too small */
-    EW_PROTO_ERR_SHORT = -21,  /**< payload shorter than the message (truncated) */
-    EW_PROTO_ERR_RANGE = -22,  /**< a length / count exceeds its limit, or odd PCM byte count */
+    EW_PROTO_ERR_ARG = -1,    /**< NULL pointer where data is required */
+    EW_PROTO_ERR_SPACE = -20, /**< output buffer too small */
+    EW_PROTO_ERR_SHORT = -21, /**< payload shorter than the message (truncated) */
+    EW_PROTO_ERR_RANGE = -22, /**< a length / count exceeds its limit, or odd PCM byte count */
 };
 
 /** Message types. */
 enum {
-    EW_MSG_HELLO = 0x01,       /**< node->host identity; host->node with empty payload: request */
-    EW_MSG_EVENT = 0x02,       /**< node->host detection */
-    EW_MSG_STATUS = 0x03,      /**< node->host periodic status */
-    EW_MSG_AUDIO = 0x04,       /**< node->host PCM (field recording) */
-    EW_MSG_INJECT = 0x05,      /**< host->node PCM (hardware in the loop) */
-    EW_MSG_CREDIT = 0x06,      /**< node->host flow-control grant */
-    EW_MSG_CONFIG_GET = 0x07,  /**< host->node */
-    EW_MSG_CONFIG_SET = 0x08,  /**< host->node */
-    EW_MSG_CONFIG = 0x09,      /**< node->host answer to GET / SET */
+    EW_MSG_HELLO = 0x01,      /**< node->host identity; host->node with empty payload: request */
+    EW_MSG_EVENT = 0x02,      /**< node->host detection */
+    EW_MSG_STATUS = 0x03,     /**< node->host periodic status */
+    EW_MSG_AUDIO = 0x04,      /**< node->host PCM (field recording) */
+    EW_MSG_INJECT = 0x05,     /**< host->node PCM (hardware in the loop) */
+    EW_MSG_CREDIT = 0x06,     /**< node->host flow-control grant */
+    EW_MSG_CONFIG_GET = 0x07, /**< host->node */
+    EW_MSG_CONFIG_SET = 0x08, /**< host->node */
+    EW_MSG_CONFIG = 0x09,     /**< node->host answer to GET / SET */
     EW_MSG_ACK = 0x0A,
     EW_MSG_ERROR = 0x0B,
-    EW_MSG_CMD = 0x0C,         /**< host->node command */
+    EW_MSG_CMD = 0x0C, /**< host->node command */
 };
-#define EW_MSG_MAX_KNOWN 0x0Cu   /**< types 1..EW_MSG_MAX_KNOWN are known to this version */
+#define EW_MSG_MAX_KNOWN 0x0Cu /**< types 1..EW_MSG_MAX_KNOWN are known to this version */
 
 /** HELLO.reset_reason: same numbering as ESP-IDF's esp_reset_reason_t. */
 enum {
-    EW_RESET_UNKNOWN = 0, EW_RESET_POWERON = 1, EW_RESET_EXT = 2, EW_RESET_SW = 3,
-    EW_RESET_PANIC = 4, EW_RESET_INT_WDT = 5, EW_RESET_TASK_WDT = 6, EW_RESET_WDT = 7,
-    EW_RESET_DEEPSLEEP = 8, EW_RESET_BROWNOUT = 9, EW_RESET_SDIO = 10,
+    EW_RESET_UNKNOWN = 0,
+    EW_RESET_POWERON = 1,
+    EW_RESET_EXT = 2,
+    EW_RESET_SW = 3,
+    EW_RESET_PANIC = 4,
+    EW_RESET_INT_WDT = 5,
+    EW_RESET_TASK_WDT = 6,
+    EW_RESET_WDT = 7,
+    EW_RESET_DEEPSLEEP = 8,
+    EW_RESET_BROWNOUT = 9,
+    EW_RESET_SDIO = 10,
 };
 
 /** EVENT.kind */
@@ -104,24 +112,28 @@ enum { EW_PROTO_EVENT_ONSET = 0, EW_PROTO_EVENT_END = 1 };
 
 /** ERROR.code */
 enum {
-    EW_ERRC_BAD_FRAME = 1,        /**< a frame failed to decode (CRC, COBS, length) */
-    EW_ERRC_UNKNOWN_TYPE = 2,     /**< valid frame of a type the receiver does not handle */
-    EW_ERRC_BAD_PAYLOAD = 3,      /**< payload too short / out of range for its type */
+    EW_ERRC_BAD_FRAME = 1,    /**< a frame failed to decode (CRC, COBS, length) */
+    EW_ERRC_UNKNOWN_TYPE = 2, /**< valid frame of a type the receiver does not handle */
+    EW_ERRC_BAD_PAYLOAD = 3,  /**< payload too short / out of range for its type */
     EW_ERRC_BAD_CONFIG_KEY = 4,
-    EW_ERRC_BAD_VALUE = 5,        /**< CONFIG_SET value or CMD arg out of range */
-    EW_ERRC_NO_CREDIT = 6,        /**< INJECT exceeded the granted credit: samples dropped */
-    EW_ERRC_OVERRUN = 7,          /**< input buffer overrun: samples dropped */
-    EW_ERRC_MODEL_MISMATCH = 8,   /**< model hash / labels do not match the request */
+    EW_ERRC_BAD_VALUE = 5,      /**< CONFIG_SET value or CMD arg out of range */
+    EW_ERRC_NO_CREDIT = 6,      /**< INJECT exceeded the granted credit: samples dropped */
+    EW_ERRC_OVERRUN = 7,        /**< input buffer overrun: samples dropped */
+    EW_ERRC_MODEL_MISMATCH = 8, /**< model hash / labels do not match the request */
     EW_ERRC_BUSY = 9,
-    EW_ERRC_UNSUPPORTED = 10,     /**< known command / type not supported by this build */
-    EW_ERRC_SEQ_GAP = 11,         /**< receiver saw host frames missing (ref_seq = first received) */
+    EW_ERRC_UNSUPPORTED = 10, /**< known command / type not supported by this build */
+    EW_ERRC_SEQ_GAP = 11,     /**< receiver saw host frames missing (ref_seq = first received) */
     EW_ERRC_INTERNAL = 12,
 };
 
 /** CMD.command */
 enum {
-    EW_CMD_HELLO = 0, EW_CMD_REBOOT = 1, EW_CMD_STATUS = 2, EW_CMD_START_STREAM = 3,
-    EW_CMD_STOP_STREAM = 4, EW_CMD_FACTORY_RESET = 5,
+    EW_CMD_HELLO = 0,
+    EW_CMD_REBOOT = 1,
+    EW_CMD_STATUS = 2,
+    EW_CMD_START_STREAM = 3,
+    EW_CMD_STOP_STREAM = 4,
+    EW_CMD_FACTORY_RESET = 5,
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -140,8 +152,8 @@ enum {
  *         EW_PROTO_MAX_PAYLOAD, payload is NULL with len > 0, out is NULL, or out_cap is too
  *         small for this frame (the content of out is then unspecified).
  */
-size_t ew_proto_encode(uint8_t type, uint16_t seq, const uint8_t *payload, size_t len,
-                       uint8_t *out, size_t out_cap);
+size_t ew_proto_encode(uint8_t type, uint16_t seq, const uint8_t *payload, size_t len, uint8_t *out,
+                       size_t out_cap);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Streaming decoder                                                                            */
@@ -159,11 +171,11 @@ typedef enum {
 /** Why a chunk was rejected (checked in this order). */
 typedef enum {
     EW_PROTO_BAD_NONE = 0,
-    EW_PROTO_BAD_COBS = 1,      /**< a COBS code byte runs past the chunk */
-    EW_PROTO_BAD_SHORT = 2,     /**< decoded body shorter than 8 bytes */
-    EW_PROTO_BAD_OVERSIZE = 3,  /**< chunk > EW_PROTO_MAX_ENCODED or body > EW_PROTO_MAX_BODY */
-    EW_PROTO_BAD_MAGIC = 4,     /**< first body byte is not EW_PROTO_MAGIC */
-    EW_PROTO_BAD_CRC = 5,       /**< well-formed frame whose CRC does not match */
+    EW_PROTO_BAD_COBS = 1,     /**< a COBS code byte runs past the chunk */
+    EW_PROTO_BAD_SHORT = 2,    /**< decoded body shorter than 8 bytes */
+    EW_PROTO_BAD_OVERSIZE = 3, /**< chunk > EW_PROTO_MAX_ENCODED or body > EW_PROTO_MAX_BODY */
+    EW_PROTO_BAD_MAGIC = 4,    /**< first body byte is not EW_PROTO_MAGIC */
+    EW_PROTO_BAD_CRC = 5,      /**< well-formed frame whose CRC does not match */
 } ew_proto_bad_t;
 
 /**
@@ -172,44 +184,44 @@ typedef enum {
  */
 typedef struct {
     ew_proto_item_kind_t kind;
-    uint8_t type;               /**< FRAME: message type */
-    uint8_t unknown_type;       /**< FRAME: 1 if type is not known to this version */
-    uint16_t seq;               /**< FRAME and seq diagnostics: the frame's seq */
-    uint16_t expected;          /**< seq diagnostics: the seq that was expected */
-    uint16_t count;             /**< SEQ_GAP: frames missing; SEQ_BACKWARD: how far back */
-    const uint8_t *data;        /**< FRAME: payload; LOG: text (not NUL terminated) */
-    size_t len;                 /**< length of data */
-    const uint8_t *body;        /**< FRAME: whole decoded body (magic .. crc) */
-    size_t body_len;            /**< FRAME: len + EW_PROTO_OVERHEAD */
-    ew_proto_bad_t error;       /**< ERROR: reason */
-    uint32_t raw_len;           /**< ERROR: bytes of the rejected chunk (delimiters excluded) */
+    uint8_t type;         /**< FRAME: message type */
+    uint8_t unknown_type; /**< FRAME: 1 if type is not known to this version */
+    uint16_t seq;         /**< FRAME and seq diagnostics: the frame's seq */
+    uint16_t expected;    /**< seq diagnostics: the seq that was expected */
+    uint16_t count;       /**< SEQ_GAP: frames missing; SEQ_BACKWARD: how far back */
+    const uint8_t *data;  /**< FRAME: payload; LOG: text (not NUL terminated) */
+    size_t len;           /**< length of data */
+    const uint8_t *body;  /**< FRAME: whole decoded body (magic .. crc) */
+    size_t body_len;      /**< FRAME: len + EW_PROTO_OVERHEAD */
+    ew_proto_bad_t error; /**< ERROR: reason */
+    uint32_t raw_len;     /**< ERROR: bytes of the rejected chunk (delimiters excluded) */
 } ew_proto_item_t;
 
 /** Decoder counters (all wrap modulo 2^32). */
 typedef struct {
-    uint32_t bytes_in;          /**< every byte fed */
-    uint32_t delim_bytes;       /**< 0x00 bytes */
-    uint32_t frame_bytes;       /**< bytes of chunks delivered as frames */
-    uint32_t text_bytes;        /**< bytes of chunks delivered as log lines (CR/LF included) */
-    uint32_t garbage_bytes;     /**< bytes of rejected chunks */
-    uint32_t frames;            /**< FRAME items */
-    uint32_t unknown_types;     /**< ... of which with an unknown type */
-    uint32_t log_lines;         /**< LOG items */
-    uint32_t err_cobs, err_short, err_oversize, err_magic, err_crc;  /**< ERROR items by reason */
-    uint32_t seq_gaps;          /**< SEQ_GAP items */
-    uint32_t frames_missed;     /**< sum of their counts */
-    uint32_t seq_backward;      /**< SEQ_BACKWARD items */
-    uint32_t resets;            /**< RESET items */
+    uint32_t bytes_in;      /**< every byte fed */
+    uint32_t delim_bytes;   /**< 0x00 bytes */
+    uint32_t frame_bytes;   /**< bytes of chunks delivered as frames */
+    uint32_t text_bytes;    /**< bytes of chunks delivered as log lines (CR/LF included) */
+    uint32_t garbage_bytes; /**< bytes of rejected chunks */
+    uint32_t frames;        /**< FRAME items */
+    uint32_t unknown_types; /**< ... of which with an unknown type */
+    uint32_t log_lines;     /**< LOG items */
+    uint32_t err_cobs, err_short, err_oversize, err_magic, err_crc; /**< ERROR items by reason */
+    uint32_t seq_gaps;                                              /**< SEQ_GAP items */
+    uint32_t frames_missed;                                         /**< sum of their counts */
+    uint32_t seq_backward;                                          /**< SEQ_BACKWARD items */
+    uint32_t resets;                                                /**< RESET items */
 } ew_proto_stats_t;
 
 /** Decoder state.  Treat the fields as private; allocate statically or on the stack. */
 typedef struct {
-    uint8_t buf[EW_PROTO_MAX_ENCODED];  /**< current chunk (decoded in place) */
-    uint16_t len;                       /**< bytes in buf, <= EW_PROTO_MAX_ENCODED */
-    uint8_t all_text;                   /**< every byte in buf is printable / TAB / CR / LF */
-    uint8_t discarding;                 /**< chunk overflowed: drop bytes until 0x00 */
-    uint32_t discard_len;               /**< length of the overflowed chunk so far */
-    uint8_t has_seq;                    /**< a frame has been seen: expected_seq is valid */
+    uint8_t buf[EW_PROTO_MAX_ENCODED]; /**< current chunk (decoded in place) */
+    uint16_t len;                      /**< bytes in buf, <= EW_PROTO_MAX_ENCODED */
+    uint8_t all_text;                  /**< every byte in buf is printable / TAB / CR / LF */
+    uint8_t discarding;                /**< chunk overflowed: drop bytes until 0x00 */
+    uint32_t discard_len;              /**< length of the overflowed chunk so far */
+    uint8_t has_seq;                   /**< a frame has been seen: expected_seq is valid */
     uint16_t expected_seq;
     ew_proto_stats_t stats;
 } ew_proto_decoder_t;
@@ -272,72 +284,85 @@ int ew_proto_type_known(uint8_t type);
 
 /** HELLO (0x01), node->host.  An empty HELLO payload (host->node) is a request. */
 typedef struct {
-    uint8_t proto_version;                      /**< EW_PROTO_VERSION */
+    uint8_t proto_version; /**< EW_PROTO_VERSION */
     uint8_t fw_major, fw_minor, fw_patch;
-    uint8_t reset_reason;                       /**< EW_RESET_* */
+    uint8_t reset_reason; /**< EW_RESET_* */
     uint32_t sample_rate_hz;
-    uint8_t model_hash[EW_PROTO_HASH_BYTES];    /**< first 8 bytes of the model's SHA-256 */
+    uint8_t model_hash[EW_PROTO_HASH_BYTES]; /**< first 8 bytes of the model's SHA-256 */
     uint8_t config_hash[EW_PROTO_HASH_BYTES];
-    uint8_t node_id[EW_PROTO_NODE_ID_BYTES];    /**< MAC address */
-    uint8_t board_len;                          /**< <= EW_PROTO_MAX_NAME */
-    const char *board;                          /**< board_len bytes, not NUL terminated */
-    uint8_t n_labels;                           /**< <= EW_PROTO_MAX_LABELS */
-    uint8_t label_lens[EW_PROTO_MAX_LABELS];    /**< each <= EW_PROTO_MAX_NAME */
-    const char *labels[EW_PROTO_MAX_LABELS];    /**< label_lens[i] bytes each */
+    uint8_t node_id[EW_PROTO_NODE_ID_BYTES]; /**< MAC address */
+    uint8_t board_len;                       /**< <= EW_PROTO_MAX_NAME */
+    const char *board;                       /**< board_len bytes, not NUL terminated */
+    uint8_t n_labels;                        /**< <= EW_PROTO_MAX_LABELS */
+    uint8_t label_lens[EW_PROTO_MAX_LABELS]; /**< each <= EW_PROTO_MAX_NAME */
+    const char *labels[EW_PROTO_MAX_LABELS]; /**< label_lens[i] bytes each */
 } ew_proto_hello_t;
 
 /** EVENT (0x02), 17 bytes. */
 typedef struct {
-    uint64_t onset_sample;       /**< 16 kHz sample index since boot / stream start */
+    uint64_t onset_sample; /**< 16 kHz sample index since boot / stream start */
     uint32_t duration_samples;
     uint8_t class_index;
-    uint8_t score;               /**< Q0.8 probability */
-    uint8_t kind;                /**< EW_PROTO_EVENT_ONSET / _END */
+    uint8_t score; /**< Q0.8 probability */
+    uint8_t kind;  /**< EW_PROTO_EVENT_ONSET / _END */
     uint16_t hits;
 } ew_proto_event_t;
 
 /** STATUS (0x03), 35 bytes. */
 typedef struct {
     uint64_t sample_index;
-    int16_t level_dbfs_q8;       /**< block power, dBFS x 256 */
+    int16_t level_dbfs_q8; /**< block power, dBFS x 256 */
     int16_t noise_floor_dbfs_q8;
-    uint16_t gate_duty_q16;      /**< fraction of blocks with the gate open x 65535 */
+    uint16_t gate_duty_q16; /**< fraction of blocks with the gate open x 65535 */
     uint32_t inference_count;
     uint32_t inference_us_last;
     uint32_t inference_us_max;
     uint32_t dropped_samples;
-    uint8_t mode;                /**< as EW_CFG_MODE */
-    uint32_t credits;            /**< INJECT credit outstanding (node's view) */
+    uint8_t mode;     /**< as EW_CFG_MODE */
+    uint32_t credits; /**< INJECT credit outstanding (node's view) */
 } ew_proto_status_t;
 
 /** AUDIO (0x04) and INJECT (0x05): first_sample u64 + int16 LE samples. */
 typedef struct {
     uint64_t first_sample;
-    uint16_t n_samples;          /**< <= EW_PROTO_MAX_PCM */
-    const uint8_t *pcm_le;       /**< unpack: n_samples x 2 bytes inside the payload */
+    uint16_t n_samples;    /**< <= EW_PROTO_MAX_PCM */
+    const uint8_t *pcm_le; /**< unpack: n_samples x 2 bytes inside the payload */
 } ew_proto_pcm_t;
 
 /** CREDIT (0x06). */
-typedef struct { uint32_t credits_samples; } ew_proto_credit_t;
+typedef struct {
+    uint32_t credits_samples;
+} ew_proto_credit_t;
 /** CONFIG_GET (0x07). */
-typedef struct { uint16_t key; } ew_proto_config_get_t;
+typedef struct {
+    uint16_t key;
+} ew_proto_config_get_t;
 /** CONFIG_SET (0x08) and CONFIG (0x09). */
-typedef struct { uint16_t key; int32_t value; } ew_proto_config_t;
+typedef struct {
+    uint16_t key;
+    int32_t value;
+} ew_proto_config_t;
 /** ACK (0x0A). */
-typedef struct { uint16_t acked_seq; uint8_t acked_type; } ew_proto_ack_t;
+typedef struct {
+    uint16_t acked_seq;
+    uint8_t acked_type;
+} ew_proto_ack_t;
 /** ERROR (0x0B). */
 typedef struct {
-    uint16_t code;               /**< EW_ERRC_* */
-    uint16_t ref_seq;            /**< seq of the frame the error refers to */
-    uint8_t message_len;         /**< <= EW_PROTO_MAX_ERROR_TEXT */
-    const char *message;         /**< message_len bytes, not NUL terminated */
+    uint16_t code;       /**< EW_ERRC_* */
+    uint16_t ref_seq;    /**< seq of the frame the error refers to */
+    uint8_t message_len; /**< <= EW_PROTO_MAX_ERROR_TEXT */
+    const char *message; /**< message_len bytes, not NUL terminated */
 } ew_proto_error_t;
 /** CMD (0x0C). */
-typedef struct { uint8_t command; uint32_t arg; } ew_proto_cmd_t;
+typedef struct {
+    uint8_t command;
+    uint32_t arg;
+} ew_proto_cmd_t;
 
 #define EW_PROTO_EVENT_SIZE 17u
 #define EW_PROTO_STATUS_SIZE 35u
-#define EW_PROTO_HELLO_MIN_SIZE 33u  /**< fixed part + empty board + zero labels */
+#define EW_PROTO_HELLO_MIN_SIZE 33u /**< fixed part + empty board + zero labels */
 #define EW_PROTO_PCM_HEADER 8u
 
 /**

@@ -18,9 +18,7 @@ static void handle_cmd(ew_app_t *a, uint16_t seq, const uint8_t *p, size_t len) 
         return;
     }
     switch (m.command) {
-    case EW_CMD_HELLO:
-        ew_app_send_hello(a);
-        break;
+    case EW_CMD_HELLO: ew_app_send_hello(a); break;
     case EW_CMD_REBOOT:
         if (a->port.reboot == NULL) {
             ew_app__send_error(a, EW_ERRC_UNSUPPORTED, seq, "REBOOT: not supported by this port");
@@ -30,15 +28,14 @@ static void handle_cmd(ew_app_t *a, uint16_t seq, const uint8_t *p, size_t len) 
         a->rebooting = 1;
         a->port.reboot(a->port.ctx);
         break;
-    case EW_CMD_STATUS:
-        ew_app_send_status(a);
-        break;
+    case EW_CMD_STATUS: ew_app_send_status(a); break;
     case EW_CMD_START_STREAM:
         if (m.arg > 1) {
-            ew_app__send_error(a, EW_ERRC_BAD_VALUE, seq, "START_STREAM: arg is 0 (mic) or 1 (inject)");
+            ew_app__send_error(a, EW_ERRC_BAD_VALUE, seq,
+                               "START_STREAM: arg is 0 (mic) or 1 (inject)");
             break;
         }
-        ew_app__end_stream(a);                     /* the old stream's last EVENTs precede the ACK */
+        ew_app__end_stream(a); /* the old stream's last EVENTs precede the ACK */
         ew_app__send_ack(a, seq, EW_MSG_CMD);
         ew_app__start_stream(a, m.arg == 1 ? EW_APP_INPUT_INJECT : EW_APP_INPUT_MIC);
         break;
@@ -50,9 +47,7 @@ static void handle_cmd(ew_app_t *a, uint16_t seq, const uint8_t *p, size_t len) 
         ew_app_factory_reset(a);
         ew_app__send_ack(a, seq, EW_MSG_CMD);
         break;
-    default:
-        ew_app__send_error(a, EW_ERRC_BAD_VALUE, seq, "CMD: unknown command");
-        break;
+    default: ew_app__send_error(a, EW_ERRC_BAD_VALUE, seq, "CMD: unknown command"); break;
     }
 }
 
@@ -64,7 +59,8 @@ static void handle_config(ew_app_t *a, uint8_t type, uint16_t seq, const uint8_t
         ew_proto_config_get_t m;
         if (ew_proto_unpack_config_get(p, len, &m) != EW_PROTO_OK) {
             a->st.rx_bad_payload++;
-            ew_app__send_error(a, EW_ERRC_BAD_PAYLOAD, seq, "CONFIG_GET: payload shorter than 2 bytes");
+            ew_app__send_error(a, EW_ERRC_BAD_PAYLOAD, seq,
+                               "CONFIG_GET: payload shorter than 2 bytes");
             return;
         }
         key = m.key;
@@ -73,7 +69,8 @@ static void handle_config(ew_app_t *a, uint8_t type, uint16_t seq, const uint8_t
         ew_proto_config_t m;
         if (ew_proto_unpack_config(p, len, &m) != EW_PROTO_OK) {
             a->st.rx_bad_payload++;
-            ew_app__send_error(a, EW_ERRC_BAD_PAYLOAD, seq, "CONFIG_SET: payload shorter than 6 bytes");
+            ew_app__send_error(a, EW_ERRC_BAD_PAYLOAD, seq,
+                               "CONFIG_SET: payload shorter than 6 bytes");
             return;
         }
         key = m.key;
@@ -97,15 +94,14 @@ static void on_item(void *ctx, const ew_proto_item_t *it) {
     ew_app_t *a = (ew_app_t *)ctx;
     if (a->rebooting) return;
     switch (it->kind) {
-    case EW_PROTO_ITEM_FRAME:
-        break;
+    case EW_PROTO_ITEM_FRAME: break;
     case EW_PROTO_ITEM_SEQ_GAP:
         a->st.rx_seq_gaps++;
         a->pending_seq_gap += it->count;
         return;
     case EW_PROTO_ITEM_ERROR: {
         a->st.rx_bad_frames++;
-        ew_app_msg_t msg = {{0}, 0};
+        ew_app_msg_t msg = { { 0 }, 0 };
         ew_app__msg_str(&msg, "bad frame: ");
         ew_app__msg_str(&msg, ew_proto_bad_name(it->error));
         ew_app__msg_str(&msg, ", ");
@@ -114,31 +110,21 @@ static void on_item(void *ctx, const ew_proto_item_t *it) {
         ew_app__send_error(a, EW_ERRC_BAD_FRAME, 0, msg.buf);
         return;
     }
-    default:                                   /* log text, backward seq, host reset */
-        return;
+    default: /* log text, backward seq, host reset */ return;
     }
     a->st.rx_frames++;
     if (a->pending_seq_gap > 0 && it->type != EW_MSG_INJECT) ew_app__report_seq_gap(a, it->seq, 0);
     switch (it->type) {
-    case EW_MSG_HELLO:
-        ew_app_send_hello(a);
-        break;
-    case EW_MSG_CMD:
-        handle_cmd(a, it->seq, it->data, it->len);
-        break;
+    case EW_MSG_HELLO: ew_app_send_hello(a); break;
+    case EW_MSG_CMD: handle_cmd(a, it->seq, it->data, it->len); break;
     case EW_MSG_CONFIG_GET:
-    case EW_MSG_CONFIG_SET:
-        handle_config(a, it->type, it->seq, it->data, it->len);
-        break;
-    case EW_MSG_INJECT:
-        ew_app__handle_inject(a, it->seq, it->data, it->len);
-        break;
+    case EW_MSG_CONFIG_SET: handle_config(a, it->type, it->seq, it->data, it->len); break;
+    case EW_MSG_INJECT: ew_app__handle_inject(a, it->seq, it->data, it->len); break;
     case EW_MSG_ACK:
-    case EW_MSG_ERROR:                         /* a host's ACK / ERROR needs no answer */
-        break;
-    default: {                                 /* unknown, or a node->host type */
+    case EW_MSG_ERROR: /* a host's ACK / ERROR needs no answer */ break;
+    default: { /* unknown, or a node->host type */
         a->st.rx_unknown++;
-        ew_app_msg_t msg = {{0}, 0};
+        ew_app_msg_t msg = { { 0 }, 0 };
         ew_app__msg_str(&msg, "type ");
         ew_app__msg_u64(&msg, it->type);
         ew_app__msg_str(&msg, it->unknown_type ? " is unknown" : " is not handled by the node");
@@ -162,7 +148,8 @@ void ew_app_poll(ew_app_t *a) {
     ew_app__audio_send(a, EW_APP_AUDIO_BURST, 0);
     if (a->set.status_period_ms > 0) {
         const uint64_t now = a->port.time_us(a->port.ctx);
-        if (now - a->status_t0_us >= (uint64_t)a->set.status_period_ms * 1000u) ew_app_send_status(a);
+        if (now - a->status_t0_us >= (uint64_t)a->set.status_period_ms * 1000u)
+            ew_app_send_status(a);
     }
 }
 
@@ -182,9 +169,8 @@ static int name_ok(const char *s) {
 }
 
 int ew_app_init(ew_app_t *a, const ew_app_info_t *info, const ew_port_t *port) {
-    if (a == NULL || info == NULL || port == NULL || port->write == NULL ||
-        port->time_us == NULL || port->classify == NULL || info->labels == NULL ||
-        info->board == NULL)
+    if (a == NULL || info == NULL || port == NULL || port->write == NULL || port->time_us == NULL ||
+        port->classify == NULL || info->labels == NULL || info->board == NULL)
         return EW_ERR_ARG;
     if (info->n_classes == 0 || info->n_classes > EW_MAX_CLASSES || !name_ok(info->board) ||
         ew_quant_check(&info->quant) != EW_OK)
@@ -221,7 +207,8 @@ int ew_app_init(ew_app_t *a, const ew_app_info_t *info, const ew_port_t *port) {
             a->loading = 0;
         }
     }
-    const uint32_t default_baud = info->default_baud != 0 ? info->default_baud : EW_APP_DEFAULT_BAUD;
+    const uint32_t default_baud =
+        info->default_baud != 0 ? info->default_baud : EW_APP_DEFAULT_BAUD;
     if (a->set.baud != default_baud && a->port.set_baud != NULL &&
         a->port.set_baud(a->port.ctx, a->set.baud) < 0)
         a->st.persist_errors++;
@@ -237,9 +224,9 @@ int ew_app_init(ew_app_t *a, const ew_app_info_t *info, const ew_port_t *port) {
 size_t ew_app_sizeof(void) { return sizeof(ew_app_t); }
 
 int ew_app_limits(uint32_t *out, int cap) {
-    const uint32_t v[6] = {EW_APP_INJECT_SAMPLES, EW_APP_CREDIT_STEP, EW_APP_AUDIO_RING_SAMPLES,
-                           EW_APP_EVENT_PREROLL_SAMPLES, EW_APP_EVENT_POSTROLL_SAMPLES,
-                           EW_APP_AUDIO_FRAME_SAMPLES};
+    const uint32_t v[6] = { EW_APP_INJECT_SAMPLES,         EW_APP_CREDIT_STEP,
+                            EW_APP_AUDIO_RING_SAMPLES,     EW_APP_EVENT_PREROLL_SAMPLES,
+                            EW_APP_EVENT_POSTROLL_SAMPLES, EW_APP_AUDIO_FRAME_SAMPLES };
     for (int i = 0; i < 6 && i < cap && out != NULL; i++) out[i] = v[i];
     return 6;
 }

@@ -4,7 +4,8 @@
 #include "ew_app_internal.h"
 
 #define INJ EW_APP_INJECT_SAMPLES
-#define MAX_GAP_SAMPLES EW_SAMPLE_RATE_HZ  /* larger INJECT position jumps (> 1 s) are refused:
+#define MAX_GAP_SAMPLES \
+    EW_SAMPLE_RATE_HZ /* larger INJECT position jumps (> 1 s) are refused:
                                                credit bounds a legitimate gap by the buffer */
 
 /* ------------------------------------------------------------------------------------------ */
@@ -32,7 +33,7 @@ void ew_app__grant(ew_app_t *a) {
 }
 
 void ew_app__report_seq_gap(ew_app_t *a, uint16_t ref_seq, uint64_t gap_samples) {
-    ew_app_msg_t msg = {{0}, 0};
+    ew_app_msg_t msg = { { 0 }, 0 };
     if (a->pending_seq_gap > 0) {
         ew_app__msg_u64(&msg, a->pending_seq_gap);
         ew_app__msg_str(&msg, " host frames missing");
@@ -56,14 +57,15 @@ void ew_app__handle_inject(ew_app_t *a, uint16_t seq, const uint8_t *p, size_t l
     }
     if (a->input != EW_APP_INPUT_INJECT) {
         a->st.inject_no_credit++;
-        ew_app__send_error(a, EW_ERRC_NO_CREDIT, seq, "INJECT: input is not INJECT (START_STREAM 1)");
+        ew_app__send_error(a, EW_ERRC_NO_CREDIT, seq,
+                           "INJECT: input is not INJECT (START_STREAM 1)");
         return;
     }
     const uint32_t n = m.n_samples;
     if (n > a->st.credits) {
         if (a->pending_seq_gap > 0) ew_app__report_seq_gap(a, seq, 0);
         a->st.inject_no_credit++;
-        ew_app_msg_t msg = {{0}, 0};
+        ew_app_msg_t msg = { { 0 }, 0 };
         ew_app__msg_str(&msg, "INJECT of ");
         ew_app__msg_u64(&msg, n);
         ew_app__msg_str(&msg, " samples, credit ");
@@ -82,7 +84,7 @@ void ew_app__handle_inject(ew_app_t *a, uint16_t seq, const uint8_t *p, size_t l
     }
     a->st.credits -= n;
     if (gap > 0) {
-        ew_app__inject_drain(a, UINT32_MAX);       /* keep the order: queued samples, zeros, new ones */
+        ew_app__inject_drain(a, UINT32_MAX); /* keep the order: queued samples, zeros, new ones */
         ew_app__process_silence(a, gap);
         a->st.inject_gap_samples += (uint32_t)gap;
         a->st.credits -= gap < a->st.credits ? (uint32_t)gap : a->st.credits;
@@ -97,7 +99,8 @@ void ew_app__handle_inject(ew_app_t *a, uint16_t seq, const uint8_t *p, size_t l
         skip = behind < n ? (uint32_t)behind : n;
         a->st.inject_overlap_samples += skip;
     }
-    if (a->inj_count + (n - skip) > INJ) ew_app__inject_drain(a, UINT32_MAX);  /* host ignored credit */
+    if (a->inj_count + (n - skip) > INJ)
+        ew_app__inject_drain(a, UINT32_MAX); /* host ignored credit */
     for (uint32_t i = skip; i < n; i++) {
         a->inj[(a->inj_head + a->inj_count) % INJ] = ew_proto_pcm_sample(&m, i);
         a->inj_count++;

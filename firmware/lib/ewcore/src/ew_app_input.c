@@ -49,7 +49,8 @@ static void on_event(void *ctx, const ew_event_t *ev) {
     if (a->set.audio_stream == EW_AUDIO_STREAM_EVENTS && a->a_next >= a->a_stop) {
         /* a new segment: pre-roll from the ring, never repeating the previous segment */
         uint64_t start = m.onset_sample > EW_APP_EVENT_PREROLL_SAMPLES
-                             ? m.onset_sample - EW_APP_EVENT_PREROLL_SAMPLES : 0;
+                             ? m.onset_sample - EW_APP_EVENT_PREROLL_SAMPLES
+                             : 0;
         const uint64_t oldest = a->a_written > RING ? a->a_written - RING : 0;
         if (start < oldest) start = oldest;
         if (start < a->a_stop) start = a->a_stop;
@@ -94,7 +95,7 @@ void ew_app__process(ew_app_t *a, const int16_t *x, size_t n, int gain) {
         const int16_t *src = x;
         if (gain && g != 65536) {
             for (size_t i = 0; i < take; i++) {
-                const int64_t y = ((int64_t)x[i] * g + 32768) >> 16;   /* 16 + 24 bits */
+                const int64_t y = ((int64_t)x[i] * g + 32768) >> 16; /* 16 + 24 bits */
                 a->work[i] = (int16_t)(y > 32767 ? 32767 : (y < -32768 ? -32768 : y));
             }
             src = a->work;
@@ -159,7 +160,7 @@ void ew_app_note_overrun(ew_app_t *a, uint32_t n) {
     const uint64_t lost = total / f;
     a->overrun_rem = (uint32_t)(total % f);
     a->st.dropped_samples += (uint32_t)lost;
-    ew_app_msg_t msg = {{0}, 0};
+    ew_app_msg_t msg = { { 0 }, 0 };
     ew_app__msg_str(&msg, "input overrun: ");
     ew_app__msg_u64(&msg, lost);
     ew_app__msg_str(&msg, " samples lost at sample ");

@@ -14,7 +14,9 @@
 #define BLOB_RECORD 6u
 
 /* ms <-> 16-ms blocks (HABITUATE_RECHECK_MS; ms <= its table max 60000: 24 bits) */
-static uint32_t ms_to_blocks(uint32_t ms) { return (ms * SAMPLES_PER_MS + EW_HOP_SAMPLES / 2) / EW_HOP_SAMPLES; }
+static uint32_t ms_to_blocks(uint32_t ms) {
+    return (ms * SAMPLES_PER_MS + EW_HOP_SAMPLES / 2) / EW_HOP_SAMPLES;
+}
 static uint32_t blocks_to_ms(uint32_t blocks) { return blocks * EW_HOP_SAMPLES / SAMPLES_PER_MS; }
 
 /* persisted keys besides the thresholds: the EW_SETTING_PERSISTED entries of ew_settings */
@@ -34,13 +36,15 @@ static uint32_t blocks_to_ms(uint32_t blocks) { return blocks * EW_HOP_SAMPLES /
 /* dB x 256 -> 256 log2 (mean square): / 3.0103 ~ * 21771 / 2^16 (rounded) */
 static int32_t db_to_l2(int32_t db_q8) { return (int32_t)(((int64_t)db_q8 * 21771 + 32768) >> 16); }
 /* 256 log2 -> dB x 256: * 3.0103 ~ * 197283 / 2^16 (rounded) */
-static int32_t l2_to_db(int32_t l2_q8) { return (int32_t)(((int64_t)l2_q8 * 197283 + 32768) >> 16); }
+static int32_t l2_to_db(int32_t l2_q8) {
+    return (int32_t)(((int64_t)l2_q8 * 197283 + 32768) >> 16);
+}
 
 /* Linear Q16 gain of a dB x 256 gain (|gain| <= 48 dB): 2^(dB / 6.0206). */
 static int32_t gain_q16(int32_t db_q8) {
-    const int32_t l2 = (int32_t)(((int64_t)db_q8 * 43541) >> 10);        /* log2 Q16 */
-    const int32_t i = l2 >> 16;                                          /* floor, -8..7 */
-    const int64_t f = l2 & 0xFFFF;                                       /* Q16 in [0, 1) */
+    const int32_t l2 = (int32_t)(((int64_t)db_q8 * 43541) >> 10); /* log2 Q16 */
+    const int32_t i = l2 >> 16;                                   /* floor, -8..7 */
+    const int64_t f = l2 & 0xFFFF;                                /* Q16 in [0, 1) */
     /* 2^f ~ 1 + f (0.6957 + f (0.2251 + 0.0792 f)), max relative error ~1e-4 */
     const int64_t p = 65536 + ((f * (45593 + ((f * (14752 + ((f * 5190) >> 16))) >> 16))) >> 16);
     return (int32_t)(i >= 0 ? p << i : p >> -i);
@@ -67,7 +71,7 @@ void ew_app__settings_default(ew_app_t *a) {
 /* Restart the detector with ncfg, keeping the stream's sample indices. */
 static void node_restart(ew_app_t *a) {
     a->node_base = a->st.samples;
-    (void)ew_app__node_init(a);            /* ncfg was validated key by key */
+    (void)ew_app__node_init(a); /* ncfg was validated key by key */
     a->status_blocks0 = a->status_open0 = 0;
 }
 
@@ -98,11 +102,15 @@ int ew_app_config_get(const ew_app_t *a, uint16_t key, int32_t *value) {
     case EW_CFG_GATE_PEAK_MARGIN_Q8: *value = l2_to_db(g->peak_margin_q8); break;
     case EW_CFG_GATE_TONAL_MARGIN_Q8: *value = l2_to_db(g->tonal_margin_q8); break;
     case EW_CFG_EARLY_PREROLL_FRAMES: *value = a->ncfg.early_preroll_frames; break;
-    case EW_CFG_EARLY_CONTINUE_MARGIN_Q8: *value = l2_to_db(a->ncfg.early_continue_margin_q8); break;
+    case EW_CFG_EARLY_CONTINUE_MARGIN_Q8:
+        *value = l2_to_db(a->ncfg.early_continue_margin_q8);
+        break;
     case EW_CFG_HABITUATE_ONSETS: *value = a->ncfg.habituate_onsets; break;
     case EW_CFG_HABITUATE_MARGIN_Q8: *value = l2_to_db(a->ncfg.habituate_margin_q8); break;
     case EW_CFG_HABITUATE_RECHECKS: *value = a->ncfg.habituate_rechecks; break;
-    case EW_CFG_HABITUATE_RECHECK_MS: *value = (int32_t)blocks_to_ms(a->ncfg.habituate_recheck_blocks); break;
+    case EW_CFG_HABITUATE_RECHECK_MS:
+        *value = (int32_t)blocks_to_ms(a->ncfg.habituate_recheck_blocks);
+        break;
     case EW_CFG_HABITUATE_MAX_SCORE_Q8: *value = a->ncfg.habituate_max_score_q8; break;
     default:
         if (key >= EW_CFG_THRESHOLD_BASE && key <= EW_CFG_THRESHOLD_LAST &&
@@ -127,7 +135,8 @@ static const ew_setting_t *setting_find(uint16_t key) {
 /* The i-th persisted key of the table (i < N_PERSISTED). */
 static uint16_t persisted_key(uint32_t i) {
     for (uint32_t k = 0; k < EW_N_SETTINGS; k++)
-        if ((ew_settings[k].flags & EW_SETTING_PERSISTED) != 0u && i-- == 0u) return ew_settings[k].key;
+        if ((ew_settings[k].flags & EW_SETTING_PERSISTED) != 0u && i-- == 0u)
+            return ew_settings[k].key;
     return 0;
 }
 
@@ -143,86 +152,55 @@ int ew_app__config_set(ew_app_t *a, uint16_t key, int32_t v, int32_t *applied) {
         if ((s->flags & EW_SETTING_RESTART) != 0u) (void)ew_app_config_get(a, key, &before);
     }
     switch (key) {
-    case EW_CFG_MODE:
-        a->ncfg.mode = (uint8_t)v;
-        break;
+    case EW_CFG_MODE: a->ncfg.mode = (uint8_t)v; break;
     case EW_CFG_GAIN_DB_Q8:
         a->set.gain_db_q8 = v;
         a->set.gain_q16 = gain_q16(v);
         break;
-    case EW_CFG_GATE_ONSET_MARGIN_Q8:
-        g->onset_margin_q8 = db_to_l2(v);
-        break;
-    case EW_CFG_GATE_SPREAD_MAX_Q16:
-        g->spread_max_q16 = (uint32_t)v;
-        break;
-    case EW_CFG_GATE_STRONG_MARGIN_Q8:
-        g->strong_margin_q8 = db_to_l2(v);
-        break;
-    case EW_CFG_GATE_SUSTAIN_MARGIN_Q8:
-        g->sustain_margin_q8 = db_to_l2(v);
-        break;
-    case EW_CFG_GATE_FLOOR_Q8:
-        g->floor_q8 = 30 * 256 + db_to_l2(v);
-        break;
-    case EW_CFG_HOLDOFF_MS:
-        a->ncfg.holdoff_samples = (uint32_t)v * SAMPLES_PER_MS;
-        break;
-    case EW_CFG_CONTINUOUS_STRIDE:
-        a->ncfg.continuous_stride = (uint16_t)v;
-        break;
-    case EW_CFG_STATUS_PERIOD_MS:
-        a->set.status_period_ms = (uint32_t)v;
-        break;
-    case EW_CFG_BAUD:
-        a->set.baud = (uint32_t)v;
-        break;
+    case EW_CFG_GATE_ONSET_MARGIN_Q8: g->onset_margin_q8 = db_to_l2(v); break;
+    case EW_CFG_GATE_SPREAD_MAX_Q16: g->spread_max_q16 = (uint32_t)v; break;
+    case EW_CFG_GATE_STRONG_MARGIN_Q8: g->strong_margin_q8 = db_to_l2(v); break;
+    case EW_CFG_GATE_SUSTAIN_MARGIN_Q8: g->sustain_margin_q8 = db_to_l2(v); break;
+    case EW_CFG_GATE_FLOOR_Q8: g->floor_q8 = 30 * 256 + db_to_l2(v); break;
+    case EW_CFG_HOLDOFF_MS: a->ncfg.holdoff_samples = (uint32_t)v * SAMPLES_PER_MS; break;
+    case EW_CFG_CONTINUOUS_STRIDE: a->ncfg.continuous_stride = (uint16_t)v; break;
+    case EW_CFG_STATUS_PERIOD_MS: a->set.status_period_ms = (uint32_t)v; break;
+    case EW_CFG_BAUD: a->set.baud = (uint32_t)v; break;
     case EW_CFG_AUDIO_STREAM:
         if (a->set.audio_stream != (uint8_t)v) {
             a->set.audio_stream = (uint8_t)v;
-            ew_app__audio_resync(a);          /* start at the live position */
+            ew_app__audio_resync(a); /* start at the live position */
         }
         break;
-    case EW_CFG_ALARM_MS:
-        a->set.alarm_ms = (uint32_t)v;
-        break;
-    case EW_CFG_ALARM_CLASSES:
-        a->set.alarm_classes = (uint32_t)v;
-        break;
-    case EW_CFG_GATE_PEAK_MARGIN_Q8:
-        g->peak_margin_q8 = db_to_l2(v);
-        break;
-    case EW_CFG_GATE_TONAL_MARGIN_Q8:
-        g->tonal_margin_q8 = db_to_l2(v);
-        break;
+    case EW_CFG_ALARM_MS: a->set.alarm_ms = (uint32_t)v; break;
+    case EW_CFG_ALARM_CLASSES: a->set.alarm_classes = (uint32_t)v; break;
+    case EW_CFG_GATE_PEAK_MARGIN_Q8: g->peak_margin_q8 = db_to_l2(v); break;
+    case EW_CFG_GATE_TONAL_MARGIN_Q8: g->tonal_margin_q8 = db_to_l2(v); break;
     case EW_CFG_EARLY_PREROLL_FRAMES:
         /* the table allows 0 or 1..EW_FRAMES_PER_WINDOW - 1; it must also follow the pre-roll */
         if (v != 0 && v <= (int32_t)a->ncfg.preroll_frames) return EW_APP_ERR_VALUE;
         a->ncfg.early_preroll_frames = (uint8_t)v;
         break;
-    case EW_CFG_EARLY_CONTINUE_MARGIN_Q8:
-        a->ncfg.early_continue_margin_q8 = db_to_l2(v);
-        break;
+    case EW_CFG_EARLY_CONTINUE_MARGIN_Q8: a->ncfg.early_continue_margin_q8 = db_to_l2(v); break;
     case EW_CFG_HABITUATE_ONSETS:
         a->ncfg.habituate_onsets = (uint8_t)v;
-        a->node.hab.count = 0;                /* a new rule starts a new episode */
+        a->node.hab.count = 0; /* a new rule starts a new episode */
         break;
-    case EW_CFG_HABITUATE_MARGIN_Q8:
-        a->ncfg.habituate_margin_q8 = db_to_l2(v);
-        break;
+    case EW_CFG_HABITUATE_MARGIN_Q8: a->ncfg.habituate_margin_q8 = db_to_l2(v); break;
     case EW_CFG_HABITUATE_RECHECKS:
         a->ncfg.habituate_rechecks = (uint8_t)v;
-        a->node.hab.rechecks = 0;             /* a new rule starts a new episode */
+        a->node.hab.rechecks = 0; /* a new rule starts a new episode */
         break;
     case EW_CFG_HABITUATE_RECHECK_MS: {
         const uint32_t blocks = ms_to_blocks((uint32_t)v);
-        if (blocks < a->ncfg.gate.recheck_blocks) return EW_APP_ERR_VALUE;   /* faster than the gate's own period */
+        if (blocks < a->ncfg.gate.recheck_blocks)
+            return EW_APP_ERR_VALUE; /* faster than the gate's own period */
         a->ncfg.habituate_recheck_blocks = (uint16_t)blocks;
         break;
     }
     case EW_CFG_HABITUATE_MAX_SCORE_Q8:
         a->ncfg.habituate_max_score_q8 = (uint8_t)v;
-        a->node.hab.count = 0;                /* a new rule starts a new episode */
+        a->node.hab.count = 0; /* a new rule starts a new episode */
         break;
     default:
         if (key >= EW_CFG_THRESHOLD_BASE && key <= EW_CFG_THRESHOLD_LAST &&
@@ -237,7 +215,7 @@ int ew_app__config_set(ew_app_t *a, uint16_t key, int32_t v, int32_t *applied) {
     if (s != NULL && (s->flags & EW_SETTING_RESTART) != 0u) {
         int32_t after = 0;
         (void)ew_app_config_get(a, key, &after);
-        if (after != before) node_restart(a);   /* pending windows are laid out for the old value */
+        if (after != before) node_restart(a); /* pending windows are laid out for the old value */
     }
     return applied != NULL ? ew_app_config_get(a, key, applied) : EW_OK;
 }
@@ -285,8 +263,9 @@ int ew_app_config_blob(const ew_app_t *a, uint8_t *out, size_t cap) {
     out[4 + EW_PROTO_HASH_BYTES] = (uint8_t)n_rec;
     uint8_t *p = &out[BLOB_HEADER];
     for (size_t i = 0; i < n_rec; i++, p += BLOB_RECORD) {
-        const uint16_t key = i < N_PERSISTED ? persisted_key((uint32_t)i)
-                                             : (uint16_t)(EW_CFG_THRESHOLD_BASE + (i - N_PERSISTED));
+        const uint16_t key = i < N_PERSISTED
+                                 ? persisted_key((uint32_t)i)
+                                 : (uint16_t)(EW_CFG_THRESHOLD_BASE + (i - N_PERSISTED));
         int32_t v = 0;
         (void)ew_app_config_get(a, key, &v);
         put_record(p, key, v);

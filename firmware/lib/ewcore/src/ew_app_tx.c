@@ -7,7 +7,7 @@
 
 #define RING EW_APP_AUDIO_RING_SAMPLES
 #define AFRAME EW_APP_AUDIO_FRAME_SAMPLES
-#define FULL_SCALE_Q8 (30 * 256)                   /* log2 Q8 of a full-scale mean square (2^30) */
+#define FULL_SCALE_Q8 (30 * 256) /* log2 Q8 of a full-scale mean square (2^30) */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Output                                                                                     */
@@ -15,7 +15,7 @@
 void ew_app__send(ew_app_t *a, uint8_t type, const uint8_t *payload, size_t len) {
     const size_t n = ew_proto_encode(type, a->tx_seq, payload, len, a->wire, sizeof(a->wire));
     a->tx_seq++;
-    if (n == 0) {               /* cannot happen with the app's own payloads */
+    if (n == 0) { /* cannot happen with the app's own payloads */
         a->st.tx_errors++;
         return;
     }
@@ -60,20 +60,20 @@ void ew_app_send_error(ew_app_t *a, uint16_t code, uint16_t ref_seq, const char 
 }
 
 void ew_app__send_ack(ew_app_t *a, uint16_t seq, uint8_t type) {
-    const ew_proto_ack_t m = {seq, type};
+    const ew_proto_ack_t m = { seq, type };
     const int len = ew_proto_pack_ack(&m, a->payload, sizeof(a->payload));
     if (len >= 0) ew_app__send(a, EW_MSG_ACK, a->payload, (size_t)len);
 }
 
 void ew_app__send_credit(ew_app_t *a, uint32_t n) {
-    const ew_proto_credit_t m = {n};
+    const ew_proto_credit_t m = { n };
     const int len = ew_proto_pack_credit(&m, a->payload, sizeof(a->payload));
     a->st.credits += n;
     if (len >= 0) ew_app__send(a, EW_MSG_CREDIT, a->payload, (size_t)len);
 }
 
 void ew_app__send_config(ew_app_t *a, uint16_t key, int32_t value) {
-    const ew_proto_config_t m = {key, value};
+    const ew_proto_config_t m = { key, value };
     const int len = ew_proto_pack_config(&m, a->payload, sizeof(a->payload));
     if (len >= 0) ew_app__send(a, EW_MSG_CONFIG, a->payload, (size_t)len);
 }
@@ -158,13 +158,13 @@ void ew_app__audio_send(ew_app_t *a, uint32_t burst, int final) {
         }
         if (limit <= a->a_next) return;
         const uint64_t oldest = a->a_written > RING ? a->a_written - RING : 0;
-        if (a->a_next < oldest) {                    /* overwritten before it could be sent */
+        if (a->a_next < oldest) { /* overwritten before it could be sent */
             a->st.audio_skipped_samples += (uint32_t)(oldest - a->a_next);
             a->a_next = oldest;
             continue;
         }
         if (a->a_next >= a->a_hole_start && a->a_next < a->a_hole_end) {
-            a->a_next = a->a_hole_end;               /* overrun zero fill: not real audio */
+            a->a_next = a->a_hole_end; /* overrun zero fill: not real audio */
             continue;
         }
         if (a->a_next < a->a_hole_start && a->a_hole_start < limit) {
@@ -180,7 +180,8 @@ void ew_app__audio_send(ew_app_t *a, uint32_t burst, int final) {
         const uint32_t first = (uint32_t)n <= RING - at ? (uint32_t)n : RING - at;
         memcpy(buf, &a->aring[at], first * sizeof(int16_t));
         memcpy(&buf[first], a->aring, ((uint32_t)n - first) * sizeof(int16_t));
-        const int len = ew_proto_pack_pcm(a->a_next, buf, (size_t)n, a->payload, sizeof(a->payload));
+        const int len =
+            ew_proto_pack_pcm(a->a_next, buf, (size_t)n, a->payload, sizeof(a->payload));
         if (len >= 0) ew_app__send(a, EW_MSG_AUDIO, a->payload, (size_t)len);
         a->st.audio_frames++;
         a->a_next += n;

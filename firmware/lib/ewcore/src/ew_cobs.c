@@ -5,7 +5,7 @@ void ew_cobs_encoder_begin(ew_cobs_encoder_t *e, uint8_t *out, size_t cap) {
     e->out = out;
     e->cap = out == NULL ? 0 : cap;
     e->code_pos = 0;
-    e->pos = 1;             /* out[0] is reserved for the first code byte */
+    e->pos = 1; /* out[0] is reserved for the first code byte */
     e->code = 1;
     e->overflow = e->cap == 0;
 }
@@ -21,13 +21,22 @@ void ew_cobs_encoder_put(ew_cobs_encoder_t *e, const uint8_t *data, size_t n) {
     for (size_t i = 0; i < n && !e->overflow; i++) {
         /* Invariant: code_pos < pos <= cap, so out[code_pos] is writable. */
         if (data[i] == 0) {
-            if (e->pos >= e->cap) { e->overflow = 1; break; }
+            if (e->pos >= e->cap) {
+                e->overflow = 1;
+                break;
+            }
             ew_cobs_close_piece(e);
         } else {
-            if (e->pos >= e->cap) { e->overflow = 1; break; }
+            if (e->pos >= e->cap) {
+                e->overflow = 1;
+                break;
+            }
             e->out[e->pos++] = data[i];
             if (++e->code == 0xFF) {
-                if (e->pos >= e->cap) { e->overflow = 1; break; }
+                if (e->pos >= e->cap) {
+                    e->overflow = 1;
+                    break;
+                }
                 ew_cobs_close_piece(e);
             }
         }
@@ -54,9 +63,9 @@ int ew_cobs_decode_inplace(uint8_t *buf, size_t n, size_t *out_n) {
         const uint8_t code = buf[r++];
         if (code == 0) return -1;
         const size_t k = (size_t)code - 1u;
-        if (k > n - r) return -1;                   /* piece runs past the block */
-        for (size_t j = 0; j < k; j++) buf[w++] = buf[r++];   /* w < r: forward copy is safe */
-        if (code != 0xFF && r < n) buf[w++] = 0;    /* implied zero, except after the last piece */
+        if (k > n - r) return -1;                           /* piece runs past the block */
+        for (size_t j = 0; j < k; j++) buf[w++] = buf[r++]; /* w < r: forward copy is safe */
+        if (code != 0xFF && r < n) buf[w++] = 0; /* implied zero, except after the last piece */
     }
     *out_n = w;
     return 0;

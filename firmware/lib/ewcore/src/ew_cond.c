@@ -6,7 +6,7 @@
 void ew_adc_to_pcm(const uint16_t *codes, int16_t *out, size_t n) {
     const int32_t max_code = (1 << EW_ADC_BITS) - 1;
     for (size_t i = 0; i < n; i++) {
-        int32_t c = codes[i] > max_code ? max_code : codes[i];          /* 12 bits */
+        int32_t c = codes[i] > max_code ? max_code : codes[i]; /* 12 bits */
         out[i] = (int16_t)((c - (1 << (EW_ADC_BITS - 1))) * (1 << (16 - EW_ADC_BITS)));
     }
 }
@@ -16,7 +16,7 @@ void ew_dcblock_process(ew_dcblock_t *dc, const int16_t *in, int16_t *out, size_
     int32_t x_prev = dc->x_prev;
     for (size_t i = 0; i < n; i++) {
         const int32_t x = in[i];
-        const int32_t d = x - x_prev;                                    /* 17 bits */
+        const int32_t d = x - x_prev; /* 17 bits */
         /* The high-pass response has L1 norm <= 2, so |y| <= 2^16 and |acc| <= 2^28;
          * d << FRAC is < 2^29: the sum stays below 2^30. */
         acc = acc - (acc >> EW_DC_POLE_SHIFT) + d * (1 << EW_DC_FRAC_BITS);
@@ -45,7 +45,7 @@ size_t ew_decim_process(ew_decim_t *d, const int16_t *in, size_t n, int16_t *out
              * taps (every other one of a half-band) are skipped: |w[k] + w[nt-1-k]| <= 2^16,
              * |acc| <= 2^15 * sum|taps| < 2^31 (the generator checks sum|taps| < 2^16). */
             const int16_t *w = &d->buf[next];
-            int32_t acc = centre * w[nt / 2];                   /* 0 for an even length */
+            int32_t acc = centre * w[nt / 2]; /* 0 for an even length */
             if (step != 0) {
                 const int16_t *lo = w + off0, *hi = w + hist - off0;
                 for (uint32_t i = 0; i < n_pairs; i++, lo += step, hi -= step)

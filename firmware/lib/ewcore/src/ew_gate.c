@@ -2,8 +2,8 @@
 #include "ew_gate.h"
 
 uint64_t ew_sum_squares(const int16_t *x, size_t n) {
-    uint64_t acc = 0;                                   /* n * 2^30: 38 bits for n = 256 */
-    for (size_t i = 0; i < n; i++) acc += (uint64_t)((int32_t)x[i] * x[i]);  /* 31 bits */
+    uint64_t acc = 0; /* n * 2^30: 38 bits for n = 256 */
+    for (size_t i = 0; i < n; i++) acc += (uint64_t)((int32_t)x[i] * x[i]); /* 31 bits */
     return acc;
 }
 
@@ -18,26 +18,24 @@ static uint32_t spread_q16(const uint32_t *ring, uint32_t count, uint32_t newest
         if (ring[i] > mo && i != newest && i != prev) mo = ring[i];
     }
     *max_other = mo;
-    const uint32_t range = mx - mn;                     /* 30 bits */
+    const uint32_t range = mx - mn; /* 30 bits */
     if (range == 0) return 0;
     int s = ew_bitlen_u64(range) - 15;
     if (s < 0) s = 0;
-    const uint64_t r = range >> s;                      /* 15 bits */
+    const uint64_t r = range >> s; /* 15 bits */
     uint64_t s1 = 0, s2 = 0;
     for (uint32_t i = 0; i < count; i++) {
-        const uint64_t d = (ring[i] - mn) >> s;         /* 15 bits */
-        s1 += d;                                        /* <= 2^15 * L */
-        s2 += d * d;                                    /* <= 2^30 * L */
+        const uint64_t d = (ring[i] - mn) >> s; /* 15 bits */
+        s1 += d;                                /* <= 2^15 * L */
+        s2 += d * d;                            /* <= 2^30 * L */
     }
     const uint64_t num = (uint64_t)count * s2 - s1 * s1;  /* >= 0 (Cauchy-Schwarz), < 2^41 */
     const uint64_t den = (uint64_t)count * count * r * r; /* < 2^40 */
-    return (uint32_t)((num << 16) / den);               /* num < 2^41: << 16 < 2^57 */
+    return (uint32_t)((num << 16) / den);                 /* num < 2^41: << 16 < 2^57 */
 }
 
 /* d >> shift with the step truncated toward zero (no right shift of a negative number). */
-static int32_t step(int32_t d, uint8_t shift) {
-    return d < 0 ? -((-d) >> shift) : (d >> shift);
-}
+static int32_t step(int32_t d, uint8_t shift) { return d < 0 ? -((-d) >> shift) : (d >> shift); }
 
 /* One step of an asymmetric log-domain tracker, Q16: |d| < 2^22, state stays in 0..2^21.
  * Steps are truncated toward zero. */
@@ -47,7 +45,7 @@ static int32_t track(int32_t state_q16, int32_t p_q8, uint8_t fall_shift, uint8_
 }
 
 int32_t ew_gate_tonality(const uint16_t *m) {
-    int32_t best = 0;                                   /* log2 Q8, 0..2^16 */
+    int32_t best = 0; /* log2 Q8, 0..2^16 */
     for (uint32_t b = 2; b + 2 < EW_N_MELS; b++) {
         const int32_t t = (int32_t)m[b] - (((int32_t)m[b - 2] + (int32_t)m[b + 2]) >> 1);
         if (t > best) best = t;
@@ -61,24 +59,24 @@ void ew_gate_spectrum(ew_gate_t *g, const uint16_t *logmel) {
 
 uint8_t ew_gate_process_block(ew_gate_t *g, uint32_t power) {
     const ew_gate_config_t *c = &g->cfg;
-    const int32_t p = (int32_t)ew_log2_q8_u64((uint64_t)power + 1u);   /* 0..7681 */
+    const int32_t p = (int32_t)ew_log2_q8_u64((uint64_t)power + 1u); /* 0..7681 */
     const uint32_t newest = g->head;
     const uint32_t prev = newest == 0 ? EW_GATE_WINDOW_BLOCKS - 1 : newest - 1;
     g->ring[g->head] = power;
     g->head = (uint16_t)(g->head + 1 == EW_GATE_WINDOW_BLOCKS ? 0 : g->head + 1);
     if (g->n_seen < UINT32_MAX) g->n_seen++;
-    if (g->n_seen == 1) {                               /* seed the trackers */
+    if (g->n_seen == 1) { /* seed the trackers */
         g->bg_q16 = g->nf_q16 = p * 256;
         g->peak_q8 = p;
     }
     const uint32_t count = g->n_seen < EW_GATE_WINDOW_BLOCKS ? g->n_seen : EW_GATE_WINDOW_BLOCKS;
-    const int32_t bg = g->bg_q16 >> 8;                  /* log2 Q8 */
+    const int32_t bg = g->bg_q16 >> 8; /* log2 Q8 */
     const int32_t nf = g->nf_q16 >> 8;
-    const int32_t x = p - bg;                           /* excess, signed 14 bits */
+    const int32_t x = p - bg; /* excess, signed 14 bits */
     uint32_t max_other;
     const uint32_t s = spread_q16(g->ring, count, newest, prev, &max_other);
     const int32_t j = p - (int32_t)ew_log2_q8_u64((uint64_t)max_other + 1u);
-    const int32_t nov = p - g->peak_q8;                 /* long-term novelty n(k) */
+    const int32_t nov = p - g->peak_q8; /* long-term novelty n(k) */
     const int32_t ton = g->tonal_q8;
 
     uint8_t flags = 0, delay = 0;
@@ -107,7 +105,8 @@ uint8_t ew_gate_process_block(ew_gate_t *g, uint32_t power) {
         g->cand_age = 0;
     }
     /* an impulsive start: an onset or a strong rise before the sound has become sustained */
-    const int start = (flags & EW_GATE_ONSET) || ((flags & EW_GATE_ABOVE) && x >= c->strong_margin_q8);
+    const int start =
+        (flags & EW_GATE_ONSET) || ((flags & EW_GATE_ABOVE) && x >= c->strong_margin_q8);
     if (start && g->above_run < c->sustain_blocks) g->impulsive = 1;
     if (flags & EW_GATE_ABOVE) {
         if (g->above_run < UINT32_MAX) g->above_run++;
@@ -115,7 +114,7 @@ uint8_t ew_gate_process_block(ew_gate_t *g, uint32_t power) {
     } else {
         g->above_run = 0;
         if (g->quiet_run < UINT32_MAX) g->quiet_run++;
-        if (g->quiet_run >= c->sustain_blocks) g->impulsive = 0;   /* the episode is over */
+        if (g->quiet_run >= c->sustain_blocks) g->impulsive = 0; /* the episode is over */
     }
     if (g->above_run >= c->sustain_blocks && (ton >= c->tonal_margin_q8 || g->impulsive))
         flags |= EW_GATE_LOUD;

@@ -29,10 +29,11 @@ int ew_gate_init(ew_gate_t *g, const ew_gate_config_t *cfg) {
     if (g == NULL || cfg == NULL) return EW_ERR_ARG;
     if (cfg->bg_fall_shift < 1 || cfg->bg_fall_shift > 15 || cfg->bg_rise_shift < 1 ||
         cfg->bg_rise_shift > 15 || cfg->nf_fall_shift < 1 || cfg->nf_fall_shift > 15 ||
-        cfg->nf_rise_shift < 1 || cfg->nf_rise_shift > 15 || cfg->onset_margin_q8 < 0 || cfg->strong_margin_q8 < 0 || cfg->jump_margin_q8 < 0 ||
-        cfg->sustain_margin_q8 < 0 || cfg->recheck_blocks == 0 || cfg->sustain_blocks == 0 ||
-        cfg->onset_blocks < 1 || cfg->onset_blocks > EW_GATE_MAX_ONSET_BLOCKS ||
-        cfg->peak_decay_q8 < 1 || cfg->tonal_shift > 15)
+        cfg->nf_rise_shift < 1 || cfg->nf_rise_shift > 15 || cfg->onset_margin_q8 < 0 ||
+        cfg->strong_margin_q8 < 0 || cfg->jump_margin_q8 < 0 || cfg->sustain_margin_q8 < 0 ||
+        cfg->recheck_blocks == 0 || cfg->sustain_blocks == 0 || cfg->onset_blocks < 1 ||
+        cfg->onset_blocks > EW_GATE_MAX_ONSET_BLOCKS || cfg->peak_decay_q8 < 1 ||
+        cfg->tonal_shift > 15)
         return EW_ERR_CONFIG;
     g->cfg = *cfg;
     ew_gate_reset(g);

@@ -26,12 +26,14 @@ static int decide(ew_node_t *n, const ew_pending_t *p) {
     int best = -1;
     for (int c = 0; c < n->cfg.n_classes; c++) {
         const uint16_t thr = n->cfg.thresholds_q8[c];
-        if (thr < EW_THRESHOLD_OFF && n->scores[c] >= thr && (best < 0 || n->scores[c] > n->scores[best]))
+        if (thr < EW_THRESHOLD_OFF && n->scores[c] >= thr &&
+            (best < 0 || n->scores[c] > n->scores[best]))
             best = c;
     }
     if (best < 0) return 0;
     const uint64_t onset = p->info.trigger_sample;
-    const uint64_t window_end = (uint64_t)(p->start_frame + FPW - 1) * H + EW_FRAME_SAMPLES;  /* > 0 */
+    const uint64_t window_end =
+        (uint64_t)(p->start_frame + FPW - 1) * H + EW_FRAME_SAMPLES; /* > 0 */
     uint64_t end = onset + H;
     if (n->has_loud && n->last_loud_block >= p->info.trigger_block) {
         const uint64_t loud_end = (n->last_loud_block + 1) * H;
@@ -64,7 +66,7 @@ static int habituated(const ew_node_t *n, uint64_t k) {
 
 /* Habituation feedback from a classified window, at block k. */
 static void habituate(ew_node_t *n, const ew_pending_t *p, int hit, uint64_t k) {
-    if (hit) {                                            /* a target: be alert again */
+    if (hit) { /* a target: be alert again */
         n->hab.count = 0;
         n->hab.rechecks = 0;
         n->hab.last_hit_block = k;
@@ -79,26 +81,29 @@ static void habituate(ew_node_t *n, const ew_pending_t *p, int hit, uint64_t k) 
         if (n->scores[c] >= n->cfg.habituate_recheck_max_score_q8) clear = 0;
     }
     if (!enabled) return;
-    if (p->info.kind == EW_TRIGGER_RECHECK) {             /* the sustained sound is not a target */
-        if (n->cfg.habituate_rechecks == 0 || !clear) return;   /* a near miss: keep looking */
-        if (n->hab.has_hit && k - n->hab.last_hit_block <= n->cfg.habituate_blocks) return;   /* targets about */
-        if (n->hab.rechecks == 0 || k - n->hab.recheck_block > n->cfg.habituate_blocks) {   /* new episode */
+    if (p->info.kind == EW_TRIGGER_RECHECK) { /* the sustained sound is not a target */
+        if (n->cfg.habituate_rechecks == 0 || !clear) return; /* a near miss: keep looking */
+        if (n->hab.has_hit && k - n->hab.last_hit_block <= n->cfg.habituate_blocks)
+            return; /* targets about */
+        if (n->hab.rechecks == 0 ||
+            k - n->hab.recheck_block > n->cfg.habituate_blocks) { /* new episode */
             n->hab.rechecks = 0;
             n->hab.recheck_level_q8 = n->level_since_trigger_q8;
         }
         if (n->hab.rechecks < UINT8_MAX) n->hab.rechecks++;
-        if (n->level_since_trigger_q8 > n->hab.recheck_level_q8) n->hab.recheck_level_q8 = n->level_since_trigger_q8;
+        if (n->level_since_trigger_q8 > n->hab.recheck_level_q8)
+            n->hab.recheck_level_q8 = n->level_since_trigger_q8;
         n->hab.recheck_block = k;
         return;
     }
     if (n->cfg.habituate_onsets == 0 || !confident ||
         (p->info.kind != EW_TRIGGER_ONSET && p->info.kind != EW_TRIGGER_EARLY))
         return;
-    if (n->hab.count == 0 || k - n->hab.last_block > n->cfg.habituate_blocks) {   /* new episode */
+    if (n->hab.count == 0 || k - n->hab.last_block > n->cfg.habituate_blocks) { /* new episode */
         n->hab.count = 0;
         n->hab.level_q8 = p->level_q8;
     } else if (p->info.trigger_block == n->hab.last_trigger) {
-        n->hab.last_block = k;                            /* second window of a counted onset */
+        n->hab.last_block = k; /* second window of a counted onset */
         return;
     }
     if (n->hab.count < UINT8_MAX) n->hab.count++;
@@ -120,7 +125,7 @@ static uint32_t recheck_period(const ew_node_t *n, uint64_t k) {
 
 static void run_window(ew_node_t *n, const ew_pending_t *p, uint64_t k) {
     for (int64_t i = 0; i < FPW; i++) {
-        const int64_t f = p->start_frame + i;             /* ring slot of frame f (f may be < 0) */
+        const int64_t f = p->start_frame + i; /* ring slot of frame f (f may be < 0) */
         memcpy(&n->window[i * EW_N_MELS], n->ring[((f % FPW) + FPW) % FPW], EW_N_MELS);
     }
     n->stats.windows++;
@@ -138,7 +143,7 @@ static uint64_t refine_onset(const ew_node_t *n, uint64_t block) {
     const int32_t thr = n->gate.cand_bg_q8 + n->cfg.gate.onset_margin_q8;
     const uint64_t *sub = n->sub_sq[block % EW_GATE_MAX_ONSET_BLOCKS];
     for (uint32_t j = 0; j < EW_SUBBLOCKS; j++) {
-        const uint64_t ms = sub[j] / EW_SUBBLOCK_SAMPLES;                  /* mean square */
+        const uint64_t ms = sub[j] / EW_SUBBLOCK_SAMPLES; /* mean square */
         if ((int32_t)ew_log2_q8_u64(ms + 1u) >= thr) return block * H + j * EW_SUBBLOCK_SAMPLES;
     }
     return block * H;
@@ -147,8 +152,8 @@ static uint64_t refine_onset(const ew_node_t *n, uint64_t block) {
 /* Queue a window of frames [k - preroll, ...) (k - preroll < 0 only for an early window near
  * the stream start: those frames are the ring's initial silence), kept sorted by start frame
  * (= by completion: every window is FPW frames long). */
-static void queue_window(ew_node_t *n, uint64_t k, uint8_t preroll, uint64_t trigger_sample, uint8_t kind,
-                         int32_t level_q8) {
+static void queue_window(ew_node_t *n, uint64_t k, uint8_t preroll, uint64_t trigger_sample,
+                         uint8_t kind, int32_t level_q8) {
     const int64_t start = (int64_t)k - preroll;
     uint8_t i = n->n_pending;
     while (i > 0 && n->pending[i - 1].start_frame > start) {
@@ -180,24 +185,26 @@ static void open_window(ew_node_t *n, uint64_t k, uint8_t kind, int32_t level_q8
 /* The sound of an onset is over when its early window completes: forget its main window. */
 static void drop_main_window(ew_node_t *n, uint64_t trigger_block) {
     for (uint8_t i = 0; i < n->n_pending; i++) {
-        if (n->pending[i].info.kind != EW_TRIGGER_ONSET || n->pending[i].info.trigger_block != trigger_block)
+        if (n->pending[i].info.kind != EW_TRIGGER_ONSET ||
+            n->pending[i].info.trigger_block != trigger_block)
             continue;
         n->n_pending--;
-        memmove(&n->pending[i], &n->pending[i + 1], (size_t)(n->n_pending - i) * sizeof(ew_pending_t));
+        memmove(&n->pending[i], &n->pending[i + 1],
+                (size_t)(n->n_pending - i) * sizeof(ew_pending_t));
         n->stats.windows_dropped++;
         return;
     }
 }
 
 static void end_block(ew_node_t *n) {
-    const uint64_t k = n->stats.blocks;                   /* index of the block just completed */
+    const uint64_t k = n->stats.blocks; /* index of the block just completed */
     uint64_t *sub = n->sub_sq[k % EW_GATE_MAX_ONSET_BLOCKS];
     uint64_t sum = 0;
-    for (uint32_t j = 0; j < EW_SUBBLOCKS; j++) sum += sub[j];        /* 38 bits */
-    if (k >= 1) {                                         /* frame k-1 = blocks k-1 and k */
+    for (uint32_t j = 0; j < EW_SUBBLOCKS; j++) sum += sub[j]; /* 38 bits */
+    if (k >= 1) {                                              /* frame k-1 = blocks k-1 and k */
         ew_frontend_logmel(&n->fe, n->frame, n->logmel);
         ew_frontend_quantize(n->logmel, n->ring[(k - 1) % FPW], EW_N_MELS, &n->cfg.quant);
-        ew_gate_spectrum(&n->gate, n->logmel);            /* tonality for block k's decision */
+        ew_gate_spectrum(&n->gate, n->logmel); /* tonality for block k's decision */
         n->stats.frames++;
     }
     const uint8_t flags = ew_gate_process_block(&n->gate, (uint32_t)(sum >> EW_HOP_LOG2));
@@ -207,7 +214,8 @@ static void end_block(ew_node_t *n) {
         n->last_loud_block = k;
         n->has_loud = 1;
     }
-    if ((flags & EW_GATE_WARM) && n->gate.level_q8 - n->gate.nf_used_q8 >= n->cfg.early_continue_margin_q8) {
+    if ((flags & EW_GATE_WARM) &&
+        n->gate.level_q8 - n->gate.nf_used_q8 >= n->cfg.early_continue_margin_q8) {
         n->last_on_block = k;
         n->has_on = 1;
     }
@@ -219,19 +227,22 @@ static void end_block(ew_node_t *n) {
     const uint64_t frames = n->stats.frames;
     if (n->cfg.mode == EW_MODE_GATED) {
         if (flags & EW_GATE_ONSET) {
-            const uint64_t ko = k - n->gate.onset_delay;          /* the onset block */
+            const uint64_t ko = k - n->gate.onset_delay; /* the onset block */
             const uint8_t need = n->cfg.early_preroll_frames != 0 ? 2 : 1;
             /* the last pending window is the main window of the latest trigger */
             const int late = n->n_pending > 0 && n->n_pending + need <= EW_MAX_PENDING &&
-                             (int64_t)(ko - n->cfg.preroll_frames) >= n->pending[n->n_pending - 1].start_frame + FPW / 2;
+                             (int64_t)(ko - n->cfg.preroll_frames) >=
+                                 n->pending[n->n_pending - 1].start_frame + FPW / 2;
             if (n->n_pending == 0 || late) {
-                int32_t level = n->recent_level_q8[k % EW_GATE_MAX_ONSET_BLOCKS];  /* loudest block */
-                for (uint64_t j = 1; j <= n->gate.onset_delay && j < EW_GATE_MAX_ONSET_BLOCKS; j++) {
+                int32_t level =
+                    n->recent_level_q8[k % EW_GATE_MAX_ONSET_BLOCKS]; /* loudest block */
+                for (uint64_t j = 1; j <= n->gate.onset_delay && j < EW_GATE_MAX_ONSET_BLOCKS;
+                     j++) {
                     const int32_t l = n->recent_level_q8[(k - j) % EW_GATE_MAX_ONSET_BLOCKS];
                     if (l > level) level = l;
                 }
                 if (habituated(n, k) && level <= n->hab.level_q8 + n->cfg.habituate_margin_q8) {
-                    n->hab.last_block = k;                /* the same kind of sound goes on */
+                    n->hab.last_block = k; /* the same kind of sound goes on */
                     n->stats.onsets_habituated++;
                 } else {
                     open_window(n, ko, EW_TRIGGER_ONSET, level);
@@ -239,7 +250,7 @@ static void end_block(ew_node_t *n) {
                 }
             }
         } else if ((flags & EW_GATE_LOUD) && n->n_pending == 0) {
-            const uint32_t period = recheck_period(n, k);       /* >= recheck_blocks (init checks) */
+            const uint32_t period = recheck_period(n, k); /* >= recheck_blocks (init checks) */
             if (!n->has_triggered || k - n->last_trigger_block >= period) {
                 if (period != n->cfg.gate.recheck_blocks) n->stats.rechecks_slowed++;
                 open_window(n, k, EW_TRIGGER_RECHECK, n->gate.level_q8);
@@ -305,7 +316,7 @@ void ew_node_process(ew_node_t *n, const int16_t *pcm, size_t len) {
         ew_dcblock_process(&n->dc, pcm, dst, take);
         for (size_t i = 0; i < take; i++) {
             const int32_t x = dst[i];
-            sub[(n->fill + i) / EW_SUBBLOCK_SAMPLES] += (uint64_t)(x * x);   /* 31 bits */
+            sub[(n->fill + i) / EW_SUBBLOCK_SAMPLES] += (uint64_t)(x * x); /* 31 bits */
         }
         n->fill = (uint16_t)(n->fill + take);
         n->stats.samples += take;

@@ -33,7 +33,8 @@ int ew_node_init(ew_node_t *n, const ew_node_config_t *cfg, ew_classify_fn class
         (cfg->early_preroll_frames != 0 && (cfg->early_preroll_frames <= cfg->preroll_frames ||
                                             cfg->early_preroll_frames >= EW_FRAMES_PER_WINDOW)) ||
         (cfg->mode != EW_MODE_GATED && cfg->mode != EW_MODE_CONTINUOUS) ||
-        (cfg->habituate_onsets != 0 && (cfg->habituate_blocks == 0 || cfg->habituate_margin_q8 < 0)) ||
+        (cfg->habituate_onsets != 0 &&
+         (cfg->habituate_blocks == 0 || cfg->habituate_margin_q8 < 0)) ||
         (cfg->habituate_rechecks != 0 &&
          (cfg->habituate_blocks == 0 || cfg->habituate_margin_q8 < 0 ||
           cfg->habituate_recheck_blocks < cfg->gate.recheck_blocks)))
@@ -58,7 +59,7 @@ void ew_node_reset(ew_node_t *n) {
     ew_gate_reset(&n->gate);
     memset(n->frame, 0, sizeof(n->frame));
     memset(n->sub_sq, 0, sizeof(n->sub_sq));
-    memset(n->ring, n->cfg.quant.zero_point, sizeof(n->ring));     /* silence before the stream */
+    memset(n->ring, n->cfg.quant.zero_point, sizeof(n->ring)); /* silence before the stream */
     memset(n->pending, 0, sizeof(n->pending));
     memset(n->active, 0, sizeof(n->active));
     memset(&n->stats, 0, sizeof(n->stats));

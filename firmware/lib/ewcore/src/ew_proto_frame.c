@@ -10,10 +10,10 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Encoder                                                                                      */
 
-size_t ew_proto_encode(uint8_t type, uint16_t seq, const uint8_t *payload, size_t len,
-                       uint8_t *out, size_t out_cap) {
+size_t ew_proto_encode(uint8_t type, uint16_t seq, const uint8_t *payload, size_t len, uint8_t *out,
+                       size_t out_cap) {
     if (out == NULL || len > EW_PROTO_MAX_PAYLOAD || (payload == NULL && len > 0)) return 0;
-    if (out_cap < 2u + 1u + EW_PROTO_OVERHEAD) return 0;     /* < any frame */
+    if (out_cap < 2u + 1u + EW_PROTO_OVERHEAD) return 0; /* < any frame */
     uint8_t hdr[EW_PROTO_HEADER], tail[4];
     hdr[0] = (uint8_t)EW_PROTO_MAGIC;
     hdr[1] = type;
@@ -24,7 +24,7 @@ size_t ew_proto_encode(uint8_t type, uint16_t seq, const uint8_t *payload, size_
 
     out[0] = 0;
     ew_cobs_encoder_t e;
-    ew_cobs_encoder_begin(&e, out + 1, out_cap - 2u);       /* room for the closing 0x00 */
+    ew_cobs_encoder_begin(&e, out + 1, out_cap - 2u); /* room for the closing 0x00 */
     ew_cobs_encoder_put(&e, hdr, sizeof hdr);
     ew_cobs_encoder_put(&e, payload, len);
     ew_cobs_encoder_put(&e, tail, sizeof tail);
@@ -118,7 +118,7 @@ static void track_seq(ew_proto_decoder_t *d, uint8_t type, uint16_t seq, ew_prot
     it.seq = seq;
     it.expected = d->expected_seq;
     if (d->has_seq) {
-        const uint16_t diff = (uint16_t)(seq - d->expected_seq);   /* mod 2^16 */
+        const uint16_t diff = (uint16_t)(seq - d->expected_seq); /* mod 2^16 */
         if (type == EW_MSG_HELLO) {
             it.kind = EW_PROTO_ITEM_RESET;
             d->stats.resets++;
@@ -148,7 +148,7 @@ static void end_chunk(ew_proto_decoder_t *d, ew_proto_item_fn cb, void *ctx) {
         return;
     }
     if (d->len == 0) return;
-    if (d->all_text) {          /* byte 1 of an encoded frame is 0xE7: a frame is never text */
+    if (d->all_text) { /* byte 1 of an encoded frame is 0xE7: a frame is never text */
         emit_text(d, cb, ctx);
         return;
     }
@@ -203,9 +203,9 @@ void ew_proto_decoder_feed(ew_proto_decoder_t *d, const uint8_t *data, size_t n,
         const int text = is_text(b);
         /* A lone LF held at the start of the chunk: text after it means it was a line. */
         if (d->len == 1 && d->buf[0] == '\n' && text) emit_text(d, cb, ctx);
-        if (d->len == EW_PROTO_MAX_ENCODED) {       /* chunk full */
+        if (d->len == EW_PROTO_MAX_ENCODED) { /* chunk full */
             if (d->all_text) {
-                emit_text(d, cb, ctx);               /* an over-long text line: split it */
+                emit_text(d, cb, ctx); /* an over-long text line: split it */
             } else {
                 d->discarding = 1;
                 d->discard_len = (uint32_t)d->len + 1u;

@@ -11,7 +11,8 @@
 
 int ew_proto_pack_hello(const ew_proto_hello_t *m, uint8_t *out, size_t cap) {
     if (m == NULL || out == NULL || (m->board == NULL && m->board_len > 0)) return EW_PROTO_ERR_ARG;
-    if (m->board_len > EW_PROTO_MAX_NAME || m->n_labels > EW_PROTO_MAX_LABELS) return EW_PROTO_ERR_RANGE;
+    if (m->board_len > EW_PROTO_MAX_NAME || m->n_labels > EW_PROTO_MAX_LABELS)
+        return EW_PROTO_ERR_RANGE;
     size_t need = EW_PROTO_HELLO_MIN_SIZE + m->board_len;
     for (unsigned i = 0; i < m->n_labels; i++) {
         if (m->labels[i] == NULL && m->label_lens[i] > 0) return EW_PROTO_ERR_ARG;
@@ -60,7 +61,7 @@ static int get_string(const uint8_t *p, size_t len, size_t *pos, size_t max, uin
 
 int ew_proto_unpack_hello(const uint8_t *p, size_t len, ew_proto_hello_t *m) {
     if (m == NULL || (p == NULL && len > 0)) return EW_PROTO_ERR_ARG;
-    const size_t fixed = EW_PROTO_HELLO_MIN_SIZE - 2u;          /* up to node_id */
+    const size_t fixed = EW_PROTO_HELLO_MIN_SIZE - 2u; /* up to node_id */
     if (len < fixed) return EW_PROTO_ERR_SHORT;
     memset(m, 0, sizeof *m);
     m->proto_version = p[0];
@@ -163,7 +164,9 @@ int ew_proto_unpack_pcm(const uint8_t *p, size_t len, ew_proto_pcm_t *m) {
     return EW_PROTO_OK;
 }
 
-int16_t ew_proto_pcm_sample(const ew_proto_pcm_t *m, size_t i) { return get_i16(m->pcm_le + 2u * i); }
+int16_t ew_proto_pcm_sample(const ew_proto_pcm_t *m, size_t i) {
+    return get_i16(m->pcm_le + 2u * i);
+}
 
 int ew_proto_pack_credit(const ew_proto_credit_t *m, uint8_t *out, size_t cap) {
     if (m == NULL || out == NULL) return EW_PROTO_ERR_ARG;
@@ -226,7 +229,8 @@ int ew_proto_unpack_ack(const uint8_t *p, size_t len, ew_proto_ack_t *m) {
 }
 
 int ew_proto_pack_error(const ew_proto_error_t *m, uint8_t *out, size_t cap) {
-    if (m == NULL || out == NULL || (m->message == NULL && m->message_len > 0)) return EW_PROTO_ERR_ARG;
+    if (m == NULL || out == NULL || (m->message == NULL && m->message_len > 0))
+        return EW_PROTO_ERR_ARG;
     if (m->message_len > EW_PROTO_MAX_ERROR_TEXT) return EW_PROTO_ERR_RANGE;
     if (cap < 5u + (size_t)m->message_len) return EW_PROTO_ERR_SPACE;
     put_u16(out, m->code);
