@@ -36,19 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
-from training import metrics
+from training import data, metrics
 from training.evaluate import field_of
 
-DEFAULT_CLASSES = [
-    "gunshot",
-    "glass_breaking",
-    "scream",
-    "siren",
-    "fireworks_explosion",
-    "baby_cry",
-    "dog_bark",
-]
-DEFAULT_NEGATIVE = "other"
+DEFAULT_CLASSES = list(data.DEFAULT_TARGETS)
+DEFAULT_NEGATIVE = data.NEGATIVE
 N_MFCC = 20
 SEED = 0
 FEATURES = (

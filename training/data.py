@@ -18,18 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.node import audio
+from tools.node import audio, params
 
-DEFAULT_TARGETS = (
-    "gunshot",
-    "glass_breaking",
-    "scream",
-    "siren",
-    "fireworks_explosion",
-    "baby_cry",
-    "dog_bark",
-)
-NEGATIVE = "other"
+DEFAULT_TARGETS = params.DEFAULT_TARGETS
+NEGATIVE = params.NEGATIVE_LABEL
 # labels of the shared corpus that are hard negatives (impulsive, easily confused with targets)
 HARD_NEGATIVES = ("door_slam", "other", "car_horn", "alarm")
 BACKGROUND_LABELS = ("background",)

@@ -18,19 +18,11 @@ import time
 
 import numpy as np
 
+from tools.node import params
 from tools.sim.pty import open_raw_pty, write_all
 from tools.wire import protocol as pr
 
-LABELS = [
-    "gunshot",
-    "glass_breaking",
-    "scream",
-    "siren",
-    "fireworks_explosion",
-    "baby_cry",
-    "dog_bark",
-    "other",
-]
+LABELS = list(params.DEFAULT_LABELS)
 
 
 class FakeNode:

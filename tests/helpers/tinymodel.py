@@ -14,16 +14,7 @@ import pytest
 
 from tools.node import params
 
-LABELS = [
-    "gunshot",
-    "glass_breaking",
-    "scream",
-    "siren",
-    "fireworks_explosion",
-    "baby_cry",
-    "dog_bark",
-    "other",
-]
+LABELS = list(params.DEFAULT_LABELS)
 
 
 def build_tiny_model(

@@ -470,3 +470,18 @@ def settings() -> tuple[tuple[Setting, ...], ThresholdSetting]:
 #: a class threshold (Q8) that disables the class: the core's EW_THRESHOLD_OFF, also the wire value
 #: (ewcore.toml [setting_threshold] max)
 THRESHOLD_OFF = settings()[1].max
+
+
+#: the node's target classes in the shipped model's output order, and its negative class: the
+#: default of training (training.data) and the labels of a simulated node without a model
+DEFAULT_TARGETS = (
+    "gunshot",
+    "glass_breaking",
+    "scream",
+    "siren",
+    "fireworks_explosion",
+    "baby_cry",
+    "dog_bark",
+)
+NEGATIVE_LABEL = "other"
+DEFAULT_LABELS = (*DEFAULT_TARGETS, NEGATIVE_LABEL)

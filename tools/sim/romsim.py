@@ -255,20 +255,7 @@ class RomSim:
                 "esp32c3": "esp32-c3-devkitm-1",
             }[chip]
         )
-        self.labels = (
-            list(labels)
-            if labels is not None
-            else [
-                "gunshot",
-                "glass_breaking",
-                "scream",
-                "siren",
-                "fireworks_explosion",
-                "baby_cry",
-                "dog_bark",
-                "other",
-            ]
-        )
+        self.labels = list(labels) if labels is not None else list(params.DEFAULT_LABELS)
         self.fw_version = tuple(fw_version)
         self.silent_app = silent_app
         self.corrupt_md5 = corrupt_md5

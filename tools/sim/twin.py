@@ -66,16 +66,7 @@ HOST_SETTLE_S = 0.5  # output starts this long after a host opened the pty
 # (or as soon as it sends something)
 READY_RE = re.compile(r"earwitness twin on (\S+)")
 AUDIO_EXTS = (".wav", ".flac")
-STUB_LABELS = [
-    "gunshot",
-    "glass_breaking",
-    "scream",
-    "siren",
-    "fireworks_explosion",
-    "baby_cry",
-    "dog_bark",
-    "other",
-]
+STUB_LABELS = list(params.DEFAULT_LABELS)
 FW_VERSION = (0, 2, 0)
 RESET_POWERON, RESET_SW = 1, 3
 
