@@ -30,6 +30,7 @@ models already in a work dir (WORK/<arch>/fold<k>/), e.g. with other node settin
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -378,7 +379,8 @@ def run(
                 log=log,
             )
             test_rows = [r for r in rows if r.fold == k]
-            ev = evaluate.evaluate(
+            evaluate_fold = functools.partial(
+                evaluate.evaluate,
                 out,
                 test_rows,
                 root,
@@ -386,18 +388,11 @@ def run(
                 include_clips=False,
                 stride=classifier_stride,
             )
+            ev = evaluate_fold()
             (out / "eval.json").write_text(json.dumps(ev, indent=1, default=float))
             ev_room = None
             if room_below_peak_db is not None:
-                ev_room = evaluate.evaluate(
-                    out,
-                    test_rows,
-                    root,
-                    progress=progress,
-                    include_clips=False,
-                    stride=classifier_stride,
-                    room_below_peak_db=room_below_peak_db,
-                )
+                ev_room = evaluate_fold(room_below_peak_db=room_below_peak_db)
                 (out / "eval_room.json").write_text(json.dumps(ev_room, indent=1, default=float))
             per.append(_fold_record(ev, fit, k, v, ev_room))
             if scenes is not None:

@@ -749,21 +749,7 @@ def load(path) -> SceneSet:
         sg = list(csv.DictReader((path / "streams.csv").read_text().splitlines()))
     except (OSError, ValueError) as e:
         raise SceneError(f"{path}: unreadable scene set ({e})") from None
-    num = {
-        "onset_s",
-        "offset_s",
-        "ebr_db",
-        "audible_onset_s",
-        "audible_offset_s",
-        "pasted_onset_s",
-        "pasted_offset_s",
-        "active_onset_s",
-        "active_offset_s",
-        "cut_start_s",
-        "gain_db",
-        "start_s",
-        "end_s",
-    }
+    num = {c for c in (*EVENT_COLUMNS, *STREAM_COLUMNS) if c.endswith(("_s", "_db"))}
     ev = [{k: (_num(v) if k in num else v) for k, v in r.items()} for r in ev]
     sg = [{k: (_num(v) if k in num else v) for k, v in r.items()} for r in sg]
     try:
