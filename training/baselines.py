@@ -1,5 +1,6 @@
-"""Baselines for the report: MFCC clip statistics + logistic regression (seed paper 004) and
-+ SVM (seed paper 002), scored on the same clips and with the same metrics as the model.
+"""Baselines for the report: statistics of a clip's MFCCs (mean and standard deviation per
+coefficient) with logistic regression and with an SVM, the classic clip classifiers of
+environmental sound; scored on the same clips and with the same metrics as the model.
 
     python -m training.baselines --csv ../shared/data/all_metadata.csv --root ../shared/data \\
         --test-fold 5 --json build/eval/baselines_fold5.json

@@ -296,12 +296,6 @@ def write(res: dict, json_path, baselines: dict | None = None) -> list[Path]:
     return [md, *figures.values()]
 
 
-SEED_FIGURES = [
-    ("seed paper 000", "92 % test accuracy over 8 classes (its own data and split)"),
-    ("seed paper 003", "89.8-91.7 % accuracy (its own data and split)"),
-]
-
-
 def _ms(d, spec=".3f") -> str:
     if not d or d.get("mean") is None:
         return "–"
@@ -310,7 +304,7 @@ def _ms(d, spec=".3f") -> str:
 
 def crossval_markdown(cv: dict, baselines: dict | None = None, figures: dict | None = None) -> str:
     """Cross-validation (python -m training crossval JSON) per class, next to the MFCC baselines
-    on the same folds (python -m training.baselines JSON) and the seed papers' figures."""
+    on the same folds (python -m training.baselines JSON)."""
     classes = cv.get("classes", [])
     L = [
         "# Cross-validation through the node pipeline",
@@ -371,8 +365,6 @@ def crossval_markdown(cv: dict, baselines: dict | None = None, figures: dict | N
                 f"{_f(base_pooled.get(n, {}).get('macro_f1'))} | "
                 f"{_f(base_pooled.get(n, {}).get('accuracy'))} | | |"
             )
-    for who, what in SEED_FIGURES:
-        L.append(f"| {who} | | | {what} | | | | |")
     L += [
         "",
         "## Per class: F1 (mean ± std over folds; pooled in brackets)",
