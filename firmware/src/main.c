@@ -96,14 +96,19 @@ __attribute__((used)) static const ew_identity_t s_identity = {
 
 static void fill_info(ew_app_info_t *info)
 {
+    /* Read through a volatile pointer: a real reference, so the linker keeps the record
+     * (--gc-sections drops unreferenced data, `used` notwithstanding, and the compiler would
+     * otherwise fold the constant fields into the code). */
+    const ew_identity_t *volatile identity_ref = &s_identity;
+    const ew_identity_t *id = identity_ref;
     memset(info, 0, sizeof *info);
     info->board = ew_board_name();
-    info->fw_major = s_identity.fw_major;
-    info->fw_minor = s_identity.fw_minor;
-    info->fw_patch = s_identity.fw_patch;
+    info->fw_major = id->fw_major;
+    info->fw_minor = id->fw_minor;
+    info->fw_patch = id->fw_patch;
     info->reset_reason = ew_board_reset_reason();
-    memcpy(info->model_hash, s_identity.model_hash, sizeof s_identity.model_hash);
-    memcpy(info->config_hash, s_identity.config_hash, sizeof s_identity.config_hash);
+    memcpy(info->model_hash, id->model_hash, sizeof id->model_hash);
+    memcpy(info->config_hash, id->config_hash, sizeof id->config_hash);
     ew_board_node_id(info->node_id);
     info->n_classes = EW_MODEL_N_CLASSES;
     info->labels = s_labels;
