@@ -288,3 +288,13 @@ def test_real_build_corrupted_is_refused(tmp_path, sim, capsys):
     line = one_line(err)
     assert "the chip did not start the firmware" in line and "corrupt image" in line, line
     assert s.image is None and s.hello_count == 0
+
+
+def test_real_build_on_a_chip_older_than_v0_3_is_refused(sim, capsys):
+    d = _real_build()
+    s = sim(chip_revision="0.2")
+    rc, out, err = run(["--port", s.port, "--firmware", d, *FAST], capsys)
+    assert rc == 1
+    line = one_line(err)
+    assert "image refused" in line and "v0.3" in line and "v0.2" in line, line
+    assert s.writes == [] and s.image is None and s.hello_count == 0
