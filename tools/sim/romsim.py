@@ -27,6 +27,8 @@ board boots, and puts the image's identity into every HELLO it sends.
 
     with RomSim(chip="esp32c3", chip_revision="0.3") as sim:
         ...  # sim.port, sim.flash, sim.state, sim.image, sim.boot_error, sim.hello_count
+    RomSim("esp32c3", boot="app", preload={0x0: boot, 0x8000: parts, 0x10000: app})
+        # a board that already runs a build (or --flash-file FILE with a saved flash)
 
 What a pty cannot carry, and how the simulator stands in for it:
 
