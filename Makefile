@@ -12,7 +12,7 @@ PIP     := $(VPY) -m pip --disable-pip-version-check
 APT_PKGS := gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc clang libclang-rt-14-dev libsndfile1 clang-format
 CORE_SRCS := $(wildcard firmware/lib/ewcore/src/*.c firmware/lib/ewcore/src/*.h firmware/lib/ewcore/include/*.h tools/node/_ewcore_module.c)
 
-.PHONY: setup setup-demo venv sysdeps test bench demo demo-core twin flash train crossval gen check clean lint
+.PHONY: setup setup-demo venv sysdeps test bench demo demo-core twin flash firmware-c3 train crossval gen check clean lint
 
 # everything CI needs: system packages + the demo, dev and train extras
 setup: sysdeps venv
@@ -80,6 +80,17 @@ twin: setup-demo
 # make flash [ENV=esp32dev | FIRMWARE=path] [PORT=/dev/ttyUSB0] [ALL=1]
 flash: setup
 	$(VPY) tools/flash.py $(if $(FIRMWARE),--firmware $(FIRMWARE),--env $(or $(ENV),esp32dev)) $(if $(PORT),--port $(PORT)) $(if $(ALL),--all)
+
+# The firmware for the ESP32-C3, built with the real ESP-IDF (v5.3.2, as PlatformIO's espressif32
+# 6.10.0) offline, by the bundle in $(ESP32C3_BUNDLE) (its README.md); outputs as PlatformIO
+# leaves them (bootloader.bin, partitions.bin, firmware.bin, .elf, .map, size.txt) in
+# build/firmware-c3/, which `tools/flash.py --firmware` takes.  Cache: $$EW_ESP32C3_CACHE
+# (default ~/.cache/earwitness-esp32c3): ~17 min the first time on 2 cores, seconds after a change.
+ESP32C3_BUNDLE ?= ../shared/esp32c3
+FIRMWARE_C3 := build/firmware-c3
+firmware-c3:
+	$(if $(wildcard $(ESP32C3_BUNDLE)/build.sh),,$(error firmware-c3: no ESP32-C3 build bundle at $(ESP32C3_BUNDLE)/build.sh (set ESP32C3_BUNDLE=DIR); elsewhere the firmware is built with PlatformIO and internet access: pio run -e esp32-c3-devkitm-1))
+	bash "$(ESP32C3_BUNDLE)/build.sh" "$(CURDIR)" "$(FIRMWARE_C3)"
 
 # the shipped model from ../shared/data (train, quantise, parity checks, export to firmware/model)
 DATA ?= ../shared/data

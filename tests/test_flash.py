@@ -1,9 +1,11 @@
 """tools/flash.py end to end: esptool (its Python API, as users run it) against the ROM-bootloader
 simulator tools/sim/romsim.py on a pty, followed by the simulated firmware's HELLO.
 
-The images are synthetic but laid out like real ones (ESP image headers with the chip id,
-a partition table at 0x8000, the app at 0x10000); the simulator stores every byte written, so
-the tests compare the flash contents with the image byte for byte.
+The images are synthetic but valid (tools/sim/esp_image.make_firmware: ESP images with the chip
+id, segments, checksum and SHA-256, an app descriptor and the earwitness identity record; a
+partition table at 0x8000, the app at 0x10000), since the simulator boots only what the
+bootloader would; it stores every byte written, so the tests compare the flash contents with the
+image byte for byte.  tests/test_romsim_image.py checks what the simulator refuses.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -20,10 +21,10 @@ from types import SimpleNamespace
 import pytest
 
 from tools.esp import flash
+from tools.sim import esp_image
 from tools.sim.romsim import FLASH_DATA, FLASH_DEFL_DATA, SPI_FLASH_MD5, RomSim
 
 ROOT = Path(__file__).resolve().parents[1]
-CHIP_IDS = {"esp32": 0, "esp32s3": 9, "esp32c3": 5}
 MODEL = "0123456789abcdef"
 CONFIG = "fedcba9876543210"
 #: HELLO waits short enough that the failure paths stay fast (the node answers in ms)
@@ -31,25 +32,21 @@ FAST = ["--boot-timeout", "0.3", "--hello-timeout", "0.3", "--hello-tries", "2"]
 EXPECT = ["--expect-model-hash", MODEL, "--expect-config-hash", CONFIG]
 
 
-def esp_header(chip: str, segments: int = 0) -> bytes:
-    """24-byte ESP image header + extended header (chip id at byte 12)."""
-    return (
-        bytes([0xE9, segments, 2, 0x20])
-        + struct.pack("<I", 0x40080000)
-        + bytes([0xEE, 0, 0, 0])
-        + struct.pack("<HBHH", CHIP_IDS[chip], 0, 0, 0xFFFF)
-        + bytes(4)
-        + b"\0"
-    )
-
-
-def parts(chip: str, seed: int = 1) -> dict[str, bytes]:
+def parts(chip: str, seed: int = 1, model: str = MODEL, config: str = CONFIG) -> dict[str, bytes]:
+    """A valid earwitness build whose identity record says model/config (16 hex digits, padded
+    to a SHA-256 with zeros); `seed` varies the app's bytes."""
     rnd = random.Random(seed)
-    blob = lambda n: bytes(rnd.getrandbits(8) for _ in range(n))  # noqa: E731
+    filler = bytes(rnd.getrandbits(8) for _ in range(9000))
+    return esp_image.make_firmware(chip, model + "0" * 48, config + "0" * 48, filler=filler)
+
+
+def preload(chip: str, **kw) -> dict[int, bytes]:
+    """The flash of a board that already runs a build (RomSim(preload=...))."""
+    p = parts(chip, **kw)
     return {
-        "bootloader.bin": esp_header(chip) + blob(3000),
-        "partitions.bin": b"\xaa\x50" + blob(94),
-        "firmware.bin": esp_header(chip, 3) + blob(9000),
+        flash.BOOTLOADER_OFFSETS[chip]: p["bootloader.bin"],
+        0x8000: p["partitions.bin"],
+        0x10000: p["firmware.bin"],
     }
 
 
@@ -77,8 +74,6 @@ def sims():
     started = []
 
     def make(chip="esp32", **kw):
-        kw.setdefault("model_hash", MODEL)
-        kw.setdefault("config_hash", CONFIG)
         s = RomSim(chip, **kw).start()
         started.append(s)
         return s
@@ -180,16 +175,14 @@ def test_default_expected_hashes_come_from_the_checkout(tmp_path, sims, capsys):
 
 
 def test_flash_then_the_twins_hello(tmp_path, sims, capsys):
-    """The board boots into the real simulated node (tools/twin.py, the firmware's C app):
-    its HELLO carries the config hash of the C core, which must equal tools.node.params'."""
+    """The board boots into the real simulated node (tools/twin.py, the firmware's C app),
+    which announces the identity of the image that was flashed, as the board would."""
     from tools.sim import twin
 
     with twin.start(silence=True, stub_scores=[0] * 7 + [255], board="twin-esp32") as tw:
         sim = sims("esp32", app_port=tw.port)
         img = merged(tmp_path, "esp32")
-        rc, out, err = run(
-            ["--port", sim.port, "--firmware", img, "--expect-model-hash", "00" * 8], capsys
-        )  # stub scores: no model
+        rc, out, err = run(["--port", sim.port, "--firmware", img, *EXPECT], capsys)
         assert rc == 0, err
         assert "board twin-esp32" in out and "hashes OK" in out
         assert sim.read_flash(0, img.stat().st_size) == img.read_bytes()
@@ -199,13 +192,13 @@ def test_flash_then_the_twins_hello(tmp_path, sims, capsys):
                 "--port",
                 sim.port,
                 "--expect-model-hash",
-                "00" * 8,
+                MODEL,
                 "--expect-config-hash",
                 "ab" * 8,
             ],
             capsys,
         )
-        assert rc == 1 and "hash mismatch: node reports config" in err
+        assert rc == 1 and f"hash mismatch: node reports config {CONFIG}" in err
 
 
 @pytest.mark.slow
@@ -271,7 +264,7 @@ def test_all_reports_each_node(tmp_path, sims, capsys, monkeypatch):
 
 
 def test_verify_subcommand(sims, capsys):
-    sim = sims("esp32c3", boot="app")
+    sim = sims("esp32c3", boot="app", preload=preload("esp32c3"))
     rc, out, err = run(["verify", "--port", sim.port, *EXPECT], capsys)
     assert rc == 0, err
     assert f"model {MODEL}" in out and "OK" in out
@@ -626,16 +619,7 @@ def test_cli_against_romsim_process(tmp_path):
         assert line.startswith("earwitness romsim on /dev/pts/"), line
         port = line.split()[3]
         p = subprocess.run(
-            [
-                sys.executable,
-                "tools/flash.py",
-                "--port",
-                port,
-                "--firmware",
-                str(img),
-                "--expect-model-hash",
-                "00" * 8,
-            ],
+            [sys.executable, "tools/flash.py", "--port", port, "--firmware", str(img), *EXPECT],
             cwd=ROOT,
             capture_output=True,
             text=True,

@@ -220,6 +220,33 @@ def test_src_cmakelists_sources_exist_and_complete():
     assert (ROOT / SRC_DIR / "main.c").resolve() in {f.resolve() for f in files}
 
 
+def test_core_is_also_an_esp_idf_component_that_platformio_does_not_need():
+    """firmware/lib/ewcore/CMakeLists.txt (idf.py, make firmware-c3) compiles the core with
+    library.json's flags, read from it; firmware/src requires it only when it is in the build:
+    PlatformIO's CMake run does not know the component (lib_dir is no component folder) and
+    would fail on a hard REQUIRES.  A plain idf.py run gets both folders from the root file."""
+    comp = strip_cmake_comments((ROOT / LIB_DIR / "ewcore" / "CMakeLists.txt").read_text())
+    assert re.search(
+        r"idf_component_register\s*\(\s*SRCS\s+\$\{ew_srcs\}\s+INCLUDE_DIRS\s+"
+        r'"include"',
+        comp,
+    )
+    assert re.search(
+        r'GLOB\s+ew_srcs\s+CONFIGURE_DEPENDS\s+"\$\{CMAKE_CURRENT_LIST_DIR\}/src/\*\.c"', comp
+    )
+    assert "library.json" in comp and re.search(r"string\(JSON\s+\w+\s+GET\s+.*build flags", comp)
+    src = strip_cmake_comments((ROOT / SRC_DIR / "CMakeLists.txt").read_text())
+    reg = re.search(r"idf_component_register\s*\(([^)]*)\)", src).group(1)
+    assert "ewcore" not in reg
+    assert re.search(r"idf_component_optional_requires\s*\(\s*PRIVATE\s+ewcore\s*\)", src)
+    root = strip_cmake_comments((ROOT / "CMakeLists.txt").read_text())
+    guard = re.search(
+        r"if\s*\(\s*NOT\s+DEFINED\s+EXTRA_COMPONENT_DIRS\s*\)(.*?)endif", root, flags=re.S
+    )
+    assert guard and "firmware/src" in guard.group(1) and "firmware/lib/ewcore" in guard.group(1)
+    assert root.index("EXTRA_COMPONENT_DIRS") < root.index("project.cmake")
+
+
 def test_core_library_json():
     lib = ROOT / LIB_DIR / "ewcore"
     meta = json.loads((lib / "library.json").read_text(encoding="utf-8"))

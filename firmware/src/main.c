@@ -66,17 +66,48 @@ static const uint16_t s_thresholds[EW_MODEL_N_CLASSES] = EW_MODEL_THRESHOLDS_Q8;
 static char s_model_error[EW_PROTO_MAX_ERROR_TEXT + 1];
 static int s_model_status;
 
+/* The firmware's identity as data in the image, found by its magic: what a flashed image
+ * claims to be can be read from its bytes (tools/sim/romsim.py does, before it boots a
+ * simulated node), and HELLO is filled from this record.  Layout 1, 152 bytes, no padding:
+ *   "EWID" | u8 layout (1) | u8 fw_major | u8 fw_minor | u8 fw_patch
+ *   | model_hash[8] | config_hash[8] (as in HELLO)
+ *   | model_sha256[64] | config_hash_hex[64] (lowercase hex, not NUL-terminated) */
+typedef struct {
+    char magic[4];
+    uint8_t layout;
+    uint8_t fw_major, fw_minor, fw_patch;
+    uint8_t model_hash[EW_PROTO_HASH_BYTES];
+    uint8_t config_hash[EW_PROTO_HASH_BYTES];
+    char model_sha256[64];
+    char config_hash_hex[64];
+} ew_identity_t;
+
+__attribute__((used)) static const ew_identity_t s_identity = {
+    .magic = { 'E', 'W', 'I', 'D' },
+    .layout = 1,
+    .fw_major = EW_FW_MAJOR,
+    .fw_minor = EW_FW_MINOR,
+    .fw_patch = EW_FW_PATCH,
+    .model_hash = EW_MODEL_HASH8,
+    .config_hash = EW_CONFIG_HASH8,
+    .model_sha256 = EW_MODEL_SHA256_STR,
+    .config_hash_hex = EW_CONFIG_HASH_STR,
+};
+
 static void fill_info(ew_app_info_t *info) {
-    static const uint8_t model_hash[EW_PROTO_HASH_BYTES] = EW_MODEL_HASH8;
-    static const uint8_t config_hash[EW_PROTO_HASH_BYTES] = EW_CONFIG_HASH8;
+    /* Read through a volatile pointer: a real reference, so the linker keeps the record
+     * (--gc-sections drops unreferenced data, `used` notwithstanding, and the compiler would
+     * otherwise fold the constant fields into the code). */
+    const ew_identity_t *volatile identity_ref = &s_identity;
+    const ew_identity_t *id = identity_ref;
     memset(info, 0, sizeof *info);
     info->board = ew_board_name();
-    info->fw_major = EW_FW_MAJOR;
-    info->fw_minor = EW_FW_MINOR;
-    info->fw_patch = EW_FW_PATCH;
+    info->fw_major = id->fw_major;
+    info->fw_minor = id->fw_minor;
+    info->fw_patch = id->fw_patch;
     info->reset_reason = ew_board_reset_reason();
-    memcpy(info->model_hash, model_hash, sizeof model_hash);
-    memcpy(info->config_hash, config_hash, sizeof config_hash);
+    memcpy(info->model_hash, id->model_hash, sizeof id->model_hash);
+    memcpy(info->config_hash, id->config_hash, sizeof id->config_hash);
     ew_board_node_id(info->node_id);
     info->n_classes = EW_MODEL_N_CLASSES;
     info->labels = s_labels;

@@ -28,6 +28,9 @@ Figures (link and twin, through a real pty against the twin, see tools/bench_lin
 Figures (node application layer, see tools/app_bench.py):
   app_rv32_*: rv32imc instructions per audio second of the whole node app (detect / record /
   inject) under QEMU
+Figures (the real ESP32-C3 build of `make firmware-c3`, see tools/bench/firmware_bench.py):
+  firmware_c3_image_bytes, firmware_c3_dram_bytes, firmware_c3_iram_bytes,
+  firmware_c3_flash_code_bytes (idf.py size); null with a reason when there is no build
 """
 
 from __future__ import annotations
@@ -207,6 +210,18 @@ def app_figures(args) -> dict:
     return app_bench.app_rv32(args)
 
 
+def firmware_c3_figures(_args) -> dict:
+    from tools.bench import firmware_bench
+
+    try:
+        return firmware_bench.figures()
+    except (OSError, ValueError) as e:
+        out = dict.fromkeys(firmware_bench.KEYS)  # null, with the reason
+        out["firmware_c3_detail"] = None
+        out["_skipped"] = {"firmware_c3": str(e)}
+        return out
+
+
 BENCHMARKS = {
     "frontend_rv32": frontend_rv32,
     "frontend_host": frontend_host_speed,
@@ -214,6 +229,7 @@ BENCHMARKS = {
     "model": model_figures,
     "link": link_figures,
     "app_rv32": app_figures,
+    "firmware_c3": firmware_c3_figures,
 }
 
 

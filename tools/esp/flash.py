@@ -32,6 +32,10 @@ Flashing one node (`flash_node`):
     sent at boot (`boot_s`), else request it (`hello_s` x `hello_tries`), and compare its model
     and config hashes with the expected ones: firmware/model/manifest.json model_sha256[:16] and
     tools.node.params.default().config_hash[:16] (`--expect-model-hash`, `--expect-config-hash`).
+    A node that stays silent is listened to at 115200 baud once more: a bootloader that refuses
+    the image logs why ("E (42) boot: ...") and resets over and over; its error lines are the
+    reason reported.  esptool's refusal of an image built for another chip revision is final
+    (no retry at the fallback baud).
 
 Exit status: 0 every node OK; 1 a node failed (could not connect to its loader, write or MD5
 verify failed, silent after flashing, hash mismatch, build failed); 2 bad usage or input (no
@@ -514,6 +518,34 @@ def get_hello(
     return hello
 
 
+def boot_log_errors(port: str, seconds: float = 1.5) -> list[str]:
+    """The error lines ("E (ms) tag: text") a node prints at the ROM baud, read for up to
+    `seconds`: a bootloader that refuses the flashed app logs why and resets, over and over.
+    Read with DTR and RTS released (no reset); [] when the port cannot be read."""
+    import serial
+
+    buf = b""
+    try:
+        s = serial.Serial()
+        s.port, s.baudrate, s.timeout = port, ROM_BAUD, 0.1
+        s.dtr = s.rts = False
+        s.open()
+        with s:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                buf += s.read(4096)
+                if re.search(rb"E \(\d+\) [^\r\n]*\n[\s\S]*\n", buf):
+                    break  # an error line and what follows it
+    except (serial.SerialException, OSError, ValueError):
+        return []
+    found: list[str] = []
+    for ln in buf.decode("latin-1").splitlines():
+        m = re.search(r"E \(\d+\) \S+: [ -~]+", ln)
+        if m and m.group(0).strip() not in found:
+            found.append(m.group(0).strip())
+    return found
+
+
 # --------------------------------------------------------------------------------------------
 # esptool output: routed per thread (parallel flashing), kept for error context
 
@@ -824,12 +856,24 @@ def flash_node(
                     )
                     if "MD5" in reason or "does not match" in reason:
                         raise FlashError(f"flash verify failed: {reason}", 1) from None
+                    if "requires chip revision" in reason:  # no baud problem: no retry
+                        raise FlashError(f"image refused: {reason}", 1) from None
                     if i + 1 == len(bauds):
                         raise FlashError(f"flash failed at {baud} baud: {reason}", 1) from None
                     say(f"{baud} baud failed ({reason}); retrying at {bauds[i + 1]} baud")
         say(f"wrote {res.bytes_written} bytes, MD5 verified")
         if opts.verify_hello:
-            res.hello = get_hello(port, opts.node_baud, opts.timeouts, after_boot=True)
+            try:
+                res.hello = get_hello(port, opts.node_baud, opts.timeouts, after_boot=True)
+            except FlashError as e:
+                errors = boot_log_errors(port) if e.exit_code == 1 else []
+                if errors:
+                    raise FlashError(
+                        f"the chip did not start the firmware; its boot log at "
+                        f"{ROM_BAUD} baud says: {'; '.join(errors)}",
+                        1,
+                    ) from None
+                raise
             check_identity(
                 res.hello, opts.expected if opts.expected is not None else expected_hashes()
             )

@@ -7,17 +7,28 @@ FLASH_BEGIN/DATA/END, SPI_FLASH_MD5, MEM_BEGIN/DATA/END (so esptool's flasher st
 the simulator then answers as the stub, including FLASH_DEFL_* compressed writes).  The bytes
 written land in an in-memory flash (`RomSim.flash`, optionally saved to a file), so a test can
 compare them with the image.  After the loader is left (FLASH_END "run user code" or "reboot"
-from the ROM), the simulated node boots: a ROM boot banner at 115200 baud, then the earwitness
-firmware's HELLO frame (docs/protocol.md) at the node baud, and a HELLO in answer to every HELLO
-request.  With `app_port` (`--app-port PATH`, `--twin`) the "firmware" is another simulated node,
-e.g. the twin (tools/twin.py): while the firmware runs, the simulator forwards the serial bytes
-both ways between the host and that pty, and asks it for a HELLO when the board boots.
+from the ROM), the simulated chip boots what the flash holds, checked the way the ROM and
+ESP-IDF's bootloader check it (tools/sim/esp_image.py): the bootloader image and the app image
+(magic, chip id, the chip revision range against the revision in the simulated eFuses
+(`chip_revision`, `--chip-revision`; ESP32-C3 default v0.4), segments, checksum, appended
+SHA-256), the partition table (MD5), the app descriptor, and the earwitness identity record the
+firmware carries (model SHA-256, config hash, firmware version: firmware/src/main.c).  A valid
+earwitness image for this chip boots: a ROM boot banner at 115200 baud, then the firmware's HELLO
+frame (docs/protocol.md) at the node baud with the identity read from the image, and a HELLO in
+answer to every HELLO request.  Anything else does not boot: the simulated bootloader logs the
+reason at 115200 ("E (42) boot: ...") and resets, over and over, and no firmware runs (`image` is
+None, `boot_error` says why).  With `app_port` (`--app-port PATH`, `--twin`) the "firmware" is
+another simulated node, e.g. the twin (tools/twin.py): while a valid image runs, the simulator
+forwards the serial bytes both ways between the host and that pty, asks it for a HELLO when the
+board boots, and puts the image's identity into every HELLO it sends.
 
     python -m tools.romsim --chip esp32            # prints "earwitness romsim on /dev/pts/N"
     python tools/flash.py --port /dev/pts/N --firmware merged.bin --no-stub
 
-    with RomSim(chip="esp32c3", model_hash="0123456789abcdef") as sim:
-        ...  # sim.port, sim.flash, sim.state, sim.writes, sim.hello_count
+    with RomSim(chip="esp32c3", chip_revision="0.3") as sim:
+        ...  # sim.port, sim.flash, sim.state, sim.image, sim.boot_error, sim.hello_count
+    RomSim("esp32c3", boot="app", preload={0x0: boot, 0x8000: parts, 0x10000: app})
+        # a board that already runs a build (or --flash-file FILE with a saved flash)
 
 What a pty cannot carry, and how the simulator stands in for it:
 
@@ -34,7 +45,8 @@ What a pty cannot carry, and how the simulator stands in for it:
   does the same from Python, SIGUSR1 / SIGUSR2 (bootloader / normal boot) from a shell.
 
 Failure injection (all off by default): `wrong chip` is just `--chip`; `silent_app` (firmware
-never sends anything: a broken build), `model_hash`/`config_hash` (HELLO content),
+never sends anything: a broken build), `model_hash`/`config_hash` (HELLO content other than
+the image's), `chip_revision` (an older chip than the image needs),
 `corrupt_md5` (SPI_FLASH_MD5 answers a wrong digest: a bad flash), `max_baud` (a
 CHANGE_BAUDRATE above it gets no answer and the loader stays at its baud: an adapter that cannot
 do the rate), `boot_delay_s` (time from reset to HELLO).
@@ -61,6 +73,7 @@ if __package__ in (None, ""):  # `python tools/romsim.py`
 
 from tools.errors import BadInput, check_output, run_cli
 from tools.node import params
+from tools.sim import esp_image
 from tools.sim.pty import open_raw_pty, write_all
 from tools.wire import protocol as pr
 
@@ -112,6 +125,8 @@ class ChipModel:
     extra_regs: tuple = ()  # (address, value) pairs
     rom_status_bytes: int = 4
     banner: str = ""
+    efuse_block1: int = 0  # eFuse BLOCK1 (MAC, revision words); 0: revision not modelled
+    default_revision: int = 0  # chip revision, major * 100 + minor
 
 
 CHIPS = {
@@ -159,6 +174,9 @@ CHIPS = {
         0x60000014,
         banner="ESP-ROM:esp32c3-api1-20210207\r\nBuild:Feb  7 2021\r\nrst:0x3 "
         "(RTC_SW_SYS_RST),boot:0xc (SPI_FAST_FLASH_BOOT)\r\n",
+        # v0.4, the revision of current chips; ESP-IDF 5.3 builds for >= v0.3
+        efuse_block1=0x60008844,
+        default_revision=4,
     ),
 }
 
@@ -173,27 +191,9 @@ def rom_checksum(data: bytes, state: int = CHECKSUM_SEED) -> int:
     return state
 
 
-def _default_hashes() -> tuple[bytes, bytes]:
-    """(model_hash8, config_hash8) of this checkout: what a correctly flashed node reports."""
-    model = bytes(pr.HASH_BYTES)
-    config = bytes(pr.HASH_BYTES)
-    try:
-        import json
-
-        man = params.MODEL_DIR / "manifest.json"
-        model = bytes.fromhex(json.loads(man.read_text())["model_sha256"][:16])
-    except (OSError, ValueError, KeyError):
-        pass
-    try:
-        config = bytes.fromhex(params.default().config_hash[:16])
-    except Exception:  # noqa: BLE001 - the sim also runs without the core
-        pass
-    return model, config
-
-
-def _hash8(v, default: bytes) -> bytes:
+def _hash8(v) -> bytes | None:
     if v is None:
-        return default
+        return None
     b = bytes.fromhex(v) if isinstance(v, str) else bytes(v)
     if len(b) < pr.HASH_BYTES:
         raise ValueError(f"hash {v!r}: need at least {pr.HASH_BYTES} bytes (16 hex digits)")
@@ -218,7 +218,9 @@ class RomSim:
         config_hash=None,
         board: str | None = None,
         labels=None,
-        fw_version=(0, 2, 0),
+        fw_version=None,
+        chip_revision: int | str | None = None,
+        preload: dict | None = None,
         silent_app: bool = False,
         corrupt_md5: bool = False,
         max_baud: int | None = None,
@@ -243,10 +245,33 @@ class RomSim:
             with open(flash_file, "rb") as f:
                 data = f.read(len(self.flash))
             self.flash[: len(data)] = data
+        for off, data in (preload or {}).items():  # {offset: bytes}: flashed before
+            self.flash[off : off + len(data)] = data
+        if chip_revision is None:
+            self.chip_revision = self.chip.default_revision
+        else:
+            self.chip_revision = (
+                esp_image.parse_revision(chip_revision)
+                if isinstance(chip_revision, str)
+                else int(chip_revision)
+            )
+            if not self.chip.efuse_block1 and self.chip_revision != self.chip.default_revision:
+                raise ValueError(
+                    f"chip revision: only modelled for "
+                    f"{', '.join(n for n, c in CHIPS.items() if c.efuse_block1)}"
+                )
+            if not 0 <= self.chip_revision <= 315 or self.chip_revision % 100 > 15:
+                raise ValueError(
+                    f"chip revision {esp_image.revision_str(self.chip_revision)}: "
+                    f"outside v0.0 - v3.15"
+                )
         self.node_baud = node_baud
-        dm, dc = _default_hashes()
-        self.model_hash = _hash8(model_hash, dm)
-        self.config_hash = _hash8(config_hash, dc)
+        # HELLO identity: what the booted image carries (`image`), unless overridden here
+        # (failure injection: a firmware that reports something else than its image)
+        self.model_hash = _hash8(model_hash)
+        self.config_hash = _hash8(config_hash)
+        self.image: esp_image.BootImage | None = None  # the image that booted
+        self.boot_error: str | None = None  # why the last boot refused the flash
         self.board = (
             board
             or {
@@ -256,7 +281,7 @@ class RomSim:
             }[chip]
         )
         self.labels = list(labels) if labels is not None else list(params.DEFAULT_LABELS)
-        self.fw_version = tuple(fw_version)
+        self.fw_version = tuple(fw_version) if fw_version is not None else None
         self.silent_app = silent_app
         self.corrupt_md5 = corrupt_md5
         self.max_baud = max_baud
@@ -290,6 +315,8 @@ class RomSim:
         self._app_dec = pr.FrameDecoder()
         self._app_enc = pr.Encoder()
         self._boot_at: float | None = None
+        self._bootloop_at: float | None = None
+        self._app_chunk = bytearray()
         self._host_open = False
         self._boot_target = boot
         self._init_regs()
@@ -370,6 +397,12 @@ class RomSim:
             # S3/C3: mac0 = low 32 bits (bytes 2..5), mac1 low 16 bits = bytes 0..1
             self._regs[lo] = (m[2] << 24) | (m[3] << 16) | (m[4] << 8) | m[5]
             self._regs[hi] = (m[0] << 8) | m[1]
+        if c.efuse_block1:
+            # ESP32-C3 eFuse BLOCK1 (what esptool and ESP-IDF read): word 3 bits 18..20 = minor
+            # revision bits 0..2, word 5 bit 23 = minor bit 3, bits 24..25 = major revision
+            major, minor = divmod(self.chip_revision, 100)
+            self._regs[c.efuse_block1 + 12] = (minor & 7) << 18
+            self._regs[c.efuse_block1 + 20] = ((minor >> 3) & 1) << 23 | (major & 3) << 24
 
     def _read_reg(self, addr: int) -> int:
         return self._regs.get(addr, 0)
@@ -396,22 +429,46 @@ class RomSim:
         self._slip.clear()
         self._in_slip = False
         self._boot_at = None
+        self._bootloop_at = None
         self._regs.clear()
         self._init_regs()
 
     def _boot(self) -> None:
-        """Leave the loader: ROM banner at 115200, then the firmware at node_baud."""
+        """Leave the loader and boot what is in the flash, as the ROM and the bootloader do
+        (esp_image.check_flash): a valid earwitness image for this chip and revision runs
+        (ROM banner at 115200, then the firmware at node_baud, announcing the image's
+        identity); anything else is refused: the bootloader logs the reason at 115200 and
+        resets, over and over (a boot loop), and no firmware runs."""
         self.save()
         self.state = "app"
         self.boots += 1
         self.baud = ROM_BAUD
+        self._app_dec = pr.FrameDecoder()
+        self._app_enc = pr.Encoder()
+        self._app_chunk.clear()
+        try:
+            self.image = esp_image.check_flash(self.flash, self.chip.name, self.chip_revision)
+            self.boot_error = None
+        except esp_image.ImageError as e:
+            self.image, self.boot_error = None, str(e)
+            if self._log:
+                self._log(f"romsim: boot refused: {e}")
+            self._boot_at = None
+            self._bootloop_at = time.monotonic()
+            return
+        self._bootloop_at = None
         if self.banner:
             self._send(
                 self.chip.banner.encode() + b"load:0x3fff0030,len:7000\r\nentry 0x40080000\r\n"
             )
-        self._app_dec = pr.FrameDecoder()
-        self._app_enc = pr.Encoder()
         self._boot_at = time.monotonic() + self.boot_delay_s
+
+    def _bootloop_text(self) -> bytes:
+        return (
+            (self.chip.banner if self.banner else "")
+            + f"E (42) boot: {self.boot_error}\r\n"
+            + "E (45) boot: No bootable app partitions in the partition table\r\n"
+        ).encode()
 
     # ---- I/O -----------------------------------------------------------------------------------
     def _host_baud(self) -> int | None:
@@ -432,7 +489,12 @@ class RomSim:
         self._out += data
 
     def _app_running(self) -> bool:
-        return self.state == "app" and self._boot_at is None and not self.silent_app
+        return (
+            self.state == "app"
+            and self.image is not None
+            and self._boot_at is None
+            and not self.silent_app
+        )
 
     def _app_write(self, data: bytes) -> None:
         """Host -> external firmware (app_port); a stalled peer loses bytes, as a UART would."""
@@ -448,7 +510,45 @@ class RomSim:
         except (BlockingIOError, InterruptedError, OSError):
             return
         if data and self._app_running():
-            self._send(data)
+            self._send(self._patch_hello(data))
+
+    def _patch_hello(self, data: bytes) -> bytes:
+        """The external firmware's bytes with every HELLO carrying the booted image's identity
+        (the twin runs the host's core and model; the board would run the image's)."""
+        self._app_chunk += data
+        end = self._app_chunk.rfind(b"\0")
+        if end < 0:
+            if len(self._app_chunk) <= pr.MAX_ENCODED:
+                return b""  # wait for the frame's end
+            out = bytes(self._app_chunk)  # not a frame: pass it on
+            self._app_chunk.clear()
+            return out
+        chunks = bytes(self._app_chunk[:end]).split(b"\0")
+        del self._app_chunk[: end + 1]
+        out = []
+        for ch in chunks:
+            try:
+                body = pr.cobs_decode(ch) if ch else b""
+            except Exception:  # noqa: BLE001 - not a frame: as it is
+                body = b""
+            if (
+                len(body) >= 8
+                and body[0] == pr.MAGIC
+                and body[1] == pr.HELLO
+                and pr.crc32(body[:-4]) == struct.unpack_from("<I", body, len(body) - 4)[0]
+            ):
+                try:
+                    h = pr.Hello.unpack(body[4:-4])
+                except pr.ProtocolError:
+                    out.append(ch)
+                    continue
+                mine = self.hello(h.reset_reason)
+                h.fw_major, h.fw_minor, h.fw_patch = mine.fw_major, mine.fw_minor, mine.fw_patch
+                h.model_hash, h.config_hash = mine.model_hash, mine.config_hash
+                seq = struct.unpack_from("<H", body, 2)[0]
+                ch = pr.encode_frame(pr.HELLO, seq, h.pack())[1:-1]
+            out.append(ch)
+        return b"\0".join(out) + b"\0"
 
     def _serve(self) -> None:
         poller = select.poll()
@@ -460,6 +560,14 @@ class RomSim:
             with self._lock:
                 if (
                     self.state == "app"
+                    and self._bootloop_at is not None
+                    and time.monotonic() >= self._bootloop_at
+                ):
+                    self._bootloop_at = time.monotonic() + 0.2  # refused: reset, again
+                    if not self._out:
+                        self._send(self._bootloop_text())
+                if (
+                    self.state == "app"
                     and self._boot_at is not None
                     and time.monotonic() >= self._boot_at
                 ):
@@ -468,7 +576,7 @@ class RomSim:
                     if self._app_fd >= 0:  # the external firmware "boots": its HELLO
                         if not self.silent_app:
                             self._app_write(pr.Encoder().encode(pr.HelloRequest()))
-                    else:
+                    elif self.image is not None:
                         self._send_hello(reset_reason=3)
                 want = select.POLLIN | (select.POLLOUT if self._out else 0)
             poller.modify(m, want)
@@ -549,15 +657,19 @@ class RomSim:
 
     # ---- the firmware ------------------------------------------------------------------------
     def hello(self, reset_reason: int = 3) -> pr.Hello:
+        """The HELLO of the booted image: its identity, unless overridden (constructor)."""
+        ident = self.image.identity if self.image is not None else None
+        fw = self.fw_version or (ident.fw_version if ident else (0, 0, 0))
+        zero = bytes(pr.HASH_BYTES)
         return pr.Hello(
             proto_version=pr.PROTO_VERSION,
-            fw_major=self.fw_version[0],
-            fw_minor=self.fw_version[1],
-            fw_patch=self.fw_version[2],
+            fw_major=fw[0],
+            fw_minor=fw[1],
+            fw_patch=fw[2],
             reset_reason=reset_reason,
             sample_rate_hz=params.default().sample_rate_hz,
-            model_hash=self.model_hash,
-            config_hash=self.config_hash,
+            model_hash=self.model_hash or (ident.model_hash if ident else zero),
+            config_hash=self.config_hash or (ident.config_hash if ident else zero),
             node_id=self.mac,
             board=self.board,
             labels=self.labels,
@@ -570,7 +682,7 @@ class RomSim:
         self.hello_count += 1
 
     def _app_item(self, item) -> None:
-        if self.silent_app or not isinstance(item, pr.Frame):
+        if self.silent_app or self.image is None or not isinstance(item, pr.Frame):
             return
         m = item.msg
         if isinstance(m, pr.HelloRequest) or isinstance(m, pr.Cmd) and m.command == pr.CMD_HELLO:
@@ -752,14 +864,21 @@ def main(argv=None) -> int:
     ap.add_argument("--mac", default="24:0a:c4:12:34:56")
     ap.add_argument("--node-baud", type=int, default=NODE_BAUD, help="baud of the firmware")
     ap.add_argument(
+        "--chip-revision",
+        metavar="MAJOR.MINOR",
+        help="the chip revision in the simulated eFuses (ESP32-C3 only; default "
+        f"{esp_image.revision_str(CHIPS['esp32c3'].default_revision)}); an image "
+        "that needs another one is refused, as on a chip",
+    )
+    ap.add_argument(
         "--model-hash",
         metavar="HEX",
-        help="HELLO model hash (default: this checkout's firmware/model/manifest.json)",
+        help="HELLO model hash instead of the one in the flashed image (failure injection)",
     )
     ap.add_argument(
         "--config-hash",
         metavar="HEX",
-        help="HELLO config hash (default: tools.node.params.default().config_hash)",
+        help="HELLO config hash instead of the one in the flashed image (failure injection)",
     )
     ap.add_argument("--silent-app", action="store_true", help="firmware sends nothing")
     ap.add_argument("--corrupt-md5", action="store_true", help="SPI_FLASH_MD5 answers wrong")
@@ -819,6 +938,7 @@ def _serve(args) -> int:
             node_baud=args.node_baud,
             model_hash=args.model_hash,
             config_hash=args.config_hash,
+            chip_revision=args.chip_revision,
             silent_app=args.silent_app,
             corrupt_md5=args.corrupt_md5,
             max_baud=args.max_baud,
