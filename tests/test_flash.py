@@ -1,7 +1,7 @@
 """tools/flash.py end to end: esptool (its Python API, as users run it) against the ROM-bootloader
 simulator tools/sim/romsim.py on a pty, followed by the simulated firmware's HELLO.
 
-The images are synthetic but valid (tools/sim/esp_image.make_firmware: ESP images with the chip
+The images are synthetic but valid (tools/wire/esp_image.make_firmware: ESP images with the chip
 id, segments, checksum and SHA-256, an app descriptor and the earwitness identity record; a
 partition table at 0x8000, the app at 0x10000), since the simulator boots only what the
 bootloader would; it stores every byte written, so the tests compare the flash contents with the
@@ -21,8 +21,8 @@ from types import SimpleNamespace
 import pytest
 
 from tools.esp import flash
-from tools.sim import esp_image
 from tools.sim.romsim import FLASH_DATA, FLASH_DEFL_DATA, SPI_FLASH_MD5, RomSim
+from tools.wire import esp_image
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "0123456789abcdef"

@@ -1,4 +1,4 @@
-"""What the ROM simulator boots: the image checks of tools/sim/esp_image.py (the way the ROM and
+"""What the ROM simulator boots: the image checks of tools/wire/esp_image.py (the way the ROM and
 ESP-IDF's bootloader read a flash), and tools/flash.py against the simulator with valid,
 corrupt, wrong-chip, wrong-revision and non-earwitness images.
 
@@ -21,8 +21,8 @@ import pytest
 
 from tools.esp import flash
 from tools.node import params
-from tools.sim import esp_image as ei
 from tools.sim.romsim import RomSim
+from tools.wire import esp_image as ei
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE_C3 = Path(os.environ.get("EW_FIRMWARE_C3", ROOT / "build" / "firmware-c3"))

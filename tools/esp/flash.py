@@ -67,6 +67,7 @@ if __package__ in (None, ""):  # `python tools/flash.py`
 
 from tools.errors import ToolError, run_cli
 from tools.node import params
+from tools.wire import esp_image
 from tools.wire import link as _link
 from tools.wire import protocol as pr
 from tools.wire.ports import USB_IDS, Port, find_ports  # noqa: F401
@@ -93,19 +94,10 @@ BOOTLOADER_OFFSETS = {
 }
 PARTITIONS_OFFSET = 0x8000
 APP_OFFSET = 0x10000
-#: the chip id in an ESP image header (extended header byte 12..13)
-IMAGE_CHIP_IDS = {
-    0: "esp32",
-    2: "esp32s2",
-    5: "esp32c3",
-    9: "esp32s3",
-    12: "esp32c2",
-    13: "esp32c6",
-    16: "esp32h2",
-    18: "esp32p4",
-}
-ESP_IMAGE_MAGIC = 0xE9
-PARTITION_TABLE_MAGIC = b"\xaa\x50"
+#: the ESP image format's facts, in one place (tools.wire.esp_image: what the ROM checks)
+IMAGE_CHIP_IDS = esp_image.CHIP_NAMES
+ESP_IMAGE_MAGIC = esp_image.IMAGE_MAGIC
+PARTITION_TABLE_MAGIC = esp_image.PARTITION_MAGIC
 SUPPORTED_CHIPS = ("esp32", "esp32s3", "esp32c3")
 
 

@@ -8,7 +8,7 @@ the simulator then answers as the stub, including FLASH_DEFL_* compressed writes
 written land in an in-memory flash (`RomSim.flash`, optionally saved to a file), so a test can
 compare them with the image.  After the loader is left (FLASH_END "run user code" or "reboot"
 from the ROM), the simulated chip boots what the flash holds, checked the way the ROM and
-ESP-IDF's bootloader check it (tools/sim/esp_image.py): the bootloader image and the app image
+ESP-IDF's bootloader check it (tools/wire/esp_image.py): the bootloader image and the app image
 (magic, chip id, the chip revision range against the revision in the simulated eFuses
 (`chip_revision`, `--chip-revision`; ESP32-C3 default v0.4), segments, checksum, appended
 SHA-256), the partition table (MD5), the app descriptor, and the earwitness identity record the
@@ -73,8 +73,8 @@ if __package__ in (None, ""):  # `python tools/romsim.py`
 
 from tools.errors import BadInput, check_output, run_cli
 from tools.node import params
-from tools.sim import esp_image
 from tools.sim.pty import open_raw_pty, write_all
+from tools.wire import esp_image
 from tools.wire import protocol as pr
 
 ROM_BAUD = 115200
