@@ -246,7 +246,7 @@ def test_chip_revision_is_read_by_esptool_from_the_efuses(sim):
 
 
 def test_romsim_cli_rejects_a_bad_revision(capsys):
-    from tools.sim import romsim
+    from tools import romsim
 
     assert romsim.main(["--chip", "esp32c3", "--chip-revision", "zero"]) == 2
     assert "chip revision 'zero'" in capsys.readouterr().err
