@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.esp import flash
+from tools import flash as flash_cmd
 from tools.node import params
 from tools.sim.romsim import RomSim
 from tools.wire import esp_image as ei
@@ -154,7 +154,7 @@ def test_partition_table_checks():
 
 
 def run(argv, capsys):
-    rc = flash.main([str(a) for a in argv])
+    rc = flash_cmd.main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return rc, out, err
 
