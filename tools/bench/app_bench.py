@@ -14,7 +14,7 @@ from tools.bench.core_bench import run_rv32_bench
 from tools.node import params
 
 
-def app_rv32(_args=None) -> dict:
+def app_rv32(_data=None) -> dict:
     f = run_rv32_bench("bench_app")
     sec = f["samples"] / params.default().sample_rate_hz
     per = {k: round(f[f"instret_{k}"] / sec) for k in ("baseline", "detect", "record", "inject")}
