@@ -8,9 +8,9 @@ import sys
 if __package__ in (None, ""):  # `python tools/faultproxy.py`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tools.cli import add_sim_args  # noqa: E402
 from tools.errors import run_cli  # noqa: E402
 from tools.sim import faultproxy  # noqa: E402
-from tools.sim.twin import add_sim_args  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

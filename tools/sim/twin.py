@@ -509,35 +509,6 @@ def run(
 
 
 # ---------------------------------------------------------------------------------------------
-# The --sim / --sim-audio options of the commands that can start a twin
-
-
-def add_sim_args(group, sim_help: str | None = None, audio: bool = True) -> None:
-    """`--sim` (a simulated node, silent microphone) and `--sim-audio PATH` (the same, its
-    microphone playing PATH; implies --sim) on a parser or argument group.  Both set `sim`:
-    None, True, or the audio path.  `--sim` takes no value, so `--sim NAME=VALUE` or
-    `--sim --json` never swallows the next argument."""
-    group.add_argument(
-        "--sim",
-        action="store_const",
-        const=True,
-        default=None,
-        help=sim_help
-        or "start a simulated node (tools.twin, silent microphone "
-        "unless --sim-audio) and talk to it; stopped on exit",
-    )
-    if not audio:
-        return
-    group.add_argument(
-        "--sim-audio",
-        dest="sim",
-        metavar="PATH",
-        help="the simulated node's microphone plays PATH (a WAV/FLAC file or a "
-        "folder of them, from its first sample at each new stream); implies --sim",
-    )
-
-
-# ---------------------------------------------------------------------------------------------
 # Library: run a twin in a subprocess
 
 
