@@ -1,5 +1,5 @@
 """Benchmark of the node application layer (`make bench`, key app_rv32 of tools/bench.py).
-Takes the bench's argparse namespace (unused) and returns a dict of figures.
+Takes the bench data folder (unused) and returns a dict of figures.
 
   app_rv32_instructions_per_audio_second   ew_app on rv32imc (ESP32-C3 ISA), minstret under QEMU
       -icount (exact): microphone path in detect mode, record mode (AUDIO frames) and the INJECT
