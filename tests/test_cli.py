@@ -7,11 +7,8 @@ import json
 
 import pytest
 
-from tools import config
+from tools import config, faultproxy, flash, monitor, record, romsim
 from tools import link as link_cmd
-from tools.esp import flash
-from tools.hostio import monitor, record
-from tools.sim import faultproxy, romsim
 
 CLIP = "tests/audio/gunshot_2.wav"
 
@@ -136,7 +133,7 @@ def test_non_positive_duration_is_refused_alike(capsys, tmp_path, tool, prog, ar
     ],
 )
 def test_twin_bad_arguments(capsys, argv, msg):
-    from tools.sim import twin
+    from tools import twin
 
     argv = (
         argv if "--model" in argv or "--stub-scores" in argv else [*argv, "--stub-scores", "0,255"]

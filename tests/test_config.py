@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tools import cli, config
+from tools.hostio import config as settings
 from tools.wire import protocol as pr
 
 
@@ -32,7 +33,7 @@ def test_read_all_and_change_by_name(capsys, twin_port):
     assert rc == 0 and err == ""
     recs = {r["name"]: r for r in map(json.loads, out.splitlines())}
     labels = [n[len("threshold.") :] for n in recs if n.startswith("threshold.")]
-    assert set(config.SETTINGS) <= set(recs) and "gunshot" in labels and "other" in labels
+    assert set(settings.SETTINGS) <= set(recs) and "gunshot" in labels and "other" in labels
     assert recs["early-preroll-frames"]["value"] == 44 and recs["mode"]["value"] == 0
     assert (
         recs["gate-peak-margin-db"]["unit"] == "dB"

@@ -314,13 +314,13 @@ def test_in_process_scorer_reports_what_the_twin_reports(tmp_path):
 def test_make_bench_reports_the_missing_scene_section(tmp_path, monkeypatch, capsys):
     """python -m tools.bench --only model: the scene keys are null with a reason while the
     committed crossval.json has no scene section, and the reason goes once they are there."""
-    from tools.bench import core_bench
+    from tools.bench import __main__ as bench_cmd
     from training import bench as model_bench
 
     out = tmp_path / "bench.json"
     real = model_bench.bench
     monkeypatch.setattr(model_bench, "bench", lambda: {**real(), **model_bench.scene_figures({})})
-    assert core_bench.main(["--only", "model", "--out", str(out)]) == 0
+    assert bench_cmd.main(["--only", "model", "--out", str(out)]) == 0
     b = json.loads(out.read_text())
     assert (
         b["crossval_scene_event_f1"] is None
@@ -336,7 +336,7 @@ def test_make_bench_reports_the_missing_scene_section(tmp_path, monkeypatch, cap
         "inference_duty": {"streams": 0.2},
     }
     monkeypatch.setattr(model_bench, "bench", lambda: model_bench.scene_figures({"scenes": sm}))
-    assert core_bench.main(["--only", "model", "--out", str(out)]) == 0
+    assert bench_cmd.main(["--only", "model", "--out", str(out)]) == 0
     b = json.loads(out.read_text())
     assert "crossval_scene" not in b["_skipped"] and b["crossval_scene_event_f1_500ms"] == 0.6
     assert b["crossval_scene_recall_by_ebr"] == {"-6": 0.1, "0": 0.1, "6": 0.1}

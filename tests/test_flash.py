@@ -20,6 +20,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from tools import flash as flash_cmd
 from tools.esp import flash
 from tools.sim.romsim import FLASH_DATA, FLASH_DEFL_DATA, SPI_FLASH_MD5, RomSim
 from tools.wire import esp_image
@@ -84,7 +85,7 @@ def sims():
 
 
 def run(argv, capsys):
-    rc = flash.main([str(a) for a in argv])
+    rc = flash_cmd.main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return rc, out, err
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tools import gate_eval as gate_eval_cmd
 from tools.node import core, model
 from tools.validate import gate_eval
 
@@ -87,10 +88,10 @@ def test_mixed_recall_counts_events_inside_an_impulsive_background(rows):
 
 def test_cli_errors(rows, tmp_path, capsys):
     root, _ = rows
-    assert gate_eval.main(["--root", str(tmp_path)]) == 2  # no CSV there
+    assert gate_eval_cmd.main(["--root", str(tmp_path)]) == 2  # no CSV there
     assert "no such file" in capsys.readouterr().err
-    assert gate_eval.main(["--root", str(root), "--fold-models", str(tmp_path)]) == 2
+    assert gate_eval_cmd.main(["--root", str(root), "--fold-models", str(tmp_path)]) == 2
     assert "fold<k>/manifest.json" in capsys.readouterr().err
-    assert gate_eval.main(["--root", str(root), "--model", str(tmp_path / "none")]) == 2
-    assert gate_eval.main(["--root", str(root), "--mixed"]) == 2
+    assert gate_eval_cmd.main(["--root", str(root), "--model", str(tmp_path / "none")]) == 2
+    assert gate_eval_cmd.main(["--root", str(root), "--mixed"]) == 2
     assert "--mixed needs" in capsys.readouterr().err

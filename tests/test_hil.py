@@ -11,6 +11,7 @@ import soundfile as sf
 from helpers import fakenode as fk
 
 from tools import cli
+from tools import hil as hil_cmd
 from tools.bench import link_bench as bench_link
 from tools.node import params
 from tools.validate import hil
@@ -120,11 +121,11 @@ def test_cli_thresholds_and_exit_codes(tmp_path, capsys):
             "--no-plots",
             "-q",
         ]
-        rc = hil.main(base + ["--json-out", str(tmp_path / "a.json"), "--min-event-f1", "0.1"])
+        rc = hil_cmd.main(base + ["--json-out", str(tmp_path / "a.json"), "--min-event-f1", "0.1"])
         assert rc == 0
         m = json.loads((tmp_path / "a.json").read_text())
         assert tuple(m) == hil.KEYS and m["reference_mismatches"] is None
-        rc = hil.main(
+        rc = hil_cmd.main(
             base
             + [
                 "--json-out",
@@ -163,11 +164,11 @@ def test_malformed_and_resampled_audio(tmp_path, capsys):
             "-q",
             "--no-truth",
         ]
-        rc = hil.main(argv)
+        rc = hil_cmd.main(argv)
         err = capsys.readouterr().err
         assert rc == 2 and "broken.wav: not a readable audio file" in err
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1
-        rc = hil.main(argv + ["--skip-bad"])
+        rc = hil_cmd.main(argv + ["--skip-bad"])
     assert rc == 0
     d = json.loads((tmp_path / "h_details.json").read_text())
     assert len(d["refused"]) == 2
@@ -268,7 +269,7 @@ def test_model_mismatch_refused():
 
 def test_bad_root(tmp_path, capsys):
     assert (
-        hil.main(
+        hil_cmd.main(
             [
                 "--port",
                 "x",
@@ -285,7 +286,7 @@ def test_bad_root(tmp_path, capsys):
 
 def test_shipped_scenes_are_reproducible():
     """tests/audio/scenes is exactly what tools/make_scenes.py builds from the shipped clips."""
-    from tools.validate import scenes as make_scenes
+    from tools import make_scenes
 
     assert make_scenes.main(["--check"]) == 0
     rows = (SCENES / "scenes.csv").read_text().splitlines()

@@ -17,6 +17,7 @@ import pytest
 import soundfile as sf
 from helpers import fakenode as fk
 
+from tools import hil as hil_cmd
 from tools.node import params
 from tools.validate import hil
 
@@ -83,7 +84,7 @@ def test_bad_arguments_refused_before_any_work(tmp_path, capsys, extra, what):
     ]
     if "--scenes" not in extra:
         argv += ["--scenes", str(AUDIO / "scenes" / "truth.csv")]
-    assert hil.main(argv + extra) == 2
+    assert hil_cmd.main(argv + extra) == 2
     one_error_line(capsys.readouterr().err, what)
     assert not (tmp_path / "o" / "h.json").exists()
 
@@ -112,7 +113,7 @@ def test_bad_root_and_output(tmp_path, capsys):
         (["--root", str(AUDIO), "--json-out", str(tmp_path / "p.json")], "p_plots: not a folder")
     )
     for argv, what in cases:
-        assert hil.main(["--port", "nowhere", "--no-reference", "--no-truth"] + argv) == 2, argv
+        assert hil_cmd.main(["--port", "nowhere", "--no-reference", "--no-truth"] + argv) == 2, argv
         one_error_line(capsys.readouterr().err, what)
 
 
@@ -196,11 +197,11 @@ def test_no_ground_truth_is_refused_or_said(tmp_path, capsys):
             "--json-out",
             str(tmp_path / "h.json"),
         ]
-        assert hil.main(base) == 2
+        assert hil_cmd.main(base) == 2
         err = capsys.readouterr().err
         one_error_line(err, "no ground truth for")
         assert "manifest.csv lists clip labels, not event times" in err and "--no-truth" in err
-        assert hil.main(base + ["--no-truth"]) == 0
+        assert hil_cmd.main(base + ["--no-truth"]) == 0
     cap = capsys.readouterr()
     assert (
         "hil: warning: no ground truth" in cap.err
@@ -216,7 +217,7 @@ def test_no_ground_truth_is_refused_or_said(tmp_path, capsys):
 
 def test_deprecated_json_name_still_works(tmp_path, capsys):
     with fk.detector_node() as node:
-        rc = hil.main(
+        rc = hil_cmd.main(
             [
                 "--port",
                 node.port,
@@ -260,7 +261,7 @@ def known_outcomes_run(tmp_path, capsys) -> Path:
     )
     out = tmp_path / "o" / "hil.json"
     with fk.detector_node() as node:
-        rc = hil.main(
+        rc = hil_cmd.main(
             [
                 "--port",
                 node.port,
@@ -419,7 +420,7 @@ def test_node_failure_keeps_what_was_measured(tmp_path, capsys):
     out = tmp_path / "o" / "hil.json"
     with fk.FakeNode(on_start=h.on_start, on_inject=h.on_inject, on_stop=h.on_stop) as node:
         h.fake = node
-        rc = hil.main(
+        rc = hil_cmd.main(
             [
                 "--port",
                 node.port,

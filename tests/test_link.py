@@ -284,7 +284,7 @@ def test_sequence_wrap():
 
 
 def test_faultproxy_cli_errors(capsys):
-    from tools.sim import faultproxy
+    from tools import faultproxy
 
     assert faultproxy.main(["--port", "/dev/earwitness-no-such-port", "--duration", "0.1"]) == 2
     assert faultproxy.main([]) == 2

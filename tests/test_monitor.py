@@ -7,6 +7,7 @@ import threading
 import numpy as np
 from helpers.fakenode import FakeNode
 
+from tools import monitor as monitor_cmd
 from tools.bench import link_bench as bench_link
 from tools.hostio import monitor
 from tools.sim.faultproxy import FaultProxy
@@ -15,7 +16,7 @@ from tools.wire import protocol as pr
 
 
 def run_main(capsys, argv):
-    rc = monitor.main(argv)
+    rc = monitor_cmd.main(argv)
     out = capsys.readouterr()
     return rc, out.out, out.err
 

@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 from helpers.fakenode import FakeNode
 
+from tools import record as record_cmd
 from tools.bench import link_bench as bench_link
 from tools.hostio import record
 from tools.sim.faultproxy import FaultProxy
@@ -142,7 +143,7 @@ def test_pulled_cable_closes_the_file(tmp_path, capsys):
         import threading
 
         threading.Timer(1.0, node.vanish).start()
-        rc = record.main(
+        rc = record_cmd.main(
             ["--port", node.port, "--out", str(tmp_path), "--quiet", "--timeout", "hello_s=1"]
         )
     err = capsys.readouterr().err
@@ -181,7 +182,7 @@ def test_disk_full_stops_and_keeps_what_was_written(tmp_path, monkeypatch, capsy
 
     monkeypatch.setattr(record.AudioFile, "write", write)
     with FakeNode(x, record=True) as node:
-        rc = record.main(
+        rc = record_cmd.main(
             ["--port", node.port, "--out", str(tmp_path), "--quiet", "--duration", "20"]
         )
     err = capsys.readouterr().err
@@ -250,8 +251,8 @@ def test_soak_one_hour_zero_lost():
 
 
 def test_bad_arguments(tmp_path, capsys):
-    assert record.main(["--port", "/dev/earwitness-none", "--out", str(tmp_path)]) == 2
-    assert record.main(["--port", "x", "--out", str(tmp_path), "--roll-minutes", "0"]) == 2
+    assert record_cmd.main(["--port", "/dev/earwitness-none", "--out", str(tmp_path)]) == 2
+    assert record_cmd.main(["--port", "x", "--out", str(tmp_path), "--roll-minutes", "0"]) == 2
     assert "Traceback" not in capsys.readouterr().err
 
 
@@ -315,7 +316,7 @@ def test_sim_recording_starts_at_the_first_sample_of_the_audio(tmp_path, capsys)
     want = core.decimate(core.adc_to_pcm(twin.load_codes(Path(src))), 2)
     for i in range(3):
         out = tmp_path / f"r{i}"
-        rc = record.main(["--sim-audio", src, "--out", str(out), "--duration", "1", "-q"])
+        rc = record_cmd.main(["--sim-audio", src, "--out", str(out), "--duration", "1", "-q"])
         assert rc == 0, capsys.readouterr().err
         (wav,) = out.glob("*.wav")
         y, sr = sf.read(str(wav), dtype="int16")
@@ -333,11 +334,11 @@ def test_cli_counts_detections_like_the_monitor(tmp_path, capsys):
         pr.Event(16000 * 3, 6000, 3, 200, pr.EVENT_END, 2),
     ]
     with FakeNode(x, record=True, events=evs) as node:
-        rc = record.main(
+        rc = record_cmd.main(
             ["--port", node.port, "--out", str(tmp_path / "j"), "--duration", "6", "--json"]
         )
     out = capsys.readouterr().out
     assert rc == 0 and json.loads(out)["events"] == 2
     with FakeNode(x, record=True, events=evs) as node:
-        rc = record.main(["--port", node.port, "--out", str(tmp_path / "h"), "--duration", "6"])
+        rc = record_cmd.main(["--port", node.port, "--out", str(tmp_path / "h"), "--duration", "6"])
     assert rc == 0 and ", events 2;" in capsys.readouterr().err

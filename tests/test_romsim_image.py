@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.esp import flash
+from tools import flash as flash_cmd
 from tools.node import params
 from tools.sim.romsim import RomSim
 from tools.wire import esp_image as ei
@@ -154,7 +154,7 @@ def test_partition_table_checks():
 
 
 def run(argv, capsys):
-    rc = flash.main([str(a) for a in argv])
+    rc = flash_cmd.main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return rc, out, err
 
@@ -246,7 +246,7 @@ def test_chip_revision_is_read_by_esptool_from_the_efuses(sim):
 
 
 def test_romsim_cli_rejects_a_bad_revision(capsys):
-    from tools.sim import romsim
+    from tools import romsim
 
     assert romsim.main(["--chip", "esp32c3", "--chip-revision", "zero"]) == 2
     assert "chip revision 'zero'" in capsys.readouterr().err

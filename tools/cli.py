@@ -12,6 +12,7 @@ import dataclasses
 
 from tools.errors import run_cli  # noqa: F401  (re-exported for the commands)
 from tools.node import params
+from tools.wire import protocol as pr
 from tools.wire.link import DEFAULT_BAUD, LinkError, NodeLink, Timeouts
 from tools.wire.ports import find_ports
 
@@ -72,6 +73,31 @@ class _TimeoutAction(argparse.Action):
         getattr(ns, self.dest).append(values)
 
 
+def add_sim_args(group, sim_help: str | None = None, audio: bool = True) -> None:
+    """`--sim` (a simulated node, silent microphone) and `--sim-audio PATH` (the same, its
+    microphone playing PATH; implies --sim) on a parser or argument group.  Both set `sim`:
+    None, True, or the audio path.  `--sim` takes no value, so `--sim NAME=VALUE` or
+    `--sim --json` never swallows the next argument."""
+    group.add_argument(
+        "--sim",
+        action="store_const",
+        const=True,
+        default=None,
+        help=sim_help
+        or "start a simulated node (tools.twin, silent microphone "
+        "unless --sim-audio) and talk to it; stopped on exit",
+    )
+    if not audio:
+        return
+    group.add_argument(
+        "--sim-audio",
+        dest="sim",
+        metavar="PATH",
+        help="the simulated node's microphone plays PATH (a WAV/FLAC file or a "
+        "folder of them, from its first sample at each new stream); implies --sim",
+    )
+
+
 def add_link_args(
     ap: argparse.ArgumentParser, sim_help: str | None = None, sim_audio: bool = True
 ) -> None:
@@ -85,8 +111,6 @@ def add_link_args(
         help="serial port of the node (a board or a twin's "
         "pty); default: the one ESP32 USB-serial port found",
     )
-    from tools.sim.twin import add_sim_args
-
     add_sim_args(g, sim_help, audio=sim_audio)
     g.add_argument(
         "--model",
@@ -126,3 +150,18 @@ def link_from_args(args, **twin_opts) -> NodeLink:
         realtime=getattr(args, "realtime", False),
         **twin_opts,
     )
+
+
+def hello_check(link_opts) -> int:
+    """`python -m tools.link`: open the node of `link_opts` (the parsed link options) and
+    print its HELLO on one line (a connectivity check)."""
+    with link_from_args(link_opts) as link:
+        h = link.hello()
+        print(
+            f"{link.port_name}: protocol v{h.proto_version}, firmware {h.fw_version}, "
+            f"board {h.board or '?'}, node {h.node_id.hex(':')}, "
+            f"model {h.model_hash.hex()}, config {h.config_hash.hex()}, "
+            f"{h.sample_rate_hz} Hz, reset {pr.RESET_REASONS.get(h.reset_reason, '?')}, "
+            f"labels {','.join(h.labels)}"
+        )
+    return 0

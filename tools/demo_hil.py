@@ -24,8 +24,8 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tools import hil as hil_cmd
 from tools.node import params
-from tools.validate import hil
 
 ROOT = params.ROOT
 
@@ -40,7 +40,7 @@ def main(argv=None) -> int:
             return 2
         out = argv[i + 1]
         del argv[i : i + 2]
-    return hil.main(
+    return hil_cmd.main(
         [
             "--sim",
             "--root",

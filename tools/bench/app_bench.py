@@ -1,5 +1,5 @@
 """Benchmark of the node application layer (`make bench`, key app_rv32 of tools/bench.py).
-Takes the bench's argparse namespace (unused) and returns a dict of figures.
+Takes the bench data folder (unused) and returns a dict of figures.
 
   app_rv32_instructions_per_audio_second   ew_app on rv32imc (ESP32-C3 ISA), minstret under QEMU
       -icount (exact): microphone path in detect mode, record mode (AUDIO frames) and the INJECT
@@ -14,7 +14,7 @@ from tools.bench.core_bench import run_rv32_bench
 from tools.node import params
 
 
-def app_rv32(_args=None) -> dict:
+def app_rv32(_data=None) -> dict:
     f = run_rv32_bench("bench_app")
     sec = f["samples"] / params.default().sample_rate_hz
     per = {k: round(f[f"instret_{k}"] / sec) for k in ("baseline", "detect", "record", "inject")}

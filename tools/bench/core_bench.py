@@ -35,7 +35,6 @@ Figures (the real ESP32-C3 build of `make firmware-c3`, see tools/bench/firmware
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -106,7 +105,7 @@ def run_rv32_bench(name: str) -> dict:
     return {k: int(v) for k, v in (line.split() for line in res.stdout.decode().splitlines())}
 
 
-def frontend_rv32(_args) -> dict:
+def frontend_rv32(_data) -> dict:
     f = run_rv32_bench("bench_core")
     seconds = f["samples_out"] / params.default().sample_rate_hz
     total = (f["instret_conditioning"] + f["instret_node"]) / seconds
@@ -123,7 +122,7 @@ def frontend_rv32(_args) -> dict:
     }
 
 
-def frontend_host_speed(_args) -> dict:
+def frontend_host_speed(_data) -> dict:
     try:
         import librosa
     except ImportError:
@@ -159,10 +158,10 @@ def frontend_host_speed(_args) -> dict:
     }
 
 
-def gate_figures(args) -> dict:
+def gate_figures(data) -> dict:
     from tools.validate import gate_eval
 
-    data = Path(args.data)
+    data = Path(data)
     csv_path = data / "all_metadata.csv"
     if not csv_path.exists():
         raise Skip(f"{csv_path} not found (the gate figures need ../shared/data)")
@@ -192,25 +191,25 @@ def gate_figures(args) -> dict:
     }
 
 
-def model_figures(_args) -> dict:
+def model_figures(_data) -> dict:
     from training import bench as model_bench
 
     return model_bench.bench()
 
 
-def link_figures(_args) -> dict:
+def link_figures(_data) -> dict:
     from tools.bench import link_bench as bench_link
 
     return bench_link.bench()
 
 
-def app_figures(args) -> dict:
+def app_figures(data) -> dict:
     from tools.bench import app_bench
 
-    return app_bench.app_rv32(args)
+    return app_bench.app_rv32(data)
 
 
-def firmware_c3_figures(_args) -> dict:
+def firmware_c3_figures(_data) -> dict:
     from tools.bench import firmware_bench
 
     try:
@@ -233,26 +232,16 @@ BENCHMARKS = {
 }
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m tools.bench",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    ap.add_argument(
-        "--data", default=str(DEFAULT_DATA), help="real corpus (default ../shared/data)"
-    )
-    ap.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help="JSON output (default build/bench.json)"
-    )
-    ap.add_argument("--only", nargs="*", choices=sorted(BENCHMARKS), help="run only these")
-    args = ap.parse_args(argv)
-    out = json.loads(args.out.read_text()) if args.out.exists() else {}
+def run(data: str | Path = DEFAULT_DATA, out_path: Path = DEFAULT_OUT, only=None) -> int:
+    """The command's work (python -m tools.bench): run the benchmarks (`only`: these names of
+    BENCHMARKS), merge their figures into the JSON at `out_path` and print it.  `data`: the
+    real corpus (../shared/data)."""
+    out = json.loads(out_path.read_text()) if out_path.exists() else {}
     skipped = out.get("_skipped", {})
-    for name in args.only or BENCHMARKS:
+    for name in only or BENCHMARKS:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
         try:
-            figures = BENCHMARKS[name](args)
+            figures = BENCHMARKS[name](Path(data))
             skipped.pop(name, None)
             for k, why in figures.pop("_skipped", {}).items():  # a part of a benchmark
                 if why:
@@ -266,12 +255,8 @@ def main(argv=None) -> int:
         out.update(figures)
     out["_skipped"] = skipped
     out["_config_hash"] = params.default().config_hash
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(out, indent=2, sort_keys=True)
-    args.out.write_text(text + "\n")
+    out_path.write_text(text + "\n")
     print(text)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,7 +21,6 @@ plus the settings used (model or stub classifier, soak length, wall times).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -237,21 +236,11 @@ def bench(soak_seconds: float = 3600.0) -> dict:
     return out
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m tools.bench_link",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    ap.add_argument("--soak-seconds", type=float, default=3600.0)
-    args = ap.parse_args(argv)
+def run(soak_seconds: float = 3600.0) -> int:
+    """The command's work (python -m tools.bench_link): print the figures as JSON."""
     try:
-        print(json.dumps(bench(args.soak_seconds), indent=1))
+        print(json.dumps(bench(soak_seconds), indent=1))
     except Exception as e:  # a bench that cannot run: one line, exit 1
         print(f"bench_link: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -45,7 +45,6 @@ print one line per failed node on stderr, never a traceback.
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import dataclasses
 import hashlib
@@ -65,7 +64,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python tools/flash.py`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from tools.errors import ToolError, run_cli
+from tools.errors import ToolError
 from tools.node import params
 from tools.wire import esp_image
 from tools.wire import link as _link
@@ -931,60 +930,19 @@ def summary_table(results: Sequence[FlashResult]) -> str:
 SUBCOMMANDS = ("flash", "list", "verify", "image")
 
 
-def _add_timeouts(ap: argparse.ArgumentParser, flash: bool) -> None:
-    d = Timeouts()
-    g = ap.add_argument_group("timeouts and retries (Timeouts)")
-    if flash:
-        g.add_argument(
-            "--connect-attempts",
-            type=int,
-            default=d.connect_attempts,
-            help=f"esptool sync attempts (default {d.connect_attempts})",
-        )
-        g.add_argument(
-            "--boot-timeout",
-            type=float,
-            default=d.boot_s,
-            metavar="S",
-            help=f"wait for the HELLO sent at boot (default {d.boot_s})",
-        )
-        g.add_argument(
-            "--build-timeout",
-            type=float,
-            default=d.build_s,
-            metavar="S",
-            help=f"pio run (default {d.build_s:.0f})",
-        )
-    g.add_argument(
-        "--open-timeout",
-        type=float,
-        default=d.open_s,
-        metavar="S",
-        help=f"opening the port at the node baud (default {d.open_s})",
-    )
-    g.add_argument(
-        "--hello-timeout",
-        type=float,
-        default=d.hello_s,
-        metavar="S",
-        help=f"wait per HELLO request (default {d.hello_s})",
-    )
-    g.add_argument(
-        "--hello-tries",
-        type=int,
-        default=d.hello_tries,
-        help=f"HELLO requests before giving up (default {d.hello_tries})",
-    )
-
-
-def _timeouts(args) -> Timeouts:
-    t = Timeouts(open_s=args.open_timeout, hello_s=args.hello_timeout, hello_tries=args.hello_tries)
-    if hasattr(args, "connect_attempts"):
-        t.connect_attempts, t.boot_s, t.build_s = (
-            args.connect_attempts,
-            args.boot_timeout,
-            args.build_timeout,
-        )
+def timeouts_of(
+    open_s: float,
+    hello_s: float,
+    hello_tries: int,
+    connect_attempts: int | None = None,
+    boot_s: float | None = None,
+    build_s: float | None = None,
+) -> Timeouts:
+    """Timeouts from the command's values (connect_attempts/boot_s/build_s: flash only),
+    checked (FlashError, exit 2)."""
+    t = Timeouts(open_s=open_s, hello_s=hello_s, hello_tries=hello_tries)
+    if connect_attempts is not None:
+        t.connect_attempts, t.boot_s, t.build_s = connect_attempts, boot_s, build_s
     for name in ("connect_attempts", "hello_tries"):
         if getattr(t, name) < 1:
             raise FlashError(f"--{name.replace('_', '-')} must be at least 1", 2)
@@ -992,156 +950,6 @@ def _timeouts(args) -> Timeouts:
         if getattr(t, name) < 0:
             raise FlashError(f"{name}: negative timeout", 2)
     return t
-
-
-def _add_ports(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument(
-        "--port",
-        action="append",
-        metavar="PATH",
-        help="serial port of a node (repeatable); default: the one board found by USB VID:PID",
-    )
-    ap.add_argument(
-        "--all", action="store_true", help="every board found by USB VID:PID (in parallel)"
-    )
-
-
-def _add_expect(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument(
-        "--node-baud",
-        type=int,
-        default=NODE_BAUD,
-        help=f"baud of the earwitness firmware (default {NODE_BAUD})",
-    )
-    ap.add_argument(
-        "--model-dir",
-        default=str(DEFAULT_MODEL_DIR),
-        metavar="DIR",
-        help="model whose manifest.json model_sha256 the node must report "
-        f"(default {DEFAULT_MODEL_DIR.relative_to(ROOT)})",
-    )
-    ap.add_argument(
-        "--expect-model-hash",
-        metavar="HEX",
-        help="expected HELLO model hash (16+ hex digits; overrides --model-dir)",
-    )
-    ap.add_argument(
-        "--expect-config-hash",
-        metavar="HEX",
-        help="expected HELLO config hash (default: tools.node.params config_hash)",
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="python tools/flash.py",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=__doc__,
-        epilog="Subcommands: flash (default), list, verify, image; "
-        "`python tools/flash.py SUBCOMMAND --help` for each.\n"
-        "Dry run without a board: python -m tools.romsim --chip esp32  (prints a pty)",
-    )
-    sub = ap.add_subparsers(dest="cmd", metavar="{flash,list,verify,image}")
-
-    steps = __doc__[__doc__.index("Flashing one node") : __doc__.index("Exit status")]
-    fl = sub.add_parser(
-        "flash",
-        help="build or take an image, flash node(s), check HELLO (the default subcommand)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Flash one node (or several: --port A --port B, --all) and "
-        "check its HELLO.\n\n" + steps.rstrip(),
-    )
-    src = fl.add_mutually_exclusive_group()
-    src.add_argument(
-        "--env",
-        choices=sorted(ENV_CHIPS),
-        help="build with `pio run -e ENV` and flash .pio/build/ENV",
-    )
-    src.add_argument(
-        "--firmware",
-        metavar="PATH",
-        help="merged image (.bin, written at 0x0) or a PlatformIO build dir",
-    )
-    fl.add_argument("--pio", metavar="PATH", help="PlatformIO executable (default: pio on PATH)")
-    fl.add_argument(
-        "--project-dir",
-        default=str(ROOT),
-        metavar="DIR",
-        help="PlatformIO project for --env (default: this checkout)",
-    )
-    _add_ports(fl)
-    fl.add_argument(
-        "--chip",
-        default="auto",
-        choices=("auto",) + SUPPORTED_CHIPS,
-        help="expected chip (default: the image's); a different board is refused",
-    )
-    fl.add_argument(
-        "--baud", type=int, default=DEFAULT_BAUD, help=f"flashing baud (default {DEFAULT_BAUD})"
-    )
-    fl.add_argument(
-        "--fallback-baud",
-        type=int,
-        default=FALLBACK_BAUD,
-        help=f"retry at this baud when --baud fails (default {FALLBACK_BAUD})",
-    )
-    fl.add_argument(
-        "--no-stub",
-        action="store_true",
-        help="talk to the ROM loader only (slower, no compression)",
-    )
-    fl.add_argument(
-        "--before",
-        default="auto",
-        choices=("auto", "default-reset", "usb-reset", "no-reset"),
-        help="how to enter the loader (auto: default-reset; no-reset on a pty)",
-    )
-    fl.add_argument(
-        "--after",
-        default="auto",
-        choices=("auto", "hard-reset", "watchdog-reset", "run", "no-reset"),
-        help="how to start the firmware (auto: hard-reset; run = ROM 'run user code' on a pty)",
-    )
-    fl.add_argument(
-        "--no-verify-hello",
-        action="store_true",
-        help="do not wait for HELLO / check hashes after flashing",
-    )
-    _add_expect(fl)
-    fl.add_argument("--json", action="store_true", help="print the results as JSON")
-    fl.add_argument("-v", "--verbose", action="store_true", help="show esptool's output")
-    _add_timeouts(fl, True)
-
-    ls = sub.add_parser("list", help="serial ports of ESP32 boards (by USB VID:PID)")
-    ls.add_argument("--json", action="store_true")
-
-    ve = sub.add_parser(
-        "verify",
-        help="HELLO + hash check of running node(s), no flashing",
-        description="Ask running node(s) for HELLO and compare the model and "
-        "config hashes with the expected ones (exit 1 on mismatch).",
-    )
-    _add_ports(ve)
-    _add_expect(ve)
-    ve.add_argument("--json", action="store_true")
-    _add_timeouts(ve, False)
-
-    im = sub.add_parser(
-        "image",
-        help="merge a build dir (or --env build) into one image",
-        description="Merge bootloader.bin, partitions.bin and firmware.bin "
-        "at their offsets into one image to write at 0x0 "
-        "(0xFF-filled gaps).",
-    )
-    src = im.add_mutually_exclusive_group(required=True)
-    src.add_argument("--env", choices=sorted(ENV_CHIPS))
-    src.add_argument("--firmware", metavar="PATH", help="PlatformIO build dir or merged image")
-    im.add_argument("--pio", metavar="PATH")
-    im.add_argument("--project-dir", default=str(ROOT), metavar="DIR")
-    im.add_argument("--chip", default="auto", choices=("auto",) + SUPPORTED_CHIPS)
-    im.add_argument("-o", "--output", required=True, metavar="OUT.bin")
-    im.add_argument("--build-timeout", type=float, default=Timeouts().build_s, metavar="S")
-    return ap
 
 
 def _printer(quiet: bool = False) -> Callable[[str], None]:
@@ -1155,44 +963,74 @@ def _printer(quiet: bool = False) -> Callable[[str], None]:
     return echo
 
 
-def _image_from_args(args, echo) -> FirmwareImage:
-    chip = None if args.chip == "auto" else args.chip
-    if args.env:
-        t = Timeouts(build_s=args.build_timeout)
-        bdir = build(args.env, Path(args.project_dir), args.pio, t, echo)
+def image_of(
+    env: str | None,
+    firmware: str | None,
+    chip: str = "auto",
+    pio: str | None = None,
+    project_dir: str | Path = ROOT,
+    build_s: float | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> FirmwareImage:
+    """The image of --env ENV (built here) or --firmware PATH; chip "auto": the image's."""
+    chip = None if chip == "auto" else chip
+    if env:
+        t = Timeouts() if build_s is None else Timeouts(build_s=build_s)
+        bdir = build(env, Path(project_dir), pio, t, echo or _printer())
         img = load_image(bdir, chip)
-        if img.chip != ENV_CHIPS[args.env]:
+        if img.chip != ENV_CHIPS[env]:
             raise FlashError(
-                f"{bdir}: built image is for {img.chip}, env {args.env} is {ENV_CHIPS[args.env]}", 2
+                f"{bdir}: built image is for {img.chip}, env {env} is {ENV_CHIPS[env]}", 2
             )
         return img
-    if not args.firmware:
+    if not firmware:
         raise FlashError("give --env ENV (build) or --firmware PATH (merged .bin or build dir)", 2)
-    return load_image(args.firmware, chip)
+    return load_image(firmware, chip)
 
 
-def _cmd_flash(args) -> int:
-    echo = _printer(args.json)
-    timeouts = _timeouts(args)
-    ports = resolve_ports(args.port, args.all)
-    image = _image_from_args(args, echo)
+def cmd_flash(
+    ports: list[str] | None,
+    all_boards: bool,
+    timeouts: dict,
+    env: str | None = None,
+    firmware: str | None = None,
+    pio: str | None = None,
+    project_dir: str | Path = ROOT,
+    chip: str = "auto",
+    baud: int = DEFAULT_BAUD,
+    fallback_baud: int = FALLBACK_BAUD,
+    stub: bool = True,
+    before: str = "auto",
+    after: str = "auto",
+    verify_hello: bool = True,
+    model_dir: str | Path = DEFAULT_MODEL_DIR,
+    expect_model_hash: str | None = None,
+    expect_config_hash: str | None = None,
+    node_baud: int = NODE_BAUD,
+    as_json: bool = False,
+    verbose: bool = False,
+) -> int:
+    """`python tools/flash.py flash`: build or take the image, flash the node(s), check HELLO;
+    `timeouts`: timeouts_of()'s arguments, as given."""
+    echo = _printer(as_json)
+    t = timeouts_of(**timeouts)
+    ports = resolve_ports(ports, all_boards)
+    image = image_of(env, firmware, chip, pio, project_dir, t.build_s, echo)
     expected = (
-        expected_hashes(args.model_dir, args.expect_model_hash, args.expect_config_hash)
-        if not args.no_verify_hello
-        else None
+        expected_hashes(model_dir, expect_model_hash, expect_config_hash) if verify_hello else None
     )
     opts = FlashOptions(
-        chip=None if args.chip == "auto" else args.chip,
-        baud=args.baud,
-        fallback_baud=args.fallback_baud,
-        stub=not args.no_stub,
-        before=args.before,
-        after=args.after,
-        node_baud=args.node_baud,
-        verify_hello=not args.no_verify_hello,
+        chip=None if chip == "auto" else chip,
+        baud=baud,
+        fallback_baud=fallback_baud,
+        stub=stub,
+        before=before,
+        after=after,
+        node_baud=node_baud,
+        verify_hello=verify_hello,
         expected=expected,
-        timeouts=timeouts,
-        verbose=args.verbose,
+        timeouts=t,
+        verbose=verbose,
     )
     want = ""
     if expected:
@@ -1207,7 +1045,7 @@ def _cmd_flash(args) -> int:
         f"{image.sha256()[:16]}{want}"
     )
     results = flash_nodes(ports, image, opts, echo)
-    return _report(results, args.json)
+    return _report(results, as_json)
 
 
 def _report(results: Sequence[FlashResult], as_json: bool) -> int:
@@ -1221,16 +1059,26 @@ def _report(results: Sequence[FlashResult], as_json: bool) -> int:
     return max((r.exit_code for r in results), default=0)
 
 
-def _cmd_verify(args) -> int:
-    timeouts = _timeouts(args)
-    ports = resolve_ports(args.port, args.all)
-    expected = expected_hashes(args.model_dir, args.expect_model_hash, args.expect_config_hash)
+def cmd_verify(
+    ports: list[str] | None,
+    all_boards: bool,
+    timeouts: dict,
+    model_dir: str | Path = DEFAULT_MODEL_DIR,
+    expect_model_hash: str | None = None,
+    expect_config_hash: str | None = None,
+    node_baud: int = NODE_BAUD,
+    as_json: bool = False,
+) -> int:
+    """`python tools/flash.py verify`: HELLO + hash check of running node(s)."""
+    timeouts = timeouts_of(**timeouts)
+    ports = resolve_ports(ports, all_boards)
+    expected = expected_hashes(model_dir, expect_model_hash, expect_config_hash)
 
     def one(port: str) -> FlashResult:
         r = FlashResult(port)
         t0 = time.monotonic()
         try:
-            r.hello = get_hello(port, args.node_baud, timeouts)
+            r.hello = get_hello(port, node_baud, timeouts)
             check_identity(r.hello, expected)
             r.hello_checked, r.ok, r.exit_code = True, True, 0
         except FlashError as e:
@@ -1240,7 +1088,7 @@ def _cmd_verify(args) -> int:
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(ports)) as ex:
         results = list(ex.map(one, ports))
-    if not args.json:
+    if not as_json:
         for r in results:
             if r.ok:
                 h = r.hello
@@ -1249,12 +1097,13 @@ def _cmd_verify(args) -> int:
                     f"{h.node_id.hex(':')}, model {h.model_hash.hex()}, config "
                     f"{h.config_hash.hex()}: OK"
                 )
-    return _report(results, args.json)
+    return _report(results, as_json)
 
 
-def _cmd_list(args) -> int:
+def cmd_list(as_json: bool = False) -> int:
+    """`python tools/flash.py list`: the serial ports of ESP32 boards."""
     ports = find_ports()
-    if args.json:
+    if as_json:
         print(json.dumps([dataclasses.asdict(p) for p in ports], indent=2))
         return 0
     if not ports:
@@ -1271,30 +1120,20 @@ def _cmd_list(args) -> int:
     return 0
 
 
-def _cmd_image(args) -> int:
-    image = _image_from_args(args, _printer())
-    out = write_merged(image, args.output)
+def cmd_image(
+    output: str | Path,
+    env: str | None = None,
+    firmware: str | None = None,
+    pio: str | None = None,
+    project_dir: str | Path = ROOT,
+    chip: str = "auto",
+    build_s: float | None = None,
+) -> int:
+    """`python tools/flash.py image`: merge a build dir (or an --env build) into one image."""
+    image = image_of(env, firmware, chip, pio, project_dir, build_s, _printer())
+    out = write_merged(image, output)
     print(
         f"{out}: {out.stat().st_size} bytes for {image.chip or '?'} (write at 0x0), sha256 "
         f"{image.sha256()}"
     )
     return 0
-
-
-def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help")):
-        argv.insert(0, "flash")  # flash is the default subcommand
-    ap = build_parser()
-    try:
-        args = ap.parse_args(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
-    cmd = {"flash": _cmd_flash, "list": _cmd_list, "verify": _cmd_verify, "image": _cmd_image}[
-        args.cmd
-    ]
-    return run_cli(lambda: cmd(args), "flash")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -28,7 +28,6 @@ after --duration seconds or --count events (ONSET), on Ctrl-C (exit 0), or when 
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
@@ -355,55 +354,28 @@ def monitor(
                 return
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m tools.monitor",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    cli.add_link_args(ap)
-    ap.add_argument("--json", action="store_true", help="JSON lines on stdout")
-    ap.add_argument(
-        "--duration",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="stop after this many seconds (> 0)",
-    )
-    ap.add_argument(
-        "--count",
-        type=int,
-        default=None,
-        metavar="N",
-        help="stop after N detections (EVENT onsets)",
-    )
-    ap.add_argument(
-        "--status-every",
-        type=float,
-        default=1.0,
-        metavar="SECONDS",
-        help="ask for STATUS this often when the node sends none (default 1)",
-    )
-    ap.add_argument(
-        "--status-period-ms", type=int, default=None, help="set the node's STATUS_PERIOD_MS first"
-    )
-    args = ap.parse_args(argv)
-    return cli.run_cli(lambda: _main(args), "monitor")
-
-
-def _main(args) -> int:
-    """Ctrl-C while monitoring is the normal stop: the counts line is printed, exit 0 (run_cli's
-    130 is only for a Ctrl-C before the node answered)."""
-    check_positive(args.duration, "--duration")
-    check_positive(args.count, "--count")
-    if args.status_every < 0:
+def run(
+    link_opts,
+    duration: float | None = None,
+    count: int | None = None,
+    json_lines: bool = False,
+    status_every: float = 1.0,
+    status_period_ms: int | None = None,
+) -> int:
+    """The command's work (python -m tools.monitor): monitor the node of `link_opts` (the
+    parsed tools.cli link options, opened with cli.link_from_args) on stdout.  Ctrl-C while
+    monitoring is the normal stop: the counts line is printed, exit 0 (run_cli's 130 is only
+    for a Ctrl-C before the node answered)."""
+    check_positive(duration, "--duration")
+    check_positive(count, "--count")
+    if status_every < 0:
         raise BadInput("--status-every must be >= 0 (0: never ask)")
-    if args.status_period_ms is not None and args.status_period_ms < 0:
+    if status_period_ms is not None and status_period_ms < 0:
         raise BadInput("--status-period-ms must be >= 0")
-    mon = Monitor(out=sys.stdout, as_json=args.json)
-    with cli.link_from_args(args) as link:
+    mon = Monitor(out=sys.stdout, as_json=json_lines)
+    with cli.link_from_args(link_opts) as link:
         try:
-            monitor(link, mon, args.duration, args.count, args.status_every, args.status_period_ms)
+            monitor(link, mon, duration, count, status_every, status_period_ms)
         except KeyboardInterrupt:
             pass
         finally:
@@ -412,7 +384,3 @@ def _main(args) -> int:
             except (BrokenPipeError, ValueError):
                 pass
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

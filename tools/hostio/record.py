@@ -43,7 +43,6 @@ node: 1 + node id mod 5, so one node's recordings never span folds), duration_s,
 
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime as dt
 import errno
@@ -783,109 +782,40 @@ def _idle_items(link):
         yield from items
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m tools.record",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    cli.add_link_args(ap)
-    ap.add_argument("--out", type=Path, required=True, help="folder for the files")
-    ap.add_argument(
-        "--roll-minutes",
-        type=float,
-        default=10.0,
-        help="start a new file every N minutes of audio (default 10)",
-    )
-    ap.add_argument(
-        "--duration",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="stop after this much audio, > 0 (node segments: stream time; "
-        "default: until Ctrl-C; a simulated node's microphone goes on with "
-        "silence, in real time, after its audio)",
-    )
-    ap.add_argument("--on-event", action="store_true", help="keep only windows around detections")
-    ap.add_argument(
-        "--host-buffer",
-        action="store_true",
-        help="--on-event with the host's pre-roll buffer even if the node could do it",
-    )
-    ap.add_argument(
-        "--pre-roll",
-        type=float,
-        default=3.0,
-        metavar="SECONDS",
-        help="host buffer: audio kept before an event onset (default 3)",
-    )
-    ap.add_argument(
-        "--post-roll",
-        type=float,
-        default=2.0,
-        metavar="SECONDS",
-        help="host buffer: audio kept after an event onset (default 2)",
-    )
-    ap.add_argument(
-        "--no-restart",
-        action="store_true",
-        help="do not start a new stream (keep the node's sample indices)",
-    )
-    ap.add_argument(
-        "--label",
-        default=None,
-        help="label for metadata.csv (default: "
-        "'unlabelled', or the detected class with --on-event)",
-    )
-    ap.add_argument("--fold", type=int, default=None)
-    ap.add_argument("--licence", default="unspecified (own field recording)")
-    ap.add_argument("--flac", action="store_true", help="write FLAC instead of WAV")
-    ap.add_argument(
-        "--flush-s", type=float, default=1.0, help="header/sidecar update interval (default 1 s)"
-    )
-    ap.add_argument(
-        "--json", action="store_true", help="print the summary as one JSON line on stdout"
-    )
-    ap.add_argument("-q", "--quiet", action="store_true")
-    args = ap.parse_args(argv)
-    return cli.run_cli(lambda: _main(args), "record")
-
-
-def check_args(args) -> None:
-    """Every argument checked before any work starts (BadInput: one line, exit 2)."""
-    check_output(args.out, "--out", folder=True)
-    check_positive(args.duration, "--duration")
-    check_positive(args.roll_minutes, "--roll-minutes")
-    check_positive(args.flush_s, "--flush-s")
-    if args.pre_roll < 0 or args.post_roll < 0:
+def check_options(opts: RecordOptions, duration: float | None = None) -> None:
+    """Every option checked before any work starts (BadInput: one line, exit 2)."""
+    check_output(opts.out, "--out", folder=True)
+    check_positive(duration, "--duration")
+    check_positive(opts.roll_minutes, "--roll-minutes")
+    check_positive(opts.flush_s, "--flush-s")
+    if opts.pre_roll_s < 0 or opts.post_roll_s < 0:
         raise BadInput("--pre-roll and --post-roll must be >= 0")
-    if args.fold is not None and args.fold < 1:
+    if opts.fold is not None and opts.fold < 1:
         raise BadInput("--fold must be >= 1")
-    MetadataCsv(args.out / "metadata.csv").check()
+    MetadataCsv(opts.out / "metadata.csv").check()
 
 
-def _main(args) -> int:
-    """Ctrl-C while recording is the normal stop (record() catches it: the files are closed,
-    exit 0); before the recording starts it is run_cli's exit 130."""
-    check_args(args)
-    opts = RecordOptions(
-        args.out,
-        args.roll_minutes,
-        args.on_event,
-        args.pre_roll,
-        args.post_roll,
-        args.flush_s,
-        args.label,
-        args.fold,
-        args.licence,
-        "FLAC" if args.flac else "WAV",
-    )
-    with cli.link_from_args(args) as link:
+def run(
+    link_opts,
+    opts: RecordOptions,
+    duration: float | None = None,
+    restart_stream: bool = True,
+    node_events: bool = True,
+    json_summary: bool = False,
+    quiet: bool = False,
+) -> int:
+    """The command's work (python -m tools.record): record the node of `link_opts` (the parsed
+    tools.cli link options, opened with cli.link_from_args) into opts.out; the summary on
+    stderr, or (json_summary) as one JSON line on stdout.  Ctrl-C while recording is the normal
+    stop (record() catches it: the files are closed, exit 0); before the recording starts it is
+    run_cli's exit 130."""
+    check_options(opts, duration)
+    with cli.link_from_args(link_opts) as link:
         last = [0.0]
 
         def progress(rec):
             now = time.monotonic()
-            if not args.quiet and not args.json and now - last[0] > 1.0 and sys.stderr.isatty():
+            if not quiet and not json_summary and now - last[0] > 1.0 and sys.stderr.isatty():
                 last[0] = now
                 print(
                     f"\r{rec.samples_received / rec.sr:9.1f} s  files {len(rec.files)}  "
@@ -899,16 +829,16 @@ def _main(args) -> int:
             summary, reason, code = record(
                 link,
                 opts,
-                args.duration,
+                duration,
                 progress,
-                restart_stream=not args.no_restart,
-                node_events=not args.host_buffer,
+                restart_stream=restart_stream,
+                node_events=node_events,
             )
         except DiskFull as e:
             raise lk.LinkError(str(e), 1) from None
-    if args.json:
+    if json_summary:
         print(json.dumps({**summary, "stopped": reason, "exit_code": code}))
-    elif not args.quiet:
+    elif not quiet:
         print(
             f"\n{summary['audio_seconds']:.1f} s in {len(summary['files'])} file(s) under "
             f"{opts.out}; gaps {len(summary['gaps'])} ({summary['samples_filled']} samples "
@@ -918,7 +848,3 @@ def _main(args) -> int:
     if code:
         print(f"record: error: {reason}", file=sys.stderr)
     return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

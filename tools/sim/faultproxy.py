@@ -30,7 +30,6 @@ first `start_after` frames, so tools can connect.
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import select
@@ -42,7 +41,7 @@ import time
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from tools.errors import BadInput, run_cli
+from tools.errors import BadInput
 from tools.sim.pty import open_raw_pty, write_all
 from tools.wire import protocol as pr
 
@@ -299,62 +298,44 @@ class FaultProxy:
         return prefix + pr.cobs_encode(bytes(b))
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m tools.faultproxy",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    ap.add_argument("--port", help="the node's serial port (a board or a twin's pty)")
-    from tools.sim.twin import add_sim_args
-
-    add_sim_args(
-        ap, "start a simulated node behind the proxy (silent microphone unless --sim-audio)"
-    )
-    ap.add_argument("--seed", type=int, default=0)
-    for k in FAULTS:
-        ap.add_argument(
-            "--" + k.replace("_", "-"),
-            type=float,
-            default=0.0,
-            help=f"probability per frame of '{k}'",
-        )
-    ap.add_argument("--reset-every", type=int, default=0, metavar="FRAMES")
-    ap.add_argument("--seq-offset", type=int, default=0)
-    ap.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
-    args = ap.parse_args(argv)
-    return run_cli(lambda: _serve(args), "faultproxy")
-
-
-def _serve(args) -> int:
-    """The proxy until --duration or Ctrl-C (the normal stop: exit 0, counts printed)."""
+def serve(
+    port: str | None = None,
+    sim=None,
+    seed: int = 0,
+    reset_every: int = 0,
+    seq_offset: int = 0,
+    duration: float | None = None,
+    faults: dict[str, float] | None = None,
+) -> int:
+    """The command's work (python -m tools.faultproxy): a proxy in front of `port` or of a
+    simulated node (sim: True or an audio path) until `duration` seconds or Ctrl-C (the normal
+    stop: exit 0, counts printed).  `faults`: probability per frame of each FAULTS name."""
     from tools.wire import link as lk
 
-    if bool(args.port) == bool(args.sim):
+    if bool(port) == bool(sim):
         raise BadInput("give --port or --sim (or --sim-audio PATH)")
-    if args.duration is not None and args.duration <= 0:
+    if duration is not None and duration <= 0:
         raise BadInput("--duration must be > 0")
     twin = None
-    port = args.port
-    if args.port:
+    if port:
         lk.check_serial_path(port)
-    if args.sim:
+    if sim:
         from tools.sim import twin as twin_mod
 
-        if args.sim is not True:
-            twin_mod.audio_files([args.sim])
+        if sim is not True:
+            twin_mod.audio_files([sim])
         try:
-            twin = twin_mod.start(audio=None if args.sim is True else args.sim)
+            twin = twin_mod.start(audio=None if sim is True else sim)
         except twin_mod.TwinError as e:
             raise BadInput(f"cannot start the simulated node: {e}") from None
         port = twin.port
     try:
         px = FaultProxy(
             port,
-            seed=args.seed,
-            reset_every=args.reset_every,
-            seq_offset=args.seq_offset,
-            **{k: getattr(args, k) for k in FAULTS},
+            seed=seed,
+            reset_every=reset_every,
+            seq_offset=seq_offset,
+            **(faults or {}),
         )
         px.start()
     except Exception as e:  # serial.SerialException, OSError
@@ -364,7 +345,7 @@ def _serve(args) -> int:
     print(f"earwitness faultproxy on {px.port}", flush=True)
     t0 = time.monotonic()
     try:
-        while args.duration is None or time.monotonic() - t0 < args.duration:
+        while duration is None or time.monotonic() - t0 < duration:
             time.sleep(0.2)
     except KeyboardInterrupt:
         pass  # Ctrl-C: the normal way to stop the proxy
@@ -374,7 +355,3 @@ def _serve(args) -> int:
             twin.stop()
         print(" ".join(f"{k}={v}" for k, v in px.counts.items()), file=sys.stderr)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -54,7 +54,6 @@ do the rate), `boot_delay_s` (time from reset to HELLO).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import select
@@ -71,7 +70,7 @@ from dataclasses import dataclass
 if __package__ in (None, ""):  # `python tools/romsim.py`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from tools.errors import BadInput, check_output, run_cli
+from tools.errors import BadInput, check_output
 from tools.node import params
 from tools.sim.pty import open_raw_pty, write_all
 from tools.wire import esp_image
@@ -844,77 +843,36 @@ class RomSim:
             self._out.clear()  # the pty is gone
 
 
-def main(argv=None) -> int:
-    """Serve a simulated ESP32 ROM loader + earwitness HELLO on a pty until Ctrl-C."""
-    ap = argparse.ArgumentParser(
-        prog="python -m tools.romsim",
-        description=__doc__.split("\n\n")[0],
-        epilog="Dry run: python -m tools.romsim --chip esp32 & "
-        "python tools/flash.py --port /dev/pts/N --firmware IMG",
-    )
-    ap.add_argument("--chip", choices=sorted(CHIPS), default="esp32")
-    ap.add_argument(
-        "--boot",
-        choices=("rom", "app"),
-        default="rom",
-        help="start in the ROM loader (download mode, default) or running the firmware",
-    )
-    ap.add_argument("--flash-file", metavar="PATH", help="load/save the flash contents here")
-    ap.add_argument("--flash-size", choices=sorted(FLASH_SIZE_IDS), default="4MB")
-    ap.add_argument("--mac", default="24:0a:c4:12:34:56")
-    ap.add_argument("--node-baud", type=int, default=NODE_BAUD, help="baud of the firmware")
-    ap.add_argument(
-        "--chip-revision",
-        metavar="MAJOR.MINOR",
-        help="the chip revision in the simulated eFuses (ESP32-C3 only; default "
-        f"{esp_image.revision_str(CHIPS['esp32c3'].default_revision)}); an image "
-        "that needs another one is refused, as on a chip",
-    )
-    ap.add_argument(
-        "--model-hash",
-        metavar="HEX",
-        help="HELLO model hash instead of the one in the flashed image (failure injection)",
-    )
-    ap.add_argument(
-        "--config-hash",
-        metavar="HEX",
-        help="HELLO config hash instead of the one in the flashed image (failure injection)",
-    )
-    ap.add_argument("--silent-app", action="store_true", help="firmware sends nothing")
-    ap.add_argument("--corrupt-md5", action="store_true", help="SPI_FLASH_MD5 answers wrong")
-    ap.add_argument("--max-baud", type=int, help="CHANGE_BAUDRATE above this is lost")
-    ap.add_argument(
-        "--app-port",
-        metavar="PATH",
-        help="the firmware is this pty's node (e.g. "
-        "a twin's): forward the serial line to it while the firmware runs",
-    )
-    ap.add_argument(
-        "--twin",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="'TWIN ARGS'",
-        help="start `python -m tools.twin TWIN ARGS` as the firmware (one quoted "
-        "string, e.g. --twin '--stub-scores 0,0,0,0,0,0,0,255')",
-    )
-    ap.add_argument("-v", "--verbose", action="store_true", help="print every loader command")
-    args = ap.parse_args(argv)
-    return run_cli(lambda: _serve(args), "romsim")
-
-
-def _serve(args) -> int:
-    """The simulator until Ctrl-C or SIGTERM (the normal stop: exit 0, flash file saved)."""
-    if args.flash_file:
-        check_output(args.flash_file, "--flash-file")
+def serve(
+    chip: str = "esp32",
+    boot: str = "rom",
+    flash_file: str | None = None,
+    flash_size: str = "4MB",
+    mac: str = "24:0a:c4:12:34:56",
+    node_baud: int = NODE_BAUD,
+    chip_revision: str | None = None,
+    model_hash: str | None = None,
+    config_hash: str | None = None,
+    silent_app: bool = False,
+    corrupt_md5: bool = False,
+    max_baud: int | None = None,
+    app_port: str | None = None,
+    twin: str | None = None,
+    verbose: bool = False,
+) -> int:
+    """The command's work (python -m tools.romsim): the simulator on a new pty until Ctrl-C or
+    SIGTERM (the normal stop: exit 0, flash file saved).  `twin`: arguments of a
+    `python -m tools.twin` started as the firmware (one string, split as a shell would)."""
+    if flash_file:
+        check_output(flash_file, "--flash-file")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop cleanly: save, end twin
-    twin = None
-    if args.twin is not None:
+    twin_args, twin = twin, None
+    if twin_args is not None:
         import shlex
         import subprocess
 
         try:
-            twin_args = shlex.split(args.twin)
+            twin_args = shlex.split(twin_args)
         except ValueError as e:
             raise BadInput(f"--twin: {e}") from None
         twin = subprocess.Popen(
@@ -927,23 +885,23 @@ def _serve(args) -> int:
         if not line.startswith("earwitness twin on "):
             twin.wait()
             raise BadInput("the twin did not start (its error is above)")
-        args.app_port = line.split()[-1]
+        app_port = line.split()[-1]
     try:
         sim = RomSim(
-            args.chip,
-            mac=args.mac,
-            flash_size=args.flash_size,
-            flash_file=args.flash_file,
-            boot=args.boot,
-            node_baud=args.node_baud,
-            model_hash=args.model_hash,
-            config_hash=args.config_hash,
-            chip_revision=args.chip_revision,
-            silent_app=args.silent_app,
-            corrupt_md5=args.corrupt_md5,
-            max_baud=args.max_baud,
-            app_port=args.app_port,
-            log=(lambda s: print(s, file=sys.stderr)) if args.verbose else None,
+            chip,
+            mac=mac,
+            flash_size=flash_size,
+            flash_file=flash_file,
+            boot=boot,
+            node_baud=node_baud,
+            model_hash=model_hash,
+            config_hash=config_hash,
+            chip_revision=chip_revision,
+            silent_app=silent_app,
+            corrupt_md5=corrupt_md5,
+            max_baud=max_baud,
+            app_port=app_port,
+            log=(lambda s: print(s, file=sys.stderr)) if verbose else None,
         )
     except (ValueError, OSError) as e:
         if twin is not None:
@@ -953,7 +911,7 @@ def _serve(args) -> int:
     sim.start()
     signal.signal(signal.SIGUSR1, lambda *_: sim.reset(True))
     signal.signal(signal.SIGUSR2, lambda *_: sim.reset(False))
-    print(f"earwitness romsim on {sim.port} ({args.chip}, {sim.state})", flush=True)
+    print(f"earwitness romsim on {sim.port} ({chip}, {sim.state})", flush=True)
     try:
         while True:
             time.sleep(1.0)
@@ -965,7 +923,3 @@ def _serve(args) -> int:
             twin.terminate()
             twin.wait(10)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

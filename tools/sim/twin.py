@@ -38,7 +38,6 @@ What differs from the ESP32 firmware is only the host port (HostPort below):
 
 from __future__ import annotations
 
-import argparse
 import errno
 import json
 import os
@@ -53,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.errors import BadInput, check_output, run_cli
+from tools.errors import BadInput, check_output
 from tools.node import params
 from tools.sim.pty import open_raw_pty, write_some
 
@@ -313,23 +312,37 @@ def build_app(
     )
 
 
-def serve(args) -> int:
+def serve(
+    audio: Sequence[str] = (),
+    model_dir: str | Path = params.MODEL_DIR,
+    realtime: bool = False,
+    loop: bool = False,
+    silence: bool = False,
+    config: str | None = None,
+    board: str = "twin",
+    node_id: bytes = bytes.fromhex("020000000001"),
+    stub_scores: Sequence[int] | None = None,
+    adc_rate: int = ADC_RATE_HZ,
+    uart_log: bool = False,
+    verbose: bool = False,
+) -> int:
+    """The simulated node on a new pty until SIGTERM/SIGINT (arguments checked by run())."""
     model = None
-    if args.stub_scores is None:
+    if stub_scores is None:
         from tools.node import model as model_mod
 
         try:
-            model = model_mod.load(args.model)
+            model = model_mod.load(model_dir)
             model.interpreter()
         except model_mod.ModelError as e:
             raise TwinError(str(e)) from None
         stub = None
     else:
-        stub = [int(s) for s in args.stub_scores.split(",")]
-    rate = args.adc_rate
+        stub = list(stub_scores)
+    rate = adc_rate
     mic = Microphone(
-        audio_files(args.audio) if args.audio and not args.silence else [],
-        loop=args.loop,
+        audio_files(audio) if audio and not silence else [],
+        loop=loop,
         rate=rate,
     )
     mic.check()
@@ -339,14 +352,13 @@ def serve(args) -> int:
     os.close(slave)  # POLLHUP on the master tells whether a host has it open
     port = HostPort(
         master,
-        args.realtime,
-        Path(args.config) if args.config else None,
-        args.verbose,
-        args.uart_log,
+        realtime,
+        Path(config) if config else None,
+        verbose,
+        uart_log,
     )
-    node_id = bytes.fromhex(args.node_id.replace(":", ""))
     port.boot_banner("poweron")
-    a = build_app(port, model, stub, args.board, node_id, adc_rate_hz=rate)
+    a = build_app(port, model, stub, board, node_id, adc_rate_hz=rate)
     print(f"earwitness twin on {path}", flush=True)
 
     stop = False
@@ -366,7 +378,7 @@ def serve(args) -> int:
     host_spoke = False  # it has sent bytes: its open() (input flush) is over
     while not stop:
         now = time.monotonic()
-        paced = args.realtime or mic.silent
+        paced = realtime or mic.silent
         online = connected_at is not None and (host_spoke or now - connected_at >= HOST_SETTLE_S)
         feed = False
         timeout = 0.02
@@ -444,124 +456,56 @@ def serve(args) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="python -m tools.twin",
-        description="Simulated earwitness node on a pseudo-terminal: the firmware's application "
-        "code (portable C core) with a file or silence as its microphone and the "
-        "exported model run by the tflite-micro interpreter.  Prints "
-        "'earwitness twin on /dev/pts/N' and serves the node protocol there until "
-        "killed (Ctrl-C).",
-        epilog="Examples:\n"
-        "  python -m tools.twin                           # silent room, shipped model\n"
-        "  python -m tools.twin tests/audio --loop        # the shipped clips, forever\n"
-        "  python -m tools.twin scene.wav --realtime      # paced like a real microphone\n"
-        "Then: python tools/monitor.py --port /dev/pts/N  (or any --port tool; --sim "
-        "starts a twin itself).\n"
-        "Without --realtime the microphone runs as fast as the host reads its output.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    ap.add_argument(
-        "audio",
-        nargs="*",
-        metavar="AUDIO",
-        help="WAV/FLAC files or folders used as the microphone, in order (default: silence)",
-    )
-    ap.add_argument(
-        "--model",
-        default=str(params.MODEL_DIR),
-        help="exported model folder or manifest.json (default: "
-        f"{params.MODEL_DIR.relative_to(params.ROOT)})",
-    )
-    ap.add_argument(
-        "--realtime", action="store_true", help="pace the microphone and the clock to real time"
-    )
-    ap.add_argument("--loop", action="store_true", help="repeat the audio files forever")
-    ap.add_argument("--silence", action="store_true", help="silent microphone (ignore AUDIO)")
-    ap.add_argument(
-        "--config",
-        metavar="FILE",
-        help="JSON file standing in for NVS (persisted CONFIG survives restarts)",
-    )
-    ap.add_argument("--board", default="twin", help="board name in HELLO (default: twin)")
-    ap.add_argument("--node-id", default="02:00:00:00:00:01", help="6-byte node id (MAC) in HELLO")
-    ap.add_argument(
-        "--stub-scores",
-        metavar="Q8,Q8,...",
-        help="testing: no model; every window gets these constant Q0.8 scores "
-        "(one per class; labels from the standard class list, last = negative)",
-    )
-    ap.add_argument(
-        "--adc-rate",
-        type=int,
-        choices=(32000, 48000),
-        default=ADC_RATE_HZ,
-        help="simulated ADC sample rate (decimation x2 or x3; default 32000)",
-    )
-    ap.add_argument(
-        "--uart-log",
-        action="store_true",
-        help="also print text on the link like the firmware: boot messages before "
-        "HELLO, diagnostics and alarms as ESP-IDF-style log lines",
-    )
-    ap.add_argument("-v", "--verbose", action="store_true", help="log alarms etc. on stderr")
-    return ap
-
-
-def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
-    return run_cli(lambda: _serve_args(args), "twin")
-
-
-def _serve_args(args) -> int:
+def run(
+    audio: Sequence[str] = (),
+    model_dir: str | Path = params.MODEL_DIR,
+    realtime: bool = False,
+    loop: bool = False,
+    silence: bool = False,
+    config: str | None = None,
+    board: str = "twin",
+    node_id: str = "02:00:00:00:00:01",
+    stub_scores: str | None = None,
+    adc_rate: int = ADC_RATE_HZ,
+    uart_log: bool = False,
+    verbose: bool = False,
+) -> int:
+    """The command's work (python -m tools.twin), arguments as the command line gives them
+    (node_id `02:00:00:00:00:01`, stub_scores `Q8,Q8,...`): checked (TwinError/BadInput:
+    exit 2), then serve() until killed."""
     try:
-        if args.stub_scores is not None:
+        stub = None
+        if stub_scores is not None:
             try:
-                s = [int(v) for v in args.stub_scores.split(",")]
+                stub = [int(v) for v in stub_scores.split(",")]
             except ValueError:
                 raise TwinError("--stub-scores: comma-separated integers 0..255") from None
-            if not 1 <= len(s) <= 16 or not all(0 <= v <= 255 for v in s):
+            if not 1 <= len(stub) <= 16 or not all(0 <= v <= 255 for v in stub):
                 raise TwinError("--stub-scores: 1..16 integers 0..255")
         try:
-            node_id = bytes.fromhex(args.node_id.replace(":", ""))
+            nid = bytes.fromhex(node_id.replace(":", ""))
         except ValueError:
-            node_id = b""
-        if len(node_id) != 6:
-            raise TwinError(f"--node-id {args.node_id}: 6 bytes, e.g. 02:00:00:00:00:01")
-        if args.config:
-            check_output(args.config, "--config")
-        return serve(args)
+            nid = b""
+        if len(nid) != 6:
+            raise TwinError(f"--node-id {node_id}: 6 bytes, e.g. 02:00:00:00:00:01")
+        if config:
+            check_output(config, "--config")
+        return serve(
+            audio,
+            model_dir,
+            realtime=realtime,
+            loop=loop,
+            silence=silence,
+            config=config,
+            board=board,
+            node_id=nid,
+            stub_scores=stub,
+            adc_rate=adc_rate,
+            uart_log=uart_log,
+            verbose=verbose,
+        )
     except ValueError as e:
         raise BadInput(str(e)) from None
-
-
-# ---------------------------------------------------------------------------------------------
-# The --sim / --sim-audio options of the commands that can start a twin
-
-
-def add_sim_args(group, sim_help: str | None = None, audio: bool = True) -> None:
-    """`--sim` (a simulated node, silent microphone) and `--sim-audio PATH` (the same, its
-    microphone playing PATH; implies --sim) on a parser or argument group.  Both set `sim`:
-    None, True, or the audio path.  `--sim` takes no value, so `--sim NAME=VALUE` or
-    `--sim --json` never swallows the next argument."""
-    group.add_argument(
-        "--sim",
-        action="store_const",
-        const=True,
-        default=None,
-        help=sim_help
-        or "start a simulated node (tools.twin, silent microphone "
-        "unless --sim-audio) and talk to it; stopped on exit",
-    )
-    if not audio:
-        return
-    group.add_argument(
-        "--sim-audio",
-        dest="sim",
-        metavar="PATH",
-        help="the simulated node's microphone plays PATH (a WAV/FLAC file or a "
-        "folder of them, from its first sample at each new stream); implies --sim",
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -687,7 +631,3 @@ def start(
         proc.wait()
         raise TwinError(f"twin did not report its pty within {start_timeout:.0f} s")
     raise TwinError(f"twin exited with status {rc} before reporting its pty")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

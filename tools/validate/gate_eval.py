@@ -29,7 +29,6 @@ Reported next to the headline, not instead of it:
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
@@ -38,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.errors import BadInput, run_cli
+from tools.errors import BadInput
 from tools.node import audio, core
 from tools.node.coverage import window_coverage
 
@@ -307,78 +306,44 @@ def mixed_recall(
     }
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m tools.gate_eval",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    ap.add_argument("--root", type=Path, required=True, help="folder the CSV paths are relative to")
-    ap.add_argument(
-        "--csv", type=Path, help="metadata CSV with path,label (default ROOT/all_metadata.csv)"
-    )
-    ap.add_argument("--json", type=Path, help="also write the figures here")
-    src = ap.add_mutually_exclusive_group()
-    src.add_argument(
-        "--model",
-        type=Path,
-        default=None,
-        help="classify the windows with this model folder (the node as deployed: "
-        "rejected onsets habituate the detector); default: the gate alone",
-    )
-    src.add_argument(
-        "--fold-models",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="held-out models: clips of fold k are classified by DIR/fold<k> "
-        "(e.g. build/crossval/ds_cnn after `make crossval`); other folds are skipped",
-    )
-    ap.add_argument(
-        "--mixed",
-        action="store_true",
-        help="also measure recall of impulsive events mixed into impulsive backgrounds "
-        "(fire, dripping water) at 0/3/6/10 dB over their loudest pops, with the "
-        "node habituating and without (needs --model or --fold-models)",
-    )
-    args = ap.parse_args(argv)
-    return run_cli(lambda: run(args), "gate_eval")
-
-
-def run(args) -> int:
-    """The command's work on parsed arguments (BadInput for a missing file or model)."""
-    csv_path = args.csv or args.root / "all_metadata.csv"
+def run(
+    root: Path,
+    csv_path: Path | None = None,
+    json_out: Path | None = None,
+    model_dir: Path | None = None,
+    fold_models: Path | None = None,
+    mixed: bool = False,
+) -> int:
+    """The command's work (python -m tools.gate_eval): print the figures as JSON, and write
+    them to `json_out` if given; BadInput for a missing file or model."""
+    csv_path = csv_path or root / "all_metadata.csv"
     if not csv_path.exists():
         raise BadInput(f"{csv_path}: no such file (give --csv)")
-    if args.mixed and args.model is None and args.fold_models is None:
+    if mixed and model_dir is None and fold_models is None:
         raise BadInput("--mixed needs --model or --fold-models")
     from tools.node import model as _model
 
     try:
-        model = _model.load(args.model) if args.model else None
+        model = _model.load(model_dir) if model_dir else None
         folds = None
-        if args.fold_models:
-            dirs = sorted(args.fold_models.glob("fold*/manifest.json"))
+        if fold_models:
+            dirs = sorted(fold_models.glob("fold*/manifest.json"))
             if not dirs:
-                raise BadInput(f"{args.fold_models}: no fold<k>/manifest.json in it")
+                raise BadInput(f"{fold_models}: no fold<k>/manifest.json in it")
             folds = {d.parent.name[4:]: _model.load(d.parent) for d in dirs}
     except _model.ModelError as e:
         raise BadInput(str(e)) from None
     rows = read_csv(csv_path)
-    res = evaluate(args.root, rows, model=model, fold_models=folds)
-    if args.mixed:
+    res = evaluate(root, rows, model=model, fold_models=folds)
+    if mixed:
         res["mixed_recall_impulsive"] = {
-            "habituating": mixed_recall(args.root, rows, model=model, fold_models=folds),
+            "habituating": mixed_recall(root, rows, model=model, fold_models=folds),
             "not_habituating": mixed_recall(
-                args.root, rows, model=model, fold_models=folds, node_kw=NO_HABITUATION
+                root, rows, model=model, fold_models=folds, node_kw=NO_HABITUATION
             ),
         }
     text = json.dumps(res, indent=2)
     print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    if json_out:
+        json_out.write_text(text + "\n")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -66,7 +66,6 @@ interrupted by SIGINT / SIGTERM (what was measured is written, marked complete: 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -1350,23 +1349,23 @@ def check_output(out: Path) -> None:
         raise HilError(f"{plots}: not a folder (the plots go there)")
 
 
-def ground_truth_of(args, clips: list[Clip]) -> str:
+def ground_truth_of(scenes: Path | None, no_truth: bool, root: Path, clips: list[Clip]) -> str:
     """What the scores are measured against, in words; refuses a run that has none unless
     --no-truth (then every node event counts as a false alarm)."""
-    if args.scenes is not None:
-        if args.no_truth:
+    if scenes is not None:
+        if no_truth:
             raise HilError("--scenes and --no-truth contradict each other")
-        return f"{args.scenes} (--scenes)"
+        return f"{scenes} (--scenes)"
     n = sum(c.path.with_suffix(".txt").exists() for c in clips)
     if n:
-        if args.no_truth:
+        if no_truth:
             raise HilError(f"--no-truth given but {n} audio file(s) have a .txt annotation")
         return (
             f"per-file .txt annotations ({n} of {len(clips)} files; files without one "
             f"are scored as containing no target event)"
         )
-    if not args.no_truth:
-        manifest = args.root / "manifest.csv"
+    if not no_truth:
+        manifest = root / "manifest.csv"
         hint = (
             f" ({manifest} lists clip labels, not event times: write a --scenes CSV with "
             f"scene,onset_s,offset_s,label)"
@@ -1374,7 +1373,7 @@ def ground_truth_of(args, clips: list[Clip]) -> str:
             else ""
         )
         raise HilError(
-            f"no ground truth for {args.root}: give --scenes CSV or .txt "
+            f"no ground truth for {root}: give --scenes CSV or .txt "
             f"annotations next to the audio files{hint}, or --no-truth to score "
             f"every file as containing no target event"
         )
@@ -1384,95 +1383,51 @@ def ground_truth_of(args, clips: list[Clip]) -> str:
     )
 
 
-def main(argv=None) -> int:
-    import signal
-
-    ap = argparse.ArgumentParser(
-        prog="python tools/hil.py",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    cli.add_link_args(
-        ap,
-        sim_help="start a simulated node (tools.twin) with --model; the audio "
-        "comes from --root by INJECT",
-        sim_audio=False,
-    )
-    ap.add_argument("--root", type=Path, required=True, help="folder of audio files (recursive)")
-    ap.add_argument(
-        "--scenes",
-        type=Path,
-        default=None,
-        help="ground truth: CSV (scene,onset_s,offset_s,label) or DCASE .txt",
-    )
-    ap.add_argument(
-        "--no-truth",
-        action="store_true",
-        help="no ground truth: score every file as containing no target event "
-        "(every node event is a false alarm)",
-    )
-    ap.add_argument(
-        "--json-out",
-        type=Path,
-        default=None,
-        dest="json_out",
-        metavar="OUT",
-        help="write the scores (JSON) here; details, report and plots go next to it",
-    )
-    ap.add_argument(
-        "--json",
-        type=Path,
-        default=None,
-        dest="json_old",
-        metavar="OUT",
-        help="deprecated name of --json-out",
-    )
-    ap.add_argument("--collar", type=float, default=0.2, help="onset collar, s (default 0.2; > 0)")
-    ap.add_argument(
-        "--no-reference",
-        action="store_true",
-        help="skip the host reference pipeline (no model needed)",
-    )
-    ap.add_argument("--no-plots", action="store_true")
-    ap.add_argument(
-        "--skip-bad",
-        action="store_true",
-        help="skip unreadable audio files instead of refusing the run",
-    )
-    for name in Thresholds.__dataclass_fields__:
-        ap.add_argument(
-            "--" + name.replace("_", "-"),
-            type=int if name == "max_reference_mismatches" else float,
-            default=None,
-        )
-    ap.add_argument("--print-json", action="store_true", help="print the scores as JSON")
-    ap.add_argument("-q", "--quiet", action="store_true")
-    args = ap.parse_args(argv)
-    th = Thresholds(**{n: getattr(args, n) for n in Thresholds.__dataclass_fields__})
+def command(
+    link_opts,
+    root: Path,
+    json_out: Path | None,
+    thresholds: Thresholds,
+    scenes: Path | None = None,
+    no_truth: bool = False,
+    json_old: Path | None = None,
+    collar: float = 0.2,
+    no_reference: bool = False,
+    no_plots: bool = False,
+    skip_bad: bool = False,
+    print_json: bool = False,
+    quiet: bool = False,
+) -> int:
+    """The command's work (python tools/hil.py): stream the audio under `root` into the node of
+    `link_opts` (the parsed tools.cli link options, opened with cli.link_from_args; its .model
+    is also the reference's model), score it and write the results next to `json_out`.
+    `json_old`: the deprecated --json.  An interrupted run writes its partial results and
+    returns EXIT_INTERRUPTED (the command maps it to EXIT_TERMINATED under SIGTERM: see
+    sigterm_as_interrupt)."""
+    th = thresholds
 
     def say(msg: str) -> None:
-        if not args.quiet:
+        if not quiet:
             print(msg, file=sys.stderr)
 
     def prepare():
         """Every check that can fail before the node is touched."""
-        if args.json_old is not None:
-            if args.json_out is not None:
+        nonlocal json_out
+        if json_old is not None:
+            if json_out is not None:
                 raise HilError("give --json-out only (--json is its deprecated name)")
             print("hil: warning: --json FILE is deprecated, use --json-out FILE", file=sys.stderr)
-            args.json_out = args.json_old
-        if args.json_out is None:
+            json_out = json_old
+        if json_out is None:
             raise HilError("--json-out FILE is required (where the scores are written)")
-        if not math.isfinite(args.collar) or args.collar <= 0:
-            raise HilError(f"--collar {args.collar:g}: the onset collar is seconds > 0")
+        if not math.isfinite(collar) or collar <= 0:
+            raise HilError(f"--collar {collar:g}: the onset collar is seconds > 0")
         th.validate()
-        check_output(args.json_out)
-        clips = find_audio(args.root)
-        if args.scenes is not None and not args.scenes.is_file():
+        check_output(json_out)
+        clips = find_audio(root)
+        if scenes is not None and not scenes.is_file():
             raise HilError(
-                f"{args.scenes}: no such file"
-                if not args.scenes.exists()
-                else f"{args.scenes}: not a file"
+                f"{scenes}: no such file" if not scenes.exists() else f"{scenes}: not a file"
             )
         good, refused = [], []
         for c in clips:
@@ -1481,7 +1436,7 @@ def main(argv=None) -> int:
                 good.append(c)
             except HilError as e:
                 refused.append(str(e))
-        if refused and not args.skip_bad:
+        if refused and not skip_bad:
             raise HilError(
                 f"{refused[0]}"
                 + (f" (and {len(refused) - 1} more unreadable file(s))" if len(refused) > 1 else "")
@@ -1490,20 +1445,20 @@ def main(argv=None) -> int:
         for r in refused:
             say(f"hil: skipped {r}")
         if not good:
-            raise HilError(f"{args.root}: no usable audio file")
-        gt = ground_truth_of(args, good)
+            raise HilError(f"{root}: no usable audio file")
+        gt = ground_truth_of(scenes, no_truth, root, good)
         if gt.startswith("none"):
             print(f"hil: warning: no ground truth: {gt}", file=sys.stderr)
         try:
-            truth = load_scenes(args.scenes, good, args.root)
+            truth = load_scenes(scenes, good, root)
         except OSError as e:
-            raise HilError(f"{args.scenes}: cannot read ({e.strerror})") from None
+            raise HilError(f"{scenes}: cannot read ({e.strerror})") from None
         reference = None
-        if not args.no_reference:
+        if not no_reference:
             from tools.node import model as mdl
 
             try:
-                reference = Reference.from_model(mdl.load(args.model))
+                reference = Reference.from_model(mdl.load(link_opts.model))
             except mdl.ModelError as e:
                 raise HilError(f"reference model: {e} (or --no-reference)") from None
         return good, refused, truth, reference, gt
@@ -1517,21 +1472,21 @@ def main(argv=None) -> int:
                 file=sys.stderr,
             )
             raise
-        out = args.json_out
+        out = json_out
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise HilError(f"{out}: cannot create its folder ({e.strerror})") from None
-        plot_dir = None if args.no_plots else out.with_name(out.stem + "_plots")
+        plot_dir = None if no_plots else out.with_name(out.stem + "_plots")
         failure = None
         try:
-            with cli.link_from_args(args) as link:
+            with cli.link_from_args(link_opts) as link:
                 metrics, details = run(
                     link,
                     good,
                     truth,
                     reference,
-                    args.collar,
+                    collar,
                     plot_dir,
                     progress=(lambda f: say(f"hil: {f}")) if sys.stderr.isatty() else None,
                 )
@@ -1544,7 +1499,7 @@ def main(argv=None) -> int:
             failure, (metrics, details) = e, e.partial
         metrics["skipped"] = len(refused)
         metrics["ground_truth"] = gt
-        details["root"] = str(args.root)
+        details["root"] = str(root)
         details["refused"] = refused
         details["ground_truth"] = gt
         missed = th.check(metrics)
@@ -1558,9 +1513,9 @@ def main(argv=None) -> int:
             write_report(out.with_suffix(".md"), metrics, details, details["plots"])
         except OSError as e:
             raise NodeFailure(f"{out}: cannot write the results ({e.strerror})") from None
-        if args.print_json:
+        if print_json:
             print(json.dumps(metrics, indent=1))
-        elif not args.quiet:
+        elif not quiet:
             print(summary_text(metrics, details, out))
         if failure is not None:
             print(
@@ -1576,30 +1531,38 @@ def main(argv=None) -> int:
                 f"partial results (complete: false) in {out}",
                 file=sys.stderr,
             )
-            return EXIT_TERMINATED if got_term else EXIT_INTERRUPTED
+            return EXIT_INTERRUPTED
         if missed:
             print("hil: thresholds missed: " + "; ".join(missed), file=sys.stderr)
             return 1
         return 0
 
-    got_term = []
+    return body()
 
-    def on_term(signum, frame):  # SIGTERM: stop as on Ctrl-C, exit 143
-        got_term.append(signum)
+
+class sigterm_as_interrupt:
+    """`with sigterm_as_interrupt() as term:` SIGTERM raises KeyboardInterrupt (stop as on
+    Ctrl-C) and `term.got` becomes true; outside the main thread SIGTERM stays as it is."""
+
+    def __init__(self):
+        self.got = False
+        self._old = None
+
+    def _on_term(self, signum, frame):
+        self.got = True
         raise KeyboardInterrupt
 
-    old = None
-    try:
-        old = signal.signal(signal.SIGTERM, on_term)
-    except ValueError:  # not the main thread: SIGTERM stays as it is
-        pass
-    try:
-        rc = cli.run_cli(body, "hil")
-        return EXIT_TERMINATED if got_term and rc == EXIT_INTERRUPTED else rc
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)
+    def __enter__(self) -> sigterm_as_interrupt:
+        import signal
 
+        try:
+            self._old = signal.signal(signal.SIGTERM, self._on_term)
+        except ValueError:  # not the main thread
+            pass
+        return self
 
-if __name__ == "__main__":
-    sys.exit(main())
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)

@@ -26,7 +26,6 @@ event clip; scene,onset_s,offset_s,label,source), ATTRIBUTION.md.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import os
@@ -194,22 +193,12 @@ def build() -> dict[str, bytes]:
     return files
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m tools.make_scenes",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    ap.add_argument("--out", type=Path, default=OUT)
-    ap.add_argument("--check", action="store_true", help="compare with the files in --out")
-    args = ap.parse_args(argv)
+def run(out: Path = OUT, check: bool = False) -> int:
+    """The command's work (python -m tools.make_scenes): write the scene files to `out`, or
+    (check) compare them with a rebuild: 1 if any differs."""
     files = build()
-    if args.check:
-        bad = [
-            n
-            for n, b in files.items()
-            if not (args.out / n).exists() or (args.out / n).read_bytes() != b
-        ]
+    if check:
+        bad = [n for n, b in files.items() if not (out / n).exists() or (out / n).read_bytes() != b]
         if bad:
             print(
                 f"make_scenes: {', '.join(bad)} differ from a rebuild: run "
@@ -218,12 +207,8 @@ def main(argv=None) -> int:
             )
             return 1
         return 0
-    args.out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     for n, b in files.items():
-        (args.out / n).write_bytes(b)
-    print(f"wrote {', '.join(files)} to {args.out}")
+        (out / n).write_bytes(b)
+    print(f"wrote {', '.join(files)} to {out}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
