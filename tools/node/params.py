@@ -464,7 +464,7 @@ def settings_from(raw: dict) -> tuple[tuple[Setting, ...], ThresholdSetting]:
 @lru_cache(maxsize=1)
 def settings() -> tuple[tuple[Setting, ...], ThresholdSetting]:
     """The CONFIG settings of firmware/lib/ewcore/ewcore.toml (in key order) and the thresholds."""
-    return settings_from(tomllib.loads(CONFIG_PATH.read_text()))
+    return settings_from(default().raw)
 
 
 #: a class threshold (Q8) that disables the class: the core's EW_THRESHOLD_OFF, also the wire value
