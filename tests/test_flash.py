@@ -22,7 +22,7 @@ import pytest
 
 from tools import flash as flash_cmd
 from tools.esp import flash
-from tools.sim.romsim import FLASH_DATA, FLASH_DEFL_DATA, SPI_FLASH_MD5, RomSim
+from tools.sim.romsim import FLASH_DATA, FLASH_DEFL_DATA, SPI_FLASH_MD5
 from tools.wire import esp_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,20 +70,6 @@ def merged(tmp_path: Path, chip: str) -> Path:
     return p
 
 
-@pytest.fixture
-def sims():
-    started = []
-
-    def make(chip="esp32", **kw):
-        s = RomSim(chip, **kw).start()
-        started.append(s)
-        return s
-
-    yield make
-    for s in started:
-        s.stop()
-
-
 def run(argv, capsys):
     rc = flash_cmd.main([str(a) for a in argv])
     out, err = capsys.readouterr()
@@ -94,9 +80,9 @@ def run(argv, capsys):
 # end to end
 
 
-def test_flash_merged_image_stub_end_to_end(tmp_path, sims, capsys):
+def test_flash_merged_image_stub_end_to_end(tmp_path, romsims, capsys):
     img = merged(tmp_path, "esp32")
-    sim = sims("esp32")
+    sim = romsims("esp32")
     rc, out, err = run(["--port", sim.port, "--firmware", img, *EXPECT], capsys)
     assert rc == 0, err
     data = img.read_bytes()
@@ -110,9 +96,9 @@ def test_flash_merged_image_stub_end_to_end(tmp_path, sims, capsys):
 
 
 @pytest.mark.parametrize("chip", ["esp32", "esp32s3", "esp32c3"])
-def test_flash_build_dir_rom_loader_offsets(tmp_path, sims, capsys, chip):
+def test_flash_build_dir_rom_loader_offsets(tmp_path, romsims, capsys, chip):
     d = build_dir(tmp_path, chip)
-    sim = sims(chip)
+    sim = romsims(chip)
     rc, out, err = run(["--port", sim.port, "--firmware", d, "--no-stub", *EXPECT], capsys)
     assert rc == 0, err
     boot_at = 0x1000 if chip == "esp32" else 0x0
@@ -127,9 +113,9 @@ def test_flash_build_dir_rom_loader_offsets(tmp_path, sims, capsys, chip):
     assert f"for {chip}" in out
 
 
-def test_flash_node_library_result(tmp_path, sims):
+def test_flash_node_library_result(tmp_path, romsims):
     img = flash.load_image(build_dir(tmp_path, "esp32c3"))
-    sim = sims("esp32c3", mac="aa:bb:cc:dd:ee:01")
+    sim = romsims("esp32c3", mac="aa:bb:cc:dd:ee:01")
     res = flash.flash_node(
         sim.port, img, flash.FlashOptions(expected=flash.Expected(MODEL, CONFIG))
     )
@@ -141,9 +127,9 @@ def test_flash_node_library_result(tmp_path, sims):
     assert json.loads(json.dumps(res.as_dict()))["hello"]["model_hash"] == MODEL
 
 
-def test_reflash_a_running_node(tmp_path, sims, capsys):
+def test_reflash_a_running_node(tmp_path, romsims, capsys):
     """Second flash of a node already running the firmware (the SYNC resets it into the ROM)."""
-    sim = sims("esp32")
+    sim = romsims("esp32")
     d = build_dir(tmp_path, "esp32")
     assert run(["--port", sim.port, "--firmware", d, *EXPECT], capsys)[0] == 0
     d2 = tmp_path / "v2" / "esp32dev"
@@ -157,7 +143,7 @@ def test_reflash_a_running_node(tmp_path, sims, capsys):
     assert sim.boots == 2
 
 
-def test_default_expected_hashes_come_from_the_checkout(tmp_path, sims, capsys):
+def test_default_expected_hashes_come_from_the_checkout(tmp_path, romsims, capsys):
     """Without --expect-*: config hash = tools.node.params config_hash, model = manifest.json."""
     from tools.node import params
 
@@ -165,7 +151,7 @@ def test_default_expected_hashes_come_from_the_checkout(tmp_path, sims, capsys):
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     (model_dir / "manifest.json").write_text(json.dumps({"model_sha256": MODEL + "00" * 24}))
-    sim = sims("esp32", config_hash=cfg)
+    sim = romsims("esp32", config_hash=cfg)
     rc, out, err = run(
         ["--port", sim.port, "--firmware", merged(tmp_path, "esp32"), "--model-dir", model_dir],
         capsys,
@@ -175,13 +161,13 @@ def test_default_expected_hashes_come_from_the_checkout(tmp_path, sims, capsys):
     assert (exp.model_hash, exp.config_hash) == (MODEL, cfg)
 
 
-def test_flash_then_the_twins_hello(tmp_path, sims, capsys):
+def test_flash_then_the_twins_hello(tmp_path, romsims, capsys):
     """The board boots into the real simulated node (tools/twin.py, the firmware's C app),
     which announces the identity of the image that was flashed, as the board would."""
     from tools.sim import twin
 
     with twin.start(silence=True, stub_scores=[0] * 7 + [255], board="twin-esp32") as tw:
-        sim = sims("esp32", app_port=tw.port)
+        sim = romsims("esp32", app_port=tw.port)
         img = merged(tmp_path, "esp32")
         rc, out, err = run(["--port", sim.port, "--firmware", img, *EXPECT], capsys)
         assert rc == 0, err
@@ -203,9 +189,9 @@ def test_flash_then_the_twins_hello(tmp_path, sims, capsys):
 
 
 @pytest.mark.slow
-def test_baud_fallback(tmp_path, sims, capsys):
+def test_baud_fallback(tmp_path, romsims, capsys):
     """The adapter cannot do 921600 (the CHANGE_BAUDRATE is lost): reconnect, write at 115200."""
-    sim = sims("esp32s3", max_baud=460800)
+    sim = romsims("esp32s3", max_baud=460800)
     d = build_dir(tmp_path, "esp32s3")
     rc, out, err = run(["--port", sim.port, "--firmware", d, *EXPECT], capsys)
     assert rc == 0, err
@@ -214,10 +200,10 @@ def test_baud_fallback(tmp_path, sims, capsys):
     assert sim.read_flash(0x10000, len(data)) == data
 
 
-def test_all_in_parallel_by_vid_pid(tmp_path, sims, capsys, monkeypatch):
-    a = sims("esp32", mac="24:0a:c4:00:00:01")
-    b = sims("esp32", mac="24:0a:c4:00:00:02")
-    other = sims("esp32")  # a serial port that is not an ESP32 bridge
+def test_all_in_parallel_by_vid_pid(tmp_path, romsims, capsys, monkeypatch):
+    a = romsims("esp32", mac="24:0a:c4:00:00:01")
+    b = romsims("esp32", mac="24:0a:c4:00:00:02")
+    other = romsims("esp32")  # a serial port that is not an ESP32 bridge
     fake = [
         SimpleNamespace(
             device=a.port, vid=0x10C4, pid=0xEA60, description="CP2102", serial_number="0001"
@@ -244,9 +230,9 @@ def test_all_in_parallel_by_vid_pid(tmp_path, sims, capsys, monkeypatch):
     assert all(ln.rstrip().endswith("OK") for ln in table[1:])
 
 
-def test_all_reports_each_node(tmp_path, sims, capsys, monkeypatch):
-    good = sims("esp32")
-    silent = sims("esp32", silent_app=True)
+def test_all_reports_each_node(tmp_path, romsims, capsys, monkeypatch):
+    good = romsims("esp32")
+    silent = romsims("esp32", silent_app=True)
     fake = [
         SimpleNamespace(
             device=p, vid=0x303A, pid=0x1001, description="USB JTAG", serial_number=None
@@ -264,8 +250,8 @@ def test_all_reports_each_node(tmp_path, sims, capsys, monkeypatch):
     assert err.count("\n") == 1 and silent.port in err and "silent after flashing" in err
 
 
-def test_verify_subcommand(sims, capsys):
-    sim = sims("esp32c3", boot="app", preload=preload("esp32c3"))
+def test_verify_subcommand(romsims, capsys):
+    sim = romsims("esp32c3", boot="app", preload=preload("esp32c3"))
     rc, out, err = run(["verify", "--port", sim.port, *EXPECT], capsys)
     assert rc == 0, err
     assert f"model {MODEL}" in out and "OK" in out
@@ -303,11 +289,11 @@ def test_image_subcommand_merges_at_the_right_offsets(tmp_path, capsys):
 @pytest.mark.parametrize(
     "chip,name", [("esp32", "ESP32-D0WD"), ("esp32s3", "ESP32-S3"), ("esp32c3", "ESP32-C3")]
 )
-def test_romsim_speaks_esptools_protocol(tmp_path, sims, capsys, chip, name):
+def test_romsim_speaks_esptools_protocol(tmp_path, romsims, capsys, chip, name):
     """The simulator against esptool's own command line (no tools/flash.py involved)."""
     import esptool
 
-    sim = sims(chip, mac="24:0a:c4:aa:bb:cc")
+    sim = romsims(chip, mac="24:0a:c4:aa:bb:cc")
     blob = tmp_path / "blob.bin"
     blob.write_bytes(bytes(random.Random(5).getrandbits(8) for _ in range(3000)))
     base = ["--port", sim.port, "--before", "no-reset", "--after", "no-reset", "--no-stub"]
@@ -374,8 +360,8 @@ def test_no_such_port(tmp_path, capsys):
     assert rc == 2 and "no such serial port" in _one_error_line(err)
 
 
-def test_wrong_chip(tmp_path, sims, capsys):
-    sim = sims("esp32c3")
+def test_wrong_chip(tmp_path, romsims, capsys):
+    sim = romsims("esp32c3")
     rc, out, err = run(
         ["--port", sim.port, "--firmware", merged(tmp_path, "esp32"), *EXPECT], capsys
     )
@@ -384,8 +370,8 @@ def test_wrong_chip(tmp_path, sims, capsys):
     assert sim.writes == [] and sim.state == "rom"
 
 
-def test_wrong_chip_from_chip_flag(tmp_path, sims, capsys):
-    sim = sims("esp32s3")
+def test_wrong_chip_from_chip_flag(tmp_path, romsims, capsys):
+    sim = romsims("esp32s3")
     d = build_dir(tmp_path, "esp32c3")
     rc, out, err = run(["--port", sim.port, "--firmware", d, "--chip", "esp32c3"], capsys)
     assert rc == 2 and "wrong chip: expected esp32c3, found esp32s3" in _one_error_line(err)
@@ -394,8 +380,8 @@ def test_wrong_chip_from_chip_flag(tmp_path, sims, capsys):
     assert sim.writes == []
 
 
-def test_node_silent_after_flash(tmp_path, sims, capsys):
-    sim = sims("esp32", silent_app=True)
+def test_node_silent_after_flash(tmp_path, romsims, capsys):
+    sim = romsims("esp32", silent_app=True)
     img = merged(tmp_path, "esp32")
     rc, out, err = run(["--port", sim.port, "--firmware", img, *EXPECT, *FAST], capsys)
     assert rc == 1
@@ -408,9 +394,9 @@ def test_node_silent_after_flash(tmp_path, sims, capsys):
 
 
 @pytest.mark.parametrize("what", ["model", "config"])
-def test_hash_mismatch(tmp_path, sims, capsys, what):
+def test_hash_mismatch(tmp_path, romsims, capsys, what):
     bad = "deadbeefdeadbeef"
-    sim = sims("esp32", **{f"{what}_hash": bad})
+    sim = romsims("esp32", **{f"{what}_hash": bad})
     rc, out, err = run(
         ["--port", sim.port, "--firmware", merged(tmp_path, "esp32"), *EXPECT, *FAST], capsys
     )
@@ -420,8 +406,8 @@ def test_hash_mismatch(tmp_path, sims, capsys, what):
     assert f"hash mismatch: node reports {what} {bad}, expected {want}" in line
 
 
-def test_corrupt_md5_is_a_failed_flash(tmp_path, sims, capsys):
-    sim = sims("esp32c3", corrupt_md5=True)
+def test_corrupt_md5_is_a_failed_flash(tmp_path, romsims, capsys):
+    sim = romsims("esp32c3", corrupt_md5=True)
     rc, out, err = run(
         ["--port", sim.port, "--firmware", merged(tmp_path, "esp32c3"), "--no-stub", *EXPECT],
         capsys,
@@ -431,9 +417,9 @@ def test_corrupt_md5_is_a_failed_flash(tmp_path, sims, capsys):
     assert sim.state == "rom"  # never reset into a firmware that failed to verify
 
 
-def test_node_not_in_download_mode(tmp_path, sims, capsys):
+def test_node_not_in_download_mode(tmp_path, romsims, capsys):
     """A board that never answers the loader protocol (sim firmware with reset-on-SYNC off)."""
-    sim = sims("esp32", boot="app", silent_app=True, reset_on_sync=False)
+    sim = romsims("esp32", boot="app", silent_app=True, reset_on_sync=False)
     rc, out, err = run(
         ["--port", sim.port, "--firmware", merged(tmp_path, "esp32"), "--connect-attempts", "1"],
         capsys,
@@ -500,7 +486,7 @@ def test_build_offline_is_a_clear_error(tmp_path, capsys):
     )
 
 
-def test_build_then_flash(tmp_path, sims, capsys):
+def test_build_then_flash(tmp_path, romsims, capsys):
     """--env runs `pio run -e ENV -d PROJECT` and flashes PROJECT/.pio/build/ENV."""
     src = build_dir(tmp_path / "prebuilt", "esp32c3")
     pio = tmp_path / "pio"
@@ -509,7 +495,7 @@ def test_build_then_flash(tmp_path, sims, capsys):
         f'mkdir -p "$5/.pio/build/$3" && cp {src}/*.bin "$5/.pio/build/$3/"\n'
     )
     pio.chmod(0o755)
-    sim = sims("esp32c3")
+    sim = romsims("esp32c3")
     rc, out, err = run(
         [
             "--env",

@@ -10,6 +10,7 @@ folder: EW_FIRMWARE_C3=DIR); they skip without it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -166,17 +167,9 @@ def one_line(err: str) -> str:
 
 
 @pytest.fixture
-def sim():
-    started = []
-
-    def make(chip="esp32c3", **kw):
-        s = RomSim(chip, **kw).start()
-        started.append(s)
-        return s
-
-    yield make
-    for s in started:
-        s.stop()
+def sim(romsims):
+    """ROM simulators of an ESP32-C3 (tests/conftest.py's romsims), stopped after the test."""
+    return functools.partial(romsims, "esp32c3")
 
 
 def test_the_node_announces_the_identity_of_its_image(tmp_path, sim, capsys):
