@@ -99,7 +99,7 @@ train: setup
 
 # 5-fold cross-validation through the node pipeline, DS-CNN vs CRNN (~50 min on 2 cores)
 crossval: setup
-	$(VPY) -m training crossval --csv $(DATA)/all_metadata.csv --root $(DATA) --json firmware/model/crossval.json --epochs 15
+	$(VPY) -m training crossval --csv $(DATA)/all_metadata.csv --root $(DATA) --json-out firmware/model/crossval.json --epochs 15
 
 # regenerate the parameter header/tables, check the golden vectors against the reference and
 # the model's generated C against firmware/model/model.tflite + manifest.json

@@ -6,8 +6,10 @@ Commands
   ship       `train` with the shipped defaults on ../shared/data, written to firmware/model
   export     regenerate the C files of a model folder from its model.tflite + manifest.json
              (--check: exit 1 if the manifest or the C files do not match the .tflite)
-  crossval   train/evaluate per held-out fold (CNN vs CRNN), mean +- std per metric, --json OUT
+  crossval   train/evaluate per held-out fold (CNN vs CRNN), mean +- std per metric, and the
+             scene benchmark of each held-out fold; results to --json-out OUT
   scenes     scene benchmark of a test fold: build / inspect / eval (training.scenes)
+  data       download the public corpora and convert them to the layout `ship` reads
 
 The CSV needs columns path,label (paths relative to --root); fold, duration_s, source,
 licence are optional, other columns are ignored.  Labels that are not model classes are

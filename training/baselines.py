@@ -3,8 +3,8 @@ coefficient) with logistic regression and with an SVM, the classic clip classifi
 environmental sound; scored on the same clips and with the same metrics as the model.
 
     python -m training.baselines --csv ../shared/data/all_metadata.csv --root ../shared/data \\
-        --test-fold 5 --json build/eval/baselines_fold5.json
-    python -m training.baselines --csv ... --root ... --json build/eval/baselines_cv.json  # every fold
+        --test-fold 5 --json-out build/eval/baselines_fold5.json
+    python -m training.baselines --csv ... --root ... --json-out build/eval/baselines_cv.json  # every fold
 
 Library (what `python -m training crossval` calls once per fold; keep the signature stable):
 
@@ -207,7 +207,15 @@ def main(argv=None) -> int:
         metavar="K",
         help="test on fold K, train on the others (repeatable; default: every fold)",
     )
-    ap.add_argument("--json", type=Path, required=True, help="write the results here")
+    ap.add_argument(
+        "--json-out",
+        "--json",
+        dest="json",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="write the results here (--json is the older name)",
+    )
     ap.add_argument(
         "--classes",
         nargs="+",

@@ -8,7 +8,7 @@ ESC-10 only has 1..3 and the ESC-50 subset only 4), so "fold k" means fold k of 
 clips of one original recording never span folds (see ../shared/data/README.md).
 
     python -m training crossval --csv ../shared/data/all_metadata.csv --root ../shared/data \\
-        --json firmware/model/crossval.json
+        --json-out firmware/model/crossval.json
 
 The JSON holds per architecture and fold the node and classifier metrics (and `gate_ceiling`:
 a perfect model behind the gate, training.evaluate), false alarms per
